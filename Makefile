@@ -1,0 +1,42 @@
+# greenworld: `make` builds the library and runs the demo; `make test` runs every test.
+CC      ?= cc
+CFLAGS  ?= -O2 -g -Wall -Wextra -Wno-unused-parameter
+LIB     := target/release/libgreenworld.so
+TBIN    := target/preload-tests
+TEST_SRC := $(filter-out preload-tests/lib%.c,$(wildcard preload-tests/*.c))
+TEST_BIN := $(patsubst preload-tests/%.c,$(TBIN)/%,$(TEST_SRC))
+TEST_LIB := $(patsubst preload-tests/%.c,$(TBIN)/%.so,$(wildcard preload-tests/lib*.c))
+
+.PHONY: all build demo test test-unit test-preload preload-tests lint clean
+
+all: demo
+
+build: $(LIB)
+
+$(LIB): Cargo.toml $(wildcard Cargo.lock) $(shell find src -name '*.rs')
+	cargo build --release
+
+preload-tests: $(TEST_LIB) $(TEST_BIN)
+
+$(TBIN)/lib%.so: preload-tests/lib%.c preload-tests/gwtest.h
+	@mkdir -p $(TBIN)
+	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -pthread -ldl
+
+# A test that names a preload-tests library in a "// link: libNAME" line is linked against it.
+$(TBIN)/%: preload-tests/%.c preload-tests/gwtest.h $(TEST_LIB)
+	@mkdir -p $(TBIN)
+	$(CC) $(CFLAGS) -o $@ $< $$(sed -n 's|^// link: lib\([a-z0-9_]*\).*|-L$(TBIN) -l\1 -Wl,-rpath,$$ORIGIN|p' $<) -pthread -ldl
+
+# The demo: 10 000 pthreads that each sleep 100 ms twice, under greenrun.
+demo: $(LIB) $(TBIN)/demo_sleepers
+	scripts/greenrun $(TBIN)/demo_sleepers
+
+test: $(LIB) preload-tests
+	scripts/run-tests
+
+lint:
+	cargo fmt --check
+	cargo clippy --release -- -D warnings
+
+clean:
+	cargo clean

@@ -1,0 +1,237 @@
+//! Configuration from the environment, read once (on load, or on the first hooked call if
+//! another library's constructor gets there first).
+//!
+//! The subsystem variables mirror `eventlet.monkey_patch(os=, select=, socket=, thread=, time=)`
+//! with eventlet's truth table: none named, everything is patched; any named true, only those;
+//! otherwise all but those named false.
+
+use crate::patch::{Subsystem, SubsystemSet};
+use core::ffi::CStr;
+
+/// The default green stack when a program gives no `pthread_attr` stack size: what a default
+/// glibc attribute reports, so callers that size buffers by it are not surprised (trap 14).
+pub const DEFAULT_STACK_SIZE: usize = 8 << 20;
+/// glibc's PTHREAD_STACK_MIN: the smallest stack glibc lets a program ask for.
+pub const MIN_STACK_SIZE: usize = 16 << 10;
+
+const BOOLEANS: &str = "1/0, true/false, yes/no, on/off";
+const SIZES: &str = "a byte count of at least 16K, with an optional K, M or G suffix";
+const LEVELS: &str = "off, error, warn, info, debug";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub patched: SubsystemSet,
+    pub stack_size: usize,
+    pub stats: bool,
+    pub log: LogLevel,
+    pub status: bool,
+}
+
+/// A malformed variable: what the one line on stderr says.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadVar {
+    pub name: &'static str,
+    pub value: String,
+    pub accepted: &'static str,
+}
+
+impl core::fmt::Display for BadVar {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}='{}' is not valid; accepted: {}",
+            self.name, self.value, self.accepted
+        )
+    }
+}
+
+impl Config {
+    /// Parses the configuration from a lookup function (the environment, or a test's table).
+    /// An empty value counts as unset.
+    /// Allocates only to report an error (an allocator's own start-up may reach this).
+    pub fn parse<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Config, BadVar> {
+        let get = |name: &str| get(name).filter(|v| !v.is_empty());
+        let bad = |name: &'static str, value: &str, accepted: &'static str| BadVar {
+            name,
+            value: value.to_owned(),
+            accepted,
+        };
+        let boolean = |name: &'static str| -> Result<Option<bool>, BadVar> {
+            match get(name) {
+                None => Ok(None),
+                Some(v) => parse_bool(v)
+                    .map(Some)
+                    .ok_or_else(|| bad(name, v, BOOLEANS)),
+            }
+        };
+
+        let mut named_true = SubsystemSet::EMPTY;
+        let mut named_false = SubsystemSet::EMPTY;
+        for sub in Subsystem::ALL {
+            match boolean(sub.env_var())? {
+                Some(true) => named_true.insert(sub),
+                Some(false) => named_false.insert(sub),
+                None => {}
+            }
+        }
+        let patched = if !named_true.is_empty() {
+            named_true
+        } else {
+            SubsystemSet::ALL.without(named_false)
+        };
+
+        let stack_size = match get("GREENWORLD_STACK_SIZE") {
+            None => DEFAULT_STACK_SIZE,
+            Some(v) => parse_size(v)
+                .filter(|&n| n >= MIN_STACK_SIZE)
+                .ok_or_else(|| bad("GREENWORLD_STACK_SIZE", v, SIZES))?,
+        };
+        let log = match get("GREENWORLD_LOG") {
+            None => LogLevel::Warn,
+            Some(v) => parse_level(v).ok_or_else(|| bad("GREENWORLD_LOG", v, LEVELS))?,
+        };
+        Ok(Config {
+            patched,
+            stack_size,
+            stats: boolean("GREENWORLD_STATS")?.unwrap_or(false),
+            log,
+            status: boolean("GREENWORLD_STATUS")?.unwrap_or(false),
+        })
+    }
+
+    /// Reads the process environment with `getenv` (no lock, no hook, safe this early).
+    pub fn from_env() -> Result<Config, BadVar> {
+        Config::parse(|name| {
+            let mut cname = [0u8; 64];
+            cname[..name.len()].copy_from_slice(name.as_bytes());
+            // SAFETY: cname is NUL-terminated (names are short constants); getenv returns NULL
+            // or a pointer to a NUL-terminated string that lives in the environment.
+            let value = unsafe { libc::getenv(cname.as_ptr().cast()) };
+            if value.is_null() {
+                return None;
+            }
+            // SAFETY: non-null getenv results are NUL-terminated C strings that stay valid
+            // while the configuration is parsed (nothing here changes the environment).
+            unsafe { CStr::from_ptr(value) }
+                .to_str()
+                .ok()
+                .or(Some("\u{fffd}"))
+        })
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    let is = |word: &str| v.eq_ignore_ascii_case(word);
+    if is("1") || is("true") || is("yes") || is("on") {
+        Some(true)
+    } else if is("0") || is("false") || is("no") || is("off") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn parse_size(v: &str) -> Option<usize> {
+    let (digits, shift) = match v.as_bytes().last()?.to_ascii_lowercase() {
+        b'k' => (&v[..v.len() - 1], 10),
+        b'm' => (&v[..v.len() - 1], 20),
+        b'g' => (&v[..v.len() - 1], 30),
+        _ => (v, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<usize>().ok()?.checked_mul(1 << shift)
+}
+
+fn parse_level(v: &str) -> Option<LogLevel> {
+    const LEVELS: [(&str, LogLevel); 5] = [
+        ("off", LogLevel::Off),
+        ("error", LogLevel::Error),
+        ("warn", LogLevel::Warn),
+        ("info", LogLevel::Info),
+        ("debug", LogLevel::Debug),
+    ];
+    LEVELS
+        .iter()
+        .find(|(word, _)| v.eq_ignore_ascii_case(word))
+        .map(|&(_, level)| level)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, BadVar> {
+        Config::parse(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v))
+    }
+
+    fn patched(vars: &[(&str, &str)]) -> Vec<&'static str> {
+        let set = parse(vars).unwrap().patched;
+        Subsystem::ALL
+            .into_iter()
+            .filter(|s| set.contains(*s))
+            .map(|s| s.name())
+            .collect()
+    }
+
+    #[test]
+    fn eventlet_truth_table() {
+        assert_eq!(patched(&[]), ["os", "select", "socket", "thread", "time"]);
+        assert_eq!(
+            patched(&[("GREENWORLD_SOCKET", "1"), ("GREENWORLD_SELECT", "true")]),
+            ["select", "socket"]
+        );
+        assert_eq!(
+            patched(&[("GREENWORLD_THREAD", "0")]),
+            ["os", "select", "socket", "time"]
+        );
+        assert_eq!(
+            patched(&[("GREENWORLD_THREAD", "1"), ("GREENWORLD_TIME", "off")]),
+            ["thread"]
+        );
+        assert_eq!(patched(&[("GREENWORLD_TIME", "")]), patched(&[]));
+        assert_eq!(patched(&[("GREENWORLD_OS", "YES")]), ["os"]);
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        let err = parse(&[("GREENWORLD_TIME", "maybe")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "GREENWORLD_TIME='maybe' is not valid; accepted: 1/0, true/false, yes/no, on/off"
+        );
+        assert_eq!(
+            parse(&[("GREENWORLD_LOG", "loud")]).unwrap_err().name,
+            "GREENWORLD_LOG"
+        );
+        assert_eq!(
+            parse(&[("GREENWORLD_STATS", "2")]).unwrap_err().name,
+            "GREENWORLD_STATS"
+        );
+    }
+
+    #[test]
+    fn stack_sizes() {
+        let size = |v: &str| parse(&[("GREENWORLD_STACK_SIZE", v)]).map(|c| c.stack_size);
+        assert_eq!(size("256K"), Ok(256 << 10));
+        assert_eq!(size("1m"), Ok(1 << 20));
+        assert_eq!(size("1G"), Ok(1 << 30));
+        assert_eq!(size("65536"), Ok(65536));
+        assert!(size("1K").is_err(), "below PTHREAD_STACK_MIN");
+        assert!(size("12Q").is_err());
+        assert!(size("K").is_err());
+        assert!(size("-5M").is_err());
+        assert!(size("99999999999999999999G").is_err());
+        assert_eq!(parse(&[]).unwrap().stack_size, DEFAULT_STACK_SIZE);
+    }
+}

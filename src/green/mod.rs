@@ -1,0 +1,184 @@
+//! Green threads: the control block every hooked pthread function works on, and the tokens
+//! that make waking one exact.
+//!
+//! A green thread parks with a fresh token and is woken only by whoever presents that token, so
+//! a stale timer or a late waker can never wake it out of a later, unrelated wait.
+
+pub mod stack;
+pub mod table;
+
+use crate::hub::Hub;
+use core::cell::{Cell, UnsafeCell};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use corosensei::{Coroutine, Yielder};
+use libc::c_int;
+use stack::Stack;
+use std::sync::Mutex;
+
+pub type GreenCoroutine = Coroutine<(), (), usize, Stack>;
+pub type GreenYielder = Yielder<(), ()>;
+
+/// Where a green thread stands with respect to `pthread_join`/`pthread_detach`.
+#[derive(Clone, Copy)]
+pub enum Join {
+    Joinable,
+    Detached,
+    /// A joiner is parked with this token.
+    Waiting {
+        joiner: &'static Green,
+        token: u64,
+    },
+    /// Finished; the return value waits for a joiner.
+    Done,
+}
+
+/// The usable stack of a green thread, as `pthread_getattr_np` reports it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StackInfo {
+    pub low: usize,
+    pub size: usize,
+    pub guard: usize,
+}
+
+/// A green thread's control block (or a hub's root: the OS thread's own stack, which runs the
+/// hub loop when it waits). Its address is the green thread's `pthread_t`.
+pub struct Green {
+    live: AtomicBool,
+    root: bool,
+    hub: Cell<*const Hub>,
+    pub(crate) coroutine: UnsafeCell<Option<GreenCoroutine>>,
+    pub(crate) yielder: Cell<*const GreenYielder>,
+    /// errno while switched out (trap 7: every green thread has its own).
+    pub(crate) errno: Cell<c_int>,
+    /// The token of the current wait, 0 when not parked.
+    park_token: AtomicU64,
+    pub(crate) timed_out: Cell<bool>,
+    /// Timer entries that still name this thread (stale ones included).
+    pub(crate) timers_in_heap: Cell<u32>,
+    /// `pthread_exit` was called: the hub discards the stack instead of resuming it.
+    pub(crate) exiting: Cell<bool>,
+    pub(crate) retval: AtomicUsize,
+    pub(crate) join: Mutex<Join>,
+    /// This thread's pthread_key values (trap 7): (key, value), few per thread.
+    pub(crate) keys: UnsafeCell<Vec<(libc::pthread_key_t, *mut libc::c_void)>>,
+    pub(crate) name: Mutex<[u8; 16]>,
+    pub(crate) stack: StackInfo,
+    /// The thread's entry, called once on its own stack.
+    pub(crate) entry: Cell<Option<Entry>>,
+}
+
+/// What a green thread runs: the C start routine (POSIX or C11) and its argument.
+#[derive(Clone, Copy, Debug)]
+pub enum Entry {
+    Posix(crate::real::StartRoutine, *mut libc::c_void),
+    C11(crate::real::C11Start, *mut libc::c_void),
+}
+
+// SAFETY: the non-atomic fields (Cells, UnsafeCells) are touched only by the OS thread of the
+// hub the green thread belongs to (green threads never migrate: trap 8); what other OS threads
+// touch (live, park_token, retval, join, name) is atomic or behind a Mutex.
+unsafe impl Sync for Green {}
+// SAFETY: as above; a Green is only ever shared by reference, never moved across threads.
+unsafe impl Send for Green {}
+
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+impl Green {
+    fn new(root: bool, hub: *const Hub, stack: StackInfo, entry: Option<Entry>) -> Green {
+        Green {
+            live: AtomicBool::new(true),
+            root,
+            hub: Cell::new(hub),
+            coroutine: UnsafeCell::new(None),
+            yielder: Cell::new(core::ptr::null()),
+            errno: Cell::new(0),
+            park_token: AtomicU64::new(0),
+            timed_out: Cell::new(false),
+            timers_in_heap: Cell::new(0),
+            exiting: Cell::new(false),
+            retval: AtomicUsize::new(0),
+            join: Mutex::new(Join::Joinable),
+            keys: UnsafeCell::new(Vec::new()),
+            name: Mutex::new([0; 16]),
+            stack,
+            entry: Cell::new(entry),
+        }
+    }
+
+    /// A new green thread's block, before it is placed in the table.
+    pub fn thread(hub: &Hub, stack: StackInfo, entry: Entry, detached: bool) -> Green {
+        let g = Green::new(false, hub, stack, Some(entry));
+        if detached {
+            *g.join.lock().unwrap_or_else(|e| e.into_inner()) = Join::Detached;
+        }
+        g
+    }
+
+    /// A hub's root: the OS thread itself.
+    pub fn root() -> Green {
+        Green::new(true, core::ptr::null(), StackInfo::default(), None)
+    }
+
+    /// A freed table slot.
+    pub fn dead() -> Green {
+        let g = Green::new(false, core::ptr::null(), StackInfo::default(), None);
+        g.live.store(false, Ordering::Relaxed);
+        g
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.root
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Marks a slot as gone: its handle now answers ESRCH and it refuses every wake.
+    pub(crate) fn retire(&self) {
+        self.live.store(false, Ordering::Release);
+        self.park_token.store(0, Ordering::Release);
+    }
+
+    pub fn hub(&self) -> &'static Hub {
+        // SAFETY: set once when the thread (or root) is made, to a hub that is never freed.
+        unsafe { &*self.hub.get() }
+    }
+
+    pub(crate) fn set_hub(&self, hub: &'static Hub) {
+        self.hub.set(hub);
+    }
+
+    /// This thread's `pthread_t`.
+    pub fn handle(&'static self) -> libc::pthread_t {
+        self as *const Green as libc::pthread_t
+    }
+
+    /// Starts a wait: returns the token a waker must present. Called by the thread itself,
+    /// before it makes itself findable by wakers.
+    pub(crate) fn arm(&self) -> u64 {
+        let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        self.park_token.store(token, Ordering::Release);
+        token
+    }
+
+    /// Still waiting on `token`?
+    pub(crate) fn is_parked_on(&self, token: u64) -> bool {
+        self.park_token.load(Ordering::Acquire) == token
+    }
+
+    /// Wakes the thread if it is still in the wait `token` names; from any OS thread.
+    /// Returns whether this call woke it.
+    pub fn unpark(&'static self, token: u64) -> bool {
+        if token == 0
+            || self
+                .park_token
+                .compare_exchange(token, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        self.hub().wake(self);
+        true
+    }
+}

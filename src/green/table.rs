@@ -1,0 +1,123 @@
+//! The table of green-thread control blocks. A green thread's `pthread_t` is the address of its
+//! slot, so every pthread function can tell a green handle from a real one with a range check,
+//! and a stale handle (joined, or never ours) is answered with ESRCH instead of a crash.
+//!
+//! Slots live in one reserved, lazily committed mapping that is never unmapped: a stale pointer
+//! to a slot (a timer that outlived its sleeper) always points at valid memory.
+
+use super::Green;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Most green threads alive at once, in every hub together.
+pub const CAPACITY: usize = 1 << 22;
+
+struct Table {
+    base: usize,
+    /// Slots ever handed out; slots below this are initialised memory.
+    used: AtomicUsize,
+    free: Mutex<Vec<usize>>,
+}
+
+static TABLE: once_cell::sync::OnceCell<Option<Table>> = once_cell::sync::OnceCell::new();
+
+fn table() -> Option<&'static Table> {
+    TABLE
+        .get_or_init(|| {
+            let len = CAPACITY * size_of::<Green>();
+            // SAFETY: a fresh anonymous mapping, reserved without committing memory.
+            let base = unsafe {
+                libc::mmap(
+                    core::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            (base != libc::MAP_FAILED).then(|| Table {
+                base: base as usize,
+                used: AtomicUsize::new(0),
+                free: Mutex::new(Vec::new()),
+            })
+        })
+        .as_ref()
+}
+
+/// Places `green` in a free slot; None when the table is full (or could not be mapped).
+pub fn insert(green: Green) -> Option<&'static Green> {
+    let table = table()?;
+    let index = match table.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+        Some(i) => i,
+        None => {
+            let i = table.used.fetch_add(1, Ordering::Relaxed);
+            if i >= CAPACITY {
+                table.used.fetch_sub(1, Ordering::Relaxed);
+                return None;
+            }
+            i
+        }
+    };
+    let slot = (table.base + index * size_of::<Green>()) as *mut Green;
+    // SAFETY: the slot is inside the mapping, aligned (the mapping is page-aligned and slots are
+    // size_of::<Green>() apart), and not in use: it was free or never handed out. Writing
+    // without dropping is right: a free slot's previous occupant was already dropped.
+    unsafe {
+        slot.write(green);
+        Some(&*slot)
+    }
+}
+
+/// A handle inside the table whose thread is gone (ESRCH).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Gone;
+
+/// The live green thread whose handle is `handle`; `Ok(None)` for a handle that is not ours (a
+/// real thread).
+pub fn lookup(handle: usize) -> Result<Option<&'static Green>, Gone> {
+    let Some(table) = TABLE.get().and_then(Option::as_ref) else {
+        return Ok(None);
+    };
+    let offset = handle.wrapping_sub(table.base);
+    if offset >= CAPACITY * size_of::<Green>() {
+        return Ok(None);
+    }
+    if offset % size_of::<Green>() != 0
+        || offset / size_of::<Green>() >= table.used.load(Ordering::Relaxed)
+    {
+        return Err(Gone);
+    }
+    // SAFETY: an initialised slot (below `used`, on a slot boundary); slots are never unmapped
+    // and a freed slot is left in a valid state with `live` false.
+    let green = unsafe { &*(handle as *const Green) };
+    if green.is_live() {
+        Ok(Some(green))
+    } else {
+        Err(Gone)
+    }
+}
+
+/// Returns a finished, reaped thread's slot to the table.
+///
+/// # Safety
+/// `green` must come from [`insert`], be finished, and no longer be referenced by anything
+/// but stale handles and stale timer entries (which only ever read its atomics).
+pub unsafe fn remove(green: &'static Green) {
+    let Some(table) = table() else { return };
+    let addr = green as *const Green as usize;
+    green.retire();
+    let slot = addr as *mut Green;
+    // SAFETY: per the contract, nothing uses the slot's non-atomic state any more; dropping in
+    // place releases its key table. The atomics stay readable (memory is never unmapped), and
+    // `retire` made them refuse every wake.
+    unsafe { core::ptr::drop_in_place(slot) };
+    // SAFETY: re-initialise the dropped slot as a dead block so stale readers see valid data.
+    unsafe { slot.write(Green::dead()) };
+    let index = (addr - table.base) / size_of::<Green>();
+    table
+        .free
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(index);
+}

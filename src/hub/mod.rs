@@ -1,0 +1,362 @@
+//! The hub: one per OS thread that runs green threads, with a run queue, a timer heap and a
+//! poller (epoll, through the `polling` crate).
+//!
+//! The OS thread itself is the hub's *root*: it is not a coroutine. When the root would block it
+//! runs the hub loop on its own stack until its own wait is over; a green thread that would block
+//! suspends back into that loop. Green threads stay on the hub that made them (trap 8); a wake
+//! from another OS thread goes through the hub's inbox and notifier (trap 12).
+
+pub mod timers;
+
+use crate::green::stack::{Stack, StackPool};
+use crate::green::{Green, GreenYielder, Join, table};
+use crate::stats::{self, ParkReason};
+use crate::sys::{errno, now_ns, set_errno};
+use core::cell::{Cell, RefCell};
+use core::ptr;
+use corosensei::{Coroutine, CoroutineResult};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use timers::Timers;
+
+/// How many green threads run back to back before the loop looks at timers and the inbox again.
+const CHECK_EVERY: u32 = 64;
+
+pub struct Hub {
+    root: &'static Green,
+    current: Cell<&'static Green>,
+    run_queue: RefCell<VecDeque<&'static Green>>,
+    timers: RefCell<Timers<usize>>,
+    poller: polling::Poller,
+    events: RefCell<polling::Events>,
+    /// Green threads of this hub woken by other OS threads.
+    inbox: Mutex<Vec<&'static Green>>,
+    inbox_full: AtomicBool,
+    /// Green threads made by this hub that have not finished.
+    alive: Cell<usize>,
+    /// The root's token while it waits for `alive` to reach zero (`pthread_exit` from `main`).
+    all_done_token: Cell<u64>,
+    stacks: RefCell<StackPool>,
+    /// The OS thread's real `pthread_t`.
+    os_thread: libc::pthread_t,
+}
+
+// SAFETY: other OS threads only reach `inbox`, `inbox_full` and `poller.notify()` (all
+// thread-safe) through `wake`; every other field is touched by the hub's own OS thread only.
+unsafe impl Sync for Hub {}
+
+thread_local! {
+    /// This OS thread's hub, or null. Const-initialised and destructor-free (trap 6): hubs are
+    /// leaked and stay valid while `exit` runs atexit handlers that may still call hooks.
+    static HUB: Cell<*const Hub> = const { Cell::new(ptr::null()) };
+}
+
+impl Hub {
+    /// This OS thread's hub, if it has one.
+    #[inline]
+    pub fn current() -> Option<&'static Hub> {
+        let hub = HUB.with(Cell::get);
+        // SAFETY: a non-null HUB was leaked by `get_or_create` and is never freed.
+        (!hub.is_null()).then(|| unsafe { &*hub })
+    }
+
+    /// This OS thread's hub, made on first use.
+    pub fn get_or_create() -> std::io::Result<&'static Hub> {
+        if let Some(hub) = Hub::current() {
+            return Ok(hub);
+        }
+        let root: &'static Green = Box::leak(Box::new(Green::root()));
+        let hub: &'static Hub = Box::leak(Box::new(Hub {
+            root,
+            current: Cell::new(root),
+            run_queue: RefCell::new(VecDeque::new()),
+            timers: RefCell::new(Timers::default()),
+            poller: polling::Poller::new()?,
+            events: RefCell::new(polling::Events::new()),
+            inbox: Mutex::new(Vec::new()),
+            inbox_full: AtomicBool::new(false),
+            alive: Cell::new(0),
+            all_done_token: Cell::new(0),
+            stacks: RefCell::new(StackPool::default()),
+            // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
+            os_thread: unsafe { (crate::real::get().pthread_self)() },
+        }));
+        root.set_hub(hub);
+        HUB.with(|h| h.set(hub));
+        crate::log!(Debug, "hub created on OS thread {:#x}", hub.os_thread);
+        Ok(hub)
+    }
+
+    /// The green thread running now (the root when no coroutine runs).
+    #[inline]
+    pub fn current_green(&self) -> &'static Green {
+        self.current.get()
+    }
+
+    /// Is a coroutine (not the root) running?
+    #[inline]
+    pub fn in_green(&self) -> bool {
+        !ptr::eq(self.current.get(), self.root)
+    }
+
+    /// Green threads of this hub that have not finished.
+    pub fn alive(&self) -> usize {
+        self.alive.get()
+    }
+
+    pub fn os_thread(&self) -> libc::pthread_t {
+        self.os_thread
+    }
+
+    pub fn take_stack(&self, size: usize, guard: usize) -> Option<Stack> {
+        self.stacks.borrow_mut().get(size, guard)
+    }
+
+    /// Makes `green` (not yet started) runnable on this hub, running `body` on `stack`.
+    pub fn spawn(
+        &'static self,
+        green: &'static Green,
+        stack: Stack,
+        body: fn(&'static Green) -> usize,
+    ) {
+        let coroutine = Coroutine::with_stack(stack, move |yielder: &GreenYielder, ()| {
+            green.yielder.set(yielder);
+            body(green)
+        });
+        // SAFETY: the thread has not started; nothing else refers to its coroutine slot.
+        unsafe { *green.coroutine.get() = Some(coroutine) };
+        self.alive.set(self.alive.get() + 1);
+        stats::thread_created();
+        self.run_queue.borrow_mut().push_back(green);
+    }
+
+    /// Puts the calling thread (green or root) to sleep until a waker presents `token` (from
+    /// `Green::arm`, taken before the thread made itself findable) or until `deadline`
+    /// (CLOCK_MONOTONIC ns). Returns true when the deadline woke it.
+    pub fn park(
+        &self,
+        me: &'static Green,
+        token: u64,
+        reason: ParkReason,
+        deadline: Option<u64>,
+    ) -> bool {
+        stats::parked(reason);
+        me.timed_out.set(false);
+        if let Some(deadline) = deadline {
+            self.timers
+                .borrow_mut()
+                .push(deadline, me as *const Green as usize, token);
+            me.timers_in_heap.set(me.timers_in_heap.get() + 1);
+        }
+        if me.is_root() {
+            self.run_until_woken(me, token);
+        } else {
+            self.suspend(me);
+        }
+        me.timed_out.get()
+    }
+
+    /// Lets the other runnable green threads run, then returns; false when there were none.
+    pub fn yield_now(&self) -> bool {
+        let me = self.current.get();
+        if me.is_root() {
+            return self.run_ready_once();
+        }
+        stats::parked(ParkReason::Yield);
+        self.run_queue.borrow_mut().push_back(me);
+        self.suspend(me);
+        true
+    }
+
+    /// Ends the calling green thread now: its stack is discarded without unwinding (C frames
+    /// live on it). Only `pthread_exit`'s path may call this, holding nothing that needs drop.
+    pub fn exit_current(&self, retval: usize) -> ! {
+        let me = self.current.get();
+        debug_assert!(!me.is_root());
+        me.retval.store(retval, Ordering::Release);
+        me.exiting.set(true);
+        self.suspend(me);
+        crate::fatal!("an exited green thread was resumed")
+    }
+
+    /// Parks the root until every green thread of this hub has finished.
+    pub fn wait_all_done(&self) {
+        while self.alive.get() > 0 {
+            let token = self.root.arm();
+            self.all_done_token.set(token);
+            self.park(self.root, token, ParkReason::Exit, None);
+        }
+    }
+
+    /// Wakes `green`, whose token was just taken by `Green::unpark`.
+    pub(crate) fn wake(&'static self, green: &'static Green) {
+        let here = HUB.with(Cell::get);
+        if ptr::eq(here, self) {
+            if !green.is_root() {
+                self.run_queue.borrow_mut().push_back(green);
+            }
+            // The root needs nothing: its loop checks its token after every step.
+            return;
+        }
+        if !green.is_root() {
+            self.inbox
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(green);
+            self.inbox_full.store(true, Ordering::Release);
+        }
+        if let Err(e) = self.poller.notify() {
+            crate::log!(Error, "cannot notify a hub: {e}");
+        }
+    }
+
+    fn suspend(&self, me: &'static Green) {
+        let yielder = me.yielder.get();
+        // SAFETY: `me` is the running coroutine of this hub (not the root), so its yielder was
+        // set when it started and lives on its stack for as long as it runs.
+        unsafe { (*yielder).suspend(()) }
+    }
+
+    /// The hub loop, run by the root on its own stack until its wait `token` is over.
+    fn run_until_woken(&self, root: &'static Green, token: u64) {
+        let saved_errno = errno();
+        let mut since_check = 0;
+        while root.is_parked_on(token) {
+            if since_check == 0 || self.run_queue.borrow().is_empty() {
+                self.drain_inbox();
+                self.fire_due_timers();
+                since_check = CHECK_EVERY;
+            }
+            since_check -= 1;
+            let next = self.run_queue.borrow_mut().pop_front();
+            match next {
+                Some(green) => self.resume(green),
+                None if root.is_parked_on(token) => self.wait_for_events(),
+                None => break,
+            }
+        }
+        set_errno(saved_errno);
+    }
+
+    /// Runs what is runnable now (once each), for a yielding root.
+    fn run_ready_once(&self) -> bool {
+        let saved_errno = errno();
+        self.drain_inbox();
+        self.fire_due_timers();
+        let ready = self.run_queue.borrow().len();
+        for _ in 0..ready {
+            let next = self.run_queue.borrow_mut().pop_front();
+            if let Some(green) = next {
+                self.resume(green);
+            }
+        }
+        set_errno(saved_errno);
+        ready > 0
+    }
+
+    fn drain_inbox(&self) {
+        if !self.inbox_full.swap(false, Ordering::Acquire) {
+            return;
+        }
+        let woken = core::mem::take(&mut *self.inbox.lock().unwrap_or_else(|e| e.into_inner()));
+        self.run_queue.borrow_mut().extend(woken);
+    }
+
+    fn fire_due_timers(&self) {
+        if self.timers.borrow().is_empty() {
+            return;
+        }
+        let now = now_ns();
+        loop {
+            let due = self.timers.borrow_mut().pop_due(now);
+            let Some(timer) = due else { break };
+            // SAFETY: entries name live blocks of this hub: a thread's entries are forgotten
+            // before it finishes, and roots are never freed.
+            let green = unsafe { &*(timer.waiter as *const Green) };
+            green.timers_in_heap.set(green.timers_in_heap.get() - 1);
+            if green.unpark(timer.token) {
+                green.timed_out.set(true);
+            }
+        }
+    }
+
+    /// Blocks the OS thread in the poller until the next timer, an I/O event or a notify.
+    fn wait_for_events(&self) {
+        let timeout = self
+            .timers
+            .borrow()
+            .next_deadline()
+            .map(|deadline| Duration::from_nanos(deadline.saturating_sub(now_ns())));
+        let mut events = self.events.borrow_mut();
+        events.clear();
+        if let Err(e) = self.poller.wait(&mut events, timeout) {
+            crate::log!(Error, "hub poller wait failed: {e}");
+        }
+    }
+
+    /// Switches to `green` until it parks, yields or ends.
+    fn resume(&self, green: &'static Green) {
+        self.current.set(green);
+        set_errno(green.errno.get());
+        stats::switched();
+        // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
+        // a green thread never resumes another (it suspends back to this loop).
+        let coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
+        let Some(coroutine) = coroutine else {
+            crate::fatal!("resumed a green thread with no stack")
+        };
+        let result = coroutine.resume(());
+        green.errno.set(errno());
+        self.current.set(self.root);
+        match result {
+            CoroutineResult::Return(retval) => {
+                green.retval.store(retval, Ordering::Release);
+                self.finish(green);
+            }
+            CoroutineResult::Yield(()) if green.exiting.get() => self.finish(green),
+            CoroutineResult::Yield(()) => {}
+        }
+    }
+
+    /// Releases a finished thread's stack and hands its return value to a joiner.
+    fn finish(&self, green: &'static Green) {
+        // SAFETY: the thread has finished or is suspended for good in pthread_exit; only this
+        // hub touches its coroutine slot.
+        let coroutine = unsafe { (*green.coroutine.get()).take() };
+        if let Some(mut coroutine) = coroutine {
+            if !coroutine.done() {
+                // SAFETY: suspended in `exit_current`, whose Rust frames hold nothing that needs
+                // dropping; the C frames below are abandoned as pthread_exit abandons them.
+                unsafe { coroutine.force_reset() };
+            }
+            self.stacks.borrow_mut().put(coroutine.into_stack());
+        }
+        if green.timers_in_heap.get() > 0 {
+            self.timers
+                .borrow_mut()
+                .forget(green as *const Green as usize);
+            green.timers_in_heap.set(0);
+        }
+        self.alive.set(self.alive.get() - 1);
+        stats::thread_ended();
+        if self.alive.get() == 0 {
+            self.root.unpark(self.all_done_token.replace(0));
+        }
+        let mut join = green.join.lock().unwrap_or_else(|e| e.into_inner());
+        match *join {
+            Join::Detached => {
+                drop(join);
+                // SAFETY: detached and finished: nobody may refer to it any more.
+                unsafe { table::remove(green) };
+            }
+            Join::Waiting { joiner, token } => {
+                *join = Join::Done;
+                drop(join);
+                joiner.unpark(token);
+            }
+            Join::Joinable | Join::Done => *join = Join::Done,
+        }
+    }
+}

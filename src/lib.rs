@@ -1,0 +1,38 @@
+//! # greenworld
+//!
+//! Greens the world for unmodified Linux programs: loaded with `LD_PRELOAD` (or through
+//! `scripts/greenrun`), it interposes libc and runs the program's threads as green threads —
+//! stackful coroutines on a per-OS-thread hub — that yield whenever they would block.
+//!
+//! The map (each module has one job; the call path runs top to bottom):
+//! - [`abi`]: the exported C surface, thin shims only (the one place with `#[no_mangle]`).
+//! - [`patch`]: what is patched — subsystems as data, the hooked-function registry, the
+//!   per-call decision — and [`config`], read from the environment (eventlet's
+//!   `monkey_patch` truth table).
+//! - one module per patched subsystem, named after eventlet's kwargs: [`thread`] and [`time`]
+//!   so far; `os`, `select` and `socket` come next.
+//! - [`hub`]: a hub per OS thread — run queue, timers, poller — and the root's loop.
+//! - [`green`]: green-thread control blocks, their handle table, and their pooled stacks.
+//! - [`real`]: the real libc functions, resolved once.
+//! - [`runtime`]: start-up, the panic policy, exit-time reports; [`log`], [`stats`], [`sys`].
+//!
+//! Rules that hold everywhere: no panic crosses into C (release builds abort, after one
+//! `greenworld:` line); the runtime never calls its own hooks (raw syscalls or [`real`] only);
+//! nothing allocates or locks on a path the allocator or the dynamic loader can re-enter.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(not(test))]
+mod abi;
+pub mod config;
+pub mod green;
+pub mod hub;
+#[macro_use]
+pub mod log;
+pub mod outcome;
+pub mod patch;
+pub mod real;
+pub mod runtime;
+pub mod stats;
+pub mod sys;
+pub mod thread;
+pub mod time;

@@ -1,0 +1,197 @@
+//! What is patched: the subsystems (eventlet's `monkey_patch` kwargs) and the registry of
+//! hooked functions, as data, answering eventlet's `is_monkey_patched`.
+//!
+//! Every shim asks [`active`] before doing anything green. Today the answer depends only on the
+//! subsystem and on the configuration; it lives in one atomic so that a program that links the
+//! library on purpose can switch it at run time, and [`active`] is the one place that will
+//! learn to look at who calls (eventlet's `import_patched`).
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+/// A patchable subsystem, named after eventlet's `monkey_patch` keyword arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Subsystem {
+    Os = 0,
+    Select = 1,
+    Socket = 2,
+    Thread = 3,
+    Time = 4,
+}
+
+impl Subsystem {
+    pub const ALL: [Subsystem; 5] = [
+        Subsystem::Os,
+        Subsystem::Select,
+        Subsystem::Socket,
+        Subsystem::Thread,
+        Subsystem::Time,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Subsystem::Os => "os",
+            Subsystem::Select => "select",
+            Subsystem::Socket => "socket",
+            Subsystem::Thread => "thread",
+            Subsystem::Time => "time",
+        }
+    }
+
+    pub const fn env_var(self) -> &'static str {
+        match self {
+            Subsystem::Os => "GREENWORLD_OS",
+            Subsystem::Select => "GREENWORLD_SELECT",
+            Subsystem::Socket => "GREENWORLD_SOCKET",
+            Subsystem::Thread => "GREENWORLD_THREAD",
+            Subsystem::Time => "GREENWORLD_TIME",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Subsystem> {
+        Subsystem::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A set of subsystems.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubsystemSet(u8);
+
+impl SubsystemSet {
+    pub const EMPTY: SubsystemSet = SubsystemSet(0);
+    pub const ALL: SubsystemSet = SubsystemSet(0b1_1111);
+
+    pub fn insert(&mut self, sub: Subsystem) {
+        self.0 |= sub.bit();
+    }
+
+    pub const fn contains(self, sub: Subsystem) -> bool {
+        self.0 & sub.bit() != 0
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub const fn without(self, other: SubsystemSet) -> SubsystemSet {
+        SubsystemSet(self.0 & !other.0)
+    }
+}
+
+/// Every function the library interposes, with the subsystem that decides whether it is green.
+/// Keep in step with the `abi` module: a name here without a shim there (or the reverse) is a bug
+/// that `tests::registry_matches_the_abi` catches.
+pub const HOOKED: &[(&str, Subsystem)] = &[
+    ("pthread_create", Subsystem::Thread),
+    ("pthread_join", Subsystem::Thread),
+    ("pthread_tryjoin_np", Subsystem::Thread),
+    ("pthread_timedjoin_np", Subsystem::Thread),
+    ("pthread_clockjoin_np", Subsystem::Thread),
+    ("pthread_detach", Subsystem::Thread),
+    ("pthread_exit", Subsystem::Thread),
+    ("pthread_self", Subsystem::Thread),
+    ("pthread_equal", Subsystem::Thread),
+    ("pthread_setname_np", Subsystem::Thread),
+    ("pthread_getname_np", Subsystem::Thread),
+    ("pthread_getattr_np", Subsystem::Thread),
+    ("pthread_kill", Subsystem::Thread),
+    ("pthread_sigqueue", Subsystem::Thread),
+    ("pthread_cancel", Subsystem::Thread),
+    ("pthread_getcpuclockid", Subsystem::Thread),
+    ("pthread_setschedparam", Subsystem::Thread),
+    ("pthread_getschedparam", Subsystem::Thread),
+    ("pthread_setschedprio", Subsystem::Thread),
+    ("pthread_setaffinity_np", Subsystem::Thread),
+    ("pthread_getaffinity_np", Subsystem::Thread),
+    ("pthread_key_create", Subsystem::Thread),
+    ("pthread_key_delete", Subsystem::Thread),
+    ("pthread_getspecific", Subsystem::Thread),
+    ("pthread_setspecific", Subsystem::Thread),
+    ("sched_yield", Subsystem::Thread),
+    ("thrd_create", Subsystem::Thread),
+    ("thrd_join", Subsystem::Thread),
+    ("thrd_detach", Subsystem::Thread),
+    ("thrd_exit", Subsystem::Thread),
+    ("thrd_current", Subsystem::Thread),
+    ("thrd_equal", Subsystem::Thread),
+    ("thrd_yield", Subsystem::Thread),
+    ("nanosleep", Subsystem::Time),
+    ("clock_nanosleep", Subsystem::Time),
+    ("usleep", Subsystem::Time),
+    ("sleep", Subsystem::Time),
+    ("thrd_sleep", Subsystem::Time),
+];
+
+/// Not yet read from the environment.
+const UNSET: u8 = 0x80;
+static PATCHED: AtomicU8 = AtomicU8::new(UNSET);
+
+/// Is `sub` green for this call? The one question every shim asks first.
+#[inline]
+pub fn active(sub: Subsystem) -> bool {
+    let mut bits = PATCHED.load(Ordering::Relaxed);
+    if bits == UNSET {
+        bits = crate::runtime::config().patched.0;
+        PATCHED.store(bits, Ordering::Relaxed);
+    }
+    bits & sub.bit() != 0
+}
+
+/// eventlet's `is_monkey_patched`: 1 or 0 for a subsystem or hooked function name, None for a
+/// name it does not know.
+pub fn is_patched(name: &str) -> Option<bool> {
+    let sub = Subsystem::from_name(name)
+        .or_else(|| HOOKED.iter().find(|(f, _)| *f == name).map(|&(_, s)| s))?;
+    Some(active(sub))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_matches_the_abi() {
+        let abi: String = ["thread.rs", "time.rs"]
+            .iter()
+            .map(|f| std::fs::read_to_string(format!("src/abi/{f}")).unwrap())
+            .collect();
+        let exported: Vec<&str> = abi
+            .lines()
+            // Shims are the `fn` rows of a `shim!` block (indented) or exported by hand.
+            .filter_map(|l| {
+                l.strip_prefix("    fn ")
+                    .or_else(|| l.strip_prefix("pub unsafe extern \"C\" fn "))
+            })
+            .map(|l| l.split('(').next().unwrap())
+            .collect();
+        for (name, _) in HOOKED {
+            assert!(
+                exported.contains(name),
+                "{name} is registered but has no shim"
+            );
+        }
+        for name in &exported {
+            assert!(
+                HOOKED.iter().any(|(f, _)| f == name),
+                "{name} has a shim but no registry row"
+            );
+        }
+    }
+
+    #[test]
+    fn names_resolve_to_subsystems() {
+        assert_eq!(Subsystem::from_name("socket"), Some(Subsystem::Socket));
+        assert_eq!(Subsystem::from_name("psycopg"), None);
+        let mut set = SubsystemSet::EMPTY;
+        set.insert(Subsystem::Time);
+        assert!(set.contains(Subsystem::Time) && !set.contains(Subsystem::Os));
+        assert_eq!(
+            SubsystemSet::ALL.without(set).contains(Subsystem::Time),
+            false
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! Counters for `GREENWORLD_STATS`: cheap enough to keep always on (relaxed atomics, each
+//! touched by one hub at a time), summed at exit.
+
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Why a green thread (or a hub's root) parked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum ParkReason {
+    Sleep = 0,
+    Join = 1,
+    Yield = 2,
+    Exit = 3,
+}
+
+impl ParkReason {
+    pub const ALL: [ParkReason; 4] = [
+        ParkReason::Sleep,
+        ParkReason::Join,
+        ParkReason::Yield,
+        ParkReason::Exit,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            ParkReason::Sleep => "sleep",
+            ParkReason::Join => "join",
+            ParkReason::Yield => "yield",
+            ParkReason::Exit => "exit",
+        }
+    }
+}
+
+const REASONS: usize = ParkReason::ALL.len();
+
+static CREATED: AtomicU64 = AtomicU64::new(0);
+static ALIVE: AtomicU64 = AtomicU64::new(0);
+static PEAK_ALIVE: AtomicU64 = AtomicU64::new(0);
+static SWITCHES: AtomicU64 = AtomicU64::new(0);
+static PARKS: [AtomicU64; REASONS] = [const { AtomicU64::new(0) }; REASONS];
+
+pub fn thread_created() {
+    CREATED.fetch_add(1, Relaxed);
+    let alive = ALIVE.fetch_add(1, Relaxed) + 1;
+    PEAK_ALIVE.fetch_max(alive, Relaxed);
+}
+
+pub fn thread_ended() {
+    ALIVE.fetch_sub(1, Relaxed);
+}
+
+#[inline]
+pub fn switched() {
+    SWITCHES.fetch_add(1, Relaxed);
+}
+
+#[inline]
+pub fn parked(reason: ParkReason) {
+    PARKS[reason as usize].fetch_add(1, Relaxed);
+}
+
+pub struct Totals {
+    pub created: u64,
+    pub peak_alive: u64,
+    pub switches: u64,
+    pub parks: [u64; REASONS],
+}
+
+pub fn total() -> Totals {
+    Totals {
+        created: CREATED.load(Relaxed),
+        peak_alive: PEAK_ALIVE.load(Relaxed),
+        switches: SWITCHES.load(Relaxed),
+        parks: core::array::from_fn(|i| PARKS[i].load(Relaxed)),
+    }
+}

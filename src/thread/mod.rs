@@ -1,0 +1,317 @@
+//! The `thread` subsystem (eventlet's `thread=`): `pthread_create` makes a green thread on the
+//! calling OS thread's hub, and every pthread function that takes a `pthread_t` accepts a green
+//! handle (trap 7).
+
+pub mod c11;
+pub mod handles;
+pub mod keys;
+
+use crate::config::DEFAULT_STACK_SIZE;
+use crate::green::stack::{GUARD, Stack};
+use crate::green::{Entry, Green, Join, StackInfo, table};
+use crate::hub::Hub;
+use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::patch::{self, Subsystem};
+use crate::stats::ParkReason;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use libc::{
+    EAGAIN, EBUSY, EDEADLK, EINVAL, ESRCH, ETIMEDOUT, c_int, c_void, pthread_attr_t, pthread_t,
+};
+
+// glibc functions the libc crate does not declare.
+unsafe extern "C" {
+    fn pthread_getattr_default_np(attr: *mut pthread_attr_t) -> c_int;
+    fn pthread_attr_getdetachstate(attr: *const pthread_attr_t, state: *mut c_int) -> c_int;
+}
+
+#[inline]
+fn active() -> bool {
+    patch::active(Subsystem::Thread)
+}
+
+/// The green thread behind `handle`: Ok(None) for a real thread's handle, Err(ESRCH) for a
+/// green handle whose thread is gone.
+pub(crate) fn green_of(handle: pthread_t) -> Result<Option<&'static Green>, c_int> {
+    table::lookup(handle as usize).map_err(|table::Gone| ESRCH)
+}
+
+/// `pthread_create`.
+///
+/// # Safety
+/// As `pthread_create(3)`: `out` writable, `attr` null or initialised.
+pub unsafe fn create(
+    out: *mut pthread_t,
+    attr: *const pthread_attr_t,
+    start: crate::real::StartRoutine,
+    arg: *mut c_void,
+) -> Outcome<c_int> {
+    if !active() {
+        return Bypass;
+    }
+    // SAFETY: forwarded from our caller's contract.
+    Done(unsafe { spawn(out, attr, Entry::Posix(start, arg)) })
+}
+
+/// What a `pthread_attr_t` asks of a new thread.
+struct Wanted {
+    stack_size: usize,
+    guard: usize,
+    detached: bool,
+    /// Memory the program supplied with `pthread_attr_setstack`.
+    stack_memory: Option<(usize, usize)>,
+}
+
+/// glibc's default stack size, as an attribute without an explicit size reports it.
+fn glibc_default_stack_size() -> usize {
+    static CACHED: AtomicUsize = AtomicUsize::new(0);
+    let cached = CACHED.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    let mut size = DEFAULT_STACK_SIZE;
+    // SAFETY: attr is initialised by pthread_getattr_default_np before it is read and destroyed.
+    unsafe {
+        let mut attr: pthread_attr_t = core::mem::zeroed();
+        if pthread_getattr_default_np(&mut attr) == 0 {
+            libc::pthread_attr_getstacksize(&attr, &mut size);
+            libc::pthread_attr_destroy(&mut attr);
+        }
+    }
+    CACHED.store(size, Ordering::Relaxed);
+    size
+}
+
+/// # Safety
+/// `attr` is null or an initialised attribute object.
+unsafe fn wanted(attr: *const pthread_attr_t) -> Wanted {
+    let configured = crate::runtime::config().stack_size;
+    let mut wanted = Wanted {
+        stack_size: configured,
+        guard: GUARD,
+        detached: false,
+        stack_memory: None,
+    };
+    if attr.is_null() {
+        return wanted;
+    }
+    let (mut size, mut guard, mut state) = (0usize, 0usize, 0 as c_int);
+    let (mut addr, mut mem_size) = (core::ptr::null_mut::<c_void>(), 0usize);
+    // SAFETY: attr is initialised (caller); the out-pointers are valid locals.
+    unsafe {
+        libc::pthread_attr_getstacksize(attr, &mut size);
+        libc::pthread_attr_getguardsize(attr, &mut guard);
+        pthread_attr_getdetachstate(attr, &mut state);
+        libc::pthread_attr_getstack(attr, &mut addr, &mut mem_size);
+    }
+    // glibc reports an unset stack address as (0 - size): top-of-stack minus size.
+    if (addr as usize).wrapping_add(mem_size) != 0 {
+        wanted.stack_memory = Some((addr as usize, mem_size));
+    }
+    if size != glibc_default_stack_size() {
+        wanted.stack_size = size;
+    }
+    wanted.guard = guard.max(GUARD);
+    wanted.detached = state == libc::PTHREAD_CREATE_DETACHED;
+    wanted
+}
+
+/// Makes a green thread running `entry` on this OS thread's hub.
+///
+/// # Safety
+/// `out` writable; `attr` null or initialised.
+pub(crate) unsafe fn spawn(
+    out: *mut pthread_t,
+    attr: *const pthread_attr_t,
+    entry: Entry,
+) -> c_int {
+    let hub = match Hub::get_or_create() {
+        Ok(hub) => hub,
+        Err(e) => {
+            crate::log!(
+                Error,
+                "cannot start a hub ({e}); pthread_create fails with EAGAIN"
+            );
+            return EAGAIN;
+        }
+    };
+    // SAFETY: attr per our contract.
+    let wanted = unsafe { wanted(attr) };
+    let stack = match wanted.stack_memory {
+        // SAFETY: pthread_attr_setstack's contract gives the memory to the new thread.
+        Some((addr, size)) => unsafe { Stack::borrowed(addr, size) },
+        None => hub.take_stack(wanted.stack_size, wanted.guard),
+    };
+    let Some(stack) = stack else {
+        crate::log!(
+            Debug,
+            "no stack of {} bytes; pthread_create fails with EAGAIN",
+            wanted.stack_size
+        );
+        return EAGAIN;
+    };
+    let info = StackInfo {
+        low: stack.usable_low(),
+        size: stack.usable(),
+        guard: stack.guard(),
+    };
+    let Some(green) = table::insert(Green::thread(hub, info, entry, wanted.detached)) else {
+        crate::log!(
+            Warn,
+            "green thread table full; pthread_create fails with EAGAIN"
+        );
+        return EAGAIN;
+    };
+    hub.spawn(green, stack, run);
+    // SAFETY: out is writable (caller).
+    unsafe { *out = green.handle() };
+    0
+}
+
+/// A green thread's whole life, on its own stack.
+fn run(green: &'static Green) -> usize {
+    let retval = match green.entry.get() {
+        Some(Entry::Posix(start, arg)) => start(arg) as usize,
+        Some(Entry::C11(start, arg)) => start(arg) as isize as usize,
+        None => 0,
+    };
+    keys::run_destructors(green);
+    retval
+}
+
+/// `pthread_join`, `pthread_tryjoin_np` and the timed joins: `deadline` in CLOCK_MONOTONIC ns.
+///
+/// # Safety
+/// `retval` null or writable.
+pub unsafe fn join(handle: pthread_t, retval: *mut *mut c_void, wait: JoinWait) -> Outcome<c_int> {
+    if !active() {
+        return Bypass;
+    }
+    let green = match green_of(handle) {
+        Ok(Some(green)) => green,
+        Ok(None) => return Bypass,
+        Err(code) => return Done(code),
+    };
+    match join_green(green, wait) {
+        Ok(value) => {
+            if !retval.is_null() {
+                // SAFETY: retval is writable (caller).
+                unsafe { *retval = value as *mut c_void };
+            }
+            Done(0)
+        }
+        Err(code) => Done(code),
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum JoinWait {
+    Forever,
+    Try,
+    Until(u64),
+}
+
+/// Waits for `green` to finish and reaps it; its return value, or a pthread_join error code.
+pub(crate) fn join_green(green: &'static Green, wait: JoinWait) -> Result<usize, c_int> {
+    let hub =
+        Hub::get_or_create().unwrap_or_else(|e| crate::fatal!("cannot wait for a thread: {e}"));
+    let me = hub.current_green();
+    if core::ptr::eq(me, green) {
+        return Err(EDEADLK);
+    }
+    loop {
+        let mut state = green.join.lock().unwrap_or_else(|e| e.into_inner());
+        let token = match *state {
+            Join::Done => {
+                drop(state);
+                let value = green.retval.load(Ordering::Acquire);
+                // SAFETY: finished and joined by us: no one else may refer to it any more.
+                unsafe { table::remove(green) };
+                return Ok(value);
+            }
+            Join::Detached => return Err(EINVAL),
+            Join::Waiting { joiner, .. } if !core::ptr::eq(joiner, me) => return Err(EINVAL),
+            _ if matches!(wait, JoinWait::Try) => return Err(EBUSY),
+            _ => {
+                let token = me.arm();
+                *state = Join::Waiting { joiner: me, token };
+                token
+            }
+        };
+        drop(state);
+        let deadline = match wait {
+            JoinWait::Until(deadline) => Some(deadline),
+            _ => None,
+        };
+        if hub.park(me, token, ParkReason::Join, deadline) {
+            let mut state = green.join.lock().unwrap_or_else(|e| e.into_inner());
+            if matches!(*state, Join::Waiting { joiner, .. } if core::ptr::eq(joiner, me)) {
+                *state = Join::Joinable;
+                return Err(ETIMEDOUT);
+            }
+        }
+    }
+}
+
+/// `pthread_detach`.
+pub fn detach(handle: pthread_t) -> Outcome<c_int> {
+    if !active() {
+        return Bypass;
+    }
+    let green = match green_of(handle) {
+        Ok(Some(green)) => green,
+        Ok(None) => return Bypass,
+        Err(code) => return Done(code),
+    };
+    Done(detach_green(green))
+}
+
+pub(crate) fn detach_green(green: &'static Green) -> c_int {
+    let mut state = green.join.lock().unwrap_or_else(|e| e.into_inner());
+    match *state {
+        Join::Joinable => *state = Join::Detached,
+        Join::Detached => return EINVAL,
+        // glibc leaves a thread that somebody is joining as it is.
+        Join::Waiting { .. } => {}
+        Join::Done => {
+            drop(state);
+            // SAFETY: finished, and detaching gives up the last claim on it.
+            unsafe { table::remove(green) };
+        }
+    }
+    0
+}
+
+/// `pthread_exit` from a green thread ends only it; from a hub's root (`main`), the OS thread
+/// first runs its green threads to the end, then exits for real, as glibc's last thread does.
+/// Returns when the caller must go on to the real `pthread_exit`.
+pub fn exit(retval: usize) {
+    if !active() {
+        return;
+    }
+    let Some(hub) = Hub::current() else { return };
+    if hub.in_green() {
+        keys::run_destructors(hub.current_green());
+        hub.exit_current(retval);
+    }
+    hub.wait_all_done();
+}
+
+/// `pthread_self`: a green thread's own handle, or the OS thread's.
+#[inline]
+pub fn current() -> Outcome<pthread_t> {
+    match Hub::current() {
+        Some(hub) if hub.in_green() => Done(hub.current_green().handle()),
+        _ => Bypass,
+    }
+}
+
+/// `sched_yield`: the green yield; the real one when no other green thread is runnable.
+pub fn yield_now() -> Outcome<c_int> {
+    if !active() {
+        return Bypass;
+    }
+    match Hub::current() {
+        Some(hub) if hub.yield_now() => Done(0),
+        _ => Bypass,
+    }
+}
