@@ -1,16 +1,28 @@
-//! Green-thread stacks: large, lazily committed mappings with a generous guard below (trap 14),
-//! pooled per hub because a fresh `mmap` + `mprotect` costs several microseconds.
+//! Green-thread stacks: large, lazily committed, with a generous guard below each (trap 14),
+//! carved from big arenas and pooled per hub, because a fresh `mmap` + `mprotect` per thread
+//! costs microseconds and two VMAs.
 //!
-//! Each mapped stack is two VMAs (guard + usable), so the kernel's `vm.max_map_count` (65 530 by
-//! default) caps live green threads near 32 000, as it caps native pthreads.
+//! Guards are installed with `MADV_GUARD_INSTALL` (Linux 6.13+), which marks pages as faulting
+//! without splitting the arena's VMA: live threads are then bounded by address space and
+//! memory, not by `vm.max_map_count`. On older kernels the guard is an `mprotect(PROT_NONE)`,
+//! which costs two VMAs per stack and so caps live threads near 32 000 at the default
+//! `vm.max_map_count` of 65 530, as it caps native pthreads.
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use corosensei::stack::StackPointer;
 
 /// Guard below every stack we map. One 4 KiB page can be jumped by a large frame, silently
 /// corrupting the neighbour; 64 KiB of address space costs nothing committed.
 pub const GUARD: usize = 64 << 10;
-/// How many free stacks a hub keeps for reuse.
-const POOL_LIMIT: usize = 1024;
+/// Address space reserved at a time for stacks (lazily committed).
+const ARENA_BYTES: usize = 512 << 20;
+/// Free stacks a hub keeps with their touched pages; beyond this, a freed stack's memory goes
+/// back to the kernel (its address space stays in the pool).
+const HOT_LIMIT: usize = 1024;
+/// Linux's MADV_GUARD_INSTALL (6.13+), not yet in the libc crate.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+static GUARD_BY_MPROTECT: AtomicBool = AtomicBool::new(false);
 
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -18,8 +30,14 @@ fn page_size() -> usize {
     if size > 0 { size as usize } else { 4096 }
 }
 
-/// A green thread's stack: mapped by us (and unmapped or pooled on release), or the memory a
-/// program handed over with `pthread_attr_setstack` (never unmapped by us).
+fn round_to_page(n: usize) -> Option<usize> {
+    let page = page_size();
+    Some(n.checked_add(page - 1)? & !(page - 1))
+}
+
+/// A green thread's stack: a slice of one of the hub's arenas (returned to the pool when the
+/// thread ends, never unmapped), or memory the program handed over with
+/// `pthread_attr_setstack`.
 pub struct Stack {
     /// Lowest address of the region, guard included.
     low: usize,
@@ -27,48 +45,10 @@ pub struct Stack {
     len: usize,
     /// Bytes of guard at the bottom.
     guard: usize,
-    owned: bool,
+    pooled: bool,
 }
 
 impl Stack {
-    /// Maps a stack with at least `size` usable bytes and `guard` bytes of guard below.
-    pub fn map(size: usize, guard: usize) -> Option<Stack> {
-        let page = page_size();
-        let round = |n: usize| n.checked_add(page - 1).map(|n| n & !(page - 1));
-        let (size, guard) = (round(size)?, round(guard)?);
-        let len = size.checked_add(guard)?;
-        // SAFETY: a fresh anonymous private mapping; no existing memory is touched.
-        let low = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if low == libc::MAP_FAILED {
-            return None;
-        }
-        let stack = Stack {
-            low: low as usize,
-            len,
-            guard,
-            owned: true,
-        };
-        // SAFETY: [low + guard, low + len) lies inside the mapping just made.
-        let rc = unsafe {
-            libc::mprotect(
-                (stack.low + guard) as *mut libc::c_void,
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-            )
-        };
-        // On failure `stack` is dropped, which unmaps it.
-        (rc == 0).then_some(stack)
-    }
-
     /// Wraps memory the program gave with `pthread_attr_setstack`.
     ///
     /// # Safety
@@ -76,12 +56,12 @@ impl Stack {
     /// else until the green thread running on it has ended.
     pub unsafe fn borrowed(addr: usize, size: usize) -> Option<Stack> {
         let top = addr.checked_add(size)? & !15;
-        let low = (addr + 15) & !15;
+        let low = addr.checked_add(15)? & !15;
         (top > low + 4096).then_some(Stack {
             low,
             len: top - low,
             guard: 0,
-            owned: false,
+            pooled: false,
         })
     }
 
@@ -98,20 +78,23 @@ impl Stack {
     pub fn guard(&self) -> usize {
         self.guard
     }
-}
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        if self.owned {
-            // SAFETY: [low, low + len) is a mapping this Stack made and owns alone.
-            unsafe { libc::munmap(self.low as *mut libc::c_void, self.len) };
-        }
+    /// Lets the kernel take back the touched pages; the address space stays ours.
+    fn release_memory(&self) {
+        // SAFETY: the usable part of a stack we own, not in use by any thread.
+        unsafe {
+            libc::madvise(
+                self.usable_low() as *mut libc::c_void,
+                self.usable(),
+                libc::MADV_DONTNEED,
+            )
+        };
     }
 }
 
 // SAFETY: base() is the top of a region this Stack owns (or was lent for the thread's life),
 // limit() its lowest address including the guard; both are 16-byte aligned (page-aligned when
-// mapped, rounded when borrowed).
+// carved, rounded when borrowed).
 unsafe impl corosensei::stack::Stack for Stack {
     fn base(&self) -> StackPointer {
         StackPointer::new(self.low + self.len).expect("stack top is never null")
@@ -122,30 +105,104 @@ unsafe impl corosensei::stack::Stack for Stack {
     }
 }
 
-/// A hub's free stacks, for reuse by the next thread with the same size and guard.
+/// A hub's stacks: free ones for reuse, and the arena new ones are carved from.
 #[derive(Default)]
 pub struct StackPool {
-    free: Vec<Stack>,
+    /// Free stacks whose touched pages are still resident (cheapest to reuse).
+    hot: Vec<Stack>,
+    /// Free stacks whose memory went back to the kernel.
+    cold: Vec<Stack>,
+    /// The unused part of the current arena: [next, end).
+    next: usize,
+    end: usize,
 }
 
 impl StackPool {
+    /// A stack with at least `size` usable bytes and `guard` bytes of guard; None when no
+    /// address space can be had.
     pub fn get(&mut self, size: usize, guard: usize) -> Option<Stack> {
-        let page = page_size();
-        let size = size.checked_add(page - 1)? & !(page - 1);
-        match self
-            .free
-            .iter()
-            .rposition(|s| s.usable() == size && s.guard == guard)
-        {
-            Some(i) => Some(self.free.swap_remove(i)),
-            None => Stack::map(size, guard),
+        let (size, guard) = (round_to_page(size)?, round_to_page(guard)?);
+        let fits = |s: &Stack| s.usable() == size && s.guard == guard;
+        if let Some(i) = self.hot.iter().rposition(fits) {
+            return Some(self.hot.swap_remove(i));
+        }
+        if let Some(i) = self.cold.iter().rposition(fits) {
+            return Some(self.cold.swap_remove(i));
+        }
+        self.carve(size, guard)
+    }
+
+    /// Takes back the stack of a finished thread.
+    pub fn put(&mut self, stack: Stack) {
+        if !stack.pooled {
+            return;
+        }
+        if self.hot.len() < HOT_LIMIT {
+            self.hot.push(stack);
+        } else {
+            stack.release_memory();
+            self.cold.push(stack);
         }
     }
 
-    pub fn put(&mut self, stack: Stack) {
-        if stack.owned && self.free.len() < POOL_LIMIT {
-            self.free.push(stack);
+    fn carve(&mut self, size: usize, guard: usize) -> Option<Stack> {
+        let len = size.checked_add(guard)?;
+        if self.end - self.next < len {
+            let arena_len = len.max(ARENA_BYTES);
+            // SAFETY: a fresh anonymous private mapping, reserved without committing memory.
+            let arena = unsafe {
+                libc::mmap(
+                    core::ptr::null_mut(),
+                    arena_len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+                    -1,
+                    0,
+                )
+            };
+            if arena == libc::MAP_FAILED {
+                return None;
+            }
+            // The rest of the previous arena is abandoned: at most one stack's worth.
+            self.next = arena as usize;
+            self.end = self.next + arena_len;
         }
+        let low = self.next;
+        self.next += len;
+        install_guard(low, guard);
+        Some(Stack {
+            low,
+            len,
+            guard,
+            pooled: true,
+        })
+    }
+}
+
+/// Makes `[low, low + len)` fault on any access.
+fn install_guard(low: usize, len: usize) {
+    if len == 0 {
+        return;
+    }
+    let addr = low as *mut libc::c_void;
+    if !GUARD_BY_MPROTECT.load(Ordering::Relaxed) {
+        // SAFETY: the range is the guard part of a stack carved from our own arena.
+        if unsafe { libc::madvise(addr, len, MADV_GUARD_INSTALL) } == 0 {
+            return;
+        }
+        crate::log!(
+            Info,
+            "no MADV_GUARD_INSTALL on this kernel; stack guards use mprotect"
+        );
+        GUARD_BY_MPROTECT.store(true, Ordering::Relaxed);
+    }
+    // SAFETY: as above.
+    if unsafe { libc::mprotect(addr, len, libc::PROT_NONE) } != 0 {
+        crate::log!(
+            Warn,
+            "cannot protect a stack guard: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -153,30 +210,65 @@ impl StackPool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn mapped_stack_is_writable_above_the_guard_and_pooled() {
-        let mut pool = StackPool::default();
-        let stack = pool.get(100_000, GUARD).unwrap();
-        assert!(stack.usable() >= 100_000);
-        assert_eq!(stack.usable() % page_size(), 0);
+    fn write_ends(stack: &Stack) {
         let top = stack.usable_low() + stack.usable();
         // SAFETY: both bytes lie in the usable, writable part of the stack.
         unsafe {
             *((top - 1) as *mut u8) = 1;
             *(stack.usable_low() as *mut u8) = 1;
         }
-        let low = stack.usable_low();
-        pool.put(stack);
+    }
+
+    #[test]
+    fn carved_stacks_are_writable_distinct_and_pooled() {
+        let mut pool = StackPool::default();
+        let a = pool.get(100_000, GUARD).unwrap();
+        let b = pool.get(100_000, GUARD).unwrap();
+        assert!(a.usable() >= 100_000 && a.usable() % page_size() == 0);
+        assert!(b.usable_low() + b.usable() <= a.low || a.usable_low() + a.usable() <= b.low);
+        write_ends(&a);
+        write_ends(&b);
+        let low = a.usable_low();
+        pool.put(a);
         assert_eq!(
             pool.get(100_000, GUARD).unwrap().usable_low(),
             low,
             "reused from the pool"
         );
+        let other = pool.get(200_000, GUARD).unwrap();
+        assert_ne!(
+            other.usable_low(),
+            low,
+            "a different size is not served from the pool"
+        );
+    }
+
+    #[test]
+    fn cold_stacks_come_back_zeroed() {
+        let mut pool = StackPool::default();
+        let stacks: Vec<Stack> = (0..HOT_LIMIT + 1)
+            .map(|_| pool.get(16 << 10, GUARD).unwrap())
+            .collect();
+        for s in &stacks {
+            write_ends(s);
+        }
+        for s in stacks {
+            pool.put(s);
+        }
+        assert_eq!(pool.cold.len(), 1);
+        let cold = pool.cold.pop().unwrap();
+        // SAFETY: the lowest usable byte of a pooled stack.
+        assert_eq!(
+            unsafe { *(cold.usable_low() as *const u8) },
+            0,
+            "memory was given back"
+        );
     }
 
     #[test]
     fn impossible_sizes_fail_cleanly() {
-        assert!(Stack::map(1 << 62, GUARD).is_none());
-        assert!(Stack::map(usize::MAX - 10, GUARD).is_none());
+        let mut pool = StackPool::default();
+        assert!(pool.get(1 << 62, GUARD).is_none());
+        assert!(pool.get(usize::MAX - 10, GUARD).is_none());
     }
 }
