@@ -119,6 +119,41 @@ pub const HOOKED: &[(&str, Subsystem)] = &[
     ("thrd_current", Subsystem::Thread),
     ("thrd_equal", Subsystem::Thread),
     ("thrd_yield", Subsystem::Thread),
+    ("pthread_mutex_lock", Subsystem::Thread),
+    ("pthread_mutex_trylock", Subsystem::Thread),
+    ("pthread_mutex_timedlock", Subsystem::Thread),
+    ("pthread_mutex_clocklock", Subsystem::Thread),
+    ("pthread_mutex_unlock", Subsystem::Thread),
+    ("pthread_cond_wait", Subsystem::Thread),
+    ("pthread_cond_timedwait", Subsystem::Thread),
+    ("pthread_cond_clockwait", Subsystem::Thread),
+    ("pthread_cond_signal", Subsystem::Thread),
+    ("pthread_cond_broadcast", Subsystem::Thread),
+    ("pthread_rwlock_rdlock", Subsystem::Thread),
+    ("pthread_rwlock_tryrdlock", Subsystem::Thread),
+    ("pthread_rwlock_timedrdlock", Subsystem::Thread),
+    ("pthread_rwlock_clockrdlock", Subsystem::Thread),
+    ("pthread_rwlock_wrlock", Subsystem::Thread),
+    ("pthread_rwlock_trywrlock", Subsystem::Thread),
+    ("pthread_rwlock_timedwrlock", Subsystem::Thread),
+    ("pthread_rwlock_clockwrlock", Subsystem::Thread),
+    ("pthread_rwlock_unlock", Subsystem::Thread),
+    ("sem_wait", Subsystem::Thread),
+    ("sem_trywait", Subsystem::Thread),
+    ("sem_timedwait", Subsystem::Thread),
+    ("sem_clockwait", Subsystem::Thread),
+    ("sem_post", Subsystem::Thread),
+    ("pthread_barrier_wait", Subsystem::Thread),
+    ("pthread_once", Subsystem::Thread),
+    ("mtx_lock", Subsystem::Thread),
+    ("mtx_trylock", Subsystem::Thread),
+    ("mtx_timedlock", Subsystem::Thread),
+    ("mtx_unlock", Subsystem::Thread),
+    ("cnd_wait", Subsystem::Thread),
+    ("cnd_timedwait", Subsystem::Thread),
+    ("cnd_signal", Subsystem::Thread),
+    ("cnd_broadcast", Subsystem::Thread),
+    ("call_once", Subsystem::Thread),
     ("nanosleep", Subsystem::Time),
     ("clock_nanosleep", Subsystem::Time),
     ("usleep", Subsystem::Time),
@@ -155,7 +190,7 @@ mod tests {
 
     #[test]
     fn registry_matches_the_abi() {
-        let abi: String = ["thread.rs", "time.rs"]
+        let abi: String = ["thread.rs", "sync.rs", "time.rs"]
             .iter()
             .map(|f| std::fs::read_to_string(format!("src/abi/{f}")).unwrap())
             .collect();

@@ -1,20 +1,22 @@
 //! The real libc functions behind every hook: one table, resolved once with
-//! `dlsym(RTLD_NEXT)` (through redhook) on first use, which may be before `main` and from
-//! another library's constructor (trap 3). A successful `dlsym` does not allocate on
-//! glibc >= 2.34; every name here exists in glibc 2.34+, so none fails.
+//! `dlsym(RTLD_NEXT)` (through redhook; `dlvsym` for versioned names) on first use, which may be
+//! before `main` and from another library's constructor (trap 3). A successful `dlsym` does not
+//! allocate on glibc >= 2.34; every name here exists in glibc 2.34+, so none fails.
 
 use libc::{
-    c_char, c_int, c_uint, c_void, clockid_t, cpu_set_t, pthread_attr_t, pthread_key_t, pthread_t,
-    sched_param, sigval, size_t, timespec, useconds_t,
+    c_char, c_int, c_uint, c_void, clockid_t, cpu_set_t, pthread_attr_t, pthread_barrier_t,
+    pthread_cond_t, pthread_key_t, pthread_mutex_t, pthread_once_t, pthread_rwlock_t, pthread_t,
+    sched_param, sem_t, sigval, size_t, timespec, useconds_t,
 };
 use once_cell::sync::OnceCell;
 
 pub type StartRoutine = extern "C" fn(*mut c_void) -> *mut c_void;
 pub type C11Start = extern "C" fn(*mut c_void) -> c_int;
 pub type KeyDestructor = unsafe extern "C" fn(*mut c_void);
+pub type OnceRoutine = unsafe extern "C" fn();
 
 macro_rules! real_table {
-    ($( $name:ident : fn($($arg:ty),*) $(-> $ret:ty)?; )*) => {
+    ($( $name:ident $(@ $version:literal)? : fn($($arg:ty),*) $(-> $ret:ty)?; )*) => {
         /// Function pointers to the next definition of each hooked symbol (libc's).
         pub struct Real {
             $( pub $name: unsafe extern "C" fn($($arg),*) $(-> $ret)?, )*
@@ -28,7 +30,7 @@ macro_rules! real_table {
                     // one declared here, as in glibc's headers.
                     $name: unsafe {
                         core::mem::transmute::<*const u8, unsafe extern "C" fn($($arg),*) $(-> $ret)?>(
-                            redhook::ld_preload::dlsym_next(concat!(stringify!($name), "\0")),
+                            next(concat!(stringify!($name), "\0"), None $(.or(Some(concat!($version, "\0"))))?),
                         )
                     },
                 )*
@@ -76,6 +78,62 @@ real_table! {
     clock_nanosleep: fn(clockid_t, c_int, *const timespec, *mut timespec) -> c_int;
     usleep: fn(useconds_t) -> c_int;
     sleep: fn(c_uint) -> c_uint;
+    pthread_mutex_lock: fn(*mut pthread_mutex_t) -> c_int;
+    pthread_mutex_trylock: fn(*mut pthread_mutex_t) -> c_int;
+    pthread_mutex_timedlock: fn(*mut pthread_mutex_t, *const timespec) -> c_int;
+    pthread_mutex_clocklock: fn(*mut pthread_mutex_t, clockid_t, *const timespec) -> c_int;
+    pthread_mutex_unlock: fn(*mut pthread_mutex_t) -> c_int;
+    pthread_cond_wait @ "GLIBC_2.3.2": fn(*mut pthread_cond_t, *mut pthread_mutex_t) -> c_int;
+    pthread_cond_timedwait @ "GLIBC_2.3.2": fn(*mut pthread_cond_t, *mut pthread_mutex_t, *const timespec) -> c_int;
+    pthread_cond_clockwait: fn(*mut pthread_cond_t, *mut pthread_mutex_t, clockid_t, *const timespec) -> c_int;
+    pthread_cond_signal @ "GLIBC_2.3.2": fn(*mut pthread_cond_t) -> c_int;
+    pthread_cond_broadcast @ "GLIBC_2.3.2": fn(*mut pthread_cond_t) -> c_int;
+    pthread_rwlock_rdlock: fn(*mut pthread_rwlock_t) -> c_int;
+    pthread_rwlock_tryrdlock: fn(*mut pthread_rwlock_t) -> c_int;
+    pthread_rwlock_timedrdlock: fn(*mut pthread_rwlock_t, *const timespec) -> c_int;
+    pthread_rwlock_clockrdlock: fn(*mut pthread_rwlock_t, clockid_t, *const timespec) -> c_int;
+    pthread_rwlock_wrlock: fn(*mut pthread_rwlock_t) -> c_int;
+    pthread_rwlock_trywrlock: fn(*mut pthread_rwlock_t) -> c_int;
+    pthread_rwlock_timedwrlock: fn(*mut pthread_rwlock_t, *const timespec) -> c_int;
+    pthread_rwlock_clockwrlock: fn(*mut pthread_rwlock_t, clockid_t, *const timespec) -> c_int;
+    pthread_rwlock_unlock: fn(*mut pthread_rwlock_t) -> c_int;
+    sem_wait: fn(*mut sem_t) -> c_int;
+    sem_trywait: fn(*mut sem_t) -> c_int;
+    sem_timedwait: fn(*mut sem_t, *const timespec) -> c_int;
+    sem_clockwait: fn(*mut sem_t, clockid_t, *const timespec) -> c_int;
+    sem_post: fn(*mut sem_t) -> c_int;
+    pthread_barrier_wait: fn(*mut pthread_barrier_t) -> c_int;
+    pthread_once: fn(*mut pthread_once_t, OnceRoutine) -> c_int;
+    mtx_lock: fn(*mut pthread_mutex_t) -> c_int;
+    mtx_trylock: fn(*mut pthread_mutex_t) -> c_int;
+    mtx_timedlock: fn(*mut pthread_mutex_t, *const timespec) -> c_int;
+    mtx_unlock: fn(*mut pthread_mutex_t) -> c_int;
+    cnd_wait: fn(*mut pthread_cond_t, *mut pthread_mutex_t) -> c_int;
+    cnd_timedwait: fn(*mut pthread_cond_t, *mut pthread_mutex_t, *const timespec) -> c_int;
+    cnd_signal: fn(*mut pthread_cond_t) -> c_int;
+    cnd_broadcast: fn(*mut pthread_cond_t) -> c_int;
+    call_once: fn(*mut pthread_once_t, OnceRoutine);
+}
+
+/// The next definition of `name` (NUL-terminated), at `version` where glibc versions it and
+/// has that version on this architecture (`pthread_cond_*@GLIBC_2.3.2` on x86-64: a plain
+/// `dlsym` may return the old 2.2.5 ABI).
+fn next(name: &'static str, version: Option<&'static str>) -> *const u8 {
+    if let Some(version) = version {
+        // SAFETY: both strings are NUL-terminated literals.
+        let found = unsafe {
+            libc::dlvsym(
+                libc::RTLD_NEXT,
+                name.as_ptr().cast(),
+                version.as_ptr().cast(),
+            )
+        };
+        if !found.is_null() {
+            return found.cast();
+        }
+    }
+    // SAFETY: a NUL-terminated literal; redhook aborts (through our panic policy) if missing.
+    unsafe { redhook::ld_preload::dlsym_next(name) }
 }
 
 static REAL: OnceCell<Real> = OnceCell::new();

@@ -1,5 +1,5 @@
-//! Counters for `GREENWORLD_STATS`: cheap enough to keep always on (relaxed atomics, each
-//! touched by one hub at a time), summed at exit.
+//! Counters for `GREENWORLD_STATS`: process-wide relaxed atomics, cheap enough to keep always on
+//! while one hub runs (per-hub counters will be needed when several hubs run hot).
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -11,14 +11,17 @@ pub enum ParkReason {
     Join = 1,
     Yield = 2,
     Exit = 3,
+    /// A mutex, condition variable, rwlock, semaphore, barrier or once-guard.
+    Sync = 4,
 }
 
 impl ParkReason {
-    pub const ALL: [ParkReason; 4] = [
+    pub const ALL: [ParkReason; 5] = [
         ParkReason::Sleep,
         ParkReason::Join,
         ParkReason::Yield,
         ParkReason::Exit,
+        ParkReason::Sync,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -27,6 +30,7 @@ impl ParkReason {
             ParkReason::Join => "join",
             ParkReason::Yield => "yield",
             ParkReason::Exit => "exit",
+            ParkReason::Sync => "sync",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! shim forwards to its subsystem's op and acts on the [`Outcome`]. Compiled out of unit-test
 //! builds, whose test binary would otherwise interpose libc for the test harness (trap 15).
 
+mod sync;
 mod thread;
 mod time;
 

@@ -4,6 +4,7 @@
 //! A green thread parks with a fresh token and is woken only by whoever presents that token, so
 //! a stale timer or a late waker can never wake it out of a later, unrelated wait.
 
+pub mod parking;
 pub mod stack;
 pub mod table;
 
@@ -45,6 +46,8 @@ pub struct StackInfo {
 pub struct Green {
     live: AtomicBool,
     root: bool,
+    /// Owner id for mutexes that track their owner: never a kernel thread id (bit 30 set).
+    pub(crate) id: Cell<i32>,
     hub: Cell<*const Hub>,
     pub(crate) coroutine: UnsafeCell<Option<GreenCoroutine>>,
     pub(crate) yielder: Cell<*const GreenYielder>,
@@ -88,6 +91,7 @@ impl Green {
         Green {
             live: AtomicBool::new(true),
             root,
+            id: Cell::new(0),
             hub: Cell::new(hub),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(core::ptr::null()),

@@ -11,6 +11,8 @@ use std::sync::Mutex;
 
 /// Most green threads alive at once, in every hub together.
 pub const CAPACITY: usize = 1 << 22;
+/// Set in every green thread's owner id; kernel thread ids stay below 2^22.
+pub const GREEN_ID_BIT: i32 = 1 << 30;
 
 struct Table {
     base: usize,
@@ -63,10 +65,12 @@ pub fn insert(green: Green) -> Option<&'static Green> {
     // SAFETY: the slot is inside the mapping, aligned (the mapping is page-aligned and slots are
     // size_of::<Green>() apart), and not in use: it was free or never handed out. Writing
     // without dropping is right: a free slot's previous occupant was already dropped.
-    unsafe {
+    let green = unsafe {
         slot.write(green);
-        Some(&*slot)
-    }
+        &*slot
+    };
+    green.id.set(GREEN_ID_BIT | index as i32);
+    Some(green)
 }
 
 /// A handle inside the table whose thread is gone (ESRCH).

@@ -69,7 +69,12 @@ pub unsafe fn join(handle: pthread_t, result: *mut c_int) -> Outcome<c_int> {
 
 /// `thrd_detach`.
 pub fn detach(handle: pthread_t) -> Outcome<c_int> {
-    match super::detach(handle) {
+    map(super::detach(handle))
+}
+
+/// A pthread-style outcome as a `thrd_*` one.
+pub fn map(outcome: Outcome<c_int>) -> Outcome<c_int> {
+    match outcome {
         Done(code) => Done(from_errno(code)),
         other => other,
     }

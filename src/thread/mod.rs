@@ -5,6 +5,7 @@
 pub mod c11;
 pub mod handles;
 pub mod keys;
+pub mod sync;
 
 use crate::config::DEFAULT_STACK_SIZE;
 use crate::green::stack::{GUARD, Stack};
@@ -25,7 +26,7 @@ unsafe extern "C" {
 }
 
 #[inline]
-fn active() -> bool {
+pub(crate) fn active() -> bool {
     patch::active(Subsystem::Thread)
 }
 

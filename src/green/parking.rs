@@ -1,0 +1,348 @@
+//! The parking lot: waiters keyed by the address of what they wait on (a mutex, a condition
+//! variable, a semaphore…), as in Go's `semtable` and Rust's `parking_lot`.
+//!
+//! A waiter's node lives on its own stack while it waits, so parking never allocates (an
+//! allocator's own locks reach `pthread_mutex_lock`). A green thread — or the root of a hub
+//! with green work — parks on its hub; an OS thread with nothing else to run waits on a futex
+//! in its node, so a real thread that contends for a lock needs no hub at all.
+
+use super::Green;
+use crate::hub::Hub;
+use crate::stats::ParkReason;
+use crate::sys::now_ns;
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+const BUCKETS: usize = 1024;
+
+/// How a parked waiter is woken.
+enum Wake {
+    Green {
+        green: &'static Green,
+        token: u64,
+    },
+    /// 0 while waiting, 1 once unparked.
+    Futex(AtomicU32),
+}
+
+/// A waiter, linked into its key's bucket while it waits.
+pub struct Node {
+    key: usize,
+    /// What the waiter asks for (a reader or a writer, say); the waker's to read.
+    pub data: usize,
+    /// Set by a waker that handed the waiter what it waited for (a lock, a semaphore unit).
+    pub handed_off: Cell<bool>,
+    wake: Wake,
+    prev: Cell<*const Node>,
+    next: Cell<*const Node>,
+    linked: Cell<bool>,
+}
+
+struct Queue {
+    head: *const Node,
+    tail: *const Node,
+}
+
+// SAFETY: the raw pointers name nodes that are only touched under the bucket's Mutex.
+unsafe impl Send for Queue {}
+
+static TABLE: [Mutex<Queue>; BUCKETS] = [const {
+    Mutex::new(Queue {
+        head: ptr::null(),
+        tail: ptr::null(),
+    })
+}; BUCKETS];
+
+/// A locked bucket: the waiters of every key that hashes to it.
+pub struct Bucket {
+    guard: MutexGuard<'static, Queue>,
+}
+
+/// Locks the bucket of `key`.
+pub fn lock(key: usize) -> Bucket {
+    // Fibonacci hashing of the address, dropping the alignment bits.
+    let index = ((key >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) % BUCKETS;
+    Bucket {
+        guard: TABLE[index].lock().unwrap_or_else(|e| e.into_inner()),
+    }
+}
+
+/// How a park ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parked {
+    /// A waker took the node off the queue (and maybe handed something over).
+    Unparked { handed_off: bool },
+    /// The deadline passed first.
+    TimedOut,
+}
+
+impl Bucket {
+    /// Is any waiter of `key` queued?
+    pub fn has_waiters(&self, key: usize) -> bool {
+        self.waiters(key).next().is_some()
+    }
+
+    /// The `data` of each waiter of `key`, in queue order.
+    pub fn waiters(&self, key: usize) -> impl Iterator<Item = usize> {
+        self.iter().filter(move |n| n.key == key).map(|n| n.data)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Node> {
+        let mut at = self.guard.head;
+        core::iter::from_fn(move || {
+            // SAFETY: linked nodes stay valid while queued (their waiters are parked on them),
+            // and the queue is only changed under this bucket's lock, which we hold.
+            let node = unsafe { at.as_ref() }?;
+            at = node.next.get();
+            Some(node)
+        })
+    }
+
+    fn push(&mut self, node: &Node) {
+        node.prev.set(self.guard.tail);
+        node.next.set(ptr::null());
+        // SAFETY: the tail, if any, is a linked node (valid while queued; we hold the lock).
+        match unsafe { self.guard.tail.as_ref() } {
+            Some(tail) => tail.next.set(node),
+            None => self.guard.head = node,
+        }
+        self.guard.tail = node;
+        node.linked.set(true);
+    }
+
+    fn unlink(&mut self, node: &Node) {
+        // SAFETY: neighbours of a linked node are linked nodes (valid; we hold the lock).
+        unsafe {
+            match node.prev.get().as_ref() {
+                Some(prev) => prev.next.set(node.next.get()),
+                None => self.guard.head = node.next.get(),
+            }
+            match node.next.get().as_ref() {
+                Some(next) => next.prev.set(node.prev.get()),
+                None => self.guard.tail = node.prev.get(),
+            }
+        }
+        node.linked.set(false);
+    }
+
+    /// Takes the first waiter of `key` for which `choose` says yes (it may mark the node
+    /// handed off). Returns a waker to call after the bucket is unlocked.
+    pub fn unpark_first(
+        &mut self,
+        key: usize,
+        mut choose: impl FnMut(&Node) -> bool,
+    ) -> Option<Waker> {
+        let node = self.iter().find(|n| n.key == key && choose(n))? as *const Node;
+        // SAFETY: found in the queue just now, under the lock.
+        let node = unsafe { &*node };
+        self.unlink(node);
+        Some(Waker::of(node))
+    }
+
+    /// Takes every waiter of `key` for which `choose` says yes, in queue order.
+    pub fn unpark_all(
+        &mut self,
+        key: usize,
+        mut choose: impl FnMut(&Node) -> bool,
+        wakers: &mut WakeList,
+    ) {
+        let mut at = self.guard.head;
+        // SAFETY: as in `iter`; the next pointer is read before the node is unlinked.
+        while let Some(node) = unsafe { at.as_ref() } {
+            at = node.next.get();
+            if node.key == key && choose(node) {
+                self.unlink(node);
+                wakers.push(Waker::of(node));
+            }
+        }
+    }
+
+    /// Queues the calling thread under `key` and waits until a waker takes it off the queue or
+    /// `deadline` (CLOCK_MONOTONIC ns) passes. The bucket is released while it waits;
+    /// `before_sleep` runs after queueing, unlocked (a condition variable's mutex unlock).
+    pub fn park(
+        self,
+        key: usize,
+        data: usize,
+        deadline: Option<u64>,
+        reason: ParkReason,
+        before_sleep: impl FnOnce(),
+    ) -> Parked {
+        let hub = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0);
+        let wake = match hub {
+            Some(hub) => {
+                let green = hub.current_green();
+                Wake::Green {
+                    green,
+                    token: green.arm(),
+                }
+            }
+            None => Wake::Futex(AtomicU32::new(0)),
+        };
+        let node = Node {
+            key,
+            data,
+            handed_off: Cell::new(false),
+            wake,
+            prev: Cell::new(ptr::null()),
+            next: Cell::new(ptr::null()),
+            linked: Cell::new(false),
+        };
+        let mut bucket = self;
+        bucket.push(&node);
+        drop(bucket);
+        before_sleep();
+        let timed_out = match (&node.wake, hub) {
+            (Wake::Green { green, token }, Some(hub)) => hub.park(green, *token, reason, deadline),
+            (Wake::Futex(word), _) => futex_wait(word, deadline),
+            (Wake::Green { .. }, None) => unreachable!("a green waiter always has a hub"),
+        };
+        if timed_out || node.linked.get() {
+            // The deadline passed — or a timer fired just as a waker took the node: the
+            // bucket decides which came first.
+            let mut bucket = lock(key);
+            if node.linked.get() {
+                bucket.unlink(&node);
+                return Parked::TimedOut;
+            }
+            drop(bucket);
+            // A waker took the node; it is about to wake us, and for a futex waiter it still
+            // touches the node's word: wait for that before the node leaves the stack.
+            if let Wake::Futex(word) = &node.wake {
+                while word.load(Ordering::Acquire) == 0 {
+                    futex_wait(word, None);
+                }
+            }
+        }
+        Parked::Unparked {
+            handed_off: node.handed_off.get(),
+        }
+    }
+}
+
+/// Wakes one unparked waiter; call it after the bucket is unlocked.
+pub struct Waker {
+    wake: WakeHow,
+}
+
+enum WakeHow {
+    Green { green: &'static Green, token: u64 },
+    Futex(*const AtomicU32),
+}
+
+impl Waker {
+    fn of(node: &Node) -> Waker {
+        let wake = match &node.wake {
+            Wake::Green { green, token } => WakeHow::Green {
+                green,
+                token: *token,
+            },
+            Wake::Futex(word) => WakeHow::Futex(word),
+        };
+        Waker { wake }
+    }
+
+    pub fn wake(self) {
+        match self.wake {
+            WakeHow::Green { green, token } => {
+                green.unpark(token);
+            }
+            WakeHow::Futex(word) => {
+                // SAFETY: the waiter does not leave `park` (its node stays on its stack) until
+                // it has seen the word set, which happens here, before the wake.
+                let word = unsafe { &*word };
+                word.store(1, Ordering::Release);
+                futex_wake(word);
+            }
+        }
+    }
+}
+
+/// Wakers gathered under a bucket lock, to call once it is released (no allocation: a
+/// broadcast wakes in batches).
+pub struct WakeList {
+    batch: [Option<Waker>; 32],
+    len: usize,
+}
+
+impl Default for WakeList {
+    fn default() -> Self {
+        WakeList {
+            batch: [const { None }; 32],
+            len: 0,
+        }
+    }
+}
+
+impl WakeList {
+    fn push(&mut self, waker: Waker) {
+        if self.len == self.batch.len() {
+            // Full: a caller that unparks more than a batch holds the bucket; waking now is
+            // still correct (a woken waiter that needs the bucket simply waits for it).
+            self.wake_all();
+        }
+        self.batch[self.len] = Some(waker);
+        self.len += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn wake_all(&mut self) {
+        for waker in self.batch[..self.len].iter_mut().filter_map(Option::take) {
+            waker.wake();
+        }
+        self.len = 0;
+    }
+}
+
+/// Waits while `word` is 0, until woken or `deadline`; true when the deadline passed.
+fn futex_wait(word: &AtomicU32, deadline: Option<u64>) -> bool {
+    loop {
+        if word.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        let timeout = match deadline {
+            None => None,
+            Some(deadline) => {
+                let now = now_ns();
+                if now >= deadline {
+                    return true;
+                }
+                let left = deadline - now;
+                Some(libc::timespec {
+                    tv_sec: (left / 1_000_000_000) as libc::time_t,
+                    tv_nsec: (left % 1_000_000_000) as libc::c_long,
+                })
+            }
+        };
+        let timeout_ptr = timeout
+            .as_ref()
+            .map_or(ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: a private futex wait on a live word, with a valid or null timeout.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                0u32,
+                timeout_ptr,
+            )
+        };
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: a private futex wake on a word that is valid at least until the waiter sees it.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        )
+    };
+}

@@ -1,0 +1,38 @@
+//! `pthread_barrier_wait`, in glibc's `pthread_barrier_t` (`in`, `current_round`, `count`,
+//! `shared` as `pthread_barrier_init` wrote them). Arrivals are counted under the barrier's
+//! parking-lot bucket; the last one releases the round. A process-shared barrier is glibc's.
+
+use crate::green::parking::{self, WakeList};
+use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::stats::ParkReason;
+use libc::{PTHREAD_BARRIER_SERIAL_THREAD, c_int, pthread_barrier_t};
+
+/// `pthread_barrier_wait`.
+///
+/// # Safety
+/// `b` is initialised.
+pub unsafe fn wait(b: *mut pthread_barrier_t) -> Outcome<c_int> {
+    let fields = b.cast::<u32>();
+    // SAFETY: `shared` is the fourth u32 of the 32-byte object.
+    if !crate::thread::active() || unsafe { fields.add(3).read_volatile() } != 0 {
+        return Bypass;
+    }
+    let key = b as usize;
+    let bucket = parking::lock(key);
+    // SAFETY: `in` (0) and `count` (2) are only touched under this bucket's lock from here on.
+    let (arrived, count) = unsafe { (&mut *fields, *fields.add(2)) };
+    *arrived += 1;
+    if *arrived < count {
+        bucket.park(key, 0, None, ParkReason::Sync, || {});
+        return Done(0);
+    }
+    *arrived = 0;
+    // SAFETY: `current_round` (1), under the bucket lock.
+    unsafe { *fields.add(1) = (*fields.add(1)).wrapping_add(1) };
+    let mut bucket = bucket;
+    let mut wakers = WakeList::default();
+    bucket.unpark_all(key, |_| true, &mut wakers);
+    drop(bucket);
+    wakers.wake_all();
+    Done(PTHREAD_BARRIER_SERIAL_THREAD)
+}

@@ -1,0 +1,143 @@
+//! `pthread_cond_*`. Waiters queue in the parking lot under the condition variable's address
+//! *before* they release the mutex, so a signal sent in between is never lost. glibc's
+//! `pthread_cond_init` still writes the object: its clock and process-shared bits in `__wrefs`
+//! tell which clock a timed wait uses and whether the object is shared with other processes.
+
+use super::mutex::{self, Wait};
+use super::{deadline, supported_clock};
+use crate::green::parking::{self, Parked, WakeList};
+use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::stats::ParkReason;
+use libc::{EINVAL, ETIMEDOUT, c_int, clockid_t, pthread_cond_t, pthread_mutex_t, timespec};
+
+/// glibc's `__wrefs` bits: process-shared, and CLOCK_MONOTONIC for timed waits.
+const SHARED_MASK: u32 = 1;
+const CLOCK_MONOTONIC_MASK: u32 = 2;
+
+/// `__wrefs`, at offset 36 of glibc's `struct __pthread_cond_s`.
+///
+/// # Safety
+/// `c` points to a live `pthread_cond_t`.
+unsafe fn wrefs(c: *const pthread_cond_t) -> u32 {
+    // SAFETY: offset 36 lies within the 48-byte object; a racy read of flag bits that only
+    // pthread_cond_init writes.
+    unsafe { c.cast::<u8>().add(36).cast::<u32>().read_volatile() }
+}
+
+/// Is `c` for us (patched and not shared with other processes)?
+///
+/// # Safety
+/// `c` points to a live `pthread_cond_t`.
+unsafe fn ours(c: *const pthread_cond_t) -> bool {
+    // SAFETY: per our contract.
+    crate::thread::active() && unsafe { wrefs(c) } & SHARED_MASK == 0
+}
+
+/// `pthread_cond_wait`, `timedwait` (the condition's clock) and `clockwait` (a given clock).
+///
+/// # Safety
+/// `c` and `m` are initialised; `abstime`, when given, is readable.
+pub unsafe fn wait(
+    c: *mut pthread_cond_t,
+    m: *mut pthread_mutex_t,
+    timeout: Option<(Option<clockid_t>, *const timespec)>,
+) -> Outcome<c_int> {
+    // SAFETY: per our contract.
+    if !unsafe { ours(c) } {
+        return Bypass;
+    }
+    let deadline = match timeout {
+        None => None,
+        Some((clock, abstime)) => {
+            let clock = clock.unwrap_or_else(|| {
+                // SAFETY: per our contract.
+                if unsafe { wrefs(c) } & CLOCK_MONOTONIC_MASK != 0 {
+                    libc::CLOCK_MONOTONIC
+                } else {
+                    libc::CLOCK_REALTIME
+                }
+            });
+            if !supported_clock(clock) {
+                return Done(EINVAL);
+            }
+            // SAFETY: readable (caller).
+            match unsafe { deadline(clock, abstime) } {
+                Ok(deadline) => Some(deadline),
+                Err(code) => return Done(code),
+            }
+        }
+    };
+    // SAFETY: per our contract.
+    Done(unsafe { wait_green(c as usize, m, deadline) })
+}
+
+/// Queues under `key`, releases `m`, parks, then takes `m` back.
+///
+/// # Safety
+/// `m` is an initialised mutex.
+pub(crate) unsafe fn wait_green(
+    key: usize,
+    m: *mut pthread_mutex_t,
+    deadline: Option<u64>,
+) -> c_int {
+    let bucket = parking::lock(key);
+    let mut unlocked = 0;
+    // SAFETY: m is initialised (caller).
+    let parked = bucket.park(key, 0, deadline, ParkReason::Sync, || {
+        unlocked = unsafe { mutex::unlock_green(m) }
+    });
+    if unlocked != 0 {
+        // The caller did not own the mutex (EPERM from an error-checking one): nothing was
+        // released, so there is nothing to take back.
+        return unlocked;
+    }
+    // SAFETY: as above.
+    let relocked = unsafe { mutex::lock_green(m, Wait::Forever) };
+    match (relocked, parked) {
+        (0, Parked::TimedOut) => ETIMEDOUT,
+        (code, _) => code,
+    }
+}
+
+/// `pthread_cond_signal`.
+///
+/// # Safety
+/// `c` is initialised.
+pub unsafe fn signal(c: *mut pthread_cond_t) -> Outcome<c_int> {
+    // SAFETY: per our contract.
+    if !unsafe { ours(c) } {
+        return Bypass;
+    }
+    wake_one(c as usize);
+    Done(0)
+}
+
+/// `pthread_cond_broadcast`.
+///
+/// # Safety
+/// `c` is initialised.
+pub unsafe fn broadcast(c: *mut pthread_cond_t) -> Outcome<c_int> {
+    // SAFETY: per our contract.
+    if !unsafe { ours(c) } {
+        return Bypass;
+    }
+    wake_all(c as usize);
+    Done(0)
+}
+
+pub(crate) fn wake_one(key: usize) {
+    let mut bucket = parking::lock(key);
+    let waker = bucket.unpark_first(key, |_| true);
+    drop(bucket);
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+pub(crate) fn wake_all(key: usize) {
+    let mut wakers = WakeList::default();
+    let mut bucket = parking::lock(key);
+    bucket.unpark_all(key, |_| true, &mut wakers);
+    drop(bucket);
+    wakers.wake_all();
+}

@@ -1,0 +1,242 @@
+//! `pthread_mutex_*`, in glibc's `pthread_mutex_t`: `__lock` is the lock word (0 free, 1 held,
+//! 2 held with waiters maybe parked), `__count` the recursion count, `__owner` the owner id for
+//! the kinds that check it, `__nusers` as glibc keeps it (so `pthread_mutex_destroy` still
+//! answers EBUSY for a held mutex), `__kind` as `pthread_mutex_init` wrote it.
+//!
+//! A contended unlock hands the mutex straight to the first waiter (FIFO): under cooperative
+//! scheduling an unlocker that relocks at once would otherwise starve every waiter.
+
+use super::{deadline, owner_id, poll_foreign, supported_clock};
+use crate::green::parking;
+use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::stats::ParkReason;
+use core::sync::atomic::{AtomicI32, Ordering};
+use libc::{
+    EAGAIN, EBUSY, EDEADLK, EINVAL, EPERM, ETIMEDOUT, c_int, clockid_t, pthread_mutex_t, timespec,
+};
+
+const KIND_TYPE_MASK: i32 = 3;
+const RECURSIVE: i32 = 1;
+const ERRORCHECK: i32 = 2;
+/// Robust, priority-inheriting, priority-protected, process-shared: glibc's own protocol.
+const FOREIGN_BITS: i32 = 16 | 32 | 64 | 128;
+
+/// Field offsets in glibc's `struct __pthread_mutex_s` (the same on x86-64 and aarch64).
+struct Fields {
+    lock: *const AtomicI32,
+    count: *mut u32,
+    owner: *const AtomicI32,
+    nusers: *mut u32,
+    kind: *const AtomicI32,
+}
+
+/// # Safety
+/// `m` points to a live `pthread_mutex_t`.
+unsafe fn fields(m: *mut pthread_mutex_t) -> Fields {
+    let base = m.cast::<u8>();
+    // SAFETY: all offsets lie within the 40-byte (48 on aarch64) object.
+    unsafe {
+        Fields {
+            lock: base.cast(),
+            count: base.add(4).cast(),
+            owner: base.add(8).cast(),
+            nusers: base.add(12).cast(),
+            kind: base.add(16).cast(),
+        }
+    }
+}
+
+/// How a lock call waits.
+#[derive(Clone, Copy)]
+pub enum Wait {
+    Try,
+    Forever,
+    /// Until an absolute time on a clock.
+    Until(clockid_t, *const timespec),
+}
+
+fn kind_of(f: &Fields) -> i32 {
+    // SAFETY: `kind` points into a live mutex.
+    unsafe { (*f.kind).load(Ordering::Relaxed) }
+}
+
+/// `pthread_mutex_lock`, `trylock`, `timedlock`, `clocklock`.
+///
+/// # Safety
+/// `m` points to an initialised mutex; a timespec in `wait` is readable.
+pub unsafe fn lock(m: *mut pthread_mutex_t, wait: Wait) -> Outcome<c_int> {
+    if !crate::thread::active() {
+        return Bypass;
+    }
+    // SAFETY: per our contract.
+    Done(unsafe { lock_green(m, wait) })
+}
+
+/// The lock itself, for condition variables relocking their mutex too.
+///
+/// # Safety
+/// As [`lock`].
+pub(crate) unsafe fn lock_green(m: *mut pthread_mutex_t, wait: Wait) -> c_int {
+    if let Wait::Until(clock, _) = wait
+        && !supported_clock(clock)
+    {
+        return EINVAL;
+    }
+    // SAFETY: m is a live mutex (caller).
+    let f = unsafe { fields(m) };
+    let kind = kind_of(&f);
+    if kind & FOREIGN_BITS != 0 {
+        // SAFETY: as above.
+        return unsafe { foreign_lock(m, wait) };
+    }
+    let tracks_owner = matches!(kind & KIND_TYPE_MASK, RECURSIVE | ERRORCHECK);
+    let me = if tracks_owner { owner_id() } else { 0 };
+    // SAFETY: f's pointers are valid for the live mutex; `count` is only written by the owner.
+    unsafe {
+        if tracks_owner && (*f.owner).load(Ordering::Relaxed) == me {
+            return match (kind & KIND_TYPE_MASK, wait) {
+                (RECURSIVE, _) if *f.count == u32::MAX => EAGAIN,
+                (RECURSIVE, _) => {
+                    *f.count += 1;
+                    0
+                }
+                (_, Wait::Try) => EBUSY,
+                _ => EDEADLK,
+            };
+        }
+        let rc = acquire(&f, m as usize, wait);
+        if rc == 0 {
+            (*f.owner).store(me, Ordering::Relaxed);
+            *f.count = 1;
+            *f.nusers += 1;
+        }
+        rc
+    }
+}
+
+/// Takes the lock word.
+///
+/// # Safety
+/// `f` describes a live mutex at `key`.
+unsafe fn acquire(f: &Fields, key: usize, wait: Wait) -> c_int {
+    // SAFETY: f.lock is valid (caller).
+    let word = unsafe { &*f.lock };
+    if word
+        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        return 0;
+    }
+    let deadline = match wait {
+        Wait::Try => return EBUSY,
+        Wait::Forever => None,
+        // SAFETY: readable (caller).
+        Wait::Until(clock, abstime) => match unsafe { deadline(clock, abstime) } {
+            Ok(deadline) => Some(deadline),
+            Err(code) => return code,
+        },
+    };
+    loop {
+        let bucket = parking::lock(key);
+        // Announce a waiter; if the holder let go meanwhile, the lock is ours.
+        if word.swap(2, Ordering::Acquire) == 0 {
+            return 0;
+        }
+        match bucket.park(key, 0, deadline, ParkReason::Sync, || {}) {
+            parking::Parked::Unparked { handed_off: true } => return 0,
+            parking::Parked::Unparked { handed_off: false } => continue,
+            parking::Parked::TimedOut => return ETIMEDOUT,
+        }
+    }
+}
+
+/// `pthread_mutex_unlock`.
+///
+/// # Safety
+/// `m` points to an initialised mutex.
+pub unsafe fn unlock(m: *mut pthread_mutex_t) -> Outcome<c_int> {
+    if !crate::thread::active() {
+        return Bypass;
+    }
+    // SAFETY: per our contract.
+    Done(unsafe { unlock_green(m) })
+}
+
+/// # Safety
+/// As [`unlock`].
+pub(crate) unsafe fn unlock_green(m: *mut pthread_mutex_t) -> c_int {
+    // SAFETY: m is a live mutex (caller).
+    let f = unsafe { fields(m) };
+    let kind = kind_of(&f);
+    if kind & FOREIGN_BITS != 0 {
+        // SAFETY: a glibc-protocol mutex goes to glibc.
+        return unsafe { (crate::real::get().pthread_mutex_unlock)(m) };
+    }
+    // SAFETY: f's pointers are valid; count/nusers are only written by the owner.
+    unsafe {
+        if matches!(kind & KIND_TYPE_MASK, RECURSIVE | ERRORCHECK) {
+            if (*f.owner).load(Ordering::Relaxed) != owner_id() {
+                return EPERM;
+            }
+            if *f.count > 1 {
+                *f.count -= 1;
+                return 0;
+            }
+        }
+        (*f.owner).store(0, Ordering::Relaxed);
+        *f.count = 0;
+        *f.nusers = (*f.nusers).wrapping_sub(1);
+        release(&*f.lock, m as usize);
+    }
+    0
+}
+
+/// Frees the lock word, or hands the lock to the first parked waiter.
+fn release(word: &AtomicI32, key: usize) {
+    if word
+        .compare_exchange(1, 0, Ordering::Release, Ordering::Relaxed)
+        .is_ok()
+    {
+        return;
+    }
+    let mut bucket = parking::lock(key);
+    let waker = bucket.unpark_first(key, |node| {
+        node.handed_off.set(true);
+        true
+    });
+    match waker {
+        Some(waker) => {
+            let more = bucket.has_waiters(key);
+            word.store(if more { 2 } else { 1 }, Ordering::Release);
+            drop(bucket);
+            waker.wake();
+        }
+        None => word.store(0, Ordering::Release),
+    }
+}
+
+/// A robust, priority or process-shared mutex: glibc's protocol, which other processes (or
+/// the kernel) take part in. Waits poll green when other green threads could run.
+///
+/// # Safety
+/// `m` is a live mutex; a timespec in `wait` is readable.
+unsafe fn foreign_lock(m: *mut pthread_mutex_t, wait: Wait) -> c_int {
+    let real = crate::real::get();
+    // SAFETY: m is a live mutex (caller).
+    let try_lock = || unsafe { (real.pthread_mutex_trylock)(m) };
+    match wait {
+        Wait::Try => try_lock(),
+        Wait::Forever if super::others_could_run() => poll_foreign(EBUSY, None, try_lock),
+        // SAFETY: as above.
+        Wait::Forever => unsafe { (real.pthread_mutex_lock)(m) },
+        Wait::Until(clock, abstime) if super::others_could_run() => {
+            // SAFETY: readable (caller).
+            match unsafe { deadline(clock, abstime) } {
+                Ok(deadline) => poll_foreign(EBUSY, Some(deadline), try_lock),
+                Err(code) => code,
+            }
+        }
+        // SAFETY: as above.
+        Wait::Until(clock, abstime) => unsafe { (real.pthread_mutex_clocklock)(m, clock, abstime) },
+    }
+}
