@@ -27,8 +27,8 @@
 #define CHECK(cond, ...)                                                                      \
     do {                                                                                      \
         if (!(cond)) {                                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);          \
-            fprintf(stderr, "" __VA_ARGS__);                                                  \
+            fprintf(stderr, "%s:%d: CHECK failed: %s:", __FILE__, __LINE__, #cond);           \
+            fprintf(stderr, " " __VA_ARGS__);                                                 \
             fprintf(stderr, "\n");                                                            \
             fflush(stderr);                                                                   \
             _exit(1);                                                                         \
