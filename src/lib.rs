@@ -9,8 +9,10 @@
 //! - [`patch`]: what is patched — subsystems as data, the hooked-function registry, the
 //!   per-call decision — and [`config`], read from the environment (eventlet's
 //!   `monkey_patch` truth table).
-//! - one module per patched subsystem, named after eventlet's kwargs: [`thread`] and [`time`]
-//!   so far; `os`, `select` and `socket` come next.
+//! - one module per patched subsystem, named after eventlet's kwargs: [`os`], [`socket`],
+//!   [`thread`] and [`time`] (`select` comes next).
+//! - [`fd`]: the fd table — what each descriptor is, the flags the program set, readiness —
+//!   and the green I/O loop the `os` and `socket` subsystems share.
 //! - [`hub`]: a hub per OS thread — run queue, timers, poller — and the root's loop.
 //! - [`green`]: green-thread control blocks, their handle table, and their pooled stacks.
 //! - [`real`]: the real libc functions, resolved once.
@@ -24,14 +26,17 @@
 #[cfg(not(test))]
 mod abi;
 pub mod config;
+pub mod fd;
 pub mod green;
 pub mod hub;
 #[macro_use]
 pub mod log;
+pub mod os;
 pub mod outcome;
 pub mod patch;
 pub mod real;
 pub mod runtime;
+pub mod socket;
 pub mod stats;
 pub mod sys;
 pub mod thread;

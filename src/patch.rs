@@ -154,6 +154,38 @@ pub const HOOKED: &[(&str, Subsystem)] = &[
     ("cnd_signal", Subsystem::Thread),
     ("cnd_broadcast", Subsystem::Thread),
     ("call_once", Subsystem::Thread),
+    ("socket", Subsystem::Socket),
+    ("socketpair", Subsystem::Socket),
+    ("connect", Subsystem::Socket),
+    ("accept", Subsystem::Socket),
+    ("accept4", Subsystem::Socket),
+    ("recv", Subsystem::Socket),
+    ("recvfrom", Subsystem::Socket),
+    ("recvmsg", Subsystem::Socket),
+    ("recvmmsg", Subsystem::Socket),
+    ("send", Subsystem::Socket),
+    ("sendto", Subsystem::Socket),
+    ("sendmsg", Subsystem::Socket),
+    ("sendmmsg", Subsystem::Socket),
+    ("sendfile", Subsystem::Socket),
+    ("setsockopt", Subsystem::Socket),
+    ("__recv_chk", Subsystem::Socket),
+    ("__recvfrom_chk", Subsystem::Socket),
+    // Descriptor calls: green on a socket when `socket` is patched, on a pipe when `os` is.
+    ("pipe", Subsystem::Os),
+    ("pipe2", Subsystem::Os),
+    ("read", Subsystem::Os),
+    ("write", Subsystem::Os),
+    ("readv", Subsystem::Os),
+    ("writev", Subsystem::Os),
+    ("__read_chk", Subsystem::Os),
+    ("close", Subsystem::Os),
+    ("dup", Subsystem::Os),
+    ("dup2", Subsystem::Os),
+    ("dup3", Subsystem::Os),
+    ("fcntl", Subsystem::Os),
+    ("fcntl64", Subsystem::Os),
+    ("ioctl", Subsystem::Os),
     ("nanosleep", Subsystem::Time),
     ("clock_nanosleep", Subsystem::Time),
     ("usleep", Subsystem::Time),
@@ -190,7 +222,7 @@ mod tests {
 
     #[test]
     fn registry_matches_the_abi() {
-        let abi: String = ["thread.rs", "sync.rs", "time.rs"]
+        let abi: String = ["os.rs", "socket.rs", "thread.rs", "sync.rs", "time.rs"]
             .iter()
             .map(|f| std::fs::read_to_string(format!("src/abi/{f}")).unwrap())
             .collect();

@@ -4,9 +4,10 @@
 //! allocate on glibc >= 2.34; every name here exists in glibc 2.34+, so none fails.
 
 use libc::{
-    c_char, c_int, c_uint, c_void, clockid_t, cpu_set_t, pthread_attr_t, pthread_barrier_t,
-    pthread_cond_t, pthread_key_t, pthread_mutex_t, pthread_once_t, pthread_rwlock_t, pthread_t,
-    sched_param, sem_t, sigval, size_t, timespec, useconds_t,
+    c_char, c_int, c_uint, c_void, clockid_t, cpu_set_t, iovec, mmsghdr, msghdr, off_t,
+    pthread_attr_t, pthread_barrier_t, pthread_cond_t, pthread_key_t, pthread_mutex_t,
+    pthread_once_t, pthread_rwlock_t, pthread_t, sched_param, sem_t, sigval, size_t, sockaddr,
+    socklen_t, ssize_t, timespec, useconds_t,
 };
 use once_cell::sync::OnceCell;
 
@@ -113,6 +114,67 @@ real_table! {
     cnd_signal: fn(*mut pthread_cond_t) -> c_int;
     cnd_broadcast: fn(*mut pthread_cond_t) -> c_int;
     call_once: fn(*mut pthread_once_t, OnceRoutine);
+    socket: fn(c_int, c_int, c_int) -> c_int;
+    socketpair: fn(c_int, c_int, c_int, *mut c_int) -> c_int;
+    connect: fn(c_int, *const sockaddr, socklen_t) -> c_int;
+    accept: fn(c_int, *mut sockaddr, *mut socklen_t) -> c_int;
+    accept4: fn(c_int, *mut sockaddr, *mut socklen_t, c_int) -> c_int;
+    read: fn(c_int, *mut c_void, size_t) -> ssize_t;
+    write: fn(c_int, *const c_void, size_t) -> ssize_t;
+    readv: fn(c_int, *const iovec, c_int) -> ssize_t;
+    writev: fn(c_int, *const iovec, c_int) -> ssize_t;
+    recv: fn(c_int, *mut c_void, size_t, c_int) -> ssize_t;
+    recvfrom: fn(c_int, *mut c_void, size_t, c_int, *mut sockaddr, *mut socklen_t) -> ssize_t;
+    recvmsg: fn(c_int, *mut msghdr, c_int) -> ssize_t;
+    recvmmsg: fn(c_int, *mut mmsghdr, c_uint, c_int, *mut timespec) -> c_int;
+    send: fn(c_int, *const c_void, size_t, c_int) -> ssize_t;
+    sendto: fn(c_int, *const c_void, size_t, c_int, *const sockaddr, socklen_t) -> ssize_t;
+    sendmsg: fn(c_int, *const msghdr, c_int) -> ssize_t;
+    sendmmsg: fn(c_int, *mut mmsghdr, c_uint, c_int) -> c_int;
+    sendfile: fn(c_int, c_int, *mut off_t, size_t) -> ssize_t;
+    __read_chk: fn(c_int, *mut c_void, size_t, size_t) -> ssize_t;
+    __recv_chk: fn(c_int, *mut c_void, size_t, size_t, c_int) -> ssize_t;
+    __recvfrom_chk: fn(c_int, *mut c_void, size_t, size_t, c_int, *mut sockaddr, *mut socklen_t) -> ssize_t;
+    setsockopt: fn(c_int, c_int, c_int, *const c_void, socklen_t) -> c_int;
+    close: fn(c_int) -> c_int;
+    dup: fn(c_int) -> c_int;
+    dup2: fn(c_int, c_int) -> c_int;
+    dup3: fn(c_int, c_int, c_int) -> c_int;
+    pipe: fn(*mut c_int) -> c_int;
+    pipe2: fn(*mut c_int, c_int) -> c_int;
+}
+
+/// The real variadic functions, called through variadic pointer types (trap 5).
+pub struct Variadic {
+    pub fcntl: unsafe extern "C" fn(c_int, c_int, ...) -> c_int,
+    pub fcntl64: unsafe extern "C" fn(c_int, c_int, ...) -> c_int,
+    pub ioctl: unsafe extern "C" fn(c_int, libc::c_ulong, ...) -> c_int,
+}
+
+static VARIADIC: OnceCell<Variadic> = OnceCell::new();
+
+/// The real variadic functions, resolved on first use.
+#[inline]
+pub fn variadic() -> &'static Variadic {
+    VARIADIC.get_or_init(|| {
+        // SAFETY: each address is the libc function of that name, whose C type is declared.
+        unsafe {
+            Variadic {
+                fcntl: core::mem::transmute::<
+                    *const u8,
+                    unsafe extern "C" fn(c_int, c_int, ...) -> c_int,
+                >(next("fcntl\0", None)),
+                fcntl64: core::mem::transmute::<
+                    *const u8,
+                    unsafe extern "C" fn(c_int, c_int, ...) -> c_int,
+                >(next("fcntl64\0", None)),
+                ioctl: core::mem::transmute::<
+                    *const u8,
+                    unsafe extern "C" fn(c_int, libc::c_ulong, ...) -> c_int,
+                >(next("ioctl\0", None)),
+            }
+        }
+    })
 }
 
 /// The next definition of `name` (NUL-terminated), at `version` where glibc versions it and

@@ -13,15 +13,18 @@ pub enum ParkReason {
     Exit = 3,
     /// A mutex, condition variable, rwlock, semaphore, barrier or once-guard.
     Sync = 4,
+    /// A socket or pipe not ready.
+    Io = 5,
 }
 
 impl ParkReason {
-    pub const ALL: [ParkReason; 5] = [
+    pub const ALL: [ParkReason; 6] = [
         ParkReason::Sleep,
         ParkReason::Join,
         ParkReason::Yield,
         ParkReason::Exit,
         ParkReason::Sync,
+        ParkReason::Io,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -31,6 +34,7 @@ impl ParkReason {
             ParkReason::Yield => "yield",
             ParkReason::Exit => "exit",
             ParkReason::Sync => "sync",
+            ParkReason::Io => "io",
         }
     }
 }

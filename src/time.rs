@@ -43,6 +43,22 @@ fn sleep_for(hub: &Hub, ns: u64) {
     sleep_until(hub, now_ns().saturating_add(ns));
 }
 
+/// A short green pause for the runtime's own retry loops (whatever `time` is patched to):
+/// parks on the hub when there is one, else sleeps the OS thread.
+pub fn nap(ns: u64) {
+    match Hub::current() {
+        Some(hub) => sleep_for(hub, ns),
+        None => {
+            let ts = timespec {
+                tv_sec: (ns / 1_000_000_000) as libc::time_t,
+                tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+            };
+            // SAFETY: a valid timespec; the real nanosleep, not our hook.
+            unsafe { (crate::real::get().nanosleep)(&ts, core::ptr::null_mut()) };
+        }
+    }
+}
+
 /// `nanosleep`.
 ///
 /// # Safety

@@ -2,6 +2,8 @@
 //! shim forwards to its subsystem's op and acts on the [`Outcome`]. Compiled out of unit-test
 //! builds, whose test binary would otherwise interpose libc for the test harness (trap 15).
 
+mod os;
+mod socket;
 mod sync;
 mod thread;
 mod time;
@@ -39,6 +41,9 @@ pub trait Failure {
     const FAILED: Self;
 }
 impl Failure for libc::c_int {
+    const FAILED: Self = -1;
+}
+impl Failure for libc::ssize_t {
     const FAILED: Self = -1;
 }
 impl Failure for libc::c_uint {

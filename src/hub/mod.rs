@@ -1,11 +1,12 @@
 //! The hub: one per OS thread that runs green threads, with a run queue, a timer heap and a
-//! poller (epoll, through the `polling` crate).
+//! poller (epoll).
 //!
 //! The OS thread itself is the hub's *root*: it is not a coroutine. When the root would block it
 //! runs the hub loop on its own stack until its own wait is over; a green thread that would block
 //! suspends back into that loop. Green threads stay on the hub that made them (trap 8); a wake
 //! from another OS thread goes through the hub's inbox and notifier (trap 12).
 
+pub mod poller;
 pub mod timers;
 
 use crate::green::stack::{Stack, StackPool};
@@ -17,8 +18,7 @@ use core::ptr;
 use corosensei::{Coroutine, CoroutineResult};
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use timers::Timers;
 
 /// How many green threads run back to back before the loop looks at timers and the inbox again.
@@ -29,11 +29,13 @@ pub struct Hub {
     current: Cell<&'static Green>,
     run_queue: RefCell<VecDeque<&'static Green>>,
     timers: RefCell<Timers<usize>>,
-    poller: polling::Poller,
-    events: RefCell<polling::Events>,
+    poller: poller::Poller,
+    events: RefCell<Vec<libc::epoll_event>>,
     /// Green threads of this hub woken by other OS threads.
     inbox: Mutex<Vec<&'static Green>>,
     inbox_full: AtomicBool,
+    /// Descriptors registered with the poller (any OS thread may unregister one).
+    watched: AtomicUsize,
     /// Green threads made by this hub that have not finished.
     alive: Cell<usize>,
     /// The root's token while it waits for `alive` to reach zero (`pthread_exit` from `main`).
@@ -73,10 +75,11 @@ impl Hub {
             current: Cell::new(root),
             run_queue: RefCell::new(VecDeque::new()),
             timers: RefCell::new(Timers::default()),
-            poller: polling::Poller::new()?,
-            events: RefCell::new(polling::Events::new()),
+            poller: poller::Poller::new()?,
+            events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; 256]),
             inbox: Mutex::new(Vec::new()),
             inbox_full: AtomicBool::new(false),
+            watched: AtomicUsize::new(0),
             alive: Cell::new(0),
             all_done_token: Cell::new(0),
             stacks: RefCell::new(StackPool::default()),
@@ -190,6 +193,21 @@ impl Hub {
         }
     }
 
+    /// Registers `fd` with this hub's epoll, edge-triggered for both directions; its events
+    /// reach [`crate::fd::wait::dispatch`] with `key`.
+    pub fn watch(&self, fd: libc::c_int, key: usize) -> std::io::Result<()> {
+        self.poller.add_edge(fd, key)?;
+        self.watched.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Unregisters `fd` (from any OS thread), before it is closed.
+    pub fn unwatch(&self, fd: libc::c_int) {
+        if self.poller.delete(fd).is_ok() {
+            self.watched.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// Wakes `green`, whose token was just taken by `Green::unpark`.
     pub(crate) fn wake(&'static self, green: &'static Green) {
         let here = HUB.with(Cell::get);
@@ -227,6 +245,10 @@ impl Hub {
             if since_check == 0 || self.run_queue.borrow().is_empty() {
                 self.drain_inbox();
                 self.fire_due_timers();
+                if since_check == 0 && self.watched.load(Ordering::Relaxed) > 0 {
+                    // Busy green threads must not starve I/O: look without blocking.
+                    self.poll_events(Some(0));
+                }
                 since_check = CHECK_EVERY;
             }
             since_check -= 1;
@@ -288,10 +310,17 @@ impl Hub {
             .timers
             .borrow()
             .next_deadline()
-            .map(|deadline| Duration::from_nanos(deadline.saturating_sub(now_ns())));
+            .map(|deadline| deadline.saturating_sub(now_ns()));
+        self.poll_events(timeout);
+    }
+
+    /// Waits for I/O events (up to `timeout_ns`) and wakes the green threads waiting on them.
+    fn poll_events(&self, timeout_ns: Option<u64>) {
         let mut events = self.events.borrow_mut();
-        events.clear();
-        if let Err(e) = self.poller.wait(&mut events, timeout) {
+        let result = self.poller.wait(&mut events, timeout_ns, |event| {
+            crate::fd::wait::dispatch(event.key, event.readable, event.writable);
+        });
+        if let Err(e) = result {
             crate::log!(Error, "hub poller wait failed: {e}");
         }
     }

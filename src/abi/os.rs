@@ -1,0 +1,80 @@
+//! Shims of the `os` subsystem: pipes, descriptor I/O, and the descriptor bookkeeping calls.
+
+use super::shim;
+use crate::os;
+use crate::outcome::Outcome::{Bypass, Done};
+use libc::{c_int, c_ulong, c_void, iovec, size_t, ssize_t};
+
+shim! {
+    fn pipe(fds: *mut c_int) -> c_int => os::pipe(fds, None);
+    fn pipe2(fds: *mut c_int, flags: c_int) -> c_int => os::pipe(fds, Some(flags));
+    fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t => os::read(fd, buf, len);
+    fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t => os::write(fd, buf, len);
+    fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => os::readv(fd, iov, count);
+    fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => os::writev(fd, iov, count);
+    fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t
+        => if len > buflen { Bypass } else { os::read(fd, buf, len) };
+    fn close(fd: c_int) -> c_int => os::close(fd);
+    fn dup(fd: c_int) -> c_int => {
+        let new = (crate::real::get().dup)(fd);
+        os::duplicated(new);
+        Done::<c_int>(new)
+    };
+    fn dup2(old: c_int, new: c_int) -> c_int => {
+        if old != new {
+            os::duplicated(new);
+        }
+        Bypass::<c_int>
+    };
+    fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => {
+        if old != new {
+            os::duplicated(new);
+        }
+        Bypass::<c_int>
+    };
+}
+
+/// Runs the real variadic `fcntl`-like call, then keeps the fd table true.
+fn control(
+    fd: c_int,
+    cmd: c_int,
+    arg: usize,
+    real: unsafe extern "C" fn(c_int, c_int, ...) -> c_int,
+) -> c_int {
+    // SAFETY: the caller's arguments, passed on as the variadic call received them.
+    let rc = unsafe { real(fd, cmd, arg) };
+    let duplicates = rc >= 0 && matches!(cmd, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC);
+    os::after_control(rc, rc >= 0 && cmd == libc::F_SETFL, duplicates);
+    rc
+}
+
+/// `fcntl`. Variadic in C; on x86-64 and aarch64 Linux a fixed pointer-sized third argument
+/// reads the caller's argument correctly (trap 5), whatever its type.
+///
+/// # Safety
+/// As `fcntl(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    control(fd, cmd, arg, crate::real::variadic().fcntl)
+}
+
+/// `fcntl64`, as `fcntl`.
+///
+/// # Safety
+/// As `fcntl(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    control(fd, cmd, arg, crate::real::variadic().fcntl64)
+}
+
+/// `ioctl`: FIONBIO changes the descriptor's O_NONBLOCK.
+///
+/// # Safety
+/// As `ioctl(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: usize) -> c_int {
+    // SAFETY: the caller's arguments, passed on as the variadic call received them.
+    let rc = unsafe { (crate::real::variadic().ioctl)(fd, request, arg) };
+    os::after_control(rc, rc >= 0 && request == libc::FIONBIO, false);
+    rc
+}

@@ -1,0 +1,162 @@
+//! The green I/O loop every socket and pipe call shares: try the call without blocking; on
+//! EAGAIN, answer EAGAIN if the program made the descriptor non-blocking itself, else park until
+//! the hub says the descriptor may be ready (or the program's socket timeout passes), and try
+//! again.
+
+use super::wait::{Direction, NotReady, wait_ready};
+use super::{Entry, Kind};
+use crate::hub::Hub;
+use crate::outcome::Outcome::{self, Bypass, Done, Errno};
+use crate::patch::{self, Subsystem};
+use crate::sys::{errno, now_ns};
+use libc::{EAGAIN, c_int, ssize_t};
+
+/// A descriptor green I/O may handle now, with what it needs to wait on it.
+pub struct GreenFd {
+    pub fd: c_int,
+    pub entry: &'static Entry,
+    pub kind: Kind,
+    hub: &'static Hub,
+    generation: u32,
+    /// The deadline of the whole call once the first wait started (SO_RCVTIMEO/SO_SNDTIMEO
+    /// bound the call, not each wait).
+    deadline: Option<Option<u64>>,
+}
+
+impl GreenFd {
+    /// `fd` if its subsystem is patched, it is a socket or pipe, and another green thread
+    /// could run while it waits; None means: make the real call (it is exactly right).
+    pub fn get(fd: c_int) -> Option<GreenFd> {
+        let entry = super::entry(fd)?;
+        let kind = entry.kind(fd);
+        let subsystem = match kind {
+            Kind::StreamSocket | Kind::DatagramSocket => Subsystem::Socket,
+            Kind::Pipe => Subsystem::Os,
+            Kind::Plain | Kind::Unknown => return None,
+        };
+        if !patch::active(subsystem) {
+            return None;
+        }
+        let hub = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0)?;
+        Some(GreenFd {
+            fd,
+            entry,
+            kind,
+            hub,
+            generation: entry.generation(),
+            deadline: None,
+        })
+    }
+
+    /// Only a socket of the patched socket subsystem.
+    pub fn socket(fd: c_int) -> Option<GreenFd> {
+        GreenFd::get(fd).filter(|g| g.kind.is_socket())
+    }
+
+    /// Did the program make this descriptor non-blocking itself?
+    pub fn program_nonblocking(&self) -> bool {
+        self.entry.program_flags(self.fd).0
+    }
+
+    /// Repeats `attempt` (a non-blocking try that returns -1 and sets errno on failure) until
+    /// it does something other than EAGAIN.
+    pub fn retry(
+        &mut self,
+        dir: Direction,
+        mut attempt: impl FnMut() -> ssize_t,
+    ) -> Outcome<ssize_t> {
+        loop {
+            let n = attempt();
+            if n >= 0 {
+                return Done(n);
+            }
+            let code = errno();
+            if code != EAGAIN {
+                return Errno(code);
+            }
+            if let Err(not_ready) = self.wait(dir) {
+                return match not_ready {
+                    NotReady::Unwatchable => Bypass,
+                    other => Errno(other.errno()),
+                };
+            }
+        }
+    }
+
+    /// Waits until the descriptor may be ready in `dir`: Err(TimedOut) at once for a descriptor
+    /// the program made non-blocking (it gets EAGAIN, as natively).
+    pub fn wait(&mut self, dir: Direction) -> Result<(), NotReady> {
+        let (nonblocking, recv_timeout, send_timeout) = self.entry.program_flags(self.fd);
+        if nonblocking {
+            return Err(NotReady::TimedOut);
+        }
+        let deadline = *self.deadline.get_or_insert_with(|| {
+            let timeout = if dir == Direction::Read {
+                recv_timeout
+            } else {
+                send_timeout
+            };
+            (timeout > 0).then(|| now_ns().saturating_add(timeout))
+        });
+        wait_ready(
+            self.hub,
+            self.fd,
+            self.entry,
+            self.generation,
+            dir,
+            deadline,
+        )
+    }
+}
+
+/// A blocking stream write returns only when everything is sent (or an error or timeout
+/// stops it: then the count so far, or the error when nothing was sent; a step that sends
+/// nothing — `sendfile` at the end of its source — ends it too). `attempt(done, blocking)`
+/// sends from offset `done`, without blocking unless `blocking`.
+pub fn write_all(
+    green: &mut GreenFd,
+    total: usize,
+    mut attempt: impl FnMut(usize, bool) -> ssize_t,
+) -> Outcome<ssize_t> {
+    let mut done = 0usize;
+    while done < total {
+        match green.retry(Direction::Write, || attempt(done, false)) {
+            Done(0) => break,
+            Done(n) => done += n as usize,
+            Errno(code) if done == 0 => return Errno(code),
+            Errno(_) => break,
+            Bypass if done == 0 => return Bypass,
+            Bypass => {
+                // Unwatchable mid-way: the rest with real blocking calls.
+                while done < total {
+                    let n = attempt(done, true);
+                    if n <= 0 {
+                        break;
+                    }
+                    done += n as usize;
+                }
+                break;
+            }
+        }
+    }
+    Done(done as ssize_t)
+}
+
+/// Sets O_NONBLOCK on the open file description for one call that has no per-call flag
+/// (`connect`, `accept`, `sendfile`), then puts the program's flags back.
+pub fn with_nonblocking<T>(fd: c_int, call: impl FnOnce() -> T) -> T {
+    let fcntl = crate::real::variadic().fcntl;
+    // SAFETY: F_GETFL/F_SETFL on a descriptor the caller is using.
+    let flags = unsafe { fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || flags & libc::O_NONBLOCK != 0 {
+        return call();
+    }
+    // SAFETY: as above.
+    unsafe { fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) };
+    let result = call();
+    let saved = errno();
+    // SAFETY: as above.
+    unsafe { fcntl(fd, libc::F_SETFL, flags) };
+    crate::sys::set_errno(saved);
+    result
+}

@@ -1,0 +1,173 @@
+//! Waiting for a descriptor to become readable or writable.
+//!
+//! Each green descriptor is registered once with its hub's epoll, edge-triggered, for both
+//! directions. An edge wakes every waiter of that direction (they retry and park again on
+//! EAGAIN), or, when no one waits, leaves a ready flag so the next would-be waiter retries
+//! instead of parking: no edge is lost between a failed try and the park.
+
+use super::Entry;
+use crate::green::parking::{self, Parked, WakeList};
+use crate::hub::Hub;
+use crate::stats::ParkReason;
+use core::sync::atomic::Ordering;
+use libc::{EAGAIN, EBADF, c_int};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Read,
+    Write,
+}
+
+impl Entry {
+    fn ready_flag(&self, dir: Direction) -> &core::sync::atomic::AtomicBool {
+        match dir {
+            Direction::Read => &self.read_ready,
+            Direction::Write => &self.write_ready,
+        }
+    }
+
+    /// The parking-lot key of the waiters of one direction.
+    fn key(&self, dir: Direction) -> usize {
+        self.ready_flag(dir) as *const _ as usize
+    }
+}
+
+/// Why a wait did not end with the descriptor (maybe) ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotReady {
+    /// The timeout passed: the caller answers EAGAIN, as a socket timeout does.
+    TimedOut,
+    /// Closed or replaced meanwhile.
+    Closed,
+    /// This descriptor cannot be watched here (epoll refuses it, or another hub has it): the
+    /// caller must make the real, blocking call.
+    Unwatchable,
+}
+
+impl NotReady {
+    pub fn errno(self) -> c_int {
+        match self {
+            NotReady::TimedOut => EAGAIN,
+            NotReady::Closed | NotReady::Unwatchable => EBADF,
+        }
+    }
+}
+
+/// Parks the calling green thread until `fd` (of generation `generation`) may be ready in
+/// `dir`, or until `deadline` (CLOCK_MONOTONIC ns). The caller has just seen EAGAIN.
+pub fn wait_ready(
+    hub: &'static Hub,
+    fd: c_int,
+    entry: &'static Entry,
+    generation: u32,
+    dir: Direction,
+    deadline: Option<u64>,
+) -> Result<(), NotReady> {
+    watch(hub, fd, entry, generation)?;
+    let key = entry.key(dir);
+    let bucket = parking::lock(key);
+    if entry.generation() != generation {
+        return Err(NotReady::Closed);
+    }
+    if entry.ready_flag(dir).swap(false, Ordering::AcqRel) {
+        return Ok(());
+    }
+    let parked = bucket.park(key, 0, deadline, ParkReason::Io, || {});
+    if entry.generation() != generation {
+        return Err(NotReady::Closed);
+    }
+    match parked {
+        Parked::TimedOut => Err(NotReady::TimedOut),
+        Parked::Unparked { .. } => Ok(()),
+    }
+}
+
+/// Registers `fd` with `hub`'s epoll once.
+fn watch(
+    hub: &'static Hub,
+    fd: c_int,
+    entry: &'static Entry,
+    generation: u32,
+) -> Result<(), NotReady> {
+    let current = entry.registered.load(Ordering::Acquire);
+    if core::ptr::eq(current, hub) {
+        return Ok(());
+    }
+    if !current.is_null() {
+        return Err(NotReady::Unwatchable);
+    }
+    let hub_ptr = hub as *const Hub as *mut Hub;
+    if entry
+        .registered
+        .compare_exchange(
+            core::ptr::null_mut(),
+            hub_ptr,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        return watch(hub, fd, entry, generation);
+    }
+    if let Err(e) = hub.watch(fd, event_key(fd, generation)) {
+        crate::log!(
+            Debug,
+            "fd {fd} cannot be watched ({e}); its calls stay blocking"
+        );
+        entry
+            .registered
+            .store(core::ptr::null_mut(), Ordering::Release);
+        entry.set_kind(super::Kind::Plain);
+        return Err(NotReady::Unwatchable);
+    }
+    Ok(())
+}
+
+/// The epoll key of a descriptor's registration: its number and generation, so that events
+/// of a closed descriptor's old registration never reach a new one with the same number.
+fn event_key(fd: c_int, generation: u32) -> usize {
+    (u64::from(generation) << 32 | fd as u32 as u64) as usize
+}
+
+/// An event from the hub's epoll for `key`.
+pub fn dispatch(key: usize, readable: bool, writable: bool) {
+    let fd = (key as u64 & 0xffff_ffff) as c_int;
+    let generation = (key as u64 >> 32) as u32;
+    let Some(entry) = super::entry(fd) else {
+        return;
+    };
+    if entry.generation() != generation {
+        return;
+    }
+    if readable {
+        ready(entry, Direction::Read);
+    }
+    if writable {
+        ready(entry, Direction::Write);
+    }
+}
+
+fn ready(entry: &Entry, dir: Direction) {
+    let key = entry.key(dir);
+    let mut wakers = WakeList::default();
+    let mut bucket = parking::lock(key);
+    if bucket.has_waiters(key) {
+        bucket.unpark_all(key, |_| true, &mut wakers);
+    } else {
+        entry.ready_flag(dir).store(true, Ordering::Release);
+    }
+    drop(bucket);
+    wakers.wake_all();
+}
+
+/// Wakes every waiter of both directions (the descriptor is going away).
+pub fn wake_all(entry: &Entry) {
+    for dir in [Direction::Read, Direction::Write] {
+        let key = entry.key(dir);
+        let mut wakers = WakeList::default();
+        let mut bucket = parking::lock(key);
+        bucket.unpark_all(key, |_| true, &mut wakers);
+        drop(bucket);
+        wakers.wake_all();
+    }
+}

@@ -1,0 +1,184 @@
+//! A hub's poller: one epoll instance and an eventfd to wake it from other OS threads, driven
+//! with raw system calls.
+//!
+//! The `polling` crate did this first; its `wait` re-arms a timerfd and the notifier around
+//! every `epoll_wait` (five system calls where one will do), and retries EINTR, which a hub
+//! must see. On a socketpair ping-pong that was half of all system calls. The runtime never
+//! goes through libc here (it will export `epoll_wait` itself): raw syscalls only.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+use libc::{c_int, epoll_event};
+use std::io;
+
+/// The key of the notifier's own event.
+const NOTIFY_KEY: u64 = u64::MAX;
+
+pub struct Poller {
+    epoll: c_int,
+    notifier: c_int,
+    /// A wake-up is pending in the eventfd: further notifies need not write.
+    notified: AtomicBool,
+}
+
+/// One readiness event.
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    pub key: usize,
+    pub readable: bool,
+    pub writable: bool,
+}
+
+fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+impl Poller {
+    pub fn new() -> io::Result<Poller> {
+        // SAFETY: plain syscalls with constant arguments.
+        let epoll =
+            check(unsafe { libc::syscall(libc::SYS_epoll_create1, libc::EPOLL_CLOEXEC) })? as c_int;
+        // SAFETY: as above.
+        let notifier = match check(unsafe {
+            libc::syscall(
+                libc::SYS_eventfd2,
+                0,
+                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
+            )
+        }) {
+            Ok(fd) => fd as c_int,
+            Err(e) => {
+                // SAFETY: our own descriptor, closed once.
+                unsafe { libc::syscall(libc::SYS_close, epoll) };
+                return Err(e);
+            }
+        };
+        let poller = Poller {
+            epoll,
+            notifier,
+            notified: AtomicBool::new(false),
+        };
+        poller.ctl(
+            libc::EPOLL_CTL_ADD,
+            notifier,
+            libc::EPOLLIN as u32,
+            NOTIFY_KEY,
+        )?;
+        Ok(poller)
+    }
+
+    fn ctl(&self, op: c_int, fd: c_int, events: u32, key: u64) -> io::Result<()> {
+        let mut event = epoll_event { events, u64: key };
+        // SAFETY: event is a valid epoll_event for the duration of the call.
+        check(unsafe { libc::syscall(libc::SYS_epoll_ctl, self.epoll, op, fd, &raw mut event) })
+            .map(drop)
+    }
+
+    /// Watches `fd` for both directions, edge-triggered.
+    pub fn add_edge(&self, fd: c_int, key: usize) -> io::Result<()> {
+        let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+        self.ctl(libc::EPOLL_CTL_ADD, fd, events as u32, key as u64)
+    }
+
+    pub fn delete(&self, fd: c_int) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
+    /// Wakes the thread blocked in `wait` (from any thread), or the next `wait`.
+    pub fn notify(&self) -> io::Result<()> {
+        if self.notified.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+        check(unsafe { libc::syscall(libc::SYS_write, self.notifier, &raw const one, 8) }).map(drop)
+    }
+
+    /// Waits up to `timeout_ns` (None: forever) and passes each event to `on_event`. Returns
+    /// early, with no events, on a notify or a signal (EINTR is not an error here).
+    pub fn wait(
+        &self,
+        buf: &mut [epoll_event],
+        timeout_ns: Option<u64>,
+        mut on_event: impl FnMut(Event),
+    ) -> io::Result<()> {
+        let n = self.epoll_wait(buf, timeout_ns)?;
+        for event in &buf[..n] {
+            let (flags, key) = (event.events, event.u64);
+            if key == NOTIFY_KEY {
+                let mut count: u64 = 0;
+                // SAFETY: reads 8 bytes into a valid u64 from our eventfd.
+                unsafe { libc::syscall(libc::SYS_read, self.notifier, &raw mut count, 8) };
+                self.notified.store(false, Ordering::Release);
+                continue;
+            }
+            let broken = flags & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
+            on_event(Event {
+                key: key as usize,
+                readable: broken
+                    || flags & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) as u32 != 0,
+                writable: broken || flags & libc::EPOLLOUT as u32 != 0,
+            });
+        }
+        Ok(())
+    }
+
+    fn epoll_wait(&self, buf: &mut [epoll_event], timeout_ns: Option<u64>) -> io::Result<usize> {
+        static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+        let (ptr, len) = (
+            buf.as_mut_ptr(),
+            buf.len().min(c_int::MAX as usize) as c_int,
+        );
+        let mut rc = -1;
+        if !NO_PWAIT2.load(Ordering::Relaxed) {
+            let ts = timeout_ns.map(|ns| libc::timespec {
+                tv_sec: (ns / 1_000_000_000) as libc::time_t,
+                tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+            });
+            let ts_ptr = ts
+                .as_ref()
+                .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: buf is writable for len events; ts is valid or null; no signal mask.
+            rc = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    self.epoll,
+                    ptr,
+                    len,
+                    ts_ptr,
+                    0usize,
+                    8usize,
+                )
+            };
+            if rc < 0 && crate::sys::errno() == libc::ENOSYS {
+                NO_PWAIT2.store(true, Ordering::Relaxed);
+            }
+        }
+        if NO_PWAIT2.load(Ordering::Relaxed) {
+            // Milliseconds, rounded up so a timer is never fired early.
+            let ms = timeout_ns.map_or(-1, |ns| {
+                ns.div_ceil(1_000_000).min(c_int::MAX as u64) as c_int
+            });
+            // SAFETY: as above.
+            rc = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait,
+                    self.epoll,
+                    ptr,
+                    len,
+                    ms,
+                    0usize,
+                    8usize,
+                )
+            };
+        }
+        match check(rc) {
+            Ok(n) => Ok(n as usize),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+}

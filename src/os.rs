@@ -1,0 +1,207 @@
+//! The `os` subsystem (eventlet's `os=`): pipes and FIFOs, and the descriptor calls every file
+//! goes through — `read`/`write`/`readv`/`writev` park green on a socket (when `socket` is
+//! patched) or a pipe (when `os` is), and stay plain libc on regular files, terminals and
+//! devices. `close`, `dup*`, `fcntl` and `ioctl` keep the fd table true.
+
+use crate::fd::io::{GreenFd, write_all};
+use crate::fd::wait::Direction;
+use crate::fd::{self, Kind};
+use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::real;
+use crate::socket::{iov_at, iov_len};
+use libc::{MSG_DONTWAIT, RWF_NOWAIT, c_int, c_void, iovec, msghdr, size_t, ssize_t};
+
+/// `pipe` and `pipe2`.
+///
+/// # Safety
+/// As `pipe2(2)`.
+pub unsafe fn pipe(fds: *mut c_int, flags: Option<c_int>) -> Outcome<c_int> {
+    let real = real::get();
+    // SAFETY: the caller's arguments, to the real function.
+    let rc = unsafe {
+        match flags {
+            Some(flags) => (real.pipe2)(fds, flags),
+            None => (real.pipe)(fds),
+        }
+    };
+    if rc == 0 {
+        // SAFETY: the successful call wrote two descriptors.
+        let (r, w) = unsafe { (*fds, *fds.add(1)) };
+        crate::socket::made(r, Kind::Pipe);
+        crate::socket::made(w, Kind::Pipe);
+    }
+    Done(rc)
+}
+
+/// `read` (and glibc's fortified `__read_chk` once its check passed).
+///
+/// # Safety
+/// As `read(2)`.
+pub unsafe fn read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t> {
+    let Some(mut green) = GreenFd::get(fd) else {
+        return Bypass;
+    };
+    let real = real::get();
+    if green.kind.is_socket() {
+        // SAFETY: the caller's buffer.
+        return green.retry(Direction::Read, || unsafe {
+            (real.recv)(fd, buf, len, MSG_DONTWAIT)
+        });
+    }
+    let iov = iovec {
+        iov_base: buf,
+        iov_len: len,
+    };
+    // SAFETY: one iovec over the caller's buffer; offset -1 reads at the current position.
+    green.retry(Direction::Read, || unsafe {
+        libc::preadv2(fd, &iov, 1, -1, RWF_NOWAIT)
+    })
+}
+
+/// `readv`.
+///
+/// # Safety
+/// As `readv(2)`.
+pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+    let Some(mut green) = GreenFd::get(fd) else {
+        return Bypass;
+    };
+    if count < 0 {
+        return Bypass;
+    }
+    if green.kind.is_socket() {
+        // SAFETY: a message over the caller's vector, nothing else.
+        let mut msg: msghdr = unsafe { core::mem::zeroed() };
+        msg.msg_iov = iov.cast_mut();
+        msg.msg_iovlen = count as usize;
+        // SAFETY: as above.
+        return green.retry(Direction::Read, || unsafe {
+            (real::get().recvmsg)(fd, &mut msg, MSG_DONTWAIT)
+        });
+    }
+    // SAFETY: the caller's vector.
+    green.retry(Direction::Read, || unsafe {
+        libc::preadv2(fd, iov, count, -1, RWF_NOWAIT)
+    })
+}
+
+/// `write`: a blocking write to a stream socket or a pipe returns when every byte is written
+/// (a pipe write of at most PIPE_BUF bytes stays atomic: RWF_NOWAIT refuses it until it fits).
+///
+/// # Safety
+/// As `write(2)`.
+pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize_t> {
+    let Some(mut green) = GreenFd::get(fd) else {
+        return Bypass;
+    };
+    let real = real::get();
+    let socket = green.kind.is_socket();
+    // SAFETY: within the caller's buffer: `done` never exceeds `len`.
+    let attempt = |done: usize, blocking: bool| unsafe {
+        let at = buf.cast::<u8>().add(done).cast::<c_void>();
+        match (socket, blocking) {
+            (true, false) => (real.send)(fd, at, len - done, MSG_DONTWAIT),
+            (false, false) => libc::pwritev2(
+                fd,
+                &iovec {
+                    iov_base: at.cast_mut(),
+                    iov_len: len - done,
+                },
+                1,
+                -1,
+                RWF_NOWAIT,
+            ),
+            (_, true) => (real.write)(fd, at, len - done),
+        }
+    };
+    if green.kind == Kind::DatagramSocket || len == 0 {
+        return green.retry(Direction::Write, || attempt(0, false));
+    }
+    write_all(&mut green, len, attempt)
+}
+
+/// `writev`: as `write`, over a vector; after a partial write the rest goes segment by segment.
+///
+/// # Safety
+/// As `writev(2)`.
+pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+    let Some(mut green) = GreenFd::get(fd) else {
+        return Bypass;
+    };
+    if count < 0 {
+        return Bypass;
+    }
+    let real = real::get();
+    let socket = green.kind.is_socket();
+    let count_usize = count as usize;
+    // SAFETY: the caller's vector.
+    let total = unsafe { iov_len(iov, count_usize) };
+    let attempt = |done: usize, blocking: bool| {
+        if done == 0 {
+            // SAFETY: the caller's vector, whole.
+            return unsafe {
+                match (socket, blocking) {
+                    (true, false) => {
+                        let mut msg: msghdr = core::mem::zeroed();
+                        msg.msg_iov = iov.cast_mut();
+                        msg.msg_iovlen = count_usize;
+                        (real.sendmsg)(fd, &msg, MSG_DONTWAIT)
+                    }
+                    (false, false) => libc::pwritev2(fd, iov, count, -1, RWF_NOWAIT),
+                    (_, true) => (real.writev)(fd, iov, count),
+                }
+            };
+        }
+        // SAFETY: done < total, so segment i exists; the pointer stays inside it.
+        match unsafe { iov_at(iov, count_usize, done) } {
+            Some((i, off)) => unsafe {
+                let seg = &*iov.add(i);
+                let at = seg.iov_base.cast::<u8>().add(off).cast::<c_void>();
+                let left = seg.iov_len - off;
+                match (socket, blocking) {
+                    (true, false) => (real.send)(fd, at, left, MSG_DONTWAIT),
+                    (false, false) => libc::pwritev2(
+                        fd,
+                        &iovec {
+                            iov_base: at,
+                            iov_len: left,
+                        },
+                        1,
+                        -1,
+                        RWF_NOWAIT,
+                    ),
+                    (_, true) => (real.write)(fd, at, left),
+                }
+            },
+            None => 0,
+        }
+    };
+    if green.kind == Kind::DatagramSocket || total == 0 {
+        return green.retry(Direction::Write, || attempt(0, false));
+    }
+    write_all(&mut green, total, attempt)
+}
+
+/// `close`: the descriptor is forgotten (and its waiters woken with EBADF) before it goes.
+pub fn close(fd: c_int) -> Outcome<c_int> {
+    fd::forget(fd);
+    Bypass
+}
+
+/// `dup`, `dup2`, `dup3`, and `fcntl(F_DUPFD*)`: the new number's old state is stale (for
+/// `dup2`/`dup3` the target is closed by the call).
+pub fn duplicated(new: c_int) {
+    if new >= 0 {
+        fd::forget(new);
+    }
+}
+
+/// `fcntl`/`fcntl64`/`ioctl` commands that change what green I/O must know.
+pub fn after_control(fd_result: c_int, changes_flags: bool, duplicates: bool) {
+    if changes_flags {
+        fd::flags_changed();
+    }
+    if duplicates {
+        duplicated(fd_result);
+    }
+}

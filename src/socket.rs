@@ -1,0 +1,496 @@
+//! The `socket` subsystem (eventlet's `socket=`): blocking socket calls park the calling green
+//! thread until the socket is ready, with the results and errno glibc would give. Calls the
+//! program made non-blocking (`MSG_DONTWAIT`, O_NONBLOCK) go straight to libc.
+
+use crate::fd::io::{GreenFd, with_nonblocking, write_all};
+use crate::fd::wait::Direction;
+use crate::fd::{self, Kind};
+use crate::outcome::Outcome::{self, Bypass, Done, Errno};
+use crate::real;
+use crate::sys::errno;
+use libc::{
+    EAGAIN, EINPROGRESS, MSG_DONTWAIT, MSG_PEEK, MSG_WAITALL, MSG_WAITFORONE, c_int, c_uint,
+    c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec,
+};
+
+/// The kind of socket a `type` argument makes. A seqpacket socket keeps record boundaries,
+/// so a write is one record, as for datagrams.
+fn kind_of_type(ty: c_int) -> Kind {
+    if ty & 0xf == libc::SOCK_STREAM {
+        Kind::StreamSocket
+    } else {
+        Kind::DatagramSocket
+    }
+}
+
+/// A descriptor a hooked call just made: whatever was known of its number is stale.
+pub fn made(fd: c_int, kind: Kind) {
+    fd::forget(fd);
+    if let Some(entry) = fd::entry(fd) {
+        entry.set_kind(kind);
+    }
+}
+
+/// `socket`.
+///
+/// # Safety
+/// As `socket(2)`.
+pub unsafe fn socket(domain: c_int, ty: c_int, protocol: c_int) -> Outcome<c_int> {
+    // SAFETY: the caller's arguments, to the real function.
+    let fd = unsafe { (real::get().socket)(domain, ty, protocol) };
+    if fd >= 0 {
+        made(fd, kind_of_type(ty));
+    }
+    Done(fd)
+}
+
+/// `socketpair`.
+///
+/// # Safety
+/// As `socketpair(2)`.
+pub unsafe fn socketpair(
+    domain: c_int,
+    ty: c_int,
+    protocol: c_int,
+    sv: *mut c_int,
+) -> Outcome<c_int> {
+    // SAFETY: the caller's arguments, to the real function; sv holds two ints on success.
+    let rc = unsafe { (real::get().socketpair)(domain, ty, protocol, sv) };
+    if rc == 0 {
+        // SAFETY: written by the successful call.
+        let (a, b) = unsafe { (*sv, *sv.add(1)) };
+        made(a, kind_of_type(ty));
+        made(b, kind_of_type(ty));
+    }
+    Done(rc)
+}
+
+/// `connect` on a blocking socket: started without blocking, then the green thread waits for
+/// the socket to become writable and reports `SO_ERROR`, as the kernel's blocking connect
+/// does. A socket timeout (SO_SNDTIMEO) ends the wait with EINPROGRESS, as natively.
+///
+/// # Safety
+/// As `connect(2)`.
+pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Outcome<c_int> {
+    let Some(mut green) = GreenFd::socket(fd) else {
+        return Bypass;
+    };
+    if green.program_nonblocking() {
+        return Bypass;
+    }
+    loop {
+        // SAFETY: the caller's arguments, to the real function.
+        let rc = with_nonblocking(fd, || unsafe { (real::get().connect)(fd, addr, len) });
+        if rc == 0 {
+            return Done(0);
+        }
+        match errno() {
+            EINPROGRESS => break,
+            // A full AF_UNIX backlog: a blocking connect waits for room; there is no event
+            // for that, so retry shortly.
+            EAGAIN => crate::time::nap(1_000_000),
+            code => return Errno(code),
+        }
+    }
+    match green.wait(Direction::Write) {
+        Ok(()) => {}
+        Err(fd::wait::NotReady::TimedOut) => return Errno(EINPROGRESS),
+        Err(fd::wait::NotReady::Closed) => return Errno(libc::EBADF),
+        Err(fd::wait::NotReady::Unwatchable) => return Bypass,
+    }
+    let mut err: c_int = 0;
+    let mut len = size_of::<c_int>() as socklen_t;
+    // SAFETY: err and len are valid for getsockopt to write.
+    unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&raw mut err).cast(),
+            &mut len,
+        )
+    };
+    if err == 0 { Done(0) } else { Errno(err) }
+}
+
+/// `accept` and `accept4`.
+///
+/// # Safety
+/// As `accept4(2)`.
+pub unsafe fn accept(
+    fd: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+) -> Outcome<c_int> {
+    let Some(mut green) = GreenFd::socket(fd) else {
+        // SAFETY: the caller's arguments, to the real function.
+        return finish_accept(unsafe { (real::get().accept4)(fd, addr, len, flags) }, fd);
+    };
+    if green.program_nonblocking() {
+        return Bypass;
+    }
+    // SAFETY: the caller's arguments, to the real function.
+    let outcome = green.retry(Direction::Read, || {
+        with_nonblocking(fd, || unsafe {
+            (real::get().accept4)(fd, addr, len, flags)
+        }) as ssize_t
+    });
+    match outcome {
+        Done(new) => finish_accept(new as c_int, fd),
+        Errno(code) => Errno(code),
+        // SAFETY: as above.
+        Bypass => finish_accept(unsafe { (real::get().accept4)(fd, addr, len, flags) }, fd),
+    }
+}
+
+fn finish_accept(new: c_int, listener: c_int) -> Outcome<c_int> {
+    if new >= 0 {
+        let kind = fd::entry(listener).map_or(Kind::StreamSocket, |e| e.kind(listener));
+        made(new, kind);
+    }
+    Done(new)
+}
+
+/// `recv`, `recvfrom` (and `read` on a socket): `MSG_WAITALL` on a stream gathers until the
+/// buffer is full, EOF or an error, as the kernel does.
+///
+/// # Safety
+/// As `recvfrom(2)`.
+pub unsafe fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> Outcome<ssize_t> {
+    if flags & MSG_DONTWAIT != 0 {
+        return Bypass;
+    }
+    let Some(mut green) = GreenFd::socket(fd) else {
+        return Bypass;
+    };
+    let real = real::get();
+    // SAFETY: within the caller's buffer: `got` never exceeds `len`.
+    let attempt = |got: usize, extra: c_int| unsafe {
+        (real.recvfrom)(
+            fd,
+            buf.cast::<u8>().add(got).cast(),
+            len - got,
+            flags | extra,
+            addr,
+            alen,
+        )
+    };
+    let gather =
+        flags & MSG_WAITALL != 0 && flags & MSG_PEEK == 0 && green.kind == Kind::StreamSocket;
+    if !gather {
+        return green.retry(Direction::Read, || attempt(0, MSG_DONTWAIT));
+    }
+    let mut got = 0usize;
+    while got < len {
+        match green.retry(Direction::Read, || attempt(got, MSG_DONTWAIT)) {
+            Done(0) => break,
+            Done(n) => got += n as usize,
+            Errno(code) if got == 0 => return Errno(code),
+            Errno(_) => break,
+            Bypass => {
+                let n = attempt(got, 0);
+                if n > 0 {
+                    got += n as usize;
+                } else if got == 0 {
+                    return Done(n);
+                }
+                break;
+            }
+        }
+    }
+    Done(got as ssize_t)
+}
+
+/// `recvmsg` (and `readv` on a socket). Descriptors received with SCM_RIGHTS are new here.
+///
+/// # Safety
+/// As `recvmsg(2)`.
+pub unsafe fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> Outcome<ssize_t> {
+    if flags & MSG_DONTWAIT != 0 {
+        return Bypass;
+    }
+    let Some(mut green) = GreenFd::socket(fd) else {
+        return Bypass;
+    };
+    // SAFETY: the caller's arguments, to the real function.
+    let outcome = green.retry(Direction::Read, || unsafe {
+        (real::get().recvmsg)(fd, msg, flags | MSG_DONTWAIT)
+    });
+    if let Done(n) = outcome
+        && n >= 0
+    {
+        // SAFETY: the kernel filled msg's control buffer.
+        unsafe { forget_received_fds(msg) };
+    }
+    outcome
+}
+
+/// Descriptors that arrived in SCM_RIGHTS messages got numbers whose old state is stale.
+///
+/// # Safety
+/// `msg` was filled by a successful recvmsg.
+pub unsafe fn forget_received_fds(msg: *const msghdr) {
+    // SAFETY: CMSG_* walk the control buffer the kernel filled, within msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg).cast::<c_int>();
+                let count =
+                    ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<c_int>();
+                for i in 0..count {
+                    fd::forget(data.add(i).read_unaligned());
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+}
+
+/// `recvmmsg`: blocks until `vlen` messages arrived (or one, with MSG_WAITFORONE). A call with
+/// its own timeout goes to the kernel as it is.
+///
+/// # Safety
+/// As `recvmmsg(2)`.
+pub unsafe fn recvmmsg(
+    fd: c_int,
+    vec: *mut mmsghdr,
+    vlen: c_uint,
+    flags: c_int,
+    timeout: *mut timespec,
+) -> Outcome<c_int> {
+    if flags & MSG_DONTWAIT != 0 || !timeout.is_null() || vlen == 0 {
+        return Bypass;
+    }
+    let Some(mut green) = GreenFd::socket(fd) else {
+        return Bypass;
+    };
+    let mut count = 0u32;
+    while count < vlen {
+        // SAFETY: the caller's vector, from the first slot not yet filled.
+        let attempt = || unsafe {
+            (real::get().recvmmsg)(
+                fd,
+                vec.add(count as usize),
+                vlen - count,
+                flags | MSG_DONTWAIT,
+                core::ptr::null_mut(),
+            ) as ssize_t
+        };
+        match green.retry(Direction::Read, attempt) {
+            Done(n) => {
+                count += n as u32;
+                if flags & MSG_WAITFORONE != 0 {
+                    break;
+                }
+            }
+            Errno(code) if count == 0 => return Errno(code),
+            Errno(_) => break,
+            Bypass if count == 0 => return Bypass,
+            Bypass => break,
+        }
+    }
+    Done(count as c_int)
+}
+
+/// `send`, `sendto` (and `write` on a socket): on a stream, returns when every byte is sent.
+///
+/// # Safety
+/// As `sendto(2)`.
+pub unsafe fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    alen: socklen_t,
+) -> Outcome<ssize_t> {
+    if flags & MSG_DONTWAIT != 0 {
+        return Bypass;
+    }
+    let Some(mut green) = GreenFd::socket(fd) else {
+        return Bypass;
+    };
+    let real = real::get();
+    // SAFETY: within the caller's buffer: `done` never exceeds `len`.
+    let attempt = |done: usize, blocking: bool| unsafe {
+        let extra = if blocking { 0 } else { MSG_DONTWAIT };
+        (real.sendto)(
+            fd,
+            buf.cast::<u8>().add(done).cast(),
+            len - done,
+            flags | extra,
+            addr,
+            alen,
+        )
+    };
+    if green.kind == Kind::StreamSocket && len > 0 {
+        write_all(&mut green, len, attempt)
+    } else {
+        green.retry(Direction::Write, || attempt(0, false))
+    }
+}
+
+/// The byte `done` bytes into an iovec array: (segment, offset in it), or None past the end.
+///
+/// # Safety
+/// `iov` holds `count` readable iovecs.
+pub unsafe fn iov_at(iov: *const iovec, count: usize, mut done: usize) -> Option<(usize, usize)> {
+    for i in 0..count {
+        // SAFETY: i < count.
+        let seg = unsafe { &*iov.add(i) };
+        if done < seg.iov_len {
+            return Some((i, done));
+        }
+        done -= seg.iov_len;
+    }
+    None
+}
+
+/// Total bytes of an iovec array.
+///
+/// # Safety
+/// `iov` holds `count` readable iovecs.
+pub unsafe fn iov_len(iov: *const iovec, count: usize) -> usize {
+    // SAFETY: per our contract.
+    (0..count)
+        .map(|i| unsafe { (*iov.add(i)).iov_len })
+        .fold(0usize, usize::saturating_add)
+}
+
+/// `sendmsg` (and `writev` on a socket): on a stream, returns when every byte is sent; after
+/// a partial send the rest goes segment by segment (ancillary data travels with the first).
+///
+/// # Safety
+/// As `sendmsg(2)`.
+pub unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> Outcome<ssize_t> {
+    if flags & MSG_DONTWAIT != 0 {
+        return Bypass;
+    }
+    let Some(mut green) = GreenFd::socket(fd) else {
+        return Bypass;
+    };
+    let real = real::get();
+    // SAFETY: msg is readable (caller).
+    let (iov, count) = unsafe { ((*msg).msg_iov, (*msg).msg_iovlen) };
+    // SAFETY: as above.
+    let total = unsafe { iov_len(iov, count) };
+    let attempt = |done: usize, blocking: bool| {
+        let extra = if blocking { 0 } else { MSG_DONTWAIT };
+        if done == 0 {
+            // SAFETY: the caller's message.
+            return unsafe { (real.sendmsg)(fd, msg, flags | extra) };
+        }
+        // SAFETY: done < total, so the segment exists.
+        match unsafe { iov_at(iov, count, done) } {
+            // SAFETY: inside segment i of the caller's vector.
+            Some((i, off)) => unsafe {
+                let seg = &*iov.add(i);
+                (real.send)(
+                    fd,
+                    seg.iov_base.cast::<u8>().add(off).cast(),
+                    seg.iov_len - off,
+                    flags | extra,
+                )
+            },
+            None => 0,
+        }
+    };
+    if green.kind == Kind::StreamSocket && total > 0 {
+        write_all(&mut green, total, attempt)
+    } else {
+        green.retry(Direction::Write, || attempt(0, false))
+    }
+}
+
+/// `sendmmsg`: blocks until every message is sent.
+///
+/// # Safety
+/// As `sendmmsg(2)`.
+pub unsafe fn sendmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int) -> Outcome<c_int> {
+    if flags & MSG_DONTWAIT != 0 || vlen == 0 {
+        return Bypass;
+    }
+    let Some(mut green) = GreenFd::socket(fd) else {
+        return Bypass;
+    };
+    let mut count = 0u32;
+    while count < vlen {
+        // SAFETY: the caller's vector, from the first message not yet sent.
+        let attempt = || unsafe {
+            (real::get().sendmmsg)(
+                fd,
+                vec.add(count as usize),
+                vlen - count,
+                flags | MSG_DONTWAIT,
+            ) as ssize_t
+        };
+        match green.retry(Direction::Write, attempt) {
+            Done(n) => count += n as u32,
+            Errno(code) if count == 0 => return Errno(code),
+            Errno(_) => break,
+            Bypass if count == 0 => return Bypass,
+            Bypass => break,
+        }
+    }
+    Done(count as c_int)
+}
+
+/// `sendfile` to a green socket or pipe: sends everything (or up to the end of the source), as
+/// a blocking call does.
+///
+/// # Safety
+/// As `sendfile(2)`.
+pub unsafe fn sendfile(
+    out: c_int,
+    input: c_int,
+    offset: *mut off_t,
+    count: size_t,
+) -> Outcome<ssize_t> {
+    let Some(mut green) = GreenFd::get(out) else {
+        return Bypass;
+    };
+    if green.program_nonblocking() || count == 0 {
+        return Bypass;
+    }
+    let real = real::get();
+    write_all(&mut green, count, |done, blocking| {
+        // SAFETY: the caller's arguments; the kernel advances *offset (or the file position).
+        let call = || unsafe { (real.sendfile)(out, input, offset, count - done) };
+        if blocking {
+            call()
+        } else {
+            with_nonblocking(out, call)
+        }
+    })
+}
+
+/// `setsockopt`: a new SO_RCVTIMEO or SO_SNDTIMEO changes how long green calls wait.
+///
+/// # Safety
+/// As `setsockopt(2)`.
+pub unsafe fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *const c_void,
+    len: socklen_t,
+) -> Outcome<c_int> {
+    // SAFETY: the caller's arguments, to the real function.
+    let rc = unsafe { (real::get().setsockopt)(fd, level, name, value, len) };
+    if rc == 0
+        && level == libc::SOL_SOCKET
+        && matches!(name, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO | 66 | 67)
+    {
+        fd::flags_changed();
+    }
+    Done(rc)
+}
