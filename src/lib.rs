@@ -9,8 +9,8 @@
 //! - [`patch`]: what is patched — subsystems as data, the hooked-function registry, the
 //!   per-call decision — and [`config`], read from the environment (eventlet's
 //!   `monkey_patch` truth table).
-//! - one module per patched subsystem, named after eventlet's kwargs: [`os`], [`socket`],
-//!   [`thread`] and [`time`] (`select` comes next).
+//! - one module per patched subsystem, named after eventlet's kwargs: [`os`], [`select`],
+//!   [`socket`], [`thread`] and [`time`].
 //! - [`fd`]: the fd table — what each descriptor is, the flags the program set, readiness —
 //!   and the green I/O loop the `os` and `socket` subsystems share.
 //! - [`hub`]: a hub per OS thread — run queue, timers, poller — and the root's loop.
@@ -36,6 +36,7 @@ pub mod outcome;
 pub mod patch;
 pub mod real;
 pub mod runtime;
+pub mod select;
 pub mod socket;
 pub mod stats;
 pub mod sys;

@@ -171,6 +171,15 @@ pub const HOOKED: &[(&str, Subsystem)] = &[
     ("setsockopt", Subsystem::Socket),
     ("__recv_chk", Subsystem::Socket),
     ("__recvfrom_chk", Subsystem::Socket),
+    ("poll", Subsystem::Select),
+    ("ppoll", Subsystem::Select),
+    ("__poll_chk", Subsystem::Select),
+    ("__ppoll_chk", Subsystem::Select),
+    ("select", Subsystem::Select),
+    ("pselect", Subsystem::Select),
+    ("epoll_wait", Subsystem::Select),
+    ("epoll_pwait", Subsystem::Select),
+    ("epoll_pwait2", Subsystem::Select),
     // Descriptor calls: green on a socket when `socket` is patched, on a pipe when `os` is.
     ("pipe", Subsystem::Os),
     ("pipe2", Subsystem::Os),
@@ -222,10 +231,17 @@ mod tests {
 
     #[test]
     fn registry_matches_the_abi() {
-        let abi: String = ["os.rs", "socket.rs", "thread.rs", "sync.rs", "time.rs"]
-            .iter()
-            .map(|f| std::fs::read_to_string(format!("src/abi/{f}")).unwrap())
-            .collect();
+        let abi: String = [
+            "os.rs",
+            "select.rs",
+            "socket.rs",
+            "thread.rs",
+            "sync.rs",
+            "time.rs",
+        ]
+        .iter()
+        .map(|f| std::fs::read_to_string(format!("src/abi/{f}")).unwrap())
+        .collect();
         let exported: Vec<&str> = abi
             .lines()
             // Shims are the `fn` rows of a `shim!` block (indented) or exported by hand.

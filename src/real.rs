@@ -4,10 +4,10 @@
 //! allocate on glibc >= 2.34; every name here exists in glibc 2.34+, so none fails.
 
 use libc::{
-    c_char, c_int, c_uint, c_void, clockid_t, cpu_set_t, iovec, mmsghdr, msghdr, off_t,
-    pthread_attr_t, pthread_barrier_t, pthread_cond_t, pthread_key_t, pthread_mutex_t,
-    pthread_once_t, pthread_rwlock_t, pthread_t, sched_param, sem_t, sigval, size_t, sockaddr,
-    socklen_t, ssize_t, timespec, useconds_t,
+    c_char, c_int, c_uint, c_void, clockid_t, cpu_set_t, epoll_event, fd_set, iovec, mmsghdr,
+    msghdr, nfds_t, off_t, pollfd, pthread_attr_t, pthread_barrier_t, pthread_cond_t,
+    pthread_key_t, pthread_mutex_t, pthread_once_t, pthread_rwlock_t, pthread_t, sched_param,
+    sem_t, sigset_t, sigval, size_t, sockaddr, socklen_t, ssize_t, timespec, timeval, useconds_t,
 };
 use once_cell::sync::OnceCell;
 
@@ -142,6 +142,16 @@ real_table! {
     dup3: fn(c_int, c_int, c_int) -> c_int;
     pipe: fn(*mut c_int) -> c_int;
     pipe2: fn(*mut c_int, c_int) -> c_int;
+    poll: fn(*mut pollfd, nfds_t, c_int) -> c_int;
+    ppoll: fn(*mut pollfd, nfds_t, *const timespec, *const sigset_t) -> c_int;
+    __poll_chk: fn(*mut pollfd, nfds_t, c_int, size_t) -> c_int;
+    __ppoll_chk: fn(*mut pollfd, nfds_t, *const timespec, *const sigset_t, size_t) -> c_int;
+    select: fn(c_int, *mut fd_set, *mut fd_set, *mut fd_set, *mut timeval) -> c_int;
+    pselect: fn(c_int, *mut fd_set, *mut fd_set, *mut fd_set, *const timespec, *const sigset_t) -> c_int;
+    epoll_wait: fn(c_int, *mut epoll_event, c_int, c_int) -> c_int;
+    epoll_pwait: fn(c_int, *mut epoll_event, c_int, c_int, *const sigset_t) -> c_int;
+    epoll_pwait2: fn(c_int, *mut epoll_event, c_int, *const timespec, *const sigset_t) -> c_int;
+    pthread_sigmask: fn(c_int, *const sigset_t, *mut sigset_t) -> c_int;
 }
 
 /// The real variadic functions, called through variadic pointer types (trap 5).

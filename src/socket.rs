@@ -96,7 +96,7 @@ pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Outco
         Ok(()) => {}
         Err(fd::wait::NotReady::TimedOut) => return Errno(EINPROGRESS),
         Err(fd::wait::NotReady::Closed) => return Errno(libc::EBADF),
-        Err(fd::wait::NotReady::Unwatchable) => return Bypass,
+        Err(fd::wait::NotReady::Unwatchable | fd::wait::NotReady::Elsewhere) => return Bypass,
     }
     let mut err: c_int = 0;
     let mut len = size_of::<c_int>() as socklen_t;

@@ -3,6 +3,7 @@
 //! builds, whose test binary would otherwise interpose libc for the test harness (trap 15).
 
 mod os;
+mod select;
 mod socket;
 mod sync;
 mod thread;

@@ -76,7 +76,7 @@ impl GreenFd {
             }
             if let Err(not_ready) = self.wait(dir) {
                 return match not_ready {
-                    NotReady::Unwatchable => Bypass,
+                    NotReady::Unwatchable | NotReady::Elsewhere => Bypass,
                     other => Errno(other.errno()),
                 };
             }

@@ -39,16 +39,18 @@ pub enum NotReady {
     TimedOut,
     /// Closed or replaced meanwhile.
     Closed,
-    /// This descriptor cannot be watched here (epoll refuses it, or another hub has it): the
-    /// caller must make the real, blocking call.
+    /// epoll refuses this descriptor (a regular file: always ready): the caller must make the
+    /// real call.
     Unwatchable,
+    /// Another OS thread's hub watches it: the caller must make the real, blocking call.
+    Elsewhere,
 }
 
 impl NotReady {
     pub fn errno(self) -> c_int {
         match self {
             NotReady::TimedOut => EAGAIN,
-            NotReady::Closed | NotReady::Unwatchable => EBADF,
+            NotReady::Closed | NotReady::Unwatchable | NotReady::Elsewhere => EBADF,
         }
     }
 }
@@ -94,7 +96,7 @@ fn watch(
         return Ok(());
     }
     if !current.is_null() {
-        return Err(NotReady::Unwatchable);
+        return Err(NotReady::Elsewhere);
     }
     let hub_ptr = hub as *const Hub as *mut Hub;
     if entry
@@ -121,6 +123,27 @@ fn watch(
         return Err(NotReady::Unwatchable);
     }
     Ok(())
+}
+
+/// Parks the calling green thread until any of `fds` may have changed readiness (an edge in
+/// either direction) or `deadline` passes; true when the deadline passed. Descriptors epoll
+/// refuses are skipped (they are always ready, and never change).
+pub fn wait_any(
+    hub: &'static Hub,
+    fds: impl Iterator<Item = c_int> + Clone,
+    deadline: Option<u64>,
+) -> Result<bool, NotReady> {
+    for fd in fds.clone() {
+        let entry = super::entry(fd).ok_or(NotReady::Elsewhere)?;
+        match watch(hub, fd, entry, entry.generation()) {
+            Ok(()) | Err(NotReady::Unwatchable) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    let keys = fds
+        .filter_map(super::entry)
+        .flat_map(|entry| [entry.key(Direction::Read), entry.key(Direction::Write)]);
+    Ok(parking::park_many(hub, keys, deadline, ParkReason::Io))
 }
 
 /// The epoll key of a descriptor's registration: its number and generation, so that events

@@ -166,6 +166,11 @@ impl Green {
         token
     }
 
+    /// The token of the wait the thread is in now (0 when not waiting).
+    pub(crate) fn current_token(&self) -> u64 {
+        self.park_token.load(Ordering::Acquire)
+    }
+
     /// Still waiting on `token`?
     pub(crate) fn is_parked_on(&self, token: u64) -> bool {
         self.park_token.load(Ordering::Acquire) == token

@@ -222,6 +222,43 @@ impl Bucket {
     }
 }
 
+/// Parks the calling green thread under every key in `keys` at once, until a waker takes any
+/// of its nodes or `deadline` passes; then takes the other nodes back. For waits on many
+/// descriptors (`poll`, `select`): the first edge on any of them wakes it. Returns true when
+/// the deadline passed.
+pub fn park_many(
+    hub: &Hub,
+    keys: impl Iterator<Item = usize>,
+    deadline: Option<u64>,
+    reason: ParkReason,
+) -> bool {
+    let green = hub.current_green();
+    let token = green.arm();
+    let nodes: Vec<Node> = keys
+        .map(|key| Node {
+            key,
+            data: 0,
+            handed_off: Cell::new(false),
+            wake: Wake::Green { green, token },
+            prev: Cell::new(ptr::null()),
+            next: Cell::new(ptr::null()),
+            linked: Cell::new(false),
+        })
+        .collect();
+    // The vector never grows again: node addresses are stable while they are queued.
+    for node in &nodes {
+        lock(node.key).push(node);
+    }
+    let timed_out = hub.park(green, token, reason, deadline);
+    for node in &nodes {
+        let mut bucket = lock(node.key);
+        if node.linked.get() {
+            bucket.unlink(node);
+        }
+    }
+    timed_out
+}
+
 /// Wakes one unparked waiter; call it after the bucket is unlocked.
 pub struct Waker {
     wake: WakeHow,

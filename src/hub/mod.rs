@@ -38,6 +38,9 @@ pub struct Hub {
     watched: AtomicUsize,
     /// Green threads made by this hub that have not finished.
     alive: Cell<usize>,
+    /// Threads waiting in `poll`/`select`/`epoll_wait`, oldest first, with the flag that tells
+    /// one it was interrupted by a signal.
+    interruptible: RefCell<VecDeque<(&'static Green, *const Cell<bool>)>>,
     /// The root's token while it waits for `alive` to reach zero (`pthread_exit` from `main`).
     all_done_token: Cell<u64>,
     stacks: RefCell<StackPool>,
@@ -80,6 +83,7 @@ impl Hub {
             inbox: Mutex::new(Vec::new()),
             inbox_full: AtomicBool::new(false),
             watched: AtomicUsize::new(0),
+            interruptible: RefCell::new(VecDeque::new()),
             alive: Cell::new(0),
             all_done_token: Cell::new(0),
             stacks: RefCell::new(StackPool::default()),
@@ -320,8 +324,33 @@ impl Hub {
         let result = self.poller.wait(&mut events, timeout_ns, |event| {
             crate::fd::wait::dispatch(event.key, event.readable, event.writable);
         });
-        if let Err(e) = result {
-            crate::log!(Error, "hub poller wait failed: {e}");
+        match result {
+            Ok(true) => self.interrupt_one(),
+            Ok(false) => {}
+            Err(e) => crate::log!(Error, "hub poller wait failed: {e}"),
+        }
+    }
+
+    /// Runs `wait` (a park of the current thread) as a wait a signal may interrupt: if a
+    /// signal handler runs while this hub sleeps in epoll, the longest-waiting such thread is
+    /// woken with `interrupted` set, as natively one thread's call returns EINTR.
+    pub fn interruptibly<R>(&self, interrupted: &Cell<bool>, wait: impl FnOnce() -> R) -> R {
+        let me = self.current.get();
+        self.interruptible.borrow_mut().push_back((me, interrupted));
+        let result = wait();
+        self.interruptible
+            .borrow_mut()
+            .retain(|&(g, _)| !ptr::eq(g, me));
+        result
+    }
+
+    fn interrupt_one(&self) {
+        let first = self.interruptible.borrow_mut().pop_front();
+        if let Some((green, interrupted)) = first {
+            // SAFETY: the flag lives on the waiter's stack until it leaves `interruptibly`,
+            // which removes it from the list first.
+            unsafe { (*interrupted).set(true) };
+            green.unpark(green.current_token());
         }
     }
 

@@ -98,14 +98,16 @@ impl Poller {
     }
 
     /// Waits up to `timeout_ns` (None: forever) and passes each event to `on_event`. Returns
-    /// early, with no events, on a notify or a signal (EINTR is not an error here).
+    /// early on a notify, and with `Ok(true)` when a signal handler ran (EINTR).
     pub fn wait(
         &self,
         buf: &mut [epoll_event],
         timeout_ns: Option<u64>,
         mut on_event: impl FnMut(Event),
-    ) -> io::Result<()> {
-        let n = self.epoll_wait(buf, timeout_ns)?;
+    ) -> io::Result<bool> {
+        let Some(n) = self.epoll_wait(buf, timeout_ns)? else {
+            return Ok(true);
+        };
         for event in &buf[..n] {
             let (flags, key) = (event.events, event.u64);
             if key == NOTIFY_KEY {
@@ -123,10 +125,15 @@ impl Poller {
                 writable: broken || flags & libc::EPOLLOUT as u32 != 0,
             });
         }
-        Ok(())
+        Ok(false)
     }
 
-    fn epoll_wait(&self, buf: &mut [epoll_event], timeout_ns: Option<u64>) -> io::Result<usize> {
+    /// The number of events, or None when a signal interrupted the wait.
+    fn epoll_wait(
+        &self,
+        buf: &mut [epoll_event],
+        timeout_ns: Option<u64>,
+    ) -> io::Result<Option<usize>> {
         static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
         let (ptr, len) = (
             buf.as_mut_ptr(),
@@ -176,8 +183,8 @@ impl Poller {
             };
         }
         match check(rc) {
-            Ok(n) => Ok(n as usize),
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(0),
+            Ok(n) => Ok(Some(n as usize)),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -1,0 +1,318 @@
+//! The `select` subsystem (eventlet's `select=`): a green thread in `poll`, `select` or
+//! `epoll_wait` parks until one of its descriptors may be ready, its timeout passes, or a
+//! signal interrupts it, while the other green threads run.
+//!
+//! Every check is the real call with a zero timeout, so `revents`, the rewritten fd sets and
+//! the epoll instance's own semantics are the kernel's exactly. Between checks the thread
+//! parks on every descriptor it waits for (any kind epoll accepts: sockets, pipes, eventfd,
+//! timerfd, signalfd, inotify, terminals, the program's own epoll instance).
+
+use crate::fd::wait::{NotReady, wait_any};
+use crate::hub::Hub;
+use crate::outcome::Outcome::{self, Bypass, Done, Errno};
+use crate::patch::{self, Subsystem};
+use crate::real;
+use crate::sys::{errno, now_ns, timespec_ns};
+use core::cell::Cell;
+use libc::{EINTR, c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
+
+/// How long a call may wait: None forever, Some(0) not at all.
+type Timeout = Option<u64>;
+
+/// A valid timespec as a timeout; Err for one the kernel rejects (left to the real call).
+///
+/// # Safety
+/// `ts` is null or readable.
+unsafe fn timespec_timeout(ts: *const timespec) -> Result<Timeout, ()> {
+    // SAFETY: readable when non-null (caller).
+    match unsafe { ts.as_ref() } {
+        None => Ok(None),
+        Some(ts) if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) => Err(()),
+        Some(ts) => Ok(Some(timespec_ns(ts))),
+    }
+}
+
+fn millis_timeout(ms: c_int) -> Timeout {
+    (ms >= 0).then(|| ms as u64 * 1_000_000)
+}
+
+/// Repeats `check` (the real call, not waiting) until it reports something, parking on `fds`
+/// in between, with `sigmask` in force while it waits.
+fn wait_until_ready(
+    fds: impl Iterator<Item = c_int> + Clone,
+    timeout: Timeout,
+    sigmask: *const sigset_t,
+    mut check: impl FnMut() -> c_int,
+) -> Outcome<c_int> {
+    if !patch::active(Subsystem::Select) || timeout == Some(0) {
+        return Bypass;
+    }
+    let Some(hub) = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0) else {
+        return Bypass;
+    };
+    let deadline = timeout.map(|t| now_ns().saturating_add(t));
+    let old_mask = apply_mask(sigmask);
+    let interrupted = Cell::new(false);
+    let mut waited = false;
+    let outcome = loop {
+        let n = check();
+        if n != 0 {
+            break if n > 0 { Done(n) } else { Errno(errno()) };
+        }
+        if deadline.is_some_and(|d| now_ns() >= d) {
+            break Done(0);
+        }
+        match hub.interruptibly(&interrupted, || wait_any(hub, fds.clone(), deadline)) {
+            Ok(_) => waited = true,
+            Err(NotReady::Elsewhere) if !waited => break Bypass,
+            Err(_) => break Done(check()),
+        }
+        if interrupted.get() {
+            break Errno(EINTR);
+        }
+    };
+    restore_mask(sigmask, old_mask);
+    outcome
+}
+
+fn apply_mask(sigmask: *const sigset_t) -> sigset_t {
+    // SAFETY: an all-zero sigset_t is a valid (empty) set.
+    let mut old: sigset_t = unsafe { core::mem::zeroed() };
+    if !sigmask.is_null() {
+        // SAFETY: sigmask is readable (the caller's), old is writable.
+        unsafe { (real::get().pthread_sigmask)(libc::SIG_SETMASK, sigmask, &mut old) };
+    }
+    old
+}
+
+fn restore_mask(sigmask: *const sigset_t, old: sigset_t) {
+    if !sigmask.is_null() {
+        // SAFETY: restores the mask saved by apply_mask.
+        unsafe { (real::get().pthread_sigmask)(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
+    }
+}
+
+/// The descriptors of a pollfd array (negative ones are ignored, as by the kernel).
+///
+/// # Safety
+/// `fds` holds `n` readable pollfds.
+unsafe fn poll_fds(fds: *const pollfd, n: nfds_t) -> impl Iterator<Item = c_int> + Clone {
+    // SAFETY: i < n (caller).
+    (0..n as usize)
+        .map(move |i| unsafe { (*fds.add(i)).fd })
+        .filter(|&fd| fd >= 0)
+}
+
+/// `poll`, `ppoll` (and their fortified forms once the check passed).
+///
+/// # Safety
+/// As `ppoll(2)`.
+pub unsafe fn poll(
+    fds: *mut pollfd,
+    n: nfds_t,
+    timeout: Timeout,
+    sigmask: *const sigset_t,
+) -> Outcome<c_int> {
+    if n > crate::fd::MAX_FDS as nfds_t {
+        return Bypass;
+    }
+    let real = real::get();
+    // SAFETY: the caller's array.
+    let check = || unsafe { (real.poll)(fds, n, 0) };
+    // SAFETY: as above.
+    wait_until_ready(unsafe { poll_fds(fds, n) }, timeout, sigmask, check)
+}
+
+/// `poll` with a millisecond timeout.
+///
+/// # Safety
+/// As `poll(2)`.
+pub unsafe fn poll_ms(fds: *mut pollfd, n: nfds_t, timeout_ms: c_int) -> Outcome<c_int> {
+    // SAFETY: per our contract.
+    unsafe { poll(fds, n, millis_timeout(timeout_ms), core::ptr::null()) }
+}
+
+/// `ppoll`.
+///
+/// # Safety
+/// As `ppoll(2)`.
+pub unsafe fn ppoll(
+    fds: *mut pollfd,
+    n: nfds_t,
+    ts: *const timespec,
+    sigmask: *const sigset_t,
+) -> Outcome<c_int> {
+    // SAFETY: per our contract.
+    match unsafe { timespec_timeout(ts) } {
+        // SAFETY: per our contract.
+        Ok(timeout) => unsafe { poll(fds, n, timeout, sigmask) },
+        Err(()) => Bypass,
+    }
+}
+
+/// `select` and `pselect`: `select` also writes the time left back into `timeout`, as Linux does.
+///
+/// # Safety
+/// As `pselect(2)`; the sets are null or readable and writable.
+pub unsafe fn select(
+    nfds: c_int,
+    read: *mut fd_set,
+    write: *mut fd_set,
+    except: *mut fd_set,
+    timeout: Timeout,
+    sigmask: *const sigset_t,
+) -> Outcome<c_int> {
+    if !(0..=libc::FD_SETSIZE as c_int).contains(&nfds) {
+        return Bypass;
+    }
+    let real = real::get();
+    let sets = [read, write, except];
+    // SAFETY: the caller's sets, read while this call owns them.
+    let in_any = move |fd: c_int| {
+        sets.iter()
+            .any(|&set| !set.is_null() && unsafe { libc::FD_ISSET(fd, set) })
+    };
+    let fds = (0..nfds).filter(move |&fd| in_any(fd));
+    let check = || {
+        // Check copies: the caller's sets stay the question until there is an answer.
+        // SAFETY: fd_set is plain data; null sets stay null.
+        let mut copies: [fd_set; 3] = unsafe { core::mem::zeroed() };
+        let mut ptrs = [core::ptr::null_mut(); 3];
+        for (i, &set) in sets.iter().enumerate() {
+            if !set.is_null() {
+                // SAFETY: readable (caller).
+                copies[i] = unsafe { *set };
+                ptrs[i] = &raw mut copies[i];
+            }
+        }
+        let mut zero = timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        // SAFETY: valid sets and timeout.
+        let n = unsafe { (real.select)(nfds, ptrs[0], ptrs[1], ptrs[2], &mut zero) };
+        if n > 0 {
+            for (i, &set) in sets.iter().enumerate() {
+                if !set.is_null() {
+                    // SAFETY: writable (caller).
+                    unsafe { *set = copies[i] };
+                }
+            }
+        }
+        n
+    };
+    let outcome = wait_until_ready(fds, timeout, sigmask, check);
+    if outcome == Done(0) {
+        // Timed out: the kernel clears the sets; let it.
+        let mut zero = timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        // SAFETY: the caller's sets.
+        return Done(unsafe { (real.select)(nfds, read, write, except, &mut zero) }.max(0));
+    }
+    outcome
+}
+
+/// `select` with its timeval, updated with the time left.
+///
+/// # Safety
+/// As `select(2)`.
+pub unsafe fn select_tv(
+    nfds: c_int,
+    read: *mut fd_set,
+    write: *mut fd_set,
+    except: *mut fd_set,
+    tv: *mut timeval,
+) -> Outcome<c_int> {
+    // SAFETY: readable when non-null (caller).
+    let timeout = match unsafe { tv.as_ref() } {
+        None => None,
+        Some(tv) if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) => return Bypass,
+        Some(tv) => Some(tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000),
+    };
+    let start = now_ns();
+    // SAFETY: per our contract.
+    let outcome = unsafe { select(nfds, read, write, except, timeout, core::ptr::null()) };
+    if let (Some(timeout), false, Some(tv)) = (timeout, outcome == Bypass, unsafe { tv.as_mut() }) {
+        let left = timeout.saturating_sub(now_ns() - start);
+        tv.tv_sec = (left / 1_000_000_000) as libc::time_t;
+        tv.tv_usec = ((left % 1_000_000_000) / 1_000) as libc::suseconds_t;
+    }
+    outcome
+}
+
+/// `pselect`.
+///
+/// # Safety
+/// As `pselect(2)`.
+pub unsafe fn pselect(
+    nfds: c_int,
+    read: *mut fd_set,
+    write: *mut fd_set,
+    except: *mut fd_set,
+    ts: *const timespec,
+    sigmask: *const sigset_t,
+) -> Outcome<c_int> {
+    // SAFETY: per our contract.
+    match unsafe { timespec_timeout(ts) } {
+        // SAFETY: per our contract.
+        Ok(timeout) => unsafe { select(nfds, read, write, except, timeout, sigmask) },
+        Err(()) => Bypass,
+    }
+}
+
+/// `epoll_wait`, `epoll_pwait`, `epoll_pwait2`: the program's epoll instance is itself a
+/// descriptor the hub can watch.
+///
+/// # Safety
+/// As `epoll_pwait2(2)`.
+pub unsafe fn epoll_wait(
+    epfd: c_int,
+    events: *mut epoll_event,
+    max: c_int,
+    timeout: Timeout,
+    sigmask: *const sigset_t,
+) -> Outcome<c_int> {
+    if max <= 0 {
+        return Bypass;
+    }
+    let real = real::get();
+    // SAFETY: the caller's buffer of `max` events.
+    let check = || unsafe { (real.epoll_wait)(epfd, events, max, 0) };
+    wait_until_ready(core::iter::once(epfd), timeout, sigmask, check)
+}
+
+/// `epoll_wait`/`epoll_pwait` with a millisecond timeout.
+///
+/// # Safety
+/// As `epoll_pwait(2)`.
+pub unsafe fn epoll_wait_ms(
+    epfd: c_int,
+    events: *mut epoll_event,
+    max: c_int,
+    ms: c_int,
+    sigmask: *const sigset_t,
+) -> Outcome<c_int> {
+    // SAFETY: per our contract.
+    unsafe { epoll_wait(epfd, events, max, millis_timeout(ms), sigmask) }
+}
+
+/// `epoll_pwait2`.
+///
+/// # Safety
+/// As `epoll_pwait2(2)`.
+pub unsafe fn epoll_pwait2(
+    epfd: c_int,
+    events: *mut epoll_event,
+    max: c_int,
+    ts: *const timespec,
+    sigmask: *const sigset_t,
+) -> Outcome<c_int> {
+    // SAFETY: per our contract.
+    match unsafe { timespec_timeout(ts) } {
+        // SAFETY: per our contract.
+        Ok(timeout) => unsafe { epoll_wait(epfd, events, max, timeout, sigmask) },
+        Err(()) => Bypass,
+    }
+}
