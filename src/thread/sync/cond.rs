@@ -80,6 +80,11 @@ pub(crate) unsafe fn wait_green(
     m: *mut pthread_mutex_t,
     deadline: Option<u64>,
 ) -> c_int {
+    // glibc answers at once when the mutex cannot be released by the caller.
+    // SAFETY: m is initialised (caller).
+    if unsafe { mutex::unlock_refused(m) } {
+        return libc::EPERM;
+    }
     let bucket = parking::lock(key);
     let mut unlocked = 0;
     // SAFETY: m is initialised (caller).

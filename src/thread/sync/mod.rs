@@ -29,6 +29,11 @@ pub fn owner_id() -> i32 {
     if let Some(hub) = Hub::current().filter(|hub| hub.in_green()) {
         return hub.current_green().id.get();
     }
+    os_tid()
+}
+
+/// The calling OS thread's kernel id (cached).
+pub fn os_tid() -> i32 {
     OS_TID.with(|tid| {
         if tid.get() == 0 {
             // SAFETY: gettid has no preconditions.

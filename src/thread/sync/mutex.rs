@@ -18,8 +18,10 @@ use libc::{
 const KIND_TYPE_MASK: i32 = 3;
 const RECURSIVE: i32 = 1;
 const ERRORCHECK: i32 = 2;
+const ROBUST: i32 = 16;
+const PRIO_INHERIT: i32 = 32;
 /// Robust, priority-inheriting, priority-protected, process-shared: glibc's own protocol.
-const FOREIGN_BITS: i32 = 16 | 32 | 64 | 128;
+const FOREIGN_BITS: i32 = ROBUST | PRIO_INHERIT | 64 | 128;
 
 /// Field offsets in glibc's `struct __pthread_mutex_s` (the same on x86-64 and aarch64).
 struct Fields {
@@ -150,6 +152,33 @@ unsafe fn acquire(f: &Fields, key: usize, wait: Wait) -> c_int {
     }
 }
 
+/// Would unlocking `m` now be refused (EPERM: an owner-checking mutex the caller does not
+/// hold)? Condition variables ask before they queue.
+///
+/// # Safety
+/// `m` points to an initialised mutex.
+pub(crate) unsafe fn unlock_refused(m: *mut pthread_mutex_t) -> bool {
+    // SAFETY: per our contract.
+    let f = unsafe { fields(m) };
+    let kind = kind_of(&f);
+    let foreign = kind & FOREIGN_BITS != 0;
+    if !(if foreign {
+        foreign_checks_owner(kind)
+    } else {
+        matches!(kind & KIND_TYPE_MASK, RECURSIVE | ERRORCHECK)
+    }) {
+        return false;
+    }
+    // SAFETY: as above.
+    let owner = unsafe { (*f.owner).load(Ordering::Relaxed) };
+    if foreign {
+        owner & FUTEX_TID_MASK != super::os_tid()
+            || foreign_owners::get(m as usize) != Some(owner_id())
+    } else {
+        owner != owner_id()
+    }
+}
+
 /// `pthread_mutex_unlock`.
 ///
 /// # Safety
@@ -170,7 +199,7 @@ pub(crate) unsafe fn unlock_green(m: *mut pthread_mutex_t) -> c_int {
     let kind = kind_of(&f);
     if kind & FOREIGN_BITS != 0 {
         // SAFETY: a glibc-protocol mutex goes to glibc.
-        return unsafe { (crate::real::get().pthread_mutex_unlock)(m) };
+        return unsafe { foreign_unlock(m) };
     }
     // SAFETY: f's pointers are valid; count/nusers are only written by the owner.
     unsafe {
@@ -218,13 +247,32 @@ fn release(word: &AtomicI32, key: usize) {
 /// A robust, priority or process-shared mutex: glibc's protocol, which other processes (or
 /// the kernel) take part in. Waits poll green when other green threads could run.
 ///
+/// glibc records the owner's kernel thread id, which every green thread of one OS thread
+/// shares; for the kinds that check their owner, [`foreign_owners`] remembers which green
+/// thread holds the mutex, so another green thread gets EBUSY (or waits), never a recursion
+/// level or the right to unlock.
+///
 /// # Safety
 /// `m` is a live mutex; a timespec in `wait` is readable.
 unsafe fn foreign_lock(m: *mut pthread_mutex_t, wait: Wait) -> c_int {
     let real = crate::real::get();
     // SAFETY: m is a live mutex (caller).
-    let try_lock = || unsafe { (real.pthread_mutex_trylock)(m) };
-    match wait {
+    let f = unsafe { fields(m) };
+    let tracks_owner = foreign_checks_owner(kind_of(&f));
+    let me = owner_id();
+    let try_lock = || {
+        // SAFETY: f describes the live mutex.
+        let glibc_owner = unsafe { (*f.owner).load(Ordering::Relaxed) } & FUTEX_TID_MASK;
+        if tracks_owner
+            && glibc_owner == super::os_tid()
+            && foreign_owners::get(m as usize) != Some(me)
+        {
+            return EBUSY; // another green thread of this OS thread holds it
+        }
+        // SAFETY: m is a live mutex.
+        unsafe { (real.pthread_mutex_trylock)(m) }
+    };
+    let rc = match wait {
         Wait::Try => try_lock(),
         Wait::Forever if super::others_could_run() => poll_foreign(EBUSY, None, try_lock),
         // SAFETY: as above.
@@ -238,5 +286,88 @@ unsafe fn foreign_lock(m: *mut pthread_mutex_t, wait: Wait) -> c_int {
         }
         // SAFETY: as above.
         Wait::Until(clock, abstime) => unsafe { (real.pthread_mutex_clocklock)(m, clock, abstime) },
+    };
+    if tracks_owner && (rc == 0 || rc == libc::EOWNERDEAD) {
+        foreign_owners::set(m as usize, me);
+    }
+    rc
+}
+
+/// Does glibc check who unlocks this glibc-protocol mutex? Recursive and error-checking kinds
+/// do, and so does every robust or priority-inheriting one.
+fn foreign_checks_owner(kind: i32) -> bool {
+    matches!(kind & KIND_TYPE_MASK, RECURSIVE | ERRORCHECK) || kind & (ROBUST | PRIO_INHERIT) != 0
+}
+
+/// glibc's `FUTEX_TID_MASK`: the owner-id bits of a robust mutex's owner field.
+const FUTEX_TID_MASK: i32 = 0x3fff_ffff;
+
+/// Unlocks a glibc-protocol mutex, refusing (EPERM) a green thread that does not hold it.
+///
+/// # Safety
+/// `m` is a live mutex.
+unsafe fn foreign_unlock(m: *mut pthread_mutex_t) -> c_int {
+    // SAFETY: m is a live mutex (caller).
+    let f = unsafe { fields(m) };
+    let tracks_owner = foreign_checks_owner(kind_of(&f));
+    // SAFETY: as above.
+    let glibc_owner = unsafe { (*f.owner).load(Ordering::Relaxed) } & FUTEX_TID_MASK;
+    if tracks_owner
+        && glibc_owner == super::os_tid()
+        && foreign_owners::get(m as usize) != Some(owner_id())
+    {
+        return EPERM;
+    }
+    // SAFETY: as above.
+    let rc = unsafe { (crate::real::get().pthread_mutex_unlock)(m) };
+    // SAFETY: as above.
+    if tracks_owner
+        && rc == 0
+        && unsafe { (*f.owner).load(Ordering::Relaxed) } & FUTEX_TID_MASK != super::os_tid()
+    {
+        foreign_owners::clear(m as usize);
+    }
+    rc
+}
+
+/// Which green thread holds each owner-checking glibc-protocol mutex held in this process: a
+/// fixed table (no allocation), consulted only when glibc's owner is the calling OS thread.
+mod foreign_owners {
+    use std::sync::Mutex;
+
+    const BUCKETS: usize = 256;
+    const WAYS: usize = 8;
+    static TABLE: [Mutex<[(usize, i32); WAYS]>; BUCKETS] =
+        [const { Mutex::new([(0, 0); WAYS]) }; BUCKETS];
+
+    fn bucket(key: usize) -> std::sync::MutexGuard<'static, [(usize, i32); WAYS]> {
+        TABLE[(key >> 4) % BUCKETS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(key: usize) -> Option<i32> {
+        bucket(key)
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|&(_, owner)| owner)
+    }
+
+    pub fn set(key: usize, owner: i32) {
+        let mut ways = bucket(key);
+        if let Some(slot) = ways.iter_mut().find(|(k, _)| *k == key || *k == 0) {
+            *slot = (key, owner);
+        } else {
+            crate::log!(
+                Warn,
+                "too many process-shared mutexes held at once to track their green owners"
+            );
+        }
+    }
+
+    pub fn clear(key: usize) {
+        if let Some(slot) = bucket(key).iter_mut().find(|(k, _)| *k == key) {
+            *slot = (0, 0);
+        }
     }
 }

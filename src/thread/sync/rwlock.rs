@@ -69,11 +69,16 @@ pub unsafe fn lock(l: *mut pthread_rwlock_t, write: bool, wait: Wait) -> Outcome
         // SAFETY: per our contract.
         return Done(unsafe { foreign_lock(l, write, wait) });
     }
-    if let Wait::Until(clock, _) = wait
-        && !supported_clock(clock)
-    {
-        return Done(EINVAL);
-    }
+    // glibc checks the clock and the time first, even when the lock is free.
+    let deadline = match wait {
+        Wait::Until(clock, _) if !supported_clock(clock) => return Done(EINVAL),
+        // SAFETY: readable (caller).
+        Wait::Until(clock, abstime) => match unsafe { deadline(clock, abstime) } {
+            Ok(deadline) => Some(deadline),
+            Err(code) => return Done(code),
+        },
+        Wait::Try | Wait::Forever => None,
+    };
     // SAFETY: as above.
     let prefer_writer = unsafe { (*f.flags).load(Ordering::Relaxed) } == PREFER_WRITER_NONRECURSIVE;
     let me = owner_id();
@@ -108,15 +113,6 @@ pub unsafe fn lock(l: *mut pthread_rwlock_t, write: bool, wait: Wait) -> Outcome
     if !write && s & READERS >= READERS - 1 {
         return Done(EAGAIN);
     }
-    let deadline = match wait {
-        Wait::Try => None,
-        Wait::Forever => None,
-        // SAFETY: readable (caller).
-        Wait::Until(clock, abstime) => match unsafe { deadline(clock, abstime) } {
-            Ok(deadline) => Some(deadline),
-            Err(code) => return Done(code),
-        },
-    };
     let key = l as usize;
     loop {
         let bucket = parking::lock(key);
