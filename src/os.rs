@@ -205,3 +205,17 @@ pub fn after_control(fd_result: c_int, changes_flags: bool, duplicates: bool) {
         duplicated(fd_result);
     }
 }
+
+/// `fork`: the child keeps only the calling thread, green or not (trap 13).
+pub fn fork() -> Outcome<libc::pid_t> {
+    // SAFETY: fork has no preconditions; glibc runs the pthread_atfork handlers.
+    let pid = unsafe { (real::get().fork)() };
+    if pid == 0 {
+        crate::thread::sync::forget_tid_after_fork();
+        fd::forget_registrations();
+        if let Some(hub) = crate::hub::Hub::current() {
+            hub.after_fork();
+        }
+    }
+    Done(pid)
+}

@@ -189,6 +189,7 @@ pub const HOOKED: &[(&str, Subsystem)] = &[
     ("writev", Subsystem::Os),
     ("__read_chk", Subsystem::Os),
     ("close", Subsystem::Os),
+    ("fork", Subsystem::Os),
     ("dup", Subsystem::Os),
     ("dup2", Subsystem::Os),
     ("dup3", Subsystem::Os),

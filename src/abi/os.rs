@@ -15,6 +15,7 @@ shim! {
     fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t
         => if len > buflen { Bypass } else { os::read(fd, buf, len) };
     fn close(fd: c_int) -> c_int => os::close(fd);
+    fn fork() -> libc::pid_t => os::fork();
     fn dup(fd: c_int) -> c_int => {
         let new = (crate::real::get().dup)(fd);
         os::duplicated(new);

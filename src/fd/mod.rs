@@ -254,3 +254,26 @@ pub fn forget(fd: c_int) {
     }
     wait::wake_all(entry);
 }
+
+/// In a forked child: no descriptor is registered with this process's new epoll instance.
+pub fn forget_registrations() {
+    for slot in &CHUNK_TABLE {
+        let chunk = slot.load(Ordering::Acquire);
+        if chunk.is_null() {
+            continue;
+        }
+        for i in 0..CHUNK {
+            // SAFETY: a published chunk holds CHUNK initialised entries.
+            let entry = unsafe { &*chunk.add(i) };
+            if !entry
+                .registered
+                .swap(core::ptr::null_mut(), Ordering::AcqRel)
+                .is_null()
+            {
+                // Old registrations belong to the parent: events of theirs never reach us, and
+                // the generation makes any stale key harmless.
+                entry.generation.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+}

@@ -149,6 +149,11 @@ impl Green {
         unsafe { &*self.hub.get() }
     }
 
+    /// The hub pointer, null for a freed slot.
+    pub(crate) fn hub_ptr(&self) -> *const Hub {
+        self.hub.get()
+    }
+
     pub(crate) fn set_hub(&self, hub: &'static Hub) {
         self.hub.set(hub);
     }

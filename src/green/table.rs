@@ -125,3 +125,19 @@ pub unsafe fn remove(green: &'static Green) {
         .unwrap_or_else(|e| e.into_inner())
         .push(index);
 }
+
+/// In a forked child: retires every green thread of `hub` but `keep` (they do not exist in the
+/// child; their slots are never reused, which is only memory).
+pub fn retire_all_but(hub: &crate::hub::Hub, keep: &Green) {
+    let Some(table) = TABLE.get().and_then(Option::as_ref) else {
+        return;
+    };
+    let used = table.used.load(Ordering::Relaxed);
+    for index in 0..used {
+        // SAFETY: an initialised slot (below `used`); slots are never unmapped.
+        let green = unsafe { &*((table.base + index * size_of::<Green>()) as *const Green) };
+        if green.is_live() && !core::ptr::eq(green, keep) && core::ptr::eq(green.hub_ptr(), hub) {
+            green.retire();
+        }
+    }
+}

@@ -41,6 +41,9 @@ pub struct Hub {
     /// Threads waiting in `poll`/`select`/`epoll_wait`, oldest first, with the flag that tells
     /// one it was interrupted by a signal.
     interruptible: RefCell<VecDeque<(&'static Green, *const Cell<bool>)>>,
+    /// In a child forked by a green thread: the root's own code is gone (POSIX keeps only the
+    /// forking thread), so when the last green thread ends, the process exits.
+    root_gone: Cell<bool>,
     /// The root's token while it waits for `alive` to reach zero (`pthread_exit` from `main`).
     all_done_token: Cell<u64>,
     stacks: RefCell<StackPool>,
@@ -84,6 +87,7 @@ impl Hub {
             inbox_full: AtomicBool::new(false),
             watched: AtomicUsize::new(0),
             interruptible: RefCell::new(VecDeque::new()),
+            root_gone: Cell::new(false),
             alive: Cell::new(0),
             all_done_token: Cell::new(0),
             stacks: RefCell::new(StackPool::default()),
@@ -197,6 +201,31 @@ impl Hub {
         }
     }
 
+    /// In a forked child, on the forking thread: keep only that thread (trap 13). Every other
+    /// green thread of this hub is retired (nothing can wake it), the parent's epoll instance
+    /// and eventfd are replaced by the child's own, and pending timers and wake-ups are dropped.
+    pub fn after_fork(&self) {
+        let me = self.current.get();
+        table::retire_all_but(self, me);
+        self.run_queue.borrow_mut().clear();
+        *self.timers.borrow_mut() = Timers::default();
+        me.timers_in_heap.set(0);
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.inbox_full.store(false, Ordering::Relaxed);
+        self.interruptible.borrow_mut().clear();
+        self.watched.store(0, Ordering::Relaxed);
+        self.all_done_token.set(0);
+        if me.is_root() {
+            self.alive.set(0);
+        } else {
+            self.alive.set(1);
+            self.root_gone.set(true);
+        }
+        if let Err(e) = self.poller.reopen() {
+            crate::fatal!("cannot make a poller in a forked child: {e}");
+        }
+    }
+
     /// Registers `fd` with this hub's epoll, edge-triggered for both directions; its events
     /// reach [`crate::fd::wait::dispatch`] with `key`.
     pub fn watch(&self, fd: libc::c_int, key: usize) -> std::io::Result<()> {
@@ -246,6 +275,12 @@ impl Hub {
         let saved_errno = errno();
         let mut since_check = 0;
         while root.is_parked_on(token) {
+            if self.root_gone.get() && self.alive.get() == 0 {
+                // The forking green thread was this child's only thread, and it has ended.
+                // SAFETY: exit runs atexit handlers and ends the process, as glibc's last
+                // thread does.
+                unsafe { libc::exit(0) };
+            }
             if since_check == 0 || self.run_queue.borrow().is_empty() {
                 self.drain_inbox();
                 self.fire_due_timers();

@@ -6,7 +6,7 @@
 //! must see. On a socketpair ping-pong that was half of all system calls. The runtime never
 //! goes through libc here (it will export `epoll_wait` itself): raw syscalls only.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use libc::{c_int, epoll_event};
 use std::io;
 
@@ -14,8 +14,9 @@ use std::io;
 const NOTIFY_KEY: u64 = u64::MAX;
 
 pub struct Poller {
-    epoll: c_int,
-    notifier: c_int,
+    /// Atomics only so that a forked child can swap in its own instance (`reopen`).
+    epoll: AtomicI32,
+    notifier: AtomicI32,
     /// A wake-up is pending in the eventfd: further notifies need not write.
     notified: AtomicBool,
 }
@@ -38,6 +39,31 @@ fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
 
 impl Poller {
     pub fn new() -> io::Result<Poller> {
+        let (epoll, notifier) = Poller::open()?;
+        Ok(Poller {
+            epoll: AtomicI32::new(epoll),
+            notifier: AtomicI32::new(notifier),
+            notified: AtomicBool::new(false),
+        })
+    }
+
+    /// In a forked child: the epoll instance and eventfd are the parent's (a child waiting on
+    /// them would take the parent's events), so this process gets its own. Registrations are
+    /// not carried over: descriptors register again on their next wait.
+    pub fn reopen(&self) -> io::Result<()> {
+        let (epoll, notifier) = Poller::open()?;
+        let old_epoll = self.epoll.swap(epoll, Ordering::AcqRel);
+        let old_notifier = self.notifier.swap(notifier, Ordering::AcqRel);
+        self.notified.store(false, Ordering::Release);
+        // SAFETY: our own descriptors (the child's copies of them), closed once.
+        unsafe {
+            libc::syscall(libc::SYS_close, old_epoll);
+            libc::syscall(libc::SYS_close, old_notifier);
+        }
+        Ok(())
+    }
+
+    fn open() -> io::Result<(c_int, c_int)> {
         // SAFETY: plain syscalls with constant arguments.
         let epoll =
             check(unsafe { libc::syscall(libc::SYS_epoll_create1, libc::EPOLL_CLOEXEC) })? as c_int;
@@ -56,24 +82,36 @@ impl Poller {
                 return Err(e);
             }
         };
-        let poller = Poller {
-            epoll,
-            notifier,
-            notified: AtomicBool::new(false),
+        let mut event = epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: NOTIFY_KEY,
         };
-        poller.ctl(
-            libc::EPOLL_CTL_ADD,
-            notifier,
-            libc::EPOLLIN as u32,
-            NOTIFY_KEY,
-        )?;
-        Ok(poller)
+        // SAFETY: registers our eventfd with our epoll; event is valid for the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_epoll_ctl,
+                epoll,
+                libc::EPOLL_CTL_ADD,
+                notifier,
+                &raw mut event,
+            )
+        };
+        if let Err(e) = check(rc) {
+            // SAFETY: our own descriptors, closed once.
+            unsafe {
+                libc::syscall(libc::SYS_close, epoll);
+                libc::syscall(libc::SYS_close, notifier);
+            }
+            return Err(e);
+        }
+        Ok((epoll, notifier))
     }
 
     fn ctl(&self, op: c_int, fd: c_int, events: u32, key: u64) -> io::Result<()> {
         let mut event = epoll_event { events, u64: key };
         // SAFETY: event is a valid epoll_event for the duration of the call.
-        check(unsafe { libc::syscall(libc::SYS_epoll_ctl, self.epoll, op, fd, &raw mut event) })
+        let epoll = self.epoll.load(Ordering::Acquire);
+        check(unsafe { libc::syscall(libc::SYS_epoll_ctl, epoll, op, fd, &raw mut event) })
             .map(drop)
     }
 
@@ -94,7 +132,15 @@ impl Poller {
         }
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
-        check(unsafe { libc::syscall(libc::SYS_write, self.notifier, &raw const one, 8) }).map(drop)
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_write,
+                self.notifier.load(Ordering::Acquire),
+                &raw const one,
+                8,
+            )
+        })
+        .map(drop)
     }
 
     /// Waits up to `timeout_ns` (None: forever) and passes each event to `on_event`. Returns
@@ -113,7 +159,14 @@ impl Poller {
             if key == NOTIFY_KEY {
                 let mut count: u64 = 0;
                 // SAFETY: reads 8 bytes into a valid u64 from our eventfd.
-                unsafe { libc::syscall(libc::SYS_read, self.notifier, &raw mut count, 8) };
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_read,
+                        self.notifier.load(Ordering::Acquire),
+                        &raw mut count,
+                        8,
+                    )
+                };
                 self.notified.store(false, Ordering::Release);
                 continue;
             }
@@ -139,6 +192,7 @@ impl Poller {
             buf.as_mut_ptr(),
             buf.len().min(c_int::MAX as usize) as c_int,
         );
+        let epoll = self.epoll.load(Ordering::Acquire);
         let mut rc = -1;
         if !NO_PWAIT2.load(Ordering::Relaxed) {
             let ts = timeout_ns.map(|ns| libc::timespec {
@@ -152,7 +206,7 @@ impl Poller {
             rc = unsafe {
                 libc::syscall(
                     libc::SYS_epoll_pwait2,
-                    self.epoll,
+                    epoll,
                     ptr,
                     len,
                     ts_ptr,
@@ -171,15 +225,7 @@ impl Poller {
             });
             // SAFETY: as above.
             rc = unsafe {
-                libc::syscall(
-                    libc::SYS_epoll_pwait,
-                    self.epoll,
-                    ptr,
-                    len,
-                    ms,
-                    0usize,
-                    8usize,
-                )
+                libc::syscall(libc::SYS_epoll_pwait, epoll, ptr, len, ms, 0usize, 8usize)
             };
         }
         match check(rc) {
