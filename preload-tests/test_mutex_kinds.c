@@ -1,7 +1,10 @@
 /* pthread mutex kinds and their glibc error codes: normal/default, error-checking, recursive
  * (by attribute and by the _NP static initialisers), timedlock/clocklock (ETIMEDOUT, EINVAL
  * only when it would wait), destroy of a held mutex, a process-shared mutex held by a forked
- * child, robust mutexes (basic use, and EOWNERDEAD after a forked owner dies).
+ * child, robust mutexes (basic use, and EOWNERDEAD after a forked owner dies). Then the
+ * owner-tracking kinds that follow glibc's protocol (process-shared or robust recursive /
+ * error-checking): another thread gets EBUSY and EPERM; and a robust mutex whose owner thread
+ * ended gives EOWNERDEAD.
  *
  * The single-process checks run twice: from main, and again from inside a thread (under the
  * preload: owner = the root, then owner = a green thread, "another thread" always green).
@@ -499,6 +502,33 @@ static void check_foreign_owner(const char *name, int type, int pshared, int rob
     CHECK_EQ(pthread_mutex_destroy(&m), 0);
 }
 
+/* A thread that ends while holding a robust mutex: the next locker gets EOWNERDEAD. */
+static void *lock_and_die(void *arg) {
+    return (void *)(intptr_t)pthread_mutex_lock((pthread_mutex_t *)arg);
+}
+
+static void check_robust_thread_death(void) {
+    pthread_mutex_t m;
+    pthread_mutexattr_t a;
+    CHECK_EQ(pthread_mutexattr_init(&a), 0);
+    CHECK_EQ(pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST), 0);
+    CHECK_EQ(pthread_mutex_init(&m, &a), 0);
+    CHECK_EQ(pthread_mutexattr_destroy(&a), 0);
+    pthread_t t;
+    void *ret;
+    CHECK_EQ(pthread_create(&t, NULL, lock_and_die, &m), 0);
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK_EQ((int)(intptr_t)ret, 0);
+    struct timespec at = abs_in(CLOCK_REALTIME, 1000);
+    int rc = pthread_mutex_timedlock(&m, &at);
+    CHECK(rc == EOWNERDEAD, "robust mutex whose owner thread ended: timedlock = %d (%s), want "
+          "EOWNERDEAD", rc, strerror(rc));
+    CHECK_EQ(pthread_mutex_consistent(&m), 0);
+    CHECK_EQ(pthread_mutex_unlock(&m), 0);
+    CHECK_EQ(other(OP_TRYLOCK_UNLOCK, &m), 0);
+    CHECK_EQ(pthread_mutex_destroy(&m), 0);
+}
+
 int main(void) {
     run_all("main", 1);
     pthread_t t;
@@ -511,6 +541,7 @@ int main(void) {
     check_foreign_owner("robust recursive", PTHREAD_MUTEX_RECURSIVE, 0, 1);
     check_foreign_owner("robust errorcheck", PTHREAD_MUTEX_ERRORCHECK, 0, 1);
     check_foreign_owner("robust normal", PTHREAD_MUTEX_NORMAL, 0, 1);
+    check_robust_thread_death();
     if (gw_preloaded()) {
         CHECK_EQ(gw_patched("thread"), 1);
         CHECK_EQ(gw_os_threads(), 1);

@@ -6,6 +6,8 @@
  *   EINVAL for a malformed deadline (glibc checks it up front, even when the lock is free).
  * - Preference: by default a new reader passes a queued writer; with
  *   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP a queued writer blocks new readers (EBUSY).
+ *   A queued writer that timed out blocks nobody any more (either kind).
+ * The exclusion run is done for both kinds.
  */
 #include "gwtest.h"
 #include <pthread.h>
@@ -14,7 +16,7 @@
 #define WRITERS 5
 #define ITERS 200
 
-static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_rwlock_t rw;
 static int readers_in, writers_in, max_readers, violations, bad_rc;
 static long data_a, data_b; /* writers keep them equal */
 static int reads_done, writes_done;
@@ -63,7 +65,15 @@ static void *writer(void *arg) {
     return NULL;
 }
 
-static void check_exclusion(void) {
+static void check_exclusion(int kind, const char *name) {
+    pthread_rwlockattr_t a;
+    CHECK_EQ(pthread_rwlockattr_init(&a), 0);
+    CHECK_EQ(pthread_rwlockattr_setkind_np(&a, kind), 0);
+    CHECK_EQ(pthread_rwlock_init(&rw, &a), 0);
+    CHECK_EQ(pthread_rwlockattr_destroy(&a), 0);
+    readers_in = writers_in = max_readers = violations = bad_rc = 0;
+    data_a = data_b = 0;
+    reads_done = writes_done = 0;
     pthread_t r[READERS], w[WRITERS];
     for (int i = 0; i < READERS; i++) {
         CHECK_EQ(pthread_create(&r[i], NULL, reader, (void *)(intptr_t)i), 0);
@@ -79,7 +89,8 @@ static void check_exclusion(void) {
     CHECK_EQ(data_b, WRITERS * ITERS);
     CHECK(max_readers >= 2, "readers never shared the lock (max %d)", max_readers);
     CHECK(max_readers <= READERS, "max readers %d", max_readers);
-    printf("rwlock: max %d readers together\n", max_readers);
+    CHECK_EQ(pthread_rwlock_destroy(&rw), 0);
+    printf("rwlock (%s): max %d readers together\n", name, max_readers);
 }
 
 /* ---- error codes ---- */
@@ -258,17 +269,42 @@ static int new_reader_with_writer_queued(int kind) {
     return rc;
 }
 
+/* A queued writer that times out no longer holds back new readers, whatever the kind. */
+static void check_writer_gave_up(int kind, const char *name) {
+    pthread_rwlock_t l;
+    pthread_rwlockattr_t a;
+    CHECK_EQ(pthread_rwlockattr_init(&a), 0);
+    CHECK_EQ(pthread_rwlockattr_setkind_np(&a, kind), 0);
+    CHECK_EQ(pthread_rwlock_init(&l, &a), 0);
+    CHECK_EQ(pthread_rwlockattr_destroy(&a), 0);
+    CHECK_EQ(pthread_rwlock_rdlock(&l), 0);
+    CHECK_TIMES_OUT(&l, TIMEDWR);
+    int rc = other(&l, TRYRD, NULL);
+    CHECK(rc == 0, "%s: after the writer gave up, a new reader's tryrdlock = %d", name, rc);
+    long long took;
+    rc = other(&l, TIMEDRD, &took);
+    CHECK(rc == 0, "%s: after the writer gave up, a new reader's timedrdlock = %d", name, rc);
+    CHECK(took < 50000000LL, "%s: a new reader waited %lld ns", name, took);
+    CHECK_EQ(other(&l, TRYWR, NULL), EBUSY);
+    CHECK_EQ(pthread_rwlock_unlock(&l), 0);
+    CHECK_EQ(other(&l, TRYWR, NULL), 0);
+    CHECK_EQ(pthread_rwlock_destroy(&l), 0);
+}
+
 static void check_preference(void) {
     int rc = new_reader_with_writer_queued(PTHREAD_RWLOCK_PREFER_READER_NP);
     CHECK(rc == 0, "prefer-reader: a new reader got %d, want 0", rc);
     rc = new_reader_with_writer_queued(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     CHECK(rc == EBUSY, "prefer-writer-nonrecursive: a new reader got %d, want EBUSY", rc);
+    check_writer_gave_up(PTHREAD_RWLOCK_PREFER_READER_NP, "prefer-reader");
+    check_writer_gave_up(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP, "prefer-writer");
 }
 
 int main(void) {
-    check_exclusion();
-    check_preference();
+    check_exclusion(PTHREAD_RWLOCK_PREFER_READER_NP, "prefer-reader");
+    check_exclusion(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP, "prefer-writer");
     check_codes();
+    check_preference();
     if (gw_preloaded()) CHECK_EQ(gw_os_threads(), 1);
     printf("rwlock: all passed\n");
     return 0;

@@ -7,6 +7,7 @@
  *   pthread_mutex_lock, and the real thread holds while a green thread waits (and a ticker
  *   thread keeps running meanwhile); error-checking and recursive ownership across them.
  * - a semaphore posted by the real thread while a green thread waits.
+ * - the real thread waits on a cond and a semaphore that the green side signals / posts.
  */
 #include "gwtest.h"
 #include <pthread.h>
@@ -325,11 +326,60 @@ static void check_sem(void) {
     CHECK_EQ(sem_destroy(&sem), 0);
 }
 
+/* ---- 5. the real thread waits (cond, semaphore), green wakes it ---- */
+
+static pthread_mutex_t wm = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wc = PTHREAD_COND_INITIALIZER;
+static sem_t wsem;
+static int wflag, rw_cond_rc = -1, rw_sem_rc = -1, rw_started, rw_done;
+static long long rw_cond_ns, rw_sem_ns;
+
+static void real_waiter_cb(union sigval v) {
+    (void)v;
+    note_thread();
+    __atomic_store_n(&rw_started, 1, __ATOMIC_SEQ_CST);
+    struct timespec at = abs_in(CLOCK_REALTIME, 5000);
+    long long t0 = gw_now_ns();
+    int rc = pthread_mutex_lock(&wm);
+    while (!wflag && rc == 0) rc = pthread_cond_timedwait(&wc, &wm, &at);
+    if (!wflag && rc == 0) rc = -2;
+    rc |= pthread_mutex_unlock(&wm);
+    rw_cond_ns = gw_now_ns() - t0;
+    rw_cond_rc = rc;
+    at = abs_in(CLOCK_REALTIME, 5000);
+    t0 = gw_now_ns();
+    rw_sem_rc = sem_timedwait(&wsem, &at) == 0 ? 0 : errno;
+    rw_sem_ns = gw_now_ns() - t0;
+    __atomic_store_n(&rw_done, 1, __ATOMIC_SEQ_CST);
+}
+
+static void check_real_waits(void) {
+    CHECK_EQ(sem_init(&wsem, 0, 0), 0);
+    timer_t t = arm(real_waiter_cb, 10);
+    wait_flag(&rw_started, "the callback to start");
+    usleep(100000);
+    CHECK_EQ(pthread_mutex_lock(&wm), 0);
+    wflag = 1;
+    CHECK_EQ(pthread_cond_signal(&wc), 0);
+    CHECK_EQ(pthread_mutex_unlock(&wm), 0);
+    usleep(100000);
+    CHECK_EQ(sem_post(&wsem), 0);
+    wait_flag(&rw_done, "the callback to finish waiting");
+    CHECK(rw_cond_rc == 0, "the real thread's cond wait = %d", rw_cond_rc);
+    CHECK(rw_cond_ns >= 50000000LL && rw_cond_ns < 4000000000LL, "cond wait %lld ns", rw_cond_ns);
+    CHECK(rw_sem_rc == 0, "the real thread's sem_timedwait: errno %d", rw_sem_rc);
+    CHECK(rw_sem_ns >= 50000000LL && rw_sem_ns < 4000000000LL, "sem wait %lld ns", rw_sem_ns);
+    CHECK_EQ(timer_delete(t), 0);
+    check_real_thread();
+    CHECK_EQ(sem_destroy(&wsem), 0);
+}
+
 int main(void) {
     check_handshake();
     check_contended();
     check_ownership();
     check_sem();
+    check_real_waits();
     printf("sync mixed: all passed\n");
     return 0;
 }

@@ -17,6 +17,9 @@ pub const MIN_STACK_SIZE: usize = 16 << 10;
 const BOOLEANS: &str = "1/0, true/false, yes/no, on/off";
 const SIZES: &str = "a byte count of at least 16K, with an optional K, M or G suffix";
 const LEVELS: &str = "off, error, warn, info, debug";
+const POOL_SIZES: &str = "a whole number of threads from 1 to 1024";
+/// eventlet's tpool default.
+pub const DEFAULT_TPOOL_SIZE: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -34,6 +37,7 @@ pub struct Config {
     pub stats: bool,
     pub log: LogLevel,
     pub status: bool,
+    pub tpool_size: usize,
 }
 
 /// A malformed variable: what the one line on stderr says.
@@ -99,7 +103,16 @@ impl Config {
             None => LogLevel::Warn,
             Some(v) => parse_level(v).ok_or_else(|| bad("GREENWORLD_LOG", v, LEVELS))?,
         };
+        let tpool_size = match get("GREENWORLD_TPOOL_SIZE") {
+            None => DEFAULT_TPOOL_SIZE,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1024).contains(n))
+                .ok_or_else(|| bad("GREENWORLD_TPOOL_SIZE", v, POOL_SIZES))?,
+        };
         Ok(Config {
+            tpool_size,
             patched,
             stack_size,
             stats: boolean("GREENWORLD_STATS")?.unwrap_or(false),

@@ -13,6 +13,7 @@
 //!   [`socket`], [`thread`] and [`time`].
 //! - [`fd`]: the fd table — what each descriptor is, the flags the program set, readiness —
 //!   and the green I/O loop the `os` and `socket` subsystems share.
+//! - [`tpool`]: real OS threads for the calls that cannot be made non-blocking.
 //! - [`hub`]: a hub per OS thread — run queue, timers, poller — and the root's loop.
 //! - [`green`]: green-thread control blocks, their handle table, and their pooled stacks.
 //! - [`real`]: the real libc functions, resolved once.
@@ -42,3 +43,4 @@ pub mod stats;
 pub mod sys;
 pub mod thread;
 pub mod time;
+pub mod tpool;

@@ -213,6 +213,7 @@ pub fn fork() -> Outcome<libc::pid_t> {
     if pid == 0 {
         crate::thread::sync::forget_tid_after_fork();
         fd::forget_registrations();
+        crate::tpool::after_fork();
         if let Some(hub) = crate::hub::Hub::current() {
             hub.after_fork();
         }

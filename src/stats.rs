@@ -15,16 +15,19 @@ pub enum ParkReason {
     Sync = 4,
     /// A socket or pipe not ready.
     Io = 5,
+    /// A call handed to the thread pool.
+    Pool = 6,
 }
 
 impl ParkReason {
-    pub const ALL: [ParkReason; 6] = [
+    pub const ALL: [ParkReason; 7] = [
         ParkReason::Sleep,
         ParkReason::Join,
         ParkReason::Yield,
         ParkReason::Exit,
         ParkReason::Sync,
         ParkReason::Io,
+        ParkReason::Pool,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -35,6 +38,7 @@ impl ParkReason {
             ParkReason::Exit => "exit",
             ParkReason::Sync => "sync",
             ParkReason::Io => "io",
+            ParkReason::Pool => "pool",
         }
     }
 }

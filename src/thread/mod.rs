@@ -175,8 +175,14 @@ fn run(green: &'static Green) -> usize {
         Some(Entry::C11(start, arg)) => start(arg) as isize as usize,
         None => 0,
     };
-    keys::run_destructors(green);
+    ending(green);
     retval
+}
+
+/// What glibc does for an ending thread: key destructors, and robust mutexes made owner-dead.
+fn ending(green: &'static Green) {
+    keys::run_destructors(green);
+    sync::mutex::green_thread_ending();
 }
 
 /// `pthread_join`, `pthread_tryjoin_np` and the timed joins: `deadline` in CLOCK_MONOTONIC ns.
@@ -291,7 +297,7 @@ pub fn exit(retval: usize) {
     }
     let Some(hub) = Hub::current() else { return };
     if hub.in_green() {
-        keys::run_destructors(hub.current_green());
+        ending(hub.current_green());
         hub.exit_current(retval);
     }
     hub.wait_all_done();

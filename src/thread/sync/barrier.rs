@@ -1,6 +1,7 @@
 //! `pthread_barrier_wait`, in glibc's `pthread_barrier_t` (`in`, `current_round`, `count`,
 //! `shared` as `pthread_barrier_init` wrote them). Arrivals are counted under the barrier's
-//! parking-lot bucket; the last one releases the round. A process-shared barrier is glibc's.
+//! parking-lot bucket; the last one releases the round. A process-shared barrier keeps glibc's
+//! protocol (other processes take part), waited for by a pool thread.
 
 use crate::green::parking::{self, WakeList};
 use crate::outcome::Outcome::{self, Bypass, Done};
@@ -13,9 +14,17 @@ use libc::{PTHREAD_BARRIER_SERIAL_THREAD, c_int, pthread_barrier_t};
 /// `b` is initialised.
 pub unsafe fn wait(b: *mut pthread_barrier_t) -> Outcome<c_int> {
     let fields = b.cast::<u32>();
-    // SAFETY: `shared` is the fourth u32 of the 32-byte object.
-    if !crate::thread::active() || unsafe { fields.add(3).read_volatile() } != 0 {
+    if !crate::thread::active() {
         return Bypass;
+    }
+    // SAFETY: `shared` is the fourth u32 of the 32-byte object.
+    if unsafe { fields.add(3).read_volatile() } != 0 {
+        // Other processes take part with glibc's protocol: a pool thread waits for us.
+        let b = b as usize;
+        // SAFETY: the caller's barrier, valid while this call waits.
+        return Done(crate::tpool::run(|| unsafe {
+            (crate::real::get().pthread_barrier_wait)(b as *mut pthread_barrier_t)
+        }));
     }
     let key = b as usize;
     let bucket = parking::lock(key);

@@ -2,6 +2,7 @@
 //! *before* they release the mutex, so a signal sent in between is never lost. glibc's
 //! `pthread_cond_init` still writes the object: its clock and process-shared bits in `__wrefs`
 //! tell which clock a timed wait uses and whether the object is shared with other processes.
+//! A shared one with a glibc-protocol mutex is waited on by a pool thread, with glibc.
 
 use super::mutex::{self, Wait};
 use super::{deadline, supported_clock};
@@ -24,13 +25,14 @@ unsafe fn wrefs(c: *const pthread_cond_t) -> u32 {
     unsafe { c.cast::<u8>().add(36).cast::<u32>().read_volatile() }
 }
 
-/// Is `c` for us (patched and not shared with other processes)?
+/// Is `c` shared with other processes (`pthread_condattr_setpshared`)?
 ///
 /// # Safety
 /// `c` points to a live `pthread_cond_t`.
-unsafe fn ours(c: *const pthread_cond_t) -> bool {
+unsafe fn shared(c: *const pthread_cond_t) -> bool {
     // SAFETY: per our contract.
-    crate::thread::active() && unsafe { wrefs(c) } & SHARED_MASK == 0
+    let wrefs = unsafe { wrefs(c) };
+    wrefs & SHARED_MASK != 0
 }
 
 /// `pthread_cond_wait`, `timedwait` (the condition's clock) and `clockwait` (a given clock).
@@ -42,9 +44,30 @@ pub unsafe fn wait(
     m: *mut pthread_mutex_t,
     timeout: Option<(Option<clockid_t>, *const timespec)>,
 ) -> Outcome<c_int> {
-    // SAFETY: per our contract.
-    if !unsafe { ours(c) } {
+    if !crate::thread::active() {
         return Bypass;
+    }
+    // SAFETY: per our contract.
+    if unsafe { shared(c) && mutex::is_foreign(m) } {
+        // Other processes wait and signal with glibc's protocol, on a glibc-protocol mutex: a
+        // pool thread makes the real wait. (With one of our own mutexes, glibc's unlock and
+        // relock inside its wait would bypass our protocol, so such a condition variable is
+        // waited on here, and its signals reach both.)
+        // Addresses as integers: the objects stay valid while this call waits.
+        let (c, m) = (c as usize, m as usize);
+        let timeout = timeout.map(|(clock, at)| (clock, at as usize));
+        let real = crate::real::get();
+        // SAFETY: the caller's objects and time, valid while this call waits.
+        return Done(crate::tpool::run(move || unsafe {
+            let (c, m) = (c as *mut pthread_cond_t, m as *mut pthread_mutex_t);
+            match timeout {
+                None => (real.pthread_cond_wait)(c, m),
+                Some((None, at)) => (real.pthread_cond_timedwait)(c, m, at as *const timespec),
+                Some((Some(clock), at)) => {
+                    (real.pthread_cond_clockwait)(c, m, clock, at as *const timespec)
+                }
+            }
+        }));
     }
     let deadline = match timeout {
         None => None,
@@ -109,11 +132,15 @@ pub(crate) unsafe fn wait_green(
 /// # Safety
 /// `c` is initialised.
 pub unsafe fn signal(c: *mut pthread_cond_t) -> Outcome<c_int> {
-    // SAFETY: per our contract.
-    if !unsafe { ours(c) } {
+    if !crate::thread::active() {
         return Bypass;
     }
     wake_one(c as usize);
+    // SAFETY: per our contract.
+    if unsafe { shared(c) } {
+        // Waiters in glibc (pool threads, other processes) too.
+        return Bypass;
+    }
     Done(0)
 }
 
@@ -122,11 +149,15 @@ pub unsafe fn signal(c: *mut pthread_cond_t) -> Outcome<c_int> {
 /// # Safety
 /// `c` is initialised.
 pub unsafe fn broadcast(c: *mut pthread_cond_t) -> Outcome<c_int> {
-    // SAFETY: per our contract.
-    if !unsafe { ours(c) } {
+    if !crate::thread::active() {
         return Bypass;
     }
     wake_all(c as usize);
+    // SAFETY: per our contract.
+    if unsafe { shared(c) } {
+        // Waiters in glibc (pool threads, other processes) too.
+        return Bypass;
+    }
     Done(0)
 }
 

@@ -53,6 +53,31 @@ pub fn others_could_run() -> bool {
     Hub::current().is_some_and(|hub| hub.in_green() || hub.alive() > 0)
 }
 
+/// How a lock or wait call waits.
+#[derive(Clone, Copy)]
+pub enum Wait {
+    Try,
+    Forever,
+    /// Until an absolute time on a clock.
+    Until(clockid_t, *const timespec),
+}
+
+impl Wait {
+    /// The CLOCK_MONOTONIC deadline of a timed wait (None for the others), or EINVAL for a clock
+    /// the timed waits do not take or a malformed time.
+    ///
+    /// # Safety
+    /// The timespec of `Until` is readable.
+    pub unsafe fn deadline(self) -> Result<Option<u64>, c_int> {
+        match self {
+            Wait::Until(clock, _) if !supported_clock(clock) => Err(libc::EINVAL),
+            // SAFETY: readable (caller).
+            Wait::Until(clock, abstime) => unsafe { deadline(clock, abstime) }.map(Some),
+            Wait::Try | Wait::Forever => Ok(None),
+        }
+    }
+}
+
 /// An absolute time on `clock` as a CLOCK_MONOTONIC deadline, or EINVAL for a malformed one.
 ///
 /// # Safety

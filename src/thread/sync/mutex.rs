@@ -6,14 +6,12 @@
 //! A contended unlock hands the mutex straight to the first waiter (FIFO): under cooperative
 //! scheduling an unlocker that relocks at once would otherwise starve every waiter.
 
-use super::{deadline, owner_id, poll_foreign, supported_clock};
+use super::{owner_id, poll_foreign, supported_clock};
 use crate::green::parking;
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::stats::ParkReason;
 use core::sync::atomic::{AtomicI32, Ordering};
-use libc::{
-    EAGAIN, EBUSY, EDEADLK, EINVAL, EPERM, ETIMEDOUT, c_int, clockid_t, pthread_mutex_t, timespec,
-};
+use libc::{EAGAIN, EBUSY, EDEADLK, EINVAL, EPERM, ETIMEDOUT, c_int, pthread_mutex_t};
 
 const KIND_TYPE_MASK: i32 = 3;
 const RECURSIVE: i32 = 1;
@@ -48,14 +46,7 @@ unsafe fn fields(m: *mut pthread_mutex_t) -> Fields {
     }
 }
 
-/// How a lock call waits.
-#[derive(Clone, Copy)]
-pub enum Wait {
-    Try,
-    Forever,
-    /// Until an absolute time on a clock.
-    Until(clockid_t, *const timespec),
-}
+pub use super::Wait;
 
 fn kind_of(f: &Fields) -> i32 {
     // SAFETY: `kind` points into a live mutex.
@@ -129,14 +120,14 @@ unsafe fn acquire(f: &Fields, key: usize, wait: Wait) -> c_int {
     {
         return 0;
     }
-    let deadline = match wait {
-        Wait::Try => return EBUSY,
-        Wait::Forever => None,
-        // SAFETY: readable (caller).
-        Wait::Until(clock, abstime) => match unsafe { deadline(clock, abstime) } {
-            Ok(deadline) => Some(deadline),
-            Err(code) => return code,
-        },
+    if let Wait::Try = wait {
+        return EBUSY;
+    }
+    // glibc looks at the time only once it has to wait.
+    // SAFETY: readable (caller).
+    let deadline = match unsafe { wait.deadline() } {
+        Ok(deadline) => deadline,
+        Err(code) => return code,
     };
     loop {
         let bucket = parking::lock(key);
@@ -150,6 +141,15 @@ unsafe fn acquire(f: &Fields, key: usize, wait: Wait) -> c_int {
             parking::Parked::TimedOut => return ETIMEDOUT,
         }
     }
+}
+
+/// Does `m` follow glibc's own protocol (robust, priority or process-shared)?
+///
+/// # Safety
+/// `m` points to an initialised mutex.
+pub(crate) unsafe fn is_foreign(m: *mut pthread_mutex_t) -> bool {
+    // SAFETY: per our contract.
+    kind_of(&unsafe { fields(m) }) & FOREIGN_BITS != 0
 }
 
 /// Would unlocking `m` now be refused (EPERM: an owner-checking mutex the caller does not
@@ -277,13 +277,11 @@ unsafe fn foreign_lock(m: *mut pthread_mutex_t, wait: Wait) -> c_int {
         Wait::Forever if super::others_could_run() => poll_foreign(EBUSY, None, try_lock),
         // SAFETY: as above.
         Wait::Forever => unsafe { (real.pthread_mutex_lock)(m) },
-        Wait::Until(clock, abstime) if super::others_could_run() => {
-            // SAFETY: readable (caller).
-            match unsafe { deadline(clock, abstime) } {
-                Ok(deadline) => poll_foreign(EBUSY, Some(deadline), try_lock),
-                Err(code) => code,
-            }
-        }
+        // SAFETY: readable (caller).
+        Wait::Until(..) if super::others_could_run() => match unsafe { wait.deadline() } {
+            Ok(deadline) => poll_foreign(EBUSY, deadline, try_lock),
+            Err(code) => code,
+        },
         // SAFETY: as above.
         Wait::Until(clock, abstime) => unsafe { (real.pthread_mutex_clocklock)(m, clock, abstime) },
     };
@@ -333,12 +331,32 @@ unsafe fn foreign_unlock(m: *mut pthread_mutex_t) -> c_int {
 /// Which green thread holds each owner-checking glibc-protocol mutex held in this process: a
 /// fixed table (no allocation), consulted only when glibc's owner is the calling OS thread.
 mod foreign_owners {
+    use core::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
     const BUCKETS: usize = 256;
     const WAYS: usize = 8;
     static TABLE: [Mutex<[(usize, i32); WAYS]>; BUCKETS] =
         [const { Mutex::new([(0, 0); WAYS]) }; BUCKETS];
+    /// Entries in use: a green thread's exit looks at the table only when some are.
+    static TRACKED: AtomicUsize = AtomicUsize::new(0);
+
+    /// The mutexes `owner` holds (at most `out.len()`), for a thread that is going away.
+    pub fn held_by(owner: i32, out: &mut [usize; 16]) -> usize {
+        if TRACKED.load(Ordering::Acquire) == 0 {
+            return 0;
+        }
+        let mut n = 0;
+        for bucket in &TABLE {
+            for &(key, who) in bucket.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                if key != 0 && who == owner && n < out.len() {
+                    out[n] = key;
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
 
     fn bucket(key: usize) -> std::sync::MutexGuard<'static, [(usize, i32); WAYS]> {
         TABLE[(key >> 4) % BUCKETS]
@@ -355,8 +373,11 @@ mod foreign_owners {
 
     pub fn set(key: usize, owner: i32) {
         let mut ways = bucket(key);
-        if let Some(slot) = ways.iter_mut().find(|(k, _)| *k == key || *k == 0) {
+        if let Some(slot) = ways.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = owner;
+        } else if let Some(slot) = ways.iter_mut().find(|(k, _)| *k == 0) {
             *slot = (key, owner);
+            TRACKED.fetch_add(1, Ordering::AcqRel);
         } else {
             crate::log!(
                 Warn,
@@ -368,6 +389,75 @@ mod foreign_owners {
     pub fn clear(key: usize) {
         if let Some(slot) = bucket(key).iter_mut().find(|(k, _)| *k == key) {
             *slot = (0, 0);
+            TRACKED.fetch_sub(1, Ordering::AcqRel);
         }
     }
+}
+
+/// A green thread is ending: the robust mutexes it still holds become owner-dead, as the kernel
+/// makes them when an OS thread dies (their next locker gets EOWNERDEAD). glibc sees every green
+/// thread of an OS thread as that OS thread, so nothing else would ever tell it.
+pub fn green_thread_ending() {
+    let me = owner_id();
+    let mut held = [0usize; 16];
+    let n = foreign_owners::held_by(me, &mut held);
+    for &key in &held[..n] {
+        let m = key as *mut pthread_mutex_t;
+        // SAFETY: a mutex this thread locked and still holds is alive (using it after its
+        // owner's death is what robust mutexes are for).
+        let f = unsafe { fields(m) };
+        if kind_of(&f) & ROBUST != 0 {
+            // SAFETY: as above.
+            unsafe { mark_owner_dead(m, &f) };
+        }
+        foreign_owners::clear(key);
+    }
+}
+
+/// The kernel's robust-futex handling for one mutex of a dying owner: off the OS thread's
+/// robust list (glibc's `DEQUEUE_MUTEX`), FUTEX_OWNER_DIED in the lock word, one waiter woken.
+///
+/// # Safety
+/// `m` is a live robust mutex held by the calling OS thread, `f` its fields.
+#[cfg(target_arch = "x86_64")]
+unsafe fn mark_owner_dead(m: *mut pthread_mutex_t, f: &Fields) {
+    const FUTEX_WAITERS: i32 = i32::MIN; // 0x8000_0000
+    const FUTEX_OWNER_DIED: i32 = 0x4000_0000;
+    // x86-64 glibc keeps robust mutexes on a doubly linked list through `__list` (offset 24:
+    // `__prev`, `__next`), each link pointing at a neighbour's `__next` (low bit: a flag).
+    // SAFETY: the list fields of a live mutex, and of its live neighbours on the list.
+    unsafe {
+        let list = m.cast::<u8>().add(24).cast::<[usize; 2]>();
+        let (prev, next) = ((*list)[0], (*list)[1]);
+        if prev != 0 && next != 0 {
+            let adjust = size_of::<usize>(); // from a `__next` field to its `__list`
+            let next_list = ((next & !1) - adjust) as *mut [usize; 2];
+            (*next_list)[0] = prev;
+            let prev_list = ((prev & !1) - adjust) as *mut [usize; 2];
+            (*prev_list)[1] = next;
+            (*list) = [0, 0];
+        }
+        let word = &*f.lock;
+        let old = word.swap(
+            FUTEX_OWNER_DIED | (word.load(Ordering::Relaxed) & FUTEX_WAITERS),
+            Ordering::Release,
+        );
+        (*f.owner).store(0, Ordering::Relaxed);
+        if old & FUTEX_WAITERS != 0 {
+            let private = if kind_of(f) & 128 == 0 {
+                libc::FUTEX_PRIVATE_FLAG
+            } else {
+                0
+            };
+            libc::syscall(libc::SYS_futex, f.lock, libc::FUTEX_WAKE | private, 1);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn mark_owner_dead(_: *mut pthread_mutex_t, _: &Fields) {
+    crate::log!(
+        Warn,
+        "a green thread ended holding a robust mutex; it stays locked on this architecture"
+    );
 }

@@ -5,14 +5,12 @@
 //! `PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP`. A release hands the lock to the queue's
 //! head (FIFO): a writer, or the readers glibc's preference lets in with it.
 
-use super::{deadline, owner_id, poll_foreign, supported_clock};
+use super::{owner_id, poll_foreign};
 use crate::green::parking::{self, Parked, WakeList};
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::stats::ParkReason;
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
-use libc::{
-    EAGAIN, EBUSY, EDEADLK, EINVAL, ETIMEDOUT, c_int, clockid_t, pthread_rwlock_t, timespec,
-};
+use libc::{EAGAIN, EBUSY, EDEADLK, ETIMEDOUT, c_int, pthread_rwlock_t};
 
 const WRITER: u32 = 1 << 31;
 const WAITERS: u32 = 1 << 30;
@@ -44,13 +42,7 @@ unsafe fn fields(l: *mut pthread_rwlock_t) -> Fields {
     }
 }
 
-/// How a lock call waits.
-#[derive(Clone, Copy)]
-pub enum Wait {
-    Try,
-    Forever,
-    Until(clockid_t, *const timespec),
-}
+pub use super::Wait;
 
 /// `pthread_rwlock_rdlock`/`wrlock` and their try, timed and clock variants.
 ///
@@ -70,14 +62,10 @@ pub unsafe fn lock(l: *mut pthread_rwlock_t, write: bool, wait: Wait) -> Outcome
         return Done(unsafe { foreign_lock(l, write, wait) });
     }
     // glibc checks the clock and the time first, even when the lock is free.
-    let deadline = match wait {
-        Wait::Until(clock, _) if !supported_clock(clock) => return Done(EINVAL),
-        // SAFETY: readable (caller).
-        Wait::Until(clock, abstime) => match unsafe { deadline(clock, abstime) } {
-            Ok(deadline) => Some(deadline),
-            Err(code) => return Done(code),
-        },
-        Wait::Try | Wait::Forever => None,
+    // SAFETY: readable (caller).
+    let deadline = match unsafe { wait.deadline() } {
+        Ok(deadline) => deadline,
+        Err(code) => return Done(code),
     };
     // SAFETY: as above.
     let prefer_writer = unsafe { (*f.flags).load(Ordering::Relaxed) } == PREFER_WRITER_NONRECURSIVE;
@@ -147,7 +135,14 @@ pub unsafe fn lock(l: *mut pthread_rwlock_t, write: bool, wait: Wait) -> Outcome
                 return Done(0);
             }
             Parked::Unparked { handed_off: false } => {}
-            Parked::TimedOut => return Done(ETIMEDOUT),
+            Parked::TimedOut => {
+                // The last waiter leaving must not keep the lock closed to new readers.
+                let bucket = parking::lock(key);
+                if !bucket.has_waiters(key) {
+                    state.fetch_and(!WAITERS, Ordering::Relaxed);
+                }
+                return Done(ETIMEDOUT);
+            }
         }
     }
 }
@@ -266,14 +261,13 @@ unsafe fn foreign_lock(l: *mut pthread_rwlock_t, write: bool, wait: Wait) -> c_i
             (real.pthread_rwlock_tryrdlock)(l)
         }
     };
-    let deadline = match wait {
-        Wait::Try => return try_lock(),
-        Wait::Forever => None,
-        // SAFETY: readable (caller).
-        Wait::Until(clock, abstime) => match unsafe { deadline(clock, abstime) } {
-            Ok(deadline) => Some(deadline),
-            Err(code) => return code,
-        },
+    if let Wait::Try = wait {
+        return try_lock();
+    }
+    // SAFETY: readable (caller).
+    let deadline = match unsafe { wait.deadline() } {
+        Ok(deadline) => deadline,
+        Err(code) => return code,
     };
     if super::others_could_run() {
         return poll_foreign(EBUSY, deadline, try_lock);

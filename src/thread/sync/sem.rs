@@ -4,12 +4,12 @@
 //! Named and process-shared semaphores (`private` = FUTEX_SHARED) follow glibc's protocol,
 //! which other processes share: their waits poll green when other green threads could run.
 
-use super::{deadline, poll_foreign, supported_clock};
+use super::poll_foreign;
 use crate::green::parking::{self, Parked};
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::stats::ParkReason;
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use libc::{EAGAIN, EINVAL, EOVERFLOW, ETIMEDOUT, c_int, clockid_t, sem_t, timespec};
+use libc::{EAGAIN, EOVERFLOW, ETIMEDOUT, c_int, sem_t};
 
 const VALUE_MASK: u64 = 0xffff_ffff;
 const ONE_WAITER: u64 = 1 << 32;
@@ -33,13 +33,7 @@ unsafe fn ours(s: *mut sem_t) -> bool {
             != FUTEX_SHARED
 }
 
-/// How a wait waits.
-#[derive(Clone, Copy)]
-pub enum Wait {
-    Try,
-    Forever,
-    Until(clockid_t, *const timespec),
-}
+pub use super::Wait;
 
 fn try_take(word: &AtomicU64) -> bool {
     let mut d = word.load(Ordering::Relaxed);
@@ -63,14 +57,10 @@ pub unsafe fn wait(s: *mut sem_t, wait: Wait) -> Outcome<c_int> {
         return unsafe { foreign_wait(s, wait) };
     }
     // glibc checks the clock and the time before anything else.
-    let deadline = match wait {
-        Wait::Until(clock, _) if !supported_clock(clock) => return Errno(EINVAL),
-        // SAFETY: readable (caller).
-        Wait::Until(clock, abstime) => match unsafe { deadline(clock, abstime) } {
-            Ok(deadline) => Some(deadline),
-            Err(code) => return Errno(code),
-        },
-        _ => None,
+    // SAFETY: readable (caller).
+    let deadline = match unsafe { wait.deadline() } {
+        Ok(deadline) => deadline,
+        Err(code) => return Errno(code),
     };
     // SAFETY: per our contract.
     let word = unsafe { data(s) };
@@ -158,13 +148,10 @@ unsafe fn foreign_wait(s: *mut sem_t, wait: Wait) -> Outcome<c_int> {
     if !crate::thread::active() || matches!(wait, Wait::Try) || !super::others_could_run() {
         return Bypass;
     }
-    let deadline = match wait {
-        // SAFETY: readable (caller).
-        Wait::Until(clock, abstime) => match unsafe { deadline(clock, abstime) } {
-            Ok(deadline) => Some(deadline),
-            Err(code) => return Errno(code),
-        },
-        _ => None,
+    // SAFETY: readable (caller).
+    let deadline = match unsafe { wait.deadline() } {
+        Ok(deadline) => deadline,
+        Err(code) => return Errno(code),
     };
     let real = crate::real::get();
     let rc = poll_foreign(EAGAIN, deadline, || {

@@ -1,0 +1,126 @@
+//! The thread pool (eventlet's `tpool`): a few real OS threads that make the calls which cannot
+//! be made non-blocking — glibc's own blocking protocol on a process-shared primitive, and (next)
+//! the resolver. The green thread hands its call to the pool and parks; the pool thread makes
+//! the real call and wakes it through its hub.
+//!
+//! Pool threads are made with the real `pthread_create` (never std's, which would come back
+//! through our own hook) on first need, up to `GREENWORLD_TPOOL_SIZE`. They have no hub, so
+//! every hooked call they make is plain libc.
+
+use crate::green::Green;
+use crate::hub::Hub;
+use crate::stats::ParkReason;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+
+/// A call waiting for a pool thread: the work lives on the parked green thread's stack.
+struct Job {
+    work: *mut (dyn FnMut() + Send),
+    green: &'static Green,
+    token: u64,
+}
+
+// SAFETY: `work` is Send, and stays valid (on the parked caller's stack) until `green` is
+// woken, which the pool thread does only after running it.
+unsafe impl Send for Job {}
+
+struct Pool {
+    queue: Mutex<VecDeque<Job>>,
+    ready: Condvar,
+    threads: AtomicUsize,
+    idle: AtomicUsize,
+}
+
+static POOL: Pool = Pool {
+    queue: Mutex::new(VecDeque::new()),
+    ready: Condvar::new(),
+    threads: AtomicUsize::new(0),
+    idle: AtomicUsize::new(0),
+};
+
+/// Runs `call` on a pool thread while the calling green thread parks; inline when nothing else
+/// could run on this OS thread meanwhile (the blocking call is then exactly right).
+pub fn run<R: Send>(call: impl FnOnce() -> R + Send) -> R {
+    let Some(hub) = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0) else {
+        return call();
+    };
+    let mut call = Some(call);
+    let mut result = None;
+    let mut work = || result = call.take().map(|call| call());
+    let me = hub.current_green();
+    let token = me.arm();
+    let work: &mut (dyn FnMut() + Send) = &mut work;
+    // SAFETY: erases the borrow's lifetime: the job is run, and its waker presented, before
+    // this frame can return (it returns only once woken with `token`).
+    let work: *mut (dyn FnMut() + Send) = unsafe { core::mem::transmute(work) };
+    submit(Job {
+        work,
+        green: me,
+        token,
+    });
+    hub.park(me, token, ParkReason::Pool, None);
+    result.unwrap_or_else(|| crate::fatal!("a pool call returned without running"))
+}
+
+fn submit(job: Job) {
+    POOL.queue
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push_back(job);
+    let size = crate::runtime::config().tpool_size;
+    if POOL.idle.load(Ordering::Acquire) == 0 && POOL.threads.load(Ordering::Acquire) < size {
+        spawn_worker();
+    }
+    POOL.ready.notify_one();
+}
+
+fn spawn_worker() {
+    POOL.threads.fetch_add(1, Ordering::AcqRel);
+    let mut thread: libc::pthread_t = 0;
+    // SAFETY: the real pthread_create with a valid start routine and default attributes.
+    let rc = unsafe {
+        (crate::real::get().pthread_create)(
+            &mut thread,
+            core::ptr::null(),
+            worker,
+            core::ptr::null_mut(),
+        )
+    };
+    if rc != 0 {
+        POOL.threads.fetch_sub(1, Ordering::AcqRel);
+        if POOL.threads.load(Ordering::Acquire) == 0 {
+            crate::fatal!("cannot start a pool thread (error {rc}) and none is running");
+        }
+        crate::log!(Warn, "cannot start another pool thread (error {rc})");
+        return;
+    }
+    // SAFETY: a thread we just made and never join.
+    unsafe { (crate::real::get().pthread_detach)(thread) };
+}
+
+extern "C" fn worker(_: *mut libc::c_void) -> *mut libc::c_void {
+    loop {
+        let job = {
+            let mut queue = POOL.queue.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(job) = queue.pop_front() {
+                    break job;
+                }
+                POOL.idle.fetch_add(1, Ordering::AcqRel);
+                queue = POOL.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+                POOL.idle.fetch_sub(1, Ordering::AcqRel);
+            }
+        };
+        // SAFETY: see `Job`: valid until the green thread is woken, just below.
+        unsafe { (*job.work)() };
+        job.green.unpark(job.token);
+    }
+}
+
+/// In a forked child: the pool's threads do not exist; queued calls belong to retired threads.
+pub fn after_fork() {
+    POOL.queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    POOL.threads.store(0, Ordering::Release);
+    POOL.idle.store(0, Ordering::Release);
+}
