@@ -273,32 +273,47 @@ pub unsafe fn recvmmsg(
     let Some(mut green) = GreenFd::socket(fd) else {
         return Bypass;
     };
-    let mut count = 0u32;
-    while count < vlen {
+    let first_only = flags & MSG_WAITFORONE != 0;
+    batch(&mut green, Direction::Read, vlen, first_only, |done| {
         // SAFETY: the caller's vector, from the first slot not yet filled.
-        let attempt = || unsafe {
+        unsafe {
+            let rest = vec.add(done as usize);
             (real::get().recvmmsg)(
                 fd,
-                vec.add(count as usize),
-                vlen - count,
+                rest,
+                vlen - done,
                 flags | MSG_DONTWAIT,
                 core::ptr::null_mut(),
             ) as ssize_t
-        };
-        match green.retry(Direction::Read, attempt) {
+        }
+    })
+}
+
+/// The loop of `recvmmsg`/`sendmmsg`: repeats `attempt(done)` (which handles the messages from
+/// index `done` on without blocking) until all `vlen` are done — or the first batch, when
+/// `first_only`; an error after some messages ends it with their count, as the kernel does.
+fn batch(
+    green: &mut GreenFd,
+    dir: Direction,
+    vlen: c_uint,
+    first_only: bool,
+    mut attempt: impl FnMut(c_uint) -> ssize_t,
+) -> Outcome<c_int> {
+    let mut done = 0u32;
+    while done < vlen {
+        match green.retry(dir, || attempt(done)) {
             Done(n) => {
-                count += n as u32;
-                if flags & MSG_WAITFORONE != 0 {
+                done += n as u32;
+                if first_only {
                     break;
                 }
             }
-            Errno(code) if count == 0 => return Errno(code),
-            Errno(_) => break,
-            Bypass if count == 0 => return Bypass,
-            Bypass => break,
+            Errno(code) if done == 0 => return Errno(code),
+            Bypass if done == 0 => return Bypass,
+            Errno(_) | Bypass => break,
         }
     }
-    Done(count as c_int)
+    Done(done as c_int)
 }
 
 /// `send`, `sendto` (and `write` on a socket): on a stream, returns when every byte is sent.
@@ -422,26 +437,17 @@ pub unsafe fn sendmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int)
     let Some(mut green) = GreenFd::socket(fd) else {
         return Bypass;
     };
-    let mut count = 0u32;
-    while count < vlen {
+    batch(&mut green, Direction::Write, vlen, false, |done| {
         // SAFETY: the caller's vector, from the first message not yet sent.
-        let attempt = || unsafe {
+        unsafe {
             (real::get().sendmmsg)(
                 fd,
-                vec.add(count as usize),
-                vlen - count,
+                vec.add(done as usize),
+                vlen - done,
                 flags | MSG_DONTWAIT,
             ) as ssize_t
-        };
-        match green.retry(Direction::Write, attempt) {
-            Done(n) => count += n as u32,
-            Errno(code) if count == 0 => return Errno(code),
-            Errno(_) => break,
-            Bypass if count == 0 => return Bypass,
-            Bypass => break,
         }
-    }
-    Done(count as c_int)
+    })
 }
 
 /// `sendfile` to a green socket or pipe: sends everything (or up to the end of the source), as
