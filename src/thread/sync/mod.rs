@@ -14,7 +14,6 @@ pub mod rwlock;
 pub mod sem;
 
 use crate::hub::Hub;
-use crate::stats::ParkReason;
 use crate::sys::{clock_ns, now_ns, timespec_ns};
 use core::cell::Cell;
 use libc::{c_int, clockid_t, timespec};
@@ -118,11 +117,7 @@ pub fn poll_foreign(
             return libc::ETIMEDOUT;
         }
         let wake = deadline.map_or(now + pause, |d| d.min(now + pause));
-        if let Some(hub) = Hub::current() {
-            let me = hub.current_green();
-            let token = me.arm();
-            hub.park(me, token, ParkReason::Sync, Some(wake));
-        }
+        crate::time::nap(wake - now);
         pause = (pause * 2).min(2_000_000);
     }
 }
