@@ -13,6 +13,7 @@
 //!   [`socket`], [`thread`] and [`time`].
 //! - [`fd`]: the fd table — what each descriptor is, the flags the program set, readiness —
 //!   and the green I/O loop the `os` and `socket` subsystems share.
+//! - [`signal`]: the program's signal handlers, wrapped so the hub knows what arrived.
 //! - [`tpool`]: real OS threads for the calls that cannot be made non-blocking.
 //! - [`hub`]: a hub per OS thread — run queue, timers, poller — and the root's loop.
 //! - [`green`]: green-thread control blocks, their handle table, and their pooled stacks.
@@ -38,6 +39,7 @@ pub mod patch;
 pub mod real;
 pub mod runtime;
 pub mod select;
+pub mod signal;
 pub mod socket;
 pub mod stats;
 pub mod sys;

@@ -190,6 +190,8 @@ pub const HOOKED: &[(&str, Subsystem)] = &[
     ("__read_chk", Subsystem::Os),
     ("close", Subsystem::Os),
     ("fork", Subsystem::Os),
+    ("sigaction", Subsystem::Os),
+    ("signal", Subsystem::Os),
     ("dup", Subsystem::Os),
     ("dup2", Subsystem::Os),
     ("dup3", Subsystem::Os),

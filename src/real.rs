@@ -153,6 +153,7 @@ real_table! {
     epoll_pwait2: fn(c_int, *mut epoll_event, c_int, *const timespec, *const sigset_t) -> c_int;
     pthread_sigmask: fn(c_int, *const sigset_t, *mut sigset_t) -> c_int;
     fork: fn() -> libc::pid_t;
+    sigaction: fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
 }
 
 /// The real variadic functions, called through variadic pointer types (trap 5).

@@ -6,9 +6,14 @@
 //! the epoll instance's own semantics are the kernel's exactly. Between checks the thread
 //! parks on every descriptor it waits for (any kind epoll accepts: sockets, pipes, eventfd,
 //! timerfd, signalfd, inotify, terminals, the program's own epoll instance).
+//!
+//! The signal masks of `ppoll`, `pselect` and `epoll_pwait` apply to the OS thread all green
+//! threads share: while such waits are on, a signal is blocked only if every green thread
+//! blocks it (so a mask that unblocks a signal for the wait does; one that blocks more does not
+//! stop the signal reaching the others).
 
 use crate::fd::wait::{NotReady, wait_any};
-use crate::hub::Hub;
+use crate::hub::{Hub, Interrupt};
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::real;
@@ -51,45 +56,116 @@ fn wait_until_ready(
         return Bypass;
     };
     let deadline = timeout.map(|t| now_ns().saturating_add(t));
-    let old_mask = apply_mask(sigmask);
-    let interrupted = Cell::new(false);
-    let mut waited = false;
-    let outcome = loop {
-        let n = check();
-        if n != 0 {
-            break if n > 0 { Done(n) } else { Errno(errno()) };
-        }
-        if deadline.is_some_and(|d| now_ns() >= d) {
-            break Done(0);
-        }
-        match hub.interruptibly(&interrupted, || wait_any(hub, fds.clone(), deadline)) {
-            Ok(_) => waited = true,
-            Err(NotReady::Elsewhere) if !waited => break Bypass,
-            Err(_) => break Done(check()),
-        }
-        if interrupted.get() {
-            break Errno(EINTR);
-        }
+    let interrupt = Interrupt {
+        mask: waiter_mask(sigmask),
+        happened: Cell::new(false),
     };
-    restore_mask(sigmask, old_mask);
-    outcome
+    // Interruptible from before the mask changes: a pending signal that the call's mask
+    // unblocks is delivered by that very change, and must interrupt this call, as natively.
+    hub.interruptibly(&interrupt, || {
+        apply_mask(sigmask);
+        let mut waited = false;
+        let outcome = loop {
+            if interrupt.happened.get() {
+                break Errno(EINTR);
+            }
+            let n = check();
+            if n != 0 {
+                break if n > 0 { Done(n) } else { Errno(errno()) };
+            }
+            if deadline.is_some_and(|d| now_ns() >= d) {
+                break Done(0);
+            }
+            if interrupt.happened.get() {
+                break Errno(EINTR);
+            }
+            match wait_any(hub, fds.clone(), deadline) {
+                Ok(_) => waited = true,
+                Err(NotReady::Elsewhere) if !waited => break Bypass,
+                Err(_) => break Done(check()),
+            }
+        };
+        restore_mask(sigmask);
+        outcome
+    })
 }
 
-fn apply_mask(sigmask: *const sigset_t) -> sigset_t {
-    // SAFETY: an all-zero sigset_t is a valid (empty) set.
-    let mut old: sigset_t = unsafe { core::mem::zeroed() };
-    if !sigmask.is_null() {
-        // SAFETY: sigmask is readable (the caller's), old is writable.
-        unsafe { (real::get().pthread_sigmask)(libc::SIG_SETMASK, sigmask, &mut old) };
-    }
-    old
+/// The signal mask of an OS thread while some of its green threads wait with their own
+/// (`ppoll`, `pselect`, `epoll_pwait`): the mask belongs to the OS thread, which they share,
+/// so a signal stays blocked only while every green thread blocks it — the mask outside those
+/// waits, narrowed by each waiter's — and the outside mask comes back when the last one ends.
+#[derive(Clone, Copy)]
+struct SharedMask {
+    outside: sigset_t,
+    inside: sigset_t,
+    waiters: usize,
 }
 
-fn restore_mask(sigmask: *const sigset_t, old: sigset_t) {
-    if !sigmask.is_null() {
-        // SAFETY: restores the mask saved by apply_mask.
-        unsafe { (real::get().pthread_sigmask)(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
+thread_local! {
+    static MASK: Cell<SharedMask> = const {
+        // SAFETY: an all-zero sigset_t is a valid (empty) set.
+        Cell::new(SharedMask { outside: unsafe { core::mem::zeroed() }, inside: unsafe { core::mem::zeroed() }, waiters: 0 })
+    };
+}
+
+/// The mask a waiter waits with: its call's, or the thread's.
+fn waiter_mask(sigmask: *const sigset_t) -> sigset_t {
+    // SAFETY: readable when non-null (the caller's).
+    if let Some(mask) = unsafe { sigmask.as_ref() } {
+        return *mask;
     }
+    let state = MASK.get();
+    if state.waiters > 0 {
+        return state.outside;
+    }
+    // SAFETY: an all-zero sigset_t is a valid set; pthread_sigmask fills it.
+    let mut mask: sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: queries the current mask into a valid set.
+    unsafe { (real::get().pthread_sigmask)(libc::SIG_BLOCK, core::ptr::null(), &mut mask) };
+    mask
+}
+
+fn set_mask(mask: &sigset_t) {
+    // SAFETY: a valid set, the real pthread_sigmask.
+    unsafe { (real::get().pthread_sigmask)(libc::SIG_SETMASK, mask, core::ptr::null_mut()) };
+}
+
+fn apply_mask(sigmask: *const sigset_t) {
+    // SAFETY: readable when non-null (the caller's).
+    let Some(wanted) = (unsafe { sigmask.as_ref() }) else {
+        return;
+    };
+    let mut state = MASK.get();
+    if state.waiters == 0 {
+        // SAFETY: queries the current mask into a valid set.
+        unsafe {
+            (real::get().pthread_sigmask)(libc::SIG_BLOCK, core::ptr::null(), &mut state.outside)
+        };
+        state.inside = state.outside;
+    }
+    for sig in 1..=64 {
+        // SAFETY: valid sets and signal numbers.
+        unsafe {
+            if libc::sigismember(&state.inside, sig) == 1 && libc::sigismember(wanted, sig) != 1 {
+                libc::sigdelset(&mut state.inside, sig);
+            }
+        }
+    }
+    state.waiters += 1;
+    set_mask(&state.inside);
+    MASK.set(state);
+}
+
+fn restore_mask(sigmask: *const sigset_t) {
+    if sigmask.is_null() {
+        return;
+    }
+    let mut state = MASK.get();
+    state.waiters -= 1;
+    if state.waiters == 0 {
+        set_mask(&state.outside);
+    }
+    MASK.set(state);
 }
 
 /// The descriptors of a pollfd array (negative ones are ignored, as by the kernel).
@@ -162,40 +238,43 @@ pub unsafe fn select(
     timeout: Timeout,
     sigmask: *const sigset_t,
 ) -> Outcome<c_int> {
-    if !(0..=libc::FD_SETSIZE as c_int).contains(&nfds) {
+    // Larger than FD_SETSIZE is fine when the program allocated larger sets (the kernel takes
+    // any nfds up to the descriptor limit): sets are nfds bits, in 64-bit words.
+    if !(0..=crate::fd::MAX_FDS as c_int).contains(&nfds) {
         return Bypass;
     }
     let real = real::get();
-    let sets = [read, write, except];
-    // SAFETY: the caller's sets, read while this call owns them.
+    let words = (nfds as usize).div_ceil(64);
+    let sets = [read, write, except].map(|set| set.cast::<u64>());
+    // SAFETY: each non-null set holds `words` words (nfds bits), read while this call owns it.
     let in_any = move |fd: c_int| {
+        let (word, bit) = (fd as usize / 64, fd as usize % 64);
         sets.iter()
-            .any(|&set| !set.is_null() && unsafe { libc::FD_ISSET(fd, set) })
+            .any(|&set| !set.is_null() && unsafe { *set.add(word) } >> bit & 1 == 1)
     };
     let fds = (0..nfds).filter(move |&fd| in_any(fd));
+    // Checks run on copies: the caller's sets stay the question until there is an answer.
+    let mut copies: [Vec<u64>; 3] = Default::default();
     let check = || {
-        // Check copies: the caller's sets stay the question until there is an answer.
-        // SAFETY: fd_set is plain data; null sets stay null.
-        let mut copies: [fd_set; 3] = unsafe { core::mem::zeroed() };
-        let mut ptrs = [core::ptr::null_mut(); 3];
+        let mut ptrs = [core::ptr::null_mut::<fd_set>(); 3];
         for (i, &set) in sets.iter().enumerate() {
             if !set.is_null() {
-                // SAFETY: readable (caller).
-                copies[i] = unsafe { *set };
-                ptrs[i] = &raw mut copies[i];
+                // SAFETY: readable for `words` words (caller).
+                copies[i] = unsafe { core::slice::from_raw_parts(set, words) }.to_vec();
+                ptrs[i] = copies[i].as_mut_ptr().cast();
             }
         }
         let mut zero = timeval {
             tv_sec: 0,
             tv_usec: 0,
         };
-        // SAFETY: valid sets and timeout.
+        // SAFETY: valid sets of nfds bits and a valid timeout.
         let n = unsafe { (real.select)(nfds, ptrs[0], ptrs[1], ptrs[2], &mut zero) };
         if n > 0 {
             for (i, &set) in sets.iter().enumerate() {
                 if !set.is_null() {
-                    // SAFETY: writable (caller).
-                    unsafe { *set = copies[i] };
+                    // SAFETY: writable for `words` words (caller).
+                    unsafe { core::ptr::copy_nonoverlapping(copies[i].as_ptr(), set, words) };
                 }
             }
         }
@@ -228,7 +307,8 @@ pub unsafe fn select_tv(
     // SAFETY: readable when non-null (caller).
     let timeout = match unsafe { tv.as_ref() } {
         None => None,
-        Some(tv) if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) => return Bypass,
+        // Linux takes any non-negative tv_usec (it normalises 1 050 000 µs to 1.05 s).
+        Some(tv) if tv.tv_sec < 0 || tv.tv_usec < 0 => return Bypass,
         Some(tv) => Some(tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000),
     };
     let start = now_ns();

@@ -100,6 +100,14 @@ fn spawn_worker() {
 }
 
 extern "C" fn worker(_: *mut libc::c_void) -> *mut libc::c_void {
+    // Signals are for the program's threads: a process-directed one must reach the hub's OS
+    // thread, where it can interrupt the call a native thread would see interrupted.
+    // SAFETY: a full set, applied to this thread's own mask.
+    unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        (crate::real::get().pthread_sigmask)(libc::SIG_SETMASK, &all, core::ptr::null_mut());
+    }
     loop {
         let job = {
             let mut queue = POOL.queue.lock().unwrap_or_else(|e| e.into_inner());

@@ -35,6 +35,31 @@ shim! {
     };
 }
 
+/// `sigaction`: the program's handler runs through greenworld's trampoline.
+///
+/// # Safety
+/// As `sigaction(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    // SAFETY: the caller's arguments.
+    let rc = unsafe { crate::signal::sigaction(sig, act, old) };
+    if rc < 0 { rc } else { 0 }
+}
+
+/// `signal`.
+///
+/// # Safety
+/// As `signal(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    // SAFETY: the caller's arguments.
+    unsafe { crate::signal::signal(sig, handler) }
+}
+
 /// Runs the real variadic `fcntl`-like call, then keeps the fd table true.
 fn control(
     fd: c_int,

@@ -149,13 +149,15 @@ impl StackPool {
         let len = size.checked_add(guard)?;
         if self.end - self.next < len {
             let arena_len = len.max(ARENA_BYTES);
-            // SAFETY: a fresh anonymous private mapping, reserved without committing memory.
+            // SAFETY: a fresh anonymous private mapping, committed lazily. Not MAP_NORESERVE:
+            // the kernel's overcommit check then refuses an impossible stack as it refuses
+            // glibc's (EAGAIN), while 512 MiB arenas pass it.
             let arena = unsafe {
                 libc::mmap(
                     core::ptr::null_mut(),
                     arena_len,
                     libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
                     -1,
                     0,
                 )

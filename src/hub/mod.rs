@@ -16,6 +16,7 @@ use crate::sys::{errno, now_ns, set_errno};
 use core::cell::{Cell, RefCell};
 use core::ptr;
 use corosensei::{Coroutine, CoroutineResult};
+use libc::c_int;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -40,7 +41,11 @@ pub struct Hub {
     alive: Cell<usize>,
     /// Threads waiting in `poll`/`select`/`epoll_wait`, oldest first, with the flag that tells
     /// one it was interrupted by a signal.
-    interruptible: RefCell<VecDeque<(&'static Green, *const Cell<bool>)>>,
+    interruptible: RefCell<VecDeque<(&'static Green, *const Interrupt)>>,
+    /// How many are in `interruptible` (read by signal handlers, which must not borrow).
+    interruptible_count: AtomicUsize,
+    /// Signals whose handlers ran on this OS thread while calls waited interruptibly.
+    arrived: core::sync::atomic::AtomicU64,
     /// In a child forked by a green thread: the root's own code is gone (POSIX keeps only the
     /// forking thread), so when the last green thread ends, the process exits.
     root_gone: Cell<bool>,
@@ -54,6 +59,22 @@ pub struct Hub {
 // SAFETY: other OS threads only reach `inbox`, `inbox_full` and `poller.notify()` (all
 // thread-safe) through `wake`; every other field is touched by the hub's own OS thread only.
 unsafe impl Sync for Hub {}
+
+/// A wait a signal may interrupt: the mask it waits with, and whether it was interrupted.
+pub struct Interrupt {
+    pub mask: libc::sigset_t,
+    pub happened: Cell<bool>,
+}
+
+impl Interrupt {
+    /// Does this waiter let through every signal that `blocked` (the OS thread's mask) does?
+    fn accepts_all_of(&self, blocked: &libc::sigset_t) -> bool {
+        // SAFETY: valid sets and signal numbers.
+        (1..=64).all(|sig| unsafe {
+            libc::sigismember(blocked, sig) == 1 || libc::sigismember(&self.mask, sig) != 1
+        })
+    }
+}
 
 thread_local! {
     /// This OS thread's hub, or null. Const-initialised and destructor-free (trap 6): hubs are
@@ -87,6 +108,8 @@ impl Hub {
             inbox_full: AtomicBool::new(false),
             watched: AtomicUsize::new(0),
             interruptible: RefCell::new(VecDeque::new()),
+            interruptible_count: AtomicUsize::new(0),
+            arrived: core::sync::atomic::AtomicU64::new(0),
             root_gone: Cell::new(false),
             alive: Cell::new(0),
             all_done_token: Cell::new(0),
@@ -284,6 +307,7 @@ impl Hub {
             if since_check == 0 || self.run_queue.borrow().is_empty() {
                 self.drain_inbox();
                 self.fire_due_timers();
+                self.interrupt_for_signals();
                 if since_check == 0 && self.watched.load(Ordering::Relaxed) > 0 {
                     // Busy green threads must not starve I/O: look without blocking.
                     self.poll_events(Some(0));
@@ -360,31 +384,76 @@ impl Hub {
             crate::fd::wait::dispatch(event.key, event.readable, event.writable);
         });
         match result {
-            Ok(true) => self.interrupt_one(),
-            Ok(false) => {}
+            // A handler ran that the program did not install through us: interrupt blindly.
+            Ok(true) if self.arrived.load(Ordering::Acquire) == 0 => self.interrupt(None),
+            Ok(_) => {}
             Err(e) => crate::log!(Error, "hub poller wait failed: {e}"),
+        }
+        self.interrupt_for_signals();
+    }
+
+    /// Signals whose handlers ran since the last look each interrupt one waiting call.
+    fn interrupt_for_signals(&self) {
+        if self.arrived.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let arrived = self.arrived.swap(0, Ordering::AcqRel);
+        for sig in (1..64).filter(|sig| arrived >> sig & 1 == 1) {
+            self.interrupt(Some(sig));
         }
     }
 
     /// Runs `wait` (a park of the current thread) as a wait a signal may interrupt: if a
     /// signal handler runs while this hub sleeps in epoll, the longest-waiting such thread is
     /// woken with `interrupted` set, as natively one thread's call returns EINTR.
-    pub fn interruptibly<R>(&self, interrupted: &Cell<bool>, wait: impl FnOnce() -> R) -> R {
+    /// `mask` is the signal mask the waiter waits with: a signal interrupts only a waiter that
+    /// blocks none of the signals the OS thread lets through (natively the signal would go to
+    /// a thread that does not block it, maybe one not waiting at all).
+    pub fn interruptibly<R>(&self, interrupted: &Interrupt, wait: impl FnOnce() -> R) -> R {
         let me = self.current.get();
         self.interruptible.borrow_mut().push_back((me, interrupted));
+        self.interruptible_count.fetch_add(1, Ordering::Release);
         let result = wait();
         self.interruptible
             .borrow_mut()
             .retain(|&(g, _)| !ptr::eq(g, me));
+        self.interruptible_count.fetch_sub(1, Ordering::Release);
         result
     }
 
-    fn interrupt_one(&self) {
-        let first = self.interruptible.borrow_mut().pop_front();
-        if let Some((green, interrupted)) = first {
-            // SAFETY: the flag lives on the waiter's stack until it leaves `interruptibly`,
-            // which removes it from the list first.
-            unsafe { (*interrupted).set(true) };
+    /// From a signal handler on this hub's OS thread: `sig`'s handler ran. It counts only
+    /// while calls wait interruptibly (a signal handled before a call began interrupts nothing).
+    pub fn signal_arrived(&self, sig: c_int) {
+        if self.interruptible_count.load(Ordering::Acquire) > 0 && (1..64).contains(&sig) {
+            self.arrived.fetch_or(1 << sig, Ordering::AcqRel);
+        }
+    }
+
+    /// Interrupts the longest-waiting call that lets `sig` through (unknown signal: that lets
+    /// through everything the OS thread does).
+    fn interrupt(&self, sig: Option<c_int>) {
+        if self.interruptible.borrow().is_empty() {
+            return;
+        }
+        // SAFETY: an all-zero sigset_t is a valid set; pthread_sigmask fills it.
+        let mut deliverable: libc::sigset_t = unsafe { core::mem::zeroed() };
+        // SAFETY: queries the OS thread's mask into a valid set.
+        unsafe {
+            (crate::real::get().pthread_sigmask)(libc::SIG_BLOCK, ptr::null(), &mut deliverable)
+        };
+        let mut waiters = self.interruptible.borrow_mut();
+        // SAFETY: an Interrupt lives on its waiter's stack until it leaves `interruptibly`,
+        // which removes it from the list first.
+        let chosen = waiters.iter().position(|&(_, i)| unsafe {
+            match sig {
+                Some(sig) => libc::sigismember(&(*i).mask, sig) != 1,
+                None => (*i).accepts_all_of(&deliverable),
+            }
+        });
+        if let Some((green, interrupted)) = chosen.and_then(|at| waiters.remove(at)) {
+            drop(waiters);
+            // SAFETY: as above.
+            unsafe { (*interrupted).happened.set(true) };
             green.unpark(green.current_token());
         }
     }

@@ -117,7 +117,8 @@ impl Poller {
 
     /// Watches `fd` for both directions, edge-triggered.
     pub fn add_edge(&self, fd: c_int, key: usize) -> io::Result<()> {
-        let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+        let events =
+            libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET;
         self.ctl(libc::EPOLL_CTL_ADD, fd, events as u32, key as u64)
     }
 
