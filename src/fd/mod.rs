@@ -238,6 +238,8 @@ fn new_chunk(slot: &AtomicPtr<Entry>) -> Option<*mut Entry> {
 /// waits on it (they answer EBADF). Called before the real close.
 pub fn forget(fd: c_int) {
     let Some(entry) = entry(fd) else { return };
+    // Flags are re-read on next use: a new descriptor with this number has its own.
+    entry.flags_epoch.store(0, Ordering::Release);
     let kind = Kind::from_u8(entry.kind.swap(Kind::Unknown as u8, Ordering::AcqRel));
     let hub = entry
         .registered
