@@ -7,7 +7,7 @@ TEST_SRC := $(filter-out preload-tests/lib%.c,$(wildcard preload-tests/*.c))
 TEST_BIN := $(patsubst preload-tests/%.c,$(TBIN)/%,$(TEST_SRC))
 TEST_LIB := $(patsubst preload-tests/%.c,$(TBIN)/%.so,$(wildcard preload-tests/lib*.c))
 
-.PHONY: all build demo test test-unit test-preload preload-tests lint clean
+.PHONY: all build demo test test-python preload-tests lint clean
 
 all: demo
 
@@ -33,6 +33,10 @@ demo: $(LIB) $(TBIN)/demo_sleepers
 
 test: $(LIB) preload-tests
 	scripts/run-tests
+
+# CPython's threading suites, natively and under the preload (make test runs them too).
+test-python: $(LIB)
+	scripts/test-python
 
 lint:
 	cargo fmt --check

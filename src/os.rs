@@ -208,8 +208,13 @@ pub fn after_control(fd_result: c_int, changes_flags: bool, duplicates: bool) {
 
 /// `fork`: the child keeps only the calling thread, green or not (trap 13).
 pub fn fork() -> Outcome<libc::pid_t> {
+    let mut buckets = crate::green::parking::lock_all();
     // SAFETY: fork has no preconditions; glibc runs the pthread_atfork handlers.
     let pid = unsafe { (real::get().fork)() };
+    if pid == 0 {
+        buckets.empty_in_child();
+    }
+    drop(buckets);
     if pid == 0 {
         crate::thread::sync::forget_tid_after_fork();
         fd::forget_registrations();
@@ -219,4 +224,19 @@ pub fn fork() -> Outcome<libc::pid_t> {
         }
     }
     Done(pid)
+}
+
+/// `wait`, `waitpid`, `wait4`, `waitid`: a wait that would block is made by a pool thread while
+/// the green thread parks (children belong to the process, so any thread may wait for them).
+/// `WNOHANG`, and a lone thread, get the real call.
+pub fn wait_child(options: c_int, call: impl FnOnce() -> c_int + Send) -> Outcome<c_int> {
+    if options & libc::WNOHANG != 0 || !crate::patch::active(crate::patch::Subsystem::Os) {
+        return Bypass;
+    }
+    // errno is the pool thread's: bring it back with the result.
+    let (result, code) = crate::tpool::run(move || {
+        let result = call();
+        (result, crate::sys::errno())
+    });
+    if result < 0 { Outcome::Errno(code) } else { Done(result) }
 }

@@ -154,6 +154,10 @@ real_table! {
     pthread_sigmask: fn(c_int, *const sigset_t, *mut sigset_t) -> c_int;
     fork: fn() -> libc::pid_t;
     sigaction: fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+    wait: fn(*mut c_int) -> libc::pid_t;
+    waitpid: fn(libc::pid_t, *mut c_int, c_int) -> libc::pid_t;
+    wait4: fn(libc::pid_t, *mut c_int, c_int, *mut libc::rusage) -> libc::pid_t;
+    waitid: fn(libc::idtype_t, libc::id_t, *mut libc::siginfo_t, c_int) -> c_int;
 }
 
 /// The real variadic functions, called through variadic pointer types (trap 5).

@@ -16,6 +16,24 @@ shim! {
         => if len > buflen { Bypass } else { os::read(fd, buf, len) };
     fn close(fd: c_int) -> c_int => os::close(fd);
     fn fork() -> libc::pid_t => os::fork();
+    fn wait(status: *mut c_int) -> libc::pid_t => {
+        let status = status as usize;
+        os::wait_child(0, move || (crate::real::get().wait)(status as *mut c_int))
+    };
+    fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t => {
+        let status = status as usize;
+        os::wait_child(options, move || (crate::real::get().waitpid)(pid, status as *mut c_int, options))
+    };
+    fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t => {
+        let (status, usage) = (status as usize, usage as usize);
+        os::wait_child(options, move || {
+            (crate::real::get().wait4)(pid, status as *mut c_int, options, usage as *mut libc::rusage)
+        })
+    };
+    fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int => {
+        let info = info as usize;
+        os::wait_child(options, move || (crate::real::get().waitid)(idtype, id, info as *mut libc::siginfo_t, options))
+    };
     fn dup(fd: c_int) -> c_int => {
         let new = (crate::real::get().dup)(fd);
         os::duplicated(new);

@@ -60,6 +60,25 @@ pub struct Bucket {
     guard: MutexGuard<'static, Queue>,
 }
 
+/// Every bucket, locked: held across `fork`, so that no bucket is copied into the child in the
+/// middle of a change by a thread the child will not have.
+pub struct AllBuckets(Vec<MutexGuard<'static, Queue>>);
+
+pub fn lock_all() -> AllBuckets {
+    AllBuckets(TABLE.iter().map(|bucket| bucket.lock().unwrap_or_else(|e| e.into_inner())).collect())
+}
+
+impl AllBuckets {
+    /// In a forked child: nobody waits any more (the waiters were other threads), so a wake —
+    /// a lock hand-off, say — never goes to a thread that does not exist.
+    pub fn empty_in_child(&mut self) {
+        for queue in &mut self.0 {
+            queue.head = ptr::null();
+            queue.tail = ptr::null();
+        }
+    }
+}
+
 /// Locks the bucket of `key`.
 pub fn lock(key: usize) -> Bucket {
     // Fibonacci hashing of the address, dropping the alignment bits.

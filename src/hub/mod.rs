@@ -241,6 +241,9 @@ impl Hub {
         if me.is_root() {
             self.alive.set(0);
         } else {
+            // The root (the parent's `main`, parked in this loop) does not exist here: no wake
+            // may reach it, and its loop must never return into its own code.
+            self.root.retire();
             self.alive.set(1);
             self.root_gone.set(true);
         }
@@ -297,7 +300,7 @@ impl Hub {
     fn run_until_woken(&self, root: &'static Green, token: u64) {
         let saved_errno = errno();
         let mut since_check = 0;
-        while root.is_parked_on(token) {
+        while self.root_gone.get() || root.is_parked_on(token) {
             if self.root_gone.get() && self.alive.get() == 0 {
                 // The forking green thread was this child's only thread, and it has ended.
                 // SAFETY: exit runs atexit handlers and ends the process, as glibc's last
@@ -318,7 +321,7 @@ impl Hub {
             let next = self.run_queue.borrow_mut().pop_front();
             match next {
                 Some(green) => self.resume(green),
-                None if root.is_parked_on(token) => self.wait_for_events(),
+                None if self.root_gone.get() || root.is_parked_on(token) => self.wait_for_events(),
                 None => break,
             }
         }
