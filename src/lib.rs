@@ -14,7 +14,8 @@
 //! - [`fd`]: the fd table — what each descriptor is, the flags the program set, readiness —
 //!   and the green I/O loop the `os` and `socket` subsystems share.
 //! - [`signal`]: the program's signal handlers, wrapped so the hub knows what arrived.
-//! - [`tpool`]: real OS threads for the calls that cannot be made non-blocking.
+//! - [`tpool`]: real OS threads for the calls that cannot be made non-blocking; [`resolver`]
+//!   sends name resolution there.
 //! - [`hub`]: a hub per OS thread — run queue, timers, poller — and the root's loop.
 //! - [`green`]: green-thread control blocks, their handle table, and their pooled stacks.
 //! - [`real`]: the real libc functions, resolved once.
@@ -37,6 +38,7 @@ pub mod os;
 pub mod outcome;
 pub mod patch;
 pub mod real;
+pub mod resolver;
 pub mod runtime;
 pub mod select;
 pub mod signal;

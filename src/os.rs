@@ -238,5 +238,9 @@ pub fn wait_child(options: c_int, call: impl FnOnce() -> c_int + Send) -> Outcom
         let result = call();
         (result, crate::sys::errno())
     });
-    if result < 0 { Outcome::Errno(code) } else { Done(result) }
+    if result < 0 {
+        Outcome::Errno(code)
+    } else {
+        Done(result)
+    }
 }

@@ -11,3 +11,14 @@ pub enum Outcome<T> {
     /// Failed: set errno to this and return the function's failure value (-1).
     Errno(libc::c_int),
 }
+
+impl<T> Outcome<T> {
+    /// The value of a `Done`, transformed; the other outcomes unchanged.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
+        match self {
+            Outcome::Done(value) => Outcome::Done(f(value)),
+            Outcome::Bypass => Outcome::Bypass,
+            Outcome::Errno(code) => Outcome::Errno(code),
+        }
+    }
+}

@@ -158,6 +158,12 @@ real_table! {
     waitpid: fn(libc::pid_t, *mut c_int, c_int) -> libc::pid_t;
     wait4: fn(libc::pid_t, *mut c_int, c_int, *mut libc::rusage) -> libc::pid_t;
     waitid: fn(libc::idtype_t, libc::id_t, *mut libc::siginfo_t, c_int) -> c_int;
+    getaddrinfo: fn(*const c_char, *const c_char, *const libc::addrinfo, *mut *mut libc::addrinfo) -> c_int;
+    getnameinfo: fn(*const sockaddr, socklen_t, *mut c_char, socklen_t, *mut c_char, socklen_t, c_int) -> c_int;
+    gethostbyname: fn(*const c_char) -> *mut libc::hostent;
+    gethostbyname_r: fn(*const c_char, *mut libc::hostent, *mut c_char, size_t, *mut *mut libc::hostent, *mut c_int) -> c_int;
+    gethostbyname2_r: fn(*const c_char, c_int, *mut libc::hostent, *mut c_char, size_t, *mut *mut libc::hostent, *mut c_int) -> c_int;
+    gethostbyaddr_r: fn(*const c_void, socklen_t, c_int, *mut libc::hostent, *mut c_char, size_t, *mut *mut libc::hostent, *mut c_int) -> c_int;
 }
 
 /// The real variadic functions, called through variadic pointer types (trap 5).

@@ -3,6 +3,7 @@
 //! builds, whose test binary would otherwise interpose libc for the test harness (trap 15).
 
 mod os;
+mod resolver;
 mod select;
 mod socket;
 mod sync;
@@ -54,6 +55,9 @@ impl Failure for libc::pthread_t {
     const FAILED: Self = 0;
 }
 impl Failure for *mut libc::c_void {
+    const FAILED: Self = core::ptr::null_mut();
+}
+impl Failure for *mut libc::hostent {
     const FAILED: Self = core::ptr::null_mut();
 }
 

@@ -65,7 +65,12 @@ pub struct Bucket {
 pub struct AllBuckets(Vec<MutexGuard<'static, Queue>>);
 
 pub fn lock_all() -> AllBuckets {
-    AllBuckets(TABLE.iter().map(|bucket| bucket.lock().unwrap_or_else(|e| e.into_inner())).collect())
+    AllBuckets(
+        TABLE
+            .iter()
+            .map(|bucket| bucket.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect(),
+    )
 }
 
 impl AllBuckets {
