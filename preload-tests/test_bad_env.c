@@ -1,46 +1,117 @@
-/* A malformed GREENWORLD_ variable stops the program before main: one line on stderr naming the
- * variable, its value and the accepted values, and exit status 2. Good values are accepted. */
 #include "gwtest.h"
+/* A malformed GREENWORLD_ variable stops the program before main: exactly one line of output,
+ * starting "greenworld: ", naming the variable, its value (in single quotes) and the accepted
+ * values, and exit status 2. Good values are accepted and main runs. Green only: the test
+ * re-runs itself (argv[1] == "--child"); the child's first act in main is to write "MAIN RAN"
+ * (unbuffered, so it cannot be lost by an _exit), then it calls hooked functions, in case the
+ * library only reads its configuration on first use. */
+#include <pthread.h>
 
-static void expect_rejected(const char *assignment, const char *name, const char *value) {
-    const char *env[] = {assignment, NULL};
-    char *args[] = {(char *)gw_self(), "child", NULL};
-    char out[4096];
-    int status = gw_run(env, args, out, sizeof out);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: status %d, output: %s", assignment, status, out);
-    CHECK(!strstr(out, "MAIN RAN"), "%s: main ran: %s", assignment, out);
-    CHECK(strncmp(out, "greenworld: ", 12) == 0, "%s: %s", assignment, out);
-    CHECK(strstr(out, name) && strstr(out, value), "%s: %s", assignment, out);
-    CHECK(strstr(out, "accepted"), "%s: no accepted values: %s", assignment, out);
-    char *nl = strchr(out, '\n');
-    CHECK(nl && nl[1] == 0, "%s: not exactly one line: %s", assignment, out);
+#define CLEAN_ENV                                                                                 \
+    "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
+        "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",             \
+        "-GREENWORLD_TPOOL_SIZE"
+
+static void *thread_fn(void *arg) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+    return arg;
 }
 
-static void expect_accepted(const char *assignment) {
-    const char *env[] = {assignment, NULL};
-    char *args[] = {(char *)gw_self(), "child", NULL};
-    char out[4096];
-    int status = gw_run(env, args, out, sizeof out);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status %d: %s", assignment, status, out);
-    CHECK(strcmp(out, "MAIN RAN\n") == 0, "%s: %s", assignment, out);
+static int child(void) {
+    static const char ran[] = "MAIN RAN\n";
+    if (write(1, ran, sizeof ran - 1) < 0) return 3;
+    struct timespec ts = {0, 1000000};
+    CHECK_EQ(nanosleep(&ts, NULL), 0);
+    pthread_t t;
+    void *ret = NULL;
+    CHECK_EQ(pthread_create(&t, NULL, thread_fn, (void *)7), 0);
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK_EQ((intptr_t)ret, 7);
+    printf("MAIN DONE\n");
+    return 0;
+}
+
+static char out[8192];
+
+static int run_child(const char *a, const char *b, char *desc, size_t desc_len) {
+    const char *env[16] = {CLEAN_ENV, a, b, NULL};
+    snprintf(desc, desc_len, "%s%s%s", a, b ? " " : "", b ? b : "");
+    char *args[] = {(char *)gw_self(), "--child", NULL};
+    return gw_run(env, args, out, sizeof out);
+}
+
+/* `a` (and `b`, if not NULL) set; the bad one is name=value. */
+static void expect_rejected(const char *a, const char *b, const char *name, const char *value) {
+    char desc[256], quoted[128];
+    int status = run_child(a, b, desc, sizeof desc);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: status %d (want exit 2), output: %s", desc, status,
+          out);
+    CHECK(!strstr(out, "MAIN RAN"), "%s: main ran: %s", desc, out);
+    CHECK(strncmp(out, "greenworld: ", 12) == 0, "%s: does not start with 'greenworld: ': %s", desc, out);
+    char *nl = strchr(out, '\n');
+    CHECK(nl && nl[1] == 0, "%s: not exactly one line: %s", desc, out);
+    CHECK(strstr(out, name), "%s: the line does not name %s: %s", desc, name, out);
+    snprintf(quoted, sizeof quoted, "'%s'", value);
+    CHECK(strstr(out, quoted), "%s: the line does not quote the value %s: %s", desc, quoted, out);
+    CHECK(strstr(out, "accepted"), "%s: the line gives no accepted values: %s", desc, out);
+}
+
+static void expect_accepted(const char *a) {
+    char desc[256];
+    int status = run_child(a, NULL, desc, sizeof desc);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status %d: %s", desc, status, out);
+    CHECK(strncmp(out, "MAIN RAN\n", 9) == 0 || strstr(out, "\nMAIN RAN\n"), "%s: %s", desc, out);
+    CHECK(strstr(out, "MAIN DONE\n"), "%s: %s", desc, out);
+    CHECK(!strstr(out, "not valid"), "%s: %s", desc, out);
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1) {
-        printf("MAIN RAN\n");
-        return 0;
-    }
+    if (argc > 1 && strcmp(argv[1], "--child") == 0) return child();
     if (!gw_preloaded()) return GW_SKIP;
-    expect_rejected("GREENWORLD_TIME=maybe", "GREENWORLD_TIME", "'maybe'");
-    expect_rejected("GREENWORLD_THREAD=2", "GREENWORLD_THREAD", "'2'");
-    expect_rejected("GREENWORLD_STACK_SIZE=12Q", "GREENWORLD_STACK_SIZE", "'12Q'");
-    expect_rejected("GREENWORLD_STACK_SIZE=1K", "GREENWORLD_STACK_SIZE", "'1K'");
-    expect_rejected("GREENWORLD_LOG=loud", "GREENWORLD_LOG", "'loud'");
-    expect_rejected("GREENWORLD_STATS=perhaps", "GREENWORLD_STATS", "'perhaps'");
-    expect_rejected("GREENWORLD_TPOOL_SIZE=0", "GREENWORLD_TPOOL_SIZE", "'0'");
+
+    /* The cases of the issue. */
+    expect_rejected("GREENWORLD_TIME=maybe", NULL, "GREENWORLD_TIME", "maybe");
+    expect_rejected("GREENWORLD_THREAD=2", NULL, "GREENWORLD_THREAD", "2");
+    expect_rejected("GREENWORLD_STACK_SIZE=12Q", NULL, "GREENWORLD_STACK_SIZE", "12Q");
+    expect_rejected("GREENWORLD_STACK_SIZE=1K", NULL, "GREENWORLD_STACK_SIZE", "1K");
+    expect_rejected("GREENWORLD_LOG=loud", NULL, "GREENWORLD_LOG", "loud");
+    expect_rejected("GREENWORLD_STATS=perhaps", NULL, "GREENWORLD_STATS", "perhaps");
+
+    /* Every subsystem variable, and a few more shapes of wrong. */
+    expect_rejected("GREENWORLD_OS=nope", NULL, "GREENWORLD_OS", "nope");
+    expect_rejected("GREENWORLD_SELECT=-1", NULL, "GREENWORLD_SELECT", "-1");
+    expect_rejected("GREENWORLD_SOCKET=truee", NULL, "GREENWORLD_SOCKET", "truee");
+    expect_rejected("GREENWORLD_STATUS=sometimes", NULL, "GREENWORLD_STATUS", "sometimes");
+    expect_rejected("GREENWORLD_STACK_SIZE=16383", NULL, "GREENWORLD_STACK_SIZE", "16383");
+    expect_rejected("GREENWORLD_STACK_SIZE=-5M", NULL, "GREENWORLD_STACK_SIZE", "-5M");
+    expect_rejected("GREENWORLD_STACK_SIZE=K", NULL, "GREENWORLD_STACK_SIZE", "K");
+    expect_rejected("GREENWORLD_STACK_SIZE=99999999999999999999G", NULL, "GREENWORLD_STACK_SIZE",
+                    "99999999999999999999G");
+    expect_rejected("GREENWORLD_TPOOL_SIZE=0", NULL, "GREENWORLD_TPOOL_SIZE", "0");
+    /* A malformed value is an error even where the truth table would not look at it. */
+    expect_rejected("GREENWORLD_SOCKET=1", "GREENWORLD_TIME=maybe", "GREENWORLD_TIME", "maybe");
+    /* Two malformed values: still exactly one line (checked inside), naming one of them. */
+    {
+        char desc[256];
+        int status = run_child("GREENWORLD_TIME=maybe", "GREENWORLD_LOG=loud", desc, sizeof desc);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: status %d: %s", desc, status, out);
+        char *nl = strchr(out, '\n');
+        CHECK(nl && nl[1] == 0 && strncmp(out, "greenworld: ", 12) == 0, "%s: not one line: %s", desc, out);
+        CHECK(strstr(out, "'maybe'") || strstr(out, "'loud'"), "%s: %s", desc, out);
+        CHECK(!strstr(out, "MAIN RAN"), "%s: main ran: %s", desc, out);
+    }
+
+    /* Good values. */
     expect_accepted("GREENWORLD_STACK_SIZE=256K");
     expect_accepted("GREENWORLD_STACK_SIZE=1m");
+    expect_accepted("GREENWORLD_STACK_SIZE=16K");
+    expect_accepted("GREENWORLD_STACK_SIZE=16384");
+    expect_accepted("GREENWORLD_STACK_SIZE=2M");
     expect_accepted("GREENWORLD_TPOOL_SIZE=2");
     expect_accepted("GREENWORLD_LOG=Debug");
+    expect_accepted("GREENWORLD_LOG=off");
+    expect_accepted("GREENWORLD_STATS=0");
+    expect_accepted("GREENWORLD_TIME=");
     return 0;
 }

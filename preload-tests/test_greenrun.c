@@ -1,72 +1,248 @@
-/* scripts/greenrun: status, options, errors, and that the command runs with the library
- * preloaded first. */
 #include "gwtest.h"
+/* scripts/greenrun ($GREENWORLD_SRC/scripts/greenrun): --status (the library's own answer,
+ * after --only/--no and the environment), usage errors (exit 2, usage on stderr), --help and
+ * --version (stdout, exit 0), the options' variables, a missing library (exit 127), the installed
+ * layout, and the command run by exec with the library first in LD_PRELOAD (exit status and
+ * death by signal pass through). Green only (it needs the library). */
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
 
-static int greenrun(const char *const env[], char *const argv[], char *out) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/scripts/greenrun", getenv("GREENWORLD_SRC"));
-    char *args[16] = {path};
-    for (int i = 0; argv[i] && i < 14; i++) args[i + 1] = argv[i], args[i + 2] = NULL;
-    return gw_run(env, args, out, 8192);
+static char greenrun_path[PATH_MAX];
+static char lib_path[PATH_MAX]; /* the library greenrun should find (absolute, resolved) */
+static char out[16384];
+
+enum { BOTH, STDOUT_ONLY, STDERR_ONLY };
+
+/* Runs `script argv...` (script = greenrun_path unless given) with env changes, capturing
+ * stdout and/or stderr. Returns the wait status. */
+static int run_script(const char *script, int which, const char *const env[], char *const argv[]) {
+    static const char *const redirect[] = {"exec \"$0\" \"$@\"", "exec \"$0\" \"$@\" 2>/dev/null",
+                                           "exec \"$0\" \"$@\" 2>&1 >/dev/null"};
+    char *args[32] = {"/bin/sh", "-c", (char *)redirect[which], (char *)(script ? script : greenrun_path)};
+    int n = 4;
+    for (int i = 0; argv[i]; i++) {
+        CHECK(n < 31, "too many arguments");
+        args[n++] = argv[i];
+    }
+    args[n] = NULL;
+    return gw_run(env, args, out, sizeof out);
+}
+
+static int greenrun(int which, const char *const env[], char *const argv[]) {
+    return run_script(NULL, which, env, argv);
 }
 
 #define EXIT_OF(st) (WIFEXITED(st) ? WEXITSTATUS(st) : -1)
+#define CLEAN                                                                                     \
+    "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
+        "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE", "-LD_PRELOAD"
 
-int main(void) {
-    if (!gw_preloaded() || !getenv("GREENWORLD_SRC")) return GW_SKIP;
-    char out[8192];
-    const char *clean[] = {"-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD",
-                           "-GREENWORLD_TIME", "-LD_PRELOAD", NULL};
+static const char *const clean[] = {CLEAN, NULL};
 
+static void expect_status(const char *const env[], char *const argv[], const char *want, const char *what) {
+    int st = greenrun(BOTH, env, argv);
+    CHECK(EXIT_OF(st) == 0, "%s: status %d: %s", what, st, out);
+    CHECK(strcmp(out, want) == 0, "%s:\nwant:\n%sgot:\n%s", what, want, out);
+}
+
+static void expect_usage_error(char *const argv[], const char *mentions, const char *what) {
+    int st = greenrun(STDOUT_ONLY, clean, argv);
+    CHECK(EXIT_OF(st) == 2, "%s: status %d (want exit 2): %s", what, st, out);
+    CHECK(out[0] == 0, "%s: a usage error printed on stdout (or ran the command): %s", what, out);
+    st = greenrun(STDERR_ONLY, clean, argv);
+    CHECK(EXIT_OF(st) == 2, "%s: status %d: %s", what, st, out);
+    CHECK(strstr(out, "usage:"), "%s: no usage on stderr: %s", what, out);
+    if (mentions) CHECK(strstr(out, mentions), "%s: the message does not mention '%s': %s", what, mentions, out);
+}
+
+/* The version in the [package] section of $GREENWORLD_SRC/Cargo.toml. */
+static void cargo_version(char *v, size_t len) {
+    char path[PATH_MAX], line[512];
+    snprintf(path, sizeof path, "%s/Cargo.toml", getenv("GREENWORLD_SRC"));
+    FILE *f = fopen(path, "r");
+    CHECK(f, "cannot open %s", path);
+    int in_package = 0;
+    v[0] = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '[') in_package = strncmp(line, "[package]", 9) == 0;
+        char *q;
+        if (in_package && strncmp(line, "version", 7) == 0 && (q = strchr(line, '"'))) {
+            char *e = strchr(q + 1, '"');
+            CHECK(e, "%s: %s", path, line);
+            *e = 0;
+            snprintf(v, len, "%s", q + 1);
+            break;
+        }
+    }
+    fclose(f);
+    CHECK(v[0], "no version in %s", path);
+}
+
+static int probe(void) {
+    printf("probe preloaded=%d thread=%d time=%d\n", gw_preloaded(), gw_patched("thread"), gw_patched("time"));
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--probe") == 0) return probe();
+    const char *src = getenv("GREENWORLD_SRC");
+    if (!gw_preloaded() || !src) return GW_SKIP;
+    snprintf(greenrun_path, sizeof greenrun_path, "%s/scripts/greenrun", src);
+    CHECK(access(greenrun_path, X_OK) == 0, "%s is not executable", greenrun_path);
+    const char *lib_env = getenv("GREENWORLD_LIB");
+    char want_lib[PATH_MAX];
+    if (lib_env && *lib_env) snprintf(want_lib, sizeof want_lib, "%s", lib_env);
+    else snprintf(want_lib, sizeof want_lib, "%s/target/release/libgreenworld.so", src);
+    CHECK(realpath(want_lib, lib_path), "%s: %s", want_lib, strerror(errno));
+
+    /* --status: five lines, from the library, after --only/--no and the environment. */
     char *status[] = {"--status", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(clean, status, out)), 0);
-    CHECK(strcmp(out, "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: patched\n") == 0, "%s", out);
-
+    expect_status(clean, status, "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: patched\n",
+                  "--status");
     char *no_thread[] = {"--no", "thread", "--status", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(clean, no_thread, out)), 0);
-    CHECK(strstr(out, "thread: not patched\n") && strstr(out, "time: patched\n"), "%s", out);
-
+    expect_status(clean, no_thread,
+                  "os: patched\nselect: patched\nsocket: patched\nthread: not patched\ntime: patched\n",
+                  "--no thread --status");
+    char *status_no[] = {"--status", "--no=thread,os", NULL};
+    expect_status(clean, status_no,
+                  "os: not patched\nselect: patched\nsocket: patched\nthread: not patched\ntime: patched\n",
+                  "--status --no=thread,os");
     char *only[] = {"--only", "socket,time", "--status", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(clean, only, out)), 0);
-    CHECK(strcmp(out, "os: not patched\nselect: not patched\nsocket: patched\nthread: not patched\ntime: patched\n") == 0, "%s", out);
+    expect_status(clean, only,
+                  "os: not patched\nselect: not patched\nsocket: patched\nthread: not patched\ntime: patched\n",
+                  "--only socket,time --status");
+    /* --only overrides what the environment says about the other subsystems. */
+    const char *env_thread_on[] = {CLEAN, "GREENWORLD_THREAD=1", NULL};
+    expect_status(env_thread_on, only,
+                  "os: not patched\nselect: not patched\nsocket: patched\nthread: not patched\ntime: patched\n",
+                  "GREENWORLD_THREAD=1 --only socket,time --status");
+    const char *env_no_time[] = {CLEAN, "GREENWORLD_TIME=0", NULL};
+    expect_status(env_no_time, status,
+                  "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: not patched\n",
+                  "GREENWORLD_TIME=0 --status");
+    /* A malformed variable: the library's one line and its status 2 pass through. */
+    const char *bad_env[] = {CLEAN, "GREENWORLD_TIME=maybe", NULL};
+    int st = greenrun(STDOUT_ONLY, bad_env, status);
+    CHECK(EXIT_OF(st) == 2 && out[0] == 0, "GREENWORLD_TIME=maybe --status: %d: %s", st, out);
+    st = greenrun(STDERR_ONLY, bad_env, status);
+    CHECK(EXIT_OF(st) == 2, "GREENWORLD_TIME=maybe --status: %d: %s", st, out);
+    CHECK(strncmp(out, "greenworld: ", 12) == 0 && strstr(out, "GREENWORLD_TIME") && strstr(out, "'maybe'") &&
+              strchr(out, '\n') == out + strlen(out) - 1,
+          "want the library's one error line: %s", out);
 
-    const char *env_no_time[] = {"-LD_PRELOAD", "GREENWORLD_TIME=0", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(env_no_time, status, out)), 0);
-    CHECK(strstr(out, "time: not patched\n"), "the environment counts too: %s", out);
-
-    const char *bad_env[] = {"-LD_PRELOAD", "GREENWORLD_TIME=maybe", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(bad_env, status, out)), 2);
-    CHECK(strstr(out, "GREENWORLD_TIME"), "%s", out);
-
-    char *bogus[] = {"--bogus", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(clean, bogus, out)), 2);
-    CHECK(strstr(out, "usage:"), "%s", out);
-    char *nosuch[] = {"--only", "nosuch", "true", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(clean, nosuch, out)), 2);
-    CHECK(strstr(out, "nosuch"), "%s", out);
+    /* Usage errors: exit 2, usage on stderr, nothing run. */
+    char *bogus[] = {"--bogus", "/bin/echo", "RAN", NULL};
+    expect_usage_error(bogus, "--bogus", "--bogus");
+    char *nosuch[] = {"--only", "nosuch", "/bin/echo", "RAN", NULL};
+    expect_usage_error(nosuch, "nosuch", "--only nosuch");
+    char *no_nosuch[] = {"--no", "thread,nosuch", "/bin/echo", "RAN", NULL};
+    expect_usage_error(no_nosuch, "nosuch", "--no thread,nosuch");
+    char *empty_list[] = {"--only", "", "/bin/echo", "RAN", NULL};
+    expect_usage_error(empty_list, NULL, "--only ''");
+    char *loud[] = {"--log", "loud", "/bin/echo", "RAN", NULL};
+    expect_usage_error(loud, "loud", "--log loud");
+    char *no_value[] = {"--only", NULL};
+    expect_usage_error(no_value, NULL, "--only without a list");
     char *nocmd[] = {"--stats", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(clean, nocmd, out)), 2);
+    expect_usage_error(nocmd, NULL, "no COMMAND");
+    char *nothing[] = {NULL};
+    expect_usage_error(nothing, NULL, "no arguments");
+    char *status_cmd[] = {"--status", "/bin/echo", "RAN", NULL};
+    expect_usage_error(status_cmd, NULL, "--status with a COMMAND");
+
+    /* --help and --version: stdout, exit 0, nothing on stderr. */
     char *help[] = {"--help", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(clean, help, out)), 0);
-    CHECK(strstr(out, "usage:"), "%s", out);
-    char *version[] = {"--version", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(clean, version, out)), 0);
-    CHECK(strncmp(out, "greenrun ", 9) == 0, "%s", out);
+    st = greenrun(STDOUT_ONLY, clean, help);
+    CHECK(EXIT_OF(st) == 0 && strncmp(out, "usage:", 6) == 0, "--help: %d: %s", st, out);
+    CHECK(strstr(out, "--only") && strstr(out, "--status") && strstr(out, "--stack-size"), "--help: %s", out);
+    st = greenrun(STDERR_ONLY, clean, help);
+    CHECK(EXIT_OF(st) == 0 && out[0] == 0, "--help wrote on stderr: %s", out);
+    char *version[] = {"--version", NULL}, want_version[128], version_line[160];
+    cargo_version(want_version, sizeof want_version);
+    snprintf(version_line, sizeof version_line, "greenrun %s\n", want_version);
+    st = greenrun(BOTH, clean, version);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, version_line) == 0, "--version: %d: want %sgot %s", st, version_line,
+          out);
 
+    /* The command runs (exec) with the library first in LD_PRELOAD. */
     char *echo[] = {"--", "/bin/echo", "hi", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(clean, echo, out)), 0);
-    CHECK(strcmp(out, "hi\n") == 0, "%s", out);
+    st = greenrun(BOTH, clean, echo);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, "hi\n") == 0, "-- /bin/echo hi: %d: %s", st, out);
+    char *show[] = {"/bin/sh", "-c", "echo \"LD_PRELOAD=$LD_PRELOAD\"", NULL};
+    char want[PATH_MAX + 64];
+    st = greenrun(BOTH, clean, show);
+    snprintf(want, sizeof want, "LD_PRELOAD=%s\n", lib_path);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "want %sgot %s", want, out);
+    const char *other_preload[] = {CLEAN, "LD_PRELOAD=libdl.so.2", NULL};
+    st = greenrun(BOTH, other_preload, show);
+    snprintf(want, sizeof want, "LD_PRELOAD=%s:libdl.so.2\n", lib_path);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "library first: want %sgot %s", want, out);
+    /* greenrun under greenrun: the library is not listed twice. */
+    char *nested[] = {greenrun_path, "/bin/sh", "-c", "echo \"LD_PRELOAD=$LD_PRELOAD\"", NULL};
+    st = greenrun(BOTH, other_preload, nested);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "nested: want %sgot %s", want, out);
+    /* The command really runs with the library loaded, configured by the options. */
+    char *probe_args[] = {"--no", "thread", (char *)gw_self(), "--probe", NULL};
+    st = greenrun(BOTH, clean, probe_args);
+    CHECK(EXIT_OF(st) == 0 && strstr(out, "probe preloaded=1 thread=0 time=1\n"), "%d: %s", st, out);
 
-    const char *other_preload[] = {"LD_PRELOAD=libnothere_ignored.so", NULL};
-    char *show[] = {"/bin/sh", "-c", "echo \"$LD_PRELOAD\"", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(other_preload, show, out)), 0);
-    CHECK(strstr(out, "libgreenworld.so:libnothere_ignored.so\n"), "library first: %s", out);
+    /* The options become the library's variables; --only unsets the other four. */
+    const char *env_preset[] = {CLEAN, "GREENWORLD_THREAD=0", "GREENWORLD_OS=1", NULL};
+    char *opts[] = {"--only", "socket", "--stack-size", "256K", "--stats", "--log", "info", "/bin/sh", "-c",
+                    "env | grep '^GREENWORLD_[A-Z_]*=' | grep -v '^GREENWORLD_\\(LIB\\|SRC\\)=' | sort", NULL};
+    st = greenrun(STDOUT_ONLY, env_preset, opts);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, "GREENWORLD_LOG=info\nGREENWORLD_SOCKET=1\nGREENWORLD_STACK_SIZE=256K\n"
+                                          "GREENWORLD_STATS=1\n") == 0,
+          "--only socket --stack-size 256K --stats --log info: %d:\n%s", st, out);
+    char *no_opts[] = {"--no", "time,os", "/bin/sh", "-c",
+                       "env | grep '^GREENWORLD_[A-Z_]*=' | grep -v '^GREENWORLD_\\(LIB\\|SRC\\)=' | sort", NULL};
+    st = greenrun(STDOUT_ONLY, env_preset, no_opts);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, "GREENWORLD_OS=0\nGREENWORLD_THREAD=0\nGREENWORLD_TIME=0\n") == 0,
+          "--no time,os: %d:\n%s", st, out);
 
-    const char *exit_env[] = {"-LD_PRELOAD", NULL};
+    /* Exit status and death by signal pass through (exec, no wrapper process left). */
     char *code[] = {"/bin/sh", "-c", "exit 7", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(exit_env, code, out)), 7);
+    st = greenrun(BOTH, clean, code);
+    CHECK(EXIT_OF(st) == 7, "exit 7 came back as status %d", st);
+    char *killed[] = {"/bin/sh", "-c", "kill -TERM $$", NULL};
+    st = greenrun(BOTH, clean, killed);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "a command killed by SIGTERM: status %d: %s", st, out);
 
-    const char *missing[] = {"GREENWORLD_LIB=/nonexistent/libgreenworld.so", NULL};
-    CHECK_EQ(EXIT_OF(greenrun(missing, echo, out)), 127);
+    /* A missing library: exit 127 with a message saying what to do. */
+    const char *missing[] = {CLEAN, "GREENWORLD_LIB=/nonexistent/libgreenworld.so", NULL};
+    st = greenrun(BOTH, missing, echo);
+    CHECK(EXIT_OF(st) == 127 && strstr(out, "GREENWORLD_LIB") && !strstr(out, "hi\n"), "%d: %s", st, out);
+
+    /* A copy of the script with no library beside it, then an installed layout (bin/, lib/). */
+    char dir[] = "/tmp/gw-greenrun-XXXXXX", bin[PATH_MAX], copy[PATH_MAX], libdir[PATH_MAX], link_path[PATH_MAX];
+    CHECK(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+    snprintf(bin, sizeof bin, "%s/bin", dir);
+    snprintf(copy, sizeof copy, "%s/bin/greenrun", dir);
+    snprintf(libdir, sizeof libdir, "%s/lib", dir);
+    snprintf(link_path, sizeof link_path, "%s/lib/libgreenworld.so", dir);
+    CHECK_EQ(mkdir(bin, 0755), 0);
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", greenrun_path, copy);
+    CHECK_EQ(system(cmd), 0);
+    const char *no_lib_env[] = {CLEAN, "-GREENWORLD_LIB", NULL};
+    st = run_script(copy, STDERR_ONLY, no_lib_env, echo);
+    CHECK(EXIT_OF(st) == 127 && strstr(out, "cannot find libgreenworld.so") && strstr(out, "GREENWORLD_LIB"),
+          "no library anywhere: %d: %s", st, out);
+    st = run_script(copy, BOTH, no_lib_env, version);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, "greenrun unknown\n") == 0, "--version, no Cargo.toml, no library: %d: %s",
+          st, out);
+    CHECK_EQ(mkdir(libdir, 0755), 0);
+    CHECK(symlink(lib_path, link_path) == 0, "symlink: %s", strerror(errno));
+    st = run_script(copy, BOTH, no_lib_env, show);
+    snprintf(want, sizeof want, "LD_PRELOAD=%s\n", link_path);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "installed layout: want %sgot %s", want, out);
+    st = run_script(copy, BOTH, no_lib_env, status);
+    CHECK(EXIT_OF(st) == 0 && strncmp(out, "os: patched\n", 12) == 0, "installed layout --status: %d: %s", st, out);
+    unlink(link_path);
+    unlink(copy);
+    rmdir(libdir);
+    rmdir(bin);
+    rmdir(dir);
     return 0;
 }
