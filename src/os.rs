@@ -6,9 +6,9 @@
 use crate::fd::io::{GreenFd, write_all};
 use crate::fd::wait::Direction;
 use crate::fd::{self, Kind};
-use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::real;
-use crate::socket::{iov_at, iov_len};
+use crate::socket::{iov_at, iov_len, quiet_after};
 use libc::{MSG_DONTWAIT, RWF_NOWAIT, c_int, c_void, iovec, msghdr, size_t, ssize_t};
 
 /// `pipe` and `pipe2`.
@@ -38,6 +38,12 @@ pub unsafe fn pipe(fds: *mut c_int, flags: Option<c_int>) -> Outcome<c_int> {
 /// # Safety
 /// As `read(2)`.
 pub unsafe fn read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t> {
+    if len == 0 {
+        return Bypass; // an empty read returns at once, whatever the file
+    }
+    if let Some(code) = crate::fd::io::take_pending(fd) {
+        return Errno(code);
+    }
     let Some(mut green) = GreenFd::get(fd) else {
         return Bypass;
     };
@@ -63,6 +69,13 @@ pub unsafe fn read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t>
 /// # Safety
 /// As `readv(2)`.
 pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+    // SAFETY: the caller's vector (a negative count goes to libc).
+    if count < 0 || unsafe { iov_len(iov, count as usize) } == 0 {
+        return Bypass; // an empty read returns at once, whatever the file
+    }
+    if let Some(code) = crate::fd::io::take_pending(fd) {
+        return Errno(code);
+    }
     let Some(mut green) = GreenFd::get(fd) else {
         return Bypass;
     };
@@ -91,6 +104,9 @@ pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize
 /// # Safety
 /// As `write(2)`.
 pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize_t> {
+    if let Some(code) = crate::fd::io::take_pending(fd) {
+        return Errno(code);
+    }
     let Some(mut green) = GreenFd::get(fd) else {
         return Bypass;
     };
@@ -100,7 +116,7 @@ pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize
     let attempt = |done: usize, blocking: bool| unsafe {
         let at = buf.cast::<u8>().add(done).cast::<c_void>();
         match (socket, blocking) {
-            (true, false) => (real.send)(fd, at, len - done, MSG_DONTWAIT),
+            (true, false) => (real.send)(fd, at, len - done, MSG_DONTWAIT | quiet_after(done)),
             (false, false) => libc::pwritev2(
                 fd,
                 &iovec {
@@ -125,6 +141,9 @@ pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize
 /// # Safety
 /// As `writev(2)`.
 pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+    if let Some(code) = crate::fd::io::take_pending(fd) {
+        return Errno(code);
+    }
     let Some(mut green) = GreenFd::get(fd) else {
         return Bypass;
     };
@@ -159,7 +178,7 @@ pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssiz
                 let at = seg.iov_base.cast::<u8>().add(off).cast::<c_void>();
                 let left = seg.iov_len - off;
                 match (socket, blocking) {
-                    (true, false) => (real.send)(fd, at, left, MSG_DONTWAIT),
+                    (true, false) => (real.send)(fd, at, left, MSG_DONTWAIT | quiet_after(done)),
                     (false, false) => libc::pwritev2(
                         fd,
                         &iovec {
@@ -243,4 +262,28 @@ pub fn wait_child(options: c_int, call: impl FnOnce() -> c_int + Send) -> Outcom
     } else {
         Done(result)
     }
+}
+
+/// `fclose`: its close is glibc-internal, which no hook sees; forget the descriptor first.
+///
+/// # Safety
+/// `stream` is an open FILE.
+pub unsafe fn fclose(stream: *mut libc::FILE) -> Outcome<c_int> {
+    // SAFETY: an open FILE (caller); fileno does not close it.
+    let fd = unsafe { libc::fileno(stream) };
+    if fd >= 0 {
+        fd::forget(fd);
+    }
+    Bypass
+}
+
+/// `close_range`: every descriptor in the range is forgotten first.
+pub fn close_range(first: libc::c_uint, last: libc::c_uint) -> Outcome<c_int> {
+    let end = last.min(fd::MAX_FDS as libc::c_uint - 1);
+    for fd in first..=end {
+        if fd::is_known(fd as c_int) {
+            fd::forget(fd as c_int);
+        }
+    }
+    Bypass
 }

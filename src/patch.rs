@@ -195,6 +195,8 @@ pub const HOOKED: &[(&str, Subsystem)] = &[
     ("writev", Subsystem::Os),
     ("__read_chk", Subsystem::Os),
     ("close", Subsystem::Os),
+    ("fclose", Subsystem::Os),
+    ("close_range", Subsystem::Os),
     ("fork", Subsystem::Os),
     ("wait", Subsystem::Os),
     ("waitpid", Subsystem::Os),

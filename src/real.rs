@@ -137,6 +137,8 @@ real_table! {
     __recvfrom_chk: fn(c_int, *mut c_void, size_t, size_t, c_int, *mut sockaddr, *mut socklen_t) -> ssize_t;
     setsockopt: fn(c_int, c_int, c_int, *const c_void, socklen_t) -> c_int;
     close: fn(c_int) -> c_int;
+    fclose: fn(*mut libc::FILE) -> c_int;
+    close_range: fn(c_uint, c_uint, c_int) -> c_int;
     dup: fn(c_int) -> c_int;
     dup2: fn(c_int, c_int) -> c_int;
     dup3: fn(c_int, c_int, c_int) -> c_int;

@@ -13,6 +13,12 @@ use libc::{
     c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec,
 };
 
+/// After some bytes of a blocking stream write went out, the kernel's own call returns the
+/// count rather than raising SIGPIPE: so must our further steps.
+pub fn quiet_after(done: usize) -> c_int {
+    if done > 0 { libc::MSG_NOSIGNAL } else { 0 }
+}
+
 /// The kind of socket a `type` argument makes. A seqpacket socket keeps record boundaries,
 /// so a write is one record, as for datagrams.
 fn kind_of_type(ty: c_int) -> Kind {
@@ -110,7 +116,17 @@ pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Outco
             &mut len,
         )
     };
-    if err == 0 { Done(0) } else { Errno(err) }
+    if err != 0 {
+        return Errno(err);
+    }
+    // Linux keeps a socket "connecting" until connect is called again once it has connected
+    // (the kernel's blocking connect does that itself): so does this one, or the program's next
+    // connect would answer 0 instead of EISCONN.
+    let saved = errno();
+    // SAFETY: the caller's arguments, to the real function.
+    with_nonblocking(fd, || unsafe { (real::get().connect)(fd, addr, len) });
+    crate::sys::set_errno(saved);
+    Done(0)
 }
 
 /// `accept` and `accept4`.
@@ -168,6 +184,9 @@ pub unsafe fn recvfrom(
     if flags & MSG_DONTWAIT != 0 {
         return Bypass;
     }
+    if let Some(code) = crate::fd::io::take_pending(fd) {
+        return Errno(code);
+    }
     let Some(mut green) = GreenFd::socket(fd) else {
         return Bypass;
     };
@@ -216,6 +235,9 @@ pub unsafe fn recvfrom(
 pub unsafe fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> Outcome<ssize_t> {
     if flags & MSG_DONTWAIT != 0 {
         return Bypass;
+    }
+    if let Some(code) = crate::fd::io::take_pending(fd) {
+        return Errno(code);
     }
     let Some(mut green) = GreenFd::socket(fd) else {
         return Bypass;
@@ -269,6 +291,9 @@ pub unsafe fn recvmmsg(
 ) -> Outcome<c_int> {
     if flags & MSG_DONTWAIT != 0 || !timeout.is_null() || vlen == 0 {
         return Bypass;
+    }
+    if let Some(code) = crate::fd::io::take_pending(fd) {
+        return Errno(code);
     }
     let Some(mut green) = GreenFd::socket(fd) else {
         return Bypass;
@@ -331,13 +356,16 @@ pub unsafe fn sendto(
     if flags & MSG_DONTWAIT != 0 {
         return Bypass;
     }
+    if let Some(code) = crate::fd::io::take_pending(fd) {
+        return Errno(code);
+    }
     let Some(mut green) = GreenFd::socket(fd) else {
         return Bypass;
     };
     let real = real::get();
     // SAFETY: within the caller's buffer: `done` never exceeds `len`.
     let attempt = |done: usize, blocking: bool| unsafe {
-        let extra = if blocking { 0 } else { MSG_DONTWAIT };
+        let extra = (if blocking { 0 } else { MSG_DONTWAIT }) | quiet_after(done);
         (real.sendto)(
             fd,
             buf.cast::<u8>().add(done).cast(),
@@ -390,6 +418,9 @@ pub unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> Outcome<ss
     if flags & MSG_DONTWAIT != 0 {
         return Bypass;
     }
+    if let Some(code) = crate::fd::io::take_pending(fd) {
+        return Errno(code);
+    }
     let Some(mut green) = GreenFd::socket(fd) else {
         return Bypass;
     };
@@ -399,7 +430,7 @@ pub unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> Outcome<ss
     // SAFETY: as above.
     let total = unsafe { iov_len(iov, count) };
     let attempt = |done: usize, blocking: bool| {
-        let extra = if blocking { 0 } else { MSG_DONTWAIT };
+        let extra = (if blocking { 0 } else { MSG_DONTWAIT }) | quiet_after(done);
         if done == 0 {
             // SAFETY: the caller's message.
             return unsafe { (real.sendmsg)(fd, msg, flags | extra) };
@@ -433,6 +464,9 @@ pub unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> Outcome<ss
 pub unsafe fn sendmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int) -> Outcome<c_int> {
     if flags & MSG_DONTWAIT != 0 || vlen == 0 {
         return Bypass;
+    }
+    if let Some(code) = crate::fd::io::take_pending(fd) {
+        return Errno(code);
     }
     let Some(mut green) = GreenFd::socket(fd) else {
         return Bypass;

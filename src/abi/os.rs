@@ -15,6 +15,8 @@ shim! {
     fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t
         => if len > buflen { Bypass } else { os::read(fd, buf, len) };
     fn close(fd: c_int) -> c_int => os::close(fd);
+    fn fclose(stream: *mut libc::FILE) -> c_int => os::fclose(stream);
+    fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> c_int => os::close_range(first, last);
     fn fork() -> libc::pid_t => os::fork();
     fn wait(status: *mut c_int) -> libc::pid_t => {
         let status = status as usize;

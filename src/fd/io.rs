@@ -109,10 +109,32 @@ impl GreenFd {
     }
 }
 
+/// An error a blocking write met after moving some bytes, which the kernel reports on the next
+/// call on the socket (see `write_all`): taken by whatever call comes next, green or not.
+#[inline]
+pub fn take_pending(fd: c_int) -> Option<c_int> {
+    let entry = super::entry(fd)?;
+    if entry
+        .pending_error
+        .load(core::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        return None;
+    }
+    Some(
+        entry
+            .pending_error
+            .swap(0, core::sync::atomic::Ordering::AcqRel),
+    )
+    .filter(|&code| code != 0)
+}
+
 /// A blocking stream write returns only when everything is sent (or an error or timeout
 /// stops it: then the count so far, or the error when nothing was sent; a step that sends
 /// nothing — `sendfile` at the end of its source — ends it too). `attempt(done, blocking)`
-/// sends from offset `done`, without blocking unless `blocking`.
+/// sends from offset `done`, without blocking unless `blocking`; on a socket, a step after
+/// progress must not raise SIGPIPE (`MSG_NOSIGNAL`): the kernel's own blocking write returns
+/// the count instead.
 pub fn write_all(
     green: &mut GreenFd,
     total: usize,
@@ -124,7 +146,18 @@ pub fn write_all(
             Done(0) => break,
             Done(n) => done += n as usize,
             Errno(code) if done == 0 => return Errno(code),
-            Errno(_) => break,
+            Errno(code) => {
+                // The kernel returns the count moved and reports a one-shot socket error (a
+                // reset) on the next call; a timeout, a broken pipe or a closed descriptor is
+                // found again by that call itself.
+                if !matches!(code, libc::EAGAIN | libc::EPIPE | libc::EINTR | libc::EBADF) {
+                    green
+                        .entry
+                        .pending_error
+                        .store(code, core::sync::atomic::Ordering::Release);
+                }
+                break;
+            }
             Bypass if done == 0 => return Bypass,
             Bypass => {
                 // Unwatchable mid-way: the rest with real blocking calls.

@@ -59,6 +59,9 @@ pub struct Entry {
     nonblocking: AtomicBool,
     recv_timeout_ns: AtomicU64,
     send_timeout_ns: AtomicU64,
+    /// An error a blocking write met after moving some bytes: the kernel reports it on the
+    /// next call, so we do too.
+    pub(crate) pending_error: core::sync::atomic::AtomicI32,
 }
 
 impl Entry {
@@ -73,6 +76,7 @@ impl Entry {
             nonblocking: AtomicBool::new(false),
             recv_timeout_ns: AtomicU64::new(0),
             send_timeout_ns: AtomicU64::new(0),
+            pending_error: core::sync::atomic::AtomicI32::new(0),
         }
     }
 
@@ -240,6 +244,7 @@ pub fn forget(fd: c_int) {
     let Some(entry) = entry(fd) else { return };
     // Flags are re-read on next use: a new descriptor with this number has its own.
     entry.flags_epoch.store(0, Ordering::Release);
+    entry.pending_error.store(0, Ordering::Release);
     let kind = Kind::from_u8(entry.kind.swap(Kind::Unknown as u8, Ordering::AcqRel));
     let hub = entry
         .registered
@@ -278,4 +283,12 @@ pub fn forget_registrations() {
             }
         }
     }
+}
+
+/// Has the table an entry for `fd` at all (without making one)?
+pub fn is_known(fd: c_int) -> bool {
+    usize::try_from(fd)
+        .ok()
+        .filter(|&fd| fd < MAX_FDS)
+        .is_some_and(|fd| !CHUNK_TABLE[fd / CHUNK].load(Ordering::Acquire).is_null())
 }
