@@ -44,3 +44,16 @@ lint:
 
 clean:
 	cargo clean
+
+# `make bench`: the same C programs (bench/*.c) natively, pinned native and under the preload;
+# see bench/run for BENCH_RUNS, BENCH_ECHO_10K and the other knobs.
+BENCH_BIN  := target/bench
+BENCH_PROG := $(patsubst bench/%.c,$(BENCH_BIN)/%,$(wildcard bench/*.c))
+
+.PHONY: bench
+bench: $(LIB) $(BENCH_PROG)
+	bench/run
+
+$(BENCH_BIN)/%: bench/%.c bench/bench.h
+	@mkdir -p $(BENCH_BIN)
+	$(CC) $(CFLAGS) -o $@ $< -pthread
