@@ -6,7 +6,7 @@
 use crate::fd::io::{GreenFd, write_all};
 use crate::fd::wait::Direction;
 use crate::fd::{self, Kind};
-use crate::outcome::Outcome::{self, Bypass, Done, Errno};
+use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::real;
 use crate::socket::{iov_at, iov_len, quiet_after};
 use libc::{MSG_DONTWAIT, RWF_NOWAIT, c_int, c_void, iovec, msghdr, size_t, ssize_t};
@@ -41,11 +41,9 @@ pub unsafe fn read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t>
     if len == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
-    if let Some(code) = crate::fd::io::take_pending(fd) {
-        return Errno(code);
-    }
-    let Some(mut green) = GreenFd::get(fd) else {
-        return Bypass;
+    let mut green = match GreenFd::for_call(fd, false) {
+        Ok(green) => green,
+        Err(outcome) => return outcome,
     };
     let real = real::get();
     if green.kind.is_socket() {
@@ -73,11 +71,9 @@ pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize
     if count < 0 || unsafe { iov_len(iov, count as usize) } == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
-    if let Some(code) = crate::fd::io::take_pending(fd) {
-        return Errno(code);
-    }
-    let Some(mut green) = GreenFd::get(fd) else {
-        return Bypass;
+    let mut green = match GreenFd::for_call(fd, false) {
+        Ok(green) => green,
+        Err(outcome) => return outcome,
     };
     if count < 0 {
         return Bypass;
@@ -104,11 +100,9 @@ pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize
 /// # Safety
 /// As `write(2)`.
 pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize_t> {
-    if let Some(code) = crate::fd::io::take_pending(fd) {
-        return Errno(code);
-    }
-    let Some(mut green) = GreenFd::get(fd) else {
-        return Bypass;
+    let mut green = match GreenFd::for_call(fd, false) {
+        Ok(green) => green,
+        Err(outcome) => return outcome,
     };
     let real = real::get();
     let socket = green.kind.is_socket();
@@ -141,11 +135,9 @@ pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize
 /// # Safety
 /// As `writev(2)`.
 pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
-    if let Some(code) = crate::fd::io::take_pending(fd) {
-        return Errno(code);
-    }
-    let Some(mut green) = GreenFd::get(fd) else {
-        return Bypass;
+    let mut green = match GreenFd::for_call(fd, false) {
+        Ok(green) => green,
+        Err(outcome) => return outcome,
     };
     if count < 0 {
         return Bypass;

@@ -157,6 +157,11 @@ real_table! {
     fork: fn() -> libc::pid_t;
     sigaction: fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
     wait: fn(*mut c_int) -> libc::pid_t;
+    pause: fn() -> c_int;
+    sigsuspend: fn(*const sigset_t) -> c_int;
+    sigwaitinfo: fn(*const sigset_t, *mut libc::siginfo_t) -> c_int;
+    sigtimedwait: fn(*const sigset_t, *mut libc::siginfo_t, *const timespec) -> c_int;
+    sigwait: fn(*const sigset_t, *mut c_int) -> c_int;
     waitpid: fn(libc::pid_t, *mut c_int, c_int) -> libc::pid_t;
     wait4: fn(libc::pid_t, *mut c_int, c_int, *mut libc::rusage) -> libc::pid_t;
     waitid: fn(libc::idtype_t, libc::id_t, *mut libc::siginfo_t, c_int) -> c_int;

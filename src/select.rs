@@ -396,3 +396,12 @@ pub unsafe fn epoll_pwait2(
         Err(()) => Bypass,
     }
 }
+
+/// `pause`/`sigsuspend`: waits, interruptibly, for nothing but a signal: EINTR when one's
+/// handler runs (with `mask`, if given, in force meanwhile).
+pub fn wait_for_signal(mask: *const sigset_t) -> Outcome<c_int> {
+    match wait_until_ready(core::iter::empty(), None, mask, || 0) {
+        Outcome::Bypass => Bypass,
+        _ => Errno(EINTR),
+    }
+}

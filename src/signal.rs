@@ -125,3 +125,69 @@ pub unsafe fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandle
     }
     old.sa_sigaction
 }
+
+/// `pause` and `sigsuspend`: a green wait a signal's handler ends (EINTR), as natively; other
+/// green threads run meanwhile. `mask`: sigsuspend's, in force for the wait.
+///
+/// # Safety
+/// `mask` is null or a readable set.
+pub unsafe fn suspend(mask: *const libc::sigset_t) -> crate::outcome::Outcome<c_int> {
+    // A wait on no descriptor, with no timeout, that only a signal ends.
+    crate::select::wait_for_signal(mask)
+}
+
+/// `sigwait`, `sigwaitinfo`, `sigtimedwait`: a green wait for one of `set` (which the program
+/// blocks) to be pending, then taken, through a signalfd; other green threads run meanwhile.
+/// Returns the signal number, or Err(errno).
+///
+/// # Safety
+/// `set` is a readable set; `info` is null or writable.
+pub unsafe fn wait_for(
+    set: *const libc::sigset_t,
+    info: *mut siginfo_t,
+    timeout: Option<u64>,
+) -> crate::outcome::Outcome<c_int> {
+    use crate::outcome::Outcome::{Bypass, Done, Errno};
+    if !crate::patch::active(crate::patch::Subsystem::Os)
+        || !crate::hub::Hub::current().is_some_and(|hub| hub.in_green() || hub.alive() > 0)
+    {
+        return Bypass;
+    }
+    // SAFETY: a readable set (caller); a fresh non-blocking, close-on-exec signalfd.
+    let fd = unsafe { libc::signalfd(-1, set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+    if fd < 0 {
+        return Bypass;
+    }
+    crate::fd::forget(fd);
+    let deadline = timeout.map(|t| crate::sys::now_ns().saturating_add(t));
+    // SAFETY: all-zero is a valid signalfd_siginfo to read into.
+    let mut record: libc::signalfd_siginfo = unsafe { core::mem::zeroed() };
+    let size = size_of::<libc::signalfd_siginfo>();
+    let outcome = loop {
+        // SAFETY: reads one record into a valid buffer of its size (the real read: ours would
+        // see a plain descriptor anyway).
+        let n = unsafe { (crate::real::get().read)(fd, (&raw mut record).cast(), size) };
+        if n == size as isize {
+            break Done(record.ssi_signo as c_int);
+        }
+        if deadline.is_some_and(|d| crate::sys::now_ns() >= d) {
+            break Errno(libc::EAGAIN);
+        }
+        let hub = crate::hub::Hub::current().expect("checked above");
+        if let Err(not_ready) = crate::fd::wait::wait_any(hub, core::iter::once(fd), deadline) {
+            break Errno(not_ready.errno());
+        }
+    };
+    crate::fd::forget(fd);
+    // SAFETY: our own descriptor.
+    unsafe { (crate::real::get().close)(fd) };
+    if let (Done(_), Some(info)) = (&outcome, unsafe { info.as_mut() }) {
+        // SAFETY: all-zero is a valid siginfo_t; the fields glibc's sigwaitinfo fills from the
+        // kernel's record are copied over it.
+        *info = unsafe { core::mem::zeroed() };
+        info.si_signo = record.ssi_signo as c_int;
+        info.si_errno = record.ssi_errno;
+        info.si_code = record.ssi_code;
+    }
+    outcome
+}

@@ -184,11 +184,9 @@ pub unsafe fn recvfrom(
     if flags & MSG_DONTWAIT != 0 {
         return Bypass;
     }
-    if let Some(code) = crate::fd::io::take_pending(fd) {
-        return Errno(code);
-    }
-    let Some(mut green) = GreenFd::socket(fd) else {
-        return Bypass;
+    let mut green = match GreenFd::for_call(fd, true) {
+        Ok(green) => green,
+        Err(outcome) => return outcome,
     };
     let real = real::get();
     // SAFETY: within the caller's buffer: `got` never exceeds `len`.
@@ -236,11 +234,9 @@ pub unsafe fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> Outcome<ssiz
     if flags & MSG_DONTWAIT != 0 {
         return Bypass;
     }
-    if let Some(code) = crate::fd::io::take_pending(fd) {
-        return Errno(code);
-    }
-    let Some(mut green) = GreenFd::socket(fd) else {
-        return Bypass;
+    let mut green = match GreenFd::for_call(fd, true) {
+        Ok(green) => green,
+        Err(outcome) => return outcome,
     };
     // SAFETY: the caller's arguments, to the real function.
     let outcome = green.retry(Direction::Read, || unsafe {
@@ -292,11 +288,9 @@ pub unsafe fn recvmmsg(
     if flags & MSG_DONTWAIT != 0 || !timeout.is_null() || vlen == 0 {
         return Bypass;
     }
-    if let Some(code) = crate::fd::io::take_pending(fd) {
-        return Errno(code);
-    }
-    let Some(mut green) = GreenFd::socket(fd) else {
-        return Bypass;
+    let mut green = match GreenFd::for_call(fd, true) {
+        Ok(green) => green,
+        Err(outcome) => return outcome,
     };
     let first_only = flags & MSG_WAITFORONE != 0;
     batch(&mut green, Direction::Read, vlen, first_only, |done| {
@@ -356,11 +350,9 @@ pub unsafe fn sendto(
     if flags & MSG_DONTWAIT != 0 {
         return Bypass;
     }
-    if let Some(code) = crate::fd::io::take_pending(fd) {
-        return Errno(code);
-    }
-    let Some(mut green) = GreenFd::socket(fd) else {
-        return Bypass;
+    let mut green = match GreenFd::for_call(fd, true) {
+        Ok(green) => green,
+        Err(outcome) => return outcome,
     };
     let real = real::get();
     // SAFETY: within the caller's buffer: `done` never exceeds `len`.
@@ -418,11 +410,9 @@ pub unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> Outcome<ss
     if flags & MSG_DONTWAIT != 0 {
         return Bypass;
     }
-    if let Some(code) = crate::fd::io::take_pending(fd) {
-        return Errno(code);
-    }
-    let Some(mut green) = GreenFd::socket(fd) else {
-        return Bypass;
+    let mut green = match GreenFd::for_call(fd, true) {
+        Ok(green) => green,
+        Err(outcome) => return outcome,
     };
     let real = real::get();
     // SAFETY: msg is readable (caller).
@@ -465,11 +455,9 @@ pub unsafe fn sendmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int)
     if flags & MSG_DONTWAIT != 0 || vlen == 0 {
         return Bypass;
     }
-    if let Some(code) = crate::fd::io::take_pending(fd) {
-        return Errno(code);
-    }
-    let Some(mut green) = GreenFd::socket(fd) else {
-        return Bypass;
+    let mut green = match GreenFd::for_call(fd, true) {
+        Ok(green) => green,
+        Err(outcome) => return outcome,
     };
     batch(&mut green, Direction::Write, vlen, false, |done| {
         // SAFETY: the caller's vector, from the first message not yet sent.

@@ -80,6 +80,47 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
     unsafe { crate::signal::signal(sig, handler) }
 }
 
+/// `pause`: other green threads run until a signal's handler ends it (-1, EINTR).
+///
+/// # Safety
+/// None beyond POSIX's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pause() -> c_int {
+    // SAFETY: no mask.
+    match unsafe { crate::signal::suspend(core::ptr::null()) } {
+        // SAFETY: the real pause, no arguments.
+        crate::outcome::Outcome::Bypass => unsafe { (crate::real::get().pause)() },
+        _ => {
+            crate::sys::set_errno(libc::EINTR);
+            -1
+        }
+    }
+}
+
+shim! {
+    fn sigsuspend(mask: *const libc::sigset_t) -> c_int => crate::signal::suspend(mask);
+    fn sigwaitinfo(set: *const libc::sigset_t, info: *mut libc::siginfo_t) -> c_int
+        => crate::signal::wait_for(set, info, None);
+    fn sigtimedwait(set: *const libc::sigset_t, info: *mut libc::siginfo_t, timeout: *const libc::timespec) -> c_int
+        => match timeout.as_ref() {
+            None => crate::signal::wait_for(set, info, None),
+            Some(ts) if ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec) => {
+                crate::signal::wait_for(set, info, Some(crate::sys::timespec_ns(ts)))
+            }
+            Some(_) => crate::outcome::Outcome::Bypass,
+        };
+    fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int
+        => match crate::signal::wait_for(set, core::ptr::null_mut(), None) {
+            crate::outcome::Outcome::Done(n) => {
+                *sig = n;
+                crate::outcome::Outcome::Done(0)
+            }
+            // sigwait returns the error number instead of setting errno.
+            crate::outcome::Outcome::Errno(code) => crate::outcome::Outcome::Done(code),
+            crate::outcome::Outcome::Bypass => crate::outcome::Outcome::Bypass,
+        };
+}
+
 /// Runs the real variadic `fcntl`-like call, then keeps the fd table true.
 fn control(
     fd: c_int,

@@ -48,6 +48,20 @@ impl GreenFd {
         })
     }
 
+    /// The descriptor of a call that may block, or what the call does instead: the error a
+    /// previous write left for it (see [`write_all`]), or libc (`Err(Bypass)`).
+    pub fn for_call<T>(fd: c_int, socket_only: bool) -> Result<GreenFd, Outcome<T>> {
+        if let Some(code) = take_pending(fd) {
+            return Err(Errno(code));
+        }
+        let green = if socket_only {
+            GreenFd::socket(fd)
+        } else {
+            GreenFd::get(fd)
+        };
+        green.ok_or(Bypass)
+    }
+
     /// Only a socket of the patched socket subsystem.
     pub fn socket(fd: c_int) -> Option<GreenFd> {
         GreenFd::get(fd).filter(|g| g.kind.is_socket())

@@ -1,0 +1,98 @@
+/* Waiting for signals: the classic pattern (main blocks SIGTERM, starts workers, one thread
+ * waits in sigwait) with the workers running meanwhile; sigtimedwait's timeout; pause and
+ * sigsuspend ended by a handler (EINTR) beside a running ticker. */
+#include "gwtest.h"
+#include <pthread.h>
+#include <signal.h>
+
+static volatile int ticks, stop, handled;
+
+static void *ticker(void *arg) {
+    while (!stop) {
+        usleep(2000);
+        ticks++;
+    }
+    return arg;
+}
+
+static void *killer(void *arg) {
+    usleep(100 * 1000);
+    kill(getpid(), (int)(intptr_t)arg);
+    return NULL;
+}
+
+static void on_usr1(int sig) {
+    (void)sig;
+    handled++;
+}
+
+int main(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    CHECK_EQ(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+    pthread_t tick, k;
+    CHECK_EQ(pthread_create(&tick, NULL, ticker, NULL), 0);
+
+    /* sigwait: the signal sent 100 ms later arrives; the ticker kept going meanwhile. */
+    CHECK_EQ(pthread_create(&k, NULL, killer, (void *)(intptr_t)SIGTERM), 0);
+    int t0 = ticks, sig = 0;
+    long long start = gw_now_ns();
+    CHECK_EQ(sigwait(&set, &sig), 0);
+    long long ms = (gw_now_ns() - start) / 1000000;
+    CHECK_EQ(sig, SIGTERM);
+    CHECK(ms >= 80 && ms < 2000, "sigwait after %lld ms", ms);
+    if (gw_preloaded()) CHECK(ticks - t0 >= 10, "the ticker ran %d times during sigwait", ticks - t0);
+    CHECK_EQ(pthread_join(k, NULL), 0);
+
+    /* sigwaitinfo fills in the signal. */
+    CHECK_EQ(pthread_create(&k, NULL, killer, (void *)(intptr_t)SIGINT), 0);
+    siginfo_t info;
+    CHECK_EQ(sigwaitinfo(&set, &info), SIGINT);
+    CHECK_EQ(info.si_signo, SIGINT);
+    CHECK_EQ(pthread_join(k, NULL), 0);
+
+    /* sigtimedwait times out with EAGAIN. */
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    start = gw_now_ns();
+    errno = 0;
+    CHECK_EQ(sigtimedwait(&set, &info, &ts), -1);
+    CHECK_EQ(errno, EAGAIN);
+    ms = (gw_now_ns() - start) / 1000000;
+    CHECK(ms >= 90 && ms < 2000, "sigtimedwait timed out after %lld ms", ms);
+
+    /* pause: ended by a handler's signal (EINTR), the ticker running meanwhile. */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_usr1;
+    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    CHECK_EQ(pthread_create(&k, NULL, killer, (void *)(intptr_t)SIGUSR1), 0);
+    t0 = ticks;
+    errno = 0;
+    CHECK_EQ(pause(), -1);
+    CHECK_EQ(errno, EINTR);
+    CHECK_EQ(handled, 1);
+    if (gw_preloaded()) CHECK(ticks - t0 >= 10, "the ticker ran %d times during pause", ticks - t0);
+    CHECK_EQ(pthread_join(k, NULL), 0);
+
+    /* sigsuspend: a pending SIGUSR1, blocked, is delivered by sigsuspend's mask at once. */
+    sigset_t usr1, none;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    CHECK_EQ(pthread_sigmask(SIG_BLOCK, &usr1, NULL), 0);
+    kill(getpid(), SIGUSR1);
+    sigemptyset(&none);
+    start = gw_now_ns();
+    errno = 0;
+    CHECK_EQ(sigsuspend(&none), -1);
+    CHECK_EQ(errno, EINTR);
+    CHECK_EQ(handled, 2);
+    CHECK((gw_now_ns() - start) / 1000000 < 1000, "sigsuspend with a pending signal waited");
+    sigset_t now;
+    CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &now), 0);
+    CHECK(sigismember(&now, SIGUSR1), "sigsuspend did not restore the mask");
+
+    stop = 1;
+    CHECK_EQ(pthread_join(tick, NULL), 0);
+    return 0;
+}
