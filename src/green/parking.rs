@@ -165,6 +165,14 @@ impl Bucket {
         Some(Waker::of(node))
     }
 
+    /// Takes the first waiter of `key`, handing it what it waited for (a lock, a unit).
+    pub fn hand_off_first(&mut self, key: usize) -> Option<Waker> {
+        self.unpark_first(key, |node| {
+            node.handed_off.set(true);
+            true
+        })
+    }
+
     /// Takes every waiter of `key` for which `choose` says yes, in queue order.
     pub fn unpark_all(
         &mut self,

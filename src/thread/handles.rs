@@ -2,25 +2,13 @@
 //! (trap 7): names and attributes are per green thread; scheduling, affinity, CPU clocks and
 //! signals belong to the OS thread the green thread runs on.
 
-use super::{active, green_of};
-use crate::green::{Green, Join};
-use crate::outcome::Outcome::{self, Bypass, Done};
+use super::{active, green_handle as green, green_of};
+use crate::green::Join;
+use crate::outcome::Outcome::{self, Done};
 use libc::{ENOTSUP, ERANGE, c_char, c_int, pthread_attr_t, pthread_t, size_t};
 
 /// glibc's TASK_COMM_LEN: names are at most 15 bytes plus the NUL.
 const NAME_LEN: usize = 16;
-
-/// A green handle's thread, or what the shim should do instead.
-fn green(handle: pthread_t) -> Result<&'static Green, Outcome<c_int>> {
-    if !active() {
-        return Err(Bypass);
-    }
-    match green_of(handle) {
-        Ok(Some(green)) => Ok(green),
-        Ok(None) => Err(Bypass),
-        Err(code) => Err(Done(code)),
-    }
-}
 
 /// The OS thread behind a handle: the hub's for a green thread, the handle itself otherwise.
 pub fn os_thread(handle: pthread_t) -> Result<pthread_t, c_int> {

@@ -36,6 +36,19 @@ pub(crate) fn green_of(handle: pthread_t) -> Result<Option<&'static Green>, c_in
     table::lookup(handle as usize).map_err(|table::Gone| ESRCH)
 }
 
+/// A green handle's thread, or what the call does instead: libc (not patched, or a real
+/// thread's handle), or ESRCH for a green thread that is gone.
+pub(crate) fn green_handle(handle: pthread_t) -> Result<&'static Green, Outcome<c_int>> {
+    if !active() {
+        return Err(Bypass);
+    }
+    match green_of(handle) {
+        Ok(Some(green)) => Ok(green),
+        Ok(None) => Err(Bypass),
+        Err(code) => Err(Done(code)),
+    }
+}
+
 /// `pthread_create`.
 ///
 /// # Safety
@@ -190,13 +203,9 @@ fn ending(green: &'static Green) {
 /// # Safety
 /// `retval` null or writable.
 pub unsafe fn join(handle: pthread_t, retval: *mut *mut c_void, wait: JoinWait) -> Outcome<c_int> {
-    if !active() {
-        return Bypass;
-    }
-    let green = match green_of(handle) {
-        Ok(Some(green)) => green,
-        Ok(None) => return Bypass,
-        Err(code) => return Done(code),
+    let green = match green_handle(handle) {
+        Ok(green) => green,
+        Err(outcome) => return outcome,
     };
     match join_green(green, wait) {
         Ok(value) => {
@@ -261,15 +270,10 @@ pub(crate) fn join_green(green: &'static Green, wait: JoinWait) -> Result<usize,
 
 /// `pthread_detach`.
 pub fn detach(handle: pthread_t) -> Outcome<c_int> {
-    if !active() {
-        return Bypass;
+    match green_handle(handle) {
+        Ok(green) => Done(detach_green(green)),
+        Err(outcome) => outcome,
     }
-    let green = match green_of(handle) {
-        Ok(Some(green)) => green,
-        Ok(None) => return Bypass,
-        Err(code) => return Done(code),
-    };
-    Done(detach_green(green))
 }
 
 pub(crate) fn detach_green(green: &'static Green) -> c_int {

@@ -229,10 +229,7 @@ fn release(word: &AtomicI32, key: usize) {
         return;
     }
     let mut bucket = parking::lock(key);
-    let waker = bucket.unpark_first(key, |node| {
-        node.handed_off.set(true);
-        true
-    });
+    let waker = bucket.hand_off_first(key);
     match waker {
         Some(waker) => {
             let more = bucket.has_waiters(key);

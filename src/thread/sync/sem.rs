@@ -120,10 +120,7 @@ pub unsafe fn post(s: *mut sem_t) -> Outcome<c_int> {
     }
     let key = s as usize;
     let mut bucket = parking::lock(key);
-    let waker = bucket.unpark_first(key, |node| {
-        node.handed_off.set(true);
-        true
-    });
+    let waker = bucket.hand_off_first(key);
     match waker {
         Some(waker) => {
             word.fetch_sub(ONE_WAITER, Ordering::Release);
