@@ -56,10 +56,7 @@ fn wait_until_ready(
         return Bypass;
     };
     let deadline = timeout.map(|t| now_ns().saturating_add(t));
-    let interrupt = Interrupt {
-        mask: waiter_mask(sigmask),
-        happened: Cell::new(false),
-    };
+    let interrupt = Interrupt::new(waiter_mask(sigmask));
     // Interruptible from before the mask changes: a pending signal that the call's mask
     // unblocks is delivered by that very change, and must interrupt this call, as natively.
     hub.interruptibly(&interrupt, || {
@@ -108,21 +105,15 @@ thread_local! {
     };
 }
 
-/// The mask a waiter waits with: its call's, or the thread's.
-fn waiter_mask(sigmask: *const sigset_t) -> sigset_t {
+/// The mask a waiter waits with: its call's; the mask outside the masked waits while some are
+/// on; else None, the OS thread's own.
+fn waiter_mask(sigmask: *const sigset_t) -> Option<sigset_t> {
     // SAFETY: readable when non-null (the caller's).
     if let Some(mask) = unsafe { sigmask.as_ref() } {
-        return *mask;
+        return Some(*mask);
     }
     let state = MASK.get();
-    if state.waiters > 0 {
-        return state.outside;
-    }
-    // SAFETY: an all-zero sigset_t is a valid set; pthread_sigmask fills it.
-    let mut mask: sigset_t = unsafe { core::mem::zeroed() };
-    // SAFETY: queries the current mask into a valid set.
-    unsafe { (real::get().pthread_sigmask)(libc::SIG_BLOCK, core::ptr::null(), &mut mask) };
-    mask
+    (state.waiters > 0).then_some(state.outside)
 }
 
 fn set_mask(mask: &sigset_t) {

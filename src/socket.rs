@@ -102,6 +102,8 @@ pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Outco
         Ok(()) => {}
         Err(fd::wait::NotReady::TimedOut) => return Errno(EINPROGRESS),
         Err(fd::wait::NotReady::Closed) => return Errno(libc::EBADF),
+        // Interrupted: the connection goes on in the background, as natively.
+        Err(fd::wait::NotReady::Interrupted) => return Errno(libc::EINTR),
         Err(fd::wait::NotReady::Unwatchable | fd::wait::NotReady::Elsewhere) => return Bypass,
     }
     let mut err: c_int = 0;

@@ -2,8 +2,8 @@
 //! on a hub timer. Arguments the kernel would reject, and sleeps with nothing else to run on
 //! this OS thread, go to the real function: same results, same errno, no extra machinery.
 
-use crate::hub::Hub;
-use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::hub::{Hub, Interrupt};
+use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::stats::ParkReason;
 use crate::sys::{clock_ns, now_ns, timespec_ns};
@@ -28,31 +28,58 @@ unsafe fn duration(ts: *const timespec) -> Option<u64> {
     (ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec)).then(|| timespec_ns(ts))
 }
 
-/// Parks the caller until `deadline` (CLOCK_MONOTONIC ns); a sleep of nothing is a yield.
-fn sleep_until(hub: &Hub, deadline: u64) {
+/// Parks the caller until `deadline` (CLOCK_MONOTONIC ns); a sleep of nothing is a yield. A
+/// signal whose handler runs meanwhile ends the sleep early, as it ends a native one (sleeps are
+/// never restarted): Err with the nanoseconds left.
+fn sleep_until(hub: &Hub, deadline: u64) -> Result<(), u64> {
     if deadline <= now_ns() {
         hub.yield_now();
-        return;
+        return Ok(());
     }
     let me = hub.current_green();
-    let token = me.arm();
-    hub.park(me, token, ParkReason::Sleep, Some(deadline));
+    let interrupt = Interrupt::new(None);
+    hub.interruptibly(&interrupt, || {
+        let token = me.arm();
+        hub.park(me, token, ParkReason::Sleep, Some(deadline));
+    });
+    if interrupt.happened.get() {
+        Err(deadline.saturating_sub(now_ns()))
+    } else {
+        Ok(())
+    }
 }
 
-fn sleep_for(hub: &Hub, ns: u64) {
-    sleep_until(hub, now_ns().saturating_add(ns));
+fn sleep_for(hub: &Hub, ns: u64) -> Result<(), u64> {
+    sleep_until(hub, now_ns().saturating_add(ns))
+}
+
+fn as_timespec(ns: u64) -> timespec {
+    timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    }
+}
+
+/// Writes the time left of an interrupted sleep where the caller asked for it.
+///
+/// # Safety
+/// `rem` is null or writable.
+unsafe fn report_left(rem: *mut timespec, left: u64) {
+    // SAFETY: writable when non-null (caller).
+    if let Some(rem) = unsafe { rem.as_mut() } {
+        *rem = as_timespec(left);
+    }
 }
 
 /// A short green pause for the runtime's own retry loops (whatever `time` is patched to):
 /// parks on the hub when there is one, else sleeps the OS thread.
 pub fn nap(ns: u64) {
     match Hub::current() {
-        Some(hub) => sleep_for(hub, ns),
+        Some(hub) => {
+            let _ = sleep_for(hub, ns);
+        }
         None => {
-            let ts = timespec {
-                tv_sec: (ns / 1_000_000_000) as libc::time_t,
-                tv_nsec: (ns % 1_000_000_000) as libc::c_long,
-            };
+            let ts = as_timespec(ns);
             // SAFETY: a valid timespec; the real nanosleep, not our hook.
             unsafe { (crate::real::get().nanosleep)(&ts, core::ptr::null_mut()) };
         }
@@ -63,7 +90,7 @@ pub fn nap(ns: u64) {
 ///
 /// # Safety
 /// As `nanosleep(2)`.
-pub unsafe fn nanosleep(req: *const timespec) -> Outcome<c_int> {
+pub unsafe fn nanosleep(req: *const timespec, rem: *mut timespec) -> Outcome<c_int> {
     let Some(hub) = green_hub() else {
         return Bypass;
     };
@@ -71,8 +98,14 @@ pub unsafe fn nanosleep(req: *const timespec) -> Outcome<c_int> {
     let Some(ns) = (unsafe { duration(req) }) else {
         return Bypass;
     };
-    sleep_for(hub, ns);
-    Done(0)
+    match sleep_for(hub, ns) {
+        Ok(()) => Done(0),
+        Err(left) => {
+            // SAFETY: per our caller.
+            unsafe { report_left(rem, left) };
+            Errno(libc::EINTR)
+        }
+    }
 }
 
 /// `clock_nanosleep` (returns an error number, never sets errno).
@@ -83,6 +116,7 @@ pub unsafe fn clock_nanosleep(
     clock: clockid_t,
     flags: c_int,
     req: *const timespec,
+    rem: *mut timespec,
 ) -> Outcome<c_int> {
     let Some(hub) = green_hub() else {
         return Bypass;
@@ -99,8 +133,14 @@ pub unsafe fn clock_nanosleep(
         return Bypass;
     };
     if flags & libc::TIMER_ABSTIME == 0 {
-        sleep_for(hub, ns);
-        return Done(0);
+        return match sleep_for(hub, ns) {
+            Ok(()) => Done(0),
+            Err(left) => {
+                // SAFETY: per our caller.
+                unsafe { report_left(rem, left) };
+                Done(libc::EINTR)
+            }
+        };
     }
     // An absolute time on `clock`, mapped onto the monotonic clock now. A later jump of the
     // realtime clock is not followed (documented).
@@ -110,8 +150,12 @@ pub unsafe fn clock_nanosleep(
     if ns <= clock_now {
         return Done(0);
     }
-    sleep_for(hub, ns - clock_now);
-    Done(0)
+    // An absolute sleep reports no time left.
+    Done(if sleep_for(hub, ns - clock_now).is_ok() {
+        0
+    } else {
+        libc::EINTR
+    })
 }
 
 /// `usleep`.
@@ -119,24 +163,29 @@ pub fn usleep(usec: libc::useconds_t) -> Outcome<c_int> {
     let Some(hub) = green_hub() else {
         return Bypass;
     };
-    sleep_for(hub, u64::from(usec) * 1_000);
-    Done(0)
+    match sleep_for(hub, u64::from(usec) * 1_000) {
+        Ok(()) => Done(0),
+        Err(_) => Errno(libc::EINTR),
+    }
 }
 
-/// `sleep`: 0 seconds left, as nothing interrupts a green sleep early.
+/// `sleep`: the whole seconds left when a signal cut it short (glibc returns `tv_sec` of the
+/// time left).
 pub fn sleep(seconds: libc::c_uint) -> Outcome<libc::c_uint> {
     let Some(hub) = green_hub() else {
         return Bypass;
     };
-    sleep_for(hub, u64::from(seconds) * 1_000_000_000);
-    Done(0)
+    match sleep_for(hub, u64::from(seconds) * 1_000_000_000) {
+        Ok(()) => Done(0),
+        Err(left) => Done((left / 1_000_000_000) as libc::c_uint),
+    }
 }
 
 /// `thrd_sleep`: 0 on success; what the kernel rejects goes to glibc (-2).
 ///
 /// # Safety
 /// As `thrd_sleep(3)`.
-pub unsafe fn thrd_sleep(duration: *const timespec) -> Outcome<c_int> {
-    // SAFETY: per our caller.
-    unsafe { nanosleep(duration) }
+pub unsafe fn thrd_sleep(duration: *const timespec, remaining: *mut timespec) -> Outcome<c_int> {
+    // SAFETY: per our caller; an interrupted C11 sleep returns -1 (the shim's failure value).
+    unsafe { nanosleep(duration, remaining) }
 }

@@ -5,7 +5,7 @@
 
 use super::wait::{Direction, NotReady, wait_ready};
 use super::{Entry, Kind};
-use crate::hub::Hub;
+use crate::hub::{Hub, Interrupt};
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::sys::{errno, now_ns};
@@ -112,14 +112,29 @@ impl GreenFd {
             };
             (timeout > 0).then(|| now_ns().saturating_add(timeout))
         });
-        wait_ready(
-            self.hub,
-            self.fd,
-            self.entry,
-            self.generation,
-            dir,
-            deadline,
-        )
+        // A signal's handler interrupts the wait, as it would interrupt the native call: EINTR,
+        // unless the handler asked for SA_RESTART and the call has no timeout (Linux never
+        // restarts a call with a socket timeout).
+        loop {
+            let interrupt = Interrupt::new(None);
+            let ready = self.hub.interruptibly(&interrupt, || {
+                wait_ready(
+                    self.hub,
+                    self.fd,
+                    self.entry,
+                    self.generation,
+                    dir,
+                    deadline,
+                )
+            });
+            if !interrupt.happened.get() {
+                return ready;
+            }
+            let sig = interrupt.signal.get();
+            if sig == 0 || deadline.is_some() || !crate::signal::restarts(sig) {
+                return Err(NotReady::Interrupted);
+            }
+        }
     }
 }
 

@@ -44,12 +44,15 @@ pub enum NotReady {
     Unwatchable,
     /// Another OS thread's hub watches it: the caller must make the real, blocking call.
     Elsewhere,
+    /// A signal's handler ran and the call is not restarted (no SA_RESTART, or a timeout).
+    Interrupted,
 }
 
 impl NotReady {
     pub fn errno(self) -> c_int {
         match self {
             NotReady::TimedOut => EAGAIN,
+            NotReady::Interrupted => libc::EINTR,
             NotReady::Closed | NotReady::Unwatchable | NotReady::Elsewhere => EBADF,
         }
     }

@@ -48,6 +48,8 @@ pub struct Green {
     root: bool,
     /// Owner id for mutexes that track their owner: never a kernel thread id (bit 30 set).
     pub(crate) id: Cell<i32>,
+    /// The number of the interruptible wait the thread is in (0: none); see `Hub::interruptibly`.
+    pub(crate) interrupt_seq: Cell<u64>,
     hub: Cell<*const Hub>,
     pub(crate) coroutine: UnsafeCell<Option<GreenCoroutine>>,
     pub(crate) yielder: Cell<*const GreenYielder>,
@@ -92,6 +94,7 @@ impl Green {
             live: AtomicBool::new(true),
             root,
             id: Cell::new(0),
+            interrupt_seq: Cell::new(0),
             hub: Cell::new(hub),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(core::ptr::null()),

@@ -41,7 +41,10 @@ pub struct Hub {
     alive: Cell<usize>,
     /// Threads waiting in `poll`/`select`/`epoll_wait`, oldest first, with the flag that tells
     /// one it was interrupted by a signal.
-    interruptible: RefCell<VecDeque<(&'static Green, *const Interrupt)>>,
+    /// (thread, wait number, its Interrupt), oldest first. An entry whose thread's current
+    /// wait number differs is stale (the wait ended): skipped, and compacted away.
+    interruptible: RefCell<VecDeque<(&'static Green, u64, *const Interrupt)>>,
+    interrupt_seq: Cell<u64>,
     /// How many are in `interruptible` (read by signal handlers, which must not borrow).
     interruptible_count: AtomicUsize,
     /// Signals whose handlers ran on this OS thread while calls waited interruptibly.
@@ -60,18 +63,43 @@ pub struct Hub {
 // thread-safe) through `wake`; every other field is touched by the hub's own OS thread only.
 unsafe impl Sync for Hub {}
 
-/// A wait a signal may interrupt: the mask it waits with, and whether it was interrupted.
+/// A wait a signal may interrupt: the mask it waits with, and whether (by which signal) it was
+/// interrupted.
 pub struct Interrupt {
-    pub mask: libc::sigset_t,
+    /// The waiter's own mask; None: the OS thread's (then any signal whose handler ran on this
+    /// thread got through it).
+    pub mask: Option<libc::sigset_t>,
     pub happened: Cell<bool>,
+    /// The signal that interrupted it (0: not known).
+    pub signal: Cell<c_int>,
 }
 
 impl Interrupt {
+    pub fn new(mask: Option<libc::sigset_t>) -> Interrupt {
+        Interrupt {
+            mask,
+            happened: Cell::new(false),
+            signal: Cell::new(0),
+        }
+    }
+
+    /// Would `sig` (None: an unknown one, the OS thread letting through what is not in
+    /// `blocked`) reach this waiter?
+    fn lets_through(&self, sig: Option<c_int>, blocked: &libc::sigset_t) -> bool {
+        let Some(mask) = &self.mask else { return true };
+        match sig {
+            // SAFETY: a valid set and signal number.
+            Some(sig) => unsafe { libc::sigismember(mask, sig) != 1 },
+            None => self.accepts_all_of(blocked),
+        }
+    }
+
     /// Does this waiter let through every signal that `blocked` (the OS thread's mask) does?
     fn accepts_all_of(&self, blocked: &libc::sigset_t) -> bool {
+        let Some(mask) = &self.mask else { return true };
         // SAFETY: valid sets and signal numbers.
         (1..=64).all(|sig| unsafe {
-            libc::sigismember(blocked, sig) == 1 || libc::sigismember(&self.mask, sig) != 1
+            libc::sigismember(blocked, sig) == 1 || libc::sigismember(mask, sig) != 1
         })
     }
 }
@@ -108,6 +136,7 @@ impl Hub {
             inbox_full: AtomicBool::new(false),
             watched: AtomicUsize::new(0),
             interruptible: RefCell::new(VecDeque::new()),
+            interrupt_seq: Cell::new(0),
             interruptible_count: AtomicUsize::new(0),
             arrived: core::sync::atomic::AtomicU64::new(0),
             root_gone: Cell::new(false),
@@ -414,19 +443,40 @@ impl Hub {
     /// a thread that does not block it, maybe one not waiting at all).
     pub fn interruptibly<R>(&self, interrupted: &Interrupt, wait: impl FnOnce() -> R) -> R {
         let me = self.current.get();
-        self.interruptible.borrow_mut().push_back((me, interrupted));
-        self.interruptible_count.fetch_add(1, Ordering::Release);
-        let result = wait();
+        let seq = self.interrupt_seq.get() + 1;
+        self.interrupt_seq.set(seq);
+        me.interrupt_seq.set(seq);
         self.interruptible
             .borrow_mut()
-            .retain(|&(g, _)| !ptr::eq(g, me));
-        self.interruptible_count.fetch_sub(1, Ordering::Release);
+            .push_back((me, seq, interrupted));
+        self.interruptible_count.fetch_add(1, Ordering::Release);
+        let result = wait();
+        me.interrupt_seq.set(0);
+        let live = self.interruptible_count.fetch_sub(1, Ordering::Release) - 1;
+        let mut waiters = self.interruptible.borrow_mut();
+        if waiters.len() > 64 && waiters.len() > 2 * live {
+            waiters.retain(|&(g, seq, _)| g.interrupt_seq.get() == seq);
+        }
         result
     }
 
     /// From a signal handler on this hub's OS thread: `sig`'s handler ran. It counts only
     /// while calls wait interruptibly (a signal handled before a call began interrupts nothing).
     pub fn signal_arrived(&self, sig: c_int) {
+        // A broken pipe or a fault is the running thread's own (the kernel raises it in the
+        // call that caused it): it interrupts no other thread's call.
+        const OWN: [c_int; 7] = [
+            libc::SIGPIPE,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+            libc::SIGSYS,
+        ];
+        if OWN.contains(&sig) {
+            return;
+        }
         if self.interruptible_count.load(Ordering::Acquire) > 0 && (1..64).contains(&sig) {
             self.arrived.fetch_or(1 << sig, Ordering::AcqRel);
         }
@@ -435,28 +485,36 @@ impl Hub {
     /// Interrupts the longest-waiting call that lets `sig` through (unknown signal: that lets
     /// through everything the OS thread does).
     fn interrupt(&self, sig: Option<c_int>) {
-        if self.interruptible.borrow().is_empty() {
+        if self.interruptible_count.load(Ordering::Acquire) == 0 {
             return;
         }
         // SAFETY: an all-zero sigset_t is a valid set; pthread_sigmask fills it.
         let mut deliverable: libc::sigset_t = unsafe { core::mem::zeroed() };
-        // SAFETY: queries the OS thread's mask into a valid set.
-        unsafe {
-            (crate::real::get().pthread_sigmask)(libc::SIG_BLOCK, ptr::null(), &mut deliverable)
-        };
+        if sig.is_none() {
+            // SAFETY: queries the OS thread's mask into a valid set.
+            unsafe {
+                (crate::real::get().pthread_sigmask)(libc::SIG_BLOCK, ptr::null(), &mut deliverable)
+            };
+        }
         let mut waiters = self.interruptible.borrow_mut();
-        // SAFETY: an Interrupt lives on its waiter's stack until it leaves `interruptibly`,
-        // which removes it from the list first.
-        let chosen = waiters.iter().position(|&(_, i)| unsafe {
-            match sig {
-                Some(sig) => libc::sigismember(&(*i).mask, sig) != 1,
-                None => (*i).accepts_all_of(&deliverable),
-            }
-        });
-        if let Some((green, interrupted)) = chosen.and_then(|at| waiters.remove(at)) {
+        // SAFETY: a live entry's Interrupt is on its waiter's stack until the waiter leaves
+        // `interruptibly`, which makes the entry stale first.
+        let eligible = |&(g, seq, i): &(&Green, u64, *const Interrupt)| {
+            g.interrupt_seq.get() == seq && unsafe { (*i).lets_through(sig, &deliverable) }
+        };
+        // Linux gives a process-directed signal to the main thread first when it does not block
+        // it: the root, if it waits here; else the longest waiter.
+        let chosen = waiters
+            .iter()
+            .position(|entry| entry.0.is_root() && eligible(entry))
+            .or_else(|| waiters.iter().position(eligible));
+        if let Some((green, _, interrupted)) = chosen.and_then(|at| waiters.remove(at)) {
             drop(waiters);
             // SAFETY: as above.
-            unsafe { (*interrupted).happened.set(true) };
+            unsafe {
+                (*interrupted).signal.set(sig.unwrap_or(0));
+                (*interrupted).happened.set(true);
+            }
             green.unpark(green.current_token());
         }
     }
