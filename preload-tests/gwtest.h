@@ -59,6 +59,19 @@ static inline long long gw_now_ns(void) {
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* The absolute time `ms` milliseconds from now on `clock`, for the timed waits. */
+static inline struct timespec gw_abs_in(clockid_t clock, long ms) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 /* Number of OS threads (kernel tasks) in this process. */
 static inline int gw_os_threads(void) {
     DIR *d = opendir("/proc/self/task");

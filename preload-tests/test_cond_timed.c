@@ -12,18 +12,6 @@
 #include "gwtest.h"
 #include <pthread.h>
 
-static struct timespec abs_in(clockid_t clock, long ms) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void *trylock_main(void *arg) {
     pthread_mutex_t *m = arg;
     int rc = pthread_mutex_trylock(m);
@@ -43,7 +31,7 @@ enum how { TIMEDWAIT, CLOCKWAIT_RT, CLOCKWAIT_MONO };
 
 /* A 100 ms timed wait nobody signals. */
 static void timeout_once(pthread_cond_t *c, pthread_mutex_t *m, enum how how, clockid_t clock) {
-    struct timespec at = abs_in(clock, 100);
+    struct timespec at = gw_abs_in(clock, 100);
     CHECK_EQ(pthread_mutex_lock(m), 0);
     long long t0 = gw_now_ns();
     int rc;
@@ -89,7 +77,7 @@ static void check_timeouts(void) {
      * (decades in the past), would time out at once; read as MONOTONIC it waits ~1 s. Use a
      * short one to keep the test quick: +150 ms monotonic must wait >= 145 ms. */
     CHECK_EQ(pthread_mutex_lock(&m), 0);
-    struct timespec at = abs_in(CLOCK_MONOTONIC, 150);
+    struct timespec at = gw_abs_in(CLOCK_MONOTONIC, 150);
     long long t0 = gw_now_ns();
     CHECK_EQ(pthread_cond_timedwait(&mono, &m, &at), ETIMEDOUT);
     long long dt = gw_now_ns() - t0;
@@ -104,12 +92,12 @@ static void check_timeouts(void) {
     CHECK_EQ(other_trylock(&m), EBUSY);
 
     /* Malformed: EINVAL, and the mutex stays held. */
-    at = abs_in(CLOCK_REALTIME, 100);
+    at = gw_abs_in(CLOCK_REALTIME, 100);
     at.tv_nsec = 1000000000L;
     CHECK_EQ(pthread_cond_timedwait(&rt, &m, &at), EINVAL);
     at.tv_nsec = -1;
     CHECK_EQ(pthread_cond_clockwait(&rt, &m, CLOCK_MONOTONIC, &at), EINVAL);
-    at = abs_in(CLOCK_MONOTONIC, 100);
+    at = gw_abs_in(CLOCK_MONOTONIC, 100);
     CHECK_EQ(pthread_cond_clockwait(&rt, &m, CLOCK_PROCESS_CPUTIME_ID, &at), EINVAL);
     CHECK_EQ(other_trylock(&m), EBUSY);
     CHECK_EQ(pthread_mutex_unlock(&m), 0);
@@ -129,7 +117,7 @@ static void check_wait_unowned(void) {
     CHECK_EQ(pthread_mutex_init(&m, &ma), 0);
     CHECK_EQ(pthread_mutexattr_destroy(&ma), 0);
     pthread_cond_t c = PTHREAD_COND_INITIALIZER;
-    struct timespec at = abs_in(CLOCK_REALTIME, 1000);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 1000);
     long long t0 = gw_now_ns();
     CHECK_EQ(pthread_cond_timedwait(&c, &m, &at), EPERM);
     long long dt = gw_now_ns() - t0;
@@ -159,7 +147,7 @@ static void check_signalled_early(void) {
     pthread_t t;
     CHECK_EQ(pthread_mutex_lock(&sm), 0);
     CHECK_EQ(pthread_create(&t, NULL, late_signaller, NULL), 0);
-    struct timespec at = abs_in(CLOCK_REALTIME, 5000);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 5000);
     long long t0 = gw_now_ns();
     int rc = 0;
     while (!flag && rc == 0) rc = pthread_cond_timedwait(&sc, &sm, &at);
@@ -182,7 +170,7 @@ static int waiting, go, woken, timed_out, tokens, consumed, bad_rc;
 /* Waits (3 s at most) until `go`; counts how it ended. */
 static void *bwaiter(void *arg) {
     (void)arg;
-    struct timespec at = abs_in(CLOCK_REALTIME, 3000);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 3000);
     if (pthread_mutex_lock(&bm) != 0) bad_rc++;
     waiting++;
     while (!go) {
@@ -202,7 +190,7 @@ static void *bwaiter(void *arg) {
 /* Waits (3 s at most) for a token and takes one. */
 static void *twaiter(void *arg) {
     (void)arg;
-    struct timespec at = abs_in(CLOCK_REALTIME, 3000);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 3000);
     if (pthread_mutex_lock(&bm) != 0) bad_rc++;
     waiting++;
     while (tokens == 0) {
@@ -303,7 +291,7 @@ static void *pinger(void *arg) {
     for (int i = 0; i < ROUNDS; i++) {
         if (pthread_mutex_lock(&pm) != 0) pp_bad++;
         while (turn != me) {
-            struct timespec at = abs_in(CLOCK_MONOTONIC, 2000);
+            struct timespec at = gw_abs_in(CLOCK_MONOTONIC, 2000);
             int rc = pthread_cond_clockwait(&pc, &pm, CLOCK_MONOTONIC, &at);
             if (rc == ETIMEDOUT) {
                 if (turn == me) lost++; /* our turn came but the signal never reached us */
@@ -363,7 +351,7 @@ static void check_pshared(void) {
     CHECK_EQ(pthread_condattr_destroy(&ca), 0);
 
     /* A timeout first: ~100 ms, mutex re-held. */
-    struct timespec at = abs_in(CLOCK_REALTIME, 100);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 100);
     CHECK_EQ(pthread_mutex_lock(&psm), 0);
     long long t0 = gw_now_ns();
     CHECK_EQ(pthread_cond_timedwait(&psc, &psm, &at), ETIMEDOUT);
@@ -373,7 +361,7 @@ static void check_pshared(void) {
 
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, ps_signaller, NULL), 0);
-    at = abs_in(CLOCK_REALTIME, 3000);
+    at = gw_abs_in(CLOCK_REALTIME, 3000);
     t0 = gw_now_ns();
     int rc = 0;
     while (!psflag && rc == 0) rc = pthread_cond_timedwait(&psc, &psm, &at);

@@ -90,18 +90,6 @@ static void holder_stop(struct holder *h) {
     CHECK_EQ(h->unlock_rc, 0);
 }
 
-static struct timespec abs_in(clockid_t clock, long ms) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void init_kind(pthread_mutex_t *m, int kind) {
     pthread_mutexattr_t a;
     CHECK_EQ(pthread_mutexattr_init(&a), 0);
@@ -135,7 +123,7 @@ static void check_errorcheck(pthread_mutex_t *m) {
     CHECK_EQ(pthread_mutex_lock(m), 0);
     CHECK_EQ(pthread_mutex_lock(m), EDEADLK);
     CHECK_EQ(pthread_mutex_trylock(m), EBUSY);
-    struct timespec at = abs_in(CLOCK_REALTIME, 5000);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 5000);
     CHECK_EQ(pthread_mutex_timedlock(m, &at), EDEADLK);
     CHECK_EQ(other(OP_TRYLOCK, m), EBUSY);
     CHECK_EQ(other(OP_UNLOCK, m), EPERM);
@@ -196,25 +184,25 @@ static void check_timed(int kind) {
     holder_start(&h, &m, 0);
 
     /* ETIMEDOUT after the requested ~100 ms, on each clock and from another thread. */
-    struct timespec at = abs_in(CLOCK_REALTIME, 100);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 100);
     long long t0 = gw_now_ns();
     CHECK_EQ(pthread_mutex_timedlock(&m, &at), ETIMEDOUT);
     long long dt = gw_now_ns() - t0;
     CHECK(dt >= 95000000LL && dt < 2000000000LL, "timedlock took %lld ns", dt);
 
-    at = abs_in(CLOCK_MONOTONIC, 100);
+    at = gw_abs_in(CLOCK_MONOTONIC, 100);
     t0 = gw_now_ns();
     CHECK_EQ(pthread_mutex_clocklock(&m, CLOCK_MONOTONIC, &at), ETIMEDOUT);
     dt = gw_now_ns() - t0;
     CHECK(dt >= 95000000LL && dt < 2000000000LL, "clocklock took %lld ns", dt);
 
-    at = abs_in(CLOCK_REALTIME, 100);
+    at = gw_abs_in(CLOCK_REALTIME, 100);
     t0 = gw_now_ns();
     CHECK_EQ(pthread_mutex_clocklock(&m, CLOCK_REALTIME, &at), ETIMEDOUT);
     dt = gw_now_ns() - t0;
     CHECK(dt >= 95000000LL && dt < 2000000000LL, "clocklock(REALTIME) took %lld ns", dt);
 
-    struct other o = {.op = OP_TIMEDLOCK, .m = &m, .at = abs_in(CLOCK_REALTIME, 100)};
+    struct other o = {.op = OP_TIMEDLOCK, .m = &m, .at = gw_abs_in(CLOCK_REALTIME, 100)};
     pthread_t t;
     t0 = gw_now_ns();
     CHECK_EQ(pthread_create(&t, NULL, other_main, &o), 0);
@@ -231,33 +219,33 @@ static void check_timed(int kind) {
     CHECK(gw_now_ns() - t0 < 1000000000LL, "past deadline waited");
 
     /* A malformed deadline is EINVAL when the call would have to wait. */
-    at = abs_in(CLOCK_REALTIME, 100);
+    at = gw_abs_in(CLOCK_REALTIME, 100);
     at.tv_nsec = 2000000000L;
     CHECK_EQ(pthread_mutex_timedlock(&m, &at), EINVAL);
     at.tv_nsec = -1;
     CHECK_EQ(pthread_mutex_timedlock(&m, &at), EINVAL);
-    at = abs_in(CLOCK_MONOTONIC, 100);
+    at = gw_abs_in(CLOCK_MONOTONIC, 100);
     at.tv_nsec = 2000000000L;
     CHECK_EQ(pthread_mutex_clocklock(&m, CLOCK_MONOTONIC, &at), EINVAL);
     /* An unsupported clock is EINVAL. */
-    at = abs_in(CLOCK_MONOTONIC, 100);
+    at = gw_abs_in(CLOCK_MONOTONIC, 100);
     CHECK_EQ(pthread_mutex_clocklock(&m, CLOCK_PROCESS_CPUTIME_ID, &at), EINVAL);
 
     holder_stop(&h);
 
     /* Free: glibc takes it without looking at the deadline's nanoseconds. */
-    at = abs_in(CLOCK_REALTIME, 100);
+    at = gw_abs_in(CLOCK_REALTIME, 100);
     at.tv_nsec = 2000000000L;
     CHECK_EQ(pthread_mutex_timedlock(&m, &at), 0);
     CHECK_EQ(pthread_mutex_unlock(&m), 0);
-    at = abs_in(CLOCK_MONOTONIC, 100);
+    at = gw_abs_in(CLOCK_MONOTONIC, 100);
     CHECK_EQ(pthread_mutex_clocklock(&m, CLOCK_MONOTONIC, &at), 0);
     CHECK_EQ(pthread_mutex_unlock(&m), 0);
     CHECK_EQ(pthread_mutex_clocklock(&m, CLOCK_PROCESS_CPUTIME_ID, &at), EINVAL);
 
     /* Held for 100 ms by another thread, with a generous deadline: we get it once freed. */
     holder_start(&h, &m, 100);
-    at = abs_in(CLOCK_REALTIME, 5000);
+    at = gw_abs_in(CLOCK_REALTIME, 5000);
     t0 = gw_now_ns();
     CHECK_EQ(pthread_mutex_timedlock(&m, &at), 0);
     dt = gw_now_ns() - t0;
@@ -265,7 +253,7 @@ static void check_timed(int kind) {
     CHECK_EQ(pthread_mutex_unlock(&m), 0);
     holder_stop(&h);
     holder_start(&h, &m, 100);
-    at = abs_in(CLOCK_MONOTONIC, 5000);
+    at = gw_abs_in(CLOCK_MONOTONIC, 5000);
     CHECK_EQ(pthread_mutex_clocklock(&m, CLOCK_MONOTONIC, &at), 0);
     CHECK_EQ(pthread_mutex_unlock(&m), 0);
     holder_stop(&h);
@@ -519,7 +507,7 @@ static void check_robust_thread_death(void) {
     CHECK_EQ(pthread_create(&t, NULL, lock_and_die, &m), 0);
     CHECK_EQ(pthread_join(t, &ret), 0);
     CHECK_EQ((int)(intptr_t)ret, 0);
-    struct timespec at = abs_in(CLOCK_REALTIME, 1000);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 1000);
     int rc = pthread_mutex_timedlock(&m, &at);
     CHECK(rc == EOWNERDEAD, "robust mutex whose owner thread ended: timedlock = %d (%s), want "
           "EOWNERDEAD", rc, strerror(rc));

@@ -95,18 +95,6 @@ static void check_exclusion(int kind, const char *name) {
 
 /* ---- error codes ---- */
 
-static struct timespec abs_in(clockid_t clock, long ms) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 enum op { TRYRD, TRYWR, TIMEDRD, TIMEDWR, CLOCKRD, CLOCKWR, RD, WR };
 
 struct other {
@@ -118,7 +106,7 @@ struct other {
 
 static void *other_main(void *arg) {
     struct other *o = arg;
-    struct timespec rt = abs_in(CLOCK_REALTIME, 100), mono = abs_in(CLOCK_MONOTONIC, 100);
+    struct timespec rt = gw_abs_in(CLOCK_REALTIME, 100), mono = gw_abs_in(CLOCK_MONOTONIC, 100);
     long long t0 = gw_now_ns();
     switch (o->op) {
     case TRYRD: o->rc = pthread_rwlock_tryrdlock(o->l); break;
@@ -164,7 +152,7 @@ static void check_codes(void) {
     CHECK_EQ(pthread_rwlock_trywrlock(&l), EBUSY);
     CHECK_EQ(pthread_rwlock_wrlock(&l), EDEADLK);
     CHECK_EQ(pthread_rwlock_rdlock(&l), EDEADLK);
-    struct timespec at = abs_in(CLOCK_REALTIME, 5000);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 5000);
     CHECK_EQ(pthread_rwlock_timedwrlock(&l, &at), EDEADLK);
     CHECK_EQ(pthread_rwlock_timedrdlock(&l, &at), EDEADLK);
     CHECK_TIMES_OUT(&l, TIMEDRD);
@@ -192,7 +180,7 @@ static void check_codes(void) {
     /* Timeout for our own timed write lock while another thread reads... here: while we
      * read (no deadlock detection for readers: it waits and times out). */
     CHECK_EQ(pthread_rwlock_rdlock(&l), 0);
-    at = abs_in(CLOCK_REALTIME, 100);
+    at = gw_abs_in(CLOCK_REALTIME, 100);
     long long t0 = gw_now_ns();
     CHECK_EQ(pthread_rwlock_timedwrlock(&l, &at), ETIMEDOUT);
     long long dt = gw_now_ns() - t0;
@@ -200,14 +188,14 @@ static void check_codes(void) {
     CHECK_EQ(pthread_rwlock_unlock(&l), 0);
 
     /* Malformed deadlines and clocks: EINVAL, checked before anything else (glibc). */
-    at = abs_in(CLOCK_REALTIME, 100);
+    at = gw_abs_in(CLOCK_REALTIME, 100);
     at.tv_nsec = 2000000000L;
     CHECK_EQ(pthread_rwlock_timedwrlock(&l, &at), EINVAL);
     CHECK_EQ(pthread_rwlock_timedrdlock(&l, &at), EINVAL);
     at.tv_nsec = -1;
     CHECK_EQ(pthread_rwlock_clockwrlock(&l, CLOCK_MONOTONIC, &at), EINVAL);
     CHECK_EQ(pthread_rwlock_clockrdlock(&l, CLOCK_MONOTONIC, &at), EINVAL);
-    at = abs_in(CLOCK_MONOTONIC, 100);
+    at = gw_abs_in(CLOCK_MONOTONIC, 100);
     CHECK_EQ(pthread_rwlock_clockwrlock(&l, CLOCK_PROCESS_CPUTIME_ID, &at), EINVAL);
     CHECK_EQ(pthread_rwlock_clockrdlock(&l, CLOCK_PROCESS_CPUTIME_ID, &at), EINVAL);
     /* The lock is still free. */
@@ -217,10 +205,10 @@ static void check_codes(void) {
     CHECK_EQ(pthread_rwlock_unlock(&l), 0);
 
     /* Timed locks that succeed. */
-    at = abs_in(CLOCK_REALTIME, 1000);
+    at = gw_abs_in(CLOCK_REALTIME, 1000);
     CHECK_EQ(pthread_rwlock_timedwrlock(&l, &at), 0);
     CHECK_EQ(pthread_rwlock_unlock(&l), 0);
-    at = abs_in(CLOCK_MONOTONIC, 1000);
+    at = gw_abs_in(CLOCK_MONOTONIC, 1000);
     CHECK_EQ(pthread_rwlock_clockrdlock(&l, CLOCK_MONOTONIC, &at), 0);
     CHECK_EQ(pthread_rwlock_unlock(&l), 0);
 

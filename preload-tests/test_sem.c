@@ -49,18 +49,6 @@ static void check_pool(void) {
     printf("sem: pool of %d, max %d holders\n", POOL, max_holders);
 }
 
-static struct timespec abs_in(clockid_t clock, long ms) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 #define CHECK_FAILS(call, err)                                                                \
     do {                                                                                      \
         errno = 0;                                                                            \
@@ -91,7 +79,7 @@ struct timed_waiter {
 
 static void *timed_waiter_main(void *arg) {
     struct timed_waiter *w = arg;
-    struct timespec at = abs_in(CLOCK_REALTIME, 100);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 100);
     long long t0 = gw_now_ns();
     errno = 0;
     w->rc = sem_timedwait(w->s, &at);
@@ -107,13 +95,13 @@ static void check_calls(void) {
     CHECK_FAILS(sem_trywait(&s), EAGAIN);
 
     /* Timeouts, in main and in a thread. */
-    struct timespec at = abs_in(CLOCK_REALTIME, 100);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 100);
     long long t0 = gw_now_ns();
     CHECK_FAILS(sem_timedwait(&s, &at), ETIMEDOUT);
     long long dt = gw_now_ns() - t0;
     CHECK(dt >= 95000000LL && dt < 2000000000LL, "sem_timedwait took %lld ns", dt);
 
-    at = abs_in(CLOCK_MONOTONIC, 100);
+    at = gw_abs_in(CLOCK_MONOTONIC, 100);
     t0 = gw_now_ns();
     CHECK_FAILS(sem_clockwait(&s, CLOCK_MONOTONIC, &at), ETIMEDOUT);
     dt = gw_now_ns() - t0;
@@ -131,18 +119,18 @@ static void check_calls(void) {
     CHECK_FAILS(sem_timedwait(&s, &at), ETIMEDOUT); /* already past */
 
     /* Malformed deadline or clock: EINVAL, whatever the value. */
-    at = abs_in(CLOCK_REALTIME, 100);
+    at = gw_abs_in(CLOCK_REALTIME, 100);
     at.tv_nsec = -1;
     CHECK_FAILS(sem_timedwait(&s, &at), EINVAL);
     at.tv_nsec = 1000000000L;
     CHECK_FAILS(sem_timedwait(&s, &at), EINVAL);
-    at = abs_in(CLOCK_MONOTONIC, 100);
+    at = gw_abs_in(CLOCK_MONOTONIC, 100);
     at.tv_nsec = -1;
     CHECK_FAILS(sem_clockwait(&s, CLOCK_MONOTONIC, &at), EINVAL);
-    at = abs_in(CLOCK_MONOTONIC, 100);
+    at = gw_abs_in(CLOCK_MONOTONIC, 100);
     CHECK_FAILS(sem_clockwait(&s, CLOCK_PROCESS_CPUTIME_ID, &at), EINVAL);
     CHECK_EQ(sem_post(&s), 0);
-    at = abs_in(CLOCK_REALTIME, 100);
+    at = gw_abs_in(CLOCK_REALTIME, 100);
     at.tv_nsec = -1;
     CHECK_FAILS(sem_timedwait(&s, &at), EINVAL);
     CHECK_EQ(sem_getvalue(&s, &v), 0);
@@ -154,9 +142,9 @@ static void check_calls(void) {
     CHECK_EQ(sem_getvalue(&s, &v), 0);
     CHECK_EQ(v, 3);
     CHECK_EQ(sem_wait(&s), 0);
-    at = abs_in(CLOCK_REALTIME, 100);
+    at = gw_abs_in(CLOCK_REALTIME, 100);
     CHECK_EQ(sem_timedwait(&s, &at), 0);
-    at = abs_in(CLOCK_MONOTONIC, 100);
+    at = gw_abs_in(CLOCK_MONOTONIC, 100);
     CHECK_EQ(sem_clockwait(&s, CLOCK_MONOTONIC, &at), 0);
     CHECK_EQ(sem_getvalue(&s, &v), 0);
     CHECK_EQ(v, 0);
@@ -164,7 +152,7 @@ static void check_calls(void) {
     /* A post from another thread after 50 ms ends a 5 s wait early. */
     struct poster p = {.s = &s, .delay_ms = 50};
     CHECK_EQ(pthread_create(&t, NULL, poster_main, &p), 0);
-    at = abs_in(CLOCK_REALTIME, 5000);
+    at = gw_abs_in(CLOCK_REALTIME, 5000);
     t0 = gw_now_ns();
     CHECK_EQ(sem_timedwait(&s, &at), 0);
     dt = gw_now_ns() - t0;
@@ -217,7 +205,7 @@ struct waiter {
 static void *waiter_main(void *arg) {
     struct waiter *w = arg;
     int before = __atomic_load_n(&ticks, __ATOMIC_SEQ_CST);
-    struct timespec at = abs_in(CLOCK_REALTIME, 5000);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 5000);
     long long t0 = gw_now_ns();
     errno = 0;
     w->rc = w->timed ? sem_timedwait(w->s, &at) : sem_wait(w->s);
@@ -288,12 +276,12 @@ static void check_named(void) {
         usleep(100000);
         _exit(sem_post(c) == 0 ? 0 : 3);
     }
-    struct timespec at = abs_in(CLOCK_REALTIME, 5000);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 5000);
     CHECK_EQ(sem_timedwait(s, &at), 0);
     reap(pid);
 
     /* a timed wait with nobody posting */
-    at = abs_in(CLOCK_REALTIME, 100);
+    at = gw_abs_in(CLOCK_REALTIME, 100);
     t0 = gw_now_ns();
     CHECK_FAILS(sem_timedwait(s, &at), ETIMEDOUT);
     dt = gw_now_ns() - t0;

@@ -15,18 +15,6 @@
 #include <signal.h>
 #include <sys/syscall.h>
 
-static struct timespec abs_in(clockid_t clock, long ms) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static timer_t arm(void (*fn)(union sigval), long delay_ms) {
     struct sigevent sev;
     memset(&sev, 0, sizeof sev);
@@ -83,7 +71,7 @@ static void handshake_cb(union sigval v) {
 }
 
 static int handshake_wait(void) {
-    struct timespec at = abs_in(CLOCK_REALTIME, 5000);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 5000);
     int rc = 0;
     CHECK_EQ(pthread_mutex_lock(&hm), 0);
     while (!hflag && rc == 0) rc = pthread_cond_timedwait(&hc, &hm, &at);
@@ -305,7 +293,7 @@ static void post_cb(union sigval v) {
 
 static void *sem_waiter(void *arg) {
     (void)arg;
-    struct timespec at = abs_in(CLOCK_REALTIME, 5000);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 5000);
     return (void *)(intptr_t)(sem_timedwait(&sem, &at) == 0 ? 0 : errno);
 }
 
@@ -338,7 +326,7 @@ static void real_waiter_cb(union sigval v) {
     (void)v;
     note_thread();
     __atomic_store_n(&rw_started, 1, __ATOMIC_SEQ_CST);
-    struct timespec at = abs_in(CLOCK_REALTIME, 5000);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 5000);
     long long t0 = gw_now_ns();
     int rc = pthread_mutex_lock(&wm);
     while (!wflag && rc == 0) rc = pthread_cond_timedwait(&wc, &wm, &at);
@@ -346,7 +334,7 @@ static void real_waiter_cb(union sigval v) {
     rc |= pthread_mutex_unlock(&wm);
     rw_cond_ns = gw_now_ns() - t0;
     rw_cond_rc = rc;
-    at = abs_in(CLOCK_REALTIME, 5000);
+    at = gw_abs_in(CLOCK_REALTIME, 5000);
     t0 = gw_now_ns();
     rw_sem_rc = sem_timedwait(&wsem, &at) == 0 ? 0 : errno;
     rw_sem_ns = gw_now_ns() - t0;
