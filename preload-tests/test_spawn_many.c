@@ -1,0 +1,50 @@
+/* Processes from many green threads at once: system("true"), popen + pclose, and posix_spawn +
+ * waitpid, 50 of each in parallel; every child is run and reaped with its status. */
+#include "gwtest.h"
+#include <pthread.h>
+#include <spawn.h>
+
+extern char **environ;
+enum { EACH = 50 };
+static int ok_system, ok_popen, ok_spawn;
+
+static void *by_system(void *arg) {
+    if (system("exit 3") != -1 && system("true") == 0) __atomic_add_fetch(&ok_system, 1, __ATOMIC_SEQ_CST);
+    return arg;
+}
+
+static void *by_popen(void *arg) {
+    FILE *f = popen("echo hi", "r");
+    char line[16] = {0};
+    int good = f && fgets(line, sizeof line, f) && strcmp(line, "hi\n") == 0;
+    if (f && pclose(f) != 0) good = 0;
+    if (good) __atomic_add_fetch(&ok_popen, 1, __ATOMIC_SEQ_CST);
+    return arg;
+}
+
+static void *by_spawn(void *arg) {
+    pid_t pid;
+    char *argv[] = {"/bin/sh", "-c", "exit 7", NULL};
+    int status = 0;
+    if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ) == 0 && waitpid(pid, &status, 0) == pid &&
+        WIFEXITED(status) && WEXITSTATUS(status) == 7)
+        __atomic_add_fetch(&ok_spawn, 1, __ATOMIC_SEQ_CST);
+    return arg;
+}
+
+int main(void) {
+    pthread_t t[3 * EACH];
+    for (int i = 0; i < EACH; i++) {
+        CHECK_EQ(pthread_create(&t[3 * i], NULL, by_system, NULL), 0);
+        CHECK_EQ(pthread_create(&t[3 * i + 1], NULL, by_popen, NULL), 0);
+        CHECK_EQ(pthread_create(&t[3 * i + 2], NULL, by_spawn, NULL), 0);
+    }
+    for (int i = 0; i < 3 * EACH; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
+    CHECK(ok_system == EACH && ok_popen == EACH && ok_spawn == EACH, "system %d, popen %d, posix_spawn %d of %d",
+          ok_system, ok_popen, ok_spawn, EACH);
+    /* Every child was reaped. */
+    errno = 0;
+    CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
+    CHECK_EQ(errno, ECHILD);
+    return 0;
+}
