@@ -161,6 +161,12 @@ static void *sleep_100(void *arg) {
     return arg;
 }
 
+/* Outlives every timed-out join below by far, even on a loaded machine. */
+static void *sleep_1500(void *arg) {
+    sleep_ms(1500);
+    return arg;
+}
+
 static void check_tryjoin(void) {
     pthread_t t;
     void *v = NULL;
@@ -185,7 +191,7 @@ static void check_tryjoin(void) {
 static void check_timedjoin(void) {
     pthread_t t;
     void *v = NULL;
-    CHECK_EQ(pthread_create(&t, NULL, sleep_100, (void *)(intptr_t)66), 0);
+    CHECK_EQ(pthread_create(&t, NULL, sleep_1500, (void *)(intptr_t)66), 0);
     sleep_ms(5);
 
     /* A deadline already past: at once. */
@@ -195,7 +201,7 @@ static void check_timedjoin(void) {
     CHECK_EQ(pthread_timedjoin_np(t, &v, &past), ETIMEDOUT);
     CHECK(gw_now_ns() - t0 < 50000000LL, "past deadline took %lld ns", gw_now_ns() - t0);
 
-    /* 30 ms from now, the thread sleeps 100 ms. */
+    /* 30 ms from now, the thread sleeps 1.5 s. */
     struct timespec at = deadline_in(CLOCK_REALTIME, 30);
     t0 = gw_now_ns();
     CHECK_EQ(pthread_timedjoin_np(t, &v, &at), ETIMEDOUT);
