@@ -15,9 +15,14 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,6 +136,58 @@ static inline const char *gw_self(void) {
     if (n < 0) { perror("readlink"); _exit(1); }
     path[n] = 0;
     return path;
+}
+
+/* A watchdog for a test that could hang: after `seconds`, "NAME: watchdog: hung in PHASE" on
+ * stderr (the phase the test last stored in gw_phase) and exit 1, so a hang fails fast and says
+ * where. Raw syscalls: safe in a signal handler. */
+__attribute__((unused)) static const char *volatile gw_phase = "start";
+__attribute__((unused)) static const char *gw_watchdog_name = "test";
+__attribute__((unused)) static void gw_on_watchdog(int sig) {
+    (void)sig;
+    const char *name = gw_watchdog_name, *phase = gw_phase, *mid = ": watchdog: hung in ";
+    syscall(SYS_write, 2, name, strlen(name));
+    syscall(SYS_write, 2, mid, strlen(mid));
+    syscall(SYS_write, 2, phase, strlen(phase));
+    syscall(SYS_write, 2, "\n", 1);
+    _exit(1);
+}
+static inline void gw_watchdog(const char *name, unsigned seconds) {
+    gw_watchdog_name = name;
+    signal(SIGALRM, gw_on_watchdog);
+    alarm(seconds);
+}
+
+/* A green thread that keeps counting (gw_ticks, every 1 ms) until gw_ticker_stop: proof that
+ * other threads ran while one waited. */
+__attribute__((unused)) static volatile int gw_ticker_stop;
+__attribute__((unused)) static volatile long gw_ticks;
+static inline void *gw_ticker(void *arg) {
+    (void)arg;
+    while (!gw_ticker_stop) {
+        gw_ticks++;
+        usleep(1000);
+    }
+    return NULL;
+}
+
+/* A connected TCP pair on 127.0.0.1: fds[0] the accepted end, fds[1] the connecting end. */
+static inline void gw_tcp_pair(int fds[2]) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(l >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ(listen(l, 1), 0);
+    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(c >= 0, "socket: %s", strerror(errno));
+    CHECK(connect(c, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
+    int s = accept(l, NULL, NULL);
+    CHECK(s >= 0, "accept: %s", strerror(errno));
+    close(l);
+    fds[0] = s;
+    fds[1] = c;
 }
 
 #endif

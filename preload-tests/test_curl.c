@@ -19,16 +19,6 @@
 #define BODY (1 << 20)
 #define NCURL 3
 
-static const char *volatile g_phase = "start";
-static void on_alarm(int sig) {
-    (void)sig;
-    const char *p = g_phase;
-    syscall(SYS_write, 2, "curl: watchdog: hung in ", 24);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(1);
-}
-
 static unsigned char g_body[BODY];
 static int g_listen;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -102,8 +92,7 @@ int main(void) {
         return GW_SKIP;
     }
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGALRM, on_alarm);
-    alarm(25);
+    gw_watchdog("curl", 25);
     for (int i = 0; i < BODY; i++) g_body[i] = (unsigned char)((i * 7) ^ (i >> 8) ^ (i >> 16));
 
     g_listen = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -117,7 +106,7 @@ int main(void) {
     pthread_t acc;
     CHECK_EQ(pthread_create(&acc, NULL, acceptor_main, NULL), 0);
 
-    g_phase = "running curl";
+    gw_phase = "running curl";
     pid_t pids[NCURL];
     int outs[NCURL];
     char files[NCURL][64];
@@ -162,7 +151,7 @@ int main(void) {
     }
     CHECK_EQ(pthread_join(acc, NULL), 0);
 
-    g_phase = "checking";
+    gw_phase = "checking";
     for (int i = 0; i < NCURL; i++) {
         CHECK(!strcmp(results[i], "1048576"), "curl %d printed size_download '%s'", i, results[i]);
         int f = open(files[i], O_RDONLY);

@@ -28,17 +28,6 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
-/* Watchdog: a hang fails fast, naming the phase (raw syscalls: safe in a handler). */
-static const char *volatile g_phase = "start";
-static void on_alarm(int sig) {
-    (void)sig;
-    const char *p = g_phase;
-    syscall(SYS_write, 2, "fdopen_stdio: watchdog: hung in ", 32);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(1);
-}
-
 #define STDIO_TOTAL (8 << 20)
 #define CHILD_TOTAL (1 << 20)
 #define CHILD_CHUNK 70000
@@ -135,24 +124,6 @@ static void *fwriter_main(void *arg) {
     return NULL;
 }
 
-static void tcp_pair(int fds[2]) {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(l >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 1), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(c >= 0, "socket: %s", strerror(errno));
-    CHECK(connect(c, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-    int s = accept(l, NULL, NULL);
-    CHECK(s >= 0, "accept: %s", strerror(errno));
-    close(l);
-    fds[0] = s;
-    fds[1] = c;
-}
-
 /* Runs `fn(arg)` in a forked child that keeps `keep_fd` (closing `close_fd`), and copies the
  * `size` bytes at `arg` back from it when it is done. Returns the child's pid; collect with
  * finish_child. */
@@ -190,7 +161,7 @@ static void finish_child(pid_t pid, int result_pipe, void *arg, size_t size) {
 
 static void stdio_write(const char *kind) {
     int fds[2];
-    if (!strcmp(kind, "tcp")) tcp_pair(fds);
+    if (!strcmp(kind, "tcp")) gw_tcp_pair(fds);
     else CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     struct reader r = {.fd = fds[0], .want = -1};
     struct fwriter w = {.fd = fds[1], .fclose_rc = -2};
@@ -416,21 +387,20 @@ int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--child-write")) return child_write(atoi(argv[2]));
     setvbuf(stdout, NULL, _IONBF, 0);
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGALRM, on_alarm);
-    alarm(12);
-    g_phase = "forked child writing 1 MiB to an inherited socket";
+    gw_watchdog("fdopen_stdio", 12);
+    gw_phase = "forked child writing 1 MiB to an inherited socket";
     forked_writer(0);
-    g_phase = "exec'd child writing 1 MiB to an inherited socket";
+    gw_phase = "exec'd child writing 1 MiB to an inherited socket";
     forked_writer(1);
-    g_phase = "fork from a thread, child's threads on an inherited socket";
+    gw_phase = "fork from a thread, child's threads on an inherited socket";
     fork_from_thread();
-    g_phase = "regular file on the number of an fclose'd socket";
+    gw_phase = "regular file on the number of an fclose'd socket";
     fclose_then_file();
-    g_phase = "fdopen(unix socket, \"w\") + fwrite 8 MiB + fclose, reader thread";
+    gw_phase = "fdopen(unix socket, \"w\") + fwrite 8 MiB + fclose, reader thread";
     stdio_write("unix");
-    g_phase = "fdopen(tcp socket, \"w\") + fwrite 8 MiB + fclose, reader thread";
+    gw_phase = "fdopen(tcp socket, \"w\") + fwrite 8 MiB + fclose, reader thread";
     stdio_write("tcp");
-    g_phase = "fdopen(unix socket, \"r\") + fread 8 MiB, writer thread";
+    gw_phase = "fdopen(unix socket, \"r\") + fread 8 MiB, writer thread";
     stdio_read();
     return 0;
 }

@@ -27,27 +27,6 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
-static const char *volatile g_phase = "start";
-static void on_alarm(int sig) {
-    (void)sig;
-    const char *p = g_phase;
-    syscall(SYS_write, 2, "nonblocking_app: watchdog: hung in ", 35);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(1);
-}
-
-static volatile int g_stop;
-static volatile long g_ticks;
-static void *ticker_main(void *arg) {
-    (void)arg;
-    while (!g_stop) {
-        g_ticks++;
-        usleep(1000);
-    }
-    return NULL;
-}
-
 static void *sleeper_main(void *arg) {
     char c;
     ssize_t n = read(*(int *)arg, &c, 1);
@@ -209,19 +188,18 @@ static void *sendfile_main(void *arg) {
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGALRM, on_alarm);
-    alarm(12);
+    gw_watchdog("nonblocking_app", 12);
 
     int sp[2];
     CHECK_EQ(pipe(sp), 0);
     pthread_t sleeper, ticker;
     CHECK_EQ(pthread_create(&sleeper, NULL, sleeper_main, &sp[0]), 0);
-    CHECK_EQ(pthread_create(&ticker, NULL, ticker_main, NULL), 0);
+    CHECK_EQ(pthread_create(&ticker, NULL, gw_ticker, NULL), 0);
     usleep(20000);
 
     int sv[2];
     /* 1. SOCK_NONBLOCK */
-    g_phase = "SOCK_NONBLOCK socketpair";
+    gw_phase = "SOCK_NONBLOCK socketpair";
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     CHECK_EQ(fcntl(sv[0], F_GETFL), O_RDWR | O_NONBLOCK);
     check_empty_nonblocking(sv[0]);
@@ -232,7 +210,7 @@ int main(void) {
     close(sv[1]);
 
     /* 2. fcntl O_NONBLOCK set, then cleared */
-    g_phase = "fcntl O_NONBLOCK socketpair";
+    gw_phase = "fcntl O_NONBLOCK socketpair";
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     CHECK_EQ(fcntl(sv[0], F_GETFL), O_RDWR);
     CHECK_EQ(fcntl(sv[0], F_SETFL, O_RDWR | O_NONBLOCK), 0);
@@ -242,22 +220,22 @@ int main(void) {
     CHECK_EQ(fcntl(sv[0], F_SETFL, O_RDWR), 0);
     CHECK_EQ(fcntl(sv[0], F_GETFL), O_RDWR);
     CHECK_EQ(kernel_flags(sv[0]) & O_NONBLOCK, 0);
-    g_phase = "recv after clearing O_NONBLOCK with fcntl";
+    gw_phase = "recv after clearing O_NONBLOCK with fcntl";
     check_blocks_again(sv[0], sv[1], "after-fcntl");
 
     /* 3. ioctl FIONBIO on, then off */
-    g_phase = "ioctl FIONBIO";
+    gw_phase = "ioctl FIONBIO";
     int on = 1, off = 0;
     CHECK_EQ(ioctl(sv[0], FIONBIO, &on), 0);
     CHECK_EQ(fcntl(sv[0], F_GETFL), O_RDWR | O_NONBLOCK);
     check_empty_nonblocking(sv[0]);
     CHECK_EQ(ioctl(sv[0], FIONBIO, &off), 0);
     CHECK_EQ(fcntl(sv[0], F_GETFL), O_RDWR);
-    g_phase = "recv after FIONBIO 0";
+    gw_phase = "recv after FIONBIO 0";
     check_blocks_again(sv[0], sv[1], "after-fionbio");
 
     /* 4. MSG_DONTWAIT on a blocking socket: EAGAIN, the fd stays blocking */
-    g_phase = "MSG_DONTWAIT";
+    gw_phase = "MSG_DONTWAIT";
     char buf[100];
     CHECK_EAGAIN_NOW(recv(sv[0], buf, sizeof buf, MSG_DONTWAIT));
     CHECK_EAGAIN_NOW(recvfrom(sv[0], buf, sizeof buf, MSG_DONTWAIT, NULL, NULL));
@@ -276,7 +254,7 @@ int main(void) {
     close(sv[1]);
 
     /* 5. F_GETFL while another thread is parked reading the blocking socket */
-    g_phase = "F_GETFL while a thread is parked in recv";
+    gw_phase = "F_GETFL while a thread is parked in recv";
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     struct parked_reader pr = {.fd = sv[0], .n = -2};
     pthread_t prt;
@@ -298,7 +276,7 @@ int main(void) {
     close(sv[1]);
 
     /* 6. pipes */
-    g_phase = "non-blocking pipes";
+    gw_phase = "non-blocking pipes";
     int p[2];
     CHECK_EQ(pipe2(p, O_NONBLOCK), 0);
     CHECK_EQ(fcntl(p[0], F_GETFL), O_RDONLY | O_NONBLOCK);
@@ -322,7 +300,7 @@ int main(void) {
     close(p[1]);
 
     /* 7. accept / accept4 */
-    g_phase = "accept on a non-blocking listener";
+    gw_phase = "accept on a non-blocking listener";
     struct sockaddr_in a;
     int l = listener(1, &a);
     CHECK_EQ(fcntl(l, F_GETFL), O_RDWR | O_NONBLOCK);
@@ -351,7 +329,7 @@ int main(void) {
     close(l);
     close(s1); close(s2); close(s3); close(c1); close(c2); close(c3);
 
-    g_phase = "accept4 waiting on a blocking listener";
+    gw_phase = "accept4 waiting on a blocking listener";
     l = listener(0, &a);
     struct delayed d = {.delay_ms = 60, .addr = &a, .connected_fd = -1};
     pthread_t dt;
@@ -375,7 +353,7 @@ int main(void) {
     close(d.connected_fd);
 
     /* 8. non-blocking connect */
-    g_phase = "non-blocking connect";
+    gw_phase = "non-blocking connect";
     int nc = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     CHECK(nc >= 0, "socket: %s", strerror(errno));
     errno = 0;
@@ -396,7 +374,7 @@ int main(void) {
     close(l);
 
     /* 9. non-blocking UDP */
-    g_phase = "non-blocking UDP";
+    gw_phase = "non-blocking UDP";
     int u = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     CHECK(u >= 0, "socket: %s", strerror(errno));
     struct sockaddr_in ua = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -405,7 +383,7 @@ int main(void) {
     close(u);
 
     /* 10. flags while parked in accept / sendfile */
-    g_phase = "flags while a thread is parked in accept";
+    gw_phase = "flags while a thread is parked in accept";
     l = listener(0, &a);
     struct acceptor_arg aa = {.fd = l, .rc = -2};
     pthread_t at;
@@ -419,7 +397,7 @@ int main(void) {
     CHECK(aa.rc >= 0, "parked accept: %s", strerror(aa.err));
     CHECK_EQ(fcntl(l, F_GETFL), O_RDWR);
 
-    g_phase = "flags while a thread is parked in sendfile";
+    gw_phase = "flags while a thread is parked in sendfile";
     char path[] = "/tmp/gw_nbapp_XXXXXX";
     int file = mkstemp(path);
     CHECK(file >= 0, "mkstemp: %s", strerror(errno));
@@ -447,15 +425,15 @@ int main(void) {
     close(aa.rc);
     close(l);
 
-    g_phase = "ending";
-    g_stop = 1;
+    gw_phase = "ending";
+    gw_ticker_stop = 1;
     CHECK_EQ(write(sp[1], "q", 1), 1);
     void *sret;
     CHECK_EQ(pthread_join(sleeper, &sret), 0);
     CHECK(sret == (void *)1, "sleeper read %ld", (long)(intptr_t)sret);
     CHECK_EQ(pthread_join(ticker, NULL), 0);
-    CHECK(g_ticks > 0, "ticker never ran");
+    CHECK(gw_ticks > 0, "ticker never ran");
     if (gw_preloaded()) CHECK_EQ(gw_os_threads(), 1);
-    printf("nonblocking_app: all EAGAIN / flag checks hold (ticker ran %ld times)\n", g_ticks);
+    printf("nonblocking_app: all EAGAIN / flag checks hold (ticker ran %ld times)\n", gw_ticks);
     return 0;
 }

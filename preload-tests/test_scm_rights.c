@@ -17,27 +17,6 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
-static const char *volatile g_phase = "start";
-static void on_alarm(int sig) {
-    (void)sig;
-    const char *p = g_phase;
-    syscall(SYS_write, 2, "scm_rights: watchdog: hung in ", 30);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(1);
-}
-
-static volatile int g_stop;
-static volatile long g_ticks;
-static void *ticker_main(void *arg) {
-    (void)arg;
-    while (!g_stop) {
-        g_ticks++;
-        usleep(1000);
-    }
-    return NULL;
-}
-
 static void send_fds(int ch, const int *fds, int n, char tag) {
     char cbuf[CMSG_SPACE(4 * sizeof(int))];
     memset(cbuf, 0, sizeof cbuf);
@@ -99,11 +78,11 @@ static void *b_main(void *arg) {
 
     /* blocking read on the received pipe: main writes 100 ms later */
     char buf[64];
-    long t0 = g_ticks;
+    long t0 = gw_ticks;
     long long s0 = gw_now_ns();
     ssize_t r = read(rp, buf, sizeof buf);
     b->pipe_wait_ms = (gw_now_ns() - s0) / 1000000;
-    b->ticks_in_pipe_read = g_ticks - t0;
+    b->ticks_in_pipe_read = gw_ticks - t0;
     if (r != 9 || memcmp(buf, "via-pipe!", 9)) B_FAIL("read on received pipe: %zd", r);
 
     /* blocking recv on the received socket */
@@ -136,16 +115,15 @@ static void *b_main(void *arg) {
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGALRM, on_alarm);
-    alarm(12);
+    gw_watchdog("scm_rights", 12);
     pthread_t ticker;
-    CHECK_EQ(pthread_create(&ticker, NULL, ticker_main, NULL), 0);
+    CHECK_EQ(pthread_create(&ticker, NULL, gw_ticker, NULL), 0);
 
     int ch[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, ch), 0);
     struct peer_b b = {.ch = ch[1]};
     pthread_t bt;
-    g_phase = "passing a pipe and a socket";
+    gw_phase = "passing a pipe and a socket";
     CHECK_EQ(pthread_create(&bt, NULL, b_main, &b), 0);
     usleep(50000); /* B parks in recvmsg */
 
@@ -164,7 +142,7 @@ int main(void) {
     CHECK_EQ(recv(s[1], buf, sizeof buf, 0), 4);
     CHECK(!memcmp(buf, "pong", 4), "answer through the passed socket");
 
-    g_phase = "receiving B's pipe";
+    gw_phase = "receiving B's pipe";
     int back[4];
     CHECK_EQ(recv_fds(ch[0], back, 'B', 0), 1);
     CHECK_EQ(fcntl(back[0], F_GETFL), O_WRONLY);
@@ -185,7 +163,7 @@ int main(void) {
           b.ticks_in_pipe_read);
     close(s[1]);
 
-    g_phase = "passing a non-blocking pipe";
+    gw_phase = "passing a non-blocking pipe";
     int np[2];
     CHECK_EQ(pipe(np), 0);
     CHECK_EQ(fcntl(np[0], F_SETFL, O_NONBLOCK), 0);
@@ -204,7 +182,7 @@ int main(void) {
     close(got[0]);
     close(np[1]);
 
-    g_stop = 1;
+    gw_ticker_stop = 1;
     CHECK_EQ(pthread_join(ticker, NULL), 0);
     close(ch[0]);
     close(ch[1]);

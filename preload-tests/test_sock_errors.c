@@ -32,31 +32,10 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
-static const char *volatile g_phase = "start";
-static void on_alarm(int sig) {
-    (void)sig;
-    const char *p = g_phase;
-    syscall(SYS_write, 2, "sock_errors: watchdog: hung in ", 31);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(1);
-}
-
 static volatile sig_atomic_t g_sigpipes;
 static void on_sigpipe(int sig) {
     (void)sig;
     g_sigpipes++;
-}
-
-static volatile int g_stop;
-static volatile long g_ticks;
-static void *ticker_main(void *arg) {
-    (void)arg;
-    while (!g_stop) {
-        g_ticks++;
-        usleep(1000);
-    }
-    return NULL;
 }
 
 static struct sockaddr_in g_addr; /* the listener's */
@@ -197,12 +176,11 @@ int main(void) {
     sa.sa_handler = on_sigpipe;
     sigemptyset(&sa.sa_mask);
     CHECK_EQ(sigaction(SIGPIPE, &sa, NULL), 0);
-    signal(SIGALRM, on_alarm);
-    alarm(13);
+    gw_watchdog("sock_errors", 13);
     const int green = gw_preloaded();
 
     pthread_t ticker;
-    CHECK_EQ(pthread_create(&ticker, NULL, ticker_main, NULL), 0);
+    CHECK_EQ(pthread_create(&ticker, NULL, gw_ticker, NULL), 0);
     usleep(10000);
 
     g_listen = socket(AF_INET, SOCK_STREAM, 0);
@@ -215,7 +193,7 @@ int main(void) {
     CHECK_EQ(getsockname(g_listen, (struct sockaddr *)&g_addr, &al), 0);
 
     /* connect refused */
-    g_phase = "connect to a closed port";
+    gw_phase = "connect to a closed port";
     struct sockaddr_in dead = closed_port(SOCK_STREAM);
     int c = socket(AF_INET, SOCK_STREAM, 0);
     errno = 0;
@@ -228,7 +206,7 @@ int main(void) {
     CHECK_EQ(pthread_join(t, &ret), 0);
     CHECK((intptr_t)ret == ECONNREFUSED, "connect in a thread: %s", strerror((int)(intptr_t)ret));
 
-    g_phase = "UDP ECONNREFUSED";
+    gw_phase = "UDP ECONNREFUSED";
     struct sockaddr_in udead = closed_port(SOCK_DGRAM);
     int u = socket(AF_INET, SOCK_DGRAM, 0);
     CHECK_EQ(connect(u, (struct sockaddr *)&udead, sizeof udead), 0);
@@ -240,7 +218,7 @@ int main(void) {
     close(u);
 
     /* peer reset */
-    g_phase = "peer reset while parked in recv";
+    gw_phase = "peer reset while parked in recv";
     int fds[2];
     tcp_pair(fds);
     start_waiter(&t, &w, fds[0]);
@@ -255,7 +233,7 @@ int main(void) {
     check_write(fds[0], 0, -1, EPIPE, 1, "send after RST");
     close(fds[0]);
 
-    g_phase = "peer reset, then recv";
+    gw_phase = "peer reset, then recv";
     tcp_pair(fds);
     CHECK_EQ(setsockopt(fds[1], SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
     close(fds[1]);
@@ -266,7 +244,7 @@ int main(void) {
     close(fds[0]);
 
     /* EPIPE + SIGPIPE */
-    g_phase = "EPIPE + SIGPIPE";
+    gw_phase = "EPIPE + SIGPIPE";
     g_sigpipes = 0;
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     close(fds[1]);
@@ -296,20 +274,20 @@ int main(void) {
     close(fds[1]);
 
     /* shutdown wakes parked calls */
-    g_phase = "SHUT_RD on a socket a thread is parked reading";
+    gw_phase = "SHUT_RD on a socket a thread is parked reading";
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     start_waiter(&t, &w, fds[0]);
     CHECK_EQ(shutdown(fds[0], SHUT_RD), 0);
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK(w.n == 0, "parked recv after its own SHUT_RD: %zd %s", w.n, strerror(w.err));
-    g_phase = "peer SHUT_WR";
+    gw_phase = "peer SHUT_WR";
     start_waiter(&t, &w, fds[1]);
     CHECK_EQ(shutdown(fds[0], SHUT_WR), 0);
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK(w.n == 0, "parked recv after the peer's SHUT_WR: %zd %s", w.n, strerror(w.err));
     close(fds[0]);
     close(fds[1]);
-    g_phase = "shutdown of a listener a thread is parked accepting on";
+    gw_phase = "shutdown of a listener a thread is parked accepting on";
     {
         int l2 = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a2 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -326,7 +304,7 @@ int main(void) {
               ac.rc, strerror(ac.err));
         close(l2);
     }
-    g_phase = "pipe: parked big write, reader closes";
+    gw_phase = "pipe: parked big write, reader closes";
     CHECK_EQ(pipe(p), 0);
     {
         struct writer pw = {.fd = p[1], .flags = -1, .len = 1 << 20};
@@ -342,7 +320,7 @@ int main(void) {
     close(p[1]);
 
     /* plain errors */
-    g_phase = "ENOTCONN / EINVAL / EBADF";
+    gw_phase = "ENOTCONN / EINVAL / EBADF";
     c = socket(AF_INET, SOCK_STREAM, 0);
     errno = 0;
     CHECK_EQ(recv(c, &ch, 1, 0), -1);
@@ -374,7 +352,7 @@ int main(void) {
     CHECK(errno == EBADF, "close of a closed fd: %s", strerror(errno));
 
     /* close while another thread is parked on the fd */
-    g_phase = "close while a thread is parked in recv";
+    gw_phase = "close while a thread is parked in recv";
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     start_waiter(&t, &w, fds[0]);
     CHECK_EQ(close(fds[0]), 0);
@@ -390,7 +368,7 @@ int main(void) {
               strerror(w.err));
     close(fds[1]);
 
-    g_phase = "dup2 over a fd a thread is parked on";
+    gw_phase = "dup2 over a fd a thread is parked on";
     int other[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, other), 0);
@@ -415,7 +393,7 @@ int main(void) {
     close(other[0]);
     close(other[1]);
 
-    g_phase = "close, a new socket with the same number, data on it";
+    gw_phase = "close, a new socket with the same number, data on it";
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     int oldfd = fds[0], oldpeer = fds[1];
     start_waiter(&t, &w, oldfd);
@@ -443,7 +421,7 @@ int main(void) {
     close(nfd[1]);
     close(oldpeer);
 
-    g_phase = "connect on a connected socket";
+    gw_phase = "connect on a connected socket";
     tcp_pair(fds);
     errno = 0;
     CHECK_EQ(connect(fds[1], (struct sockaddr *)&g_addr, sizeof g_addr), -1);
@@ -452,7 +430,7 @@ int main(void) {
     close(fds[1]);
 
     /* a big write parked on a full socket when the peer closes */
-    g_phase = "AF_UNIX: parked big write, peer closes";
+    gw_phase = "AF_UNIX: parked big write, peer closes";
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     struct writer bw = {.fd = fds[0], .flags = -1, .len = 8 << 20};
     pthread_t ct;
@@ -465,7 +443,7 @@ int main(void) {
     check_write(fds[0], -1, -1, EPIPE, 1, "unix: the write after");
     close(fds[0]);
 
-    g_phase = "TCP: parked big write, peer closes (RST)";
+    gw_phase = "TCP: parked big write, peer closes (RST)";
     tcp_pair(fds);
     bw.fd = fds[1];
     CHECK_EQ(pthread_create(&ct, NULL, close_later, (void *)(intptr_t)fds[0]), 0);
@@ -478,10 +456,10 @@ int main(void) {
     check_write(fds[1], -1, -1, EPIPE, 1, "tcp: the second write after");
     close(fds[1]);
 
-    g_phase = "ending";
-    g_stop = 1;
+    gw_phase = "ending";
+    gw_ticker_stop = 1;
     CHECK_EQ(pthread_join(ticker, NULL), 0);
-    CHECK(g_ticks > 50, "the ticker ticked only %ld times", g_ticks);
+    CHECK(gw_ticks > 50, "the ticker ticked only %ld times", gw_ticks);
     if (green) CHECK_EQ(gw_os_threads(), 1);
     printf("sock_errors: all error paths as native%s\n", green ? " (+ green close/dup2 wakeups)" : "");
     return 0;

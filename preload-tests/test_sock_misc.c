@@ -34,46 +34,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
-static const char *volatile g_phase = "start";
-static void on_alarm(int sig) {
-    (void)sig;
-    const char *p = g_phase;
-    syscall(SYS_write, 2, "sock_misc: watchdog: hung in ", 29);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(1);
-}
-
-static volatile int g_stop;
-static volatile long g_ticks;
-static void *ticker_main(void *arg) {
-    (void)arg;
-    while (!g_stop) {
-        g_ticks++;
-        usleep(1000);
-    }
-    return NULL;
-}
-
 static volatile size_t g_len64 = 64; /* not a constant: fortified calls go to the _chk versions */
-
-static void tcp_pair(int fds[2]) {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(l >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 1), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(c >= 0, "socket: %s", strerror(errno));
-    CHECK(connect(c, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-    int s = accept(l, NULL, NULL);
-    CHECK(s >= 0, "accept: %s", strerror(errno));
-    close(l);
-    fds[0] = s;
-    fds[1] = c;
-}
 
 enum how { HOW_READ, HOW_RECV, HOW_RECVFROM };
 
@@ -200,7 +161,7 @@ static void sendfile_part(int with_offset) {
     }
     CHECK_EQ(lseek(f, 0, SEEK_SET), 0);
     int fds[2];
-    tcp_pair(fds);
+    gw_tcp_pair(fds);
     struct sink k = {.fd = fds[0], .want = size};
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, sink_main, &k), 0);
@@ -247,9 +208,9 @@ static int nosocket_child(void) {
     CHECK_EQ(gw_patched("os"), 1);
     CHECK_EQ(gw_patched("thread"), 1);
     pthread_t ticker;
-    CHECK_EQ(pthread_create(&ticker, NULL, ticker_main, NULL), 0);
+    CHECK_EQ(pthread_create(&ticker, NULL, gw_ticker, NULL), 0);
     usleep(20000);
-    CHECK(g_ticks > 0, "the ticker did not start");
+    CHECK(gw_ticks > 0, "the ticker did not start");
     CHECK_EQ(gw_os_threads(), 1);
     int sv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -257,20 +218,20 @@ static int nosocket_child(void) {
     struct timeval tv = {0, 200000};
     CHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
     char buf[64];
-    long t0 = g_ticks;
+    long t0 = gw_ticks;
     long long s0 = gw_now_ns();
     errno = 0;
     CHECK_EQ(recv(sv[0], buf, sizeof buf, 0), -1);
     CHECK(errno == EAGAIN, "recv: %s", strerror(errno));
     long long ms = (gw_now_ns() - s0) / 1000000;
     CHECK(ms >= 190, "recv timed out after %lld ms", ms);
-    CHECK(g_ticks == t0, "the ticker ticked %ld times during an unpatched recv", g_ticks - t0);
-    t0 = g_ticks;
+    CHECK(gw_ticks == t0, "the ticker ticked %ld times during an unpatched recv", gw_ticks - t0);
+    t0 = gw_ticks;
     errno = 0;
     CHECK_EQ(read(sv[0], buf, sizeof buf), -1);
     CHECK(errno == EAGAIN, "read: %s", strerror(errno));
-    CHECK(g_ticks == t0, "the ticker ticked %ld times during a read on an unpatched socket",
-          g_ticks - t0);
+    CHECK(gw_ticks == t0, "the ticker ticked %ld times during a read on an unpatched socket",
+          gw_ticks - t0);
     /* echo: write first, then the echo thread reads what is there */
     CHECK_EQ(write(sv[0], "ping", 4), 4);
     pthread_t e;
@@ -280,7 +241,7 @@ static int nosocket_child(void) {
     CHECK(ret == (void *)4, "echo thread: %ld", (long)(intptr_t)ret);
     CHECK_EQ(read(sv[0], buf, sizeof buf), 4);
     CHECK(!memcmp(buf, "ping", 4), "echo content");
-    g_stop = 1;
+    gw_ticker_stop = 1;
     CHECK_EQ(pthread_join(ticker, NULL), 0);
     CHECK_EQ(gw_os_threads(), 1);
     printf("nosocket ok\n");
@@ -290,16 +251,15 @@ static int nosocket_child(void) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGALRM, on_alarm);
-    alarm(13);
+    gw_watchdog("sock_misc", 13);
     if (argc == 2 && !strcmp(argv[1], "--nosocket")) return nosocket_child();
     const int green = gw_preloaded();
     pthread_t ticker;
-    CHECK_EQ(pthread_create(&ticker, NULL, ticker_main, NULL), 0);
+    CHECK_EQ(pthread_create(&ticker, NULL, gw_ticker, NULL), 0);
     usleep(10000);
 
     /* dup */
-    g_phase = "dup";
+    gw_phase = "dup";
     int sv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     int d = dup(sv[0]);
@@ -339,10 +299,10 @@ int main(int argc, char **argv) {
     close(sv[1]);
 
     /* MSG_WAITALL */
-    g_phase = "MSG_WAITALL";
+    gw_phase = "MSG_WAITALL";
     static unsigned char data[100000];
     for (int i = 0; i < 100000; i++) data[i] = pat(i);
-    tcp_pair(sv);
+    gw_tcp_pair(sv);
     struct chunk_sender cs = {.fd = sv[1], .chunks = 10, .chunk = 10000, .gap_ms = 10, .data = data};
     CHECK_EQ(pthread_create(&t, NULL, chunk_sender_main, &cs), 0);
     t0 = gw_now_ns();
@@ -354,7 +314,7 @@ int main(int argc, char **argv) {
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(cs.ok, 1);
 
-    g_phase = "MSG_WAITALL then EOF";
+    gw_phase = "MSG_WAITALL then EOF";
     {
         int ep[2];
         CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, ep), 0);
@@ -371,7 +331,7 @@ int main(int argc, char **argv) {
     }
 
     /* MSG_PEEK */
-    g_phase = "MSG_PEEK";
+    gw_phase = "MSG_PEEK";
     cs = (struct chunk_sender){.fd = sv[1], .chunks = 1, .chunk = 8, .gap_ms = 50,
                                .data = (const unsigned char *)"peekaboo"};
     CHECK_EQ(pthread_create(&t, NULL, chunk_sender_main, &cs), 0);
@@ -389,12 +349,12 @@ int main(int argc, char **argv) {
     close(sv[1]);
 
     /* sendfile */
-    g_phase = "sendfile";
+    gw_phase = "sendfile";
     sendfile_part(1);
     sendfile_part(0);
 
     /* readv / writev */
-    g_phase = "readv/writev";
+    gw_phase = "readv/writev";
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     static char rv1[7], rv2[20000], rv3[50000];
     struct iovec riov[3] = {{rv1, sizeof rv1}, {rv2, sizeof rv2}, {rv3, sizeof rv3}};
@@ -422,17 +382,17 @@ int main(int argc, char **argv) {
     close(sv[1]);
 
     /* fortified entry points */
-    g_phase = "fortified read/recv/recvfrom";
+    gw_phase = "fortified read/recv/recvfrom";
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     enum how hows[3] = {HOW_READ, HOW_RECV, HOW_RECVFROM};
     for (int i = 0; i < 3; i++) {
-        long t_before = g_ticks;
+        long t_before = gw_ticks;
         start_waiter(&t, &w, sv[0], hows[i]);
         usleep(50000);
         CHECK_EQ(send(sv[1], "fortified", 9, 0), 9);
         finish_waiter(t, &w, "fortified", "fortified call");
         CHECK(w.ms >= 80, "fortified call %d returned after %lld ms", i, w.ms);
-        CHECK(g_ticks - t_before >= 10, "ticker ticked %ld times", g_ticks - t_before);
+        CHECK(gw_ticks - t_before >= 10, "ticker ticked %ld times", gw_ticks - t_before);
     }
     int pp[2];
     CHECK_EQ(pipe(pp), 0);
@@ -443,23 +403,23 @@ int main(int argc, char **argv) {
     close(pp[1]);
 
     /* the ticker runs during a recv that times out (green), then the GREENWORLD_SOCKET=0 run */
-    g_phase = "SO_RCVTIMEO with the ticker";
+    gw_phase = "SO_RCVTIMEO with the ticker";
     struct timeval tv = {0, 200000};
     CHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
-    long tk = g_ticks;
+    long tk = gw_ticks;
     errno = 0;
     CHECK_EQ(recv(sv[0], buf, 10, 0), -1);
     CHECK(errno == EAGAIN, "recv with timeout: %s", strerror(errno));
-    CHECK(g_ticks - tk >= 10, "the ticker ticked %ld times during a 200 ms recv", g_ticks - tk);
+    CHECK(gw_ticks - tk >= 10, "the ticker ticked %ld times during a 200 ms recv", gw_ticks - tk);
     close(sv[0]);
     close(sv[1]);
 
-    g_stop = 1;
+    gw_ticker_stop = 1;
     CHECK_EQ(pthread_join(ticker, NULL), 0);
     if (green) CHECK_EQ(gw_os_threads(), 1);
 
     if (green) {
-        g_phase = "GREENWORLD_SOCKET=0 child";
+        gw_phase = "GREENWORLD_SOCKET=0 child";
         const char *env[] = {"GREENWORLD_SOCKET=0", NULL};
         char *args[] = {(char *)gw_self(), (char *)"--nosocket", NULL};
         char out[4096];
@@ -470,7 +430,7 @@ int main(int argc, char **argv) {
     } else {
         printf("sock_misc: GREENWORLD_SOCKET=0 part runs under the preload only\n");
     }
-    g_phase = "zero-length reads";
+    gw_phase = "zero-length reads";
     {
         int zp[2], zs[2];
         CHECK_EQ(pipe(zp), 0);

@@ -21,27 +21,6 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
-static const char *volatile g_phase = "start";
-static void on_alarm(int sig) {
-    (void)sig;
-    const char *p = g_phase;
-    syscall(SYS_write, 2, "sock_timeouts: watchdog: hung in ", 33);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(1);
-}
-
-static volatile int g_stop;
-static volatile long g_ticks;
-static void *ticker_main(void *arg) {
-    (void)arg;
-    while (!g_stop) {
-        g_ticks++;
-        usleep(1000);
-    }
-    return NULL;
-}
-
 static void set_timeout(int fd, int opt, long ms) {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     CHECK_EQ(setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv), 0);
@@ -51,34 +30,16 @@ static void set_timeout(int fd, int opt, long ms) {
     CHECK_EQ(got.tv_sec * 1000 + got.tv_usec / 1000, ms);
 }
 
-static void tcp_pair(int fds[2]) {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(l >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 1), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(c >= 0, "socket: %s", strerror(errno));
-    CHECK(connect(c, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-    int s = accept(l, NULL, NULL);
-    CHECK(s >= 0, "accept: %s", strerror(errno));
-    close(l);
-    fds[0] = s;
-    fds[1] = c;
-}
-
 /* Runs call, which must give -1 EAGAIN after 190 ms .. 2 s while the ticker keeps going. */
 #define CHECK_TIMES_OUT(call)                                                                  \
     do {                                                                                       \
-        long ticks0_ = g_ticks;                                                                \
+        long ticks0_ = gw_ticks;                                                                \
         long long t0_ = gw_now_ns();                                                           \
         errno = 0;                                                                             \
         ssize_t r_ = (call);                                                                   \
         int e_ = errno;                                                                        \
         long long ms_ = (gw_now_ns() - t0_) / 1000000;                                         \
-        long dt_ = g_ticks - ticks0_;                                                          \
+        long dt_ = gw_ticks - ticks0_;                                                          \
         CHECK(r_ == -1 && (e_ == EAGAIN || e_ == EWOULDBLOCK), "%s returned %zd, errno %s",    \
               #call, r_, strerror(e_));                                                        \
         CHECK(ms_ >= 190 && ms_ < 2000, "%s timed out after %lld ms (timeout 200)", #call,     \
@@ -107,14 +68,14 @@ static void send_timeouts(const char *kind, int fds[2]) {
     set_timeout(fds[1], SO_SNDTIMEO, 200);
     size_t big = 8 << 20;
     char *buf = calloc(1, big);
-    long ticks0 = g_ticks;
+    long ticks0 = gw_ticks;
     long long t0 = gw_now_ns();
     ssize_t n = send(fds[1], buf, big, 0);
     long long ms = (gw_now_ns() - t0) / 1000000;
     CHECK(n > 0 && (size_t)n < big, "%s: big send with SO_SNDTIMEO returned %zd (%s)", kind, n,
           n < 0 ? strerror(errno) : "");
     CHECK(ms >= 190 && ms < 2000, "%s: partial send returned after %lld ms", kind, ms);
-    CHECK(g_ticks - ticks0 >= 10, "%s: ticker ticked %ld times", kind, g_ticks - ticks0);
+    CHECK(gw_ticks - ticks0 >= 10, "%s: ticker ticked %ld times", kind, gw_ticks - ticks0);
     printf("sock_timeouts: %s: send(8 MiB) with SO_SNDTIMEO 200 ms -> %zd after %lld ms\n", kind, n,
            ms);
     /* now the socket is full */
@@ -130,16 +91,15 @@ static void send_timeouts(const char *kind, int fds[2]) {
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGALRM, on_alarm);
-    alarm(13);
+    gw_watchdog("sock_timeouts", 13);
     pthread_t ticker;
-    CHECK_EQ(pthread_create(&ticker, NULL, ticker_main, NULL), 0);
+    CHECK_EQ(pthread_create(&ticker, NULL, gw_ticker, NULL), 0);
     usleep(10000);
 
     int fds[2];
     char buf[200];
-    g_phase = "SO_RCVTIMEO on TCP";
-    tcp_pair(fds);
+    gw_phase = "SO_RCVTIMEO on TCP";
+    gw_tcp_pair(fds);
     set_timeout(fds[0], SO_RCVTIMEO, 200);
     CHECK_TIMES_OUT(recv(fds[0], buf, sizeof buf, 0));
     CHECK_TIMES_OUT(read(fds[0], buf, sizeof buf));
@@ -148,7 +108,7 @@ int main(void) {
     CHECK_TIMES_OUT(recvmsg(fds[0], &mh, 0));
     CHECK_TIMES_OUT(readv(fds[0], &iov, 1));
 
-    g_phase = "SO_RCVTIMEO 1 s, data after 50 ms";
+    gw_phase = "SO_RCVTIMEO 1 s, data after 50 ms";
     set_timeout(fds[0], SO_RCVTIMEO, 1000);
     struct delayed d = {.fd = fds[1], .delay_ms = 50, .msg = "hello"};
     pthread_t t;
@@ -163,7 +123,7 @@ int main(void) {
     CHECK_EQ(pthread_join(t, &ok), 0);
     CHECK(ok == (void *)1, "delayed send failed");
 
-    g_phase = "SO_RCVTIMEO + MSG_WAITALL, partial";
+    gw_phase = "SO_RCVTIMEO + MSG_WAITALL, partial";
     set_timeout(fds[0], SO_RCVTIMEO, 200);
     CHECK_EQ(send(fds[1], "0123456789", 10, 0), 10);
     t0 = gw_now_ns();
@@ -173,7 +133,7 @@ int main(void) {
           n < 0 ? strerror(errno) : "");
     CHECK(ms >= 190 && ms < 2000, "MSG_WAITALL partial returned after %lld ms", ms);
 
-    g_phase = "SO_RCVTIMEO back to 0 (infinite)";
+    gw_phase = "SO_RCVTIMEO back to 0 (infinite)";
     set_timeout(fds[0], SO_RCVTIMEO, 0);
     d.delay_ms = 300;
     d.msg = "late";
@@ -188,7 +148,7 @@ int main(void) {
     close(fds[0]);
     close(fds[1]);
 
-    g_phase = "SO_RCVTIMEO on UDP";
+    gw_phase = "SO_RCVTIMEO on UDP";
     int u = socket(AF_INET, SOCK_DGRAM, 0);
     CHECK(u >= 0, "socket: %s", strerror(errno));
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -199,7 +159,7 @@ int main(void) {
     CHECK_TIMES_OUT(recvfrom(u, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl));
     close(u);
 
-    g_phase = "SO_RCVTIMEO on a listener (accept)";
+    gw_phase = "SO_RCVTIMEO on a listener (accept)";
     int l = socket(AF_INET, SOCK_STREAM, 0);
     CHECK(l >= 0, "socket: %s", strerror(errno));
     a.sin_port = 0;
@@ -210,14 +170,14 @@ int main(void) {
     CHECK_TIMES_OUT(accept4(l, NULL, NULL, SOCK_CLOEXEC));
     close(l);
 
-    g_phase = "SO_SNDTIMEO on TCP";
-    tcp_pair(fds);
+    gw_phase = "SO_SNDTIMEO on TCP";
+    gw_tcp_pair(fds);
     send_timeouts("tcp", fds);
-    g_phase = "SO_SNDTIMEO on AF_UNIX";
+    gw_phase = "SO_SNDTIMEO on AF_UNIX";
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     send_timeouts("unix", fds);
 
-    g_phase = "fd number reused after a socket with SO_RCVTIMEO";
+    gw_phase = "fd number reused after a socket with SO_RCVTIMEO";
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     set_timeout(fds[0], SO_RCVTIMEO, 200);
     CHECK_TIMES_OUT(recv(fds[0], buf, sizeof buf, 0));
@@ -246,8 +206,8 @@ int main(void) {
     close(fds[0]);
     close(fds[1]);
 
-    g_phase = "ending";
-    g_stop = 1;
+    gw_phase = "ending";
+    gw_ticker_stop = 1;
     CHECK_EQ(pthread_join(ticker, NULL), 0);
     if (gw_preloaded()) CHECK_EQ(gw_os_threads(), 1);
     return 0;

@@ -20,16 +20,6 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
-static const char *volatile g_phase = "start";
-static void on_alarm(int sig) {
-    (void)sig;
-    const char *p = g_phase;
-    syscall(SYS_write, 2, "udp: watchdog: hung in ", 23);
-    syscall(SYS_write, 2, p, strlen(p));
-    syscall(SYS_write, 2, "\n", 1);
-    _exit(1);
-}
-
 static int udp_bound(struct sockaddr_in *a) {
     int s = socket(AF_INET, SOCK_DGRAM, 0);
     CHECK(s >= 0, "socket: %s", strerror(errno));
@@ -148,13 +138,12 @@ static void *shared_rx_main(void *arg) {
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
-    signal(SIGALRM, on_alarm);
-    alarm(12);
+    gw_watchdog("udp", 12);
     struct sockaddr_in ra, sa;
     int rx = udp_bound(&ra), tx = udp_bound(&sa);
 
     /* blocking recvfrom */
-    g_phase = "blocking recvfrom";
+    gw_phase = "blocking recvfrom";
     struct sender s = {.fd = tx, .to = ra, .delay_ms = 50, .count = 1};
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, sender_main, &s), 0);
@@ -176,7 +165,7 @@ int main(void) {
     CHECK(errno == EAGAIN, "empty MSG_DONTWAIT: %s", strerror(errno));
 
     /* boundaries */
-    g_phase = "message boundaries";
+    gw_phase = "message boundaries";
     static const int sizes[] = {1, 100, 1000, 9000, 0, 7};
     char out[9000];
     for (int i = 0; i < 6; i++) {
@@ -202,7 +191,7 @@ int main(void) {
     CHECK(!memcmp(buf, "next", 4), "after truncation");
 
     /* connected UDP: read / write / recv / send */
-    g_phase = "connected UDP";
+    gw_phase = "connected UDP";
     int cu = socket(AF_INET, SOCK_DGRAM, 0);
     CHECK_EQ(connect(cu, (struct sockaddr *)&ra, sizeof ra), 0);
     CHECK_EQ(write(cu, "w1", 2), 2);
@@ -217,7 +206,7 @@ int main(void) {
     close(cu);
 
     /* a parked recv woken by an empty datagram returns 0 */
-    g_phase = "parked recv, empty datagram";
+    gw_phase = "parked recv, empty datagram";
     s = (struct sender){.fd = tx, .to = ra};
     CHECK_EQ(pthread_create(&t, NULL, empty_later, &s), 0);
     t0 = gw_now_ns();
@@ -229,13 +218,13 @@ int main(void) {
     CHECK_EQ(s.ok, 1);
 
     /* sendmmsg + recvmmsg(MSG_WAITFORONE) of 8 */
-    g_phase = "sendmmsg 8 + recvmmsg 8 MSG_WAITFORONE";
+    gw_phase = "sendmmsg 8 + recvmmsg 8 MSG_WAITFORONE";
     s = (struct sender){.fd = tx, .to = ra, .count = 8, .use_mmsg = 1};
     sender_main(&s);
     CHECK_EQ(s.ok, 1);
     CHECK_EQ(recv_batch(rx, 8, MSG_WAITFORONE, 0), 8);
 
-    g_phase = "parked recvmmsg MSG_WAITFORONE";
+    gw_phase = "parked recvmmsg MSG_WAITFORONE";
     s = (struct sender){.fd = tx, .to = ra, .count = 3, .use_mmsg = 1, .delay_ms = 50};
     CHECK_EQ(pthread_create(&t, NULL, sender_main, &s), 0);
     t0 = gw_now_ns();
@@ -248,7 +237,7 @@ int main(void) {
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(s.ok, 1);
 
-    g_phase = "blocking recvmmsg(4, 0)";
+    gw_phase = "blocking recvmmsg(4, 0)";
     s = (struct sender){.fd = tx, .to = ra, .count = 4, .gap_ms = 20, .delay_ms = 20};
     CHECK_EQ(pthread_create(&t, NULL, sender_main, &s), 0);
     t0 = gw_now_ns();
@@ -260,7 +249,7 @@ int main(void) {
     CHECK_EQ(s.ok, 1);
 
     /* 4 receivers on one socket */
-    g_phase = "4 receivers share 40 datagrams";
+    gw_phase = "4 receivers share 40 datagrams";
     struct shared_rx r = {.fd = rx};
     pthread_t rt[4];
     for (int i = 0; i < 4; i++) CHECK_EQ(pthread_create(&rt[i], NULL, shared_rx_main, &r), 0);
