@@ -1,5 +1,5 @@
 //! The exported C surface: every `#[no_mangle]` symbol of the library, and nothing else. Each
-//! shim forwards to its subsystem's op and acts on the [`Outcome`]. Compiled out of unit-test
+//! shim forwards to its subsystem's op and acts on the [`Outcome`](crate::outcome::Outcome). Compiled out of unit-test
 //! builds, whose test binary would otherwise interpose libc for the test harness (trap 15).
 
 mod os;
@@ -9,8 +9,6 @@ mod socket;
 mod sync;
 mod thread;
 mod time;
-
-use crate::outcome::Outcome;
 
 /// Acts on an op's outcome: its value, the real function, or -1 with errno.
 macro_rules! shim {
@@ -60,9 +58,6 @@ impl Failure for *mut libc::c_void {
 impl Failure for *mut libc::hostent {
     const FAILED: Self = core::ptr::null_mut();
 }
-
-#[allow(dead_code)]
-fn _assert_outcome_is_used(_: Outcome<()>) {}
 
 /// eventlet's `is_monkey_patched`: 1 or 0 for a subsystem ("socket") or a hooked function
 /// ("nanosleep") name, -1 for a name the library does not know (or NULL).

@@ -435,12 +435,10 @@ impl Hub {
         }
     }
 
-    /// Runs `wait` (a park of the current thread) as a wait a signal may interrupt: if a
-    /// signal handler runs while this hub sleeps in epoll, the longest-waiting such thread is
-    /// woken with `interrupted` set, as natively one thread's call returns EINTR.
-    /// `mask` is the signal mask the waiter waits with: a signal interrupts only a waiter that
-    /// blocks none of the signals the OS thread lets through (natively the signal would go to
-    /// a thread that does not block it, maybe one not waiting at all).
+    /// Runs `wait` (a park of the current thread) as a wait a signal may interrupt: when a
+    /// handler runs on this OS thread during it (the hub notices when it next looks), one such
+    /// wait is woken with `interrupted.happened` set, as natively one thread's call returns
+    /// EINTR — see `interrupt` for which one, by the masks the waiters wait with.
     pub fn interruptibly<R>(&self, interrupted: &Interrupt, wait: impl FnOnce() -> R) -> R {
         let me = self.current.get();
         let seq = self.interrupt_seq.get() + 1;
