@@ -27,7 +27,10 @@ impl GreenFd {
     /// `fd` if its subsystem is patched, it is a socket or pipe, and another green thread
     /// could run while it waits; None means: make the real call (it is exactly right).
     pub fn get(fd: c_int) -> Option<GreenFd> {
-        let entry = super::entry(fd)?;
+        GreenFd::of_entry(fd, super::entry(fd)?)
+    }
+
+    fn of_entry(fd: c_int, entry: &'static Entry) -> Option<GreenFd> {
         let kind = entry.kind(fd);
         let subsystem = match kind {
             Kind::StreamSocket | Kind::DatagramSocket => Subsystem::Socket,
@@ -51,15 +54,13 @@ impl GreenFd {
     /// The descriptor of a call that may block, or what the call does instead: the error a
     /// previous write left for it (see [`write_all`]), or libc (`Err(Bypass)`).
     pub fn for_call<T>(fd: c_int, socket_only: bool) -> Result<GreenFd, Outcome<T>> {
-        if let Some(code) = take_pending(fd) {
+        let entry = super::entry(fd).ok_or(Bypass)?;
+        if let Some(code) = entry.take_pending() {
             return Err(Errno(code));
         }
-        let green = if socket_only {
-            GreenFd::socket(fd)
-        } else {
-            GreenFd::get(fd)
-        };
-        green.ok_or(Bypass)
+        GreenFd::of_entry(fd, entry)
+            .filter(|green| !socket_only || green.kind.is_socket())
+            .ok_or(Bypass)
     }
 
     /// Only a socket of the patched socket subsystem.
@@ -138,24 +139,18 @@ impl GreenFd {
     }
 }
 
-/// An error a blocking write met after moving some bytes, which the kernel reports on the next
-/// call on the socket (see `write_all`): taken by whatever call comes next, green or not.
-#[inline]
-pub fn take_pending(fd: c_int) -> Option<c_int> {
-    let entry = super::entry(fd)?;
-    if entry
-        .pending_error
-        .load(core::sync::atomic::Ordering::Relaxed)
-        == 0
-    {
-        return None;
+impl Entry {
+    /// An error a blocking write met after moving some bytes, which the kernel reports on the
+    /// next call on the socket (see `write_all`): taken by whatever call comes next, green or
+    /// not.
+    #[inline]
+    fn take_pending(&self) -> Option<c_int> {
+        use core::sync::atomic::Ordering;
+        if self.pending_error.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        Some(self.pending_error.swap(0, Ordering::AcqRel)).filter(|&code| code != 0)
     }
-    Some(
-        entry
-            .pending_error
-            .swap(0, core::sync::atomic::Ordering::AcqRel),
-    )
-    .filter(|&code| code != 0)
 }
 
 /// A blocking stream write returns only when everything is sent (or an error or timeout
