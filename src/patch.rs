@@ -99,6 +99,8 @@ pub const HOOKED: &[(&str, Subsystem)] = &[
     ("pthread_getname_np", Subsystem::Thread),
     ("pthread_getattr_np", Subsystem::Thread),
     ("pthread_kill", Subsystem::Thread),
+    ("pthread_sigmask", Subsystem::Thread),
+    ("sigprocmask", Subsystem::Thread),
     ("pthread_sigqueue", Subsystem::Thread),
     ("pthread_cancel", Subsystem::Thread),
     ("pthread_getcpuclockid", Subsystem::Thread),

@@ -154,6 +154,7 @@ real_table! {
     epoll_pwait: fn(c_int, *mut epoll_event, c_int, c_int, *const sigset_t) -> c_int;
     epoll_pwait2: fn(c_int, *mut epoll_event, c_int, *const timespec, *const sigset_t) -> c_int;
     pthread_sigmask: fn(c_int, *const sigset_t, *mut sigset_t) -> c_int;
+    sigprocmask: fn(c_int, *const sigset_t, *mut sigset_t) -> c_int;
     fork: fn() -> libc::pid_t;
     sigaction: fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
     wait: fn(*mut c_int) -> libc::pid_t;

@@ -7,18 +7,16 @@
 //! parks on every descriptor it waits for (any kind epoll accepts: sockets, pipes, eventfd,
 //! timerfd, signalfd, inotify, terminals, the program's own epoll instance).
 //!
-//! The signal masks of `ppoll`, `pselect` and `epoll_pwait` apply to the OS thread all green
-//! threads share: while such waits are on, a signal is blocked only if every green thread
-//! blocks it (so a mask that unblocks a signal for the wait does; one that blocks more does not
-//! stop the signal reaching the others).
+//! The signal masks of `ppoll`, `pselect` and `epoll_pwait` are the waiting green thread's own
+//! for the wait (see `signal::mask`): a signal they let in interrupts that very call.
 
 use crate::fd::wait::{NotReady, wait_any};
 use crate::hub::{Hub, Interrupt};
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::real;
+use crate::signal::mask;
 use crate::sys::{errno, now_ns, timespec_ns};
-use core::cell::Cell;
 use libc::{EINTR, c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 
 /// How long a call may wait: None forever, Some(0) not at all.
@@ -56,11 +54,20 @@ fn wait_until_ready(
         return Bypass;
     };
     let deadline = timeout.map(|t| now_ns().saturating_add(t));
-    let interrupt = Interrupt::new(waiter_mask(sigmask));
+    let interrupt = Interrupt::new();
+    let me = hub.current_green();
     // Interruptible from before the mask changes: a pending signal that the call's mask
     // unblocks is delivered by that very change, and must interrupt this call, as natively.
     hub.interruptibly(&interrupt, || {
-        apply_mask(sigmask);
+        // SAFETY: readable when non-null (the caller's).
+        let outside = unsafe { sigmask.as_ref() }.map(|set| {
+            let outside = hub.masks().replace(me, mask::from_set(set));
+            let let_in = outside & !me.sigmask.get();
+            if hub.claim_arrived(let_in) | hub.masks().deliver(me) {
+                interrupt.happened.set(true);
+            }
+            outside
+        });
         let mut waited = false;
         let outcome = loop {
             if interrupt.happened.get() {
@@ -82,81 +89,12 @@ fn wait_until_ready(
                 Err(_) => break Done(check()),
             }
         };
-        restore_mask(sigmask);
+        if let Some(outside) = outside {
+            hub.masks().replace(me, outside);
+            hub.masks().deliver(me);
+        }
         outcome
     })
-}
-
-/// The signal mask of an OS thread while some of its green threads wait with their own
-/// (`ppoll`, `pselect`, `epoll_pwait`): the mask belongs to the OS thread, which they share,
-/// so a signal stays blocked only while every green thread blocks it — the mask outside those
-/// waits, narrowed by each waiter's — and the outside mask comes back when the last one ends.
-#[derive(Clone, Copy)]
-struct SharedMask {
-    outside: sigset_t,
-    inside: sigset_t,
-    waiters: usize,
-}
-
-thread_local! {
-    static MASK: Cell<SharedMask> = const {
-        // SAFETY: an all-zero sigset_t is a valid (empty) set.
-        Cell::new(SharedMask { outside: unsafe { core::mem::zeroed() }, inside: unsafe { core::mem::zeroed() }, waiters: 0 })
-    };
-}
-
-/// The mask a waiter waits with: its call's; the mask outside the masked waits while some are
-/// on; else None, the OS thread's own.
-fn waiter_mask(sigmask: *const sigset_t) -> Option<sigset_t> {
-    // SAFETY: readable when non-null (the caller's).
-    if let Some(mask) = unsafe { sigmask.as_ref() } {
-        return Some(*mask);
-    }
-    let state = MASK.get();
-    (state.waiters > 0).then_some(state.outside)
-}
-
-fn set_mask(mask: &sigset_t) {
-    // SAFETY: a valid set, the real pthread_sigmask.
-    unsafe { (real::get().pthread_sigmask)(libc::SIG_SETMASK, mask, core::ptr::null_mut()) };
-}
-
-fn apply_mask(sigmask: *const sigset_t) {
-    // SAFETY: readable when non-null (the caller's).
-    let Some(wanted) = (unsafe { sigmask.as_ref() }) else {
-        return;
-    };
-    let mut state = MASK.get();
-    if state.waiters == 0 {
-        // SAFETY: queries the current mask into a valid set.
-        unsafe {
-            (real::get().pthread_sigmask)(libc::SIG_BLOCK, core::ptr::null(), &mut state.outside)
-        };
-        state.inside = state.outside;
-    }
-    for sig in 1..=64 {
-        // SAFETY: valid sets and signal numbers.
-        unsafe {
-            if libc::sigismember(&state.inside, sig) == 1 && libc::sigismember(wanted, sig) != 1 {
-                libc::sigdelset(&mut state.inside, sig);
-            }
-        }
-    }
-    state.waiters += 1;
-    set_mask(&state.inside);
-    MASK.set(state);
-}
-
-fn restore_mask(sigmask: *const sigset_t) {
-    if sigmask.is_null() {
-        return;
-    }
-    let mut state = MASK.get();
-    state.waiters -= 1;
-    if state.waiters == 0 {
-        set_mask(&state.outside);
-    }
-    MASK.set(state);
 }
 
 /// The descriptors of a pollfd array (negative ones are ignored, as by the kernel).

@@ -37,7 +37,7 @@ fn sleep_until(hub: &Hub, deadline: u64) -> Result<(), u64> {
         return Ok(());
     }
     let me = hub.current_green();
-    let interrupt = Interrupt::new(None);
+    let interrupt = Interrupt::new();
     hub.interruptibly(&interrupt, || {
         let token = me.arm();
         hub.park(me, token, ParkReason::Sleep, Some(deadline));

@@ -141,3 +141,20 @@ pub unsafe extern "C" fn thrd_yield() {
         unsafe { (crate::real::get().thrd_yield)() }
     }
 }
+
+shim! {
+    /// The calling thread's own signal mask (see `signal::mask`); errors as return values.
+    fn pthread_sigmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int
+        => match crate::signal::mask::change(how, set, old) {
+            None => Bypass,
+            Some(Ok(())) => Done(0),
+            Some(Err(code)) => Done(code),
+        };
+    /// The same, errors in errno.
+    fn sigprocmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int
+        => match crate::signal::mask::change(how, set, old) {
+            None => Bypass,
+            Some(Ok(())) => Done(0),
+            Some(Err(code)) => crate::outcome::Outcome::Errno(code),
+        };
+}

@@ -117,7 +117,7 @@ impl GreenFd {
         // unless the handler asked for SA_RESTART and the call has no timeout (Linux never
         // restarts a call with a socket timeout).
         loop {
-            let interrupt = Interrupt::new(None);
+            let interrupt = Interrupt::new();
             let ready = self.hub.interruptibly(&interrupt, || {
                 wait_ready(
                     self.hub,

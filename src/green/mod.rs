@@ -55,6 +55,8 @@ pub struct Green {
     pub(crate) yielder: Cell<*const GreenYielder>,
     /// errno while switched out (trap 7: every green thread has its own).
     pub(crate) errno: Cell<c_int>,
+    /// The thread's signal mask (signals 1..=64); see `signal::mask`.
+    pub(crate) sigmask: Cell<u64>,
     /// The token of the current wait, 0 when not parked.
     park_token: AtomicU64,
     pub(crate) timed_out: Cell<bool>,
@@ -99,6 +101,7 @@ impl Green {
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(core::ptr::null()),
             errno: Cell::new(0),
+            sigmask: Cell::new(0),
             park_token: AtomicU64::new(0),
             timed_out: Cell::new(false),
             timers_in_heap: Cell::new(0),

@@ -11,6 +11,7 @@ pub mod timers;
 
 use crate::green::stack::{Stack, StackPool};
 use crate::green::{Green, GreenYielder, Join, table};
+use crate::signal::mask::{self, Masks};
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
 use core::cell::{Cell, RefCell};
@@ -49,6 +50,8 @@ pub struct Hub {
     interruptible_count: AtomicUsize,
     /// Signals whose handlers ran on this OS thread while calls waited interruptibly.
     arrived: core::sync::atomic::AtomicU64,
+    /// Each thread's signal mask, and the OS thread's.
+    masks: Masks,
     /// In a child forked by a green thread: the root's own code is gone (POSIX keeps only the
     /// forking thread), so when the last green thread ends, the process exits.
     root_gone: Cell<bool>,
@@ -63,44 +66,26 @@ pub struct Hub {
 // thread-safe) through `wake`; every other field is touched by the hub's own OS thread only.
 unsafe impl Sync for Hub {}
 
-/// A wait a signal may interrupt: the mask it waits with, and whether (by which signal) it was
-/// interrupted.
+/// A wait a signal may interrupt (by the mask its thread has while it waits): whether, and by
+/// which signal, it was interrupted.
 pub struct Interrupt {
-    /// The waiter's own mask; None: the OS thread's (then any signal whose handler ran on this
-    /// thread got through it).
-    pub mask: Option<libc::sigset_t>,
     pub happened: Cell<bool>,
     /// The signal that interrupted it (0: not known).
     pub signal: Cell<c_int>,
 }
 
 impl Interrupt {
-    pub fn new(mask: Option<libc::sigset_t>) -> Interrupt {
+    pub fn new() -> Interrupt {
         Interrupt {
-            mask,
             happened: Cell::new(false),
             signal: Cell::new(0),
         }
     }
+}
 
-    /// Would `sig` (None: an unknown one, the OS thread letting through what is not in
-    /// `blocked`) reach this waiter?
-    fn lets_through(&self, sig: Option<c_int>, blocked: &libc::sigset_t) -> bool {
-        let Some(mask) = &self.mask else { return true };
-        match sig {
-            // SAFETY: a valid set and signal number.
-            Some(sig) => unsafe { libc::sigismember(mask, sig) != 1 },
-            None => self.accepts_all_of(blocked),
-        }
-    }
-
-    /// Does this waiter let through every signal that `blocked` (the OS thread's mask) does?
-    fn accepts_all_of(&self, blocked: &libc::sigset_t) -> bool {
-        let Some(mask) = &self.mask else { return true };
-        // SAFETY: valid sets and signal numbers.
-        (1..=64).all(|sig| unsafe {
-            libc::sigismember(blocked, sig) == 1 || libc::sigismember(mask, sig) != 1
-        })
+impl Default for Interrupt {
+    fn default() -> Interrupt {
+        Interrupt::new()
     }
 }
 
@@ -139,6 +124,7 @@ impl Hub {
             interrupt_seq: Cell::new(0),
             interruptible_count: AtomicUsize::new(0),
             arrived: core::sync::atomic::AtomicU64::new(0),
+            masks: Masks::new(root),
             root_gone: Cell::new(false),
             alive: Cell::new(0),
             all_done_token: Cell::new(0),
@@ -164,6 +150,11 @@ impl Hub {
         !ptr::eq(self.current.get(), self.root)
     }
 
+    /// The signal masks of this hub's threads.
+    pub fn masks(&self) -> &Masks {
+        &self.masks
+    }
+
     /// Green threads of this hub that have not finished.
     pub fn alive(&self) -> usize {
         self.alive.get()
@@ -186,10 +177,13 @@ impl Hub {
     ) {
         let coroutine = Coroutine::with_stack(stack, move |yielder: &GreenYielder, ()| {
             green.yielder.set(yielder);
+            green.hub().masks.deliver(green);
             body(green)
         });
         // SAFETY: the thread has not started; nothing else refers to its coroutine slot.
         unsafe { *green.coroutine.get() = Some(coroutine) };
+        // A new thread starts with its creator's mask, as natively.
+        self.masks.join(green, self.current.get().sigmask.get());
         self.alive.set(self.alive.get() + 1);
         stats::thread_created();
         self.run_queue.borrow_mut().push_back(green);
@@ -215,6 +209,7 @@ impl Hub {
         }
         if me.is_root() {
             self.run_until_woken(me, token);
+            self.masks.deliver(me);
         } else {
             self.suspend(me);
         }
@@ -225,7 +220,9 @@ impl Hub {
     pub fn yield_now(&self) -> bool {
         let me = self.current.get();
         if me.is_root() {
-            return self.run_ready_once();
+            let ran = self.run_ready_once();
+            self.masks.deliver(me);
+            return ran;
         }
         stats::parked(ParkReason::Yield);
         self.run_queue.borrow_mut().push_back(me);
@@ -267,6 +264,8 @@ impl Hub {
         self.interruptible.borrow_mut().clear();
         self.watched.store(0, Ordering::Relaxed);
         self.all_done_token.set(0);
+        self.arrived.store(0, Ordering::Relaxed);
+        self.masks.after_fork(me);
         if me.is_root() {
             self.alive.set(0);
         } else {
@@ -322,7 +321,8 @@ impl Hub {
         let yielder = me.yielder.get();
         // SAFETY: `me` is the running coroutine of this hub (not the root), so its yielder was
         // set when it started and lives on its stack for as long as it runs.
-        unsafe { (*yielder).suspend(()) }
+        unsafe { (*yielder).suspend(()) };
+        self.masks.deliver(me);
     }
 
     /// The hub loop, run by the root on its own stack until its wait `token` is over.
@@ -350,7 +350,11 @@ impl Hub {
             let next = self.run_queue.borrow_mut().pop_front();
             match next {
                 Some(green) => self.resume(green),
-                None if self.root_gone.get() || root.is_parked_on(token) => self.wait_for_events(),
+                None if self.root_gone.get() || root.is_parked_on(token) => {
+                    if !self.masks.deliver_idle() {
+                        self.wait_for_events();
+                    }
+                }
                 None => break,
             }
         }
@@ -430,7 +434,7 @@ impl Hub {
             return;
         }
         let arrived = self.arrived.swap(0, Ordering::AcqRel);
-        for sig in (1..64).filter(|sig| arrived >> sig & 1 == 1) {
+        for sig in mask::signals(arrived) {
             self.interrupt(Some(sig));
         }
     }
@@ -461,23 +465,16 @@ impl Hub {
     /// From a signal handler on this hub's OS thread: `sig`'s handler ran. It counts only
     /// while calls wait interruptibly (a signal handled before a call began interrupts nothing).
     pub fn signal_arrived(&self, sig: c_int) {
-        // A broken pipe or a fault is the running thread's own (the kernel raises it in the
-        // call that caused it): it interrupts no other thread's call.
-        const OWN: [c_int; 7] = [
-            libc::SIGPIPE,
-            libc::SIGSEGV,
-            libc::SIGBUS,
-            libc::SIGFPE,
-            libc::SIGILL,
-            libc::SIGTRAP,
-            libc::SIGSYS,
-        ];
-        if OWN.contains(&sig) {
-            return;
+        if !crate::signal::is_own(sig) && self.interruptible_count.load(Ordering::Acquire) > 0 {
+            self.arrived.fetch_or(mask::bit(sig), Ordering::AcqRel);
         }
-        if self.interruptible_count.load(Ordering::Acquire) > 0 && (1..64).contains(&sig) {
-            self.arrived.fetch_or(1 << sig, Ordering::AcqRel);
-        }
+    }
+
+    /// A waiting call of the running thread whose mask just let in `signals`: those that
+    /// arrived meanwhile were delivered to this very thread, so they interrupt its call rather
+    /// than another's. Returns whether one did.
+    pub fn claim_arrived(&self, signals: mask::Bits) -> bool {
+        signals != 0 && self.arrived.fetch_and(!signals, Ordering::AcqRel) & signals != 0
     }
 
     /// Interrupts the longest-waiting call that lets `sig` through (unknown signal: that lets
@@ -486,19 +483,11 @@ impl Hub {
         if self.interruptible_count.load(Ordering::Acquire) == 0 {
             return;
         }
-        // SAFETY: an all-zero sigset_t is a valid set; pthread_sigmask fills it.
-        let mut deliverable: libc::sigset_t = unsafe { core::mem::zeroed() };
-        if sig.is_none() {
-            // SAFETY: queries the OS thread's mask into a valid set.
-            unsafe {
-                (crate::real::get().pthread_sigmask)(libc::SIG_BLOCK, ptr::null(), &mut deliverable)
-            };
-        }
+        // An unknown signal got through what the OS thread blocks.
+        let blocked = sig.map_or(!self.masks.os(), mask::bit);
         let mut waiters = self.interruptible.borrow_mut();
-        // SAFETY: a live entry's Interrupt is on its waiter's stack until the waiter leaves
-        // `interruptibly`, which makes the entry stale first.
-        let eligible = |&(g, seq, i): &(&Green, u64, *const Interrupt)| {
-            g.interrupt_seq.get() == seq && unsafe { (*i).lets_through(sig, &deliverable) }
+        let eligible = |&(g, seq, _): &(&Green, u64, *const Interrupt)| {
+            g.interrupt_seq.get() == seq && g.sigmask.get() & blocked == 0
         };
         // Linux gives a process-directed signal to the main thread first when it does not block
         // it: the root, if it waits here; else the longest waiter.
@@ -560,6 +549,7 @@ impl Hub {
                 .forget(green as *const Green as usize);
             green.timers_in_heap.set(0);
         }
+        self.masks.leave(green);
         self.alive.set(self.alive.get() - 1);
         stats::thread_ended();
         if self.alive.get() == 0 {

@@ -1,44 +1,96 @@
 //! Signal handlers, seen by the hub: a handler the program installs runs through a trampoline
 //! that notes which signal arrived, then calls the program's handler unchanged. Whenever the
 //! hub next looks (at once when it sleeps in epoll, else when the running green thread parks),
-//! a waiting call that a native thread would see interrupted returns EINTR.
+//! a waiting call that a native thread would see interrupted returns EINTR. When the running
+//! green thread blocks the signal (its own mask: [`mask`]), the handler waits for one that
+//! does not.
 //!
 //! `sigaction` still reports the program's own handler, flags and mask.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+pub mod mask;
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use libc::{SIG_DFL, SIG_IGN, c_int, c_void, siginfo_t};
 
 type Action = libc::sigaction;
 
 const SIGNALS: usize = 65;
 
-/// The program's handler per signal (0: none of ours installed), and its sa_flags.
+/// The program's handler per signal (0: none of ours installed), its sa_flags and sa_mask.
 static HANDLERS: [AtomicUsize; SIGNALS] = [const { AtomicUsize::new(0) }; SIGNALS];
 static FLAGS: [AtomicUsize; SIGNALS] = [const { AtomicUsize::new(0) }; SIGNALS];
+static ACTION_MASKS: [AtomicU64; SIGNALS] = [const { AtomicU64::new(0) }; SIGNALS];
+
+/// A broken pipe or a fault belongs to the running thread (the kernel raises it in the call
+/// that caused it): it interrupts no other thread's call, and waits for no other thread.
+pub fn is_own(sig: c_int) -> bool {
+    [
+        libc::SIGPIPE,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGFPE,
+        libc::SIGILL,
+        libc::SIGTRAP,
+        libc::SIGSYS,
+    ]
+    .contains(&sig)
+}
 
 extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
-    let index = sig as usize;
-    if index < SIGNALS {
-        if let Some(hub) = crate::hub::Hub::current() {
-            hub.signal_arrived(sig);
-        }
-        let handler = HANDLERS[index].load(Ordering::Acquire);
-        let flags = FLAGS[index].load(Ordering::Acquire) as c_int;
-        if handler != 0 && handler != SIG_IGN && handler != SIG_DFL {
-            let saved = crate::sys::errno();
-            if flags & libc::SA_SIGINFO != 0 {
-                // SAFETY: the program registered this three-argument handler for `sig`.
-                let f: extern "C" fn(c_int, *mut siginfo_t, *mut c_void) =
-                    unsafe { core::mem::transmute(handler) };
-                f(sig, info, context);
-            } else {
-                // SAFETY: the program registered this one-argument handler for `sig`.
-                let f: extern "C" fn(c_int) = unsafe { core::mem::transmute(handler) };
-                f(sig);
-            }
-            crate::sys::set_errno(saved);
+    if !(1..SIGNALS as c_int).contains(&sig) {
+        return;
+    }
+    if let Some(hub) = crate::hub::Hub::current() {
+        hub.signal_arrived(sig);
+        // SAFETY: the kernel's record of this delivery.
+        if !is_own(sig) && unsafe { hub.masks().defer(hub.current_green(), sig, info) } {
+            return;
         }
     }
+    call_handler(sig, info, context);
+}
+
+/// Calls the program's handler for `sig`, keeping errno as it was (as the kernel's signal
+/// frame does).
+fn call_handler(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
+    let index = sig as usize;
+    let handler = HANDLERS[index].load(Ordering::Acquire);
+    let flags = FLAGS[index].load(Ordering::Acquire) as c_int;
+    if handler == 0 || handler == SIG_IGN || handler == SIG_DFL {
+        return;
+    }
+    let saved = crate::sys::errno();
+    if flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the program registered this three-argument handler for `sig`.
+        let f: extern "C" fn(c_int, *mut siginfo_t, *mut c_void) =
+            unsafe { core::mem::transmute(handler) };
+        f(sig, info, context);
+    } else {
+        // SAFETY: the program registered this one-argument handler for `sig`.
+        let f: extern "C" fn(c_int) = unsafe { core::mem::transmute(handler) };
+        f(sig);
+    }
+    crate::sys::set_errno(saved);
+}
+
+/// Runs a deferred signal's handler on the running thread, with the handler's mask (and the
+/// signal itself, unless SA_NODEFER) added to the thread's for its duration, as the kernel
+/// does. The context argument is a blank one: the interrupted context is long gone.
+pub(crate) fn run_deferred(sig: c_int, info: &mut siginfo_t) {
+    let Some(hub) = crate::hub::Hub::current() else {
+        return;
+    };
+    let me = hub.current_green();
+    let flags = FLAGS[sig as usize].load(Ordering::Acquire) as c_int;
+    let mut during = ACTION_MASKS[sig as usize].load(Ordering::Acquire);
+    if flags & libc::SA_NODEFER == 0 {
+        during |= mask::bit(sig);
+    }
+    let before = hub.masks().replace(me, me.sigmask.get() | during);
+    // SAFETY: an all-zero ucontext_t is a valid (blank) value.
+    let mut context: libc::ucontext_t = unsafe { core::mem::zeroed() };
+    call_handler(sig, info, (&raw mut context).cast());
+    hub.masks().replace(me, before);
 }
 
 /// Did the program install `sig`'s handler with SA_RESTART?
@@ -95,6 +147,7 @@ pub unsafe fn sigaction(sig: c_int, act: *const Action, old: *mut Action) -> c_i
             0
         };
         FLAGS[index].store(act.sa_flags as usize, Ordering::Release);
+        ACTION_MASKS[index].store(mask::from_set(&act.sa_mask), Ordering::Release);
         HANDLERS[index].store(handler, Ordering::Release);
     }
     // SAFETY: writable when non-null (caller).
