@@ -2,7 +2,8 @@
  * run: a green read on an empty socket returns EINTR when a handler without SA_RESTART runs,
  * and goes on waiting (then gets its data) with SA_RESTART; a socket timeout is never restarted;
  * nanosleep returns EINTR with the time left; sleep returns the seconds left.
- * The timer signals the main thread itself (SIGEV_THREAD_ID), so the native run is determinate. */
+ * The timer sends SIGINT (the issue's Ctrl-C case) to the main thread itself (SIGEV_THREAD_ID),
+ * so the native run is determinate. */
 #include "gwtest.h"
 #include <pthread.h>
 #include <signal.h>
@@ -30,7 +31,7 @@ static void install(int flags) {
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sa.sa_flags = flags;
-    CHECK_EQ(sigaction(SIGRTMIN, &sa, NULL), 0);
+    CHECK_EQ(sigaction(SIGINT, &sa, NULL), 0);
 }
 
 static void arm_ms(long ms) {
@@ -49,7 +50,7 @@ static void *write_later(void *arg) {
 int main(void) {
     struct sigevent ev = {0};
     ev.sigev_notify = SIGEV_THREAD_ID;
-    ev.sigev_signo = SIGRTMIN;
+    ev.sigev_signo = SIGINT;
     ev._sigev_un._tid = (pid_t)syscall(SYS_gettid); /* sigev_notify_thread_id */
     CHECK_EQ(timer_create(CLOCK_MONOTONIC, &ev, &timer), 0);
     pthread_t tick;
