@@ -2,7 +2,7 @@
  * run: a green read on an empty socket returns EINTR when a handler without SA_RESTART runs,
  * and goes on waiting (then gets its data) with SA_RESTART; a socket timeout is never restarted;
  * nanosleep returns EINTR with the time left; sleep returns the seconds left.
- * The timer sends SIGINT (the issue's Ctrl-C case) to the main thread itself (SIGEV_THREAD_ID),
+ * The timer sends SIGINT (what Ctrl-C sends) to the main thread itself (SIGEV_THREAD_ID),
  * so the native run is determinate. */
 #include "gwtest.h"
 #include <pthread.h>
