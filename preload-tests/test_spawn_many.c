@@ -1,5 +1,7 @@
 /* Processes from many green threads at once: system("true"), popen + pclose, and posix_spawn +
- * waitpid, 50 of each in parallel; every child is run and reaped with its status. */
+ * waitpid, 50 of each in parallel; every child is run and reaped with its status. Then the
+ * waits of system and pclose for a slow child let other threads run meanwhile (a ticker keeps
+ * ticking), with the child's status as the result. */
 #include "gwtest.h"
 #include <pthread.h>
 #include <spawn.h>
@@ -46,5 +48,21 @@ int main(void) {
     errno = 0;
     CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
     CHECK_EQ(errno, ECHILD);
+
+    pthread_t tick;
+    CHECK_EQ(pthread_create(&tick, NULL, gw_ticker, NULL), 0);
+    long t0 = gw_ticks;
+    int status = system("sleep 0.5; exit 3");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3, "system status %#x", status);
+    CHECK(gw_ticks - t0 >= 50, "only %ld ticks while system waited", gw_ticks - t0);
+    CHECK(system(NULL) != 0, "system(NULL) says there is no shell");
+    FILE *f = popen("sleep 0.5; exit 5", "r");
+    CHECK(f != NULL, "popen: %s", strerror(errno));
+    t0 = gw_ticks;
+    status = pclose(f);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 5, "pclose status %#x", status);
+    CHECK(gw_ticks - t0 >= 50, "only %ld ticks while pclose waited", gw_ticks - t0);
+    gw_ticker_stop = 1;
+    CHECK_EQ(pthread_join(tick, NULL), 0);
     return 0;
 }

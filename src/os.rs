@@ -269,6 +269,18 @@ pub unsafe fn fclose(stream: *mut libc::FILE) -> Outcome<c_int> {
     Bypass
 }
 
+/// `pclose`: waits for the child (on the pool, as `wait_child`) after forgetting the pipe.
+///
+/// # Safety
+/// `stream` is a FILE from `popen`.
+pub unsafe fn pclose(stream: *mut libc::FILE) -> Outcome<c_int> {
+    // SAFETY: an open FILE (caller).
+    let _ = unsafe { fclose(stream) };
+    let stream = stream as usize;
+    // SAFETY: the caller's FILE, closed once, by the real pclose.
+    wait_child(0, move || unsafe { (real::get().pclose)(stream as *mut libc::FILE) })
+}
+
 /// `close_range`: every descriptor in the range is forgotten first.
 pub fn close_range(first: libc::c_uint, last: libc::c_uint) -> Outcome<c_int> {
     let end = last.min(fd::MAX_FDS as libc::c_uint - 1);

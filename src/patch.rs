@@ -204,6 +204,8 @@ pub const HOOKED: &[(&str, Subsystem)] = &[
     ("waitpid", Subsystem::Os),
     ("wait4", Subsystem::Os),
     ("waitid", Subsystem::Os),
+    ("system", Subsystem::Os),
+    ("pclose", Subsystem::Os),
     ("sigaction", Subsystem::Os),
     ("pause", Subsystem::Os),
     ("sigsuspend", Subsystem::Os),

@@ -158,6 +158,8 @@ real_table! {
     fork: fn() -> libc::pid_t;
     sigaction: fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
     wait: fn(*mut c_int) -> libc::pid_t;
+    system: fn(*const c_char) -> c_int;
+    pclose: fn(*mut libc::FILE) -> c_int;
     pause: fn() -> c_int;
     sigsuspend: fn(*const sigset_t) -> c_int;
     sigwaitinfo: fn(*const sigset_t, *mut libc::siginfo_t) -> c_int;

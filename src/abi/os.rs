@@ -36,6 +36,11 @@ shim! {
         let info = info as usize;
         os::wait_child(options, move || (crate::real::get().waitid)(idtype, id, info as *mut libc::siginfo_t, options))
     };
+    fn system(command: *const libc::c_char) -> c_int => {
+        let command = command as usize;
+        os::wait_child(0, move || (crate::real::get().system)(command as *const libc::c_char))
+    };
+    fn pclose(stream: *mut libc::FILE) -> c_int => os::pclose(stream);
     fn dup(fd: c_int) -> c_int => {
         let new = (crate::real::get().dup)(fd);
         os::duplicated(new);
