@@ -278,7 +278,9 @@ pub unsafe fn pclose(stream: *mut libc::FILE) -> Outcome<c_int> {
     let _ = unsafe { fclose(stream) };
     let stream = stream as usize;
     // SAFETY: the caller's FILE, closed once, by the real pclose.
-    wait_child(0, move || unsafe { (real::get().pclose)(stream as *mut libc::FILE) })
+    wait_child(0, move || unsafe {
+        (real::get().pclose)(stream as *mut libc::FILE)
+    })
 }
 
 /// `close_range`: every descriptor in the range is forgotten first.
