@@ -12,8 +12,10 @@
 //! - one module per patched subsystem, named after eventlet's kwargs: [`os`], [`select`],
 //!   [`socket`], [`thread`] and [`time`].
 //! - [`fd`]: the fd table — what each descriptor is, the flags the program set, readiness —
-//!   and the green I/O loop the `os` and `socket` subsystems share.
-//! - [`signal`]: the program's signal handlers, wrapped so the hub knows what arrived.
+//!   and the green I/O loop the `os` and `socket` subsystems share; [`stdio`] puts it in
+//!   front of glibc's FILE reads, whose own `read` no hook sees.
+//! - [`signal`]: the program's signal handlers, wrapped so the hub knows what arrived, and
+//!   each green thread's signal mask.
 //! - [`tpool`]: real OS threads for the calls that cannot be made non-blocking; [`resolver`]
 //!   sends name resolution there.
 //! - [`hub`]: a hub per OS thread — run queue, timers, poller — and the root's loop.
@@ -44,6 +46,7 @@ pub mod select;
 pub mod signal;
 pub mod socket;
 pub mod stats;
+pub mod stdio;
 pub mod sys;
 pub mod thread;
 pub mod time;

@@ -6,6 +6,7 @@ mod os;
 mod resolver;
 mod select;
 mod socket;
+mod stdio;
 mod sync;
 mod thread;
 mod time;
@@ -54,6 +55,12 @@ impl Failure for libc::pthread_t {
 }
 impl Failure for *mut libc::c_void {
     const FAILED: Self = core::ptr::null_mut();
+}
+impl Failure for *mut libc::c_char {
+    const FAILED: Self = core::ptr::null_mut();
+}
+impl Failure for libc::size_t {
+    const FAILED: Self = 0;
 }
 impl Failure for *mut libc::hostent {
     const FAILED: Self = core::ptr::null_mut();
