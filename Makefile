@@ -7,7 +7,7 @@ TEST_SRC := $(filter-out preload-tests/lib%.c,$(wildcard preload-tests/*.c))
 TEST_BIN := $(patsubst preload-tests/%.c,$(TBIN)/%,$(TEST_SRC))
 TEST_LIB := $(patsubst preload-tests/%.c,$(TBIN)/%.so,$(wildcard preload-tests/lib*.c))
 
-.PHONY: all build demo test test-python preload-tests lint clean
+.PHONY: all build demo test test-python test-programs preload-tests lint clean
 
 all: demo
 
@@ -37,6 +37,10 @@ test: $(LIB) preload-tests
 # CPython's threading suites, natively and under the preload (make test runs them too).
 test-python: $(LIB)
 	scripts/test-python
+
+# bash pipelines, python3 subprocesses and make -j4, natively and under greenrun (in make test).
+test-programs: $(LIB)
+	scripts/test-programs
 
 lint:
 	cargo fmt --check

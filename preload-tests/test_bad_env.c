@@ -10,7 +10,7 @@
 #define CLEAN_ENV                                                                                 \
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
         "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",             \
-        "-GREENWORLD_TPOOL_SIZE"
+        "-GREENWORLD_TPOOL_SIZE", "-GREENWORLD_INHERIT"
 
 static void *thread_fn(void *arg) {
     struct timespec ts = {0, 1000000};
@@ -89,6 +89,7 @@ int main(int argc, char **argv) {
     expect_rejected("GREENWORLD_STACK_SIZE=99999999999999999999G", NULL, "GREENWORLD_STACK_SIZE",
                     "99999999999999999999G");
     expect_rejected("GREENWORLD_TPOOL_SIZE=0", NULL, "GREENWORLD_TPOOL_SIZE", "0");
+    expect_rejected("GREENWORLD_INHERIT=maybe", NULL, "GREENWORLD_INHERIT", "maybe");
     /* A malformed value is an error even where the truth table would not look at it. */
     expect_rejected("GREENWORLD_SOCKET=1", "GREENWORLD_TIME=maybe", "GREENWORLD_TIME", "maybe");
     /* Two malformed values: still exactly one line (checked inside), naming one of them. */
@@ -112,6 +113,8 @@ int main(int argc, char **argv) {
     expect_accepted("GREENWORLD_LOG=Debug");
     expect_accepted("GREENWORLD_LOG=off");
     expect_accepted("GREENWORLD_STATS=0");
+    expect_accepted("GREENWORLD_INHERIT=0");
+    expect_accepted("GREENWORLD_INHERIT=Yes");
     expect_accepted("GREENWORLD_TIME=");
     return 0;
 }

@@ -1,9 +1,10 @@
 #include "gwtest.h"
 /* scripts/greenrun ($GREENWORLD_SRC/scripts/greenrun): --status (the library's own answer,
  * after --only/--no and the environment), usage errors (exit 2, usage on stderr), --help and
- * --version (stdout, exit 0), the options' variables, a missing library (exit 127), the installed
- * layout, and the command run by exec with the library first in LD_PRELOAD (exit status and
- * death by signal pass through). Green only (it needs the library). */
+ * --version (stdout, exit 0), the options' variables, --no-inherit (the command green, what it
+ * runs not), a missing library (exit 127), the installed layout, and the command run by exec
+ * with the library first in LD_PRELOAD (exit status and death by signal pass through). Green
+ * only (it needs the library). */
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -36,7 +37,8 @@ static int greenrun(int which, const char *const env[], char *const argv[]) {
 #define EXIT_OF(st) (WIFEXITED(st) ? WEXITSTATUS(st) : -1)
 #define CLEAN                                                                                     \
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
-        "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE", "-LD_PRELOAD"
+        "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",                 \
+        "-GREENWORLD_INHERIT", "-LD_PRELOAD"
 
 static const char *const clean[] = {CLEAN, NULL};
 
@@ -155,7 +157,8 @@ int main(int argc, char **argv) {
     char *help[] = {"--help", NULL};
     st = greenrun(STDOUT_ONLY, clean, help);
     CHECK(EXIT_OF(st) == 0 && strncmp(out, "usage:", 6) == 0, "--help: %d: %s", st, out);
-    CHECK(strstr(out, "--only") && strstr(out, "--status") && strstr(out, "--stack-size"), "--help: %s", out);
+    CHECK(strstr(out, "--only") && strstr(out, "--status") && strstr(out, "--stack-size") && strstr(out, "--no-inherit"),
+          "--help: %s", out);
     st = greenrun(STDERR_ONLY, clean, help);
     CHECK(EXIT_OF(st) == 0 && out[0] == 0, "--help wrote on stderr: %s", out);
     char *version[] = {"--version", NULL}, want_version[128], version_line[160];
@@ -200,6 +203,26 @@ int main(int argc, char **argv) {
     st = greenrun(STDOUT_ONLY, env_preset, no_opts);
     CHECK(EXIT_OF(st) == 0 && strcmp(out, "GREENWORLD_OS=0\nGREENWORLD_THREAD=0\nGREENWORLD_TIME=0\n") == 0,
           "--no time,os: %d:\n%s", st, out);
+
+    /* --no-inherit: GREENWORLD_INHERIT=0; the command is green, what it runs is not. */
+    char *no_inherit_env[] = {"--no-inherit", "/bin/sh", "-c",
+                              "env | grep '^GREENWORLD_[A-Z_]*=' | grep -v '^GREENWORLD_\\(LIB\\|SRC\\)='", NULL};
+    st = greenrun(STDOUT_ONLY, clean, no_inherit_env);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, "GREENWORLD_INHERIT=0\n") == 0, "--no-inherit: %d:\n%s", st, out);
+    char *no_inherit_probe[] = {"--no-inherit", (char *)gw_self(), "--probe", NULL};
+    st = greenrun(BOTH, clean, no_inherit_probe);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, "probe preloaded=1 thread=1 time=1\n") == 0, "--no-inherit: %d: %s", st,
+          out);
+    char child_cmd[PATH_MAX + 128];
+    snprintf(child_cmd, sizeof child_cmd, "echo \"LD_PRELOAD=${LD_PRELOAD-unset}\"; exec '%s' --probe", gw_self());
+    char *no_inherit_child[] = {"--no-inherit", "/bin/sh", "-c", child_cmd, NULL};
+    st = greenrun(BOTH, clean, no_inherit_child);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, "LD_PRELOAD=unset\nprobe preloaded=0 thread=-2 time=-2\n") == 0,
+          "--no-inherit, a child: %d: %s", st, out);
+    const char *dl_preload[] = {CLEAN, "LD_PRELOAD=libdl.so.2", NULL};
+    st = greenrun(BOTH, dl_preload, no_inherit_child);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, "LD_PRELOAD=libdl.so.2\nprobe preloaded=0 thread=-2 time=-2\n") == 0,
+          "--no-inherit with LD_PRELOAD=libdl.so.2, a child: %d: %s", st, out);
 
     /* Exit status and death by signal pass through (exec, no wrapper process left). */
     char *code[] = {"/bin/sh", "-c", "exit 7", NULL};

@@ -38,6 +38,8 @@ pub struct Config {
     pub log: LogLevel,
     pub status: bool,
     pub tpool_size: usize,
+    /// Do programs this process execs inherit the library through `LD_PRELOAD`?
+    pub inherit: bool,
 }
 
 /// A malformed variable: what the one line on stderr says.
@@ -118,6 +120,7 @@ impl Config {
             stats: boolean("GREENWORLD_STATS")?.unwrap_or(false),
             log,
             status: boolean("GREENWORLD_STATUS")?.unwrap_or(false),
+            inherit: boolean("GREENWORLD_INHERIT")?.unwrap_or(true),
         })
     }
 
@@ -231,6 +234,22 @@ mod tests {
             parse(&[("GREENWORLD_STATS", "2")]).unwrap_err().name,
             "GREENWORLD_STATS"
         );
+        assert_eq!(
+            parse(&[("GREENWORLD_INHERIT", "maybe")])
+                .unwrap_err()
+                .to_string(),
+            "GREENWORLD_INHERIT='maybe' is not valid; accepted: 1/0, true/false, yes/no, on/off"
+        );
+    }
+
+    #[test]
+    fn inherit_defaults_to_true() {
+        let inherit = |v: &str| parse(&[("GREENWORLD_INHERIT", v)]).map(|c| c.inherit);
+        assert!(parse(&[]).unwrap().inherit);
+        assert_eq!(inherit(""), Ok(true));
+        assert_eq!(inherit("0"), Ok(false));
+        assert_eq!(inherit("No"), Ok(false));
+        assert_eq!(inherit("on"), Ok(true));
     }
 
     #[test]

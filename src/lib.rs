@@ -21,7 +21,8 @@
 //! - [`hub`]: a hub per OS thread — run queue, timers, poller — and the root's loop.
 //! - [`green`]: green-thread control blocks, their handle table, and their pooled stacks.
 //! - [`real`]: the real libc functions, resolved once.
-//! - [`runtime`]: start-up, the panic policy, exit-time reports; [`log`], [`stats`], [`sys`].
+//! - [`runtime`]: start-up, the panic policy, exit-time reports; [`log`], [`stats`], [`sys`];
+//!   [`inherit`]: at start-up, the library out of `LD_PRELOAD` when children must not inherit it.
 //!
 //! Rules that hold everywhere: no panic crosses into C (release builds abort, after one
 //! `greenworld:` line); the runtime never calls its own hooks (raw syscalls or [`real`] only);
@@ -34,6 +35,7 @@ pub mod config;
 pub mod fd;
 pub mod green;
 pub mod hub;
+pub mod inherit;
 #[macro_use]
 pub mod log;
 pub mod os;

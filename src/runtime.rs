@@ -1,5 +1,5 @@
 //! Start-up and shutdown of the library: configuration read once, the panic policy, the
-//! `GREENWORLD_STATUS` line, and the `GREENWORLD_STATS` summary at exit.
+//! `GREENWORLD_STATUS` line, `GREENWORLD_INHERIT`, and the `GREENWORLD_STATS` summary at exit.
 //!
 //! [`init`] runs from the library's constructor, but other libraries' constructors may call
 //! hooked functions first (trap 3), so everything here is also reached lazily through
@@ -47,9 +47,12 @@ fn load() -> Config {
 }
 
 /// The library's constructor: reads the configuration even if no hooked function is ever called,
-/// so a malformed variable stops the program before `main`.
+/// so a malformed variable stops the program before `main`; with `GREENWORLD_INHERIT=0`, takes
+/// the library out of `LD_PRELOAD` before anything can exec (here, where allocating is safe).
 pub fn init() {
-    config();
+    if !config().inherit {
+        crate::inherit::stop_at_exec();
+    }
 }
 
 /// No panic may cross into C (trap 4), and std's default hook would print through our own
