@@ -57,6 +57,10 @@ pub struct Green {
     pub(crate) errno: Cell<c_int>,
     /// The thread's signal mask (signals 1..=64); see `signal::mask`.
     pub(crate) sigmask: Cell<u64>,
+    /// Signals sent to this very thread (`pthread_kill`) and not yet handled or taken.
+    pub(crate) pending: Cell<u64>,
+    /// The signals it waits for in `sigwait` (and the like) now.
+    pub(crate) sigwaiting: Cell<u64>,
     /// The token of the current wait, 0 when not parked.
     park_token: AtomicU64,
     pub(crate) timed_out: Cell<bool>,
@@ -102,6 +106,8 @@ impl Green {
             yielder: Cell::new(core::ptr::null()),
             errno: Cell::new(0),
             sigmask: Cell::new(0),
+            pending: Cell::new(0),
+            sigwaiting: Cell::new(0),
             park_token: AtomicU64::new(0),
             timed_out: Cell::new(false),
             timers_in_heap: Cell::new(0),

@@ -506,6 +506,24 @@ impl Hub {
         }
     }
 
+    /// A signal sent to `target` alone (`pthread_kill`): its interruptible wait, if it is in
+    /// one, ends as `interrupt` ends the chosen one's.
+    pub fn interrupt_thread(&self, target: &'static Green, sig: c_int) {
+        let mut waiters = self.interruptible.borrow_mut();
+        let at = waiters
+            .iter()
+            .position(|&(g, seq, _)| ptr::eq(g, target) && g.interrupt_seq.get() == seq);
+        if let Some((green, _, interrupted)) = at.and_then(|at| waiters.remove(at)) {
+            drop(waiters);
+            // SAFETY: a live entry's Interrupt is on its waiter's stack (see `interrupt`).
+            unsafe {
+                (*interrupted).signal.set(sig);
+                (*interrupted).happened.set(true);
+            }
+            green.unpark(green.current_token());
+        }
+    }
+
     /// Switches to `green` until it parks, yields or ends.
     fn resume(&self, green: &'static Green) {
         self.current.set(green);

@@ -180,6 +180,7 @@ impl Masks {
     /// deferred in the parent are not the child's (a child starts with none pending).
     pub fn after_fork(&self, me: &Green) {
         self.deferred.store(0, Ordering::Relaxed);
+        me.pending.set(0);
         self.start_over(me, me.sigmask.get());
     }
 
@@ -218,10 +219,45 @@ impl Masks {
         true
     }
 
-    /// Runs on `me` (the running thread) the handlers of deferred signals it lets through, as a
-    /// native thread like it would have run them. Returns whether one ran.
+    /// Runs on `me` (the running thread) the handlers of signals sent to it and of deferred
+    /// signals that it lets through, as a native thread like it would have run them. Returns
+    /// whether one ran.
     pub fn deliver(&self, me: &Green) -> bool {
-        self.deliver_masked(!me.sigmask.get())
+        let mut ran = false;
+        loop {
+            let own = me.pending.get() & !me.sigmask.get();
+            let Some(sig) = signals(own).next() else {
+                break;
+            };
+            me.pending.set(me.pending.get() & !bit(sig));
+            crate::signal::run_deferred(sig, &mut sent_info(sig));
+            ran = true;
+        }
+        self.deliver_masked(!me.sigmask.get()) | ran
+    }
+
+    /// `pthread_kill` of `target`, a thread of this hub, with `sig`: natively the signal is
+    /// that thread's alone. It runs the handler there — at once if it is the caller, else when
+    /// it next runs, its interruptible wait interrupted as the kernel's signal would — or stays
+    /// pending on it while it blocks the signal (then `sigwait` there takes it).
+    pub fn send_to(&self, hub: &crate::hub::Hub, target: &'static Green, sig: c_int) {
+        target.pending.set(target.pending.get() | bit(sig));
+        if target.sigmask.get() & bit(sig) != 0 {
+            if target.sigwaiting.get() & bit(sig) != 0 {
+                target.unpark(target.current_token());
+            }
+        } else if core::ptr::eq(target, hub.current_green()) {
+            self.deliver(target);
+        } else {
+            hub.interrupt_thread(target, sig);
+        }
+    }
+
+    /// A signal of `wanted` sent to `me` (which waits for it, blocked): taken, not handled.
+    pub fn take_sent(&self, me: &Green, wanted: Bits) -> Option<siginfo_t> {
+        let sig = signals(me.pending.get() & wanted).next()?;
+        me.pending.set(me.pending.get() & !bit(sig));
+        Some(sent_info(sig))
     }
 
     /// Before the hub sleeps: a deferred signal whose threads that let it through all wait
@@ -273,6 +309,31 @@ impl Masks {
                 crate::log!(Warn, "cannot requeue signal {sig}: {}", crate::sys::errno());
             }
         }
+    }
+}
+
+/// The record of a signal a thread of this process sent with `pthread_kill` (glibc queues it
+/// with SI_USER, as `kill`, since 2.34).
+fn sent_info(sig: c_int) -> siginfo_t {
+    // SAFETY: an all-zero siginfo_t is valid.
+    let mut info: siginfo_t = unsafe { core::mem::zeroed() };
+    info.si_signo = sig;
+    info.si_code = libc::SI_USER;
+    // SAFETY: no preconditions.
+    set_sender(&mut info, unsafe { libc::getpid() }, unsafe {
+        libc::getuid()
+    });
+    info
+}
+
+/// Writes the sender of a `kill`/`tgkill` record (`si_pid`, `si_uid`: the first two ints of the
+/// union, after signo, errno, code and the padding that aligns the union).
+pub fn set_sender(info: &mut siginfo_t, pid: libc::pid_t, uid: libc::uid_t) {
+    // SAFETY: a siginfo_t is 128 bytes; these two ints lie within it, as the kernel lays them.
+    unsafe {
+        let ids = (info as *mut siginfo_t).cast::<c_int>().add(4);
+        ids.write(pid);
+        ids.add(1).write(uid as c_int);
     }
 }
 

@@ -93,6 +93,12 @@ pub(crate) fn run_deferred(sig: c_int, info: &mut siginfo_t) {
     hub.masks().replace(me, before);
 }
 
+/// Does a handler of the program's run for `sig` (through the trampoline)?
+pub fn handled(sig: c_int) -> bool {
+    (1..SIGNALS as c_int).contains(&sig)
+        && is_function(HANDLERS[sig as usize].load(Ordering::Acquire))
+}
+
 /// Did the program install `sig`'s handler with SA_RESTART?
 pub fn restarts(sig: c_int) -> bool {
     (sig as usize) < SIGNALS
@@ -216,7 +222,23 @@ pub unsafe fn wait_for(
     // SAFETY: all-zero is a valid signalfd_siginfo to read into.
     let mut record: libc::signalfd_siginfo = unsafe { core::mem::zeroed() };
     let size = size_of::<libc::signalfd_siginfo>();
+    let hub = crate::hub::Hub::current().expect("checked above");
+    let me = hub.current_green();
+    // SAFETY: a readable set (caller).
+    let wanted = mask::from_set(unsafe { &*set });
+    // `pthread_kill` of this thread with one of them wakes it (see `Masks::send_to`).
+    me.sigwaiting.set(wanted);
     let outcome = loop {
+        if let Some(sent) = hub.masks().take_sent(me, wanted) {
+            record.ssi_signo = sent.si_signo as u32;
+            record.ssi_code = sent.si_code;
+            // SAFETY: a record made by `sent_info`, whose union holds a sender.
+            unsafe {
+                record.ssi_pid = sent.si_pid() as u32;
+                record.ssi_uid = sent.si_uid();
+            }
+            break Done(sent.si_signo);
+        }
         // SAFETY: reads one record into a valid buffer of its size (the real read: ours would
         // see a plain descriptor anyway).
         let n = unsafe { (crate::real::get().read)(fd, (&raw mut record).cast(), size) };
@@ -226,11 +248,11 @@ pub unsafe fn wait_for(
         if deadline.is_some_and(|d| crate::sys::now_ns() >= d) {
             break Errno(libc::EAGAIN);
         }
-        let hub = crate::hub::Hub::current().expect("checked above");
         if let Err(not_ready) = crate::fd::wait::wait_any(hub, core::iter::once(fd), deadline) {
             break Errno(not_ready.errno());
         }
     };
+    me.sigwaiting.set(0);
     crate::fd::forget(fd);
     // SAFETY: our own descriptor.
     unsafe { (crate::real::get().close)(fd) };
@@ -241,6 +263,9 @@ pub unsafe fn wait_for(
         info.si_signo = record.ssi_signo as c_int;
         info.si_errno = record.ssi_errno;
         info.si_code = record.ssi_code;
+        if record.ssi_code == libc::SI_TKILL || record.ssi_code == libc::SI_USER {
+            mask::set_sender(info, record.ssi_pid as libc::pid_t, record.ssi_uid);
+        }
     }
     outcome
 }

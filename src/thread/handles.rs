@@ -97,14 +97,26 @@ pub unsafe fn get_attr(handle: pthread_t, attr: *mut pthread_attr_t) -> Outcome<
     Done(0)
 }
 
-/// `pthread_kill`: signal 0 checks the green thread is alive; a real signal goes to its OS
-/// thread (the handler runs on whichever green thread is current there).
+/// `pthread_kill`: signal 0 checks the green thread is alive. A signal for a thread of the
+/// caller's own hub is that thread's alone, as natively (see `Masks::send_to`) when the program
+/// handles it or the thread blocks it; otherwise (its default action, or a thread of another
+/// OS thread) it goes to the OS thread.
 pub fn kill(handle: pthread_t, sig: c_int) -> Outcome<c_int> {
     let green = match green(handle) {
         Ok(green) => green,
         Err(outcome) => return outcome,
     };
     if sig == 0 {
+        return Done(0);
+    }
+    if !(1..=64).contains(&sig) {
+        return Done(libc::EINVAL);
+    }
+    let hub = green.hub();
+    let here = crate::hub::Hub::current().is_some_and(|current| core::ptr::eq(current, hub));
+    let blocked = green.sigmask.get() & crate::signal::mask::bit(sig) != 0;
+    if here && (blocked || crate::signal::handled(sig)) {
+        hub.masks().send_to(hub, green, sig);
         return Done(0);
     }
     // SAFETY: a real, live pthread_t.
