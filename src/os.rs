@@ -217,6 +217,36 @@ pub fn after_control(fd_result: c_int, changes_flags: bool, duplicates: bool) {
     }
 }
 
+/// This process's id as the library last saw it: set at start and in every fork child
+/// (`pthread_atfork` handlers run for `fork` and glibc's own forks, never for `vfork` or a
+/// `clone` that shares memory). 0: not known yet.
+static PROCESS: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
+
+fn own_pid() -> libc::pid_t {
+    // SAFETY: no arguments; the kernel's answer, never a cached one.
+    unsafe { libc::syscall(libc::SYS_getpid) as libc::pid_t }
+}
+
+extern "C" fn forked_child() {
+    PROCESS.store(own_pid(), core::sync::atomic::Ordering::Relaxed);
+}
+
+/// From the constructor: notes this process, and each fork child as it starts.
+pub fn watch_forks() {
+    forked_child();
+    // SAFETY: registers a child handler that only stores its pid.
+    unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+}
+
+/// Is this the child of a `vfork` (or of a `clone` that shares memory) before its `exec`? Its
+/// memory is the parent's, which waits meanwhile: what the child does through our hooks
+/// (Python's subprocess resets signal handlers, closes and `dup2`s descriptors, sets its mask)
+/// must not change the library's tables, which are the parent's.
+pub fn in_vfork_child() -> bool {
+    let known = PROCESS.load(core::sync::atomic::Ordering::Relaxed);
+    known != 0 && own_pid() != known
+}
+
 /// `fork`: the child keeps only the calling thread, green or not (trap 13).
 pub fn fork() -> Outcome<libc::pid_t> {
     let mut buckets = crate::green::parking::lock_all();

@@ -50,6 +50,7 @@ fn load() -> Config {
 /// so a malformed variable stops the program before `main`; with `GREENWORLD_INHERIT=0`, takes
 /// the library out of `LD_PRELOAD` before anything can exec (here, where allocating is safe).
 pub fn init() {
+    crate::os::watch_forks();
     if !config().inherit {
         crate::inherit::stop_at_exec();
     }

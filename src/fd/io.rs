@@ -105,6 +105,10 @@ impl GreenFd {
         if nonblocking {
             return Err(NotReady::TimedOut);
         }
+        if crate::os::in_vfork_child() {
+            // Its parent's hub waits for it: the real call blocks only this child.
+            return Err(NotReady::Elsewhere);
+        }
         let deadline = *self.deadline.get_or_insert_with(|| {
             let timeout = if dir == Direction::Read {
                 recv_timeout

@@ -242,6 +242,15 @@ fn new_chunk(slot: &AtomicPtr<Entry>) -> Option<*mut Entry> {
 /// waits on it (they answer EBADF). Called before the real close.
 pub fn forget(fd: c_int) {
     let Some(entry) = entry(fd) else { return };
+    let blank = entry.kind.load(Ordering::Acquire) == Kind::Unknown as u8
+        && entry.registered.load(Ordering::Acquire).is_null()
+        && entry.flags_epoch.load(Ordering::Acquire) == 0
+        && entry.pending_error.load(Ordering::Acquire) == 0;
+    // A vfork child's close or dup2 is of its own descriptor table, but this table (and the
+    // epoll instance) are its parent's.
+    if blank || crate::os::in_vfork_child() {
+        return;
+    }
     // Flags are re-read on next use: a new descriptor with this number has its own.
     entry.flags_epoch.store(0, Ordering::Release);
     entry.pending_error.store(0, Ordering::Release);

@@ -351,6 +351,9 @@ pub unsafe fn change(
         return None;
     }
     let hub = crate::hub::Hub::current()?;
+    if crate::os::in_vfork_child() {
+        return None;
+    }
     let me = hub.current_green();
     let previous = me.sigmask.get();
     // SAFETY: readable when non-null (caller).

@@ -120,6 +120,19 @@ pub unsafe fn sigaction(sig: c_int, act: *const Action, old: *mut Action) -> c_i
         // SAFETY: the caller's arguments, to the real function.
         return unsafe { (real.sigaction)(sig, act, old) };
     }
+    if crate::os::in_vfork_child() {
+        // The handler table is the parent's: the child's own disposition only (it execs next).
+        // SAFETY: the caller's arguments, to the real function.
+        let rc = unsafe { (real.sigaction)(sig, act, old) };
+        // SAFETY: writable when non-null (caller).
+        if let Some(old) = unsafe { old.as_mut() }
+            .filter(|old| rc == 0 && old.sa_sigaction == trampoline as *const () as usize)
+        {
+            old.sa_sigaction = HANDLERS[index].load(Ordering::Acquire);
+            old.sa_flags = FLAGS[index].load(Ordering::Acquire) as c_int;
+        }
+        return rc;
+    }
     let program = (
         HANDLERS[index].load(Ordering::Acquire),
         FLAGS[index].load(Ordering::Acquire),
