@@ -244,16 +244,7 @@ pub fn wait_child(options: c_int, call: impl FnOnce() -> c_int + Send) -> Outcom
     if options & libc::WNOHANG != 0 || !crate::patch::active(crate::patch::Subsystem::Os) {
         return Bypass;
     }
-    // errno is the pool thread's: bring it back with the result.
-    let (result, code) = crate::tpool::run(move || {
-        let result = call();
-        (result, crate::sys::errno())
-    });
-    if result < 0 {
-        Outcome::Errno(code)
-    } else {
-        Done(result)
-    }
+    crate::tpool::run_syscall(crate::stats::ParkReason::Pool, call)
 }
 
 /// `fclose`: its close is glibc-internal, which no hook sees; forget the descriptor first.
