@@ -21,7 +21,7 @@
  * is_monkey_patched answers for the file-only calls (pread) only in pool mode. In pool mode
  * (and natively) two threads also open the two ends of a FIFO, which blocks natively until
  * both ends are open: on the pool they meet (with off the first open would block the one OS
- * thread for good). */
+ * thread for good). A last child checks that a signal handler's file calls are never pooled. */
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -340,6 +340,38 @@ static int child(void) {
     return 0;
 }
 
+/* A signal handler's file calls stay plain libc (natively they are async-signal-safe; a pool
+ * hand-off would lock and allocate inside the handler): a green thread raises a signal whose
+ * handler makes 10 pwrites, then makes 5 pwrites itself. Under the preload with pool, exactly
+ * those 5 are pooled ("file:5"): everything else runs while main is alone. */
+static int sig_fd;
+static void on_usr1(int sig) {
+    (void)sig;
+    for (int i = 0; i < 10; i++)
+        if (pwrite(sig_fd, "h", 1, i) != 1) _exit(3);
+}
+static void *raiser(void *arg) {
+    CHECK_EQ(raise(SIGUSR1), 0);
+    for (int i = 10; i < 15; i++) CHECK_EQ(pwrite(sig_fd, "t", 1, i), 1);
+    return arg;
+}
+static int signal_child(void) {
+    char path[] = "/tmp/gw-fileio-sig-XXXXXX", buf[16];
+    sig_fd = mkstemp(path);
+    CHECK(sig_fd >= 0, "mkstemp: %s", strerror(errno));
+    CHECK_EQ(unlink(path), 0);
+    struct sigaction sa = {.sa_handler = on_usr1};
+    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, raiser, NULL), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(pread(sig_fd, buf, sizeof buf, 0), 15);
+    CHECK(memcmp(buf, "hhhhhhhhhhttttt", 15) == 0, "contents %.15s", buf);
+    printf("signal child ok\n");
+    fflush(stdout);
+    return 0;
+}
+
 static char outs[3][THREADS * LOG + 4096];
 
 /* The transcript lines ("T...") of a child's output. */
@@ -367,6 +399,7 @@ static long file_parks(const char *out) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--child") == 0) return child();
+    if (argc > 1 && strcmp(argv[1], "--signal") == 0) return signal_child();
     gw_watchdog("test_fileio_pool", 110);
     static const char *const envs[3][6] = {
         {"-LD_PRELOAD", "-GREENWORLD_FILEIO", "-GREENWORLD_OS", "-GREENWORLD_STATS", NULL},
@@ -389,6 +422,16 @@ int main(int argc, char **argv) {
         const char *a = trans[0], *b = trans[i];
         while (*a && *a == *b) a++, b++;
         CHECK(0, "%s differs from native at: ...%.120s\nnative: ...%.120s", names[i], b, a);
+    }
+    {
+        gw_phase = "signal handler";
+        const char *env[] = {"GREENWORLD_FILEIO=pool", "-GREENWORLD_OS", "GREENWORLD_STATS=1", NULL};
+        char *args[] = {(char *)gw_self(), "--signal", NULL};
+        int status = gw_run(env, args, outs[0], sizeof outs[0]);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(outs[0], "signal child ok\n"),
+              "signal child: status %d:\n%s", status, outs[0]);
+        if (gw_preloaded())
+            CHECK(file_parks(outs[0]) == 5, "a handler's calls were pooled (want file:5):\n%s", outs[0]);
     }
     if (gw_preloaded()) {
         CHECK(file_parks(outs[1]) == 0, "FILEIO=off: want file:0 in the stats line:\n%.400s", outs[1]);
