@@ -10,7 +10,7 @@
 #define CLEAN_ENV                                                                                 \
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
         "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",             \
-        "-GREENWORLD_TPOOL_SIZE", "-GREENWORLD_INHERIT"
+        "-GREENWORLD_TPOOL_SIZE", "-GREENWORLD_INHERIT", "-GREENWORLD_FILEIO"
 
 static void *thread_fn(void *arg) {
     struct timespec ts = {0, 1000000};
@@ -90,6 +90,10 @@ int main(int argc, char **argv) {
                     "99999999999999999999G");
     expect_rejected("GREENWORLD_TPOOL_SIZE=0", NULL, "GREENWORLD_TPOOL_SIZE", "0");
     expect_rejected("GREENWORLD_INHERIT=maybe", NULL, "GREENWORLD_INHERIT", "maybe");
+    /* A mode, not a boolean: exactly "off" or "pool", and the line lists both. */
+    expect_rejected("GREENWORLD_FILEIO=on", NULL, "GREENWORLD_FILEIO", "on");
+    expect_rejected("GREENWORLD_FILEIO=Pool", NULL, "GREENWORLD_FILEIO", "Pool");
+    CHECK(strstr(out, "accepted: off, pool\n"), "GREENWORLD_FILEIO: accepted values not listed: %s", out);
     /* A malformed value is an error even where the truth table would not look at it. */
     expect_rejected("GREENWORLD_SOCKET=1", "GREENWORLD_TIME=maybe", "GREENWORLD_TIME", "maybe");
     /* Two malformed values: still exactly one line (checked inside), naming one of them. */
@@ -110,6 +114,9 @@ int main(int argc, char **argv) {
     expect_accepted("GREENWORLD_STACK_SIZE=16384");
     expect_accepted("GREENWORLD_STACK_SIZE=2M");
     expect_accepted("GREENWORLD_TPOOL_SIZE=2");
+    expect_accepted("GREENWORLD_FILEIO=off");
+    expect_accepted("GREENWORLD_FILEIO=pool");
+    expect_accepted("GREENWORLD_FILEIO=");
     expect_accepted("GREENWORLD_LOG=Debug");
     expect_accepted("GREENWORLD_LOG=off");
     expect_accepted("GREENWORLD_STATS=0");

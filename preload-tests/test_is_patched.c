@@ -1,9 +1,10 @@
 #include "gwtest.h"
 /* greenworld_is_monkey_patched, eventlet's is_monkey_patched: 1/0 for the five subsystem names
- * and for every hooked function name (a function answers what its subsystem answers), -1 for a
- * name the library does not know, for "" and for NULL. Green only. The test re-runs itself
+ * and for every hooked function name (a function answers what its subsystem answers; the
+ * file-only os calls, such as pread, also need GREENWORLD_FILEIO=pool), -1 for a name the
+ * library does not know, for "" and for NULL. Green only. The test re-runs itself
  * (argv[1] == "--child") with a clean environment and with each subsystem alone patched, so
- * every function is checked against the right subsystem. */
+ * every function is checked against the right subsystem, then with GREENWORLD_FILEIO=pool. */
 
 enum { OS, SELECT, SOCKET, THREAD, TIME, NSUB };
 static const char *const subsystems[NSUB] = {"os", "select", "socket", "thread", "time"};
@@ -54,6 +55,13 @@ static const struct {
 };
 enum { HOOKED = sizeof hooked / sizeof hooked[0] };
 
+/* os calls that only offload regular-file I/O: 1 only when os is patched and
+ * GREENWORLD_FILEIO=pool. */
+static const char *const file_only[] = {"open", "open64", "openat", "openat64", "__open_2", "__open64_2",
+                                        "__openat_2", "__openat64_2", "creat", "creat64", "pread", "pread64",
+                                        "__pread_chk", "__pread64_chk", "pwrite", "pwrite64", "fsync",
+                                        "fdatasync"};
+
 /* Names the library does not hook (init/destroy/getvalue stay glibc's) or that are no names. */
 static const char *const unknown[] = {"no_such_thing", "", "getpid", "pthread_mutex_init",
                                       "pthread_cond_destroy", "sem_getvalue", "pthread_create ", "threads"};
@@ -71,6 +79,14 @@ static int child(int only) {
               only < 0 ? "-" : subsystems[only], hooked[i].name, subsystems[hooked[i].sub],
               gw_patched(hooked[i].name), want);
     }
+    const char *fileio = getenv("GREENWORLD_FILEIO");
+    int pool = fileio && strcmp(fileio, "pool") == 0;
+    for (size_t i = 0; i < sizeof file_only / sizeof file_only[0]; i++) {
+        int want = (only < 0 || only == OS) && pool;
+        CHECK(gw_patched(file_only[i]) == want, "[only %s, FILEIO=%s] %s: %d, want %d",
+              only < 0 ? "-" : subsystems[only], fileio ? fileio : "(unset)", file_only[i],
+              gw_patched(file_only[i]), want);
+    }
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
         CHECK(gw_patched(unknown[i]) == -1, "'%s': %d, want -1", unknown[i], gw_patched(unknown[i]));
     int (*f)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "greenworld_is_monkey_patched");
@@ -84,16 +100,24 @@ int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[1], "--child") == 0) return child(atoi(argv[2]));
     if (!gw_preloaded()) return GW_SKIP;
     char out[8192];
-    for (int only = -1; only < NSUB; only++) {
+    /* Every subsystem alone with FILEIO unset; then FILEIO=pool with all, os alone, thread alone. */
+    static const struct {
+        int only;
+        const char *fileio;
+    } runs[] = {{-1, "-GREENWORLD_FILEIO"}, {OS, "-GREENWORLD_FILEIO"}, {SELECT, "-GREENWORLD_FILEIO"},
+                {SOCKET, "-GREENWORLD_FILEIO"}, {THREAD, "-GREENWORLD_FILEIO"}, {TIME, "-GREENWORLD_FILEIO"},
+                {-1, "GREENWORLD_FILEIO=pool"}, {OS, "GREENWORLD_FILEIO=pool"}, {THREAD, "GREENWORLD_FILEIO=pool"}};
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        int only = runs[r].only;
         char arg[8];
         snprintf(arg, sizeof arg, "%d", only);
         const char *env[] = {"-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD",
-                             "-GREENWORLD_TIME", "-GREENWORLD_STATUS", "-GREENWORLD_STATS",
+                             "-GREENWORLD_TIME", "-GREENWORLD_STATUS", "-GREENWORLD_STATS", runs[r].fileio,
                              only < 0 ? NULL : env_names[only], NULL};
         char *args[] = {(char *)gw_self(), "--child", arg, NULL};
         int status = gw_run(env, args, out, sizeof out);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, "child ok\n"),
-              "only=%s: status %d: %s", only < 0 ? "(none)" : subsystems[only], status, out);
+              "only=%s %s: status %d: %s", only < 0 ? "(none)" : subsystems[only], runs[r].fileio, status, out);
     }
     return 0;
 }

@@ -18,6 +18,7 @@ const BOOLEANS: &str = "1/0, true/false, yes/no, on/off";
 const SIZES: &str = "a byte count of at least 16K, with an optional K, M or G suffix";
 const LEVELS: &str = "off, error, warn, info, debug";
 const POOL_SIZES: &str = "a whole number of threads from 1 to 1024";
+const FILEIO_MODES: &str = "off, pool";
 /// eventlet's tpool default.
 pub const DEFAULT_TPOOL_SIZE: usize = 8;
 
@@ -30,6 +31,15 @@ pub enum LogLevel {
     Debug,
 }
 
+/// Where blocking calls on regular files and block devices go (`GREENWORLD_FILEIO`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileIo {
+    /// Plain libc on the calling OS thread: a page-cache hit costs far less than a hand-off.
+    Off,
+    /// The thread pool, while the green caller parks (see `fileio`).
+    Pool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     pub patched: SubsystemSet,
@@ -40,6 +50,7 @@ pub struct Config {
     pub tpool_size: usize,
     /// Do programs this process execs inherit the library through `LD_PRELOAD`?
     pub inherit: bool,
+    pub fileio: FileIo,
 }
 
 /// A malformed variable: what the one line on stderr says.
@@ -113,8 +124,15 @@ impl Config {
                 .filter(|n| (1..=1024).contains(n))
                 .ok_or_else(|| bad("GREENWORLD_TPOOL_SIZE", v, POOL_SIZES))?,
         };
+        // Exactly these words: a mode is not a boolean ("on" would not say where the calls go).
+        let fileio = match get("GREENWORLD_FILEIO") {
+            None | Some("off") => FileIo::Off,
+            Some("pool") => FileIo::Pool,
+            Some(v) => return Err(bad("GREENWORLD_FILEIO", v, FILEIO_MODES)),
+        };
         Ok(Config {
             tpool_size,
+            fileio,
             patched,
             stack_size,
             stats: boolean("GREENWORLD_STATS")?.unwrap_or(false),
@@ -250,6 +268,21 @@ mod tests {
         assert_eq!(inherit("0"), Ok(false));
         assert_eq!(inherit("No"), Ok(false));
         assert_eq!(inherit("on"), Ok(true));
+    }
+
+    #[test]
+    fn fileio_modes() {
+        let mode = |v: &str| parse(&[("GREENWORLD_FILEIO", v)]).map(|c| c.fileio);
+        assert_eq!(parse(&[]).unwrap().fileio, FileIo::Off);
+        assert_eq!(mode(""), Ok(FileIo::Off));
+        assert_eq!(mode("off"), Ok(FileIo::Off));
+        assert_eq!(mode("pool"), Ok(FileIo::Pool));
+        for bad in ["on", "1", "Pool", "pool ", "threads"] {
+            assert_eq!(
+                mode(bad).unwrap_err().to_string(),
+                format!("GREENWORLD_FILEIO='{bad}' is not valid; accepted: off, pool")
+            );
+        }
     }
 
     #[test]

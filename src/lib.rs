@@ -17,7 +17,7 @@
 //! - [`signal`]: the program's signal handlers, wrapped so the hub knows what arrived, and
 //!   each green thread's signal mask.
 //! - [`tpool`]: real OS threads for the calls that cannot be made non-blocking; [`resolver`]
-//!   sends name resolution there.
+//!   sends name resolution there, [`fileio`] regular-file I/O (`GREENWORLD_FILEIO=pool`).
 //! - [`hub`]: a hub per OS thread — run queue, timers, poller — and the root's loop.
 //! - [`green`]: green-thread control blocks, their handle table, and their pooled stacks.
 //! - [`real`]: the real libc functions, resolved once.
@@ -33,6 +33,7 @@
 mod abi;
 pub mod config;
 pub mod fd;
+pub mod fileio;
 pub mod green;
 pub mod hub;
 pub mod inherit;

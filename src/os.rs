@@ -1,11 +1,13 @@
 //! The `os` subsystem (eventlet's `os=`): pipes and FIFOs, and the descriptor calls every file
 //! goes through — `read`/`write`/`readv`/`writev` park green on a socket (when `socket` is
-//! patched) or a pipe (when `os` is), and stay plain libc on regular files, terminals and
+//! patched) or a pipe (when `os` is), go to the thread pool on a regular file or block device
+//! with `GREENWORLD_FILEIO=pool` ([`fileio`]), and stay plain libc on terminals and other
 //! devices. `close`, `dup*`, `fcntl` and `ioctl` keep the fd table true.
 
 use crate::fd::io::{GreenFd, write_all};
 use crate::fd::wait::Direction;
 use crate::fd::{self, Kind};
+use crate::fileio;
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::real;
 use crate::socket::{iov_at, iov_len, quiet_after};
@@ -41,11 +43,18 @@ pub unsafe fn read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t>
     if len == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
+    let real = real::get();
     let mut green = match GreenFd::for_call(fd, false) {
         Ok(green) => green,
+        Err(Bypass) => {
+            let at = buf as usize; // the caller waits while the pool thread reads into it
+            // SAFETY: the caller's arguments, to the real function.
+            return fileio::on_fd(fd, move || unsafe {
+                (real.read)(fd, at as *mut c_void, len)
+            });
+        }
         Err(outcome) => return outcome,
     };
-    let real = real::get();
     if green.kind.is_socket() {
         // SAFETY: the caller's buffer.
         return green.retry(Direction::Read, || unsafe {
@@ -73,11 +82,15 @@ pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize
     }
     let mut green = match GreenFd::for_call(fd, false) {
         Ok(green) => green,
+        Err(Bypass) => {
+            let vec = iov as usize; // the caller waits while the pool thread reads into it
+            // SAFETY: the caller's arguments, to the real function.
+            return fileio::on_fd(fd, move || unsafe {
+                (real::get().readv)(fd, vec as *const iovec, count)
+            });
+        }
         Err(outcome) => return outcome,
     };
-    if count < 0 {
-        return Bypass;
-    }
     if green.kind.is_socket() {
         // SAFETY: a message over the caller's vector, nothing else.
         let mut msg: msghdr = unsafe { core::mem::zeroed() };
@@ -100,11 +113,18 @@ pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize
 /// # Safety
 /// As `write(2)`.
 pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize_t> {
+    let real = real::get();
     let mut green = match GreenFd::for_call(fd, false) {
         Ok(green) => green,
+        Err(Bypass) => {
+            let at = buf as usize; // the caller waits while the pool thread writes from it
+            // SAFETY: the caller's arguments, to the real function.
+            return fileio::on_fd(fd, move || unsafe {
+                (real.write)(fd, at as *const c_void, len)
+            });
+        }
         Err(outcome) => return outcome,
     };
-    let real = real::get();
     let socket = green.kind.is_socket();
     // SAFETY: within the caller's buffer: `done` never exceeds `len`.
     let attempt = |done: usize, blocking: bool| unsafe {
@@ -135,14 +155,21 @@ pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize
 /// # Safety
 /// As `writev(2)`.
 pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+    let real = real::get();
     let mut green = match GreenFd::for_call(fd, false) {
         Ok(green) => green,
+        Err(Bypass) => {
+            let vec = iov as usize; // the caller waits while the pool thread writes from it
+            // SAFETY: the caller's arguments, to the real function.
+            return fileio::on_fd(fd, move || unsafe {
+                (real.writev)(fd, vec as *const iovec, count)
+            });
+        }
         Err(outcome) => return outcome,
     };
     if count < 0 {
         return Bypass;
     }
-    let real = real::get();
     let socket = green.kind.is_socket();
     let count_usize = count as usize;
     // SAFETY: the caller's vector.
@@ -274,16 +301,7 @@ pub fn wait_child(options: c_int, call: impl FnOnce() -> c_int + Send) -> Outcom
     if options & libc::WNOHANG != 0 || !crate::patch::active(crate::patch::Subsystem::Os) {
         return Bypass;
     }
-    // errno is the pool thread's: bring it back with the result.
-    let (result, code) = crate::tpool::run(move || {
-        let result = call();
-        (result, crate::sys::errno())
-    });
-    if result < 0 {
-        Outcome::Errno(code)
-    } else {
-        Done(result)
-    }
+    crate::tpool::run_syscall(crate::stats::ParkReason::Pool, call)
 }
 
 /// `fclose`: its close is glibc-internal, which no hook sees; forget the descriptor first.

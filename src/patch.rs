@@ -235,11 +235,54 @@ pub const HOOKED: &[(&str, Subsystem)] = &[
     ("fcntl", Subsystem::Os),
     ("fcntl64", Subsystem::Os),
     ("ioctl", Subsystem::Os),
+    // Regular-file calls: on the thread pool with GREENWORLD_FILEIO=pool (see FILE_ONLY).
+    ("open", Subsystem::Os),
+    ("open64", Subsystem::Os),
+    ("openat", Subsystem::Os),
+    ("openat64", Subsystem::Os),
+    ("__open_2", Subsystem::Os),
+    ("__open64_2", Subsystem::Os),
+    ("__openat_2", Subsystem::Os),
+    ("__openat64_2", Subsystem::Os),
+    ("creat", Subsystem::Os),
+    ("creat64", Subsystem::Os),
+    ("pread", Subsystem::Os),
+    ("pread64", Subsystem::Os),
+    ("__pread_chk", Subsystem::Os),
+    ("__pread64_chk", Subsystem::Os),
+    ("pwrite", Subsystem::Os),
+    ("pwrite64", Subsystem::Os),
+    ("fsync", Subsystem::Os),
+    ("fdatasync", Subsystem::Os),
     ("nanosleep", Subsystem::Time),
     ("clock_nanosleep", Subsystem::Time),
     ("usleep", Subsystem::Time),
     ("sleep", Subsystem::Time),
     ("thrd_sleep", Subsystem::Time),
+];
+
+/// Hooked names that do nothing but regular-file offload: green only when their subsystem is
+/// patched *and* `GREENWORLD_FILEIO=pool` (`read`, `write`… answer for `os` alone: they are
+/// green on pipes whatever the mode).
+pub const FILE_ONLY: &[&str] = &[
+    "open",
+    "open64",
+    "openat",
+    "openat64",
+    "__open_2",
+    "__open64_2",
+    "__openat_2",
+    "__openat64_2",
+    "creat",
+    "creat64",
+    "pread",
+    "pread64",
+    "__pread_chk",
+    "__pread64_chk",
+    "pwrite",
+    "pwrite64",
+    "fsync",
+    "fdatasync",
 ];
 
 /// Not yet read from the environment.
@@ -262,7 +305,8 @@ pub fn active(sub: Subsystem) -> bool {
 pub fn is_patched(name: &str) -> Option<bool> {
     let sub = Subsystem::from_name(name)
         .or_else(|| HOOKED.iter().find(|(f, _)| *f == name).map(|&(_, s)| s))?;
-    Some(active(sub))
+    let pooled = || crate::runtime::config().fileio == crate::config::FileIo::Pool;
+    Some(active(sub) && (!FILE_ONLY.contains(&name) || pooled()))
 }
 
 #[cfg(test)]
@@ -298,6 +342,16 @@ mod tests {
             assert!(
                 HOOKED.iter().any(|(f, _)| f == name),
                 "{name} has a shim but no registry row"
+            );
+        }
+    }
+
+    #[test]
+    fn file_only_names_are_hooked_os_calls() {
+        for name in FILE_ONLY {
+            assert!(
+                HOOKED.contains(&(*name, Subsystem::Os)),
+                "{name} is file-only but not a hooked os call"
             );
         }
     }

@@ -184,6 +184,20 @@ real_table! {
     waitpid: fn(libc::pid_t, *mut c_int, c_int) -> libc::pid_t;
     wait4: fn(libc::pid_t, *mut c_int, c_int, *mut libc::rusage) -> libc::pid_t;
     waitid: fn(libc::idtype_t, libc::id_t, *mut libc::siginfo_t, c_int) -> c_int;
+    pread: fn(c_int, *mut c_void, size_t, off_t) -> ssize_t;
+    pread64: fn(c_int, *mut c_void, size_t, libc::off64_t) -> ssize_t;
+    pwrite: fn(c_int, *const c_void, size_t, off_t) -> ssize_t;
+    pwrite64: fn(c_int, *const c_void, size_t, libc::off64_t) -> ssize_t;
+    __pread_chk: fn(c_int, *mut c_void, size_t, off_t, size_t) -> ssize_t;
+    __pread64_chk: fn(c_int, *mut c_void, size_t, libc::off64_t, size_t) -> ssize_t;
+    fsync: fn(c_int) -> c_int;
+    fdatasync: fn(c_int) -> c_int;
+    creat: fn(*const c_char, libc::mode_t) -> c_int;
+    creat64: fn(*const c_char, libc::mode_t) -> c_int;
+    __open_2: fn(*const c_char, c_int) -> c_int;
+    __open64_2: fn(*const c_char, c_int) -> c_int;
+    __openat_2: fn(c_int, *const c_char, c_int) -> c_int;
+    __openat64_2: fn(c_int, *const c_char, c_int) -> c_int;
     getaddrinfo: fn(*const c_char, *const c_char, *const libc::addrinfo, *mut *mut libc::addrinfo) -> c_int;
     getnameinfo: fn(*const sockaddr, socklen_t, *mut c_char, socklen_t, *mut c_char, socklen_t, c_int) -> c_int;
     gethostbyname: fn(*const c_char) -> *mut libc::hostent;
@@ -197,6 +211,10 @@ pub struct Variadic {
     pub fcntl: unsafe extern "C" fn(c_int, c_int, ...) -> c_int,
     pub fcntl64: unsafe extern "C" fn(c_int, c_int, ...) -> c_int,
     pub ioctl: unsafe extern "C" fn(c_int, libc::c_ulong, ...) -> c_int,
+    pub open: unsafe extern "C" fn(*const c_char, c_int, ...) -> c_int,
+    pub open64: unsafe extern "C" fn(*const c_char, c_int, ...) -> c_int,
+    pub openat: unsafe extern "C" fn(c_int, *const c_char, c_int, ...) -> c_int,
+    pub openat64: unsafe extern "C" fn(c_int, *const c_char, c_int, ...) -> c_int,
 }
 
 static VARIADIC: OnceCell<Variadic> = OnceCell::new();
@@ -220,6 +238,22 @@ pub fn variadic() -> &'static Variadic {
                     *const u8,
                     unsafe extern "C" fn(c_int, libc::c_ulong, ...) -> c_int,
                 >(next("ioctl\0", None)),
+                open: core::mem::transmute::<
+                    *const u8,
+                    unsafe extern "C" fn(*const c_char, c_int, ...) -> c_int,
+                >(next("open\0", None)),
+                open64: core::mem::transmute::<
+                    *const u8,
+                    unsafe extern "C" fn(*const c_char, c_int, ...) -> c_int,
+                >(next("open64\0", None)),
+                openat: core::mem::transmute::<
+                    *const u8,
+                    unsafe extern "C" fn(c_int, *const c_char, c_int, ...) -> c_int,
+                >(next("openat\0", None)),
+                openat64: core::mem::transmute::<
+                    *const u8,
+                    unsafe extern "C" fn(c_int, *const c_char, c_int, ...) -> c_int,
+                >(next("openat64\0", None)),
             }
         }
     })

@@ -13,9 +13,7 @@ unsafe extern "C" {
 /// Runs a resolver call on the pool when the socket subsystem is patched and other green threads
 /// could run; carries errno and h_errno back.
 pub fn resolve<R: Send>(call: impl FnOnce() -> R + Send) -> Outcome<R> {
-    if !crate::patch::active(crate::patch::Subsystem::Socket)
-        || !crate::hub::Hub::current().is_some_and(|hub| hub.in_green() || hub.alive() > 0)
-    {
+    if !crate::patch::active(crate::patch::Subsystem::Socket) || !crate::tpool::would_park() {
         return Bypass;
     }
     let (result, errno, h_errno) = crate::tpool::run(move || {

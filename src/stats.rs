@@ -17,10 +17,12 @@ pub enum ParkReason {
     Io = 5,
     /// A call handed to the thread pool.
     Pool = 6,
+    /// A regular-file call handed to the thread pool (`GREENWORLD_FILEIO=pool`).
+    File = 7,
 }
 
 impl ParkReason {
-    pub const ALL: [ParkReason; 7] = [
+    pub const ALL: [ParkReason; 8] = [
         ParkReason::Sleep,
         ParkReason::Join,
         ParkReason::Yield,
@@ -28,6 +30,7 @@ impl ParkReason {
         ParkReason::Sync,
         ParkReason::Io,
         ParkReason::Pool,
+        ParkReason::File,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -39,6 +42,7 @@ impl ParkReason {
             ParkReason::Sync => "sync",
             ParkReason::Io => "io",
             ParkReason::Pool => "pool",
+            ParkReason::File => "file",
         }
     }
 }

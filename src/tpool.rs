@@ -1,7 +1,8 @@
 //! The thread pool (eventlet's `tpool`): a few real OS threads that make the calls which cannot
-//! be made non-blocking — glibc's own blocking protocol on a process-shared primitive, and (next)
-//! the resolver. The green thread hands its call to the pool and parks; the pool thread makes
-//! the real call and wakes it through its hub.
+//! be made non-blocking — glibc's own blocking protocol on a process-shared primitive, the
+//! resolver, child waits, and (with `GREENWORLD_FILEIO=pool`) regular-file I/O. The green
+//! thread hands its call to the pool and parks; the pool thread makes the real call and wakes it
+//! through its hub.
 //!
 //! Pool threads are made with the real `pthread_create` (never std's, which would come back
 //! through our own hook) on first need, up to `GREENWORLD_TPOOL_SIZE`. They have no hub, so
@@ -9,6 +10,7 @@
 
 use crate::green::Green;
 use crate::hub::Hub;
+use crate::outcome::Outcome;
 use crate::stats::ParkReason;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::collections::VecDeque;
@@ -39,10 +41,46 @@ static POOL: Pool = Pool {
     idle: AtomicUsize::new(0),
 };
 
+/// Would [`run`] hand a call to the pool (rather than make it inline)? Only when the caller is a
+/// green thread, or a hub's root while green threads could run meanwhile.
+#[inline]
+pub fn would_park() -> bool {
+    parking_hub().is_some()
+}
+
+/// The caller's hub, when a pool call would park the caller on it.
+#[inline]
+fn parking_hub() -> Option<&'static Hub> {
+    Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0)
+}
+
 /// Runs `call` on a pool thread while the calling green thread parks; inline when nothing else
 /// could run on this OS thread meanwhile (the blocking call is then exactly right).
 pub fn run<R: Send>(call: impl FnOnce() -> R + Send) -> R {
-    let Some(hub) = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0) else {
+    run_as(ParkReason::Pool, call)
+}
+
+/// `run` for a libc call that returns a negative value and sets errno on failure: errno is the
+/// pool thread's, so it comes back with the result (`Errno`); a success leaves the caller's
+/// errno alone, as the call itself would.
+pub fn run_syscall<R: Send + PartialOrd + Default>(
+    reason: ParkReason,
+    call: impl FnOnce() -> R + Send,
+) -> Outcome<R> {
+    let (result, code) = run_as(reason, move || {
+        let result = call();
+        (result, crate::sys::errno())
+    });
+    if result < R::default() {
+        Outcome::Errno(code)
+    } else {
+        Outcome::Done(result)
+    }
+}
+
+/// `run`, counting the park under `reason` (for `GREENWORLD_STATS`).
+pub fn run_as<R: Send>(reason: ParkReason, call: impl FnOnce() -> R + Send) -> R {
+    let Some(hub) = parking_hub() else {
         return call();
     };
     let mut call = Some(call);
@@ -59,7 +97,7 @@ pub fn run<R: Send>(call: impl FnOnce() -> R + Send) -> R {
         green: me,
         token,
     });
-    hub.park(me, token, ParkReason::Pool, None);
+    hub.park(me, token, reason, None);
     result.unwrap_or_else(|| crate::fatal!("a pool call returned without running"))
 }
 

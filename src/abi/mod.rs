@@ -2,6 +2,7 @@
 //! shim forwards to its subsystem's op and acts on the [`Outcome`](crate::outcome::Outcome). Compiled out of unit-test
 //! builds, whose test binary would otherwise interpose libc for the test harness (trap 15).
 
+mod fileio;
 mod os;
 mod resolver;
 mod select;

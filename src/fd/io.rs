@@ -35,7 +35,7 @@ impl GreenFd {
         let subsystem = match kind {
             Kind::StreamSocket | Kind::DatagramSocket => Subsystem::Socket,
             Kind::Pipe => Subsystem::Os,
-            Kind::Plain | Kind::Unknown => return None,
+            Kind::Plain | Kind::File | Kind::Unknown => return None,
         };
         if !patch::active(subsystem) {
             return None;

@@ -1,7 +1,8 @@
 //! The fd table: what greenworld knows of each file descriptor — what kind of file it is (a
-//! socket, a pipe, or something that stays plain libc), the O_NONBLOCK and socket timeouts the
-//! *program* set (cached, re-read after any call that may change them), and its readiness as
-//! the hub's edge-triggered epoll last reported it (Go's netpoll design).
+//! socket, a pipe, a regular file or block device, or something that stays plain libc), the
+//! O_NONBLOCK and socket timeouts the *program* set (cached, re-read after any call that may
+//! change them), and its readiness as the hub's edge-triggered epoll last reported it (Go's
+//! netpoll design).
 //!
 //! The open file description is never changed for good (trap 9): green I/O is non-blocking
 //! per call (`MSG_DONTWAIT`, `RWF_NOWAIT`), so stdio through `fdopen`, glibc's internal calls
@@ -19,12 +20,15 @@ use libc::c_int;
 pub enum Kind {
     /// Not looked at since it was (re)opened.
     Unknown = 0,
-    /// A regular file, terminal, device…: always plain libc.
+    /// A terminal, character device, directory…: always plain libc.
     Plain = 1,
     StreamSocket = 2,
     DatagramSocket = 3,
     /// A pipe or FIFO.
     Pipe = 4,
+    /// A regular file or block device: never "not ready" to epoll, but a call may wait for the
+    /// disk; plain libc, or the thread pool with `GREENWORLD_FILEIO=pool`.
+    File = 5,
 }
 
 impl Kind {
@@ -34,6 +38,7 @@ impl Kind {
             2 => Kind::StreamSocket,
             3 => Kind::DatagramSocket,
             4 => Kind::Pipe,
+            5 => Kind::File,
             _ => Kind::Unknown,
         }
     }
@@ -155,6 +160,7 @@ fn classify(fd: c_int) -> Kind {
     }
     match st.st_mode & libc::S_IFMT {
         libc::S_IFIFO => Kind::Pipe,
+        libc::S_IFREG | libc::S_IFBLK => Kind::File,
         libc::S_IFSOCK => {
             let mut ty: c_int = 0;
             let mut len = size_of::<c_int>() as libc::socklen_t;

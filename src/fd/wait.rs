@@ -122,7 +122,11 @@ fn watch(
         entry
             .registered
             .store(core::ptr::null_mut(), Ordering::Release);
-        entry.set_kind(super::Kind::Plain);
+        // A regular file is refused (EPERM) whatever it is asked: it keeps its kind, which
+        // decides whether its calls go to the thread pool (`poll` on one must not change that).
+        if entry.kind(fd) != super::Kind::File {
+            entry.set_kind(super::Kind::Plain);
+        }
         return Err(NotReady::Unwatchable);
     }
     Ok(())

@@ -1,0 +1,141 @@
+//! Shims of the calls made on regular files (the `os` subsystem): on the thread pool with
+//! `GREENWORLD_FILEIO=pool`, plain libc otherwise (see `fileio`). `read`, `write`, `readv` and
+//! `writev` live with the other descriptor calls in `os`. Addresses cross to the pool thread as
+//! integers: they stay valid while the caller waits.
+
+use super::shim;
+use crate::fileio;
+use crate::outcome::Outcome::{Bypass, Done, Errno};
+use libc::{c_char, c_int, c_void, mode_t, off_t, off64_t, size_t, ssize_t};
+
+shim! {
+    fn pread(fd: c_int, buf: *mut c_void, len: size_t, offset: off_t) -> ssize_t => {
+        let b = buf as usize;
+        fileio::on_fd(fd, move || (crate::real::get().pread)(fd, b as _, len, offset))
+    };
+    fn pread64(fd: c_int, buf: *mut c_void, len: size_t, offset: off64_t) -> ssize_t => {
+        let b = buf as usize;
+        fileio::on_fd(fd, move || (crate::real::get().pread64)(fd, b as _, len, offset))
+    };
+    fn pwrite(fd: c_int, buf: *const c_void, len: size_t, offset: off_t) -> ssize_t => {
+        let b = buf as usize;
+        fileio::on_fd(fd, move || (crate::real::get().pwrite)(fd, b as _, len, offset))
+    };
+    fn pwrite64(fd: c_int, buf: *const c_void, len: size_t, offset: off64_t) -> ssize_t => {
+        let b = buf as usize;
+        fileio::on_fd(fd, move || (crate::real::get().pwrite64)(fd, b as _, len, offset))
+    };
+    // glibc's fortified forms: a failed check goes to the real function, which aborts.
+    fn __pread_chk(fd: c_int, buf: *mut c_void, len: size_t, offset: off_t, buflen: size_t) -> ssize_t
+        => if len > buflen { Bypass } else {
+            let b = buf as usize;
+            fileio::on_fd(fd, move || (crate::real::get().pread)(fd, b as _, len, offset))
+        };
+    fn __pread64_chk(fd: c_int, buf: *mut c_void, len: size_t, offset: off64_t, buflen: size_t) -> ssize_t
+        => if len > buflen { Bypass } else {
+            let b = buf as usize;
+            fileio::on_fd(fd, move || (crate::real::get().pread64)(fd, b as _, len, offset))
+        };
+    fn fsync(fd: c_int) -> c_int => fileio::on_fd(fd, move || (crate::real::get().fsync)(fd));
+    fn fdatasync(fd: c_int) -> c_int => fileio::on_fd(fd, move || (crate::real::get().fdatasync)(fd));
+    fn creat(path: *const c_char, mode: mode_t) -> c_int => {
+        let p = path as usize;
+        fileio::open(move || (crate::real::get().creat)(p as _, mode))
+    };
+    fn creat64(path: *const c_char, mode: mode_t) -> c_int => {
+        let p = path as usize;
+        fileio::open(move || (crate::real::get().creat64)(p as _, mode))
+    };
+    fn __open_2(path: *const c_char, flags: c_int) -> c_int
+        => if needs_mode(flags) { Bypass } else {
+            let p = path as usize;
+            fileio::open(move || (crate::real::get().__open_2)(p as _, flags))
+        };
+    fn __open64_2(path: *const c_char, flags: c_int) -> c_int
+        => if needs_mode(flags) { Bypass } else {
+            let p = path as usize;
+            fileio::open(move || (crate::real::get().__open64_2)(p as _, flags))
+        };
+    fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int
+        => if needs_mode(flags) { Bypass } else {
+            let p = path as usize;
+            fileio::open(move || (crate::real::get().__openat_2)(dirfd, p as _, flags))
+        };
+    fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int
+        => if needs_mode(flags) { Bypass } else {
+            let p = path as usize;
+            fileio::open(move || (crate::real::get().__openat64_2)(dirfd, p as _, flags))
+        };
+}
+
+/// glibc's `__OPEN_NEEDS_MODE`: the fortified two-argument opens abort on such flags.
+fn needs_mode(flags: c_int) -> bool {
+    flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE
+}
+
+/// An open on the pool, or the same call here when it is not pooled.
+fn open_with(call: impl FnOnce() -> c_int + Send + Copy) -> c_int {
+    match fileio::open(call) {
+        Done(fd) => fd,
+        Errno(code) => {
+            crate::sys::set_errno(code);
+            -1
+        }
+        Bypass => call(),
+    }
+}
+
+/// `open`. Variadic in C: the mode is read as a fixed argument (trap 5) and passed on whatever
+/// the flags; the real function reads it only when they need one.
+///
+/// # Safety
+/// As `open(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    let p = path as usize;
+    // SAFETY: the caller's arguments, to the real variadic function.
+    open_with(move || unsafe { (crate::real::variadic().open)(p as _, flags, mode) })
+}
+
+/// `open64`, as `open`.
+///
+/// # Safety
+/// As `open(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    let p = path as usize;
+    // SAFETY: the caller's arguments, to the real variadic function.
+    open_with(move || unsafe { (crate::real::variadic().open64)(p as _, flags, mode) })
+}
+
+/// `openat`, as `open`.
+///
+/// # Safety
+/// As `openat(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn openat(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
+    let p = path as usize;
+    // SAFETY: the caller's arguments, to the real variadic function.
+    open_with(move || unsafe { (crate::real::variadic().openat)(dirfd, p as _, flags, mode) })
+}
+
+/// `openat64`, as `open`.
+///
+/// # Safety
+/// As `openat(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn openat64(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
+    let p = path as usize;
+    // SAFETY: the caller's arguments, to the real variadic function.
+    open_with(move || unsafe { (crate::real::variadic().openat64)(dirfd, p as _, flags, mode) })
+}

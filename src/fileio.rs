@@ -1,0 +1,51 @@
+//! Regular-file I/O on the thread pool (`GREENWORLD_FILEIO=pool`, part of the `os` subsystem).
+//!
+//! epoll refuses regular files and block devices (they are never "not ready"), so green I/O
+//! cannot wait on them: a call that waits for the disk — a page-cache miss, `fsync`, a slow or
+//! network file system — stops every green thread of its OS thread. In `pool` mode such a call
+//! is made, unchanged, by a pool thread while the green caller parks: the real function, its
+//! result and its errno. Off by default: a page-cache hit costs far less than the hand-off.
+
+use crate::config::FileIo;
+use crate::fd::{self, Kind};
+use crate::outcome::Outcome::{self, Bypass};
+use crate::patch::{self, Subsystem};
+use crate::stats::ParkReason;
+use crate::tpool;
+
+/// Would a file call go to the pool now? `pool` mode, the `os` subsystem patched, a caller
+/// that the pool would park (a green thread, or a root with green threads to run meanwhile),
+/// and not a signal handler's call: the hand-off locks and allocates, and a handler may have
+/// interrupted the allocator or the pool itself (natively these calls are async-signal-safe).
+#[inline]
+pub fn pooling() -> bool {
+    crate::runtime::config().fileio == FileIo::Pool
+        && patch::active(Subsystem::Os)
+        && !crate::signal::in_handler()
+        && tpool::would_park()
+}
+
+/// A call on descriptor `fd` (`call` is the real function with the caller's arguments): on
+/// the pool when `fd` is a regular file or block device and [`pooling`]; otherwise `Bypass`
+/// (sockets and pipes are green elsewhere; terminals and other devices stay plain libc).
+/// Inlined: with `off` this is one comparison on every plain read and write.
+#[inline]
+pub fn on_fd<R: Send + PartialOrd + Default>(
+    fd: libc::c_int,
+    call: impl FnOnce() -> R + Send,
+) -> Outcome<R> {
+    if !pooling() || !fd::entry(fd).is_some_and(|entry| entry.kind(fd) == Kind::File) {
+        return Bypass;
+    }
+    tpool::run_syscall(ParkReason::File, call)
+}
+
+/// `open` and its variants: on the pool whenever [`pooling`]. The kind of file is known only
+/// once it is open, and an open that blocks (a FIFO waiting for its other end, an automount,
+/// NFS) blocks natively too: a pool thread is the right place for any of them.
+pub fn open(call: impl FnOnce() -> libc::c_int + Send) -> Outcome<libc::c_int> {
+    if !pooling() {
+        return Bypass;
+    }
+    tpool::run_syscall(ParkReason::File, call)
+}
