@@ -66,9 +66,82 @@ pub unsafe fn read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t>
         iov_len: len,
     };
     // SAFETY: one iovec over the caller's buffer; offset -1 reads at the current position.
-    green.retry(Direction::Read, || unsafe {
-        libc::preadv2(fd, &iov, 1, -1, RWF_NOWAIT)
-    })
+    green.retry(Direction::Read, || unsafe { pipe_readv(fd, &iov, 1) })
+}
+
+/// A pipe read that does not block: `RWF_NOWAIT`; where the kernel refuses that flag (a FIFO
+/// opened by name), the plain read, made only when `poll` says it will not block (data, or no
+/// writer left). -1 with EAGAIN otherwise, as a non-blocking read.
+///
+/// # Safety
+/// As `readv(2)`.
+unsafe fn pipe_readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
+    // SAFETY: the caller's vector; offset -1 reads at the current position.
+    let n = unsafe { libc::preadv2(fd, iov, count, -1, RWF_NOWAIT) };
+    if n >= 0 || crate::sys::errno() != libc::EOPNOTSUPP {
+        return n;
+    }
+    if !ready_now(fd, libc::POLLIN) {
+        crate::sys::set_errno(libc::EAGAIN);
+        return -1;
+    }
+    // SAFETY: as above.
+    unsafe { (real::get().readv)(fd, iov, count) }
+}
+
+/// A pipe write that does not block: `RWF_NOWAIT`; where the kernel refuses that flag, the
+/// plain write of no more than the pipe has room for (all of a write of at most PIPE_BUF
+/// bytes, which must stay atomic, or nothing: -1 with EAGAIN, as a non-blocking write).
+///
+/// # Safety
+/// As `writev(2)`.
+unsafe fn pipe_writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
+    // SAFETY: the caller's vector; offset -1 writes at the current position.
+    let n = unsafe { libc::pwritev2(fd, iov, count, -1, RWF_NOWAIT) };
+    if n >= 0 || crate::sys::errno() != libc::EOPNOTSUPP {
+        return n;
+    }
+    // SAFETY: the caller's vector.
+    let len = unsafe { iov_len(iov, count as usize) };
+    let fcntl = real::variadic().fcntl;
+    let mut held: c_int = 0;
+    // SAFETY: F_GETPIPE_SZ takes no argument; FIONREAD writes one int (the real calls).
+    let (size, rc) = unsafe {
+        (
+            fcntl(fd, libc::F_GETPIPE_SZ),
+            (real::variadic().ioctl)(fd, libc::FIONREAD, &raw mut held),
+        )
+    };
+    let room = if size > 0 && rc == 0 {
+        (size - held).max(0) as usize
+    } else {
+        0
+    };
+    let needed = if len <= libc::PIPE_BUF { len } else { 1 };
+    if room < needed || !ready_now(fd, libc::POLLOUT) {
+        crate::sys::set_errno(libc::EAGAIN);
+        return -1;
+    }
+    // SAFETY: the caller's vector: whole when it fits (atomic, as natively), else its first
+    // segment cut to what fits.
+    unsafe {
+        if room >= len {
+            (real::get().writev)(fd, iov, count)
+        } else {
+            (real::get().write)(fd, (*iov).iov_base, room.min((*iov).iov_len))
+        }
+    }
+}
+
+/// Would a call waiting for `events` on `fd` return at once?
+pub(crate) fn ready_now(fd: c_int, events: libc::c_short) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no waiting (the real poll).
+    unsafe { (real::get().poll)(&mut pfd, 1, 0) > 0 }
 }
 
 /// `readv`.
@@ -102,9 +175,7 @@ pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize
         });
     }
     // SAFETY: the caller's vector.
-    green.retry(Direction::Read, || unsafe {
-        libc::preadv2(fd, iov, count, -1, RWF_NOWAIT)
-    })
+    green.retry(Direction::Read, || unsafe { pipe_readv(fd, iov, count) })
 }
 
 /// `write`: a blocking write to a stream socket or a pipe returns when every byte is written
@@ -131,15 +202,13 @@ pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize
         let at = buf.cast::<u8>().add(done).cast::<c_void>();
         match (socket, blocking) {
             (true, false) => (real.send)(fd, at, len - done, MSG_DONTWAIT | quiet_after(done)),
-            (false, false) => libc::pwritev2(
+            (false, false) => pipe_writev(
                 fd,
                 &iovec {
                     iov_base: at.cast_mut(),
                     iov_len: len - done,
                 },
                 1,
-                -1,
-                RWF_NOWAIT,
             ),
             (_, true) => (real.write)(fd, at, len - done),
         }
@@ -185,7 +254,7 @@ pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssiz
                         msg.msg_iovlen = count_usize;
                         (real.sendmsg)(fd, &msg, MSG_DONTWAIT)
                     }
-                    (false, false) => libc::pwritev2(fd, iov, count, -1, RWF_NOWAIT),
+                    (false, false) => pipe_writev(fd, iov, count),
                     (_, true) => (real.writev)(fd, iov, count),
                 }
             };
@@ -198,15 +267,13 @@ pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssiz
                 let left = seg.iov_len - off;
                 match (socket, blocking) {
                     (true, false) => (real.send)(fd, at, left, MSG_DONTWAIT | quiet_after(done)),
-                    (false, false) => libc::pwritev2(
+                    (false, false) => pipe_writev(
                         fd,
                         &iovec {
                             iov_base: at,
                             iov_len: left,
                         },
                         1,
-                        -1,
-                        RWF_NOWAIT,
                     ),
                     (_, true) => (real.write)(fd, at, left),
                 }

@@ -131,18 +131,6 @@ impl GreenStream {
         unsafe { (*self.file).write_ptr > (*self.file).write_base }
     }
 
-    /// Would glibc's next read call on the descriptor find something (data, the end, an
-    /// error) rather than block?
-    fn readable_now(&self) -> bool {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, no waiting (the real poll).
-        unsafe { (crate::real::get().poll)(&mut pfd, 1, 0) > 0 }
-    }
-
     /// Waits green until a refill will not block, unless glibc will not read the descriptor
     /// now (data buffered, end or error already seen, a pushback area). Output still in the
     /// buffer of a read-write stream is flushed first, as glibc flushes it before reading (the
@@ -160,7 +148,7 @@ impl GreenStream {
         if flags & (LINE_BUF | UNBUFFERED) != 0 {
             flush_line_buffered_stdout();
         }
-        while !self.readable_now() {
+        while !crate::os::ready_now(self.fd.fd, libc::POLLIN) {
             match self.fd.wait(Direction::Read) {
                 Ok(()) => {}
                 Err(NotReady::Unwatchable | NotReady::Elsewhere) => return Ok(()),
