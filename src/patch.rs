@@ -170,6 +170,7 @@ pub const HOOKED: &[(&str, Subsystem)] = &[
     ("sendmsg", Subsystem::Socket),
     ("sendmmsg", Subsystem::Socket),
     ("sendfile", Subsystem::Socket),
+    ("sendfile64", Subsystem::Socket),
     ("setsockopt", Subsystem::Socket),
     ("__recv_chk", Subsystem::Socket),
     ("__recvfrom_chk", Subsystem::Socket),

@@ -132,6 +132,7 @@ real_table! {
     sendmsg: fn(c_int, *const msghdr, c_int) -> ssize_t;
     sendmmsg: fn(c_int, *mut mmsghdr, c_uint, c_int) -> c_int;
     sendfile: fn(c_int, c_int, *mut off_t, size_t) -> ssize_t;
+    sendfile64: fn(c_int, c_int, *mut off_t, size_t) -> ssize_t;
     __read_chk: fn(c_int, *mut c_void, size_t, size_t) -> ssize_t;
     __recv_chk: fn(c_int, *mut c_void, size_t, size_t, c_int) -> ssize_t;
     __recvfrom_chk: fn(c_int, *mut c_void, size_t, size_t, c_int, *mut sockaddr, *mut socklen_t) -> ssize_t;

@@ -484,6 +484,7 @@ pub unsafe fn sendfile(
     input: c_int,
     offset: *mut off_t,
     count: size_t,
+    real_sendfile: unsafe extern "C" fn(c_int, c_int, *mut off_t, size_t) -> ssize_t,
 ) -> Outcome<ssize_t> {
     let Some(mut green) = GreenFd::get(out) else {
         return Bypass;
@@ -491,10 +492,9 @@ pub unsafe fn sendfile(
     if green.program_nonblocking() || count == 0 {
         return Bypass;
     }
-    let real = real::get();
     write_all(&mut green, count, |done, blocking| {
         // SAFETY: the caller's arguments; the kernel advances *offset (or the file position).
-        let call = || unsafe { (real.sendfile)(out, input, offset, count - done) };
+        let call = || unsafe { real_sendfile(out, input, offset, count - done) };
         if blocking {
             call()
         } else {

@@ -29,7 +29,10 @@ shim! {
     fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t => socket::sendmsg(fd, msg, flags);
     fn sendmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int => socket::sendmmsg(fd, vec, vlen, flags);
     fn sendfile(out: c_int, input: c_int, offset: *mut off_t, count: size_t) -> ssize_t
-        => socket::sendfile(out, input, offset, count);
+        => socket::sendfile(out, input, offset, count, crate::real::get().sendfile);
+    /// What `sendfile` is in programs built with 64-bit file offsets (CPython, among others).
+    fn sendfile64(out: c_int, input: c_int, offset: *mut off_t, count: size_t) -> ssize_t
+        => socket::sendfile(out, input, offset, count, crate::real::get().sendfile64);
     fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int
         => socket::setsockopt(fd, level, name, value, len);
     fn __recv_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t, flags: c_int) -> ssize_t
