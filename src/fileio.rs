@@ -13,15 +13,13 @@ use crate::patch::{self, Subsystem};
 use crate::stats::ParkReason;
 use crate::tpool;
 
-/// Would a file call go to the pool now? `pool` mode, the `os` subsystem patched, a caller
-/// that the pool would park (a green thread, or a root with green threads to run meanwhile),
-/// and not a signal handler's call: the hand-off locks and allocates, and a handler may have
-/// interrupted the allocator or the pool itself (natively these calls are async-signal-safe).
+/// Would a file call go to the pool now? `pool` mode, the `os` subsystem patched, and a caller
+/// that the pool would park (a green thread, or a root with green threads to run meanwhile;
+/// never a signal handler's call, see `tpool::would_park`).
 #[inline]
 pub fn pooling() -> bool {
     crate::runtime::config().fileio == FileIo::Pool
         && patch::active(Subsystem::Os)
-        && !crate::signal::in_handler()
         && tpool::would_park()
 }
 

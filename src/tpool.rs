@@ -48,10 +48,11 @@ pub fn would_park() -> bool {
     parking_hub().is_some()
 }
 
-/// The caller's hub, when a pool call would park the caller on it.
+/// The caller's hub, when a pool call would park the caller on it: not from a signal handler,
+/// whose calls must stay what they are natively (a hand-off locks and allocates).
 #[inline]
 fn parking_hub() -> Option<&'static Hub> {
-    Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0)
+    Hub::current().filter(|hub| (hub.in_green() || hub.alive() > 0) && !crate::signal::in_handler())
 }
 
 /// Runs `call` on a pool thread while the calling green thread parks; inline when nothing else
