@@ -419,11 +419,12 @@ impl Hub {
         let result = self.poller.wait(&mut events, timeout_ns, |event| {
             crate::fd::wait::dispatch(event.key, event.readable, event.writable);
         });
-        match result {
-            // A handler ran that the program did not install through us: interrupt blindly.
-            Ok(true) if self.arrived.load(Ordering::Acquire) == 0 => self.interrupt(None),
-            Ok(_) => {}
-            Err(e) => crate::log!(Error, "hub poller wait failed: {e}"),
+        // An EINTR alone says nothing: a signal that nobody handles ends epoll_wait too (a
+        // child's SIGCHLD, queued because the pool thread that forked it blocks everything,
+        // wakes this thread and is then ignored). Only a handler seen by the trampoline
+        // (`arrived`) interrupts a waiting call.
+        if let Err(e) = result {
+            crate::log!(Error, "hub poller wait failed: {e}");
         }
         self.interrupt_for_signals();
     }
@@ -435,7 +436,7 @@ impl Hub {
         }
         let arrived = self.arrived.swap(0, Ordering::AcqRel);
         for sig in mask::signals(arrived) {
-            self.interrupt(Some(sig));
+            self.interrupt(sig);
         }
     }
 
@@ -477,14 +478,12 @@ impl Hub {
         signals != 0 && self.arrived.fetch_and(!signals, Ordering::AcqRel) & signals != 0
     }
 
-    /// Interrupts the longest-waiting call that lets `sig` through (unknown signal: that lets
-    /// through everything the OS thread does).
-    fn interrupt(&self, sig: Option<c_int>) {
+    /// Interrupts the longest-waiting call that lets `sig` through.
+    fn interrupt(&self, sig: c_int) {
         if self.interruptible_count.load(Ordering::Acquire) == 0 {
             return;
         }
-        // An unknown signal got through what the OS thread blocks.
-        let blocked = sig.map_or(!self.masks.os(), mask::bit);
+        let blocked = mask::bit(sig);
         let mut waiters = self.interruptible.borrow_mut();
         let eligible = |&(g, seq, _): &(&Green, u64, *const Interrupt)| {
             g.interrupt_seq.get() == seq && g.sigmask.get() & blocked == 0
@@ -499,7 +498,7 @@ impl Hub {
             drop(waiters);
             // SAFETY: as above.
             unsafe {
-                (*interrupted).signal.set(sig.unwrap_or(0));
+                (*interrupted).signal.set(sig);
                 (*interrupted).happened.set(true);
             }
             green.unpark(green.current_token());
