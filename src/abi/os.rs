@@ -3,6 +3,7 @@
 use super::shim;
 use crate::os;
 use crate::outcome::Outcome::{Bypass, Done};
+use crate::signal::Semantics;
 use libc::{c_int, c_ulong, c_void, iovec, size_t, ssize_t};
 
 shim! {
@@ -75,14 +76,69 @@ pub unsafe extern "C" fn sigaction(
     if rc < 0 { rc } else { 0 }
 }
 
-/// `signal`.
+/// `signal` (glibc's BSD semantics).
 ///
 /// # Safety
 /// As `signal(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     // SAFETY: the caller's arguments.
-    unsafe { crate::signal::signal(sig, handler) }
+    unsafe { crate::signal::signal(sig, handler, Semantics::Bsd) }
+}
+
+/// `bsd_signal`: `signal`.
+///
+/// # Safety
+/// As `signal(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    // SAFETY: the caller's arguments.
+    unsafe { crate::signal::signal(sig, handler, Semantics::Bsd) }
+}
+
+/// `sysv_signal`.
+///
+/// # Safety
+/// As `signal(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sysv_signal(
+    sig: c_int,
+    handler: libc::sighandler_t,
+) -> libc::sighandler_t {
+    // SAFETY: the caller's arguments.
+    unsafe { crate::signal::signal(sig, handler, Semantics::SysV) }
+}
+
+/// `__sysv_signal`: what `signal` is in programs built in a strict standards mode.
+///
+/// # Safety
+/// As `signal(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __sysv_signal(
+    sig: c_int,
+    handler: libc::sighandler_t,
+) -> libc::sighandler_t {
+    // SAFETY: the caller's arguments.
+    unsafe { crate::signal::signal(sig, handler, Semantics::SysV) }
+}
+
+/// `siginterrupt`.
+///
+/// # Safety
+/// None beyond POSIX's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn siginterrupt(sig: c_int, interrupt: c_int) -> c_int {
+    crate::signal::siginterrupt(sig, interrupt)
+}
+
+/// `sigset`.
+///
+/// # Safety
+/// As `sigset(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sigset(sig: c_int, disposition: libc::sighandler_t) -> libc::sighandler_t {
+    // SAFETY: the caller's arguments.
+    unsafe { crate::signal::sigset(sig, disposition) }
 }
 
 /// `pause`: other green threads run until a signal's handler ends it (-1, EINTR).

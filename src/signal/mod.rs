@@ -196,15 +196,50 @@ pub unsafe fn sigaction(sig: c_int, act: *const Action, old: *mut Action) -> c_i
     0
 }
 
-/// `signal`: glibc's BSD semantics (SA_RESTART), through `sigaction`.
+/// The signal APIs older than `sigaction`, which glibc builds on its internal `__sigaction`
+/// (no hook would see the handler): the same actions, through ours.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Semantics {
+    /// `signal`, `bsd_signal`: the handler stays, the signal is blocked while it runs, and
+    /// calls restart (unless `siginterrupt` said otherwise for the signal).
+    Bsd,
+    /// `sysv_signal` (what `signal` is under strict standards modes): one-shot
+    /// (SA_RESETHAND), not blocked while it runs (SA_NODEFER), calls not restarted.
+    SysV,
+}
+
+/// Signals whose BSD-style handlers do not restart calls (`siginterrupt(sig, 1)`).
+static INTERRUPTING: AtomicU64 = AtomicU64::new(0);
+
+fn valid_for_signal(sig: c_int, handler: libc::sighandler_t) -> bool {
+    handler != libc::SIG_ERR && (1..SIGNALS as c_int).contains(&sig) && sig != 32 && sig != 33
+}
+
+/// `signal`, `bsd_signal`, `sysv_signal`: as glibc's, through `sigaction`.
 ///
 /// # Safety
 /// As `signal(2)`.
-pub unsafe fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+pub unsafe fn signal(
+    sig: c_int,
+    handler: libc::sighandler_t,
+    how: Semantics,
+) -> libc::sighandler_t {
+    if !valid_for_signal(sig, handler) {
+        crate::sys::set_errno(libc::EINVAL);
+        return libc::SIG_ERR;
+    }
     // SAFETY: all-zero is a valid sigaction; fields are set below.
     let mut act: Action = unsafe { core::mem::zeroed() };
     act.sa_sigaction = handler;
-    act.sa_flags = libc::SA_RESTART;
+    match how {
+        Semantics::Bsd => {
+            act.sa_mask = mask::to_set(mask::bit(sig));
+            if INTERRUPTING.load(Ordering::Acquire) & mask::bit(sig) == 0 {
+                act.sa_flags = libc::SA_RESTART;
+            }
+        }
+        Semantics::SysV => act.sa_flags = libc::SA_RESETHAND | libc::SA_NODEFER,
+    }
     // SAFETY: as above.
     let mut old: Action = unsafe { core::mem::zeroed() };
     // SAFETY: valid pointers.
@@ -212,6 +247,96 @@ pub unsafe fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandle
         return libc::SIG_ERR;
     }
     old.sa_sigaction
+}
+
+/// `siginterrupt`: whether `sig`'s handler lets calls restart, as glibc's (which later
+/// `signal` calls remember).
+pub fn siginterrupt(sig: c_int, interrupt: c_int) -> c_int {
+    if !valid_for_signal(sig, libc::SIG_DFL) {
+        crate::sys::set_errno(libc::EINVAL);
+        return -1;
+    }
+    // SAFETY: all-zero is a valid sigaction to fill.
+    let mut act: Action = unsafe { core::mem::zeroed() };
+    // SAFETY: valid pointers: a query, then the same action with its flag changed.
+    unsafe {
+        if sigaction(sig, core::ptr::null(), &mut act) != 0 {
+            return -1;
+        }
+        if interrupt != 0 {
+            INTERRUPTING.fetch_or(mask::bit(sig), Ordering::AcqRel);
+            act.sa_flags &= !libc::SA_RESTART;
+        } else {
+            INTERRUPTING.fetch_and(!mask::bit(sig), Ordering::AcqRel);
+            act.sa_flags |= libc::SA_RESTART;
+        }
+        if sigaction(sig, &act, core::ptr::null_mut()) != 0 {
+            return -1;
+        }
+    }
+    0
+}
+
+/// `sigset` (System V): a handler (with `sig` unblocked), or SIG_HOLD (`sig` blocked); returns
+/// the previous disposition, SIG_HOLD if `sig` was blocked. As glibc's, through our
+/// `sigaction` and the calling thread's own mask.
+///
+/// # Safety
+/// As `sigset(3)`.
+pub unsafe fn sigset(sig: c_int, disposition: libc::sighandler_t) -> libc::sighandler_t {
+    const SIG_HOLD: libc::sighandler_t = 2;
+    if disposition == libc::SIG_ERR {
+        crate::sys::set_errno(libc::EINVAL);
+        return libc::SIG_ERR;
+    }
+    let one = mask::to_set(mask::bit(sig));
+    let mut before = mask::to_set(0);
+    // SAFETY: all-zero is a valid sigaction.
+    let mut old: Action = unsafe { core::mem::zeroed() };
+    // SAFETY: valid sets and actions, to our own sigaction and mask calls.
+    unsafe {
+        if disposition == SIG_HOLD {
+            if procmask(libc::SIG_BLOCK, &one, &mut before) != 0 {
+                return libc::SIG_ERR;
+            }
+            if libc::sigismember(&before, sig) == 1 {
+                return SIG_HOLD;
+            }
+            if sigaction(sig, core::ptr::null(), &mut old) != 0 {
+                return libc::SIG_ERR;
+            }
+            return old.sa_sigaction;
+        }
+        let mut act: Action = core::mem::zeroed();
+        act.sa_sigaction = disposition;
+        if sigaction(sig, &act, &mut old) != 0
+            || procmask(libc::SIG_UNBLOCK, &one, &mut before) != 0
+        {
+            return libc::SIG_ERR;
+        }
+        if libc::sigismember(&before, sig) == 1 {
+            SIG_HOLD
+        } else {
+            old.sa_sigaction
+        }
+    }
+}
+
+/// `sigprocmask` as the program's call would make it: the calling thread's own mask.
+///
+/// # Safety
+/// `set` is null or readable; `old` is null or writable.
+unsafe fn procmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int {
+    // SAFETY: per our contract.
+    match unsafe { mask::change(how, set, old) } {
+        Some(Ok(())) => 0,
+        Some(Err(code)) => {
+            crate::sys::set_errno(code);
+            -1
+        }
+        // SAFETY: per our contract, to the real function.
+        None => unsafe { (crate::real::get().sigprocmask)(how, set, old) },
+    }
 }
 
 /// `pause` and `sigsuspend`: a green wait a signal's handler ends (EINTR), as natively; other
