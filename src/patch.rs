@@ -200,7 +200,7 @@ pub const HOOKED: &[(&str, Subsystem)] = &[
     ("close", Subsystem::Os),
     ("fclose", Subsystem::Os),
     ("close_range", Subsystem::Os),
-    ("fork", Subsystem::Os),
+    ("wait3", Subsystem::Os),
     ("wait", Subsystem::Os),
     ("waitpid", Subsystem::Os),
     ("wait4", Subsystem::Os),

@@ -156,7 +156,6 @@ real_table! {
     epoll_pwait2: fn(c_int, *mut epoll_event, c_int, *const timespec, *const sigset_t) -> c_int;
     pthread_sigmask: fn(c_int, *const sigset_t, *mut sigset_t) -> c_int;
     sigprocmask: fn(c_int, *const sigset_t, *mut sigset_t) -> c_int;
-    fork: fn() -> libc::pid_t;
     sigaction: fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
     wait: fn(*mut c_int) -> libc::pid_t;
     system: fn(*const c_char) -> c_int;
@@ -184,6 +183,7 @@ real_table! {
     sigwait: fn(*const sigset_t, *mut c_int) -> c_int;
     waitpid: fn(libc::pid_t, *mut c_int, c_int) -> libc::pid_t;
     wait4: fn(libc::pid_t, *mut c_int, c_int, *mut libc::rusage) -> libc::pid_t;
+    wait3: fn(*mut c_int, c_int, *mut libc::rusage) -> libc::pid_t;
     waitid: fn(libc::idtype_t, libc::id_t, *mut libc::siginfo_t, c_int) -> c_int;
     pread: fn(c_int, *mut c_void, size_t, off_t) -> ssize_t;
     pread64: fn(c_int, *mut c_void, size_t, libc::off64_t) -> ssize_t;

@@ -16,15 +16,21 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
 
-/// A call waiting for a pool thread: the work lives on the parked green thread's stack.
-struct Job {
-    work: *mut (dyn FnMut() + Send),
-    green: &'static Green,
-    token: u64,
+/// A call waiting for a pool thread.
+enum Job {
+    /// The work lives on the parked green thread's stack; the pool thread wakes it after.
+    Borrowed {
+        work: *mut (dyn FnMut() + Send),
+        green: &'static Green,
+        token: u64,
+    },
+    /// The work owns what it needs and wakes whom it must itself: its submitter may have
+    /// stopped waiting for it (see [`detach`]).
+    Owned(Box<dyn FnOnce() + Send>),
 }
 
 // SAFETY: `work` is Send, and stays valid (on the parked caller's stack) until `green` is
-// woken, which the pool thread does only after running it.
+// woken, which the pool thread does only after running it; an owned job is Send itself.
 unsafe impl Send for Job {}
 
 struct Pool {
@@ -93,13 +99,20 @@ pub fn run_as<R: Send>(reason: ParkReason, call: impl FnOnce() -> R + Send) -> R
     // SAFETY: erases the borrow's lifetime: the job is run, and its waker presented, before
     // this frame can return (it returns only once woken with `token`).
     let work: *mut (dyn FnMut() + Send) = unsafe { core::mem::transmute(work) };
-    submit(Job {
+    submit(Job::Borrowed {
         work,
         green: me,
         token,
     });
     hub.park(me, token, reason, None);
     result.unwrap_or_else(|| crate::fatal!("a pool call returned without running"))
+}
+
+/// Runs `work` on a pool thread, without waiting for it: for a blocking call whose waiters
+/// may give up on it (a signal interrupts their wait) while it still blocks; `work` wakes
+/// whoever still waits. Allocates; never from a signal handler.
+pub fn detach(work: impl FnOnce() + Send + 'static) {
+    submit(Job::Owned(Box::new(work)));
 }
 
 fn submit(job: Job) {
@@ -159,15 +172,31 @@ extern "C" fn worker(_: *mut libc::c_void) -> *mut libc::c_void {
                 POOL.idle.fetch_sub(1, Ordering::AcqRel);
             }
         };
-        // SAFETY: see `Job`: valid until the green thread is woken, just below.
-        unsafe { (*job.work)() };
-        job.green.unpark(job.token);
+        match job {
+            Job::Borrowed { work, green, token } => {
+                // SAFETY: see `Job`: valid until the green thread is woken, just below.
+                unsafe { (*work)() };
+                green.unpark(token);
+            }
+            Job::Owned(work) => work(),
+        }
     }
 }
 
-/// In a forked child: the pool's threads do not exist; queued calls belong to retired threads.
-pub fn after_fork() {
-    POOL.queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    POOL.threads.store(0, Ordering::Release);
-    POOL.idle.store(0, Ordering::Release);
+/// Held across `fork`, so that no pool thread is inside the queue's lock when the child is
+/// made (the child would wait for it forever).
+pub struct ForkGuard(std::sync::MutexGuard<'static, VecDeque<Job>>);
+
+pub fn before_fork() -> ForkGuard {
+    ForkGuard(POOL.queue.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+impl ForkGuard {
+    /// In a forked child: the pool's threads do not exist; queued calls belong to retired
+    /// threads. The pool is rebuilt on next use.
+    pub fn in_child(mut self) {
+        self.0.clear();
+        POOL.threads.store(0, Ordering::Release);
+        POOL.idle.store(0, Ordering::Release);
+    }
 }

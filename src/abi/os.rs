@@ -18,28 +18,18 @@ shim! {
     fn close(fd: c_int) -> c_int => os::close(fd);
     fn fclose(stream: *mut libc::FILE) -> c_int => os::fclose(stream);
     fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> c_int => os::close_range(first, last);
-    fn fork() -> libc::pid_t => os::fork();
-    fn wait(status: *mut c_int) -> libc::pid_t => {
-        let status = status as usize;
-        os::wait_child(0, move || (crate::real::get().wait)(status as *mut c_int))
-    };
-    fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t => {
-        let status = status as usize;
-        os::wait_child(options, move || (crate::real::get().waitpid)(pid, status as *mut c_int, options))
-    };
-    fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t => {
-        let (status, usage) = (status as usize, usage as usize);
-        os::wait_child(options, move || {
-            (crate::real::get().wait4)(pid, status as *mut c_int, options, usage as *mut libc::rusage)
-        })
-    };
-    fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int => {
-        let info = info as usize;
-        os::wait_child(options, move || (crate::real::get().waitid)(idtype, id, info as *mut libc::siginfo_t, options))
-    };
+    fn wait(status: *mut c_int) -> libc::pid_t => os::wait::waitpid(-1, status, 0);
+    fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t
+        => os::wait::waitpid(pid, status, options);
+    fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t
+        => os::wait::wait4(pid, status, options, usage);
+    fn wait3(status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t
+        => os::wait::wait4(-1, status, options, usage);
+    fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int
+        => os::wait::waitid(idtype, id, info, options);
     fn system(command: *const libc::c_char) -> c_int => {
         let command = command as usize;
-        os::wait_child(0, move || (crate::real::get().system)(command as *const libc::c_char))
+        os::wait_on_pool(move || (crate::real::get().system)(command as *const libc::c_char))
     };
     fn pclose(stream: *mut libc::FILE) -> c_int => os::pclose(stream);
     fn dup(fd: c_int) -> c_int => {

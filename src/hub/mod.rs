@@ -253,13 +253,20 @@ impl Hub {
     /// In a forked child, on the forking thread: keep only that thread (trap 13). Every other
     /// green thread of this hub is retired (nothing can wake it), the parent's epoll instance
     /// and eventfd are replaced by the child's own, and pending timers and wake-ups are dropped.
-    pub fn after_fork(&self) {
+    /// Held across `fork` (see `os::fork`): a pool thread waking a green thread of this hub
+    /// must not be inside the inbox's lock when the child is made.
+    pub fn lock_inbox(&self) -> std::sync::MutexGuard<'_, Vec<&'static Green>> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn after_fork(&self, mut inbox: std::sync::MutexGuard<'_, Vec<&'static Green>>) {
+        inbox.clear();
+        drop(inbox);
         let me = self.current.get();
         table::retire_all_but(self, me);
         self.run_queue.borrow_mut().clear();
         *self.timers.borrow_mut() = Timers::default();
         me.timers_in_heap.set(0);
-        self.inbox.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.inbox_full.store(false, Ordering::Relaxed);
         self.interruptible.borrow_mut().clear();
         self.watched.store(0, Ordering::Relaxed);

@@ -4,6 +4,11 @@
 //! with `GREENWORLD_FILEIO=pool` ([`fileio`]), and stay plain libc on terminals and other
 //! devices. `close`, `dup*`, `fcntl` and `ioctl` keep the fd table true.
 
+mod fork;
+pub mod wait;
+
+pub use fork::{in_vfork_child, watch_forks};
+
 use crate::fd::io::{GreenFd, write_all};
 use crate::fd::wait::Direction;
 use crate::fd::{self, Kind};
@@ -311,61 +316,11 @@ pub fn after_control(fd_result: c_int, changes_flags: bool, duplicates: bool) {
     }
 }
 
-/// This process's id as the library last saw it: set at start and in every fork child
-/// (`pthread_atfork` handlers run for `fork` and glibc's own forks, never for `vfork` or a
-/// `clone` that shares memory). 0: not known yet.
-static PROCESS: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
-
-fn own_pid() -> libc::pid_t {
-    // SAFETY: no arguments; the kernel's answer, never a cached one.
-    unsafe { libc::syscall(libc::SYS_getpid) as libc::pid_t }
-}
-
-extern "C" fn forked_child() {
-    PROCESS.store(own_pid(), core::sync::atomic::Ordering::Relaxed);
-}
-
-/// From the constructor: notes this process, and each fork child as it starts.
-pub fn watch_forks() {
-    forked_child();
-    // SAFETY: registers a child handler that only stores its pid.
-    unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
-}
-
-/// Is this the child of a `vfork` (or of a `clone` that shares memory) before its `exec`? Its
-/// memory is the parent's, which waits meanwhile: what the child does through our hooks
-/// (Python's subprocess resets signal handlers, closes and `dup2`s descriptors, sets its mask)
-/// must not change the library's tables, which are the parent's.
-pub fn in_vfork_child() -> bool {
-    let known = PROCESS.load(core::sync::atomic::Ordering::Relaxed);
-    known != 0 && own_pid() != known
-}
-
-/// `fork`: the child keeps only the calling thread, green or not (trap 13).
-pub fn fork() -> Outcome<libc::pid_t> {
-    let mut buckets = crate::green::parking::lock_all();
-    // SAFETY: fork has no preconditions; glibc runs the pthread_atfork handlers.
-    let pid = unsafe { (real::get().fork)() };
-    if pid == 0 {
-        buckets.empty_in_child();
-    }
-    drop(buckets);
-    if pid == 0 {
-        crate::thread::sync::forget_tid_after_fork();
-        fd::forget_registrations();
-        crate::tpool::after_fork();
-        if let Some(hub) = crate::hub::Hub::current() {
-            hub.after_fork();
-        }
-    }
-    Done(pid)
-}
-
-/// `wait`, `waitpid`, `wait4`, `waitid`: a wait that would block is made by a pool thread while
-/// the green thread parks (children belong to the process, so any thread may wait for them).
-/// `WNOHANG`, and a lone thread, get the real call.
-pub fn wait_child(options: c_int, call: impl FnOnce() -> c_int + Send) -> Outcome<c_int> {
-    if options & libc::WNOHANG != 0 || !crate::patch::active(crate::patch::Subsystem::Os) {
+/// `system` and `pclose`: glibc waits for the child with its internal `waitpid`, which no hook
+/// sees, so a pool thread makes the whole call while the green thread parks (neither returns
+/// EINTR natively: glibc retries its wait).
+pub fn wait_on_pool(call: impl FnOnce() -> c_int + Send) -> Outcome<c_int> {
+    if !crate::patch::active(crate::patch::Subsystem::Os) {
         return Bypass;
     }
     crate::tpool::run_syscall(crate::stats::ParkReason::Pool, call)
@@ -384,7 +339,7 @@ pub unsafe fn fclose(stream: *mut libc::FILE) -> Outcome<c_int> {
     Bypass
 }
 
-/// `pclose`: waits for the child (on the pool, as `wait_child`) after forgetting the pipe.
+/// `pclose`: waits for the child (on the pool, see `wait_on_pool`) after forgetting the pipe.
 ///
 /// # Safety
 /// `stream` is a FILE from `popen`.
@@ -393,9 +348,7 @@ pub unsafe fn pclose(stream: *mut libc::FILE) -> Outcome<c_int> {
     let _ = unsafe { fclose(stream) };
     let stream = stream as usize;
     // SAFETY: the caller's FILE, closed once, by the real pclose.
-    wait_child(0, move || unsafe {
-        (real::get().pclose)(stream as *mut libc::FILE)
-    })
+    wait_on_pool(move || unsafe { (real::get().pclose)(stream as *mut libc::FILE) })
 }
 
 /// `close_range`: every descriptor in the range is forgotten first.

@@ -1,0 +1,103 @@
+//! `fork` (trap 13): the child keeps only the forking thread, green or not, with a fresh hub and
+//! poller; the fd table stays valid; the thread pool is rebuilt on next use.
+//!
+//! The work is done by `pthread_atfork` handlers registered from the constructor, so it runs for
+//! every fork that runs handlers: `fork` itself and glibc's own (`daemon`), never `vfork` or
+//! `posix_spawn`, whose children exec. Registered first, ours run last before the fork (the
+//! program's prepare handlers may still lock, wait and wake) and first in the child (whose
+//! handlers then find a working library).
+
+use crate::green::Green;
+use crate::green::parking::{self, AllBuckets};
+use crate::hub::Hub;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicI32, Ordering};
+use std::sync::MutexGuard;
+
+/// This process's id as the library last saw it: set at start and in every fork child. 0: not
+/// known yet.
+static PROCESS: AtomicI32 = AtomicI32::new(0);
+
+fn own_pid() -> libc::pid_t {
+    // SAFETY: no arguments; the kernel's answer, never a cached one.
+    unsafe { libc::syscall(libc::SYS_getpid) as libc::pid_t }
+}
+
+/// Is this the child of a `vfork` (or of a `clone` that shares memory) before its `exec`? Its
+/// memory is the parent's, which waits meanwhile: what the child does through our hooks
+/// (Python's subprocess resets signal handlers, closes and `dup2`s descriptors, sets its mask)
+/// must not change the library's tables, which are the parent's.
+pub fn in_vfork_child() -> bool {
+    let known = PROCESS.load(Ordering::Relaxed);
+    known != 0 && own_pid() != known
+}
+
+/// Every lock another OS thread (a pool thread, a waker) may hold, taken in the order they nest
+/// elsewhere: none may be held by a thread the child will not have.
+struct Locks {
+    peeks: super::wait::ForkGuard,
+    buckets: AllBuckets,
+    pool: crate::tpool::ForkGuard,
+    inbox: Option<(&'static Hub, MutexGuard<'static, Vec<&'static Green>>)>,
+}
+
+/// The locks of the fork in progress, from the prepare handler to the parent or child one.
+struct Held(UnsafeCell<Option<Locks>>);
+
+// SAFETY: written by a prepare handler once it holds every lock (the first of them, `peeks`,
+// serialises forks of several OS threads) and emptied by the same thread's parent or child
+// handler before that lock is released.
+unsafe impl Sync for Held {}
+
+static HELD: Held = Held(UnsafeCell::new(None));
+
+extern "C" fn prepare() {
+    let peeks = super::wait::before_fork();
+    let buckets = parking::lock_all();
+    let pool = crate::tpool::before_fork();
+    let inbox = Hub::current().map(|hub| (hub, hub.lock_inbox()));
+    // SAFETY: see `Held`: this thread holds every lock now.
+    unsafe {
+        *HELD.0.get() = Some(Locks {
+            peeks,
+            buckets,
+            pool,
+            inbox,
+        })
+    };
+}
+
+fn take_held() -> Option<Locks> {
+    // SAFETY: see `Held`: the forking thread, still holding the locks it stored.
+    unsafe { (*HELD.0.get()).take() }
+}
+
+extern "C" fn parent() {
+    drop(take_held());
+}
+
+extern "C" fn child() {
+    PROCESS.store(own_pid(), Ordering::Relaxed);
+    let Some(mut locks) = take_held() else {
+        return;
+    };
+    locks.buckets.empty_in_child();
+    drop(locks.buckets);
+    locks.peeks.in_child();
+    locks.pool.in_child();
+    crate::thread::sync::forget_tid_after_fork();
+    crate::fd::forget_registrations();
+    if let Some((hub, inbox)) = locks.inbox {
+        hub.after_fork(inbox);
+    }
+}
+
+/// From the constructor: notes this process, and registers the fork handlers.
+pub fn watch_forks() {
+    PROCESS.store(own_pid(), Ordering::Relaxed);
+    // SAFETY: handlers that are sound to run around any fork (see above).
+    let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    if rc != 0 {
+        crate::fatal!("cannot register fork handlers (error {rc})");
+    }
+}
