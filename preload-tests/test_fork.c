@@ -12,7 +12,11 @@
  *    another thread resolves leaves glibc's resolver lock held in the child, natively too;
  *    after fork a multithreaded program's child may only count on what was quiet at the fork.
  *  - pthread_atfork handlers run as glibc runs them: prepare in reverse order of registration,
- *    parent and child in order, all in the forking thread, once per fork. */
+ *    parent and child in order, all in the forking thread, once per fork;
+ *  - glibc's daemon() forks internally (no fork call the program makes): a child whose threads
+ *    ping-ponged over a socketpair turns itself into a daemon, whose threads ping-pong over it
+ *    again; under the preload no epoll instance in the daemon still watches the pair (it has a
+ *    hub of its own). */
 #include "gwtest.h"
 #include <netdb.h>
 #include <pthread.h>
@@ -210,6 +214,43 @@ static void *forker(void *arg) {
     return NULL;
 }
 
+/* The pair's ping-pong, once, by a thread of this process: 1 when every round came back. */
+static int pair_rounds(struct child_pair *pair) {
+    pthread_t worker;
+    pair->rounds = 0;
+    return pthread_create(&worker, NULL, child_worker, pair) == 0 && pthread_join(worker, NULL) == 0 &&
+           pair->rounds == CHILD_ROUNDS;
+}
+
+static void daemon_check(void) {
+    gw_phase = "daemon";
+    int report[2];
+    CHECK_EQ(pipe(report), 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(report[0]);
+        struct child_pair pair;
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair.fds) != 0 || !pair_rounds(&pair)) _exit(3);
+        if (daemon(1, 1) != 0) _exit(4);
+        alarm(20); /* the watchdog's handler is inherited; its alarm is not */
+        char verdict = 'y';
+        if (gw_preloaded() && (epoll_watches(pair.fds[0]) != 0 || epoll_watches(pair.fds[1]) != 0)) verdict = 'e';
+        else if (!pair_rounds(&pair)) verdict = 'p';
+        if (write(report[1], &verdict, 1) != 1) _exit(5);
+        _exit(0);
+    }
+    close(report[1]);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child that calls daemon(): status %#x", status);
+    char verdict = 0;
+    CHECK_EQ(read(report[0], &verdict, 1), 1);
+    CHECK(verdict == 'y', "the daemon says %c (e: an epoll instance still watches the pair; p: the ping-pong failed)",
+          verdict);
+    close(report[0]);
+}
+
 int main(void) {
     gw_watchdog("test_fork", 90);
     CHECK_EQ(pthread_atfork(prepare_a, parent_a, child_a), 0);
@@ -248,6 +289,7 @@ int main(void) {
     CHECK_EQ(pthread_join(pong, NULL), 0);
     gw_ticker_stop = 1;
     CHECK_EQ(pthread_join(tick, NULL), 0);
+    daemon_check();
     errno = 0;
     CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
     CHECK_EQ(errno, ECHILD);
