@@ -3,7 +3,11 @@
  * waits of system and pclose for a slow child let other threads run meanwhile (a ticker keeps
  * ticking), with the child's status as the result. Last, a read that waits while 20 children
  * of system come and go is not interrupted by their SIGCHLD (no handler: natively nothing
- * interrupts it), and gets the bytes written after them. */
+ * interrupts it), and gets the bytes written after them.
+ * Then 20 system() calls that can only finish together: each shell adds a line to a file and
+ * waits until the file has 20 (natively 20 threads run them at once; a library that ran them
+ * a few at a time would never see 20). While they run, SIGINT and SIGQUIT are ignored (as glibc
+ * does for the duration of any system call); afterwards the program's actions are back. */
 #include "gwtest.h"
 #include <pthread.h>
 #include <spawn.h>
@@ -47,6 +51,45 @@ static void *by_spawn(void *arg) {
     return arg;
 }
 
+enum { TOGETHER = 20 };
+static char g_together_file[64];
+static int g_together_ok;
+
+static void *system_together(void *arg) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "echo x >> %s; for i in $(seq 1 600); do [ $(wc -l < %s) -ge %d ] && exit 0; sleep 0.05; done; exit 1",
+             g_together_file, g_together_file, TOGETHER);
+    if (system(cmd) == 0) __atomic_add_fetch(&g_together_ok, 1, __ATOMIC_SEQ_CST);
+    return arg;
+}
+
+static void on_int(int sig) { (void)sig; }
+
+static void systems_together(void) {
+    struct sigaction mine = {.sa_handler = on_int}, seen;
+    sigemptyset(&mine.sa_mask);
+    CHECK_EQ(sigaction(SIGINT, &mine, NULL), 0);
+    snprintf(g_together_file, sizeof g_together_file, "/tmp/gw-system-together.%d", (int)getpid());
+    unlink(g_together_file);
+    pthread_t t[TOGETHER];
+    for (int i = 0; i < TOGETHER; i++) CHECK_EQ(pthread_create(&t[i], NULL, system_together, NULL), 0);
+    /* Wait until a shell has started (the file exists): a system call is running now. */
+    for (int i = 0; i < 2000 && access(g_together_file, F_OK) != 0; i++) usleep(1000);
+    CHECK_EQ(sigaction(SIGINT, NULL, &seen), 0);
+    CHECK(seen.sa_handler == SIG_IGN, "SIGINT is not ignored while system() runs");
+    CHECK_EQ(sigaction(SIGQUIT, NULL, &seen), 0);
+    CHECK(seen.sa_handler == SIG_IGN, "SIGQUIT is not ignored while system() runs");
+    for (int i = 0; i < TOGETHER; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
+    unlink(g_together_file);
+    CHECK(g_together_ok == TOGETHER, "%d of %d system() calls saw all %d running at once", g_together_ok, TOGETHER,
+          TOGETHER);
+    CHECK_EQ(sigaction(SIGINT, NULL, &seen), 0);
+    CHECK(seen.sa_handler == on_int, "SIGINT's handler is not back after system()");
+    CHECK_EQ(sigaction(SIGQUIT, NULL, &seen), 0);
+    CHECK(seen.sa_handler == SIG_DFL, "SIGQUIT is not back to default after system()");
+}
+
 int main(void) {
     pthread_t t[3 * EACH];
     for (int i = 0; i < EACH; i++) {
@@ -85,5 +128,7 @@ int main(void) {
     CHECK_EQ(write(g_pipe[1], "after", 5), 5);
     CHECK_EQ(pthread_join(reader, NULL), 0);
     CHECK(g_read == 5, "read returned %zd (%s)", g_read, strerror(g_read_errno));
+
+    systems_together();
     return 0;
 }

@@ -27,10 +27,7 @@ shim! {
         => os::wait::wait4(-1, status, options, usage);
     fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int
         => os::wait::waitid(idtype, id, info, options);
-    fn system(command: *const libc::c_char) -> c_int => {
-        let command = command as usize;
-        os::wait_on_pool(move || (crate::real::get().system)(command as *const libc::c_char))
-    };
+    fn system(command: *const libc::c_char) -> c_int => os::system::system(command);
     fn pclose(stream: *mut libc::FILE) -> c_int => os::pclose(stream);
     fn dup(fd: c_int) -> c_int => {
         let new = (crate::real::get().dup)(fd);

@@ -5,6 +5,7 @@
 //! devices. `close`, `dup*`, `fcntl` and `ioctl` keep the fd table true.
 
 mod fork;
+pub mod system;
 pub mod wait;
 
 pub use fork::{in_vfork_child, watch_forks};
@@ -316,16 +317,6 @@ pub fn after_control(fd_result: c_int, changes_flags: bool, duplicates: bool) {
     }
 }
 
-/// `system` and `pclose`: glibc waits for the child with its internal `waitpid`, which no hook
-/// sees, so a pool thread makes the whole call while the green thread parks (neither returns
-/// EINTR natively: glibc retries its wait).
-pub fn wait_on_pool(call: impl FnOnce() -> c_int + Send) -> Outcome<c_int> {
-    if !crate::patch::active(crate::patch::Subsystem::Os) {
-        return Bypass;
-    }
-    crate::tpool::run_syscall(crate::stats::ParkReason::Pool, call)
-}
-
 /// `fclose`: its close is glibc-internal, which no hook sees; forget the descriptor first.
 ///
 /// # Safety
@@ -339,16 +330,23 @@ pub unsafe fn fclose(stream: *mut libc::FILE) -> Outcome<c_int> {
     Bypass
 }
 
-/// `pclose`: waits for the child (on the pool, see `wait_on_pool`) after forgetting the pipe.
+/// `pclose`: glibc waits for the child with its internal `waitpid`, which no hook sees, so a
+/// pool thread makes the whole call (after the pipe is forgotten) while the green thread parks;
+/// it never returns EINTR natively (glibc retries its wait).
 ///
 /// # Safety
 /// `stream` is a FILE from `popen`.
 pub unsafe fn pclose(stream: *mut libc::FILE) -> Outcome<c_int> {
     // SAFETY: an open FILE (caller).
     let _ = unsafe { fclose(stream) };
+    if !crate::patch::active(crate::patch::Subsystem::Os) {
+        return Bypass;
+    }
     let stream = stream as usize;
     // SAFETY: the caller's FILE, closed once, by the real pclose.
-    wait_on_pool(move || unsafe { (real::get().pclose)(stream as *mut libc::FILE) })
+    crate::tpool::run_syscall(crate::stats::ParkReason::Pool, move || unsafe {
+        (real::get().pclose)(stream as *mut libc::FILE)
+    })
 }
 
 /// `close_range`: every descriptor in the range is forgotten first.
