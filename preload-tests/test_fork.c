@@ -6,11 +6,12 @@
  *    them, and exits with a code the parent checks (waited for by waitpid, wait4 and waitid in
  *    turn); under the preload the child is one OS thread and no epoll instance in it watches
  *    the parent's sockets (it has its own hub, not a copy of the parent's);
- *  - a thread runs system("true") in a loop meanwhile (under the preload, on the thread pool: a
- *    fork may come while a pool thread is busy), and every tenth child resolves a name (under
- *    the preload on a pool of its own, made anew). Not the resolver in the parent: a fork while
- *    another thread resolves leaves glibc's resolver lock held in the child, natively too;
- *    after fork a multithreaded program's child may only count on what was quiet at the fork.
+ *  - a thread runs popen("true") + pclose in a loop meanwhile (under the preload pclose waits
+ *    on the thread pool: a fork may come while a pool thread is busy), and every tenth child
+ *    resolves a name (under the preload on a pool of its own, made anew). Not the resolver in
+ *    the parent: a fork while another thread resolves leaves glibc's resolver lock held in the
+ *    child, natively too; after fork a multithreaded program's child may only count on what
+ *    was quiet at the fork.
  *  - pthread_atfork handlers run as glibc runs them: prepare in reverse order of registration,
  *    parent and child in order, all in the forking thread, once per fork;
  *  - glibc's daemon() forks internally (no fork call the program makes): a child whose threads
@@ -51,8 +52,8 @@ static void *ponger(void *arg) {
     }
 }
 
-static volatile int g_stop_systems;
-static volatile long g_systems;
+static volatile int g_stop_popens;
+static volatile long g_popens;
 
 static int resolve_localhost(void) {
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
@@ -61,10 +62,12 @@ static int resolve_localhost(void) {
     return rc;
 }
 
-static void *systems(void *arg) {
-    while (!g_stop_systems) {
-        CHECK_EQ(system("true"), 0);
-        g_systems++;
+static void *popens(void *arg) {
+    while (!g_stop_popens) {
+        FILE *f = popen("true", "r");
+        CHECK(f != NULL, "popen: %s", strerror(errno));
+        CHECK_EQ(pclose(f), 0);
+        g_popens++;
     }
     return arg;
 }
@@ -262,8 +265,8 @@ int main(void) {
     CHECK_EQ(pthread_create(&pong, NULL, ponger, NULL), 0);
     CHECK_EQ(pthread_create(&ping, NULL, pinger, NULL), 0);
     usleep(20000);
-    pthread_t system_loop;
-    CHECK_EQ(pthread_create(&system_loop, NULL, systems, NULL), 0);
+    pthread_t popen_loop;
+    CHECK_EQ(pthread_create(&popen_loop, NULL, popens, NULL), 0);
     long rounds_before = g_rounds, ticks_before = gw_ticks;
     CHECK(rounds_before > 0 && ticks_before > 0, "nothing ran before the forks");
 
@@ -275,9 +278,9 @@ int main(void) {
           "atfork handlers ran %d %d %d %d times for %d forks", g_prepare_a, g_prepare_b, g_parent_a, g_parent_b,
           FORKS);
     CHECK(g_rounds > rounds_before && gw_ticks > ticks_before, "the parent's threads stopped during the forks");
-    g_stop_systems = 1;
-    CHECK_EQ(pthread_join(system_loop, NULL), 0);
-    CHECK(g_systems > 0, "no system() ran during the forks");
+    g_stop_popens = 1;
+    CHECK_EQ(pthread_join(popen_loop, NULL), 0);
+    CHECK(g_popens > 0, "no popen ran during the forks");
 
     gw_phase = "after the forks";
     long rounds_after = g_rounds, ticks_after = gw_ticks;
