@@ -1,13 +1,23 @@
 /* Waiting for signals: the classic pattern (main blocks SIGTERM, starts workers, one thread
  * waits in sigwait) with the workers running meanwhile; sigtimedwait's timeout; pause and
- * sigsuspend ended by a handler (EINTR) beside a running ticker. */
+ * sigsuspend ended by a handler (EINTR) beside a running ticker. The helper threads block
+ * SIGUSR1, so that natively the kernel can give the process-directed SIGUSR1 only to main,
+ * whose pause and sigsuspend wait for it. */
 #include "gwtest.h"
 #include <pthread.h>
 #include <signal.h>
 
 static volatile int ticks, stop, handled;
 
+static void block_usr1(void) {
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    CHECK_EQ(pthread_sigmask(SIG_BLOCK, &usr1, NULL), 0);
+}
+
 static void *ticker(void *arg) {
+    block_usr1();
     while (!stop) {
         usleep(2000);
         ticks++;
@@ -16,6 +26,7 @@ static void *ticker(void *arg) {
 }
 
 static void *killer(void *arg) {
+    block_usr1();
     usleep(100 * 1000);
     kill(getpid(), (int)(intptr_t)arg);
     return NULL;
