@@ -14,6 +14,8 @@
  *    they have all exited.
  * The signals are sent to the waiting thread itself (pthread_kill), so the native run is
  * determinate.
+ * With a thread pool of one (GREENWORLD_TPOOL_SIZE=1, a re-run), a wait for any child does not
+ * keep the resolver from running, when the child exits only once a name is resolved.
  * Pass-through: the test re-runs itself with GREENWORLD_OS=0, where the waits are the real
  * calls (greenworld_is_monkey_patched says 0; under the preload a runnable green thread does
  * not run during a wait, as the OS thread blocks in the kernel), with the same results,
@@ -400,8 +402,43 @@ static int os_off(void) {
     return 0;
 }
 
+/* ---- a pool of one: a wait for any child, and the resolver its child depends on ---- */
+
+static int g_go[2];
+
+static void *resolve_then_release(void *arg) {
+    usleep(50000); /* the wait has begun */
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    CHECK_EQ(getaddrinfo("localhost", "80", &hints, &res), 0);
+    freeaddrinfo(res);
+    CHECK_EQ(write(g_go[1], "g", 1), 1);
+    return arg;
+}
+
+static int pool_of_one(void) {
+    gw_watchdog("test_wait --pool-of-one", 30);
+    CHECK_EQ(pipe(g_go), 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        char c;
+        close(g_go[1]);
+        _exit(read(g_go[0], &c, 1) == 1 ? 31 : 99);
+    }
+    close(g_go[0]);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, resolve_then_release, NULL), 0);
+    int status = 0;
+    CHECK_EQ(waitpid(-1, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 31, "status %#x", status);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    printf("pool of one: ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--os-off") == 0) return os_off();
+    if (argc > 1 && strcmp(argv[1], "--pool-of-one") == 0) return pool_of_one();
     gw_watchdog("test_wait", 60);
     {
         const char *env[] = {"GREENWORLD_OS=0", NULL};
@@ -410,6 +447,14 @@ int main(int argc, char **argv) {
         int status = gw_run(env, args, out, sizeof out);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, "os off: ok"),
               "the GREENWORLD_OS=0 run failed (status %#x):\n%s", status, out);
+    }
+    {
+        const char *env[] = {"GREENWORLD_TPOOL_SIZE=1", NULL};
+        char *args[] = {(char *)gw_self(), "--pool-of-one", NULL};
+        char out[4096];
+        int status = gw_run(env, args, out, sizeof out);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, "pool of one: ok"),
+              "the GREENWORLD_TPOOL_SIZE=1 run failed (status %#x):\n%s", status, out);
     }
     pthread_t tick;
     CHECK_EQ(pthread_create(&tick, NULL, gw_ticker, NULL), 0);

@@ -25,7 +25,7 @@ enum Job {
         token: u64,
     },
     /// The work owns what it needs and wakes whom it must itself: its submitter may have
-    /// stopped waiting for it (see [`detach`]).
+    /// stopped waiting for it ([`detach`]'s, when no thread of its own could be started).
     Owned(Box<dyn FnOnce() + Send>),
 }
 
@@ -108,11 +108,51 @@ pub fn run_as<R: Send>(reason: ParkReason, call: impl FnOnce() -> R + Send) -> R
     result.unwrap_or_else(|| crate::fatal!("a pool call returned without running"))
 }
 
-/// Runs `work` on a pool thread, without waiting for it: for a blocking call whose waiters
-/// may give up on it (a signal interrupts their wait) while it still blocks; `work` wakes
-/// whoever still waits. Allocates; never from a signal handler.
+/// Runs `work` on a thread of its own, without waiting for it: for a call that may block for
+/// as long as the program likes (a wait for some child) and whose waiters may give up on it (a
+/// signal interrupts their wait); `work` wakes whoever still waits. Not on a pool thread: a
+/// pool busy with such waits would starve the short calls (the resolver) that the awaited
+/// event may itself depend on. Allocates; never from a signal handler.
 pub fn detach(work: impl FnOnce() + Send + 'static) {
-    submit(Job::Owned(Box::new(work)));
+    let work: Box<Box<dyn FnOnce() + Send>> = Box::new(Box::new(work));
+    let arg = Box::into_raw(work).cast::<libc::c_void>();
+    let mut thread: libc::pthread_t = 0;
+    // SAFETY: the real pthread_create with a valid start routine, default attributes, and an
+    // argument that `run_detached` takes ownership of.
+    let rc = unsafe {
+        (crate::real::get().pthread_create)(&mut thread, core::ptr::null(), run_detached, arg)
+    };
+    if rc != 0 {
+        crate::log!(
+            Warn,
+            "cannot start a thread for a long wait (error {rc}); queued on the pool"
+        );
+        // SAFETY: the box made above, not taken by a thread that never started.
+        let work = unsafe { Box::from_raw(arg.cast::<Box<dyn FnOnce() + Send>>()) };
+        submit(Job::Owned(*work));
+        return;
+    }
+    // SAFETY: a thread we just made and never join.
+    unsafe { (crate::real::get().pthread_detach)(thread) };
+}
+
+extern "C" fn run_detached(arg: *mut libc::c_void) -> *mut libc::c_void {
+    block_signals();
+    // SAFETY: the box `detach` made for this thread alone.
+    let work = unsafe { Box::from_raw(arg.cast::<Box<dyn FnOnce() + Send>>()) };
+    work();
+    core::ptr::null_mut()
+}
+
+/// Signals are for the program's threads: a process-directed one must reach a hub's OS thread,
+/// where it can interrupt the call a native thread would see interrupted.
+fn block_signals() {
+    // SAFETY: a full set, applied to this thread's own mask.
+    unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        (crate::real::get().pthread_sigmask)(libc::SIG_SETMASK, &all, core::ptr::null_mut());
+    }
 }
 
 fn submit(job: Job) {
@@ -152,14 +192,7 @@ fn spawn_worker() {
 }
 
 extern "C" fn worker(_: *mut libc::c_void) -> *mut libc::c_void {
-    // Signals are for the program's threads: a process-directed one must reach the hub's OS
-    // thread, where it can interrupt the call a native thread would see interrupted.
-    // SAFETY: a full set, applied to this thread's own mask.
-    unsafe {
-        let mut all: libc::sigset_t = core::mem::zeroed();
-        libc::sigfillset(&mut all);
-        (crate::real::get().pthread_sigmask)(libc::SIG_SETMASK, &all, core::ptr::null_mut());
-    }
+    block_signals();
     loop {
         let job = {
             let mut queue = POOL.queue.lock().unwrap_or_else(|e| e.into_inner());
