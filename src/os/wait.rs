@@ -7,11 +7,12 @@
 //! status, `rusage`, `siginfo_t` and errors are the kernel's. Between attempts the thread parks:
 //! - for the exit of one process, on a pidfd of it (`pidfd_open`), which the hub's epoll
 //!   reports readable once the process has exited: no other thread is involved;
-//! - otherwise (any child, a process group, stops and continues), on a *peek*: a pool thread
-//!   blocks in `waitid(…, WNOWAIT)`, which reports a waitable child without reaping it, then
-//!   wakes every thread that waits for the same children. Waits for the same children share
-//!   one peek, and a peek whose waiters a signal took away is adopted by the next such wait,
-//!   so interrupted waits do not pile up in the pool.
+//! - otherwise (any child, a process group, stops and continues), on a *peek*: a thread of its
+//!   own ([`crate::tpool::detach`], not a pool thread: the pool's short calls, the resolver,
+//!   may be what the child waits for) blocks in `waitid(…, WNOWAIT)`, which reports a waitable
+//!   child without reaping it, then wakes every thread that waits for the same children. Waits
+//!   for the same children share one peek, and a peek whose waiters a signal took away is
+//!   adopted by the next such wait, so interrupted waits do not pile up threads.
 
 use crate::fd::wait::wait_any;
 use crate::green::Green;
@@ -191,7 +192,7 @@ fn await_exit(hub: &'static Hub, pid: pid_t) -> Option<Option<c_int>> {
     waited.ok().map(|_| None)
 }
 
-/// A peek in progress: the pool thread blocked in `waitid(target, WNOWAIT)`, and the threads
+/// A peek in progress: its thread blocked in `waitid(target, WNOWAIT)`, and the threads
 /// to wake when it returns.
 struct Peek {
     target: Target,
@@ -237,7 +238,7 @@ fn await_peek(hub: &'static Hub, target: Target) -> Option<c_int> {
     Some(interrupt.signal.get())
 }
 
-/// On a pool thread: blocks until a child of `target` is waitable (or the wait fails), reaping
+/// On the peek's own thread: blocks until a child of `target` is waitable (or the wait fails), reaping
 /// nothing, then wakes the peek's waiters, which try their own calls.
 fn peek(target: Target) {
     // SAFETY: an all-zero siginfo_t is a valid value.
@@ -261,7 +262,7 @@ fn peek(target: Target) {
     }
 }
 
-/// For `fork`: held across the real fork, so that no pool thread holds it then.
+/// For `fork`: held across the real fork, so that no peek's thread holds it then.
 pub struct ForkGuard(MutexGuard<'static, Vec<Peek>>);
 
 pub fn before_fork() -> ForkGuard {
@@ -269,7 +270,7 @@ pub fn before_fork() -> ForkGuard {
 }
 
 impl ForkGuard {
-    /// In the child: the pool threads blocked in peeks are not there.
+    /// In the child: the threads blocked in peeks are not there.
     pub fn in_child(mut self) {
         self.0.clear();
     }
