@@ -134,7 +134,7 @@ pub unsafe fn waitid(
 /// Repeats `attempt` (the real call with `WNOHANG`: Some(result) once a child is reported or
 /// the call fails, errno set; None while no child has changed state) until it answers, parking
 /// in between. The real blocking call where nothing else could run meanwhile, and for
-/// `__WNOTHREAD` (only the calling OS thread's children: no pool thread can watch them).
+/// `__WNOTHREAD` (only the calling OS thread's children: no other thread can watch them).
 fn wait_for(
     target: Target,
     options: c_int,
