@@ -436,26 +436,23 @@ static int pool_of_one(void) {
     return 0;
 }
 
+/* Runs this test again with `setting` in its environment and `flag` as its argument: it must
+ * exit 0 having printed `done`. */
+static void rerun(const char *setting, const char *flag, const char *done) {
+    const char *env[] = {setting, NULL};
+    char *args[] = {(char *)gw_self(), (char *)flag, NULL};
+    char out[4096];
+    int status = gw_run(env, args, out, sizeof out);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, done), "the %s run failed (status %#x):\n%s",
+          setting, status, out);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--os-off") == 0) return os_off();
     if (argc > 1 && strcmp(argv[1], "--pool-of-one") == 0) return pool_of_one();
     gw_watchdog("test_wait", 60);
-    {
-        const char *env[] = {"GREENWORLD_OS=0", NULL};
-        char *args[] = {(char *)gw_self(), "--os-off", NULL};
-        char out[4096];
-        int status = gw_run(env, args, out, sizeof out);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, "os off: ok"),
-              "the GREENWORLD_OS=0 run failed (status %#x):\n%s", status, out);
-    }
-    {
-        const char *env[] = {"GREENWORLD_TPOOL_SIZE=1", NULL};
-        char *args[] = {(char *)gw_self(), "--pool-of-one", NULL};
-        char out[4096];
-        int status = gw_run(env, args, out, sizeof out);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, "pool of one: ok"),
-              "the GREENWORLD_TPOOL_SIZE=1 run failed (status %#x):\n%s", status, out);
-    }
+    rerun("GREENWORLD_OS=0", "--os-off", "os off: ok");
+    rerun("GREENWORLD_TPOOL_SIZE=1", "--pool-of-one", "pool of one: ok");
     pthread_t tick;
     CHECK_EQ(pthread_create(&tick, NULL, gw_ticker, NULL), 0);
 

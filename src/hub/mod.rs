@@ -250,15 +250,16 @@ impl Hub {
         }
     }
 
-    /// In a forked child, on the forking thread: keep only that thread (trap 13). Every other
-    /// green thread of this hub is retired (nothing can wake it), the parent's epoll instance
-    /// and eventfd are replaced by the child's own, and pending timers and wake-ups are dropped.
     /// Held across `fork` (see `os::fork`): a pool thread waking a green thread of this hub
     /// must not be inside the inbox's lock when the child is made.
     pub fn lock_inbox(&self) -> std::sync::MutexGuard<'_, Vec<&'static Green>> {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// In a forked child, on the forking thread, with the inbox held since before the fork:
+    /// keep only that thread (trap 13). Every other green thread of this hub is retired
+    /// (nothing can wake it), the parent's epoll instance and eventfd are replaced by the
+    /// child's own, and pending timers and wake-ups are dropped.
     pub fn after_fork(&self, mut inbox: std::sync::MutexGuard<'_, Vec<&'static Green>>) {
         inbox.clear();
         drop(inbox);

@@ -88,36 +88,12 @@ unsafe fn run(line: *const c_char) -> c_int {
     }
     // SAFETY: a NUL-terminated string (caller).
     let (spawned, pid) = unsafe { spawn_shell(line, &outside, &reset) };
-    let mut status = -1;
-    if spawned == 0 {
-        loop {
-            // SAFETY: our own status word.
-            match unsafe { super::wait::waitpid(pid, &mut status, 0) } {
-                Outcome::Done(got) if got == pid => break,
-                Outcome::Errno(EINTR) => continue,
-                // The real call: the wait could not be made green here.
-                Outcome::Bypass => {
-                    // SAFETY: as above.
-                    let got = unsafe { (crate::real::get().waitpid)(pid, &mut status, 0) };
-                    if got == pid {
-                        break;
-                    }
-                    if got < 0 && crate::sys::errno() == EINTR {
-                        continue;
-                    }
-                    status = -1;
-                    break;
-                }
-                _ => {
-                    status = -1;
-                    break;
-                }
-            }
-        }
+    let status = if spawned == 0 {
+        wait_for_shell(pid)
     } else {
         // POSIX: as if the shell had run `_exit(127)`.
-        status = 127 << 8;
-    }
+        127 << 8
+    };
 
     {
         let mut running = running();
@@ -137,6 +113,31 @@ unsafe fn run(line: *const c_char) -> c_int {
         crate::sys::set_errno(spawned);
     }
     status
+}
+
+/// glibc's `TEMP_FAILURE_RETRY (waitpid (pid, &status, 0)) != pid ? -1 : status`, the wait
+/// green where it can be (the real one where nothing else could run meanwhile).
+fn wait_for_shell(pid: libc::pid_t) -> c_int {
+    let mut status = 0;
+    loop {
+        // SAFETY: our own status word.
+        let got = match unsafe { super::wait::waitpid(pid, &mut status, 0) } {
+            Outcome::Done(got) => got,
+            Outcome::Errno(code) => {
+                crate::sys::set_errno(code);
+                -1
+            }
+            // SAFETY: as above.
+            Outcome::Bypass => unsafe { (crate::real::get().waitpid)(pid, &mut status, 0) },
+        };
+        if got == pid {
+            return status;
+        }
+        if got < 0 && crate::sys::errno() == EINTR {
+            continue;
+        }
+        return -1;
+    }
 }
 
 /// `posix_spawn` of `/bin/sh -c LINE` with `mask` and `defaults` (glibc's attributes).
