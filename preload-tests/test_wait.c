@@ -19,7 +19,7 @@
  * Pass-through: the test re-runs itself with GREENWORLD_OS=0, where the waits are the real
  * calls (greenworld_is_monkey_patched says 0; under the preload a runnable green thread does
  * not run during a wait, as the OS thread blocks in the kernel), with the same results,
- * statuses and errors, and EINTR from an interval timer's handler. */
+ * statuses and errors, and EINTR from an interval timer's handler; system and pclose too. */
 #include "gwtest.h"
 #include <netdb.h>
 #include <pthread.h>
@@ -398,6 +398,20 @@ static int os_off(void) {
     errno = 0;
     CHECK_EQ(wait(&status), -1);
     CHECK_EQ(errno, ECHILD);
+    /* system and pclose are the real calls too. */
+    g_ran = 0;
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, note_ran, NULL), 0);
+    if (!gw_preloaded()) usleep(20000);
+    status = system("sleep 0.05; exit 5");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 5, "system: status %#x", status);
+    FILE *f = popen("sleep 0.05; exit 6", "r");
+    CHECK(f != NULL, "popen: %s", strerror(errno));
+    status = pclose(f);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 6, "pclose: status %#x", status);
+    CHECK_EQ(g_ran, gw_preloaded() ? 0 : 1);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    if (gw_preloaded()) CHECK_EQ(gw_patched("system") + gw_patched("pclose"), 0);
     printf("os off: ok\n");
     return 0;
 }
