@@ -24,6 +24,8 @@
 //! - [`runtime`]: start-up, the panic policy, exit-time reports; [`log`], [`stats`], [`sys`];
 //!   [`inherit`]: at start-up, the library out of `LD_PRELOAD` when children must not inherit it.
 //!
+//! The design, and the numbered traps that comments cite as "trap N": `docs/design.md`.
+//!
 //! Rules that hold everywhere: no panic crosses into C (release builds abort, after one
 //! `greenworld:` line); the runtime never calls its own hooks (raw syscalls or [`real`] only);
 //! nothing allocates or locks on a path the allocator or the dynamic loader can re-enter.
