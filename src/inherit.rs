@@ -22,7 +22,7 @@ const PREFIX: &[u8] = b"LD_PRELOAD=";
 unsafe extern "C" {
     /// The process environment, which `execv`, `execvp`, `posix_spawn`, `system` and `popen`
     /// pass on (`execve` is given one).
-    static mut environ: *mut *mut c_char;
+    pub(crate) static mut environ: *mut *mut c_char;
 }
 
 /// Removes this library from `LD_PRELOAD`, editing `environ` itself: a program may define its

@@ -51,6 +51,7 @@ fn load() -> Config {
 /// the library out of `LD_PRELOAD` before anything can exec (here, where allocating is safe).
 pub fn init() {
     crate::os::watch_forks();
+    crate::config::warn_unknown_vars();
     if !config().inherit {
         crate::inherit::stop_at_exec();
     }
@@ -85,7 +86,8 @@ fn print_status(config: &Config) {
         };
         let _ = write!(buf, " {}={}", sub.name(), state);
     }
-    let _ = buf.write_str("\n");
+    // Last, so readers of the subsystems need not change: what `greenrun --version` reports.
+    let _ = write!(buf, " version={}\n", env!("CARGO_PKG_VERSION"));
     write_stderr(buf.as_bytes());
 }
 
