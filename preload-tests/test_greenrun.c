@@ -100,8 +100,84 @@ static int probe(void) {
     return 0;
 }
 
+/* "LABEL preloaded=P thread=T time=T LD_PRELOAD=... chain=set|unset" (GREENWORLD_INHERIT_PID). */
+static void probe_as(const char *label) {
+    const char *preload = getenv("LD_PRELOAD");
+    printf("%s preloaded=%d thread=%d time=%d LD_PRELOAD=%s chain=%s\n", label, gw_preloaded(),
+           gw_patched("thread"), gw_patched("time"), preload ? preload : "unset",
+           getenv("GREENWORLD_INHERIT_PID") ? "set" : "unset");
+    fflush(stdout);
+}
+
+/* The program a wrapper leads to: reports, then runs a child (through /bin/sh) that reports. */
+static int program(void) {
+    probe_as("program");
+    char cmd[PATH_MAX + 32];
+    snprintf(cmd, sizeof cmd, "'%s' --probe-as child", gw_self());
+    return system(cmd) == 0 ? 0 : 1;
+}
+
+/* Writes an executable script at dir/name. */
+static void write_script(const char *dir, const char *name, const char *text) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0, "%s: %s", path, strerror(errno));
+    CHECK_EQ(chmod(path, 0755), 0);
+}
+
+/* --no-inherit through wrappers: a pyenv-like shim (#!/usr/bin/env sh, exec'ing a second
+ * script that runs a helper before it execs the program). The program is green; the helper
+ * and the program's child are plain; no one keeps the library or the chain variable. */
+static void no_inherit_wrappers(void) {
+    char dir[] = "/tmp/gw-greenrun-shim-XXXXXX", shim[PATH_MAX], text[2 * PATH_MAX];
+    CHECK(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+    snprintf(text, sizeof text, "#!/usr/bin/env sh\nexec '%s/inner' \"$@\"\n", dir);
+    write_script(dir, "shim", text);
+    snprintf(text, sizeof text,
+             "#!/bin/sh\nhelper=$('%s' --probe-as helper)\necho \"$helper\"\nexec '%s' \"$@\"\n", gw_self(),
+             gw_self());
+    write_script(dir, "inner", text);
+    snprintf(shim, sizeof shim, "%s/shim", dir);
+    char *args[] = {"--no-inherit", shim, "--program", NULL};
+    int st = greenrun(BOTH, clean, args);
+    const char *want = "helper preloaded=1 thread=0 time=0 LD_PRELOAD=unset chain=unset\n"
+                       "program preloaded=1 thread=1 time=1 LD_PRELOAD=unset chain=unset\n"
+                       "child preloaded=0 thread=-2 time=-2 LD_PRELOAD=unset chain=unset\n";
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "--no-inherit SHIM: %d: want\n%sgot\n%s", st, want, out);
+    /* Another preload stays, for all of them. */
+    const char *dl_preload[] = {CLEAN, "LD_PRELOAD=libdl.so.2", NULL};
+    st = greenrun(BOTH, dl_preload, args);
+    want = "helper preloaded=1 thread=0 time=0 LD_PRELOAD=libdl.so.2 chain=unset\n"
+           "program preloaded=1 thread=1 time=1 LD_PRELOAD=libdl.so.2 chain=unset\n"
+           "child preloaded=0 thread=-2 time=-2 LD_PRELOAD=libdl.so.2 chain=unset\n";
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "--no-inherit SHIM, libdl: %d: want\n%sgot\n%s", st, want,
+          out);
+    /* A chain variable left in the environment by someone else does not count. */
+    const char *stale[] = {CLEAN, "GREENWORLD_INHERIT_PID=1", NULL};
+    char *direct[] = {"--no-inherit", (char *)gw_self(), "--program", NULL};
+    st = greenrun(BOTH, stale, direct);
+    want = "program preloaded=1 thread=1 time=1 LD_PRELOAD=unset chain=unset\n"
+           "child preloaded=0 thread=-2 time=-2 LD_PRELOAD=unset chain=unset\n";
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "--no-inherit PROGRAM: %d: want\n%sgot\n%s", st, want, out);
+    /* A shell as the command is a wrapper too: what it execs is the program, what it forks
+     * (the helper before the ';') is plain. */
+    char cmd[2 * PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "'%s' --probe-as helper; exec '%s' --program", gw_self(), gw_self());
+    char *shell[] = {"--no-inherit", "/bin/sh", "-c", cmd, NULL};
+    st = greenrun(BOTH, clean, shell);
+    want = "helper preloaded=1 thread=0 time=0 LD_PRELOAD=unset chain=unset\n"
+           "program preloaded=1 thread=1 time=1 LD_PRELOAD=unset chain=unset\n"
+           "child preloaded=0 thread=-2 time=-2 LD_PRELOAD=unset chain=unset\n";
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "--no-inherit sh -c: %d: want\n%sgot\n%s", st, want, out);
+    snprintf(text, sizeof text, "rm -rf '%s'", dir);
+    CHECK_EQ(system(text), 0);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--probe") == 0) return probe();
+    if (argc > 2 && strcmp(argv[1], "--probe-as") == 0) return probe_as(argv[2]), 0;
+    if (argc > 1 && strcmp(argv[1], "--program") == 0) return program();
     const char *src = getenv("GREENWORLD_SRC");
     if (!gw_preloaded() || !src) return GW_SKIP;
     snprintf(greenrun_path, sizeof greenrun_path, "%s/scripts/greenrun", src);
@@ -237,16 +313,7 @@ int main(int argc, char **argv) {
     st = greenrun(BOTH, clean, no_inherit_probe);
     CHECK(EXIT_OF(st) == 0 && strcmp(out, "probe preloaded=1 thread=1 time=1\n") == 0, "--no-inherit: %d: %s", st,
           out);
-    char child_cmd[PATH_MAX + 128];
-    snprintf(child_cmd, sizeof child_cmd, "echo \"LD_PRELOAD=${LD_PRELOAD-unset}\"; exec '%s' --probe", gw_self());
-    char *no_inherit_child[] = {"--no-inherit", "/bin/sh", "-c", child_cmd, NULL};
-    st = greenrun(BOTH, clean, no_inherit_child);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, "LD_PRELOAD=unset\nprobe preloaded=0 thread=-2 time=-2\n") == 0,
-          "--no-inherit, a child: %d: %s", st, out);
-    const char *dl_preload[] = {CLEAN, "LD_PRELOAD=libdl.so.2", NULL};
-    st = greenrun(BOTH, dl_preload, no_inherit_child);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, "LD_PRELOAD=libdl.so.2\nprobe preloaded=0 thread=-2 time=-2\n") == 0,
-          "--no-inherit with LD_PRELOAD=libdl.so.2, a child: %d: %s", st, out);
+    no_inherit_wrappers();
 
     /* A command that cannot run: a shell's message and status, not exec's. */
     char *no_such[] = {"no-such-command-xyz", "arg", NULL};
