@@ -157,11 +157,11 @@ unsafe extern "C" {
 }
 
 /// Removes this library from `LD_PRELOAD` (and the wrapper chain's `GREENWORLD_INHERIT_PID`),
-/// editing `environ` itself: a program may define its
-/// own `getenv`/`setenv`/`unsetenv` (bash does, over its variable table, not yet built while
-/// constructors run), and the main program's definitions would win over libc's. Called from
-/// the constructor only, before `main`: the new value is allocated, which no hooked call may
-/// do (the allocator could be re-entered).
+/// editing `environ` itself: a program may define its own `getenv`/`setenv`/`unsetenv` (bash
+/// does, over its variable table, not yet built while constructors run), and the main
+/// program's definitions would win over libc's. Called from the constructor only, before
+/// `main`: the new value is allocated, which no hooked call may do (the allocator could be
+/// re-entered).
 fn stop_at_exec() {
     let Some(me) = Me::find() else {
         crate::log!(
