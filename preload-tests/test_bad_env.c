@@ -4,7 +4,10 @@
  * values, and exit status 2. Good values are accepted and main runs. Green only: the test
  * re-runs itself (argv[1] == "--child"); the child's first act in main is to write "MAIN RAN"
  * (unbuffered, so it cannot be lost by an _exit), then it calls hooked functions, in case the
- * library only reads its configuration on first use. */
+ * library only reads its configuration on first use.
+ * An unknown GREENWORLD_ name (a typo) is not an error: one warning line naming the closest known
+ * variable, and the program runs; GREENWORLD_LOG=error silences it; the scripts' variables are
+ * known. */
 #include <pthread.h>
 
 #define CLEAN_ENV                                                                                 \
@@ -64,6 +67,26 @@ static void expect_accepted(const char *a) {
     CHECK(strncmp(out, "MAIN RAN\n", 9) == 0 || strstr(out, "\nMAIN RAN\n"), "%s: %s", desc, out);
     CHECK(strstr(out, "MAIN DONE\n"), "%s: %s", desc, out);
     CHECK(!strstr(out, "not valid"), "%s: %s", desc, out);
+    CHECK(!strstr(out, "not a greenworld variable"), "%s: %s", desc, out);
+}
+
+/* `a` is an unknown name=value: main runs, and with `log` unset there is exactly one line
+ * "greenworld: warn: NAME is not a greenworld variable (ignored); did you mean CLOSEST?". */
+static void expect_warned(const char *a, const char *log, const char *closest) {
+    char desc[256], want[256];
+    int status = run_child(a, log, desc, sizeof desc);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status %d: %s", desc, status, out);
+    CHECK(strstr(out, "MAIN DONE\n"), "%s: main did not finish: %s", desc, out);
+    int name_len = (int)(strchr(a, '=') - a);
+    snprintf(want, sizeof want, "greenworld: warn: %.*s is not a greenworld variable (ignored); did you mean %s?\n",
+             name_len, a, closest);
+    char *at = strstr(out, "greenworld:");
+    if (log) {
+        CHECK(!at, "%s: warned anyway: %s", desc, out);
+        return;
+    }
+    CHECK(at && strncmp(at, want, strlen(want)) == 0, "%s: want %sgot %s", desc, want, out);
+    CHECK(!strstr(at + 1, "greenworld:"), "%s: more than one line: %s", desc, out);
 }
 
 int main(int argc, char **argv) {
@@ -123,5 +146,13 @@ int main(int argc, char **argv) {
     expect_accepted("GREENWORLD_INHERIT=0");
     expect_accepted("GREENWORLD_INHERIT=Yes");
     expect_accepted("GREENWORLD_TIME=");
+
+    /* Unknown names: a warning naming the closest known one, and the program runs. */
+    expect_warned("GREENWORLD_THREADS=0", NULL, "GREENWORLD_THREAD");
+    expect_warned("GREENWORLD_STACKSIZE=64K", NULL, "GREENWORLD_STACK_SIZE");
+    expect_warned("GREENWORLD_FILE_IO=pool", NULL, "GREENWORLD_FILEIO");
+    expect_warned("GREENWORLD_THREADS=0", "GREENWORLD_LOG=error", NULL);
+    expect_accepted("GREENWORLD_LIB=/nonexistent/libgreenworld.so");
+    expect_accepted("GREENWORLD_PY_KEEP=1");
     return 0;
 }

@@ -1,10 +1,12 @@
 #include "gwtest.h"
 /* scripts/greenrun ($GREENWORLD_SRC/scripts/greenrun): --status (the library's own answer,
- * after --only/--no and the environment), usage errors (exit 2, usage on stderr), --help and
- * --version (stdout, exit 0), the options' variables, --no-inherit (the command green, what it
- * runs not), a missing library (exit 127), the installed layout, and the command run by exec
- * with the library first in LD_PRELOAD (exit status and death by signal pass through). Green
- * only (it needs the library). */
+ * after --only/--no and the environment; its warning about an unknown variable passes through),
+ * usage errors (exit 2, one line and a hint to --help on stderr), --help and --version (stdout,
+ * exit 0; the version the library reports, in an installed copy too), the options' variables,
+ * --no-inherit (the command green, what it runs not), a command that cannot run (a shell's
+ * message and status: 127, 126), a missing library (exit 127), the installed layout, greenrun
+ * run through a symlink, and the command run by exec with the library first in LD_PRELOAD (exit
+ * status and death by signal pass through). Green only (it needs the library). */
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -38,7 +40,7 @@ static int greenrun(int which, const char *const env[], char *const argv[]) {
 #define CLEAN                                                                                     \
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
         "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",                 \
-        "-GREENWORLD_INHERIT", "-LD_PRELOAD"
+        "-GREENWORLD_INHERIT", "-GREENWORLD_INHERIT_PID", "-LD_PRELOAD"
 
 static const char *const clean[] = {CLEAN, NULL};
 
@@ -54,8 +56,20 @@ static void expect_usage_error(char *const argv[], const char *mentions, const c
     CHECK(out[0] == 0, "%s: a usage error printed on stdout (or ran the command): %s", what, out);
     st = greenrun(STDERR_ONLY, clean, argv);
     CHECK(EXIT_OF(st) == 2, "%s: status %d: %s", what, st, out);
-    CHECK(strstr(out, "usage:"), "%s: no usage on stderr: %s", what, out);
+    static const char hint[] = "Try 'greenrun --help' for more information.\n";
+    char *nl = strchr(out, '\n');
+    CHECK(strncmp(out, "greenrun: ", 10) == 0 && nl && strcmp(nl + 1, hint) == 0,
+          "%s: want one 'greenrun: ...' line, then the hint to --help: %s", what, out);
     if (mentions) CHECK(strstr(out, mentions), "%s: the message does not mention '%s': %s", what, mentions, out);
+}
+
+/* A command greenrun cannot run: nothing on stdout, exactly `message` on stderr, exit `code`. */
+static void expect_cannot_run(char *const argv[], int code, const char *message) {
+    int st = greenrun(STDOUT_ONLY, clean, argv);
+    CHECK(EXIT_OF(st) == code && out[0] == 0, "%s: status %d (want exit %d): %s", argv[0], st, code, out);
+    st = greenrun(STDERR_ONLY, clean, argv);
+    CHECK(EXIT_OF(st) == code && strcmp(out, message) == 0, "%s: status %d, want %sgot %s", argv[0], st, message,
+          out);
 }
 
 /* The version in the [package] section of $GREENWORLD_SRC/Cargo.toml. */
@@ -86,8 +100,84 @@ static int probe(void) {
     return 0;
 }
 
+/* "LABEL preloaded=P thread=T time=T LD_PRELOAD=... chain=set|unset" (GREENWORLD_INHERIT_PID). */
+static void probe_as(const char *label) {
+    const char *preload = getenv("LD_PRELOAD");
+    printf("%s preloaded=%d thread=%d time=%d LD_PRELOAD=%s chain=%s\n", label, gw_preloaded(),
+           gw_patched("thread"), gw_patched("time"), preload ? preload : "unset",
+           getenv("GREENWORLD_INHERIT_PID") ? "set" : "unset");
+    fflush(stdout);
+}
+
+/* The program a wrapper leads to: reports, then runs a child (through /bin/sh) that reports. */
+static int program(void) {
+    probe_as("program");
+    char cmd[PATH_MAX + 32];
+    snprintf(cmd, sizeof cmd, "'%s' --probe-as child", gw_self());
+    return system(cmd) == 0 ? 0 : 1;
+}
+
+/* Writes an executable script at dir/name. */
+static void write_script(const char *dir, const char *name, const char *text) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0, "%s: %s", path, strerror(errno));
+    CHECK_EQ(chmod(path, 0755), 0);
+}
+
+/* --no-inherit through wrappers: a pyenv-like shim (#!/usr/bin/env sh, exec'ing a second
+ * script that runs a helper before it execs the program). The program is green; the helper
+ * and the program's child are plain; no one keeps the library or the chain variable. */
+static void no_inherit_wrappers(void) {
+    char dir[] = "/tmp/gw-greenrun-shim-XXXXXX", shim[PATH_MAX], text[2 * PATH_MAX];
+    CHECK(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+    snprintf(text, sizeof text, "#!/usr/bin/env sh\nexec '%s/inner' \"$@\"\n", dir);
+    write_script(dir, "shim", text);
+    snprintf(text, sizeof text,
+             "#!/bin/sh\nhelper=$('%s' --probe-as helper)\necho \"$helper\"\nexec '%s' \"$@\"\n", gw_self(),
+             gw_self());
+    write_script(dir, "inner", text);
+    snprintf(shim, sizeof shim, "%s/shim", dir);
+    char *args[] = {"--no-inherit", shim, "--program", NULL};
+    int st = greenrun(BOTH, clean, args);
+    const char *want = "helper preloaded=1 thread=0 time=0 LD_PRELOAD=unset chain=unset\n"
+                       "program preloaded=1 thread=1 time=1 LD_PRELOAD=unset chain=unset\n"
+                       "child preloaded=0 thread=-2 time=-2 LD_PRELOAD=unset chain=unset\n";
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "--no-inherit SHIM: %d: want\n%sgot\n%s", st, want, out);
+    /* Another preload stays, for all of them. */
+    const char *dl_preload[] = {CLEAN, "LD_PRELOAD=libdl.so.2", NULL};
+    st = greenrun(BOTH, dl_preload, args);
+    want = "helper preloaded=1 thread=0 time=0 LD_PRELOAD=libdl.so.2 chain=unset\n"
+           "program preloaded=1 thread=1 time=1 LD_PRELOAD=libdl.so.2 chain=unset\n"
+           "child preloaded=0 thread=-2 time=-2 LD_PRELOAD=libdl.so.2 chain=unset\n";
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "--no-inherit SHIM, libdl: %d: want\n%sgot\n%s", st, want,
+          out);
+    /* A chain variable left in the environment by someone else does not count. */
+    const char *stale[] = {CLEAN, "GREENWORLD_INHERIT_PID=1", NULL};
+    char *direct[] = {"--no-inherit", (char *)gw_self(), "--program", NULL};
+    st = greenrun(BOTH, stale, direct);
+    want = "program preloaded=1 thread=1 time=1 LD_PRELOAD=unset chain=unset\n"
+           "child preloaded=0 thread=-2 time=-2 LD_PRELOAD=unset chain=unset\n";
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "--no-inherit PROGRAM: %d: want\n%sgot\n%s", st, want, out);
+    /* A shell as the command is a wrapper too: what it execs is the program, what it forks
+     * (the helper before the ';') is plain. */
+    char cmd[2 * PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "'%s' --probe-as helper; exec '%s' --program", gw_self(), gw_self());
+    char *shell[] = {"--no-inherit", "/bin/sh", "-c", cmd, NULL};
+    st = greenrun(BOTH, clean, shell);
+    want = "helper preloaded=1 thread=0 time=0 LD_PRELOAD=unset chain=unset\n"
+           "program preloaded=1 thread=1 time=1 LD_PRELOAD=unset chain=unset\n"
+           "child preloaded=0 thread=-2 time=-2 LD_PRELOAD=unset chain=unset\n";
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "--no-inherit sh -c: %d: want\n%sgot\n%s", st, want, out);
+    snprintf(text, sizeof text, "rm -rf '%s'", dir);
+    CHECK_EQ(system(text), 0);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--probe") == 0) return probe();
+    if (argc > 2 && strcmp(argv[1], "--probe-as") == 0) return probe_as(argv[2]), 0;
+    if (argc > 1 && strcmp(argv[1], "--program") == 0) return program();
     const char *src = getenv("GREENWORLD_SRC");
     if (!gw_preloaded() || !src) return GW_SKIP;
     snprintf(greenrun_path, sizeof greenrun_path, "%s/scripts/greenrun", src);
@@ -133,7 +223,17 @@ int main(int argc, char **argv) {
               strchr(out, '\n') == out + strlen(out) - 1,
           "want the library's one error line: %s", out);
 
-    /* Usage errors: exit 2, usage on stderr, nothing run. */
+    /* An unknown variable: the library's warning passes through to stderr; the status is right. */
+    const char *env_typo[] = {CLEAN, "GREENWORLD_THREADS=0", NULL};
+    st = greenrun(STDOUT_ONLY, env_typo, status);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: patched\n") == 0,
+          "GREENWORLD_THREADS=0 --status: %d: %s", st, out);
+    st = greenrun(STDERR_ONLY, env_typo, status);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, "greenworld: warn: GREENWORLD_THREADS is not a greenworld variable "
+                                          "(ignored); did you mean GREENWORLD_THREAD?\n") == 0,
+          "GREENWORLD_THREADS=0 --status, stderr: %d: %s", st, out);
+
+    /* Usage errors: exit 2, one line and the hint on stderr, nothing run. */
     char *bogus[] = {"--bogus", "/bin/echo", "RAN", NULL};
     expect_usage_error(bogus, "--bogus", "--bogus");
     char *nosuch[] = {"--only", "nosuch", "/bin/echo", "RAN", NULL};
@@ -213,16 +313,21 @@ int main(int argc, char **argv) {
     st = greenrun(BOTH, clean, no_inherit_probe);
     CHECK(EXIT_OF(st) == 0 && strcmp(out, "probe preloaded=1 thread=1 time=1\n") == 0, "--no-inherit: %d: %s", st,
           out);
-    char child_cmd[PATH_MAX + 128];
-    snprintf(child_cmd, sizeof child_cmd, "echo \"LD_PRELOAD=${LD_PRELOAD-unset}\"; exec '%s' --probe", gw_self());
-    char *no_inherit_child[] = {"--no-inherit", "/bin/sh", "-c", child_cmd, NULL};
-    st = greenrun(BOTH, clean, no_inherit_child);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, "LD_PRELOAD=unset\nprobe preloaded=0 thread=-2 time=-2\n") == 0,
-          "--no-inherit, a child: %d: %s", st, out);
-    const char *dl_preload[] = {CLEAN, "LD_PRELOAD=libdl.so.2", NULL};
-    st = greenrun(BOTH, dl_preload, no_inherit_child);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, "LD_PRELOAD=libdl.so.2\nprobe preloaded=0 thread=-2 time=-2\n") == 0,
-          "--no-inherit with LD_PRELOAD=libdl.so.2, a child: %d: %s", st, out);
+    no_inherit_wrappers();
+
+    /* A command that cannot run: a shell's message and status, not exec's. */
+    char *no_such[] = {"no-such-command-xyz", "arg", NULL};
+    expect_cannot_run(no_such, 127, "greenrun: no-such-command-xyz: command not found\n");
+    char *no_such_path[] = {"/nonexistent/cmd", NULL};
+    expect_cannot_run(no_such_path, 127, "greenrun: /nonexistent/cmd: No such file or directory\n");
+    char *a_dir[] = {"/", NULL};
+    expect_cannot_run(a_dir, 126, "greenrun: /: Is a directory\n");
+    char cargo_toml[PATH_MAX], not_exec_msg[PATH_MAX + 64];
+    snprintf(cargo_toml, sizeof cargo_toml, "%s/Cargo.toml", src);
+    snprintf(not_exec_msg, sizeof not_exec_msg, "greenrun: %s: Permission denied\n", cargo_toml);
+    char *not_exec[] = {"--", cargo_toml, NULL};
+    expect_cannot_run(not_exec + 1, 126, not_exec_msg);
+    expect_cannot_run(not_exec, 126, not_exec_msg);
 
     /* Exit status and death by signal pass through (exec, no wrapper process left). */
     char *code[] = {"/bin/sh", "-c", "exit 7", NULL};
@@ -262,6 +367,28 @@ int main(int argc, char **argv) {
     CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "installed layout: want %sgot %s", want, out);
     st = run_script(copy, BOTH, no_lib_env, status);
     CHECK(EXIT_OF(st) == 0 && strncmp(out, "os: patched\n", 12) == 0, "installed layout --status: %d: %s", st, out);
+    /* The installed copy knows its version: the library's. */
+    st = run_script(copy, BOTH, no_lib_env, version);
+    CHECK(EXIT_OF(st) == 0 && strcmp(out, version_line) == 0, "installed layout --version: %d: want %sgot %s", st,
+          version_line, out);
+
+    /* greenrun through symlinks (~/bin/greenrun -> the tree's script; a relative link to that
+     * link): it finds the library next to the script itself, and the version. */
+    char tree_link[PATH_MAX], rel_link[PATH_MAX];
+    snprintf(tree_link, sizeof tree_link, "%s/greenrun-link", dir);
+    snprintf(rel_link, sizeof rel_link, "%s/bin/greenrun-rel", dir);
+    CHECK(symlink(greenrun_path, tree_link) == 0, "symlink: %s", strerror(errno));
+    CHECK(symlink("../greenrun-link", rel_link) == 0, "symlink: %s", strerror(errno));
+    snprintf(want, sizeof want, "LD_PRELOAD=%s\n", lib_path);
+    const char *links[] = {tree_link, rel_link};
+    for (int i = 0; i < 2; i++) {
+        st = run_script(links[i], BOTH, no_lib_env, show);
+        CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "%s: want %sgot %s", links[i], want, out);
+        st = run_script(links[i], BOTH, no_lib_env, version);
+        CHECK(EXIT_OF(st) == 0 && strcmp(out, version_line) == 0, "%s --version: %d: %s", links[i], st, out);
+    }
+    unlink(rel_link);
+    unlink(tree_link);
     unlink(link_path);
     unlink(copy);
     rmdir(libdir);

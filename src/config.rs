@@ -22,6 +22,35 @@ const FILEIO_MODES: &str = "off, pool";
 /// eventlet's tpool default.
 pub const DEFAULT_TPOOL_SIZE: usize = 8;
 
+/// Every `GREENWORLD_*` name in use: the library's own, the one it sets for itself, and those
+/// the scripts read. Any other name in the environment is taken for a typo (see [`unknown_var`]).
+/// A new variable goes here.
+pub const KNOWN_VARS: &[&str] = &[
+    // The library's (subsystems first, as `Subsystem::env_var` names them).
+    "GREENWORLD_OS",
+    "GREENWORLD_SELECT",
+    "GREENWORLD_SOCKET",
+    "GREENWORLD_THREAD",
+    "GREENWORLD_TIME",
+    "GREENWORLD_STACK_SIZE",
+    "GREENWORLD_STATS",
+    "GREENWORLD_LOG",
+    "GREENWORLD_STATUS",
+    "GREENWORLD_TPOOL_SIZE",
+    "GREENWORLD_INHERIT",
+    "GREENWORLD_FILEIO",
+    // Set by the library itself under GREENWORLD_INHERIT=0 (see `inherit`).
+    "GREENWORLD_INHERIT_PID",
+    // The scripts': greenrun, run-tests, test-programs, test-python.
+    "GREENWORLD_LIB",
+    "GREENWORLD_SRC",
+    "GREENWORLD_TEST_TIMEOUT",
+    "GREENWORLD_PROG_TIMEOUT",
+    "GREENWORLD_PROG_KEEP",
+    "GREENWORLD_PY_TIMEOUT",
+    "GREENWORLD_PY_KEEP",
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
     Off,
@@ -163,6 +192,65 @@ impl Config {
     }
 }
 
+/// For a `GREENWORLD_*` name that is not in [`KNOWN_VARS`]: the known name closest to it (by
+/// edit distance, the first of equals). None for a known name or one without the prefix.
+/// Allocation-free: it runs at load, over the whole environment.
+pub fn unknown_var(name: &str) -> Option<&'static str> {
+    if !name.starts_with("GREENWORLD_") || KNOWN_VARS.contains(&name) {
+        return None;
+    }
+    KNOWN_VARS
+        .iter()
+        .min_by_key(|known| edit_distance(name.as_bytes(), known.as_bytes()))
+        .copied()
+}
+
+/// Levenshtein distance, one row on the stack; names longer than the row count as far away.
+fn edit_distance(a: &[u8], b: &[u8]) -> usize {
+    const MAX: usize = 64;
+    if a.len() > MAX || b.len() > MAX {
+        return usize::MAX;
+    }
+    let mut row = [0usize; MAX + 1];
+    for (j, cell) in row.iter_mut().enumerate().take(b.len() + 1) {
+        *cell = j;
+    }
+    for (i, &ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// One warning line for each `GREENWORLD_*` variable in the environment that no one reads (a
+/// typo such as `GREENWORLD_THREADS=0` would otherwise pass silently). The program still runs.
+pub fn warn_unknown_vars() {
+    // SAFETY: `environ` is NULL or a NULL-terminated array of NUL-terminated strings; this runs
+    // in the constructor, before `main` could change it.
+    unsafe {
+        let mut slot = crate::inherit::environ;
+        while !slot.is_null() && !(*slot).is_null() {
+            let entry = CStr::from_ptr(*slot).to_bytes();
+            slot = slot.add(1);
+            let name = entry.split(|&b| b == b'=').next().unwrap_or(entry);
+            let Ok(name) = core::str::from_utf8(name) else {
+                continue;
+            };
+            if let Some(closest) = unknown_var(name) {
+                crate::log!(
+                    Warn,
+                    "{name} is not a greenworld variable (ignored); did you mean {closest}?"
+                );
+            }
+        }
+    }
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
     let is = |word: &str| v.eq_ignore_ascii_case(word);
     if is("1") || is("true") || is("yes") || is("on") {
@@ -283,6 +371,45 @@ mod tests {
                 format!("GREENWORLD_FILEIO='{bad}' is not valid; accepted: off, pool")
             );
         }
+    }
+
+    #[test]
+    fn every_variable_parsed_is_known() {
+        for sub in Subsystem::ALL {
+            assert!(KNOWN_VARS.contains(&sub.env_var()), "{}", sub.env_var());
+        }
+        // The names Config::parse asks for: a lookup that records them.
+        let asked = std::cell::RefCell::new(Vec::new());
+        let _ = Config::parse(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        });
+        for name in asked.into_inner() {
+            assert!(
+                KNOWN_VARS.contains(&name.as_str()),
+                "{name} is not in KNOWN_VARS"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_variables_get_the_closest_known_name() {
+        assert_eq!(unknown_var("GREENWORLD_THREADS"), Some("GREENWORLD_THREAD"));
+        assert_eq!(unknown_var("GREENWORLD_STAT"), Some("GREENWORLD_STATS"));
+        assert_eq!(
+            unknown_var("GREENWORLD_STACKSIZE"),
+            Some("GREENWORLD_STACK_SIZE")
+        );
+        assert_eq!(unknown_var("GREENWORLD_FILE_IO"), Some("GREENWORLD_FILEIO"));
+        assert_eq!(unknown_var("GREENWORLD_LOGG"), Some("GREENWORLD_LOG"));
+        assert!(unknown_var("GREENWORLD_X").is_some());
+        assert_eq!(unknown_var("GREENWORLD_THREAD"), None);
+        assert_eq!(unknown_var("GREENWORLD_LIB"), None);
+        assert_eq!(unknown_var("PATH"), None);
+        assert_eq!(unknown_var("GREENWORLDTHREAD"), None);
+        assert_eq!(edit_distance(b"kitten", b"sitting"), 3);
+        assert_eq!(edit_distance(b"", b"abc"), 3);
+        assert_eq!(edit_distance(&[b'a'; 65], b"a"), usize::MAX);
     }
 
     #[test]

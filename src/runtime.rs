@@ -25,7 +25,12 @@ pub fn config() -> &'static Config {
 
 fn load() -> Config {
     match Config::from_env() {
-        Ok(config) => {
+        Ok(mut config) => {
+            if !config.inherit && crate::inherit::role() == crate::inherit::Role::Helper {
+                // A program a wrapper script runs on its way to the one meant: plain libc.
+                config.patched = crate::patch::SubsystemSet::EMPTY;
+                config.stats = false;
+            }
             install_panic_policy();
             if config.status {
                 print_status(&config);
@@ -48,11 +53,13 @@ fn load() -> Config {
 
 /// The library's constructor: reads the configuration even if no hooked function is ever called,
 /// so a malformed variable stops the program before `main`; with `GREENWORLD_INHERIT=0`, takes
-/// the library out of `LD_PRELOAD` before anything can exec (here, where allocating is safe).
+/// the library out of `LD_PRELOAD` before anything can exec, or keeps it while the process is a
+/// wrapper on its way to the program (here, where allocating is safe; see `inherit`).
 pub fn init() {
     crate::os::watch_forks();
+    crate::config::warn_unknown_vars();
     if !config().inherit {
-        crate::inherit::stop_at_exec();
+        crate::inherit::at_start();
     }
 }
 
@@ -85,7 +92,8 @@ fn print_status(config: &Config) {
         };
         let _ = write!(buf, " {}={}", sub.name(), state);
     }
-    let _ = buf.write_str("\n");
+    // Last, so readers of the subsystems need not change: what `greenrun --version` reports.
+    let _ = writeln!(buf, " version={}", env!("CARGO_PKG_VERSION"));
     write_stderr(buf.as_bytes());
 }
 
