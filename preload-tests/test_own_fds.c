@@ -5,6 +5,8 @@
  *   close-loop: green threads sleep while `for (fd = 3; fd < limit; fd++) close(fd)` runs; then
  *     no number from 3 up is open as far as the program can see (fcntl F_GETFD fails EBADF),
  *     and new green threads still sleep and pass data through a new pipe;
+ *   dup-up: after that loop, dup gives consecutive numbers from 3 up to 1000, and
+ *     fcntl(F_DUPFD / F_DUPFD_CLOEXEC, min) gives min itself for every min below the limit;
  *   dup2-over: the same with `dup2(devnull, fd)` over every number from 3 to 1000, then a close
  *     of them all, with GREENWORLD_STATS=1: the stats line still reaches stderr.
  * Each runs in a child (stdout and stderr on a pipe) that must end well within its watchdog and
@@ -85,6 +87,26 @@ static void dup2_over(void) {
     for (int fd = 3; fd <= top; fd++) CHECK_EQ(close(fd), 0);
 }
 
+/* dup and F_DUPFD give the lowest free number, even where the library's descriptors were. */
+static void dup_up(void) {
+    close_loop();
+    int devnull = open("/dev/null", O_RDWR);
+    CHECK(devnull >= 3);
+    int top = limit() - 24 < 1000 ? limit() - 24 : 1000;
+    int prev = devnull;
+    while (prev < top) {
+        int fd = dup(devnull);
+        CHECK_EQ(fd, prev + 1);
+        prev = fd;
+    }
+    for (int fd = devnull; fd <= prev; fd++) CHECK_EQ(close(fd), 0);
+    for (int min = 3; min < limit(); min++) {
+        int fd = fcntl(1, min % 2 ? F_DUPFD : F_DUPFD_CLOEXEC, min);
+        CHECK_EQ(fd, min);
+        CHECK_EQ(close(fd), 0);
+    }
+}
+
 static char out[1 << 16];
 
 /* Runs this test as `mode` with `env`; the child's output has its "MODE ok" line and, besides
@@ -111,11 +133,13 @@ int main(int argc, char **argv) {
         gw_watchdog(argv[1], 30);
         if (strcmp(argv[1], "close-loop") == 0) around(close_loop);
         else if (strcmp(argv[1], "dup2-over") == 0) around(dup2_over);
+        else if (strcmp(argv[1], "dup-up") == 0) around(dup_up);
         else return 2;
         printf("%s ok\n", argv[1]);
         return 0;
     }
     run("close-loop", NULL, NULL);
+    run("dup-up", NULL, NULL);
     if (gw_preloaded()) {
         run("dup2-over", "GREENWORLD_STATS=1", "greenworld: stats: ");
         CHECK(strstr(out, "greenworld: stats: "), "dup2 over the library's stderr lost the stats line: %s", out);

@@ -30,7 +30,7 @@ shim! {
     fn system(command: *const libc::c_char) -> c_int => os::system::system(command);
     fn pclose(stream: *mut libc::FILE) -> c_int => os::pclose(stream);
     fn dup(fd: c_int) -> c_int => crate::fd::own::protect_own_fd(fd, -1, || {
-        let new = (crate::real::get().dup)(fd);
+        let new = crate::fd::own::lowest_for_program((crate::real::get().dup)(fd), 0, false);
         os::duplicated(new);
         new
     });
@@ -195,6 +195,11 @@ fn control(
     // SAFETY: the caller's arguments, passed on as the variadic call received them.
     let rc = unsafe { real(fd, cmd, arg) };
     let duplicates = rc >= 0 && matches!(cmd, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC);
+    let rc = if duplicates {
+        crate::fd::own::lowest_for_program(rc, arg as c_int, cmd == libc::F_DUPFD_CLOEXEC)
+    } else {
+        rc
+    };
     os::after_control(rc, rc >= 0 && cmd == libc::F_SETFL, duplicates);
     rc
 }

@@ -229,3 +229,29 @@ pub fn protect_own_fd(
     let room = make_room(target);
     crate::outcome::Outcome::Done(room.settle(call()))
 }
+
+/// After the program's `dup` or `fcntl(F_DUPFD*)` from `min` returned `got`: natively the lowest
+/// free number from `min` is taken, and if one of ours lies in `min..got` (every number between
+/// is taken), that is it. Ours moves, and the program's copy takes its number.
+pub fn lowest_for_program(got: c_int, min: c_int, cloexec: bool) -> c_int {
+    if got < 0 || got <= LOWEST.load(Ordering::Relaxed) {
+        return got;
+    }
+    let Some(ours) = own_in(min.max(0), got - 1).next() else {
+        return got;
+    };
+    let room = make_room(ours);
+    if room.vacated.is_none() {
+        return got;
+    }
+    let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
+    // SAFETY: the program's new copy onto the number ours just left (a stale copy of ours).
+    let rc = unsafe { libc::syscall(libc::SYS_dup3, got, ours, flags) } as c_int;
+    if rc < 0 {
+        room.settle(-1); // the stale copy closed; the program keeps `got`
+        return got;
+    }
+    // SAFETY: the program's copy at `got`, now also at `ours`: the one it asked for is `ours`.
+    unsafe { libc::syscall(libc::SYS_close, got) };
+    ours
+}
