@@ -7,6 +7,9 @@
  *     and new green threads still sleep and pass data through a new pipe;
  *   dup-up: after that loop, dup gives consecutive numbers from 3 up to 1000, and
  *     fcntl(F_DUPFD / F_DUPFD_CLOEXEC, min) gives min itself for every min below the limit;
+ *   close-range: close_range and closefrom over every number from 3;
+ *   raw-close-range: close_range made with syscall(), which the hooks may not see: the hub
+ *     makes a fresh poller (saying so in one line at most) instead of failing in a loop;
  *   dup2-over: the same with `dup2(devnull, fd)` over every number from 3 to 1000, then a close
  *     of them all, with GREENWORLD_STATS=1: the stats line still reaches stderr.
  * Each runs in a child (stdout and stderr on a pipe) that must end well within its watchdog and
@@ -87,6 +90,23 @@ static void dup2_over(void) {
     for (int fd = 3; fd <= top; fd++) CHECK_EQ(close(fd), 0);
 }
 
+static void close_range_libc(void) {
+    int devnull = open("/dev/null", O_RDWR);
+    CHECK(devnull >= 3);
+    CHECK_EQ(close_range(3, 10, 0), 0);
+    CHECK(fcntl(devnull, F_GETFD) < 0);
+    CHECK_EQ(close_range(3, ~0U, CLOSE_RANGE_CLOEXEC), 0);
+    CHECK_EQ(close_range(3, ~0U, 0), 0);
+    CHECK(open("/dev/null", O_RDWR) >= 3);
+    closefrom(3);
+}
+
+/* Behind the hooks' back (unless `syscall` itself is hooked): the library may lose its
+ * descriptors, and must recover rather than spin. */
+static void close_range_raw(void) {
+    CHECK_EQ(syscall(SYS_close_range, 3U, ~0U, 0), 0);
+}
+
 /* dup and F_DUPFD give the lowest free number, even where the library's descriptors were. */
 static void dup_up(void) {
     close_loop();
@@ -108,6 +128,12 @@ static void dup_up(void) {
 }
 
 static char out[1 << 16];
+
+static int count_lines(const char *text) {
+    int n = 0;
+    for (; *text; text++) n += *text == '\n';
+    return n;
+}
 
 /* Runs this test as `mode` with `env`; the child's output has its "MODE ok" line and, besides
  * the lines `allowed` starts, no other. */
@@ -134,12 +160,19 @@ int main(int argc, char **argv) {
         if (strcmp(argv[1], "close-loop") == 0) around(close_loop);
         else if (strcmp(argv[1], "dup2-over") == 0) around(dup2_over);
         else if (strcmp(argv[1], "dup-up") == 0) around(dup_up);
+        else if (strcmp(argv[1], "close-range") == 0) around(close_range_libc);
+        else if (strcmp(argv[1], "raw-close-range") == 0) around(close_range_raw);
         else return 2;
         printf("%s ok\n", argv[1]);
         return 0;
     }
     run("close-loop", NULL, NULL);
     run("dup-up", NULL, NULL);
+    run("close-range", NULL, NULL);
+    /* One line may say that a fresh poller replaced the lost one (if the copy of stderr it
+     * goes to survived), never a storm. */
+    run("raw-close-range", NULL, "greenworld: error: hub poller wait failed");
+    CHECK(count_lines(out) <= 2, "raw-close-range: %s", out);
     if (gw_preloaded()) {
         run("dup2-over", "GREENWORLD_STATS=1", "greenworld: stats: ");
         CHECK(strstr(out, "greenworld: stats: "), "dup2 over the library's stderr lost the stats line: %s", out);
