@@ -2,7 +2,9 @@
  *  - Never into a descriptor the program owns: a child closes stderr, opens a data file (which
  *    gets number 2), writes to it, then makes a green thread, with GREENWORLD_LOG=debug and
  *    GREENWORLD_STATS=1. The data file holds only its data; the debug and stats lines reach the
- *    stderr the child started with (a pipe to this test). Natively too: the file holds the data.
+ *    stderr the child started with (a pipe to this test). Without GREENWORLD_STATS, no copy of
+ *    stderr was taken before the swap, and the debug line is dropped: still not in the file.
+ *    Natively too: the file holds the data.
  *  - GREENWORLD_STATS=PATH and GREENWORLD_LOG=LEVEL:PATH: the lines go to that file (appended),
  *    none to stderr.
  *  - Every stats and log line names the process (pid=N program=NAME; "(pid N, NAME)"), and a
@@ -123,6 +125,9 @@ int main(int argc, char **argv) {
         check_stats_line(out, "stderr");
         CHECK(count(out, "greenworld: debug: ") >= 1, "no debug line reached stderr: %s", out);
     }
+    /* The same without GREENWORLD_STATS: a line with nowhere right to go is dropped. */
+    run_ok("swap2", "GREENWORLD_LOG=debug", NULL);
+    CHECK(strcmp(read_file(), "data\n") == 0, "the data file holds more than its data: %s", file);
     if (!green) {
         unlink(path);
         return 0;

@@ -2,10 +2,15 @@
 //! buffer: safe from any hook, any green thread, before or after `main`.
 //!
 //! Lines never go to whatever descriptor 2 is when they are written: a program may have closed
-//! stderr and opened a data file that got number 2. They go to a [`Sink`]: a private copy of
-//! stderr taken at load, or the file `GREENWORLD_LOG=LEVEL:PATH` / `GREENWORLD_STATS=PATH` names
-//! — each one of the library's own descriptors (`fd::own`), checked before every write to still
-//! be the file it was.
+//! stderr and opened a data file that got number 2. Stderr means the stderr the process had at
+//! load: descriptor 2 while it is still that file (same device and inode), else a private copy
+//! of it, taken when the process makes its first green thread (or at load with
+//! `GREENWORLD_STATS`), so that `xz` or GNU `sort`, which close stderr before they exit, still
+//! get their stats line. A process that makes no green thread holds no copy: programs that list
+//! their descriptors (`/proc/self/fd`, `fstat` of every number) see none of the library's. The
+//! files `GREENWORLD_LOG=LEVEL:PATH` and `GREENWORLD_STATS=PATH` name are [`Sink`]s too. Each
+//! sink is one of the library's own descriptors (`fd::own`), checked before every write to be
+//! still the file it was.
 
 use crate::config::LogLevel;
 use crate::fd::own::{self, OwnFd};
@@ -38,17 +43,37 @@ pub fn line(prefix: &str, args: core::fmt::Arguments<'_>) {
     }
 }
 
-/// Writes `bytes` (whole lines) to the private copy of stderr; before it is taken (a malformed
-/// variable at load), to descriptor 2, which is still the program's stderr then.
+/// Writes `bytes` (whole lines) to the stderr the process had at load (see the module's doc),
+/// or nowhere if it is gone.
 pub fn to_stderr(bytes: &[u8]) {
-    match SINKS.get() {
-        Some(sinks) => {
-            if let Some(stderr) = &sinks.stderr {
-                stderr.write(bytes);
-            }
-        }
-        None => write_all(2, bytes),
+    if let Some(Some(copy)) = STDERR_COPY.get() {
+        copy.write(bytes);
+        return;
     }
+    let at_load = STDERR_AT_LOAD.get();
+    // Before load has looked (a malformed variable), descriptor 2 is still the program's stderr.
+    if at_load.is_none()
+        || at_load
+            .copied()
+            .flatten()
+            .is_some_and(|id| identity(2) == Some(id))
+    {
+        write_all(2, bytes);
+    }
+}
+
+/// Takes the private copy of stderr, once, if descriptor 2 is still the stderr of load time:
+/// when the process makes its first green thread (it may have things to say at exit, after it
+/// closed stderr), or at load with `GREENWORLD_STATS`.
+pub fn keep_stderr() {
+    STDERR_COPY.get_or_init(|| {
+        let id = STDERR_AT_LOAD.get().copied().flatten()?;
+        if identity(2) != Some(id) {
+            return None;
+        }
+        // Not `dup`: ours would be the lowest free number, where the program's next file goes.
+        own::duplicate_high(2).and_then(Sink::new)
+    });
 }
 
 /// Writes the `GREENWORLD_STATS` summary line where it goes.
@@ -142,22 +167,27 @@ fn write_all(fd: c_int, mut bytes: &[u8]) {
 }
 
 struct Sinks {
-    /// A private copy of the stderr the process started with.
-    stderr: Option<Sink>,
     log: Option<Sink>,
     stats: Option<Sink>,
 }
 
 static SINKS: OnceCell<Sinks> = OnceCell::new();
+/// The (device, inode) of descriptor 2 at load, if it was open.
+static STDERR_AT_LOAD: OnceCell<Option<(u64, u64)>> = OnceCell::new();
+static STDERR_COPY: OnceCell<Option<Sink>> = OnceCell::new();
 
-/// At load, once: takes the private copy of stderr and opens the files named. A file that cannot
-/// be opened is said (on stderr) and its lines go to stderr.
+/// At load, once: notes which file stderr is and opens the files named (with `stats_on_stderr`,
+/// takes the copy of stderr at once). A file that cannot be opened is said (on stderr) and its
+/// lines go to stderr.
 pub fn open_sinks(
     log_file: Option<(&'static str, &CStr)>,
     stats_file: Option<(&'static str, &CStr)>,
+    stats_on_stderr: bool,
 ) {
-    // Not `dup`: ours would be the lowest free number, where the program's next file goes.
-    let stderr = own::duplicate_high(2).and_then(Sink::new);
+    let _ = STDERR_AT_LOAD.set(identity(2));
+    if stats_on_stderr {
+        keep_stderr();
+    }
     let open = |named: Option<(&'static str, &CStr)>| {
         let (var, path) = named?;
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
@@ -182,15 +212,13 @@ pub fn open_sinks(
                 pid(),
                 program()
             );
-            if let Some(stderr) = &stderr {
-                stderr.write(buf.as_bytes());
-            }
+            to_stderr(buf.as_bytes());
         }
         sink
     };
     let log = open(log_file);
     let stats = open(stats_file);
-    let _ = SINKS.set(Sinks { stderr, log, stats });
+    let _ = SINKS.set(Sinks { log, stats });
 }
 
 #[macro_export]

@@ -50,7 +50,8 @@ fn load() -> Config {
     }
 }
 
-/// The private copy of stderr and the files `GREENWORLD_LOG=LEVEL:PATH` and
+/// Where lines go: stderr (copied at once when the stats go there), and the files
+/// `GREENWORLD_LOG=LEVEL:PATH` and
 /// `GREENWORLD_STATS=PATH` name (their paths read again from the environment: the
 /// configuration keeps only that there is one).
 fn open_sinks(config: &Config) {
@@ -70,7 +71,8 @@ fn open_sinks(config: &Config) {
         .stats_to_file
         .then(|| file("GREENWORLD_STATS", |v| crate::config::stats_value(v)?.1))
         .flatten();
-    crate::log::open_sinks(log, stats);
+    let stats_on_stderr = config.stats != Stats::Off && !config.stats_to_file;
+    crate::log::open_sinks(log, stats, stats_on_stderr);
 }
 
 fn env(name: &'static str) -> Option<&'static CStr> {

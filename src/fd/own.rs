@@ -154,9 +154,9 @@ pub fn is_own(fd: c_int) -> bool {
     fd >= LOWEST.load(Ordering::Relaxed) && slot_of(fd).is_some()
 }
 
-/// The library's descriptors within `first..=last`, ascending.
+/// The library's descriptors within `first..=last`, ascending (the first 128: two per hub).
 pub fn own_in(first: c_int, last: c_int) -> impl Iterator<Item = c_int> {
-    let mut found: [c_int; 8] = [c_int::MAX; 8];
+    let mut found: [c_int; 128] = [c_int::MAX; 128];
     let mut n = 0;
     for slot in &SLOT[..USED.load(Ordering::Acquire)] {
         let fd = slot.load(Ordering::Acquire);

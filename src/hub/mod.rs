@@ -137,6 +137,8 @@ impl Hub {
         }));
         root.set_hub(hub);
         HUB.with(|h| h.set(hub));
+        // A process with green threads may have things to say after it closed stderr.
+        crate::log::keep_stderr();
         crate::log!(Debug, "hub created on OS thread {:#x}", hub.os_thread);
         Ok(hub)
     }
