@@ -255,3 +255,52 @@ pub fn lowest_for_program(got: c_int, min: c_int, cloexec: bool) -> c_int {
     unsafe { libc::syscall(libc::SYS_close, got) };
     ours
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_open(fd: c_int) -> bool {
+        // SAFETY: F_GETFD reads flags only.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+    }
+
+    #[test]
+    fn own_descriptors_live_high_and_move_out_of_the_way() {
+        // SAFETY: a fresh eventfd, handed to `adopt`.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        assert!(fd >= 0);
+        let own = adopt(fd).unwrap();
+        let high = own.get();
+        assert!(high >= floor(), "{high} below {}", floor());
+        assert!(!is_open(fd), "the low original stays open");
+        assert!(is_own(high) && !is_own(fd));
+        assert_eq!(own_in(0, c_int::MAX).collect::<Vec<_>>(), [high]);
+
+        // dup2 of a program's descriptor onto ours: ours moves first, the program gets the number.
+        // SAFETY: a fresh eventfd of the "program".
+        let theirs = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        // SAFETY: plain dup2 of open descriptors.
+        let rc = protect_own_fd(theirs, high, || unsafe { libc::dup2(theirs, high) });
+        assert_eq!(rc, crate::outcome::Outcome::Done(high));
+        let moved = own.get();
+        assert!(moved != high && is_open(moved) && is_own(moved) && !is_own(high));
+        // A failed call onto ours leaves no stale copy behind.
+        let room = make_room(moved);
+        let now = own.get();
+        assert_eq!(room.settle(-1), -1);
+        assert!(!is_open(moved) && is_open(now) && is_own(now));
+        // Ours as the source: not open, as far as the program knows.
+        assert_eq!(
+            protect_own_fd(now, -1, || unreachable!()),
+            crate::outcome::Outcome::Errno(libc::EBADF)
+        );
+        own.close();
+        assert!(!is_open(now) && !is_own(now));
+        // SAFETY: closes the "program's" copies.
+        unsafe {
+            libc::close(theirs);
+            libc::close(high);
+        }
+    }
+}
