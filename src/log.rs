@@ -38,16 +38,17 @@ pub fn line(prefix: &str, args: core::fmt::Arguments<'_>) {
     let _ = buf.write_str("\n");
     let sinks = SINKS.get();
     match sinks.and_then(|s| s.log.as_ref()) {
-        Some(file) => file.write(buf.as_bytes()),
-        None => to_stderr(buf.as_bytes()),
+        Some(file) if file.write(buf.as_bytes()) => {}
+        _ => to_stderr(buf.as_bytes()),
     }
 }
 
 /// Writes `bytes` (whole lines) to the stderr the process had at load (see the module's doc),
 /// or nowhere if it is gone.
 pub fn to_stderr(bytes: &[u8]) {
-    if let Some(Some(copy)) = STDERR_COPY.get() {
-        copy.write(bytes);
+    if let Some(Some(copy)) = STDERR_COPY.get()
+        && copy.write(bytes)
+    {
         return;
     }
     let at_load = STDERR_AT_LOAD.get();
@@ -79,8 +80,8 @@ pub fn keep_stderr() {
 /// Writes the `GREENWORLD_STATS` summary line where it goes.
 pub fn to_stats(bytes: &[u8]) {
     match SINKS.get().and_then(|s| s.stats.as_ref()) {
-        Some(file) => file.write(bytes),
-        None => to_stderr(bytes),
+        Some(file) if file.write(bytes) => {}
+        _ => to_stderr(bytes),
     }
 }
 
@@ -129,17 +130,19 @@ impl Sink {
         })
     }
 
-    fn write(&self, bytes: &[u8]) {
+    /// Writes `bytes`; false when the sink is lost (nothing was written).
+    fn write(&self, bytes: &[u8]) -> bool {
         if self.lost.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
         let fd = self.fd.get();
         if fd < 0 || identity(fd) != Some(self.file) {
             self.lost.store(true, Ordering::Relaxed);
             self.fd.disown();
-            return;
+            return false;
         }
         write_all(fd, bytes);
+        true
     }
 }
 
