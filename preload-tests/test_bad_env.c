@@ -78,7 +78,7 @@ static void expect_warned(const char *a, const char *log, const char *closest) {
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status %d: %s", desc, status, out);
     CHECK(strstr(out, "MAIN DONE\n"), "%s: main did not finish: %s", desc, out);
     int name_len = (int)(strchr(a, '=') - a);
-    snprintf(want, sizeof want, "greenworld: warn: %.*s is not a greenworld variable (ignored); did you mean %s?\n",
+    snprintf(want, sizeof want, "greenworld: warn: %.*s is not a greenworld variable (ignored); did you mean %s? (pid ",
              name_len, a, closest);
     char *at = strstr(out, "greenworld:");
     if (log) {

@@ -16,7 +16,8 @@ pub const MIN_STACK_SIZE: usize = 16 << 10;
 
 const BOOLEANS: &str = "1/0, true/false, yes/no, on/off";
 const SIZES: &str = "a byte count of at least 16K, with an optional K, M or G suffix";
-const LEVELS: &str = "off, error, warn, info, debug";
+const LEVELS: &str = "off, error, warn, info, debug, optionally followed by :PATH (a file)";
+const STATS: &str = "1/0, true/false, yes/no, on/off, all, a file PATH containing '/', or all:PATH";
 const POOL_SIZES: &str = "a whole number of threads from 1 to 1024";
 const FILEIO_MODES: &str = "off, pool";
 /// eventlet's tpool default.
@@ -60,6 +61,16 @@ pub enum LogLevel {
     Debug,
 }
 
+/// Which processes print the `GREENWORLD_STATS` summary at exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stats {
+    Off,
+    /// Processes that made a green thread (a launcher's helpers say nothing).
+    Green,
+    /// Every process.
+    All,
+}
+
 /// Where blocking calls on regular files and block devices go (`GREENWORLD_FILEIO`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileIo {
@@ -73,8 +84,12 @@ pub enum FileIo {
 pub struct Config {
     pub patched: SubsystemSet,
     pub stack_size: usize,
-    pub stats: bool,
+    pub stats: Stats,
+    /// `GREENWORLD_STATS` names a file for the summary (see [`stats_value`]).
+    pub stats_to_file: bool,
     pub log: LogLevel,
+    /// `GREENWORLD_LOG` names a file for the lines (see [`log_value`]).
+    pub log_to_file: bool,
     pub status: bool,
     pub tpool_size: usize,
     /// Do programs this process execs inherit the library through `LD_PRELOAD`?
@@ -141,9 +156,13 @@ impl Config {
                 .filter(|&n| n >= MIN_STACK_SIZE)
                 .ok_or_else(|| bad("GREENWORLD_STACK_SIZE", v, SIZES))?,
         };
-        let log = match get("GREENWORLD_LOG") {
-            None => LogLevel::Warn,
-            Some(v) => parse_level(v).ok_or_else(|| bad("GREENWORLD_LOG", v, LEVELS))?,
+        let (log, log_file) = match get("GREENWORLD_LOG") {
+            None => (LogLevel::Warn, None),
+            Some(v) => log_value(v).ok_or_else(|| bad("GREENWORLD_LOG", v, LEVELS))?,
+        };
+        let (stats, stats_file) = match get("GREENWORLD_STATS") {
+            None => (Stats::Off, None),
+            Some(v) => stats_value(v).ok_or_else(|| bad("GREENWORLD_STATS", v, STATS))?,
         };
         let tpool_size = match get("GREENWORLD_TPOOL_SIZE") {
             None => DEFAULT_TPOOL_SIZE,
@@ -164,8 +183,10 @@ impl Config {
             fileio,
             patched,
             stack_size,
-            stats: boolean("GREENWORLD_STATS")?.unwrap_or(false),
+            stats,
+            stats_to_file: stats_file.is_some(),
             log,
+            log_to_file: log_file.is_some(),
             status: boolean("GREENWORLD_STATUS")?.unwrap_or(false),
             inherit: boolean("GREENWORLD_INHERIT")?.unwrap_or(true),
         })
@@ -275,6 +296,30 @@ fn parse_size(v: &str) -> Option<usize> {
     digits.parse::<usize>().ok()?.checked_mul(1 << shift)
 }
 
+/// `GREENWORLD_STATS`: a boolean, `all`, a file path (told from a word by its `/`), or
+/// `all:PATH`. Which processes report, and the file if any.
+pub fn stats_value(v: &str) -> Option<(Stats, Option<&str>)> {
+    if let Some(path) = v.strip_prefix("all:") {
+        return (!path.is_empty()).then_some((Stats::All, Some(path)));
+    }
+    if v.contains('/') {
+        return Some((Stats::Green, Some(v)));
+    }
+    if v.eq_ignore_ascii_case("all") {
+        return Some((Stats::All, None));
+    }
+    parse_bool(v).map(|on| (if on { Stats::Green } else { Stats::Off }, None))
+}
+
+/// `GREENWORLD_LOG`: `LEVEL` or `LEVEL:PATH`. The level, and the file if any.
+pub fn log_value(v: &str) -> Option<(LogLevel, Option<&str>)> {
+    match v.split_once(':') {
+        None => parse_level(v).map(|level| (level, None)),
+        Some((_, "")) => None,
+        Some((level, path)) => parse_level(level).map(|level| (level, Some(path))),
+    }
+}
+
 fn parse_level(v: &str) -> Option<LogLevel> {
     const LEVELS: [(&str, LogLevel); 5] = [
         ("off", LogLevel::Off),
@@ -346,6 +391,30 @@ mod tests {
                 .to_string(),
             "GREENWORLD_INHERIT='maybe' is not valid; accepted: 1/0, true/false, yes/no, on/off"
         );
+    }
+
+    #[test]
+    fn stats_and_log_values() {
+        let stats = |v: &str| parse(&[("GREENWORLD_STATS", v)]).map(|c| (c.stats, c.stats_to_file));
+        assert_eq!(parse(&[]).map(|c| c.stats), Ok(Stats::Off));
+        assert_eq!(stats("1"), Ok((Stats::Green, false)));
+        assert_eq!(stats("off"), Ok((Stats::Off, false)));
+        assert_eq!(stats("all"), Ok((Stats::All, false)));
+        assert_eq!(stats("ALL"), Ok((Stats::All, false)));
+        assert_eq!(stats("/tmp/s"), Ok((Stats::Green, true)));
+        assert_eq!(stats("./s"), Ok((Stats::Green, true)));
+        assert_eq!(stats("all:/tmp/s"), Ok((Stats::All, true)));
+        assert_eq!(stats_value("all:s"), Some((Stats::All, Some("s"))));
+        for bad in ["2", "stats.txt", "all:", "every"] {
+            assert_eq!(stats(bad).unwrap_err().name, "GREENWORLD_STATS", "{bad}");
+        }
+        let log = |v: &str| parse(&[("GREENWORLD_LOG", v)]).map(|c| (c.log, c.log_to_file));
+        assert_eq!(log("debug"), Ok((LogLevel::Debug, false)));
+        assert_eq!(log("Info:/tmp/l"), Ok((LogLevel::Info, true)));
+        assert_eq!(log_value("warn:l:x"), Some((LogLevel::Warn, Some("l:x"))));
+        for bad in ["debug:", "loud:/tmp/l", ":/tmp/l", "/tmp/l"] {
+            assert_eq!(log(bad).unwrap_err().name, "GREENWORLD_LOG", "{bad}");
+        }
     }
 
     #[test]

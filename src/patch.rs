@@ -200,6 +200,7 @@ pub const HOOKED: &[(&str, Subsystem)] = &[
     ("close", Subsystem::Os),
     ("fclose", Subsystem::Os),
     ("close_range", Subsystem::Os),
+    ("closefrom", Subsystem::Os),
     ("wait3", Subsystem::Os),
     ("wait", Subsystem::Os),
     ("waitpid", Subsystem::Os),

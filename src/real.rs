@@ -140,6 +140,7 @@ real_table! {
     close: fn(c_int) -> c_int;
     fclose: fn(*mut libc::FILE) -> c_int;
     close_range: fn(c_uint, c_uint, c_int) -> c_int;
+    closefrom: fn(c_int);
     dup: fn(c_int) -> c_int;
     dup2: fn(c_int, c_int) -> c_int;
     dup3: fn(c_int, c_int, c_int) -> c_int;

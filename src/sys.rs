@@ -1,5 +1,5 @@
-//! The few raw system facilities the runtime itself uses: errno, the monotonic clock, and a
-//! stderr write that bypasses every hook (trap 2: the runtime never goes through its own shims).
+//! The few raw system facilities the runtime itself uses: errno, the monotonic clock, and a line
+//! buffer for formatting without allocating (the library's lines are written by `log`).
 
 use libc::c_int;
 
@@ -41,21 +41,6 @@ pub fn timespec_ns(ts: &libc::timespec) -> u64 {
     (ts.tv_sec.max(0) as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec.max(0) as u64)
-}
-
-/// Writes all of `bytes` to stderr with the raw syscall; errors are ignored (it is a log).
-pub fn write_stderr(mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: the pointer and length describe the live slice `bytes`.
-        let n = unsafe { libc::syscall(libc::SYS_write, 2, bytes.as_ptr(), bytes.len()) };
-        if n <= 0 {
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            return;
-        }
-        bytes = &bytes[n as usize..];
-    }
 }
 
 /// A fixed-size line buffer for formatting without allocating (logging may happen anywhere).

@@ -2,7 +2,7 @@
 
 use super::shim;
 use crate::os;
-use crate::outcome::Outcome::{Bypass, Done};
+use crate::outcome::Outcome::Bypass;
 use crate::signal::Semantics;
 use libc::{c_int, c_ulong, c_void, iovec, size_t, ssize_t};
 
@@ -17,7 +17,7 @@ shim! {
         => if len > buflen { Bypass } else { os::read(fd, buf, len) };
     fn close(fd: c_int) -> c_int => os::close(fd);
     fn fclose(stream: *mut libc::FILE) -> c_int => os::fclose(stream);
-    fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> c_int => os::close_range(first, last);
+    fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> c_int => os::close_range(first, last, flags);
     fn wait(status: *mut c_int) -> libc::pid_t => os::wait::waitpid(-1, status, 0);
     fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t
         => os::wait::waitpid(pid, status, options);
@@ -29,23 +29,35 @@ shim! {
         => os::wait::waitid(idtype, id, info, options);
     fn system(command: *const libc::c_char) -> c_int => os::system::system(command);
     fn pclose(stream: *mut libc::FILE) -> c_int => os::pclose(stream);
-    fn dup(fd: c_int) -> c_int => {
-        let new = (crate::real::get().dup)(fd);
+    fn dup(fd: c_int) -> c_int => crate::fd::own::protect_own_fd(fd, -1, || {
+        let new = crate::fd::own::lowest_for_program((crate::real::get().dup)(fd), 0, false);
         os::duplicated(new);
-        Done::<c_int>(new)
-    };
-    fn dup2(old: c_int, new: c_int) -> c_int => {
+        new
+    });
+    fn dup2(old: c_int, new: c_int) -> c_int => crate::fd::own::protect_own_fd(old, new, || {
         if old != new {
             os::duplicated(new);
         }
-        Bypass::<c_int>
-    };
-    fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => {
+        (crate::real::get().dup2)(old, new)
+    });
+    fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => crate::fd::own::protect_own_fd(old, new, || {
         if old != new {
             os::duplicated(new);
         }
-        Bypass::<c_int>
-    };
+        (crate::real::get().dup3)(old, new, flags)
+    });
+}
+
+/// `closefrom`: as `close_range(first, ~0U, 0)`, passing over the library's own descriptors.
+///
+/// # Safety
+/// None beyond glibc's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn closefrom(first: c_int) {
+    if let crate::outcome::Outcome::Bypass = os::closefrom(first) {
+        // SAFETY: the caller's argument.
+        unsafe { (crate::real::get().closefrom)(first) }
+    }
 }
 
 /// `sigaction`: the program's handler runs through greenworld's trampoline.
@@ -176,9 +188,18 @@ fn control(
     arg: usize,
     real: unsafe extern "C" fn(c_int, c_int, ...) -> c_int,
 ) -> c_int {
+    if crate::fd::own::is_own(fd) {
+        crate::sys::set_errno(libc::EBADF); // the library's: not open, as far as the program knows
+        return -1;
+    }
     // SAFETY: the caller's arguments, passed on as the variadic call received them.
     let rc = unsafe { real(fd, cmd, arg) };
     let duplicates = rc >= 0 && matches!(cmd, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC);
+    let rc = if duplicates {
+        crate::fd::own::lowest_for_program(rc, arg as c_int, cmd == libc::F_DUPFD_CLOEXEC)
+    } else {
+        rc
+    };
     os::after_control(rc, rc >= 0 && cmd == libc::F_SETFL, duplicates);
     rc
 }

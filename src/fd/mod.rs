@@ -9,6 +9,7 @@
 //! and inherited copies in children keep seeing the blocking file the program made.
 
 pub mod io;
+pub mod own;
 pub mod wait;
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -295,6 +296,34 @@ pub fn forget_registrations() {
                 // Old registrations belong to the parent: events of theirs never reach us, and
                 // the generation makes any stale key harmless.
                 entry.generation.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+/// `hub` has a fresh epoll instance: what it watched is registered with it again on the next
+/// try of each waiter, woken now (as by an edge: they retry, and park again if not ready).
+pub fn rewatch(hub: &crate::hub::Hub) {
+    let hub = hub as *const crate::hub::Hub as *mut crate::hub::Hub;
+    for slot in &CHUNK_TABLE {
+        let chunk = slot.load(Ordering::Acquire);
+        if chunk.is_null() {
+            continue;
+        }
+        for i in 0..CHUNK {
+            // SAFETY: a published chunk holds CHUNK initialised entries.
+            let entry = unsafe { &*chunk.add(i) };
+            if entry
+                .registered
+                .compare_exchange(
+                    hub,
+                    core::ptr::null_mut(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                wait::wake_as_ready(entry);
             }
         }
     }

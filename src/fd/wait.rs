@@ -190,6 +190,12 @@ fn ready(entry: &Entry, dir: Direction) {
     wakers.wake_all();
 }
 
+/// As an edge in both directions: waiters retry, or the next would-be waiter does.
+pub fn wake_as_ready(entry: &Entry) {
+    ready(entry, Direction::Read);
+    ready(entry, Direction::Write);
+}
+
 /// Wakes every waiter of both directions (the descriptor is going away).
 pub fn wake_all(entry: &Entry) {
     for dir in [Direction::Read, Direction::Write] {

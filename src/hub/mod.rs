@@ -58,6 +58,8 @@ pub struct Hub {
     /// The root's token while it waits for `alive` to reach zero (`pthread_exit` from `main`).
     all_done_token: Cell<u64>,
     stacks: RefCell<StackPool>,
+    /// Poller waits that failed in a row (each makes a fresh poller; a few in a row stop).
+    poller_failures: Cell<u32>,
     /// The OS thread's real `pthread_t`.
     os_thread: libc::pthread_t,
 }
@@ -129,11 +131,14 @@ impl Hub {
             alive: Cell::new(0),
             all_done_token: Cell::new(0),
             stacks: RefCell::new(StackPool::default()),
+            poller_failures: Cell::new(0),
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
         }));
         root.set_hub(hub);
         HUB.with(|h| h.set(hub));
+        // A process with green threads may have things to say after it closed stderr.
+        crate::log::keep_stderr();
         crate::log!(Debug, "hub created on OS thread {:#x}", hub.os_thread);
         Ok(hub)
     }
@@ -431,10 +436,31 @@ impl Hub {
         // child's SIGCHLD, queued because the pool thread that forked it blocks everything,
         // wakes this thread and is then ignored). Only a handler seen by the trampoline
         // (`arrived`) interrupts a waiting call.
-        if let Err(e) = result {
-            crate::log!(Error, "hub poller wait failed: {e}");
+        match result {
+            Ok(_) => self.poller_failures.set(0),
+            Err(e) => self.renew_poller(&e),
         }
         self.interrupt_for_signals();
+    }
+
+    /// The poller's wait failed: only a program that closed or replaced our epoll with a raw
+    /// system call (the hooks keep it out of reach otherwise) gets here. A wait that fails
+    /// again at once would spin, so: a fresh poller, every descriptor registered again on its
+    /// waiters' next try, one line; failing again and again, the process stops with one line.
+    #[cold]
+    fn renew_poller(&self, e: &std::io::Error) {
+        const TRIES: u32 = 3;
+        let failures = self.poller_failures.get() + 1;
+        self.poller_failures.set(failures);
+        if failures > TRIES {
+            crate::fatal!("hub poller wait failed {TRIES} times in a row: {e}");
+        }
+        crate::log!(Error, "hub poller wait failed ({e}); using a fresh one");
+        if let Err(e) = self.poller.renew() {
+            crate::fatal!("cannot make a fresh hub poller: {e}");
+        }
+        self.watched.store(0, Ordering::Relaxed);
+        crate::fd::rewatch(self);
     }
 
     /// Signals whose handlers ran since the last look each interrupt one waiting call.

@@ -6,7 +6,8 @@
 //! must see. On a socketpair ping-pong that was half of all system calls. The runtime never
 //! goes through libc here (it will export `epoll_wait` itself): raw syscalls only.
 
-use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use crate::fd::own::{self, OwnFd};
+use core::sync::atomic::{AtomicBool, Ordering};
 use libc::{c_int, epoll_event};
 use std::io;
 
@@ -14,9 +15,9 @@ use std::io;
 const NOTIFY_KEY: u64 = u64::MAX;
 
 pub struct Poller {
-    /// Atomics only so that a forked child can swap in its own instance (`reopen`).
-    epoll: AtomicI32,
-    notifier: AtomicI32,
+    /// The library's own descriptors (see `fd::own`): high, and out of the program's reach.
+    epoll: OwnFd,
+    notifier: OwnFd,
     /// A wake-up is pending in the eventfd: further notifies need not write.
     notified: AtomicBool,
 }
@@ -40,9 +41,14 @@ fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
 impl Poller {
     pub fn new() -> io::Result<Poller> {
         let (epoll, notifier) = Poller::open()?;
+        let epoll = own::adopt(epoll).inspect_err(|_| {
+            // SAFETY: our own descriptor, never published.
+            unsafe { libc::syscall(libc::SYS_close, notifier) };
+        })?;
+        let notifier = own::adopt(notifier).inspect_err(|_| epoll.close())?;
         Ok(Poller {
-            epoll: AtomicI32::new(epoll),
-            notifier: AtomicI32::new(notifier),
+            epoll,
+            notifier,
             notified: AtomicBool::new(false),
         })
     }
@@ -51,10 +57,7 @@ impl Poller {
     /// them would take the parent's events), so this process gets its own. Registrations are
     /// not carried over: descriptors register again on their next wait.
     pub fn reopen(&self) -> io::Result<()> {
-        let (epoll, notifier) = Poller::open()?;
-        let old_epoll = self.epoll.swap(epoll, Ordering::AcqRel);
-        let old_notifier = self.notifier.swap(notifier, Ordering::AcqRel);
-        self.notified.store(false, Ordering::Release);
+        let (old_epoll, old_notifier) = self.replace()?;
         // SAFETY: our own descriptors (the child's copies of them), closed once.
         unsafe {
             libc::syscall(libc::SYS_close, old_epoll);
@@ -63,10 +66,27 @@ impl Poller {
         Ok(())
     }
 
+    /// After a failed wait (the program closed or replaced our epoll behind the hooks' back,
+    /// with a raw system call): a fresh instance. The old numbers are not closed — they may be
+    /// the program's by now. Registrations are not carried over (see `fd::rewatch`).
+    pub fn renew(&self) -> io::Result<()> {
+        self.replace().map(drop)
+    }
+
+    /// A fresh epoll instance and eventfd in place of the current ones, whose numbers it returns.
+    fn replace(&self) -> io::Result<(c_int, c_int)> {
+        let (epoll, notifier) = Poller::open()?;
+        let old_epoll = self.epoll.replace(epoll);
+        let old_notifier = self.notifier.replace(notifier);
+        self.notified.store(false, Ordering::Release);
+        Ok((old_epoll, old_notifier))
+    }
+
     fn open() -> io::Result<(c_int, c_int)> {
         // SAFETY: plain syscalls with constant arguments.
         let epoll =
             check(unsafe { libc::syscall(libc::SYS_epoll_create1, libc::EPOLL_CLOEXEC) })? as c_int;
+        let epoll = own::move_high(epoll);
         // SAFETY: as above.
         let notifier = match check(unsafe {
             libc::syscall(
@@ -75,7 +95,7 @@ impl Poller {
                 libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
             )
         }) {
-            Ok(fd) => fd as c_int,
+            Ok(fd) => own::move_high(fd as c_int),
             Err(e) => {
                 // SAFETY: our own descriptor, closed once.
                 unsafe { libc::syscall(libc::SYS_close, epoll) };
@@ -110,7 +130,7 @@ impl Poller {
     fn ctl(&self, op: c_int, fd: c_int, events: u32, key: u64) -> io::Result<()> {
         let mut event = epoll_event { events, u64: key };
         // SAFETY: event is a valid epoll_event for the duration of the call.
-        let epoll = self.epoll.load(Ordering::Acquire);
+        let epoll = self.epoll.get();
         check(unsafe { libc::syscall(libc::SYS_epoll_ctl, epoll, op, fd, &raw mut event) })
             .map(drop)
     }
@@ -133,15 +153,8 @@ impl Poller {
         }
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
-        check(unsafe {
-            libc::syscall(
-                libc::SYS_write,
-                self.notifier.load(Ordering::Acquire),
-                &raw const one,
-                8,
-            )
-        })
-        .map(drop)
+        check(unsafe { libc::syscall(libc::SYS_write, self.notifier.get(), &raw const one, 8) })
+            .map(drop)
     }
 
     /// Waits up to `timeout_ns` (None: forever) and passes each event to `on_event`. Returns
@@ -160,14 +173,7 @@ impl Poller {
             if key == NOTIFY_KEY {
                 let mut count: u64 = 0;
                 // SAFETY: reads 8 bytes into a valid u64 from our eventfd.
-                unsafe {
-                    libc::syscall(
-                        libc::SYS_read,
-                        self.notifier.load(Ordering::Acquire),
-                        &raw mut count,
-                        8,
-                    )
-                };
+                unsafe { libc::syscall(libc::SYS_read, self.notifier.get(), &raw mut count, 8) };
                 self.notified.store(false, Ordering::Release);
                 continue;
             }
@@ -193,7 +199,7 @@ impl Poller {
             buf.as_mut_ptr(),
             buf.len().min(c_int::MAX as usize) as c_int,
         );
-        let epoll = self.epoll.load(Ordering::Acquire);
+        let epoll = self.epoll.get();
         let mut rc = -1;
         if !NO_PWAIT2.load(Ordering::Relaxed) {
             let ts = timeout_ns.map(|ns| libc::timespec {

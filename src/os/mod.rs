@@ -293,8 +293,12 @@ pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssiz
     write_all(&mut green, total, attempt)
 }
 
-/// `close`: the descriptor is forgotten (and its waiters woken with EBADF) before it goes.
+/// `close`: the descriptor is forgotten (and its waiters woken with EBADF) before it goes. One
+/// of the library's own is not the program's to close: EBADF, as for a number never opened.
 pub fn close(fd: c_int) -> Outcome<c_int> {
+    if fd::own::is_own(fd) {
+        return Outcome::Errno(libc::EBADF);
+    }
     fd::forget(fd);
     Bypass
 }
@@ -349,13 +353,76 @@ pub unsafe fn pclose(stream: *mut libc::FILE) -> Outcome<c_int> {
     })
 }
 
-/// `close_range`: every descriptor in the range is forgotten first.
-pub fn close_range(first: libc::c_uint, last: libc::c_uint) -> Outcome<c_int> {
+/// `close_range`: every descriptor in the range is forgotten first; the library's own are passed
+/// over (the range is closed around them).
+pub fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> Outcome<c_int> {
+    forget_range(first, last);
+    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int != 0 {
+        return Bypass; // ours are close-on-exec already
+    }
+    let real = real::get().close_range;
+    // SAFETY: the caller's range, less our own descriptors.
+    around_own(first, last, |from, to| unsafe { real(from, to, flags) })
+}
+
+/// `closefrom`: as `close_range(first, ~0U, 0)`, which it is in glibc (and never fails: where
+/// `close_range` is missing, the gaps are closed one by one).
+pub fn closefrom(first: c_int) -> Outcome<()> {
+    let Ok(first) = libc::c_uint::try_from(first) else {
+        return Bypass;
+    };
+    forget_range(first, libc::c_uint::MAX);
+    let real = real::get();
+    let close_gap = |from: libc::c_uint, to: libc::c_uint| {
+        // SAFETY: descriptors of the program's, in the range it asked to close.
+        if unsafe { (real.close_range)(from, to, 0) } < 0 {
+            for fd in from..=to.min(fd::own::floor() as libc::c_uint + 1024) {
+                // SAFETY: as above.
+                unsafe { libc::syscall(libc::SYS_close, fd) };
+            }
+        }
+        0
+    };
+    match around_own(first, libc::c_uint::MAX, close_gap) {
+        Done(_) => Done(()),
+        _ => Bypass,
+    }
+}
+
+fn forget_range(first: libc::c_uint, last: libc::c_uint) {
     let end = last.min(fd::MAX_FDS as libc::c_uint - 1);
     for fd in first..=end {
         if fd::is_known(fd as c_int) {
             fd::forget(fd as c_int);
         }
     }
-    Bypass
+}
+
+/// Runs `close(from, to)` over the gaps of `first..=last` between the library's descriptors;
+/// Bypass when none of them is in the range (the real call does it all).
+fn around_own(
+    first: libc::c_uint,
+    last: libc::c_uint,
+    close: impl Fn(libc::c_uint, libc::c_uint) -> c_int,
+) -> Outcome<c_int> {
+    let as_fd = |n: libc::c_uint| n.min(c_int::MAX as libc::c_uint) as c_int;
+    let mut own = fd::own::own_in(as_fd(first), as_fd(last)).peekable();
+    if first > last || own.peek().is_none() {
+        return Bypass;
+    }
+    let mut from = first;
+    for ours in own {
+        let ours = ours as libc::c_uint;
+        if ours > from {
+            let rc = close(from, ours - 1);
+            if rc < 0 {
+                return Done(rc);
+            }
+        }
+        from = ours + 1;
+    }
+    if from != 0 && from <= last {
+        return Done(close(from, last));
+    }
+    Done(0)
 }

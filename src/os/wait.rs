@@ -181,11 +181,14 @@ fn await_exit(hub: &'static Hub, pid: pid_t) -> Option<Option<c_int>> {
     if pidfd < 0 {
         return None;
     }
+    // High, and out of the program's reach while it waits (see `fd::own`).
+    let pidfd = crate::fd::own::adopt(pidfd).ok()?;
     let interrupt = Interrupt::new();
-    let waited = hub.interruptibly(&interrupt, || wait_any(hub, core::iter::once(pidfd), None));
-    crate::fd::forget(pidfd);
-    // SAFETY: our own descriptor, forgotten by the fd table first, closed once.
-    unsafe { libc::syscall(libc::SYS_close, pidfd) };
+    let waited = hub.interruptibly(&interrupt, || {
+        wait_any(hub, core::iter::once(pidfd.get()), None)
+    });
+    crate::fd::forget(pidfd.get());
+    pidfd.close();
     if interrupt.happened.get() {
         return Some(Some(interrupt.signal.get()));
     }

@@ -371,7 +371,11 @@ pub unsafe fn wait_for(
     if fd < 0 {
         return Bypass;
     }
-    crate::fd::forget(fd);
+    // High, and out of the program's reach while it waits (see `fd::own`).
+    let Ok(own) = crate::fd::own::adopt(fd) else {
+        return Bypass;
+    };
+    crate::fd::forget(own.get());
     let deadline = timeout.map(|t| crate::sys::now_ns().saturating_add(t));
     // SAFETY: all-zero is a valid signalfd_siginfo to read into.
     let mut record: libc::signalfd_siginfo = unsafe { core::mem::zeroed() };
@@ -395,21 +399,22 @@ pub unsafe fn wait_for(
         }
         // SAFETY: reads one record into a valid buffer of its size (the real read: ours would
         // see a plain descriptor anyway).
-        let n = unsafe { (crate::real::get().read)(fd, (&raw mut record).cast(), size) };
+        let n = unsafe { (crate::real::get().read)(own.get(), (&raw mut record).cast(), size) };
         if n == size as isize {
             break Done(record.ssi_signo as c_int);
         }
         if deadline.is_some_and(|d| crate::sys::now_ns() >= d) {
             break Errno(libc::EAGAIN);
         }
-        if let Err(not_ready) = crate::fd::wait::wait_any(hub, core::iter::once(fd), deadline) {
+        if let Err(not_ready) =
+            crate::fd::wait::wait_any(hub, core::iter::once(own.get()), deadline)
+        {
             break Errno(not_ready.errno());
         }
     };
     me.sigwaiting.set(0);
-    crate::fd::forget(fd);
-    // SAFETY: our own descriptor.
-    unsafe { (crate::real::get().close)(fd) };
+    crate::fd::forget(own.get());
+    own.close();
     if let (Done(_), Some(info)) = (&outcome, unsafe { info.as_mut() }) {
         // SAFETY: all-zero is a valid siginfo_t; the fields glibc's sigwaitinfo fills from the
         // kernel's record are copied over it.

@@ -33,7 +33,7 @@ pub unsafe fn create(
     start: crate::real::C11Start,
     arg: *mut libc::c_void,
 ) -> Outcome<c_int> {
-    if !active() {
+    if !active() || super::hub_or_native().is_none() {
         return Bypass;
     }
     // SAFETY: out is writable (caller); a null attribute means defaults.

@@ -59,11 +59,27 @@ pub unsafe fn create(
     start: crate::real::StartRoutine,
     arg: *mut c_void,
 ) -> Outcome<c_int> {
-    if !active() {
+    if !active() || hub_or_native().is_none() {
         return Bypass;
     }
     // SAFETY: forwarded from our caller's contract.
     Done(unsafe { spawn(out, attr, Entry::Posix(start, arg)) })
+}
+
+/// This OS thread's hub, made on first use; None when it cannot be made (no descriptor left
+/// for its epoll and eventfd: the program is at `RLIMIT_NOFILE`), and the new thread is then a
+/// real OS thread, as natively — a call that succeeds natively must not fail here.
+pub(crate) fn hub_or_native() -> Option<&'static Hub> {
+    match Hub::get_or_create() {
+        Ok(hub) => Some(hub),
+        Err(e) => {
+            crate::log!(
+                Info,
+                "cannot start a hub ({e}); the new thread is a real OS thread"
+            );
+            None
+        }
+    }
 }
 
 /// What a `pthread_attr_t` asks of a new thread.
@@ -138,15 +154,8 @@ pub(crate) unsafe fn spawn(
     attr: *const pthread_attr_t,
     entry: Entry,
 ) -> c_int {
-    let hub = match Hub::get_or_create() {
-        Ok(hub) => hub,
-        Err(e) => {
-            crate::log!(
-                Error,
-                "cannot start a hub ({e}); pthread_create fails with EAGAIN"
-            );
-            return EAGAIN;
-        }
+    let Some(hub) = hub_or_native() else {
+        return EAGAIN; // not reached: create and c11::create checked first
     };
     // SAFETY: attr per our contract.
     let wanted = unsafe { wanted(attr) };
