@@ -7,6 +7,7 @@
 //! from another OS thread goes through the hub's inbox and notifier (trap 12).
 
 pub mod poller;
+mod slice;
 pub mod timers;
 
 use crate::green::stack::{Stack, StackPool};
@@ -60,6 +61,10 @@ pub struct Hub {
     stacks: RefCell<StackPool>,
     /// The OS thread's real `pthread_t`.
     os_thread: libc::pthread_t,
+    /// Safe points passed since the hub last switched threads (see `slice`).
+    calls_this_turn: Cell<u32>,
+    /// When the running thread's slice began (CLOCK_MONOTONIC ns), 0 until first looked at.
+    turn_started: Cell<u64>,
 }
 
 // SAFETY: other OS threads only reach `inbox`, `inbox_full` and `poller.notify()` (all
@@ -131,6 +136,8 @@ impl Hub {
             stacks: RefCell::new(StackPool::default()),
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
+            calls_this_turn: Cell::new(0),
+            turn_started: Cell::new(0),
         }));
         root.set_hub(hub);
         HUB.with(|h| h.set(hub));
@@ -534,6 +541,7 @@ impl Hub {
     /// Switches to `green` until it parks, yields or ends.
     fn resume(&self, green: &'static Green) {
         self.current.set(green);
+        self.start_turn();
         set_errno(green.errno.get());
         stats::switched();
         // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
@@ -545,6 +553,7 @@ impl Hub {
         let result = coroutine.resume(());
         green.errno.set(errno());
         self.current.set(self.root);
+        self.start_turn();
         match result {
             CoroutineResult::Return(retval) => {
                 green.retval.store(retval, Ordering::Release);

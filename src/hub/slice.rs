@@ -1,0 +1,106 @@
+//! The time slice: a thread that keeps making hooked calls that do not block (zero-timeout
+//! polls, reads and writes that succeed at once) must still let the other runnable threads of
+//! its hub run, as the OS would. Natively a thread that re-posts work to itself until another
+//! thread finishes it (V8's main thread waiting for a concurrent sweep) is only slow; on one hub
+//! it would wait forever, since nothing it calls ever parks.
+//!
+//! So the hooked calls that could have blocked are safe points (entry, before the library holds
+//! anything): every [`CHECK_EVERY`]th one since the hub last switched threads reads the clock,
+//! and once the running thread has had the hub for [`SLICE_NS`], the hub looks for work (inbox,
+//! due timers, ready descriptors) and, if another thread is runnable, the caller yields. A
+//! zero-timeout poll that finds nothing ready is a safe point of its own that looks at once
+//! (gevent's `sleep(0)`): the caller is waiting for something another thread may have to do.
+//!
+//! Cost between checks: one thread-local load, an add and a compare per call; a clock read
+//! every 64 calls; one non-blocking `epoll_wait` per slice at most.
+
+use super::Hub;
+use crate::sys::now_ns;
+use core::sync::atomic::Ordering;
+
+/// How long a thread may keep its hub through calls that do not block, while others are
+/// runnable.
+pub const SLICE_NS: u64 = 2_000_000;
+
+/// How many safe points pass between clock reads (a power of two).
+const CHECK_EVERY: u32 = 64;
+
+impl Hub {
+    /// Marks the start of a thread's turn on the hub (every switch, either way).
+    #[inline]
+    pub(super) fn start_turn(&self) {
+        self.calls_this_turn.set(0);
+        self.turn_started.set(0);
+    }
+
+    /// Could another thread of this hub be runnable, or become runnable by a look?
+    fn others_may_run(&self) -> bool {
+        (self.in_green() || self.alive() > 0)
+            && (!self.run_queue.borrow().is_empty()
+                || self.inbox_full.load(Ordering::Relaxed)
+                || self.watched.load(Ordering::Relaxed) > 0
+                || !self.timers.borrow().is_empty())
+    }
+
+    /// Is this a moment a thread may be switched out at? Not in a signal handler (it may have
+    /// interrupted the hub itself), nor in a vfork child (its parent's hub is not its own).
+    fn may_switch_here(&self) -> bool {
+        !crate::signal::in_handler() && !crate::os::in_vfork_child()
+    }
+
+    /// Makes runnable what is ready now (woken by other OS threads, due timers, ready I/O),
+    /// and lets it run; false when nothing was.
+    fn look_and_yield(&self) -> bool {
+        self.drain_inbox();
+        self.fire_due_timers();
+        if self.watched.load(Ordering::Relaxed) > 0 {
+            self.poll_events(Some(0));
+        }
+        if self.run_queue.borrow().is_empty() {
+            return false;
+        }
+        self.yield_now()
+    }
+
+    /// A hooked call that could have blocked begins: yield if the running thread's slice is
+    /// spent and another thread is runnable.
+    #[inline]
+    pub fn safe_point() {
+        let Some(hub) = Hub::current() else { return };
+        let calls = hub.calls_this_turn.get().wrapping_add(1);
+        hub.calls_this_turn.set(calls);
+        if calls % CHECK_EVERY == 0 {
+            hub.check_slice();
+        }
+    }
+
+    #[cold]
+    fn check_slice(&self) {
+        if !self.may_switch_here() || !self.others_may_run() {
+            return;
+        }
+        let now = now_ns();
+        let started = self.turn_started.get();
+        if started == 0 {
+            // Stamped lazily: a switch costs no clock read.
+            self.turn_started.set(now);
+            return;
+        }
+        if now.saturating_sub(started) < SLICE_NS {
+            return;
+        }
+        if !self.look_and_yield() {
+            // Nothing else could run: a new slice, so that an idle hub costs one look per slice.
+            self.turn_started.set(now);
+        }
+    }
+
+    /// A zero-timeout poll found nothing ready: the caller waits for something, maybe for
+    /// another thread of this hub to do it, so those that can run now run first.
+    pub fn idle_point() {
+        let Some(hub) = Hub::current() else { return };
+        if hub.may_switch_here() && hub.others_may_run() {
+            hub.look_and_yield();
+        }
+    }
+}
