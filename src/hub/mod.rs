@@ -65,6 +65,8 @@ pub struct Hub {
     calls_this_turn: Cell<u32>,
     /// When the running thread's slice began (CLOCK_MONOTONIC ns), 0 until first looked at.
     turn_started: Cell<u64>,
+    /// The root was woken while a green thread ran (see `slice`).
+    root_woken: Cell<bool>,
 }
 
 // SAFETY: other OS threads only reach `inbox`, `inbox_full` and `poller.notify()` (all
@@ -138,6 +140,7 @@ impl Hub {
             os_thread: unsafe { (crate::real::get().pthread_self)() },
             calls_this_turn: Cell::new(0),
             turn_started: Cell::new(0),
+            root_woken: Cell::new(false),
         }));
         root.set_hub(hub);
         HUB.with(|h| h.set(hub));
@@ -316,8 +319,10 @@ impl Hub {
         if ptr::eq(here, self) {
             if !green.is_root() {
                 self.run_queue.borrow_mut().push_back(green);
+            } else {
+                // Its loop checks its token after every step.
+                self.root_woken.set(true);
             }
-            // The root needs nothing: its loop checks its token after every step.
             return;
         }
         if !green.is_root() {

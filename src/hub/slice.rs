@@ -11,6 +11,13 @@
 //! zero-timeout poll that finds nothing ready is a safe point of its own that looks at once
 //! (gevent's `sleep(0)`): the caller is waiting for something another thread may have to do.
 //!
+//! A root (the program's main thread) woken by the running green thread runs at that thread's
+//! next safe point, as natively it would run at once on another core. Python's
+//! ThreadingHTTPServer accepts in its main thread, which after each accept waits for the new
+//! handler thread to start and for the GIL that thread drops around each system call; when it
+//! ran only once the handler parked, the listen queue overflowed and the dropped connections
+//! came back after TCP retransmits (200 ms steps in the tail latency).
+//!
 //! Cost between checks: one thread-local load, an add and a compare per call; a clock read
 //! every 64 calls; one non-blocking `epoll_wait` per slice at most.
 
@@ -31,6 +38,7 @@ impl Hub {
     pub(super) fn start_turn(&self) {
         self.calls_this_turn.set(0);
         self.turn_started.set(0);
+        self.root_woken.set(false);
     }
 
     /// Could another thread of this hub be runnable, or become runnable by a look?
@@ -56,21 +64,36 @@ impl Hub {
         if self.watched.load(Ordering::Relaxed) > 0 {
             self.poll_events(Some(0));
         }
-        if self.run_queue.borrow().is_empty() {
+        let root_runnable = self.root_woken.get() && self.in_green();
+        if self.run_queue.borrow().is_empty() && !root_runnable {
             return false;
         }
         self.yield_now()
     }
 
-    /// A hooked call that could have blocked begins: yield if the running thread's slice is
-    /// spent and another thread is runnable.
+    /// A hooked call that could have blocked begins: yield if the root was woken meanwhile,
+    /// or if the running thread's slice is spent and another thread is runnable.
     #[inline]
     pub fn safe_point() {
         let Some(hub) = Hub::current() else { return };
         let calls = hub.calls_this_turn.get().wrapping_add(1);
         hub.calls_this_turn.set(calls);
-        if calls % CHECK_EVERY == 0 {
+        if hub.root_woken.get() {
+            hub.let_root_run();
+        } else if calls % CHECK_EVERY == 0 {
             hub.check_slice();
+        }
+    }
+
+    /// The root (the program's main thread) was woken by the running green thread: natively
+    /// it would run at once on another core, so it runs now, before the waker goes on.
+    #[cold]
+    fn let_root_run(&self) {
+        if !self.in_green() {
+            // Woken by its own hub loop: it is running.
+            self.root_woken.set(false);
+        } else if self.may_switch_here() {
+            self.yield_now();
         }
     }
 
