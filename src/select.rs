@@ -47,26 +47,12 @@ fn wait_until_ready(
     sigmask: *const sigset_t,
     mut check: impl FnMut() -> c_int,
 ) -> Outcome<c_int> {
-    if !patch::active(Subsystem::Select) {
+    if !patch::active(Subsystem::Select) || timeout == Some(0) {
         return Bypass;
     }
     let Some(hub) = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0) else {
         return Bypass;
     };
-    if timeout == Some(0) {
-        if !sigmask.is_null() {
-            return Bypass;
-        }
-        // Nothing ready: the caller waits for something, maybe for another thread of this hub.
-        let n = check();
-        if n == 0 {
-            Hub::idle_point();
-        }
-        return match n {
-            0.. => Done(n),
-            _ => Errno(errno()),
-        };
-    }
     let deadline = timeout.map(|t| now_ns().saturating_add(t));
     let interrupt = Interrupt::new();
     let me = hub.current_green();

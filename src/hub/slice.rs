@@ -8,8 +8,9 @@
 //! anything): every [`CHECK_EVERY`]th one since the hub last switched threads reads the clock,
 //! and once the running thread has had the hub for [`SLICE_NS`], the hub looks for work (inbox,
 //! due timers, ready descriptors) and, if another thread is runnable, the caller yields. A
-//! zero-timeout poll that finds nothing ready is a safe point of its own that looks at once
-//! (gevent's `sleep(0)`): the caller is waiting for something another thread may have to do.
+//! zero-timeout poll that finds nothing ready is no yield point of its own (gevent's
+//! `sleep(0)`): natively it returns at once however busy the other threads are, and
+//! `test_poll_edge` holds it to that; it yields like any other call once the slice is spent.
 //!
 //! A root (the program's main thread) woken by the running green thread runs at that thread's
 //! next safe point, as natively it would run at once on another core. Python's
@@ -115,15 +116,6 @@ impl Hub {
         if !self.look_and_yield() {
             // Nothing else could run: a new slice, so that an idle hub costs one look per slice.
             self.turn_started.set(now);
-        }
-    }
-
-    /// A zero-timeout poll found nothing ready: the caller waits for something, maybe for
-    /// another thread of this hub to do it, so those that can run now run first.
-    pub fn idle_point() {
-        let Some(hub) = Hub::current() else { return };
-        if hub.may_switch_here() && hub.others_may_run() {
-            hub.look_and_yield();
         }
     }
 }
