@@ -19,8 +19,8 @@
 //! ran only once the handler parked, the listen queue overflowed and the dropped connections
 //! came back after TCP retransmits (200 ms steps in the tail latency).
 //!
-//! Cost between checks: one thread-local load, an add and a compare per call; a clock read
-//! every 64 calls; one non-blocking `epoll_wait` per slice at most.
+//! Cost: a thread-local lookup of the hub, an add and two compares per safe point; a clock
+//! read every [`CHECK_EVERY`]th; one non-blocking `epoll_wait` per slice at most.
 
 use super::Hub;
 use crate::sys::now_ns;
