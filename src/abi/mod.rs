@@ -38,6 +38,16 @@ macro_rules! shim {
 }
 pub(crate) use shim;
 
+/// An op of a call that could have blocked: its entry is a safe point, where the running
+/// thread yields when its time slice is spent or it woke `main` (see `hub::slice`).
+macro_rules! safe_point {
+    ($op:expr) => {{
+        $crate::hub::Hub::safe_point();
+        $op
+    }};
+}
+pub(crate) use safe_point;
+
 /// The value a function returns beside errno when it fails.
 pub trait Failure {
     const FAILED: Self;

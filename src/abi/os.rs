@@ -1,6 +1,6 @@
 //! Shims of the `os` subsystem: pipes, descriptor I/O, and the descriptor bookkeeping calls.
 
-use super::shim;
+use super::{safe_point, shim};
 use crate::os;
 use crate::outcome::Outcome::Bypass;
 use crate::signal::Semantics;
@@ -9,12 +9,12 @@ use libc::{c_int, c_ulong, c_void, iovec, size_t, ssize_t};
 shim! {
     fn pipe(fds: *mut c_int) -> c_int => os::pipe(fds, None);
     fn pipe2(fds: *mut c_int, flags: c_int) -> c_int => os::pipe(fds, Some(flags));
-    fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t => os::read(fd, buf, len);
-    fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t => os::write(fd, buf, len);
-    fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => os::readv(fd, iov, count);
-    fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => os::writev(fd, iov, count);
+    fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t => safe_point!(os::read(fd, buf, len));
+    fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t => safe_point!(os::write(fd, buf, len));
+    fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(os::readv(fd, iov, count));
+    fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(os::writev(fd, iov, count));
     fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t
-        => if len > buflen { Bypass } else { os::read(fd, buf, len) };
+        => safe_point!(if len > buflen { Bypass } else { os::read(fd, buf, len) });
     fn close(fd: c_int) -> c_int => os::close(fd);
     fn fclose(stream: *mut libc::FILE) -> c_int => os::fclose(stream);
     fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> c_int => os::close_range(first, last, flags);

@@ -7,6 +7,7 @@
 //! from another OS thread goes through the hub's inbox and notifier (trap 12).
 
 pub mod poller;
+mod slice;
 pub mod timers;
 
 use crate::green::stack::{Stack, StackPool};
@@ -62,6 +63,12 @@ pub struct Hub {
     poller_failures: Cell<u32>,
     /// The OS thread's real `pthread_t`.
     os_thread: libc::pthread_t,
+    /// Safe points passed since the hub last switched threads (see `slice`).
+    calls_this_turn: Cell<u32>,
+    /// When the running thread's slice began (CLOCK_MONOTONIC ns), 0 until first looked at.
+    turn_started: Cell<u64>,
+    /// The root was woken while a green thread ran (see `slice`).
+    root_woken: Cell<bool>,
 }
 
 // SAFETY: other OS threads only reach `inbox`, `inbox_full` and `poller.notify()` (all
@@ -134,6 +141,9 @@ impl Hub {
             poller_failures: Cell::new(0),
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
+            calls_this_turn: Cell::new(0),
+            turn_started: Cell::new(0),
+            root_woken: Cell::new(false),
         }));
         root.set_hub(hub);
         HUB.with(|h| h.set(hub));
@@ -314,8 +324,10 @@ impl Hub {
         if ptr::eq(here, self) {
             if !green.is_root() {
                 self.run_queue.borrow_mut().push_back(green);
+            } else {
+                // Its loop checks its token after every step.
+                self.root_woken.set(true);
             }
-            // The root needs nothing: its loop checks its token after every step.
             return;
         }
         if !green.is_root() {
@@ -560,6 +572,7 @@ impl Hub {
     /// Switches to `green` until it parks, yields or ends.
     fn resume(&self, green: &'static Green) {
         self.current.set(green);
+        self.start_turn();
         set_errno(green.errno.get());
         stats::switched();
         // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
@@ -571,6 +584,7 @@ impl Hub {
         let result = coroutine.resume(());
         green.errno.set(errno());
         self.current.set(self.root);
+        self.start_turn();
         match result {
             CoroutineResult::Return(retval) => {
                 green.retval.store(retval, Ordering::Release);

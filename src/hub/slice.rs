@@ -1,0 +1,121 @@
+//! The time slice: a thread that keeps making hooked calls that do not block (zero-timeout
+//! polls, reads and writes that succeed at once) must still let the other runnable threads of
+//! its hub run, as the OS would. Natively a thread that re-posts work to itself until another
+//! thread finishes it (V8's main thread waiting for a concurrent sweep) is only slow; on one hub
+//! it would wait forever, since nothing it calls ever parks.
+//!
+//! So the hooked calls that could have blocked are safe points (entry, before the library holds
+//! anything): every [`CHECK_EVERY`]th one since the hub last switched threads reads the clock,
+//! and once the running thread has had the hub for [`SLICE_NS`], the hub looks for work (inbox,
+//! due timers, ready descriptors) and, if another thread is runnable, the caller yields. A
+//! zero-timeout poll that finds nothing ready is no yield point of its own (gevent's
+//! `sleep(0)`): natively it returns at once however busy the other threads are, and
+//! `test_poll_edge` holds it to that; it yields like any other call once the slice is spent.
+//!
+//! A root (the program's main thread) woken by the running green thread runs at that thread's
+//! next safe point, as natively it would run at once on another core. Python's
+//! ThreadingHTTPServer accepts in its main thread, which after each accept waits for the new
+//! handler thread to start and for the GIL that thread drops around each system call; when it
+//! ran only once the handler parked, the listen queue overflowed and the dropped connections
+//! came back after TCP retransmits (200 ms steps in the tail latency).
+//!
+//! Cost: a thread-local lookup of the hub, an add and two compares per safe point; a clock
+//! read every [`CHECK_EVERY`]th; one non-blocking `epoll_wait` per slice at most.
+
+use super::Hub;
+use crate::sys::now_ns;
+use core::sync::atomic::Ordering;
+
+/// How long a thread may keep its hub through calls that do not block, while others are
+/// runnable.
+pub const SLICE_NS: u64 = 2_000_000;
+
+/// How many safe points pass between clock reads (a power of two).
+const CHECK_EVERY: u32 = 64;
+
+impl Hub {
+    /// Marks the start of a thread's turn on the hub (every switch, either way).
+    #[inline]
+    pub(super) fn start_turn(&self) {
+        self.calls_this_turn.set(0);
+        self.turn_started.set(0);
+        self.root_woken.set(false);
+    }
+
+    /// Could another thread of this hub be runnable, or become runnable by a look?
+    fn others_may_run(&self) -> bool {
+        (self.in_green() || self.alive() > 0)
+            && (!self.run_queue.borrow().is_empty()
+                || self.inbox_full.load(Ordering::Relaxed)
+                || self.watched.load(Ordering::Relaxed) > 0
+                || !self.timers.borrow().is_empty())
+    }
+
+    /// Is this a moment a thread may be switched out at? Not in a signal handler (it may have
+    /// interrupted the hub itself), nor in a vfork child (its parent's hub is not its own).
+    fn may_switch_here(&self) -> bool {
+        !crate::signal::in_handler() && !crate::os::in_vfork_child()
+    }
+
+    /// Makes runnable what is ready now (woken by other OS threads, due timers, ready I/O),
+    /// and lets it run; false when nothing was.
+    fn look_and_yield(&self) -> bool {
+        self.drain_inbox();
+        self.fire_due_timers();
+        if self.watched.load(Ordering::Relaxed) > 0 {
+            self.poll_events(Some(0));
+        }
+        let root_runnable = self.root_woken.get() && self.in_green();
+        if self.run_queue.borrow().is_empty() && !root_runnable {
+            return false;
+        }
+        self.yield_now()
+    }
+
+    /// A hooked call that could have blocked begins: yield if the root was woken meanwhile,
+    /// or if the running thread's slice is spent and another thread is runnable.
+    #[inline]
+    pub fn safe_point() {
+        let Some(hub) = Hub::current() else { return };
+        let calls = hub.calls_this_turn.get().wrapping_add(1);
+        hub.calls_this_turn.set(calls);
+        if hub.root_woken.get() {
+            hub.let_root_run();
+        } else if calls % CHECK_EVERY == 0 {
+            hub.check_slice();
+        }
+    }
+
+    /// The root (the program's main thread) was woken by the running green thread: natively
+    /// it would run at once on another core, so it runs now, before the waker goes on.
+    #[cold]
+    fn let_root_run(&self) {
+        if !self.in_green() {
+            // Woken by its own hub loop: it is running.
+            self.root_woken.set(false);
+        } else if self.may_switch_here() {
+            self.yield_now();
+        }
+    }
+
+    #[cold]
+    fn check_slice(&self) {
+        if !self.may_switch_here() || !self.others_may_run() {
+            return;
+        }
+        let now = now_ns();
+        let started = self.turn_started.get();
+        if started == 0 {
+            // Stamped lazily: a switch costs no clock read.
+            self.turn_started.set(now);
+            return;
+        }
+        if now.saturating_sub(started) < SLICE_NS {
+            return;
+        }
+        if !self.look_and_yield() {
+            // Nothing else could run: a new slice, so that an idle hub costs one look per slice.
+            self.turn_started.set(now);
+        }
+    }
+}
