@@ -175,11 +175,13 @@ pub unsafe fn select(
     let real = real::get();
     let words = (nfds as usize).div_ceil(64);
     let sets = [read, write, except].map(|set| set.cast::<u64>());
-    // SAFETY: each non-null set holds `words` words (nfds bits), read while this call owns it.
     let in_any = move |fd: c_int| {
         let (word, bit) = (fd as usize / 64, fd as usize % 64);
-        sets.iter()
-            .any(|&set| !set.is_null() && unsafe { *set.add(word) } >> bit & 1 == 1)
+        sets.iter().any(|&set| {
+            // SAFETY: each non-null set holds `words` words (nfds bits), read while this call
+            // owns it.
+            !set.is_null() && unsafe { *set.add(word) } >> bit & 1 == 1
+        })
     };
     let fds = (0..nfds).filter(move |&fd| in_any(fd));
     // Checks run on copies: the caller's sets stay the question until there is an answer.
@@ -243,7 +245,9 @@ pub unsafe fn select_tv(
     let start = now_ns();
     // SAFETY: per our contract.
     let outcome = unsafe { select(nfds, read, write, except, timeout, core::ptr::null()) };
-    if let (Some(timeout), false, Some(tv)) = (timeout, outcome == Bypass, unsafe { tv.as_mut() }) {
+    // SAFETY: tv is NULL or the caller's timeval (per our contract).
+    let tv = unsafe { tv.as_mut() };
+    if let (Some(timeout), false, Some(tv)) = (timeout, outcome == Bypass, tv) {
         let left = timeout.saturating_sub(now_ns() - start);
         tv.tv_sec = (left / 1_000_000_000) as libc::time_t;
         tv.tv_usec = ((left % 1_000_000_000) / 1_000) as libc::suseconds_t;

@@ -381,9 +381,9 @@ pub unsafe fn getdelim(
     delim: c_int,
     stream: *mut FILE,
 ) -> Outcome<libc::ssize_t> {
-    // SAFETY: per our contract.
     if line.is_null()
         || cap.is_null()
+        // SAFETY: per our contract, stream is a valid FILE.
         || unsafe { buffered_through(stream, Some(delim as u8), usize::MAX) }
     {
         return Bypass;

@@ -51,6 +51,7 @@ shim! {
 
     fn pthread_barrier_wait(b: *mut pthread_barrier_t) -> c_int => barrier::wait(b);
     fn pthread_once(flag: *mut pthread_once_t, init: OnceRoutine) -> c_int
+        // SAFETY: the program's init routine, called once as pthread_once calls it.
         => once::once(flag, || unsafe { init() });
 
     fn mtx_lock(m: *mut pthread_mutex_t) -> c_int => c11::map(mutex::lock(m, mutex::Wait::Forever));

@@ -129,8 +129,8 @@ impl Poller {
 
     fn ctl(&self, op: c_int, fd: c_int, events: u32, key: u64) -> io::Result<()> {
         let mut event = epoll_event { events, u64: key };
-        // SAFETY: event is a valid epoll_event for the duration of the call.
         let epoll = self.epoll.get();
+        // SAFETY: event is a valid epoll_event for the duration of the call.
         check(unsafe { libc::syscall(libc::SYS_epoll_ctl, epoll, op, fd, &raw mut event) })
             .map(drop)
     }

@@ -415,6 +415,7 @@ pub unsafe fn wait_for(
     me.sigwaiting.set(0);
     crate::fd::forget(own.get());
     own.close();
+    // SAFETY: info is NULL or the caller's siginfo_t.
     if let (Done(_), Some(info)) = (&outcome, unsafe { info.as_mut() }) {
         // SAFETY: all-zero is a valid siginfo_t; the fields glibc's sigwaitinfo fills from the
         // kernel's record are copied over it.

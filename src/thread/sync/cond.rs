@@ -110,8 +110,8 @@ pub(crate) unsafe fn wait_green(
     }
     let bucket = parking::lock(key);
     let mut unlocked = 0;
-    // SAFETY: m is initialised (caller).
     let parked = bucket.park(key, 0, deadline, ParkReason::Sync, || {
+        // SAFETY: m is initialised (caller).
         unlocked = unsafe { mutex::unlock_green(m) }
     });
     if unlocked != 0 {

@@ -315,9 +315,9 @@ unsafe fn foreign_unlock(m: *mut pthread_mutex_t) -> c_int {
     }
     // SAFETY: as above.
     let rc = unsafe { (crate::real::get().pthread_mutex_unlock)(m) };
-    // SAFETY: as above.
     if tracks_owner
         && rc == 0
+        // SAFETY: as above.
         && unsafe { (*f.owner).load(Ordering::Relaxed) } & FUTEX_TID_MASK != super::os_tid()
     {
         foreign_owners::clear(m as usize);
