@@ -518,7 +518,10 @@ pub unsafe fn setsockopt(
     let rc = unsafe { (real::get().setsockopt)(fd, level, name, value, len) };
     if rc == 0
         && level == libc::SOL_SOCKET
-        && matches!(name, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO | 66 | 67)
+        && matches!(
+            name,
+            libc::SO_RCVTIMEO | libc::SO_SNDTIMEO | libc::SO_RCVTIMEO_NEW | libc::SO_SNDTIMEO_NEW
+        )
     {
         fd::flags_changed();
     }

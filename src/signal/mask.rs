@@ -29,9 +29,14 @@ pub const fn bit(sig: c_int) -> Bits {
     }
 }
 
-/// Signals no mask holds: the kernel's (SIGKILL, SIGSTOP) and glibc's own (SIGCANCEL, 32, and
-/// SIGSETXID, 33), which glibc's pthread_sigmask silently leaves out.
-const UNBLOCKABLE: Bits = bit(libc::SIGKILL) | bit(libc::SIGSTOP) | bit(32) | bit(33);
+/// glibc keeps the first two real-time signals for itself: thread cancellation, and setxid
+/// across threads.
+pub const SIGCANCEL: c_int = 32;
+pub const SIGSETXID: c_int = 33;
+
+/// Signals no mask holds: the kernel's (SIGKILL, SIGSTOP) and glibc's own, which glibc's
+/// pthread_sigmask silently leaves out.
+const UNBLOCKABLE: Bits = bit(libc::SIGKILL) | bit(libc::SIGSTOP) | bit(SIGCANCEL) | bit(SIGSETXID);
 
 /// The signals 1..=64 of `set`.
 pub fn from_set(set: &sigset_t) -> Bits {

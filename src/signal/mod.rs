@@ -211,8 +211,12 @@ pub enum Semantics {
 /// Signals whose BSD-style handlers do not restart calls (`siginterrupt(sig, 1)`).
 static INTERRUPTING: AtomicU64 = AtomicU64::new(0);
 
+/// `signal` refuses glibc's own signals with EINVAL, as it refuses a bad number.
 fn valid_for_signal(sig: c_int, handler: libc::sighandler_t) -> bool {
-    handler != libc::SIG_ERR && (1..SIGNALS as c_int).contains(&sig) && sig != 32 && sig != 33
+    handler != libc::SIG_ERR
+        && (1..SIGNALS as c_int).contains(&sig)
+        && sig != mask::SIGCANCEL
+        && sig != mask::SIGSETXID
 }
 
 /// `signal`, `bsd_signal`, `sysv_signal`: as glibc's, through `sigaction`.
