@@ -43,6 +43,15 @@ pub fn timespec_ns(ts: &libc::timespec) -> u64 {
         .saturating_add(ts.tv_nsec.max(0) as u64)
 }
 
+/// Nanoseconds as a timespec (the inverse of [`timespec_ns`]).
+#[inline]
+pub fn ns_timespec(ns: u64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    }
+}
+
 /// A fixed-size line buffer for formatting without allocating (logging may happen anywhere).
 pub struct LineBuf {
     buf: [u8; 512],

@@ -6,7 +6,7 @@ use crate::hub::{Hub, Interrupt};
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::stats::ParkReason;
-use crate::sys::{clock_ns, now_ns, timespec_ns};
+use crate::sys::{clock_ns, now_ns, ns_timespec, timespec_ns};
 use libc::{c_int, clockid_t, timespec};
 
 /// The hub that should run a sleep green, or None when the real call is exactly right.
@@ -53,13 +53,6 @@ fn sleep_for(hub: &Hub, ns: u64) -> Result<(), u64> {
     sleep_until(hub, now_ns().saturating_add(ns))
 }
 
-fn as_timespec(ns: u64) -> timespec {
-    timespec {
-        tv_sec: (ns / 1_000_000_000) as libc::time_t,
-        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
-    }
-}
-
 /// Writes the time left of an interrupted sleep where the caller asked for it.
 ///
 /// # Safety
@@ -67,7 +60,7 @@ fn as_timespec(ns: u64) -> timespec {
 unsafe fn report_left(rem: *mut timespec, left: u64) {
     // SAFETY: writable when non-null (caller).
     if let Some(rem) = unsafe { rem.as_mut() } {
-        *rem = as_timespec(left);
+        *rem = ns_timespec(left);
     }
 }
 
@@ -79,7 +72,7 @@ pub fn nap(ns: u64) {
             let _ = sleep_for(hub, ns);
         }
         None => {
-            let ts = as_timespec(ns);
+            let ts = ns_timespec(ns);
             // SAFETY: a valid timespec; the real nanosleep, not our hook.
             unsafe { (crate::real::get().nanosleep)(&ts, core::ptr::null_mut()) };
         }

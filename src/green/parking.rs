@@ -382,10 +382,7 @@ fn futex_wait(word: &AtomicU32, deadline: Option<u64>) -> bool {
                     return true;
                 }
                 let left = deadline - now;
-                Some(libc::timespec {
-                    tv_sec: (left / 1_000_000_000) as libc::time_t,
-                    tv_nsec: (left % 1_000_000_000) as libc::c_long,
-                })
+                Some(crate::sys::ns_timespec(left))
             }
         };
         let timeout_ptr = timeout

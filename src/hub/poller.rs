@@ -202,10 +202,7 @@ impl Poller {
         let epoll = self.epoll.get();
         let mut rc = -1;
         if !NO_PWAIT2.load(Ordering::Relaxed) {
-            let ts = timeout_ns.map(|ns| libc::timespec {
-                tv_sec: (ns / 1_000_000_000) as libc::time_t,
-                tv_nsec: (ns % 1_000_000_000) as libc::c_long,
-            });
+            let ts = timeout_ns.map(crate::sys::ns_timespec);
             let ts_ptr = ts
                 .as_ref()
                 .map_or(core::ptr::null(), |t| t as *const libc::timespec);
