@@ -57,8 +57,8 @@ impl Poller {
         self.notified.store(false, Ordering::Release);
         // SAFETY: our own descriptors (the child's copies of them), closed once.
         unsafe {
-            libc::syscall(libc::SYS_close, old_epoll);
-            libc::syscall(libc::SYS_close, old_notifier);
+            crate::sys::syscall!(libc::SYS_close, old_epoll);
+            crate::sys::syscall!(libc::SYS_close, old_notifier);
         }
         Ok(())
     }
@@ -66,10 +66,11 @@ impl Poller {
     fn open() -> io::Result<(c_int, c_int)> {
         // SAFETY: plain syscalls with constant arguments.
         let epoll =
-            check(unsafe { libc::syscall(libc::SYS_epoll_create1, libc::EPOLL_CLOEXEC) })? as c_int;
+            check(unsafe { crate::sys::syscall!(libc::SYS_epoll_create1, libc::EPOLL_CLOEXEC) })?
+                as c_int;
         // SAFETY: as above.
         let notifier = match check(unsafe {
-            libc::syscall(
+            crate::sys::syscall!(
                 libc::SYS_eventfd2,
                 0,
                 libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
@@ -78,7 +79,7 @@ impl Poller {
             Ok(fd) => fd as c_int,
             Err(e) => {
                 // SAFETY: our own descriptor, closed once.
-                unsafe { libc::syscall(libc::SYS_close, epoll) };
+                unsafe { crate::sys::syscall!(libc::SYS_close, epoll) };
                 return Err(e);
             }
         };
@@ -88,7 +89,7 @@ impl Poller {
         };
         // SAFETY: registers our eventfd with our epoll; event is valid for the call.
         let rc = unsafe {
-            libc::syscall(
+            crate::sys::syscall!(
                 libc::SYS_epoll_ctl,
                 epoll,
                 libc::EPOLL_CTL_ADD,
@@ -99,8 +100,8 @@ impl Poller {
         if let Err(e) = check(rc) {
             // SAFETY: our own descriptors, closed once.
             unsafe {
-                libc::syscall(libc::SYS_close, epoll);
-                libc::syscall(libc::SYS_close, notifier);
+                crate::sys::syscall!(libc::SYS_close, epoll);
+                crate::sys::syscall!(libc::SYS_close, notifier);
             }
             return Err(e);
         }
@@ -111,7 +112,7 @@ impl Poller {
         let mut event = epoll_event { events, u64: key };
         // SAFETY: event is a valid epoll_event for the duration of the call.
         let epoll = self.epoll.load(Ordering::Acquire);
-        check(unsafe { libc::syscall(libc::SYS_epoll_ctl, epoll, op, fd, &raw mut event) })
+        check(unsafe { crate::sys::syscall!(libc::SYS_epoll_ctl, epoll, op, fd, &raw mut event) })
             .map(drop)
     }
 
@@ -134,7 +135,7 @@ impl Poller {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
         check(unsafe {
-            libc::syscall(
+            crate::sys::syscall!(
                 libc::SYS_write,
                 self.notifier.load(Ordering::Acquire),
                 &raw const one,
@@ -161,7 +162,7 @@ impl Poller {
                 let mut count: u64 = 0;
                 // SAFETY: reads 8 bytes into a valid u64 from our eventfd.
                 unsafe {
-                    libc::syscall(
+                    crate::sys::syscall!(
                         libc::SYS_read,
                         self.notifier.load(Ordering::Acquire),
                         &raw mut count,
@@ -205,7 +206,7 @@ impl Poller {
                 .map_or(core::ptr::null(), |t| t as *const libc::timespec);
             // SAFETY: buf is writable for len events; ts is valid or null; no signal mask.
             rc = unsafe {
-                libc::syscall(
+                crate::sys::syscall!(
                     libc::SYS_epoll_pwait2,
                     epoll,
                     ptr,
@@ -226,7 +227,7 @@ impl Poller {
             });
             // SAFETY: as above.
             rc = unsafe {
-                libc::syscall(libc::SYS_epoll_pwait, epoll, ptr, len, ms, 0usize, 8usize)
+                crate::sys::syscall!(libc::SYS_epoll_pwait, epoll, ptr, len, ms, 0usize, 8usize)
             };
         }
         match check(rc) {

@@ -367,11 +367,12 @@ pub unsafe fn wait_for(
         return Bypass;
     }
     // SAFETY: a readable set (caller); a fresh non-blocking, close-on-exec signalfd.
-    let fd = unsafe { libc::signalfd(-1, set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+    let fd =
+        unsafe { (crate::real::get().signalfd)(-1, set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
     if fd < 0 {
         return Bypass;
     }
-    crate::fd::forget(fd);
+    crate::fd::born(fd, crate::fd::Kind::Unknown);
     let deadline = timeout.map(|t| crate::sys::now_ns().saturating_add(t));
     // SAFETY: all-zero is a valid signalfd_siginfo to read into.
     let mut record: libc::signalfd_siginfo = unsafe { core::mem::zeroed() };
