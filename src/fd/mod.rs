@@ -192,20 +192,31 @@ impl Entry {
 
     /// The program's O_NONBLOCK and socket timeouts, re-read after any change.
     pub fn program_flags(&self, fd: c_int) -> ProgramFlags {
+        if let Some(flags) = self.cached_flags() {
+            return flags;
+        }
+        // The stamp before the question: a change made after it is newer than the answer.
+        let stamp = STAMP.load(Ordering::SeqCst);
+        let flags = ProgramFlags::read(fd);
+        self.publish_flags(stamp, flags);
+        flags
+    }
+
+    /// The flags cached for the descriptor now behind the number, if no change came since.
+    fn cached_flags(&self) -> Option<ProgramFlags> {
         let word = self.flags.load(Ordering::Acquire);
         let newest = self
             .born
             .load(Ordering::Acquire)
             .max(FLAGS_CHANGED.load(Ordering::Acquire));
-        if word & ProgramFlags::READ != 0 && word >> FLAG_BITS >= newest {
-            return ProgramFlags(word & ((1 << FLAG_BITS) - 1));
-        }
-        // The stamp before the question: a change made after it is newer than the answer.
-        let stamp = STAMP.load(Ordering::SeqCst);
-        let flags = ProgramFlags::read(fd);
+        (word & ProgramFlags::READ != 0 && word >> FLAG_BITS >= newest)
+            .then_some(ProgramFlags(word & ((1 << FLAG_BITS) - 1)))
+    }
+
+    /// Caches `flags`, read from the kernel after `stamp` was: unless a newer answer is there.
+    fn publish_flags(&self, stamp: u64, flags: ProgramFlags) {
         self.flags
             .fetch_max(stamp << FLAG_BITS | flags.0, Ordering::AcqRel);
-        flags
     }
 }
 
@@ -419,4 +430,93 @@ pub fn is_known(fd: c_int) -> bool {
         .ok()
         .filter(|&fd| fd < MAX_FDS)
         .is_some_and(|fd| !CHUNK_TABLE[fd / CHUNK].load(Ordering::Acquire).is_null())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `fd` moved to number `at` (tests run in parallel: each uses numbers of its own).
+    fn moved(fd: c_int, at: c_int) -> c_int {
+        // SAFETY: descriptors of the test's own.
+        unsafe {
+            assert_eq!(libc::dup2(fd, at), at);
+            libc::close(fd);
+        }
+        at
+    }
+
+    /// One end of a connected pair of stream sockets at number `at`, the other end returned too.
+    fn socket_at(at: c_int, nonblocking: bool) -> (c_int, c_int) {
+        let mut sv = [0; 2];
+        let ty = libc::SOCK_STREAM | if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+        // SAFETY: sv holds two ints.
+        assert_eq!(
+            unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, sv.as_mut_ptr()) },
+            0
+        );
+        (moved(sv[0], at), sv[1])
+    }
+
+    fn close(fd: c_int) {
+        // SAFETY: a descriptor of the test's own.
+        unsafe { libc::close(fd) };
+    }
+
+    #[test]
+    fn flags_read_before_an_fionbio_never_look_current() {
+        let (a, b) = socket_at(900, false);
+        let entry = entry(a).unwrap();
+        assert!(!entry.program_flags(a).nonblocking());
+        // A slow reader asks the kernel, then the program sets FIONBIO and a fast reader
+        // caches the new flags, then the slow reader publishes its older answer.
+        let slow_stamp = STAMP.load(Ordering::SeqCst);
+        let slow_answer = ProgramFlags::read(a);
+        let mut one: c_int = 1;
+        // SAFETY: FIONBIO reads one int.
+        assert_eq!(unsafe { libc::ioctl(a, libc::FIONBIO, &raw mut one) }, 0);
+        flags_changed();
+        assert!(entry.program_flags(a).nonblocking());
+        entry.publish_flags(slow_stamp, slow_answer);
+        assert!(entry.program_flags(a).nonblocking());
+        forget(a);
+        close(a);
+        close(b);
+    }
+
+    #[test]
+    fn flags_and_kind_of_a_closed_descriptor_never_pass_to_its_number_s_next_one() {
+        let (a, b) = socket_at(901, false);
+        let entry = entry(a).unwrap();
+        assert_eq!(entry.kind(a), Kind::StreamSocket);
+        assert!(!entry.program_flags(a).nonblocking());
+        // A reader of the old descriptor is slow; meanwhile it is closed and its number reused
+        // by a non-blocking socket.
+        let slow_stamp = STAMP.load(Ordering::SeqCst);
+        let (slow_flags, slow_kind) = (ProgramFlags::read(a), classify(a));
+        forget(a);
+        close(a);
+        close(b);
+        let (c, d) = socket_at(901, true);
+        born(c, Kind::StreamSocket);
+        entry.publish_flags(slow_stamp, slow_flags);
+        entry
+            .kind
+            .fetch_max(slow_stamp << KIND_BITS | slow_kind as u64, Ordering::AcqRel);
+        assert!(entry.program_flags(c).nonblocking());
+        assert_eq!(entry.kind(c), Kind::StreamSocket);
+        // Closed and reused by a regular file where no hook saw either: the stale socket kind
+        // answers, until a call's error has it re-checked.
+        close(d);
+        // SAFETY: a NUL-terminated path.
+        let file = unsafe { libc::open(c"/proc/self/exe".as_ptr(), libc::O_RDONLY) };
+        let file = moved(file, 901);
+        assert_eq!(entry.kind(file), Kind::StreamSocket);
+        assert!(stale(file, Kind::StreamSocket, libc::ENOTSOCK));
+        assert_eq!(entry.kind(file), Kind::File);
+        assert!(!stale(file, Kind::File, libc::ESPIPE));
+        assert!(!entry.program_flags(file).nonblocking());
+        forget(file);
+        close(file);
+    }
 }
