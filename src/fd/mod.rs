@@ -347,17 +347,26 @@ pub fn born(fd: c_int, kind: Kind) {
 }
 
 fn renew(fd: c_int, kind: Kind) {
-    // A vfork child's descriptors are its own, but this table (and the epoll instance) are its
-    // parent's.
-    if crate::os::in_vfork_child() {
-        return;
-    }
     let Some(entry) = entry(fd) else { return };
     let was = entry.cached_kind();
+    let green = matches!(was, Kind::StreamSocket | Kind::DatagramSocket | Kind::Pipe);
+    // A vfork child's descriptors are its own, but this table (and the epoll instance) are its
+    // parent's: it may make the parent ask the kernel again (a new stamp), nothing more. The
+    // check costs a getpid: made only where there is more to do.
+    let more = kind != Kind::Unknown
+        || green
+        || !entry.registered.load(Ordering::Acquire).is_null()
+        || entry.pending_error.load(Ordering::Acquire) != 0;
+    if more && crate::os::in_vfork_child() {
+        return;
+    }
     // From here on nothing cached before counts, nor anything a racing reader asked the kernel
     // before this point.
     let stamp = fresh_stamp();
     entry.born.fetch_max(stamp, Ordering::AcqRel);
+    if !more {
+        return;
+    }
     if kind != Kind::Unknown {
         entry
             .kind
@@ -367,7 +376,6 @@ fn renew(fd: c_int, kind: Kind) {
     let hub = entry
         .registered
         .swap(core::ptr::null_mut(), Ordering::AcqRel);
-    let green = matches!(was, Kind::StreamSocket | Kind::DatagramSocket | Kind::Pipe);
     if !green && hub.is_null() {
         return;
     }
