@@ -107,9 +107,8 @@ pub unsafe fn call(effect: Effect, number: c_long, args: [c_long; 6]) -> c_long 
             real()
         }
         Effect::CloseRange => {
-            if let (Ok(first), Ok(last)) = (u32::try_from(a1), u32::try_from(a2)) {
-                let _ = super::close_range(first, last, a3 as c_int);
-            }
+            // The kernel takes unsigned ints: the low halves of the registers.
+            let _ = super::close_range(a1 as u32, a2 as u32, a3 as c_int);
             real()
         }
         Effect::Replace => {
