@@ -2,7 +2,8 @@
 //! goes through — `read`/`write`/`readv`/`writev` park green on a socket (when `socket` is
 //! patched) or a pipe (when `os` is), go to the thread pool on a regular file or block device
 //! with `GREENWORLD_FILEIO=pool` ([`fileio`]), and stay plain libc on terminals and other
-//! devices. `close`, `dup*`, `fcntl` and `ioctl` keep the fd table true.
+//! devices. `close`, `dup*`, `fcntl`, `ioctl`, the calls that make descriptors and the raw
+//! `syscall()` ([`syscall`]) keep the fd table true.
 
 mod fork;
 pub mod syscall;
