@@ -10,6 +10,9 @@
  *   close-range: close_range and closefrom over every number from 3;
  *   raw-close-range: close_range made with syscall(), which the hooks may not see: the hub
  *     makes a fresh poller (saying so in one line at most) instead of failing in a loop;
+ *   raw-close-loop, raw-dup2-over: the close loop and the dup2 range made with syscall()
+ *     (libuv closes that way): `syscall` is hooked for them, so the library's descriptors are
+ *     passed over exactly as through close and dup2, and nothing at all is said;
  *   dup2-over: the same with `dup2(devnull, fd)` over every number from 3 to 1000, then a close
  *     of them all, with GREENWORLD_STATS=1: the stats line still reaches stderr.
  * Each runs in a child (stdout and stderr on a pipe) that must end well within its watchdog and
@@ -107,6 +110,19 @@ static void close_range_raw(void) {
     CHECK_EQ(syscall(SYS_close_range, 3U, ~0U, 0), 0);
 }
 
+static void close_loop_raw(void) {
+    for (int fd = 3; fd < limit(); fd++) syscall(SYS_close, fd);
+}
+
+static void dup2_over_raw(void) {
+    int devnull = open("/dev/null", O_RDWR);
+    CHECK(devnull >= 0);
+    int top = limit() - 24 < 1000 ? limit() - 24 : 1000;
+    for (int fd = 3; fd <= top; fd++)
+        if (fd != devnull) CHECK_EQ(syscall(SYS_dup3, devnull, fd, 0), fd);
+    for (int fd = 3; fd <= top; fd++) CHECK_EQ(syscall(SYS_close, fd), 0);
+}
+
 /* dup and F_DUPFD give the lowest free number, even where the library's descriptors were. */
 static void dup_up(void) {
     close_loop();
@@ -162,6 +178,8 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[1], "dup-up") == 0) around(dup_up);
         else if (strcmp(argv[1], "close-range") == 0) around(close_range_libc);
         else if (strcmp(argv[1], "raw-close-range") == 0) around(close_range_raw);
+        else if (strcmp(argv[1], "raw-close-loop") == 0) around(close_loop_raw);
+        else if (strcmp(argv[1], "raw-dup2-over") == 0) around(dup2_over_raw);
         else return 2;
         printf("%s ok\n", argv[1]);
         return 0;
@@ -173,6 +191,8 @@ int main(int argc, char **argv) {
      * goes to survived), never a storm. */
     run("raw-close-range", NULL, "greenworld: error: hub poller wait failed");
     CHECK(count_lines(out) <= 2, "raw-close-range: %s", out);
+    run("raw-close-loop", NULL, NULL);
+    run("raw-dup2-over", NULL, NULL);
     if (gw_preloaded()) {
         run("dup2-over", "GREENWORLD_STATS=1", "greenworld: stats: ");
         CHECK(strstr(out, "greenworld: stats: "), "dup2 over the library's stderr lost the stats line: %s", out);

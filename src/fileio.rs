@@ -38,12 +38,31 @@ pub fn on_fd<R: Send + PartialOrd + Default>(
     tpool::run_syscall(ParkReason::File, call)
 }
 
-/// `open` and its variants: on the pool whenever [`pooling`]. The kind of file is known only
-/// once it is open, and an open that blocks (a FIFO waiting for its other end, an automount,
-/// NFS) blocks natively too: a pool thread is the right place for any of them.
-pub fn open(call: impl FnOnce() -> libc::c_int + Send) -> Outcome<libc::c_int> {
-    if !pooling() {
-        return Bypass;
+/// `open` and its variants (`call`, the real function with the caller's arguments): on the pool
+/// whenever [`pooling`], in place otherwise. The kind of file is known only once it is open, and
+/// an open that blocks (a FIFO waiting for its other end, an automount, NFS) blocks natively
+/// too: a pool thread is the right place for any of them. Either way the new descriptor's
+/// number starts afresh in the fd table (its last descriptor may have been closed where no hook
+/// saw it: libuv closes with a raw `syscall(SYS_close)`).
+/// Returns what the call returns, errno set as it sets it.
+pub fn open(call: impl FnOnce() -> libc::c_int + Send) -> libc::c_int {
+    let fd = if pooling() {
+        match tpool::run_syscall(ParkReason::File, call) {
+            Outcome::Done(fd) => fd,
+            Outcome::Errno(code) => {
+                crate::sys::set_errno(code);
+                -1
+            }
+            // run_syscall always makes the call.
+            Outcome::Bypass => -1,
+        }
+    } else {
+        call()
+    };
+    if fd >= 0 {
+        let saved = crate::sys::errno();
+        fd::born(fd, Kind::Unknown);
+        crate::sys::set_errno(saved);
     }
-    tpool::run_syscall(ParkReason::File, call)
+    fd
 }

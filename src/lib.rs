@@ -27,7 +27,8 @@
 //! The design, and the numbered traps that comments cite as "trap N": `docs/design.md`.
 //!
 //! Rules that hold everywhere: no panic crosses into C (release builds abort, after one
-//! `greenworld:` line); the runtime never calls its own hooks (raw syscalls or [`real`] only);
+//! `greenworld:` line); the runtime never calls its own hooks (raw syscalls through
+//! `sys::syscall!` — libc's `syscall` is hooked — or [`real`] only);
 //! nothing allocates or locks on a path the allocator or the dynamic loader can re-enter.
 #![deny(unsafe_op_in_unsafe_fn)]
 

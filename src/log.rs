@@ -87,7 +87,7 @@ pub fn to_stats(bytes: &[u8]) {
 
 pub fn pid() -> c_int {
     // SAFETY: getpid has no preconditions (raw: the pid of this process, even after a fork).
-    unsafe { libc::syscall(libc::SYS_getpid) as c_int }
+    unsafe { crate::sys::syscall!(libc::SYS_getpid) as c_int }
 }
 
 /// The program's short name, as glibc keeps it (`program_invocation_short_name`).
@@ -119,7 +119,7 @@ impl Sink {
     fn new(fd: c_int) -> Option<Sink> {
         let Some(file) = identity(fd) else {
             // SAFETY: the library's own descriptor, never published.
-            unsafe { libc::syscall(libc::SYS_close, fd) };
+            unsafe { crate::sys::syscall!(libc::SYS_close, fd) };
             return None;
         };
         let fd = own::adopt(fd).ok()?;
@@ -151,14 +151,14 @@ fn identity(fd: c_int) -> Option<(u64, u64)> {
     // SAFETY: all-zero is a valid stat buffer; fstat fills it (the raw call, never hooked).
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: st is writable.
-    let rc = unsafe { libc::syscall(libc::SYS_fstat, fd, &raw mut st) };
+    let rc = unsafe { crate::sys::syscall!(libc::SYS_fstat, fd, &raw mut st) };
     (rc == 0).then_some((st.st_dev, st.st_ino))
 }
 
 fn write_all(fd: c_int, mut bytes: &[u8]) {
     while !bytes.is_empty() {
         // SAFETY: the pointer and length describe the live slice `bytes`.
-        let n = unsafe { libc::syscall(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) };
+        let n = unsafe { crate::sys::syscall!(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) };
         if n <= 0 {
             if n < 0 && crate::sys::errno() == libc::EINTR {
                 continue;
@@ -197,7 +197,7 @@ pub fn open_sinks(
         // SAFETY: a NUL-terminated path; the raw call (the program's `open` hook is not ours to
         // go through).
         let fd = unsafe {
-            libc::syscall(
+            crate::sys::syscall!(
                 libc::SYS_openat,
                 libc::AT_FDCWD,
                 path.as_ptr(),

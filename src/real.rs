@@ -144,6 +144,14 @@ real_table! {
     dup: fn(c_int) -> c_int;
     dup2: fn(c_int, c_int) -> c_int;
     dup3: fn(c_int, c_int, c_int) -> c_int;
+    eventfd: fn(c_uint, c_int) -> c_int;
+    epoll_create: fn(c_int) -> c_int;
+    epoll_create1: fn(c_int) -> c_int;
+    timerfd_create: fn(clockid_t, c_int) -> c_int;
+    signalfd: fn(c_int, *const sigset_t, c_int) -> c_int;
+    inotify_init: fn() -> c_int;
+    inotify_init1: fn(c_int) -> c_int;
+    memfd_create: fn(*const c_char, c_uint) -> c_int;
     pipe: fn(*mut c_int) -> c_int;
     pipe2: fn(*mut c_int, c_int) -> c_int;
     poll: fn(*mut pollfd, nfds_t, c_int) -> c_int;

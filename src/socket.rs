@@ -21,7 +21,7 @@ pub fn quiet_after(done: usize) -> c_int {
 
 /// The kind of socket a `type` argument makes. A seqpacket socket keeps record boundaries,
 /// so a write is one record, as for datagrams.
-fn kind_of_type(ty: c_int) -> Kind {
+pub fn kind_of_type(ty: c_int) -> Kind {
     if ty & 0xf == libc::SOCK_STREAM {
         Kind::StreamSocket
     } else {
@@ -31,10 +31,7 @@ fn kind_of_type(ty: c_int) -> Kind {
 
 /// A descriptor a hooked call just made: whatever was known of its number is stale.
 pub fn made(fd: c_int, kind: Kind) {
-    fd::forget(fd);
-    if let Some(entry) = fd::entry(fd) {
-        entry.set_kind(kind);
-    }
+    fd::born(fd, kind);
 }
 
 /// `socket`.
@@ -267,7 +264,7 @@ pub unsafe fn forget_received_fds(msg: *const msghdr) {
                 let count =
                     ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<c_int>();
                 for i in 0..count {
-                    fd::forget(data.add(i).read_unaligned());
+                    fd::born(data.add(i).read_unaligned(), Kind::Unknown);
                 }
             }
             cmsg = libc::CMSG_NXTHDR(msg, cmsg);
@@ -516,14 +513,18 @@ pub unsafe fn setsockopt(
 ) -> Outcome<c_int> {
     // SAFETY: the caller's arguments, to the real function.
     let rc = unsafe { (real::get().setsockopt)(fd, level, name, value, len) };
-    if rc == 0
-        && level == libc::SOL_SOCKET
+    if rc == 0 && sets_timeout(level, name) {
+        fd::flags_changed();
+    }
+    Done(rc)
+}
+
+/// Does `setsockopt(level, name)` set a socket timeout (SO_RCVTIMEO, SO_SNDTIMEO, or their
+/// 64-bit-time forms, 66 and 67)?
+pub fn sets_timeout(level: c_int, name: c_int) -> bool {
+    level == libc::SOL_SOCKET
         && matches!(
             name,
             libc::SO_RCVTIMEO | libc::SO_SNDTIMEO | libc::SO_RCVTIMEO_NEW | libc::SO_SNDTIMEO_NEW
         )
-    {
-        fd::flags_changed();
-    }
-    Done(rc)
 }

@@ -52,6 +52,95 @@ pub fn ns_timespec(ns: u64) -> libc::timespec {
     }
 }
 
+/// The system call `number` with `args`, as glibc's `syscall()` makes it (-1 and errno on
+/// failure), without going through that function: the library exports `syscall` itself (to
+/// keep the fd table true), and the runtime never calls its own hooks (trap 2).
+///
+/// # Safety
+/// As the system call.
+#[inline]
+pub unsafe fn syscall6(number: libc::c_long, args: [libc::c_long; 6]) -> libc::c_long {
+    // SAFETY: per our contract.
+    let ret = unsafe { raw_syscall(number, args) };
+    if (-4095..0).contains(&ret) {
+        set_errno(-ret as c_int);
+        return -1;
+    }
+    ret
+}
+
+/// The kernel's own answer: a negative errno on failure.
+///
+/// # Safety
+/// As the system call.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn raw_syscall(number: libc::c_long, args: [libc::c_long; 6]) -> libc::c_long {
+    let ret;
+    // SAFETY: the Linux x86-64 system-call convention; the kernel clobbers rcx and r11 only,
+    // and never touches the user stack.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") number => ret,
+            in("rdi") args[0],
+            in("rsi") args[1],
+            in("rdx") args[2],
+            in("r10") args[3],
+            in("r8") args[4],
+            in("r9") args[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// The kernel's own answer: a negative errno on failure.
+///
+/// # Safety
+/// As the system call.
+#[cfg(target_arch = "aarch64")]
+#[inline]
+unsafe fn raw_syscall(number: libc::c_long, args: [libc::c_long; 6]) -> libc::c_long {
+    let ret;
+    // SAFETY: the Linux aarch64 system-call convention (number in x8, result in x0).
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") number,
+            inlateout("x0") args[0] => ret,
+            in("x1") args[1],
+            in("x2") args[2],
+            in("x3") args[3],
+            in("x4") args[4],
+            in("x5") args[5],
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// `syscall(SYS_x, a, b…)` through [`syscall6`]: each argument is passed as a long, as the C
+/// varargs would widen it.
+macro_rules! syscall {
+    ($number:expr $(, $arg:expr)* $(,)?) => {{
+        #[allow(clippy::cast_lossless, clippy::unnecessary_cast)]
+        let args = $crate::sys::pad([$($arg as libc::c_long),*]);
+        $crate::sys::syscall6($number, args)
+    }};
+}
+pub(crate) use syscall;
+
+/// Up to six arguments, zero-filled to six.
+#[inline]
+pub fn pad<const N: usize>(given: [libc::c_long; N]) -> [libc::c_long; 6] {
+    let mut args = [0; 6];
+    args[..N].copy_from_slice(&given);
+    args
+}
+
 /// A fixed-size line buffer for formatting without allocating (logging may happen anywhere).
 pub struct LineBuf {
     buf: [u8; 512],

@@ -5,7 +5,7 @@
 
 use super::shim;
 use crate::fileio;
-use crate::outcome::Outcome::{Bypass, Done, Errno};
+use crate::outcome::Outcome::{Bypass, Done};
 use libc::{c_char, c_int, c_void, mode_t, off_t, off64_t, size_t, ssize_t};
 
 shim! {
@@ -40,31 +40,31 @@ shim! {
     fn fdatasync(fd: c_int) -> c_int => fileio::on_fd(fd, move || (crate::real::get().fdatasync)(fd));
     fn creat(path: *const c_char, mode: mode_t) -> c_int => {
         let p = path as usize;
-        fileio::open(move || (crate::real::get().creat)(p as _, mode))
+        Done::<c_int>(fileio::open(move || (crate::real::get().creat)(p as _, mode)))
     };
     fn creat64(path: *const c_char, mode: mode_t) -> c_int => {
         let p = path as usize;
-        fileio::open(move || (crate::real::get().creat64)(p as _, mode))
+        Done::<c_int>(fileio::open(move || (crate::real::get().creat64)(p as _, mode)))
     };
     fn __open_2(path: *const c_char, flags: c_int) -> c_int
         => if needs_mode(flags) { Bypass } else {
             let p = path as usize;
-            fileio::open(move || (crate::real::get().__open_2)(p as _, flags))
+            Done::<c_int>(fileio::open(move || (crate::real::get().__open_2)(p as _, flags)))
         };
     fn __open64_2(path: *const c_char, flags: c_int) -> c_int
         => if needs_mode(flags) { Bypass } else {
             let p = path as usize;
-            fileio::open(move || (crate::real::get().__open64_2)(p as _, flags))
+            Done::<c_int>(fileio::open(move || (crate::real::get().__open64_2)(p as _, flags)))
         };
     fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int
         => if needs_mode(flags) { Bypass } else {
             let p = path as usize;
-            fileio::open(move || (crate::real::get().__openat_2)(dirfd, p as _, flags))
+            Done::<c_int>(fileio::open(move || (crate::real::get().__openat_2)(dirfd, p as _, flags)))
         };
     fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int
         => if needs_mode(flags) { Bypass } else {
             let p = path as usize;
-            fileio::open(move || (crate::real::get().__openat64_2)(dirfd, p as _, flags))
+            Done::<c_int>(fileio::open(move || (crate::real::get().__openat64_2)(dirfd, p as _, flags)))
         };
 }
 
@@ -74,15 +74,8 @@ fn needs_mode(flags: c_int) -> bool {
 }
 
 /// An open on the pool, or the same call here when it is not pooled.
-fn open_with(call: impl FnOnce() -> c_int + Send + Copy) -> c_int {
-    match fileio::open(call) {
-        Done(fd) => fd,
-        Errno(code) => {
-            crate::sys::set_errno(code);
-            -1
-        }
-        Bypass => call(),
-    }
+fn open_with(call: impl FnOnce() -> c_int + Send) -> c_int {
+    fileio::open(call)
 }
 
 /// `open`. Variadic in C: the mode is read as a fixed argument (trap 5) and passed on whatever

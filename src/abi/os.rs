@@ -34,17 +34,27 @@ shim! {
         os::duplicated(new);
         new
     });
+    // Calls that make a descriptor: its number starts afresh in the fd table.
+    fn eventfd(count: libc::c_uint, flags: c_int) -> c_int
+        => os::made_fd((crate::real::get().eventfd)(count, flags));
+    fn epoll_create(size: c_int) -> c_int => os::made_fd((crate::real::get().epoll_create)(size));
+    fn epoll_create1(flags: c_int) -> c_int => os::made_fd((crate::real::get().epoll_create1)(flags));
+    fn timerfd_create(clock: libc::clockid_t, flags: c_int) -> c_int
+        => os::made_fd((crate::real::get().timerfd_create)(clock, flags));
+    fn signalfd(fd: c_int, mask: *const libc::sigset_t, flags: c_int) -> c_int => {
+        let made = (crate::real::get().signalfd)(fd, mask, flags);
+        // Given a signalfd, the call changes that one's mask: nothing new.
+        if fd == -1 { os::made_fd(made) } else { crate::outcome::Outcome::Done::<c_int>(made) }
+    };
+    fn inotify_init() -> c_int => os::made_fd((crate::real::get().inotify_init)());
+    fn inotify_init1(flags: c_int) -> c_int => os::made_fd((crate::real::get().inotify_init1)(flags));
+    fn memfd_create(name: *const libc::c_char, flags: libc::c_uint) -> c_int
+        => os::made_fd((crate::real::get().memfd_create)(name, flags));
     fn dup2(old: c_int, new: c_int) -> c_int => crate::fd::own::protect_own_fd(old, new, || {
-        if old != new {
-            os::duplicated(new);
-        }
-        (crate::real::get().dup2)(old, new)
+        os::replace(old, new, || (crate::real::get().dup2)(old, new))
     });
     fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => crate::fd::own::protect_own_fd(old, new, || {
-        if old != new {
-            os::duplicated(new);
-        }
-        (crate::real::get().dup3)(old, new, flags)
+        os::replace(old, new, || (crate::real::get().dup3)(old, new, flags))
     });
 }
 
@@ -221,6 +231,33 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
     control(fd, cmd, arg, crate::real::variadic().fcntl64)
+}
+
+/// `syscall`. Variadic in C: up to six arguments follow the number, read here as fixed
+/// long-sized ones (trap 5; reading a slot the caller did not fill reads a register or the
+/// caller's stack, harmlessly). The numbers that change what a descriptor number means keep the
+/// fd table true; every other goes straight to the kernel, with nothing allocated or locked
+/// (glibc's and Rust's futexes come this way).
+///
+/// # Safety
+/// As `syscall(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn syscall(
+    number: libc::c_long,
+    a1: libc::c_long,
+    a2: libc::c_long,
+    a3: libc::c_long,
+    a4: libc::c_long,
+    a5: libc::c_long,
+    a6: libc::c_long,
+) -> libc::c_long {
+    let args = [a1, a2, a3, a4, a5, a6];
+    match os::syscall::effect(number) {
+        // SAFETY: the caller's system call, made as glibc's syscall makes it.
+        None => unsafe { crate::sys::syscall6(number, args) },
+        // SAFETY: as above.
+        Some(effect) => unsafe { os::syscall::call(effect, number, args) },
+    }
 }
 
 /// `ioctl`: FIONBIO changes the descriptor's O_NONBLOCK.

@@ -70,7 +70,7 @@ impl GreenFd {
 
     /// Did the program make this descriptor non-blocking itself?
     pub fn program_nonblocking(&self) -> bool {
-        self.entry.program_flags(self.fd).0
+        self.entry.program_flags(self.fd).nonblocking()
     }
 
     /// Repeats `attempt` (a non-blocking try that returns -1 and sets errno on failure) until
@@ -87,6 +87,11 @@ impl GreenFd {
             }
             let code = errno();
             if code != EAGAIN {
+                // The number may have been closed and reused behind our back: the kernel's
+                // answer for what it is now, not ours for what it was.
+                if super::stale(self.fd, self.kind, code) {
+                    return Bypass;
+                }
                 return Errno(code);
             }
             if let Err(not_ready) = self.wait(dir) {
@@ -101,20 +106,17 @@ impl GreenFd {
     /// Waits until the descriptor may be ready in `dir`: Err(TimedOut) at once for a descriptor
     /// the program made non-blocking (it gets EAGAIN, as natively).
     pub fn wait(&mut self, dir: Direction) -> Result<(), NotReady> {
-        let (nonblocking, recv_timeout, send_timeout) = self.entry.program_flags(self.fd);
-        if nonblocking {
+        let flags = self.entry.program_flags(self.fd);
+        if flags.nonblocking() {
             return Err(NotReady::TimedOut);
         }
         if crate::os::in_vfork_child() {
             // Its parent's hub waits for it: the real call blocks only this child.
             return Err(NotReady::Elsewhere);
         }
+        let fd = self.fd;
         let deadline = *self.deadline.get_or_insert_with(|| {
-            let timeout = if dir == Direction::Read {
-                recv_timeout
-            } else {
-                send_timeout
-            };
+            let timeout = flags.timeout_ns(fd, dir);
             (timeout > 0).then(|| now_ns().saturating_add(timeout))
         });
         // A signal's handler interrupts the wait, as it would interrupt the native call: EINTR,

@@ -12,7 +12,7 @@ pub mod io;
 pub mod own;
 pub mod wait;
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use libc::c_int;
 
 /// What a descriptor is, as far as green I/O cares.
@@ -50,8 +50,19 @@ impl Kind {
 }
 
 /// One descriptor's state. Entries are never freed (their addresses are parking-lot keys).
+///
+/// What is cached of a descriptor (its kind, the program's flags) is stamped with the value of
+/// [`STAMP`] read *before* the kernel was asked, and is believed only while that stamp is not
+/// older than the descriptor's birth (`born`: every hooked call that closes, replaces or makes
+/// the number takes a fresh stamp) nor, for flags, than the last flag change anywhere. Value and
+/// stamp share one word, published with `fetch_max`: a slow reader that asked the kernel before a
+/// close, a reuse or an `ioctl(FIONBIO)` can only publish an older stamp, never a stale value
+/// under a current one.
 pub struct Entry {
-    kind: AtomicU8,
+    /// `stamp << KIND_BITS | Kind`.
+    kind: AtomicU64,
+    /// The stamp of the descriptor now behind this number.
+    born: AtomicU64,
     /// Bumped when the descriptor is closed or replaced: waiters and epoll events of an older
     /// generation are stale.
     generation: AtomicU32,
@@ -60,28 +71,86 @@ pub struct Entry {
     /// An edge arrived while no one waited: the next waiter retries instead of parking.
     pub(crate) read_ready: AtomicBool,
     pub(crate) write_ready: AtomicBool,
-    /// Flags the program set, valid while `flags_epoch` equals the global epoch.
-    flags_epoch: AtomicU64,
-    nonblocking: AtomicBool,
-    recv_timeout_ns: AtomicU64,
-    send_timeout_ns: AtomicU64,
+    /// `stamp << FLAG_BITS | ProgramFlags` (0: never read).
+    flags: AtomicU64,
     /// An error a blocking write met after moving some bytes: the kernel reports it on the
     /// next call, so we do too.
     pub(crate) pending_error: core::sync::atomic::AtomicI32,
 }
 
+const KIND_BITS: u32 = 3;
+const FLAG_BITS: u32 = 4;
+
+/// Stamps: taken fresh (`fetch_add`) by births and flag changes, read by cache fills. Starts at
+/// 1 so that a fresh entry's zero words are older than anything.
+static STAMP: AtomicU64 = AtomicU64::new(1);
+
+/// The stamp of the last call that may have changed some descriptor's O_NONBLOCK or socket
+/// timeouts (they belong to the open file description, which `dup`'d descriptors share).
+static FLAGS_CHANGED: AtomicU64 = AtomicU64::new(0);
+
+fn fresh_stamp() -> u64 {
+    STAMP.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+/// The program's O_NONBLOCK, and whether it set socket timeouts, as last read from the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramFlags(u64);
+
+impl ProgramFlags {
+    const NONBLOCKING: u64 = 1;
+    const RECV_TIMEOUT: u64 = 2;
+    const SEND_TIMEOUT: u64 = 4;
+    /// Marks a word that holds flags at all.
+    const READ: u64 = 8;
+
+    pub fn nonblocking(self) -> bool {
+        self.0 & Self::NONBLOCKING != 0
+    }
+
+    /// The socket timeout (SO_RCVTIMEO for reads, SO_SNDTIMEO for writes) in ns, 0 for none:
+    /// read from the kernel when one is set (only a blocking call about to wait asks).
+    pub fn timeout_ns(self, fd: c_int, dir: wait::Direction) -> u64 {
+        let (bit, option) = match dir {
+            wait::Direction::Read => (Self::RECV_TIMEOUT, libc::SO_RCVTIMEO),
+            wait::Direction::Write => (Self::SEND_TIMEOUT, libc::SO_SNDTIMEO),
+        };
+        if self.0 & bit == 0 {
+            return 0;
+        }
+        socket_timeout(fd, option)
+    }
+
+    /// Asks the kernel.
+    fn read(fd: c_int) -> ProgramFlags {
+        // SAFETY: F_GETFL takes no third argument; a bad fd just fails.
+        let fl = unsafe { (crate::real::variadic().fcntl)(fd, libc::F_GETFL) };
+        let mut bits = Self::READ;
+        if fl >= 0 && fl & libc::O_NONBLOCK != 0 {
+            // Timeouts do not matter to a call that never waits.
+            bits |= Self::NONBLOCKING;
+        } else {
+            if socket_timeout(fd, libc::SO_RCVTIMEO) > 0 {
+                bits |= Self::RECV_TIMEOUT;
+            }
+            if socket_timeout(fd, libc::SO_SNDTIMEO) > 0 {
+                bits |= Self::SEND_TIMEOUT;
+            }
+        }
+        ProgramFlags(bits)
+    }
+}
+
 impl Entry {
     const fn new() -> Entry {
         Entry {
-            kind: AtomicU8::new(Kind::Unknown as u8),
+            kind: AtomicU64::new(Kind::Unknown as u64),
+            born: AtomicU64::new(0),
             generation: AtomicU32::new(0),
             registered: AtomicPtr::new(core::ptr::null_mut()),
             read_ready: AtomicBool::new(false),
             write_ready: AtomicBool::new(false),
-            flags_epoch: AtomicU64::new(0),
-            nonblocking: AtomicBool::new(false),
-            recv_timeout_ns: AtomicU64::new(0),
-            send_timeout_ns: AtomicU64::new(0),
+            flags: AtomicU64::new(0),
             pending_error: core::sync::atomic::AtomicI32::new(0),
         }
     }
@@ -90,52 +159,72 @@ impl Entry {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// The cached kind, Unknown when none is cached for the descriptor now behind the number.
+    fn cached_kind(&self) -> Kind {
+        let word = self.kind.load(Ordering::Acquire);
+        if word >> KIND_BITS < self.born.load(Ordering::Acquire) {
+            return Kind::Unknown;
+        }
+        Kind::from_u8((word & ((1 << KIND_BITS) - 1)) as u8)
+    }
+
     /// The kind of `fd`, finding out (one `fstat`) the first time.
     pub fn kind(&self, fd: c_int) -> Kind {
-        match Kind::from_u8(self.kind.load(Ordering::Relaxed)) {
+        match self.cached_kind() {
             Kind::Unknown => {
+                let stamp = STAMP.load(Ordering::SeqCst);
                 let kind = classify(fd);
-                self.kind.store(kind as u8, Ordering::Relaxed);
+                if kind != Kind::Unknown {
+                    self.kind
+                        .fetch_max(stamp << KIND_BITS | kind as u64, Ordering::AcqRel);
+                }
                 kind
             }
             kind => kind,
         }
     }
 
-    /// Records a kind we know without asking (the descriptor was just made by a hooked call).
+    /// Records a kind we know without asking (the descriptor was just made by a hooked call,
+    /// or the kernel just told us): it outranks anything cached before.
     pub fn set_kind(&self, kind: Kind) {
-        self.kind.store(kind as u8, Ordering::Relaxed);
+        self.kind
+            .fetch_max(fresh_stamp() << KIND_BITS | kind as u64, Ordering::AcqRel);
     }
 
-    /// The program's O_NONBLOCK and socket timeouts (0 = none), re-read after a change.
-    pub fn program_flags(&self, fd: c_int) -> (bool, u64, u64) {
-        let epoch = FLAGS_EPOCH.load(Ordering::Acquire);
-        if self.flags_epoch.load(Ordering::Acquire) != epoch {
-            // SAFETY: F_GETFL takes no third argument; a bad fd just fails.
-            let fl = unsafe { (crate::real::variadic().fcntl)(fd, libc::F_GETFL) };
-            self.nonblocking
-                .store(fl >= 0 && fl & libc::O_NONBLOCK != 0, Ordering::Relaxed);
-            self.recv_timeout_ns
-                .store(socket_timeout(fd, libc::SO_RCVTIMEO), Ordering::Relaxed);
-            self.send_timeout_ns
-                .store(socket_timeout(fd, libc::SO_SNDTIMEO), Ordering::Relaxed);
-            self.flags_epoch.store(epoch, Ordering::Release);
+    /// The program's O_NONBLOCK and socket timeouts, re-read after any change.
+    pub fn program_flags(&self, fd: c_int) -> ProgramFlags {
+        if let Some(flags) = self.cached_flags() {
+            return flags;
         }
-        (
-            self.nonblocking.load(Ordering::Relaxed),
-            self.recv_timeout_ns.load(Ordering::Relaxed),
-            self.send_timeout_ns.load(Ordering::Relaxed),
-        )
+        // The stamp before the question: a change made after it is newer than the answer.
+        let stamp = STAMP.load(Ordering::SeqCst);
+        let flags = ProgramFlags::read(fd);
+        self.publish_flags(stamp, flags);
+        flags
+    }
+
+    /// The flags cached for the descriptor now behind the number, if no change came since.
+    fn cached_flags(&self) -> Option<ProgramFlags> {
+        let word = self.flags.load(Ordering::Acquire);
+        let newest = self
+            .born
+            .load(Ordering::Acquire)
+            .max(FLAGS_CHANGED.load(Ordering::Acquire));
+        (word & ProgramFlags::READ != 0 && word >> FLAG_BITS >= newest)
+            .then_some(ProgramFlags(word & ((1 << FLAG_BITS) - 1)))
+    }
+
+    /// Caches `flags`, read from the kernel after `stamp` was: unless a newer answer is there.
+    fn publish_flags(&self, stamp: u64, flags: ProgramFlags) {
+        self.flags
+            .fetch_max(stamp << FLAG_BITS | flags.0, Ordering::AcqRel);
     }
 }
 
-/// Bumped by every call that may change a descriptor's O_NONBLOCK or socket timeouts (they
-/// belong to the open file description, which `dup`'d descriptors share): cached flags are
-/// then re-read on next use. Starts at 1 so fresh entries read theirs.
-static FLAGS_EPOCH: AtomicU64 = AtomicU64::new(1);
-
+/// A call may have changed some descriptor's O_NONBLOCK or socket timeouts (after it returned):
+/// every cached flag is re-read on next use.
 pub fn flags_changed() {
-    FLAGS_EPOCH.fetch_add(1, Ordering::AcqRel);
+    FLAGS_CHANGED.fetch_max(fresh_stamp(), Ordering::SeqCst);
 }
 
 fn socket_timeout(fd: c_int, option: c_int) -> u64 {
@@ -248,24 +337,47 @@ fn new_chunk(slot: &AtomicPtr<Entry>) -> Option<*mut Entry> {
 /// `fd` is being closed or replaced: forget what we knew, stop watching it, and wake whoever
 /// waits on it (they answer EBADF). Called before the real close.
 pub fn forget(fd: c_int) {
+    renew(fd, Kind::Unknown);
+}
+
+/// A hooked call just made descriptor `fd` (of `kind`, when known without asking): whatever
+/// was known of the number belongs to another descriptor, whose close may not have been seen
+/// (a raw `syscall(SYS_close)`, glibc's internal closes).
+pub fn born(fd: c_int, kind: Kind) {
+    renew(fd, kind);
+}
+
+fn renew(fd: c_int, kind: Kind) {
     let Some(entry) = entry(fd) else { return };
-    let blank = entry.kind.load(Ordering::Acquire) == Kind::Unknown as u8
-        && entry.registered.load(Ordering::Acquire).is_null()
-        && entry.flags_epoch.load(Ordering::Acquire) == 0
-        && entry.pending_error.load(Ordering::Acquire) == 0;
-    // A vfork child's close or dup2 is of its own descriptor table, but this table (and the
-    // epoll instance) are its parent's.
-    if blank || crate::os::in_vfork_child() {
+    let was = entry.cached_kind();
+    let green = matches!(was, Kind::StreamSocket | Kind::DatagramSocket | Kind::Pipe);
+    // A vfork child's descriptors are its own, but this table (and the epoll instance) are its
+    // parent's: it may make the parent ask the kernel again (a new stamp), nothing more. The
+    // check costs a getpid: made only where there is more to do.
+    let more = kind != Kind::Unknown
+        || green
+        || !entry.registered.load(Ordering::Acquire).is_null()
+        || entry.pending_error.load(Ordering::Acquire) != 0;
+    if more && crate::os::in_vfork_child() {
         return;
     }
-    // Flags are re-read on next use: a new descriptor with this number has its own.
-    entry.flags_epoch.store(0, Ordering::Release);
+    // From here on nothing cached before counts, nor anything a racing reader asked the kernel
+    // before this point.
+    let stamp = fresh_stamp();
+    entry.born.fetch_max(stamp, Ordering::AcqRel);
+    if !more {
+        return;
+    }
+    if kind != Kind::Unknown {
+        entry
+            .kind
+            .fetch_max(stamp << KIND_BITS | kind as u64, Ordering::AcqRel);
+    }
     entry.pending_error.store(0, Ordering::Release);
-    let kind = Kind::from_u8(entry.kind.swap(Kind::Unknown as u8, Ordering::AcqRel));
     let hub = entry
         .registered
         .swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if kind == Kind::Unknown && hub.is_null() {
+    if !green && hub.is_null() {
         return;
     }
     entry.generation.fetch_add(1, Ordering::AcqRel);
@@ -276,6 +388,26 @@ pub fn forget(fd: c_int) {
         hub.unwatch(fd);
     }
     wait::wake_all(entry);
+}
+
+/// A green call on `fd` failed with `code`, which a descriptor of another kind than the cached
+/// one gives (ENOTSOCK: a socket call on a file; ESPIPE): when the kernel says the kind has
+/// changed — the number was closed and reused behind our back — the entry is renewed and true
+/// is returned (the caller makes the plain call instead).
+pub fn stale(fd: c_int, cached: Kind, code: c_int) -> bool {
+    if !matches!(code, libc::ENOTSOCK | libc::ESPIPE) {
+        return false;
+    }
+    let now = classify(fd);
+    if now == cached {
+        return false;
+    }
+    crate::log!(
+        Debug,
+        "fd {fd} was cached as {cached:?} but is {now:?}: renewed"
+    );
+    born(fd, now);
+    true
 }
 
 /// In a forked child: no descriptor is registered with this process's new epoll instance.
@@ -335,4 +467,93 @@ pub fn is_known(fd: c_int) -> bool {
         .ok()
         .filter(|&fd| fd < MAX_FDS)
         .is_some_and(|fd| !CHUNK_TABLE[fd / CHUNK].load(Ordering::Acquire).is_null())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `fd` moved to number `at` (tests run in parallel: each uses numbers of its own).
+    fn moved(fd: c_int, at: c_int) -> c_int {
+        // SAFETY: descriptors of the test's own.
+        unsafe {
+            assert_eq!(libc::dup2(fd, at), at);
+            libc::close(fd);
+        }
+        at
+    }
+
+    /// One end of a connected pair of stream sockets at number `at`, the other end returned too.
+    fn socket_at(at: c_int, nonblocking: bool) -> (c_int, c_int) {
+        let mut sv = [0; 2];
+        let ty = libc::SOCK_STREAM | if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+        // SAFETY: sv holds two ints.
+        assert_eq!(
+            unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, sv.as_mut_ptr()) },
+            0
+        );
+        (moved(sv[0], at), sv[1])
+    }
+
+    fn close(fd: c_int) {
+        // SAFETY: a descriptor of the test's own.
+        unsafe { libc::close(fd) };
+    }
+
+    #[test]
+    fn flags_read_before_an_fionbio_never_look_current() {
+        let (a, b) = socket_at(900, false);
+        let entry = entry(a).unwrap();
+        assert!(!entry.program_flags(a).nonblocking());
+        // A slow reader asks the kernel, then the program sets FIONBIO and a fast reader
+        // caches the new flags, then the slow reader publishes its older answer.
+        let slow_stamp = STAMP.load(Ordering::SeqCst);
+        let slow_answer = ProgramFlags::read(a);
+        let mut one: c_int = 1;
+        // SAFETY: FIONBIO reads one int.
+        assert_eq!(unsafe { libc::ioctl(a, libc::FIONBIO, &raw mut one) }, 0);
+        flags_changed();
+        assert!(entry.program_flags(a).nonblocking());
+        entry.publish_flags(slow_stamp, slow_answer);
+        assert!(entry.program_flags(a).nonblocking());
+        forget(a);
+        close(a);
+        close(b);
+    }
+
+    #[test]
+    fn flags_and_kind_of_a_closed_descriptor_never_pass_to_its_number_s_next_one() {
+        let (a, b) = socket_at(901, false);
+        let entry = entry(a).unwrap();
+        assert_eq!(entry.kind(a), Kind::StreamSocket);
+        assert!(!entry.program_flags(a).nonblocking());
+        // A reader of the old descriptor is slow; meanwhile it is closed and its number reused
+        // by a non-blocking socket.
+        let slow_stamp = STAMP.load(Ordering::SeqCst);
+        let (slow_flags, slow_kind) = (ProgramFlags::read(a), classify(a));
+        forget(a);
+        close(a);
+        close(b);
+        let (c, d) = socket_at(901, true);
+        born(c, Kind::StreamSocket);
+        entry.publish_flags(slow_stamp, slow_flags);
+        entry
+            .kind
+            .fetch_max(slow_stamp << KIND_BITS | slow_kind as u64, Ordering::AcqRel);
+        assert!(entry.program_flags(c).nonblocking());
+        assert_eq!(entry.kind(c), Kind::StreamSocket);
+        // Closed and reused by a regular file where no hook saw either: the stale socket kind
+        // answers, until a call's error has it re-checked.
+        close(d);
+        // SAFETY: a NUL-terminated path.
+        let file = unsafe { libc::open(c"/proc/self/exe".as_ptr(), libc::O_RDONLY) };
+        let file = moved(file, 901);
+        assert_eq!(entry.kind(file), Kind::StreamSocket);
+        assert!(stale(file, Kind::StreamSocket, libc::ENOTSOCK));
+        assert_eq!(entry.kind(file), Kind::File);
+        assert!(!stale(file, Kind::File, libc::ESPIPE));
+        assert!(!entry.program_flags(file).nonblocking());
+        forget(file);
+        close(file);
+    }
 }

@@ -44,7 +44,7 @@ impl OwnFd {
         let fd = self.0.swap(FREE, Ordering::AcqRel);
         if fd >= 0 {
             // SAFETY: our own descriptor, closed once (the slot no longer names it).
-            unsafe { libc::syscall(libc::SYS_close, fd) };
+            unsafe { crate::sys::syscall!(libc::SYS_close, fd) };
         }
     }
 
@@ -77,7 +77,7 @@ pub fn floor() -> c_int {
     };
     // SAFETY: reads this process's limit into a valid rlimit (the raw call, never hooked).
     unsafe {
-        libc::syscall(
+        crate::sys::syscall!(
             libc::SYS_prlimit64,
             0,
             libc::RLIMIT_NOFILE,
@@ -94,7 +94,7 @@ pub fn floor() -> c_int {
 /// A close-on-exec duplicate of `fd` at the lowest free number from `from`.
 fn duplicate_from(fd: c_int, from: c_int) -> Option<c_int> {
     // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor and touches no memory.
-    let new = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, from) };
+    let new = unsafe { crate::sys::syscall!(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, from) };
     (new >= 0).then_some(new as c_int)
 }
 
@@ -112,7 +112,7 @@ pub fn move_high(fd: c_int) -> c_int {
     match duplicate_from(fd, floor()) {
         Some(high) => {
             // SAFETY: the library's own fresh descriptor, replaced by its high copy.
-            unsafe { libc::syscall(libc::SYS_close, fd) };
+            unsafe { crate::sys::syscall!(libc::SYS_close, fd) };
             high
         }
         None => fd,
@@ -135,7 +135,7 @@ pub fn adopt(fd: c_int) -> io::Result<OwnFd> {
         }
     }
     // SAFETY: ours, never published.
-    unsafe { libc::syscall(libc::SYS_close, fd) };
+    unsafe { crate::sys::syscall!(libc::SYS_close, fd) };
     Err(io::Error::from_raw_os_error(libc::EMFILE))
 }
 
@@ -183,7 +183,7 @@ impl Room {
         if let (Some(fd), true) = (self.vacated, rc < 0) {
             let errno = crate::sys::errno();
             // SAFETY: a stale copy of our own descriptor, nobody else's.
-            unsafe { libc::syscall(libc::SYS_close, fd) };
+            unsafe { crate::sys::syscall!(libc::SYS_close, fd) };
             crate::sys::set_errno(errno);
         }
         rc
@@ -246,13 +246,13 @@ pub fn lowest_for_program(got: c_int, min: c_int, cloexec: bool) -> c_int {
     }
     let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
     // SAFETY: the program's new copy onto the number ours just left (a stale copy of ours).
-    let rc = unsafe { libc::syscall(libc::SYS_dup3, got, ours, flags) } as c_int;
+    let rc = unsafe { crate::sys::syscall!(libc::SYS_dup3, got, ours, flags) } as c_int;
     if rc < 0 {
         room.settle(-1); // the stale copy closed; the program keeps `got`
         return got;
     }
     // SAFETY: the program's copy at `got`, now also at `ours`: the one it asked for is `ours`.
-    unsafe { libc::syscall(libc::SYS_close, got) };
+    unsafe { crate::sys::syscall!(libc::SYS_close, got) };
     ours
 }
 

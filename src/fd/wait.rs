@@ -124,9 +124,11 @@ fn watch(
             .store(core::ptr::null_mut(), Ordering::Release);
         // A regular file is refused (EPERM) whatever it is asked: it keeps its kind, which
         // decides whether its calls go to the thread pool (`poll` on one must not change that).
-        if entry.kind(fd) != super::Kind::File {
-            entry.set_kind(super::Kind::Plain);
-        }
+        // Asked afresh: a number reused behind our back may be cached as a socket or pipe.
+        entry.set_kind(match super::classify(fd) {
+            super::Kind::File => super::Kind::File,
+            _ => super::Kind::Plain,
+        });
         return Err(NotReady::Unwatchable);
     }
     Ok(())

@@ -390,7 +390,7 @@ fn futex_wait(word: &AtomicU32, deadline: Option<u64>) -> bool {
             .map_or(ptr::null(), |t| t as *const libc::timespec);
         // SAFETY: a private futex wait on a live word, with a valid or null timeout.
         unsafe {
-            libc::syscall(
+            crate::sys::syscall!(
                 libc::SYS_futex,
                 word.as_ptr(),
                 libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
@@ -404,7 +404,7 @@ fn futex_wait(word: &AtomicU32, deadline: Option<u64>) -> bool {
 fn futex_wake(word: &AtomicU32) {
     // SAFETY: a private futex wake on a word that is valid at least until the waiter sees it.
     unsafe {
-        libc::syscall(
+        crate::sys::syscall!(
             libc::SYS_futex,
             word.as_ptr(),
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,

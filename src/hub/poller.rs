@@ -43,7 +43,7 @@ impl Poller {
         let (epoll, notifier) = Poller::open()?;
         let epoll = own::adopt(epoll).inspect_err(|_| {
             // SAFETY: our own descriptor, never published.
-            unsafe { libc::syscall(libc::SYS_close, notifier) };
+            unsafe { crate::sys::syscall!(libc::SYS_close, notifier) };
         })?;
         let notifier = own::adopt(notifier).inspect_err(|_| epoll.close())?;
         Ok(Poller {
@@ -60,8 +60,8 @@ impl Poller {
         let (old_epoll, old_notifier) = self.replace()?;
         // SAFETY: our own descriptors (the child's copies of them), closed once.
         unsafe {
-            libc::syscall(libc::SYS_close, old_epoll);
-            libc::syscall(libc::SYS_close, old_notifier);
+            crate::sys::syscall!(libc::SYS_close, old_epoll);
+            crate::sys::syscall!(libc::SYS_close, old_notifier);
         }
         Ok(())
     }
@@ -85,11 +85,12 @@ impl Poller {
     fn open() -> io::Result<(c_int, c_int)> {
         // SAFETY: plain syscalls with constant arguments.
         let epoll =
-            check(unsafe { libc::syscall(libc::SYS_epoll_create1, libc::EPOLL_CLOEXEC) })? as c_int;
+            check(unsafe { crate::sys::syscall!(libc::SYS_epoll_create1, libc::EPOLL_CLOEXEC) })?
+                as c_int;
         let epoll = own::move_high(epoll);
         // SAFETY: as above.
         let notifier = match check(unsafe {
-            libc::syscall(
+            crate::sys::syscall!(
                 libc::SYS_eventfd2,
                 0,
                 libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
@@ -98,7 +99,7 @@ impl Poller {
             Ok(fd) => own::move_high(fd as c_int),
             Err(e) => {
                 // SAFETY: our own descriptor, closed once.
-                unsafe { libc::syscall(libc::SYS_close, epoll) };
+                unsafe { crate::sys::syscall!(libc::SYS_close, epoll) };
                 return Err(e);
             }
         };
@@ -108,7 +109,7 @@ impl Poller {
         };
         // SAFETY: registers our eventfd with our epoll; event is valid for the call.
         let rc = unsafe {
-            libc::syscall(
+            crate::sys::syscall!(
                 libc::SYS_epoll_ctl,
                 epoll,
                 libc::EPOLL_CTL_ADD,
@@ -119,8 +120,8 @@ impl Poller {
         if let Err(e) = check(rc) {
             // SAFETY: our own descriptors, closed once.
             unsafe {
-                libc::syscall(libc::SYS_close, epoll);
-                libc::syscall(libc::SYS_close, notifier);
+                crate::sys::syscall!(libc::SYS_close, epoll);
+                crate::sys::syscall!(libc::SYS_close, notifier);
             }
             return Err(e);
         }
@@ -131,7 +132,7 @@ impl Poller {
         let mut event = epoll_event { events, u64: key };
         let epoll = self.epoll.get();
         // SAFETY: event is a valid epoll_event for the duration of the call.
-        check(unsafe { libc::syscall(libc::SYS_epoll_ctl, epoll, op, fd, &raw mut event) })
+        check(unsafe { crate::sys::syscall!(libc::SYS_epoll_ctl, epoll, op, fd, &raw mut event) })
             .map(drop)
     }
 
@@ -153,8 +154,10 @@ impl Poller {
         }
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
-        check(unsafe { libc::syscall(libc::SYS_write, self.notifier.get(), &raw const one, 8) })
-            .map(drop)
+        check(unsafe {
+            crate::sys::syscall!(libc::SYS_write, self.notifier.get(), &raw const one, 8)
+        })
+        .map(drop)
     }
 
     /// Waits up to `timeout_ns` (None: forever) and passes each event to `on_event`. Returns
@@ -173,7 +176,9 @@ impl Poller {
             if key == NOTIFY_KEY {
                 let mut count: u64 = 0;
                 // SAFETY: reads 8 bytes into a valid u64 from our eventfd.
-                unsafe { libc::syscall(libc::SYS_read, self.notifier.get(), &raw mut count, 8) };
+                unsafe {
+                    crate::sys::syscall!(libc::SYS_read, self.notifier.get(), &raw mut count, 8)
+                };
                 self.notified.store(false, Ordering::Release);
                 continue;
             }
@@ -208,7 +213,7 @@ impl Poller {
                 .map_or(core::ptr::null(), |t| t as *const libc::timespec);
             // SAFETY: buf is writable for len events; ts is valid or null; no signal mask.
             rc = unsafe {
-                libc::syscall(
+                crate::sys::syscall!(
                     libc::SYS_epoll_pwait2,
                     epoll,
                     ptr,
@@ -229,7 +234,7 @@ impl Poller {
             });
             // SAFETY: as above.
             rc = unsafe {
-                libc::syscall(libc::SYS_epoll_pwait, epoll, ptr, len, ms, 0usize, 8usize)
+                crate::sys::syscall!(libc::SYS_epoll_pwait, epoll, ptr, len, ms, 0usize, 8usize)
             };
         }
         match check(rc) {

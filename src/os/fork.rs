@@ -20,7 +20,7 @@ static PROCESS: AtomicI32 = AtomicI32::new(0);
 
 fn own_pid() -> libc::pid_t {
     // SAFETY: no arguments; the kernel's answer, never a cached one.
-    unsafe { libc::syscall(libc::SYS_getpid) as libc::pid_t }
+    unsafe { crate::sys::syscall!(libc::SYS_getpid) as libc::pid_t }
 }
 
 /// Is this the child of a `vfork` (or of a `clone` that shares memory) before its `exec`? Its

@@ -2,9 +2,11 @@
 //! goes through — `read`/`write`/`readv`/`writev` park green on a socket (when `socket` is
 //! patched) or a pipe (when `os` is), go to the thread pool on a regular file or block device
 //! with `GREENWORLD_FILEIO=pool` ([`fileio`]), and stay plain libc on terminals and other
-//! devices. `close`, `dup*`, `fcntl` and `ioctl` keep the fd table true.
+//! devices. `close`, `dup*`, `fcntl`, `ioctl`, the calls that make descriptors and the raw
+//! `syscall()` ([`syscall`]) keep the fd table true.
 
 mod fork;
+pub mod syscall;
 pub mod system;
 pub mod wait;
 
@@ -49,16 +51,29 @@ pub unsafe fn read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t>
     if len == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
+    // SAFETY: per our contract.
+    match unsafe { green_read(fd, buf, len) } {
+        // Not green (or no longer: a regular file cached as a socket): libc, or the pool.
+        Bypass => {
+            let at = buf as usize; // the caller waits while the pool thread reads into it
+            // SAFETY: the caller's arguments, to the real function.
+            fileio::on_fd(fd, move || unsafe {
+                (real::get().read)(fd, at as *mut c_void, len)
+            })
+        }
+        outcome => outcome,
+    }
+}
+
+/// The green part of [`read`]: Bypass when the descriptor is not a green one.
+///
+/// # Safety
+/// As `read(2)`.
+unsafe fn green_read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t> {
     let real = real::get();
     let mut green = match GreenFd::for_call(fd, false) {
         Ok(green) => green,
-        Err(Bypass) => {
-            let at = buf as usize; // the caller waits while the pool thread reads into it
-            // SAFETY: the caller's arguments, to the real function.
-            return fileio::on_fd(fd, move || unsafe {
-                (real.read)(fd, at as *mut c_void, len)
-            });
-        }
+        Err(Bypass) => return Bypass,
         Err(outcome) => return outcome,
     };
     if green.kind.is_socket() {
@@ -155,19 +170,32 @@ pub(crate) fn ready_now(fd: c_int, events: libc::c_short) -> bool {
 /// # Safety
 /// As `readv(2)`.
 pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+    // SAFETY: per our contract.
+    match unsafe { green_readv(fd, iov, count) } {
+        // Not green (or no longer: a regular file cached as a socket): libc, or the pool.
+        Bypass => {
+            let vec = iov as usize; // the caller waits while the pool thread reads into it
+            // SAFETY: the caller's arguments, to the real function.
+            fileio::on_fd(fd, move || unsafe {
+                (real::get().readv)(fd, vec as *const iovec, count)
+            })
+        }
+        outcome => outcome,
+    }
+}
+
+/// The green part of [`readv`]: Bypass when the descriptor is not a green one.
+///
+/// # Safety
+/// As `readv(2)`.
+unsafe fn green_readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
     // SAFETY: the caller's vector (a negative count goes to libc).
     if count < 0 || unsafe { iov_len(iov, count as usize) } == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
     let mut green = match GreenFd::for_call(fd, false) {
         Ok(green) => green,
-        Err(Bypass) => {
-            let vec = iov as usize; // the caller waits while the pool thread reads into it
-            // SAFETY: the caller's arguments, to the real function.
-            return fileio::on_fd(fd, move || unsafe {
-                (real::get().readv)(fd, vec as *const iovec, count)
-            });
-        }
+        Err(Bypass) => return Bypass,
         Err(outcome) => return outcome,
     };
     if green.kind.is_socket() {
@@ -190,16 +218,29 @@ pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize
 /// # Safety
 /// As `write(2)`.
 pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize_t> {
+    // SAFETY: per our contract.
+    match unsafe { green_write(fd, buf, len) } {
+        // Not green (or no longer: a regular file cached as a socket): libc, or the pool.
+        Bypass => {
+            let at = buf as usize; // the caller waits while the pool thread writes from it
+            // SAFETY: the caller's arguments, to the real function.
+            fileio::on_fd(fd, move || unsafe {
+                (real::get().write)(fd, at as *const c_void, len)
+            })
+        }
+        outcome => outcome,
+    }
+}
+
+/// The green part of [`write`]: Bypass when the descriptor is not a green one.
+///
+/// # Safety
+/// As `write(2)`.
+unsafe fn green_write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize_t> {
     let real = real::get();
     let mut green = match GreenFd::for_call(fd, false) {
         Ok(green) => green,
-        Err(Bypass) => {
-            let at = buf as usize; // the caller waits while the pool thread writes from it
-            // SAFETY: the caller's arguments, to the real function.
-            return fileio::on_fd(fd, move || unsafe {
-                (real.write)(fd, at as *const c_void, len)
-            });
-        }
+        Err(Bypass) => return Bypass,
         Err(outcome) => return outcome,
     };
     let socket = green.kind.is_socket();
@@ -230,16 +271,29 @@ pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize
 /// # Safety
 /// As `writev(2)`.
 pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+    // SAFETY: per our contract.
+    match unsafe { green_writev(fd, iov, count) } {
+        // Not green (or no longer: a regular file cached as a socket): libc, or the pool.
+        Bypass => {
+            let vec = iov as usize; // the caller waits while the pool thread writes from it
+            // SAFETY: the caller's arguments, to the real function.
+            fileio::on_fd(fd, move || unsafe {
+                (real::get().writev)(fd, vec as *const iovec, count)
+            })
+        }
+        outcome => outcome,
+    }
+}
+
+/// The green part of [`writev`]: Bypass when the descriptor is not a green one.
+///
+/// # Safety
+/// As `writev(2)`.
+unsafe fn green_writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
     let real = real::get();
     let mut green = match GreenFd::for_call(fd, false) {
         Ok(green) => green,
-        Err(Bypass) => {
-            let vec = iov as usize; // the caller waits while the pool thread writes from it
-            // SAFETY: the caller's arguments, to the real function.
-            return fileio::on_fd(fd, move || unsafe {
-                (real.writev)(fd, vec as *const iovec, count)
-            });
-        }
+        Err(Bypass) => return Bypass,
         Err(outcome) => return outcome,
     };
     if count < 0 {
@@ -303,12 +357,38 @@ pub fn close(fd: c_int) -> Outcome<c_int> {
     Bypass
 }
 
-/// `dup`, `dup2`, `dup3`, and `fcntl(F_DUPFD*)`: the new number's old state is stale (for
-/// `dup2`/`dup3` the target is closed by the call).
+/// A call that makes a descriptor returned `fd` (-1: failed, errno set).
+pub fn made_fd(fd: c_int) -> Outcome<c_int> {
+    if fd >= 0 {
+        let saved = crate::sys::errno();
+        fd::born(fd, Kind::Unknown);
+        crate::sys::set_errno(saved);
+    }
+    Done(fd)
+}
+
+/// `dup` and `fcntl(F_DUPFD*)` made `new` (-1: failed): the number's old state is stale.
 pub fn duplicated(new: c_int) {
     if new >= 0 {
-        fd::forget(new);
+        fd::born(new, Kind::Unknown);
     }
+}
+
+/// `dup2`/`dup3` (`real`, or its raw system call) of `old` over `new`: `new`'s descriptor is
+/// closed by the call (forgotten first, so that its waiters wake and its epoll interest goes
+/// with it), and a new one is born under its number.
+pub fn replace(old: c_int, new: c_int, real: impl FnOnce() -> c_int) -> c_int {
+    if old == new {
+        return real();
+    }
+    fd::forget(new);
+    let rc = real();
+    if rc >= 0 {
+        let saved = crate::sys::errno();
+        fd::born(new, Kind::Unknown);
+        crate::sys::set_errno(saved);
+    }
+    rc
 }
 
 /// `fcntl`/`fcntl64`/`ioctl` commands that change what green I/O must know.
@@ -353,13 +433,13 @@ pub unsafe fn pclose(stream: *mut libc::FILE) -> Outcome<c_int> {
     })
 }
 
-/// `close_range`: every descriptor in the range is forgotten first; the library's own are passed
-/// over (the range is closed around them).
+/// `close_range`: every descriptor in the range is forgotten first (with CLOSE_RANGE_CLOEXEC
+/// none is closed now); the library's own are passed over (the range is closed around them).
 pub fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> Outcome<c_int> {
-    forget_range(first, last);
-    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int != 0 {
+    if flags as libc::c_uint & libc::CLOSE_RANGE_CLOEXEC != 0 {
         return Bypass; // ours are close-on-exec already
     }
+    forget_range(first, last);
     let real = real::get().close_range;
     // SAFETY: the caller's range, less our own descriptors.
     around_own(first, last, |from, to| unsafe { real(from, to, flags) })
@@ -378,7 +458,7 @@ pub fn closefrom(first: c_int) -> Outcome<()> {
         if unsafe { (real.close_range)(from, to, 0) } < 0 {
             for fd in from..=to.min(fd::own::floor() as libc::c_uint + 1024) {
                 // SAFETY: as above.
-                unsafe { libc::syscall(libc::SYS_close, fd) };
+                unsafe { crate::sys::syscall!(libc::SYS_close, fd) };
             }
         }
         0

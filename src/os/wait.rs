@@ -177,12 +177,15 @@ fn wait_for(
 /// pidfd can be had or watched (the caller peeks instead).
 fn await_exit(hub: &'static Hub, pid: pid_t) -> Option<Option<c_int>> {
     // SAFETY: pidfd_open with no flags; the descriptor is close-on-exec, ours, closed below.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
+    let pidfd = unsafe { crate::sys::syscall!(libc::SYS_pidfd_open, pid, 0) } as c_int;
     if pidfd < 0 {
         return None;
     }
     // High, and out of the program's reach while it waits (see `fd::own`).
     let pidfd = crate::fd::own::adopt(pidfd).ok()?;
+    // Its number's entry may hold a descriptor whose close we never saw (registered with the
+    // hub: the pidfd would then never be watched).
+    crate::fd::born(pidfd.get(), crate::fd::Kind::Unknown);
     let interrupt = Interrupt::new();
     let waited = hub.interruptibly(&interrupt, || {
         wait_any(hub, core::iter::once(pidfd.get()), None)

@@ -302,7 +302,7 @@ impl Masks {
             // SAFETY: queues `sig` with its own record to this very thread of this process
             // (a process may queue any si_code to itself).
             let rc = unsafe {
-                libc::syscall(
+                crate::sys::syscall!(
                     libc::SYS_rt_tgsigqueueinfo,
                     libc::getpid(),
                     libc::gettid(),

@@ -371,7 +371,8 @@ pub unsafe fn wait_for(
         return Bypass;
     }
     // SAFETY: a readable set (caller); a fresh non-blocking, close-on-exec signalfd.
-    let fd = unsafe { libc::signalfd(-1, set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+    let fd =
+        unsafe { (crate::real::get().signalfd)(-1, set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
     if fd < 0 {
         return Bypass;
     }
@@ -379,7 +380,7 @@ pub unsafe fn wait_for(
     let Ok(own) = crate::fd::own::adopt(fd) else {
         return Bypass;
     };
-    crate::fd::forget(own.get());
+    crate::fd::born(own.get(), crate::fd::Kind::Unknown);
     let deadline = timeout.map(|t| crate::sys::now_ns().saturating_add(t));
     // SAFETY: all-zero is a valid signalfd_siginfo to read into.
     let mut record: libc::signalfd_siginfo = unsafe { core::mem::zeroed() };

@@ -36,7 +36,7 @@ pub fn os_tid() -> i32 {
     OS_TID.with(|tid| {
         if tid.get() == 0 {
             // SAFETY: gettid has no preconditions.
-            tid.set(unsafe { libc::syscall(libc::SYS_gettid) } as i32);
+            tid.set(unsafe { crate::sys::syscall!(libc::SYS_gettid) } as i32);
         }
         tid.get()
     })

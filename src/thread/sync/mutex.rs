@@ -446,7 +446,7 @@ unsafe fn mark_owner_dead(m: *mut pthread_mutex_t, f: &Fields) {
             } else {
                 0
             };
-            libc::syscall(libc::SYS_futex, f.lock, libc::FUTEX_WAKE | private, 1);
+            crate::sys::syscall!(libc::SYS_futex, f.lock, libc::FUTEX_WAKE | private, 1);
         }
     }
 }
