@@ -97,6 +97,25 @@ fn ld_preload() -> Option<&'static [u8]> {
     None
 }
 
+/// Do the program's calls reach our hooks? Linked (`DT_NEEDED`, ahead of libc) or preloaded,
+/// yes; `dlopen`ed, no: ld.so looks a symbol up in the program, its preloads and its own
+/// dependencies (libc among them) before anything loaded later, so libc answers every call
+/// and switching subsystems on would change nothing. Asks ld.so where `pthread_create`
+/// resolves (dlsym may allocate: for `greenworld_monkey_patch`, never a hook).
+pub fn interposes() -> bool {
+    let ours = |addr: *const c_void| {
+        // SAFETY: all-zero is a valid Dl_info for dladdr to fill.
+        let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+        // SAFETY: any address may be asked about; a writable Dl_info.
+        let found = unsafe { libc::dladdr(addr, &mut info) };
+        (found != 0).then_some(info.dli_fbase)
+    };
+    // SAFETY: a NUL-terminated name; RTLD_DEFAULT is the global scope.
+    let global = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"pthread_create".as_ptr()) };
+    let here = ours(&PRELOADED as *const AtomicU8 as *const c_void);
+    !global.is_null() && here.is_some() && ours(global) == here
+}
+
 /// 0: not judged yet; else 1 + whether preloaded.
 static PRELOADED: AtomicU8 = AtomicU8::new(0);
 

@@ -112,11 +112,13 @@ pub unsafe extern "C" fn greenworld_is_monkey_patched(name: *const libc::c_char)
 
 /// eventlet's `monkey_patch`: the subsystems `GW_*` flags name (0: all) green for the whole
 /// process from now on, on top of what already is; 0, or EINVAL for an unknown bit, ENOTSUP
-/// for the reserved `GW_PSYCOPG` (nothing changes then). Idempotent, from any thread; threads
-/// that already exist stay what they are.
+/// for the reserved `GW_PSYCOPG`, ENOSYS when the program's calls do not reach the library
+/// (`dlopen`ed: see `loaded::interposes`); nothing changes on an error. Idempotent, from any
+/// thread; threads that already exist stay what they are.
 #[unsafe(no_mangle)]
 pub extern "C" fn greenworld_monkey_patch(subsystems: libc::c_uint) -> libc::c_int {
     match crate::patch::from_flags(subsystems) {
+        Ok(_) if !crate::loaded::interposes() => libc::ENOSYS,
         Ok(set) => {
             crate::patch::monkey_patch(set);
             0
