@@ -1,11 +1,11 @@
-/* greenworld: green threads for C, C++ and Rust programs (https: see README.md).
+/* greenworld: green threads for C, C++ and Rust programs (README.md: "Three ways in", "C API").
  *
  * Three ways in, as eventlet has them:
  *   - preloaded (LD_PRELOAD or greenrun): the environment decides what is patched, everything
  *     by default; the program need not know (eventlet has no such mode: Python imports first);
- *   - linked (-lgreenworld, pkg-config greenworld, or dlopen): loading the library patches
- *     NOTHING; the program greens itself with greenworld_monkey_patch() (eventlet's
- *     monkey_patch), as early as it can;
+ *   - linked (-lgreenworld, pkg-config greenworld): loading the library patches NOTHING; the
+ *     program greens itself with greenworld_monkey_patch() (eventlet's monkey_patch), as early
+ *     as it can (a dlopened library cannot: libc's functions are found first);
  *   - the green_* functions (eventlet's "import green modules explicitly") and
  *     greenworld_import_patched: planned; they come with the hook registry rework.
  */
@@ -38,7 +38,8 @@ extern "C" {
  * Idempotent; safe to call many times and from any thread. Threads created before the call stay
  * OS threads (and run plain libc calls as before); call it as early as possible, before the
  * program starts threads or installs signal handlers. Returns 0, EINVAL for a bit that is no
- * flag, or ENOTSUP for GW_PSYCOPG (nothing is changed then). */
+ * flag, ENOTSUP for GW_PSYCOPG, or ENOSYS when the library was dlopened (its hooks are not
+ * reached); nothing is changed on an error. */
 int greenworld_monkey_patch(unsigned subsystems);
 
 /* eventlet's is_monkey_patched: 1 when the subsystem ("socket") or hooked function
