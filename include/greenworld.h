@@ -36,8 +36,9 @@ extern "C" {
  * arguments) green for the whole process from this moment, on top of what already is: nothing
  * is ever unpatched, so under the preload it can only widen what the environment set.
  * Idempotent; safe to call many times and from any thread. Threads created before the call stay
- * OS threads (and run plain libc calls as before); call it as early as possible, before the
- * program starts threads or installs signal handlers. Returns 0, EINVAL for a bit that is no
+ * OS threads (and run plain libc calls as before); signal handlers installed before are taken
+ * over (wrapped as if installed after). Call it as early as possible, before the program
+ * starts threads. Returns 0, EINVAL for a bit that is no
  * flag, ENOTSUP for GW_PSYCOPG, or ENOSYS when the library was dlopened (its hooks are not
  * reached); nothing is changed on an error. */
 int greenworld_monkey_patch(unsigned subsystems);

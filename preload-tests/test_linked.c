@@ -8,8 +8,8 @@
  * thread in the kernel, and sigaction installs the program's own handler. Under the preload
  * the environment has patched everything already. Then, in both runs: monkey_patch(GW_THREAD |
  * GW_TIME), called from a thread and again from main, turns those two on (and only those,
- * linked); the threads made before stay OS threads and join as such; 1000 sleeping threads
- * made after run on one OS thread. */
+ * linked); the handler installed before now runs through the library; the threads made before
+ * stay OS threads and join as such; 1000 sleeping threads made after run on one OS thread. */
 
 static int pipe_fds[2];
 static volatile pid_t reader_tid;
@@ -34,7 +34,8 @@ static void *sleeper(void *arg) {
     return NULL;
 }
 
-static void on_usr1(int sig) { (void)sig; }
+static volatile sig_atomic_t usr1_seen;
+static void on_usr1(int sig) { (void)sig; usr1_seen++; }
 
 /* The syscall number the OS thread `tid` is blocked in, or -1 if it is running or gone. */
 static long blocked_in(pid_t tid) {
@@ -109,6 +110,15 @@ int main(void) {
     CHECK_EQ(pthread_join(r, &rc), 0);
     CHECK_EQ((intptr_t)rc, 1);
     CHECK_EQ(gw_os_threads(), 1);
+
+    /* The handler installed before is the library's to wrap now (a green wait sees it), and
+     * sigaction still reports the program's own. */
+    CHECK(kernel_handler(SIGUSR1) != (void *)on_usr1, "the handler installed before is not wrapped");
+    struct sigaction old;
+    CHECK_EQ(sigaction(SIGUSR1, NULL, &old), 0);
+    CHECK(old.sa_handler == on_usr1, "sigaction reports %p, not the program's handler", (void *)old.sa_handler);
+    CHECK_EQ(raise(SIGUSR1), 0); /* once no read waits: green reads share the OS thread it hits */
+    CHECK_EQ(usr1_seen, 1);
 
     gw_phase = "1000 sleepers";
     enum { N = 1000 };

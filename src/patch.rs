@@ -338,10 +338,11 @@ pub fn engaged() -> bool {
 
 /// eventlet's `monkey_patch`: `subs` green from now on, for the whole process, on top of what
 /// already is (nothing is ever unpatched: green threads cannot turn back into OS threads).
-/// Idempotent; safe from any thread at any time.
-pub fn monkey_patch(subs: SubsystemSet) {
+/// Idempotent; safe from any thread at any time. True when this call engaged the library (see
+/// [`ENGAGED`]): the caller then takes over what the program set up meanwhile.
+pub fn monkey_patch(subs: SubsystemSet) -> bool {
     bits();
-    PATCHED.fetch_or(subs.0 | ENGAGED, Ordering::AcqRel);
+    PATCHED.fetch_or(subs.0 | ENGAGED, Ordering::AcqRel) & ENGAGED == 0
 }
 
 /// `GW_PSYCOPG` in `greenworld.h`: eventlet's `psycopg` kwarg, reserved (libpq's calls will

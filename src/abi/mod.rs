@@ -120,7 +120,9 @@ pub extern "C" fn greenworld_monkey_patch(subsystems: libc::c_uint) -> libc::c_i
     match crate::patch::from_flags(subsystems) {
         Ok(_) if !crate::loaded::interposes() => libc::ENOSYS,
         Ok(set) => {
-            crate::patch::monkey_patch(set);
+            if crate::patch::monkey_patch(set) {
+                crate::signal::adopt_installed();
+            }
             0
         }
         Err(code) => code,
