@@ -5,7 +5,8 @@
 /* A program linked with the library on purpose (eventlet: importing a library must not change
  * the program). Natively the library is linked and not preloaded: it patches nothing until
  * greenworld_monkey_patch, so a thread is an OS thread, a read on an empty pipe blocks that OS
- * thread in the kernel, and sigaction installs the program's own handler. Under the preload
+ * thread in the kernel, and sigaction installs the program's own handler (the GREENWORLD_
+ * variables are read, and a malformed one stops it, but they patch nothing). Under the preload
  * the environment has patched everything already. Then, in both runs: monkey_patch(GW_THREAD |
  * GW_TIME), called from a thread and again from main, turns those two on (and only those,
  * linked); the handler installed before now runs through the library; the threads made before
@@ -56,10 +57,29 @@ static void *kernel_handler(int sig) {
     return k.handler;
 }
 
-int main(void) {
+/* Linked, the variables are still read: a malformed one stops the program, and the status line
+ * says what is patched at load (nothing, unless preloaded). */
+static void environment(int preloaded) {
+    char out[4096];
+    char *args[] = {(char *)gw_self(), "--child", NULL};
+    const char *bad[] = {"GREENWORLD_TIME=maybe", NULL};
+    int status = gw_run(bad, args, out, sizeof out);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2 && strstr(out, "GREENWORLD_TIME='maybe' is not valid"),
+          "status %d: %s", status, out);
+    const char *report[] = {"GREENWORLD_STATUS=1", NULL};
+    status = gw_run(report, args, out, sizeof out);
+    const char *want = preloaded ? "greenworld: os=patched select=patched socket=patched thread=patched time=patched"
+                                 : "greenworld: os=not-patched select=not-patched socket=not-patched "
+                                   "thread=not-patched time=not-patched";
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, want), "status %d: %s", status, out);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--child") == 0) return 0;
     const char *preload = getenv("LD_PRELOAD");
     int preloaded = preload && strstr(preload, "libgreenworld");
     gw_watchdog("test_linked", 60);
+    environment(preloaded);
     static const char *const subsystems[] = {"os", "select", "socket", "thread", "time"};
     for (int i = 0; i < 5; i++)
         CHECK(greenworld_is_monkey_patched(subsystems[i]) == preloaded, "%s: %d", subsystems[i],

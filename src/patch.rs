@@ -305,7 +305,7 @@ static PATCHED: AtomicU8 = AtomicU8::new(UNSET);
 /// before the constructor runs).
 #[inline]
 fn bits() -> u8 {
-    let bits = PATCHED.load(Ordering::Acquire);
+    let bits = PATCHED.load(Ordering::Relaxed);
     if bits != UNSET {
         return bits;
     }
