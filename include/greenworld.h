@@ -37,8 +37,9 @@ extern "C" {
  * is ever unpatched, so under the preload it can only widen what the environment set.
  * Idempotent; safe to call many times and from any thread. Threads created before the call stay
  * OS threads (and run plain libc calls as before); signal handlers installed before are taken
- * over (wrapped as if installed after). Call it as early as possible, before the program
- * starts threads. Returns 0, EINVAL for a bit that is no
+ * over (wrapped as if installed after); a thread asleep in a lock, condition or semaphore wait
+ * at the moment of the call may never be woken by a green thread. Call it as early as
+ * possible, before the program starts threads. Returns 0, EINVAL for a bit that is no
  * flag, ENOTSUP for GW_PSYCOPG, or ENOSYS when the library was dlopened (its hooks are not
  * reached); nothing is changed on an error. */
 int greenworld_monkey_patch(unsigned subsystems);
