@@ -64,6 +64,8 @@ test-programs: $(LIB)
 # `make uninstall` with the same PREFIX and DESTDIR removes exactly those.
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# Run as root with no DESTDIR (scripts/test-install sets it to true: no system cache to touch).
+LDCONFIG ?= ldconfig
 VERSION := $(shell sed -n '/^\[package\]/,/^\[/ s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
 I_LIB   := $(DESTDIR)$(PREFIX)/lib
 I_DOC   := $(DESTDIR)$(PREFIX)/share/doc/greenworld
@@ -80,12 +82,12 @@ install: $(LIB)
 	install -m 644 include/greenworld.h $(DESTDIR)$(PREFIX)/include/greenworld.h
 	install -m 755 scripts/greenrun $(DESTDIR)$(PREFIX)/bin/greenrun
 	install -m 644 README.md LICENSE-MIT LICENSE-APACHE $(I_DOC)
-	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v $(LDCONFIG) >/dev/null; then $(LDCONFIG); fi
 
 uninstall:
 	rm -f $(INSTALLED)
 	-rmdir $(I_DOC) 2>/dev/null
-	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v $(LDCONFIG) >/dev/null; then $(LDCONFIG); fi
 
 lint:
 	cargo fmt --check
