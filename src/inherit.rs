@@ -5,14 +5,10 @@
 //! (the other entries keep their order and separators; the variable is unset when none is
 //! left), so every later `exec` with the process environment starts the program without us.
 //!
-//! An entry is ours when the dynamic loader took this very file for it (see `loaded`), judged
-//! as ld.so does and without asking it (a `dlopen` probe would run the constructors of preloads listed before
-//! us early): an entry with a slash when it names the same file (device and inode: the path we
-//! were loaded from, a symlink to it, `./lib/../lib/…`); a bare name, which ld.so looks up
-//! through the library search path, when it is the file name ld.so found us under. A path to
-//! another file is never ours, whatever its name. As ld.so does, entries are split at spaces
-//! and colons. Not seen: entries with `$ORIGIN`-style tokens, and `/etc/ld.so.preload`, which
-//! is no variable.
+//! An entry is ours when the dynamic loader took this very file for it, judged as ld.so does
+//! and without asking it (a `dlopen` probe would run the constructors of preloads listed before
+//! us early): `loaded::Me` says how (the same judgment tells a preloaded library from a linked
+//! one). A path to another file is never ours, whatever its name.
 //!
 //! Wrappers. The command is often not the program but a shell script that execs it: a pyenv
 //! shim (`#!/usr/bin/env bash`, `exec pyenv exec python3`, which execs on), a distribution's
