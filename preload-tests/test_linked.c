@@ -137,7 +137,7 @@ int main(int argc, char **argv) {
     struct sigaction old;
     CHECK_EQ(sigaction(SIGUSR1, NULL, &old), 0);
     CHECK(old.sa_handler == on_usr1, "sigaction reports %p, not the program's handler", (void *)old.sa_handler);
-    CHECK_EQ(raise(SIGUSR1), 0); /* once no read waits: green reads share the OS thread it hits */
+    CHECK_EQ(raise(SIGUSR1), 0);
     CHECK_EQ(usr1_seen, 1);
 
     gw_phase = "1000 sleepers";
