@@ -438,6 +438,34 @@ mod tests {
     }
 
     #[test]
+    fn the_header_matches_the_library() {
+        let header = std::fs::read_to_string("include/greenworld.h").unwrap();
+        let define = |name: &str| -> String {
+            let line = header
+                .lines()
+                .find(|l| l.starts_with(&format!("#define {name} ")))
+                .unwrap_or_else(|| panic!("greenworld.h has no {name}"));
+            line[format!("#define {name} ").len()..]
+                .split("/*")
+                .next()
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        for sub in Subsystem::ALL {
+            let name = format!("GW_{}", sub.name().to_uppercase());
+            assert_eq!(define(&name), format!("0x{:02x}u", sub.bit()), "{name}");
+        }
+        assert_eq!(define("GW_PSYCOPG"), format!("0x{PSYCOPG_FLAG:02x}u"));
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(define("GREENWORLD_VERSION"), format!("\"{version}\""));
+        let parts: Vec<&str> = version.split('.').collect();
+        assert_eq!(define("GREENWORLD_VERSION_MAJOR"), parts[0]);
+        assert_eq!(define("GREENWORLD_VERSION_MINOR"), parts[1]);
+        assert_eq!(define("GREENWORLD_VERSION_PATCH"), parts[2]);
+    }
+
+    #[test]
     fn names_resolve_to_subsystems() {
         assert_eq!(Subsystem::from_name("socket"), Some(Subsystem::Socket));
         assert_eq!(Subsystem::from_name("psycopg"), None);
