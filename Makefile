@@ -6,14 +6,17 @@ TBIN    := target/preload-tests
 TEST_SRC := $(filter-out preload-tests/lib%.c,$(wildcard preload-tests/*.c))
 TEST_BIN := $(patsubst preload-tests/%.c,$(TBIN)/%,$(TEST_SRC))
 TEST_LIB := $(patsubst preload-tests/%.c,$(TBIN)/%.so,$(wildcard preload-tests/lib*.c))
+# Tests linked against the library itself ("// link: greenworld"): run natively, they see it
+# linked and not preloaded; under the preload, ld.so takes the preloaded copy for its SONAME.
+TEST_LINKED := $(patsubst preload-tests/%.c,$(TBIN)/%,$(shell grep -l '^// link: greenworld' preload-tests/*.c))
 
-.PHONY: all build demo test test-python test-programs preload-tests lint clean
+.PHONY: all build demo test test-install test-python test-programs preload-tests lint clean install uninstall
 
 all: demo
 
 build: $(LIB)
 
-$(LIB): Cargo.toml $(wildcard Cargo.lock) $(shell find src -name '*.rs')
+$(LIB): Cargo.toml build.rs $(wildcard Cargo.lock) $(shell find src -name '*.rs')
 	cargo build --release
 
 preload-tests: $(TEST_LIB) $(TEST_BIN)
@@ -22,10 +25,18 @@ $(TBIN)/lib%.so: preload-tests/lib%.c preload-tests/gwtest.h
 	@mkdir -p $(TBIN)
 	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -pthread -ldl
 
-# A test that names a preload-tests library in a "// link: libNAME" line is linked against it.
+# A test that names a preload-tests library in a "// link: libNAME" line is linked against it;
+# "// link: greenworld", against the library (by its SONAME, a link beside the tests).
 $(TBIN)/%: preload-tests/%.c preload-tests/gwtest.h $(TEST_LIB)
 	@mkdir -p $(TBIN)
-	$(CC) $(CFLAGS) -o $@ $< $$(sed -n 's|^// link: lib\([a-z0-9_]*\).*|-L$(TBIN) -l\1 -Wl,-rpath,$$ORIGIN|p' $<) -pthread -ldl
+	$(CC) $(CFLAGS) -Iinclude -o $@ $< $$(sed -n -e 's|^// link: lib\([a-z0-9_]*\).*|-L$(TBIN) -l\1 -Wl,-rpath,$$ORIGIN|p' \
+		-e 's|^// link: greenworld.*|$(TBIN)/libgreenworld.so.0 -Wl,-rpath,$$ORIGIN|p' $<) -pthread -ldl
+
+$(TEST_LINKED): $(TBIN)/libgreenworld.so.0 include/greenworld.h
+
+$(TBIN)/libgreenworld.so.0: $(LIB)
+	@mkdir -p $(TBIN)
+	ln -sf ../release/libgreenworld.so $@
 
 # The demo: 10 000 pthreads that each sleep 100 ms twice, under greenrun.
 demo: $(LIB) $(TBIN)/demo_sleepers
@@ -38,9 +49,45 @@ test: $(LIB) preload-tests
 test-python: $(LIB)
 	scripts/test-python
 
+# make install into a temporary prefix, examples/fetch.c built with pkg-config and run, make
+# uninstall (in make test).
+test-install: $(LIB)
+	scripts/test-install
+
 # bash pipelines, python3 subprocesses and make -j4, natively and under greenrun (in make test).
 test-programs: $(LIB)
 	scripts/test-programs
+
+# `make install PREFIX=/usr/local DESTDIR=`: the library as a system library (a versioned file,
+# its SONAME link and the link-time name), the header, pkg-config's file, greenrun (which finds
+# ../lib/libgreenworld.so.0 from where it is installed), and the README and licenses.
+# `make uninstall` with the same PREFIX and DESTDIR removes exactly those.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+# Run as root with no DESTDIR (scripts/test-install sets it to true: no system cache to touch).
+LDCONFIG ?= ldconfig
+VERSION := $(shell sed -n '/^\[package\]/,/^\[/ s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
+I_LIB   := $(DESTDIR)$(PREFIX)/lib
+I_DOC   := $(DESTDIR)$(PREFIX)/share/doc/greenworld
+INSTALLED := $(I_LIB)/libgreenworld.so.$(VERSION) $(I_LIB)/libgreenworld.so.0 $(I_LIB)/libgreenworld.so \
+	$(I_LIB)/pkgconfig/greenworld.pc $(DESTDIR)$(PREFIX)/include/greenworld.h \
+	$(DESTDIR)$(PREFIX)/bin/greenrun $(I_DOC)/README.md $(I_DOC)/LICENSE-MIT $(I_DOC)/LICENSE-APACHE
+
+install: $(LIB)
+	install -d $(I_LIB)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(I_DOC)
+	install -m 755 $(LIB) $(I_LIB)/libgreenworld.so.$(VERSION)
+	ln -sfn libgreenworld.so.$(VERSION) $(I_LIB)/libgreenworld.so.0
+	ln -sfn libgreenworld.so.0 $(I_LIB)/libgreenworld.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' greenworld.pc.in >$(I_LIB)/pkgconfig/greenworld.pc
+	install -m 644 include/greenworld.h $(DESTDIR)$(PREFIX)/include/greenworld.h
+	install -m 755 scripts/greenrun $(DESTDIR)$(PREFIX)/bin/greenrun
+	install -m 644 README.md LICENSE-MIT LICENSE-APACHE $(I_DOC)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v $(LDCONFIG) >/dev/null; then $(LDCONFIG); fi
+
+uninstall:
+	rm -f $(INSTALLED)
+	-rmdir $(I_DOC) 2>/dev/null
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v $(LDCONFIG) >/dev/null; then $(LDCONFIG); fi
 
 lint:
 	cargo fmt --check

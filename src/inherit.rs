@@ -7,12 +7,8 @@
 //!
 //! An entry is ours when the dynamic loader took this very file for it, judged as ld.so does
 //! and without asking it (a `dlopen` probe would run the constructors of preloads listed before
-//! us early): an entry with a slash when it names the same file (device and inode: the path we
-//! were loaded from, a symlink to it, `./lib/../lib/…`); a bare name, which ld.so looks up
-//! through the library search path, when it is the file name ld.so found us under. A path to
-//! another file is never ours, whatever its name. As ld.so does, entries are split at spaces
-//! and colons. Not seen: entries with `$ORIGIN`-style tokens, and `/etc/ld.so.preload`, which
-//! is no variable.
+//! us early): `loaded::Me` says how (the same judgment tells a preloaded library from a linked
+//! one). A path to another file is never ours, whatever its name.
 //!
 //! Wrappers. The command is often not the program but a shell script that execs it: a pyenv
 //! shim (`#!/usr/bin/env bash`, `exec pyenv exec python3`, which execs on), a distribution's
@@ -27,7 +23,7 @@
 //! (`nice`, `sudo`) end at those. A variable left by some other run (a process that never
 //! loaded us) would make a fresh start look like a helper: greenrun clears it.
 
-use core::ffi::{CStr, c_char, c_void};
+use core::ffi::{CStr, c_char};
 use core::sync::atomic::{AtomicU8, Ordering};
 use std::ffi::CString;
 
@@ -163,7 +159,7 @@ unsafe extern "C" {
 /// `main`: the new value is allocated, which no hooked call may do (the allocator could be
 /// re-entered).
 fn stop_at_exec() {
-    let Some(me) = Me::find() else {
+    let Some(me) = crate::loaded::Me::find() else {
         crate::log!(
             Warn,
             "GREENWORLD_INHERIT=0: cannot tell which file this library is"
@@ -204,51 +200,6 @@ fn stop_at_exec() {
             }
         }
     }
-}
-
-/// This library as ld.so knows it: the path it was loaded from, and that file's identity.
-struct Me {
-    path: &'static [u8],
-    file: Option<(libc::dev_t, libc::ino_t)>,
-}
-
-impl Me {
-    fn find() -> Option<Me> {
-        // SAFETY: all-zero is a valid Dl_info for dladdr to fill.
-        let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
-        // SAFETY: the address of a function of this library, and a writable Dl_info.
-        let found = unsafe { libc::dladdr(stop_at_exec as *const c_void, &mut info) };
-        if found == 0 || info.dli_fname.is_null() {
-            return None;
-        }
-        // SAFETY: dladdr's file name is a NUL-terminated string owned by the loader for as
-        // long as the library stays loaded (for good: a preloaded object is never unloaded).
-        let path = unsafe { CStr::from_ptr(info.dli_fname) };
-        Some(Me {
-            path: path.to_bytes(),
-            file: file_id(path),
-        })
-    }
-
-    /// Did ld.so take this library for the LD_PRELOAD entry `entry`?
-    fn is(&self, entry: &[u8]) -> bool {
-        if entry.contains(&b'/') {
-            entry == self.path
-                || (self.file.is_some()
-                    && CString::new(entry).is_ok_and(|e| file_id(&e) == self.file))
-        } else {
-            self.path.rsplit(|&b| b == b'/').next() == Some(entry)
-        }
-    }
-}
-
-/// The device and inode of the file at `path`, if there is one.
-fn file_id(path: &CStr) -> Option<(libc::dev_t, libc::ino_t)> {
-    // SAFETY: all-zero is a valid stat buffer for the kernel to fill.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: a NUL-terminated path and a writable buffer.
-    let rc = unsafe { libc::stat(path.as_ptr(), &mut st) };
-    (rc == 0).then_some((st.st_dev, st.st_ino))
 }
 
 /// `value` (an `LD_PRELOAD` list: entries separated by runs of spaces and colons) without the

@@ -22,7 +22,8 @@
 //! - [`green`]: green-thread control blocks, their handle table, and their pooled stacks.
 //! - [`real`]: the real libc functions, resolved once.
 //! - [`runtime`]: start-up, the panic policy, exit-time reports; [`log`], [`stats`], [`sys`];
-//!   [`inherit`]: at start-up, the library out of `LD_PRELOAD` when children must not inherit it.
+//!   [`inherit`]: at start-up, the library out of `LD_PRELOAD` when children must not inherit it;
+//!   [`loaded`]: whether the library was preloaded or linked on purpose.
 //!
 //! The design, and the numbered traps that comments cite as "trap N": `docs/design.md`.
 //!
@@ -40,6 +41,7 @@ pub mod fileio;
 pub mod green;
 pub mod hub;
 pub mod inherit;
+pub mod loaded;
 #[macro_use]
 pub mod log;
 pub mod os;

@@ -1,10 +1,11 @@
 //! What is patched: the subsystems (eventlet's `monkey_patch` kwargs) and the registry of
 //! hooked functions, as data, answering eventlet's `is_monkey_patched`.
 //!
-//! Every shim asks [`active`] before doing anything green. Today the answer depends only on the
-//! subsystem and on the configuration; it lives in one atomic so that a program that links the
-//! library on purpose can switch it at run time, and [`active`] is the one place that will
-//! learn to look at who calls (eventlet's `import_patched`).
+//! Every shim asks [`active`] before doing anything green (and the few that no subsystem
+//! decides ask [`engaged`]). The answer lives in one atomic: preloaded, the configuration
+//! decides (see `loaded`); linked on purpose, nothing is patched until the program calls
+//! [`monkey_patch`], which switches subsystems on at run time. [`active`] is the one place that
+//! will learn to look at who calls (eventlet's `import_patched`).
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -301,19 +302,76 @@ pub const FILE_ONLY: &[&str] = &[
     "fdatasync",
 ];
 
-/// Not yet read from the environment.
+/// Not yet decided (see [`bits`]).
 const UNSET: u8 = 0x80;
+/// The library acts at all: preloaded, or `monkey_patch` was called. Until then every hook is
+/// plain libc, even those no subsystem decides (the signal wrappers, `fcntl`'s bookkeeping).
+const ENGAGED: u8 = 0x40;
 static PATCHED: AtomicU8 = AtomicU8::new(UNSET);
+
+/// The subsystem bits and [`ENGAGED`]: preloaded, what the environment says; linked, nothing
+/// until [`monkey_patch`]. Decided on first use, allocation-free (trap 3: a hook may ask
+/// before the constructor runs).
+#[inline]
+fn bits() -> u8 {
+    let bits = PATCHED.load(Ordering::Relaxed);
+    if bits != UNSET {
+        return bits;
+    }
+    // The configuration is read either way: a malformed variable stops a linked program too.
+    let from_env = crate::runtime::config().patched.0;
+    let initial = if crate::loaded::preloaded() {
+        from_env | ENGAGED
+    } else {
+        0
+    };
+    // A monkey_patch racing with the first decision keeps its bits: it decides first too.
+    match PATCHED.compare_exchange(UNSET, initial, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => initial,
+        Err(now) => now,
+    }
+}
 
 /// Is `sub` green for this call? The one question every shim asks first.
 #[inline]
 pub fn active(sub: Subsystem) -> bool {
-    let mut bits = PATCHED.load(Ordering::Relaxed);
-    if bits == UNSET {
-        bits = crate::runtime::config().patched.0;
-        PATCHED.store(bits, Ordering::Relaxed);
+    bits() & sub.bit() != 0
+}
+
+/// Does the library act at all? Asked by the hooks no subsystem decides; false only in a
+/// program that linked the library and has not called `monkey_patch`.
+#[inline]
+pub fn engaged() -> bool {
+    bits() & ENGAGED != 0
+}
+
+/// eventlet's `monkey_patch`: `subs` green from now on, for the whole process, on top of what
+/// already is (nothing is ever unpatched: green threads cannot turn back into OS threads).
+/// Idempotent; safe from any thread at any time. True when this call engaged the library (see
+/// [`ENGAGED`]): the caller then takes over what the program set up meanwhile.
+pub fn monkey_patch(subs: SubsystemSet) -> bool {
+    bits();
+    PATCHED.fetch_or(subs.0 | ENGAGED, Ordering::AcqRel) & ENGAGED == 0
+}
+
+/// `GW_PSYCOPG` in `greenworld.h`: eventlet's `psycopg` kwarg, reserved (libpq's calls will
+/// be green through `import_patched`); the other flags are the subsystems' bits.
+pub const PSYCOPG_FLAG: u32 = 1 << 5;
+
+/// The set the C flags of `greenworld_monkey_patch` name, or the errno for them: 0 is all (as
+/// eventlet's `monkey_patch()` without arguments), a bit no flag has is EINVAL, and
+/// `GW_PSYCOPG` is ENOTSUP (no such subsystem yet: better said than silently ignored).
+pub fn from_flags(flags: u32) -> Result<SubsystemSet, i32> {
+    if flags == 0 {
+        return Ok(SubsystemSet::ALL);
     }
-    bits & sub.bit() != 0
+    if flags & !(u32::from(SubsystemSet::ALL.0) | PSYCOPG_FLAG) != 0 {
+        return Err(libc::EINVAL);
+    }
+    if flags & PSYCOPG_FLAG != 0 {
+        return Err(libc::ENOTSUP);
+    }
+    Ok(SubsystemSet(flags as u8))
 }
 
 /// eventlet's `is_monkey_patched`: 1 or 0 for a subsystem or hooked function name, None for a
@@ -370,6 +428,50 @@ mod tests {
                 "{name} is file-only but not a hooked os call"
             );
         }
+    }
+
+    #[test]
+    fn c_flags_name_subsystems() {
+        // greenworld.h: GW_OS 1, GW_SELECT 2, GW_SOCKET 4, GW_THREAD 8, GW_TIME 16, GW_PSYCOPG 32.
+        let mut thread_time = SubsystemSet::EMPTY;
+        thread_time.insert(Subsystem::Thread);
+        thread_time.insert(Subsystem::Time);
+        assert_eq!(from_flags(8 | 16), Ok(thread_time));
+        assert_eq!(from_flags(1), Ok(SubsystemSet(Subsystem::Os.bit())));
+        assert_eq!(from_flags(0), Ok(SubsystemSet::ALL));
+        assert_eq!(from_flags(31), Ok(SubsystemSet::ALL));
+        assert_eq!(from_flags(32), Err(libc::ENOTSUP));
+        assert_eq!(from_flags(8 | 32), Err(libc::ENOTSUP));
+        assert_eq!(from_flags(64), Err(libc::EINVAL));
+        assert_eq!(from_flags(1 << 31), Err(libc::EINVAL));
+    }
+
+    #[test]
+    fn the_header_matches_the_library() {
+        let header = std::fs::read_to_string("include/greenworld.h").unwrap();
+        let define = |name: &str| -> String {
+            let line = header
+                .lines()
+                .find(|l| l.starts_with(&format!("#define {name} ")))
+                .unwrap_or_else(|| panic!("greenworld.h has no {name}"));
+            line[format!("#define {name} ").len()..]
+                .split("/*")
+                .next()
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        for sub in Subsystem::ALL {
+            let name = format!("GW_{}", sub.name().to_uppercase());
+            assert_eq!(define(&name), format!("0x{:02x}u", sub.bit()), "{name}");
+        }
+        assert_eq!(define("GW_PSYCOPG"), format!("0x{PSYCOPG_FLAG:02x}u"));
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(define("GREENWORLD_VERSION"), format!("\"{version}\""));
+        let parts: Vec<&str> = version.split('.').collect();
+        assert_eq!(define("GREENWORLD_VERSION_MAJOR"), parts[0]);
+        assert_eq!(define("GREENWORLD_VERSION_MINOR"), parts[1]);
+        assert_eq!(define("GREENWORLD_VERSION_PATCH"), parts[2]);
     }
 
     #[test]

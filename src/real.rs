@@ -166,6 +166,12 @@ real_table! {
     pthread_sigmask: fn(c_int, *const sigset_t, *mut sigset_t) -> c_int;
     sigprocmask: fn(c_int, *const sigset_t, *mut sigset_t) -> c_int;
     sigaction: fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+    signal: fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    bsd_signal: fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    sysv_signal: fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    __sysv_signal: fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    siginterrupt: fn(c_int, c_int) -> c_int;
+    sigset: fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
     wait: fn(*mut c_int) -> libc::pid_t;
     system: fn(*const c_char) -> c_int;
     fgets: fn(*mut c_char, c_int, *mut libc::FILE) -> *mut c_char;

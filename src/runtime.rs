@@ -95,6 +95,8 @@ fn env(name: &'static str) -> Option<&'static CStr> {
 /// the library out of `LD_PRELOAD` before anything can exec, or keeps it while the process is a
 /// wrapper on its way to the program (here, where allocating is safe; see `inherit`).
 pub fn init() {
+    // Judged before `GREENWORLD_INHERIT=0` edits the variable it reads.
+    crate::loaded::preloaded();
     crate::os::watch_forks();
     crate::config::warn_unknown_vars();
     if !config().inherit {
@@ -117,11 +119,13 @@ fn install_panic_policy() {
     }));
 }
 
+/// What is patched at load: linked on purpose, nothing yet (asking `patch` would re-enter the
+/// configuration's first read, which calls this).
 fn print_status(config: &Config) {
     let mut buf = LineBuf::new();
     let _ = buf.write_str("greenworld:");
     for sub in Subsystem::ALL {
-        let state = if config.patched.contains(sub) {
+        let state = if crate::loaded::preloaded() && config.patched.contains(sub) {
             "patched"
         } else {
             "not-patched"

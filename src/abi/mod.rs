@@ -12,7 +12,8 @@ mod sync;
 mod thread;
 mod time;
 
-/// Acts on an op's outcome: its value, the real function, or -1 with errno.
+/// Acts on an op's outcome: its value, the real function, or -1 with errno. A library linked
+/// on purpose and not yet asked to patch anything is plain libc (see [`unengaged`]).
 macro_rules! shim {
     ($(
         $(#[$doc:meta])*
@@ -21,6 +22,10 @@ macro_rules! shim {
         $(#[$doc])*
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            if $crate::abi::unengaged() {
+                // SAFETY: the caller's arguments, to the real function.
+                return unsafe { ($crate::real::get().$name)($($arg),*) };
+            }
             // SAFETY: the caller upholds libc's contract for this function; the op and the
             // real function rely on nothing more.
             #[allow(unused_unsafe)]
@@ -37,6 +42,15 @@ macro_rules! shim {
     )*};
 }
 pub(crate) use shim;
+
+/// True in a program that linked the library and has not called `greenworld_monkey_patch`:
+/// every hook then calls the real function and nothing else, not even bookkeeping (eventlet:
+/// importing a library must not change how the program behaves). The fd table needs none of
+/// what it misses: it learns a descriptor lazily (kind, flags) on first green use.
+#[inline]
+pub(crate) fn unengaged() -> bool {
+    !crate::patch::engaged()
+}
 
 /// An op of a call that could have blocked: its entry is a safe point, where the running
 /// thread yields when its time slice is spent or it woke `main` (see `hub::slice`).
@@ -93,6 +107,25 @@ pub unsafe extern "C" fn greenworld_is_monkey_patched(name: *const libc::c_char)
         Some(true) => 1,
         Some(false) => 0,
         None => -1,
+    }
+}
+
+/// eventlet's `monkey_patch`: the subsystems `GW_*` flags name (0: all) green for the whole
+/// process from now on, on top of what already is; 0, or EINVAL for an unknown bit, ENOTSUP
+/// for the reserved `GW_PSYCOPG`, ENOSYS when the program's calls do not reach the library
+/// (`dlopen`ed: see `loaded::interposes`); nothing changes on an error. Idempotent, from any
+/// thread; threads that already exist stay what they are.
+#[unsafe(no_mangle)]
+pub extern "C" fn greenworld_monkey_patch(subsystems: libc::c_uint) -> libc::c_int {
+    match crate::patch::from_flags(subsystems) {
+        Ok(_) if !crate::loaded::interposes() => libc::ENOSYS,
+        Ok(set) => {
+            if crate::patch::monkey_patch(set) {
+                crate::signal::adopt_installed();
+            }
+            0
+        }
+        Err(code) => code,
     }
 }
 

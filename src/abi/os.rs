@@ -64,6 +64,10 @@ shim! {
 /// None beyond glibc's.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn closefrom(first: c_int) {
+    if super::unengaged() {
+        // SAFETY: the caller's arguments, to the real function.
+        return unsafe { (crate::real::get().closefrom)(first) };
+    }
     if let crate::outcome::Outcome::Bypass = os::closefrom(first) {
         // SAFETY: the caller's argument.
         unsafe { (crate::real::get().closefrom)(first) }
@@ -80,6 +84,10 @@ pub unsafe extern "C" fn sigaction(
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
+    if super::unengaged() {
+        // SAFETY: the caller's arguments, to the real function.
+        return unsafe { (crate::real::get().sigaction)(sig, act, old) };
+    }
     // SAFETY: the caller's arguments.
     let rc = unsafe { crate::signal::sigaction(sig, act, old) };
     if rc < 0 { rc } else { 0 }
@@ -91,6 +99,10 @@ pub unsafe extern "C" fn sigaction(
 /// As `signal(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    if super::unengaged() {
+        // SAFETY: the caller's arguments, to the real function.
+        return unsafe { (crate::real::get().signal)(sig, handler) };
+    }
     // SAFETY: the caller's arguments.
     unsafe { crate::signal::signal(sig, handler, Semantics::Bsd) }
 }
@@ -101,6 +113,10 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
 /// As `signal(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    if super::unengaged() {
+        // SAFETY: the caller's arguments, to the real function.
+        return unsafe { (crate::real::get().bsd_signal)(sig, handler) };
+    }
     // SAFETY: the caller's arguments.
     unsafe { crate::signal::signal(sig, handler, Semantics::Bsd) }
 }
@@ -114,6 +130,10 @@ pub unsafe extern "C" fn sysv_signal(
     sig: c_int,
     handler: libc::sighandler_t,
 ) -> libc::sighandler_t {
+    if super::unengaged() {
+        // SAFETY: the caller's arguments, to the real function.
+        return unsafe { (crate::real::get().sysv_signal)(sig, handler) };
+    }
     // SAFETY: the caller's arguments.
     unsafe { crate::signal::signal(sig, handler, Semantics::SysV) }
 }
@@ -127,6 +147,10 @@ pub unsafe extern "C" fn __sysv_signal(
     sig: c_int,
     handler: libc::sighandler_t,
 ) -> libc::sighandler_t {
+    if super::unengaged() {
+        // SAFETY: the caller's arguments, to the real function.
+        return unsafe { (crate::real::get().__sysv_signal)(sig, handler) };
+    }
     // SAFETY: the caller's arguments.
     unsafe { crate::signal::signal(sig, handler, Semantics::SysV) }
 }
@@ -137,6 +161,10 @@ pub unsafe extern "C" fn __sysv_signal(
 /// None beyond POSIX's.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn siginterrupt(sig: c_int, interrupt: c_int) -> c_int {
+    if super::unengaged() {
+        // SAFETY: the caller's arguments, to the real function.
+        return unsafe { (crate::real::get().siginterrupt)(sig, interrupt) };
+    }
     crate::signal::siginterrupt(sig, interrupt)
 }
 
@@ -146,6 +174,10 @@ pub unsafe extern "C" fn siginterrupt(sig: c_int, interrupt: c_int) -> c_int {
 /// As `sigset(3)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sigset(sig: c_int, disposition: libc::sighandler_t) -> libc::sighandler_t {
+    if super::unengaged() {
+        // SAFETY: the caller's arguments, to the real function.
+        return unsafe { (crate::real::get().sigset)(sig, disposition) };
+    }
     // SAFETY: the caller's arguments.
     unsafe { crate::signal::sigset(sig, disposition) }
 }
@@ -156,6 +188,10 @@ pub unsafe extern "C" fn sigset(sig: c_int, disposition: libc::sighandler_t) -> 
 /// None beyond POSIX's.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pause() -> c_int {
+    if super::unengaged() {
+        // SAFETY: the caller's arguments, to the real function.
+        return unsafe { (crate::real::get().pause)() };
+    }
     // SAFETY: no mask.
     match unsafe { crate::signal::suspend(core::ptr::null()) } {
         // SAFETY: the real pause, no arguments.
@@ -198,6 +234,10 @@ fn control(
     arg: usize,
     real: unsafe extern "C" fn(c_int, c_int, ...) -> c_int,
 ) -> c_int {
+    if super::unengaged() {
+        // SAFETY: the caller's arguments, passed on as the variadic call received them.
+        return unsafe { real(fd, cmd, arg) };
+    }
     if crate::fd::own::is_own(fd) {
         crate::sys::set_errno(libc::EBADF); // the library's: not open, as far as the program knows
         return -1;
@@ -253,10 +293,10 @@ pub unsafe extern "C" fn syscall(
 ) -> libc::c_long {
     let args = [a1, a2, a3, a4, a5, a6];
     match os::syscall::effect(number) {
+        // SAFETY: as below.
+        Some(effect) if !super::unengaged() => unsafe { os::syscall::call(effect, number, args) },
         // SAFETY: the caller's system call, made as glibc's syscall makes it.
-        None => unsafe { crate::sys::syscall6(number, args) },
-        // SAFETY: as above.
-        Some(effect) => unsafe { os::syscall::call(effect, number, args) },
+        _ => unsafe { crate::sys::syscall6(number, args) },
     }
 }
 
@@ -266,6 +306,10 @@ pub unsafe extern "C" fn syscall(
 /// As `ioctl(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: usize) -> c_int {
+    if super::unengaged() {
+        // SAFETY: the caller's arguments, to the real function.
+        return unsafe { (crate::real::variadic().ioctl)(fd, request, arg) };
+    }
     // SAFETY: the caller's arguments, passed on as the variadic call received them.
     let rc = unsafe { (crate::real::variadic().ioctl)(fd, request, arg) };
     os::after_control(rc, rc >= 0 && request == libc::FIONBIO, false);

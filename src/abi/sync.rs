@@ -73,7 +73,9 @@ shim! {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn call_once(flag: *mut pthread_once_t, init: OnceRoutine) {
     // SAFETY: the flag and routine are the caller's, as for pthread_once.
-    if unsafe { once::once(flag, || init()) } == crate::outcome::Outcome::Bypass {
+    if super::unengaged()
+        || unsafe { once::once(flag, || init()) } == crate::outcome::Outcome::Bypass
+    {
         // SAFETY: as above.
         unsafe { (crate::real::get().call_once)(flag, init) }
     }

@@ -114,7 +114,9 @@ shim! {
 /// As `pthread_exit(3)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_exit(retval: *mut c_void) -> ! {
-    thread::exit(retval as usize);
+    if !super::unengaged() {
+        thread::exit(retval as usize);
+    }
     // SAFETY: not a green thread (or not patched): the real exit of this OS thread.
     unsafe { (crate::real::get().pthread_exit)(retval) }
 }
@@ -125,7 +127,9 @@ pub unsafe extern "C" fn pthread_exit(retval: *mut c_void) -> ! {
 /// As `thrd_exit(3)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn thrd_exit(result: c_int) -> ! {
-    thread::exit(result as isize as usize);
+    if !super::unengaged() {
+        thread::exit(result as isize as usize);
+    }
     // SAFETY: not a green thread (or not patched): the real exit of this OS thread.
     unsafe { (crate::real::get().thrd_exit)(result) }
 }
@@ -136,7 +140,7 @@ pub unsafe extern "C" fn thrd_exit(result: c_int) -> ! {
 /// None beyond C11's.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn thrd_yield() {
-    if thread::yield_now() == Bypass {
+    if super::unengaged() || thread::yield_now() == Bypass {
         // SAFETY: no arguments, no preconditions.
         unsafe { (crate::real::get().thrd_yield)() }
     }

@@ -141,6 +141,11 @@ impl GreenFd {
             if sig == 0 || deadline.is_some() || !crate::signal::restarts(sig) {
                 return Err(NotReady::Interrupted);
             }
+            // Restarted: the wait may have ended for its own reason too (the edge that woke it
+            // is consumed), so the caller tries its call again before any new wait.
+            if ready.is_ok() {
+                return ready;
+            }
         }
     }
 }

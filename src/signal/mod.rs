@@ -196,6 +196,31 @@ pub unsafe fn sigaction(sig: c_int, act: *const Action, old: *mut Action) -> c_i
     0
 }
 
+/// Handlers the program installed while the library was not engaged (linked, before the first
+/// `greenworld_monkey_patch`) go through the trampoline from now on, with the same handler,
+/// flags and mask, as if installed after: so a green wait sees their signals too. A `sigaction`
+/// the program makes on another thread meanwhile may be undone (call monkey_patch early).
+pub fn adopt_installed() {
+    let real = crate::real::get();
+    for sig in 1..SIGNALS as c_int {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: an all-zero sigaction is a valid value for the kernel to fill.
+        let mut current: Action = unsafe { core::mem::zeroed() };
+        // SAFETY: a query into a local; glibc's reserved signals fail harmlessly.
+        if unsafe { (real.sigaction)(sig, core::ptr::null(), &mut current) } != 0 {
+            continue;
+        }
+        if is_function(current.sa_sigaction)
+            && current.sa_sigaction != trampoline as *const () as usize
+        {
+            // SAFETY: the action the kernel holds, installed again through ours.
+            unsafe { sigaction(sig, &current, core::ptr::null_mut()) };
+        }
+    }
+}
+
 /// The signal APIs older than `sigaction`, which glibc builds on its internal `__sigaction`
 /// (no hook would see the handler): the same actions, through ours.
 #[derive(Clone, Copy, PartialEq, Eq)]
