@@ -91,7 +91,7 @@ uninstall:
 
 lint:
 	cargo fmt --check
-	cargo clippy --release -- -D warnings
+	cargo clippy --release -- -D warnings -D clippy::undocumented_unsafe_blocks
 
 clean:
 	cargo clean

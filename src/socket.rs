@@ -145,8 +145,8 @@ pub unsafe fn accept(
     if green.program_nonblocking() {
         return Bypass;
     }
-    // SAFETY: the caller's arguments, to the real function.
     let outcome = green.retry(Direction::Read, || {
+        // SAFETY: the caller's arguments, to the real function.
         with_nonblocking(fd, || unsafe {
             (real::get().accept4)(fd, addr, len, flags)
         }) as ssize_t

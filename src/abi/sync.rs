@@ -72,8 +72,8 @@ shim! {
 /// As `call_once(3)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn call_once(flag: *mut pthread_once_t, init: OnceRoutine) {
-    // SAFETY: the flag and routine are the caller's, as for pthread_once.
     if super::unengaged()
+        // SAFETY: the flag and routine are the caller's, as for pthread_once.
         || unsafe { once::once(flag, || init()) } == crate::outcome::Outcome::Bypass
     {
         // SAFETY: as above.

@@ -243,6 +243,7 @@ fn socket_timeout(fd: c_int, option: c_int) -> u64 {
 }
 
 fn classify(fd: c_int) -> Kind {
+    // SAFETY: all-zero is a valid stat to be overwritten.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: st is valid for fstat to write.
     if unsafe { libc::fstat(fd, &mut st) } != 0 {

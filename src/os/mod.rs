@@ -321,6 +321,7 @@ unsafe fn green_writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ss
         }
         // SAFETY: done < total, so segment i exists; the pointer stays inside it.
         match unsafe { iov_at(iov, count_usize, done) } {
+            // SAFETY: as above: segment i exists and `off` is inside it.
             Some((i, off)) => unsafe {
                 let seg = &*iov.add(i);
                 let at = seg.iov_base.cast::<u8>().add(off).cast::<c_void>();
