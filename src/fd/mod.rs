@@ -411,55 +411,53 @@ pub fn stale(fd: c_int, cached: Kind, code: c_int) -> bool {
     true
 }
 
-/// In a forked child: no descriptor is registered with this process's new epoll instance.
-pub fn forget_registrations() {
+/// Every entry made so far (the table is never shrunk, so each stays valid).
+fn each_entry(mut visit: impl FnMut(&'static Entry)) {
     for slot in &CHUNK_TABLE {
         let chunk = slot.load(Ordering::Acquire);
         if chunk.is_null() {
             continue;
         }
         for i in 0..CHUNK {
-            // SAFETY: a published chunk holds CHUNK initialised entries.
-            let entry = unsafe { &*chunk.add(i) };
-            if !entry
-                .registered
-                .swap(core::ptr::null_mut(), Ordering::AcqRel)
-                .is_null()
-            {
-                // Old registrations belong to the parent: events of theirs never reach us, and
-                // the generation makes any stale key harmless.
-                entry.generation.fetch_add(1, Ordering::AcqRel);
-            }
+            // SAFETY: a published chunk holds CHUNK initialised entries and is never freed.
+            visit(unsafe { &*chunk.add(i) });
         }
     }
+}
+
+/// In a forked child: no descriptor is registered with this process's new epoll instance.
+pub fn forget_registrations() {
+    each_entry(|entry| {
+        if !entry
+            .registered
+            .swap(core::ptr::null_mut(), Ordering::AcqRel)
+            .is_null()
+        {
+            // Old registrations belong to the parent: events of theirs never reach us, and
+            // the generation makes any stale key harmless.
+            entry.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    });
 }
 
 /// `hub` has a fresh epoll instance: what it watched is registered with it again on the next
 /// try of each waiter, woken now (as by an edge: they retry, and park again if not ready).
 pub fn rewatch(hub: &crate::hub::Hub) {
     let hub = hub as *const crate::hub::Hub as *mut crate::hub::Hub;
-    for slot in &CHUNK_TABLE {
-        let chunk = slot.load(Ordering::Acquire);
-        if chunk.is_null() {
-            continue;
+    each_entry(|entry| {
+        if entry
+            .registered
+            .compare_exchange(
+                hub,
+                core::ptr::null_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            wait::wake_as_ready(entry);
         }
-        for i in 0..CHUNK {
-            // SAFETY: a published chunk holds CHUNK initialised entries.
-            let entry = unsafe { &*chunk.add(i) };
-            if entry
-                .registered
-                .compare_exchange(
-                    hub,
-                    core::ptr::null_mut(),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-            {
-                wait::wake_as_ready(entry);
-            }
-        }
-    }
+    });
 }
 
 /// Has the table an entry for `fd` at all (without making one)?
