@@ -171,23 +171,60 @@ static inline void *gw_ticker(void *arg) {
     return NULL;
 }
 
-/* A connected TCP pair on 127.0.0.1: fds[0] the accepted end, fds[1] the connecting end. */
-static inline void gw_tcp_pair(int fds[2]) {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
+/* A TCP listener on 127.0.0.1 (a free port; servers in tests bind loopback only), made with
+ * socket(AF_INET, SOCK_STREAM | sock_flags); its address (with the port) goes to *addr. */
+static inline int gw_tcp_listen(int sock_flags, int backlog, struct sockaddr_in *addr) {
+    int l = socket(AF_INET, SOCK_STREAM | sock_flags, 0);
     CHECK(l >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 1), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    int c = socket(AF_INET, SOCK_STREAM, 0);
+    *addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof *addr;
+    CHECK_EQ(bind(l, (struct sockaddr *)addr, sizeof *addr), 0);
+    CHECK_EQ(listen(l, backlog), 0);
+    CHECK_EQ(getsockname(l, (struct sockaddr *)addr, &al), 0);
+    return l;
+}
+
+/* A connected TCP pair on 127.0.0.1: fds[0] the accepted end, fds[1] the connecting end, both
+ * made with `sock_flags` (0 or SOCK_CLOEXEC; with flags the accept is accept4's). */
+static inline void gw_tcp_pair_flags(int fds[2], int sock_flags) {
+    struct sockaddr_in a;
+    int l = gw_tcp_listen(sock_flags, 1, &a);
+    int c = socket(AF_INET, SOCK_STREAM | sock_flags, 0);
     CHECK(c >= 0, "socket: %s", strerror(errno));
     CHECK(connect(c, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-    int s = accept(l, NULL, NULL);
+    int s = sock_flags ? accept4(l, NULL, NULL, sock_flags) : accept(l, NULL, NULL);
     CHECK(s >= 0, "accept: %s", strerror(errno));
     close(l);
     fds[0] = s;
     fds[1] = c;
+}
+
+static inline void gw_tcp_pair(int fds[2]) { gw_tcp_pair_flags(fds, 0); }
+
+/* FNV-1a, 64 bits: a digest of a byte stream read in pieces of any size (start from
+ * GW_FNV1A_INIT), to compare what was written with what was read. */
+#define GW_FNV1A_INIT 14695981039346656037ULL
+static inline uint64_t gw_fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Milliseconds since t0 (a gw_now_ns() value). */
+static inline long long gw_ms_since(long long t0) { return (gw_now_ns() - t0) / 1000000; }
+
+/* Waits, sleeping 1 ms at a time (so green threads run), until *counter reaches `want`; fails
+ * after 10 s naming `what`. */
+static inline void gw_wait_count(int *counter, int want, const char *what) {
+    long long t0 = gw_now_ns();
+    while (__atomic_load_n(counter, __ATOMIC_SEQ_CST) < want) {
+        CHECK(gw_now_ns() - t0 < 10000000000LL, "timed out waiting for %s: %d of %d", what,
+              __atomic_load_n(counter, __ATOMIC_SEQ_CST), want);
+        usleep(1000);
+    }
 }
 
 #endif

@@ -155,24 +155,6 @@ static void *execer(void *arg) {
     return arg;
 }
 
-static void tcp_pair_cloexec(int fds[2]) {
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(l >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 1), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(c >= 0, "socket: %s", strerror(errno));
-    CHECK(connect(c, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-    int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    CHECK(s >= 0, "accept4: %s", strerror(errno));
-    close(l);
-    fds[0] = s;
-    fds[1] = c;
-}
-
 static int fds_scenario(void) {
     gw_watchdog("exec_inherit --fds", 60);
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -181,7 +163,7 @@ static int fds_scenario(void) {
 
     gw_phase = "starting threads";
     int pair[2];
-    tcp_pair_cloexec(pair);
+    gw_tcp_pair_flags(pair, SOCK_CLOEXEC);
     pthread_t t[5];
     CHECK_EQ(pthread_create(&t[0], NULL, sleeper, NULL), 0);
     CHECK_EQ(pthread_create(&t[1], NULL, pinger, (void *)(intptr_t)pair[1]), 0);

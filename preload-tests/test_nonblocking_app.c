@@ -90,19 +90,6 @@ static long fill(int fd, int flags, int use_write) {
     return total;
 }
 
-static int listener(int nonblock, struct sockaddr_in *a) {
-    int l = socket(AF_INET, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0), 0);
-    CHECK(l >= 0, "socket: %s", strerror(errno));
-    socklen_t al = sizeof *a;
-    memset(a, 0, sizeof *a);
-    a->sin_family = AF_INET;
-    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_EQ(bind(l, (struct sockaddr *)a, sizeof *a), 0);
-    CHECK_EQ(listen(l, 16), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)a, &al), 0);
-    return l;
-}
-
 static int connect_to(const struct sockaddr_in *a) {
     int c = socket(AF_INET, SOCK_STREAM, 0);
     CHECK(c >= 0, "socket: %s", strerror(errno));
@@ -302,7 +289,7 @@ int main(void) {
     /* 7. accept / accept4 */
     gw_phase = "accept on a non-blocking listener";
     struct sockaddr_in a;
-    int l = listener(1, &a);
+    int l = gw_tcp_listen(SOCK_NONBLOCK, 16, &a);
     CHECK_EQ(fcntl(l, F_GETFL), O_RDWR | O_NONBLOCK);
     CHECK_EAGAIN_NOW(accept(l, NULL, NULL));
     CHECK_EAGAIN_NOW(accept4(l, NULL, NULL, SOCK_CLOEXEC));
@@ -330,7 +317,7 @@ int main(void) {
     close(s1); close(s2); close(s3); close(c1); close(c2); close(c3);
 
     gw_phase = "accept4 waiting on a blocking listener";
-    l = listener(0, &a);
+    l = gw_tcp_listen(0, 16, &a);
     struct delayed d = {.delay_ms = 60, .addr = &a, .connected_fd = -1};
     pthread_t dt;
     CHECK_EQ(pthread_create(&dt, NULL, delayed_main, &d), 0);
@@ -384,7 +371,7 @@ int main(void) {
 
     /* 10. flags while parked in accept / sendfile */
     gw_phase = "flags while a thread is parked in accept";
-    l = listener(0, &a);
+    l = gw_tcp_listen(0, 16, &a);
     struct acceptor_arg aa = {.fd = l, .rc = -2};
     pthread_t at;
     CHECK_EQ(pthread_create(&at, NULL, acceptor_main, &aa), 0);

@@ -56,20 +56,6 @@ static void *act_later(void *arg) {
     return NULL;
 }
 
-static void tcp_pair(int *cli, int *srv) {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 4), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    *cli = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK_EQ(connect(*cli, (struct sockaddr *)&a, sizeof a), 0);
-    *srv = accept(l, NULL, NULL);
-    CHECK(*srv >= 0, "accept");
-    close(l);
-}
-
 /* Waits on fd for events while `a` happens ~50 ms later in another thread. */
 static void wait_for(const char *what, int fd, short events, struct act a, short want) {
     pthread_t t;
@@ -126,8 +112,9 @@ static void rdhup(void) {
              POLLRDHUP);
     close(sv[0]);
     close(sv[1]);
-    int c, s;
-    tcp_pair(&c, &s);
+    int tcp[2];
+    gw_tcp_pair(tcp);
+    int c = tcp[1], s = tcp[0];
     wait_for("tcp shutdown(SHUT_WR)", s, POLLRDHUP, (struct act){c, SHUT_WRITE, 50}, POLLRDHUP);
     close(c);
     close(s);

@@ -30,22 +30,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-static void tcp_pair(int *cli, int *srv) {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(l >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 4), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    *cli = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(*cli >= 0, "socket");
-    CHECK_EQ(connect(*cli, (struct sockaddr *)&a, sizeof a), 0);
-    *srv = accept(l, NULL, NULL);
-    CHECK(*srv >= 0, "accept: %s", strerror(errno));
-    close(l);
-}
-
 static long long ms_since(long long t0) { return (gw_now_ns() - t0) / 1000000; }
 
 /* A thread that sleeps in small steps until told to stop, counting its steps. */
@@ -85,9 +69,10 @@ static void *delayed_send(void *arg) {
 }
 
 static void all_sets(void) {
-    int p[2], cli, srv;
+    int p[2], tcp[2];
     CHECK_EQ(pipe(p), 0);
-    tcp_pair(&cli, &srv);
+    gw_tcp_pair(tcp);
+    int cli = tcp[1], srv = tcp[0];
     CHECK_EQ(write(p[1], "r", 1), 1);
     CHECK_EQ(send(cli, "!", 1, MSG_OOB), 1);
     usleep(20000); /* loopback delivery */

@@ -183,14 +183,7 @@ int main(void) {
     CHECK_EQ(pthread_create(&ticker, NULL, gw_ticker, NULL), 0);
     usleep(10000);
 
-    g_listen = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(g_listen >= 0, "socket: %s", strerror(errno));
-    g_addr.sin_family = AF_INET;
-    g_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof g_addr;
-    CHECK_EQ(bind(g_listen, (struct sockaddr *)&g_addr, sizeof g_addr), 0);
-    CHECK_EQ(listen(g_listen, 16), 0);
-    CHECK_EQ(getsockname(g_listen, (struct sockaddr *)&g_addr, &al), 0);
+    g_listen = gw_tcp_listen(0, 16, &g_addr);
 
     /* connect refused */
     gw_phase = "connect to a closed port";
