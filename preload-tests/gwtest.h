@@ -216,6 +216,8 @@ static inline uint64_t gw_fnv1a(uint64_t h, const void *data, size_t n) {
 /* Milliseconds since t0 (a gw_now_ns() value). */
 static inline long long gw_ms_since(long long t0) { return (gw_now_ns() - t0) / 1000000; }
 
+static inline void gw_sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
+
 /* Waits, sleeping 1 ms at a time (so green threads run), until *counter reaches `want`; fails
  * after 10 s naming `what`. */
 static inline void gw_wait_count(int *counter, int want, const char *what) {
@@ -223,8 +225,11 @@ static inline void gw_wait_count(int *counter, int want, const char *what) {
     while (__atomic_load_n(counter, __ATOMIC_SEQ_CST) < want) {
         CHECK(gw_now_ns() - t0 < 10000000000LL, "timed out waiting for %s: %d of %d", what,
               __atomic_load_n(counter, __ATOMIC_SEQ_CST), want);
-        usleep(1000);
+        gw_sleep_ms(1);
     }
 }
+
+/* Waits (as gw_wait_count) until another thread sets *flag to 1. */
+static inline void gw_wait_flag(int *flag, const char *what) { gw_wait_count(flag, 1, what); }
 
 #endif

@@ -256,7 +256,7 @@ static void shared_pipe(void) {
     for (int i = 0; i < SP_READERS; i++) busy += rd[i].records > 0;
     printf("bulk_transfer: shared pipe: %d writers x %d records of %d bytes, %d of %d readers got "
            "some, %lld ms\n", SP_WRITERS, SP_RECORDS, REC, busy, SP_READERS,
-           (gw_now_ns() - t0) / 1000000);
+           gw_ms_since(t0));
 }
 
 static void run(const char *kind, int vectored) {
@@ -272,7 +272,7 @@ static void run(const char *kind, int vectored) {
     CHECK_EQ(pthread_create(&tw, NULL, writer_main, &w), 0);
     CHECK_EQ(pthread_join(tw, NULL), 0);
     CHECK_EQ(pthread_join(tr, NULL), 0);
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK(!w.bad, "%s %s: %s", kind, MODE(vectored, 0), w.what);
     CHECK(!r.bad, "%s %s: %s", kind, MODE(vectored, 1), r.what);
     CHECK_EQ(w.count, TOTAL);

@@ -198,7 +198,7 @@ static void one(enum kind k, int how) {
     if (how) rc = epoll_wait(outer, &ev, 1, 5000);
     else rc = poll(&p, 1, 5000);
     int e = errno;
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     int ticked = __atomic_load_n(&ticks, __ATOMIC_SEQ_CST) - ticks0;
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK(s.trigger_rc == 0, "%s: trigger failed: %s", n, strerror(s.trigger_rc));

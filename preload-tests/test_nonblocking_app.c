@@ -52,7 +52,7 @@ static int kernel_flags(int fd) {
         errno = 0;                                                                            \
         ssize_t r_ = (call);                                                                  \
         int e_ = errno;                                                                       \
-        long long ms_ = (gw_now_ns() - t0_) / 1000000;                                        \
+        long long ms_ = gw_ms_since(t0_);                                                     \
         CHECK(r_ == -1 && (e_ == EAGAIN || e_ == EWOULDBLOCK), "%s returned %zd errno %s",    \
               #call, r_, strerror(e_));                                                       \
         CHECK(ms_ < 500, "%s took %lld ms to say EAGAIN", #call, ms_);                        \
@@ -133,7 +133,7 @@ static void check_blocks_again(int fd, int peer, const char *msg) {
     char buf[64] = {0};
     long long t0 = gw_now_ns();
     ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK(n == (ssize_t)strlen(msg), "recv after clearing non-blocking: %zd (%s)", n,
           n < 0 ? strerror(errno) : "");
     CHECK(!strcmp(buf, msg), "got '%s'", buf);
@@ -323,7 +323,7 @@ int main(void) {
     CHECK_EQ(pthread_create(&dt, NULL, delayed_main, &d), 0);
     long long t0 = gw_now_ns();
     int s4 = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK(s4 >= 0, "accept4: %s", strerror(errno));
     CHECK(ms >= 40, "accept4 returned after %lld ms: it did not wait", ms);
     CHECK_EQ(fcntl(s4, F_GETFL), O_RDWR | O_NONBLOCK);

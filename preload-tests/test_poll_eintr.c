@@ -76,7 +76,7 @@ static void interrupted(enum call c, int flags, const char *who) {
     case EPOLL_WAIT: rc = epoll_wait(ep, &ev, 1, 5000); break;
     }
     int e = errno;
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     alarm(0);
     arm_ms(0);
     CHECK(rc == -1 && e == EINTR, "%s %s (%s): rc %d errno %d after %lld ms", who, call_name[c], fl,
@@ -124,7 +124,7 @@ static void poll_600(struct waited *w) {
     errno = 0;
     w->rc = poll(&p, 1, 600);
     w->err = errno;
-    w->ms = (gw_now_ns() - t0) / 1000000;
+    w->ms = gw_ms_since(t0);
     close(pp[0]);
     close(pp[1]);
 }
@@ -207,7 +207,7 @@ static void pending_unblocked(const char *who) {
         case 3: rc = epoll_pwait2(ep, &ev, 1, &ts, &unblocked); break;
         }
         int e = errno;
-        long long ms = (gw_now_ns() - t0) / 1000000;
+        long long ms = gw_ms_since(t0);
         CHECK(rc == -1 && e == EINTR,
               "%s %s with a mask unblocking a pending SIGUSR1: rc %d errno %d after %lld ms "
               "(handler ran %d times)",
@@ -263,7 +263,7 @@ static void stale_signals(void) {
         errno = 0;
         int rc = poll(&p, 1, 300);
         int e = errno;
-        long long ms = (gw_now_ns() - t0) / 1000000;
+        long long ms = gw_ms_since(t0);
         CHECK_EQ(pthread_join(t, NULL), 0);
         CHECK(rc == 0 && ms >= 295 && ms < 1500,
               "poll(300) after a signal handled %s: rc %d errno %d after %lld ms",
@@ -298,7 +298,7 @@ static void while_busy(void) {
     errno = 0;
     int rc = poll(&p, 1, 2000);
     int e = errno;
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK_EQ(pthread_join(t, NULL), 0);
     arm_ms(0);
     CHECK(handled == 1, "handler ran %d times", (int)handled);

@@ -30,8 +30,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-static long long ms_since(long long t0) { return (gw_now_ns() - t0) / 1000000; }
-
 /* A thread that sleeps in small steps until told to stop, counting its steps. */
 static volatile int ticker_stop;
 static int ticks;
@@ -109,7 +107,7 @@ static void all_sets(void) {
     tv.tv_usec = 0;
     long long t0 = gw_now_ns();
     n = select(srv + 1, NULL, NULL, &e, &tv);
-    long long el = ms_since(t0);
+    long long el = gw_ms_since(t0);
     void *ret;
     CHECK_EQ(pthread_join(t, &ret), 0);
     CHECK(ret == NULL, "send MSG_OOB failed");
@@ -133,7 +131,7 @@ static void all_sets(void) {
     tv.tv_usec = 0;
     t0 = gw_now_ns();
     n = select(srv + 1, NULL, NULL, &e, &tv);
-    long long el2 = ms_since(t0);
+    long long el2 = gw_ms_since(t0);
     CHECK_EQ(pthread_join(t, &ret), 0);
     CHECK(ret == NULL, "send MSG_OOB failed");
     CHECK_EQ(n, 1);
@@ -162,7 +160,7 @@ static void timeout_200(const char *who) {
     struct timeval tv = {0, 200000};
     long long t0 = gw_now_ns();
     int n = select(p[0] + 1, &r, NULL, &e, &tv);
-    long long el = ms_since(t0);
+    long long el = gw_ms_since(t0);
     CHECK(n == 0, "%s: select returned %d (errno %d)", who, n, errno);
     CHECK(el >= 190 && el < 1000, "%s: 200 ms select took %lld ms", who, el);
     CHECK(!FD_ISSET(p[0], &r) && !FD_ISSET(p[0], &e), "%s: sets not cleared on timeout", who);
@@ -221,7 +219,7 @@ static void big_usec(void) {
     struct timeval tv = {0, 1050000};
     long long t0 = gw_now_ns();
     int n = select(0, NULL, NULL, NULL, &tv);
-    long long el = ms_since(t0);
+    long long el = gw_ms_since(t0);
     int seen = __atomic_load_n(&ticks, __ATOMIC_SEQ_CST);
     ticker_end(k);
     CHECK(n == 0, "select with tv_usec 1050000 returned %d errno %d", n, errno);
@@ -270,7 +268,7 @@ static void pselect_masks(int with_sleeper) {
     errno = 0;
     int n = pselect(p[0] + 1, &r, NULL, NULL, &ts, &empty);
     int e = errno;
-    long long el = ms_since(t0);
+    long long el = gw_ms_since(t0);
     CHECK(n == -1 && e == EINTR, "%s: pselect unblocking SIGALRM returned %d errno %d", who, n, e);
     CHECK_EQ(alarms, 1);
     CHECK(el >= 80 && el < 1000, "%s: EINTR after %lld ms (timer at 100 ms)", who, el);
@@ -292,7 +290,7 @@ static void pselect_masks(int with_sleeper) {
     errno = 0;
     n = pselect(p[0] + 1, &r, NULL, NULL, &ts, &alrm);
     e = errno;
-    el = ms_since(t0);
+    el = gw_ms_since(t0);
     int alarms_at_return = alarms;
     CHECK(n == 0, "%s: pselect blocking SIGALRM returned %d errno %d after %lld ms", who, n, e, el);
     CHECK(el >= 290 && el < 1500, "%s: 300 ms pselect took %lld ms", who, el);
@@ -358,7 +356,7 @@ static void above_fd_setsize(void) {
     tv.tv_usec = 0;
     long long t0 = gw_now_ns();
     n = select(hi + 1, (fd_set *)&r, NULL, NULL, &tv);
-    long long el = ms_since(t0);
+    long long el = gw_ms_since(t0);
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK(n == 1 && big_isset(&r, hi), "select(nfds %d) beside a writer: %d after %lld ms", hi + 1,
           n, el);

@@ -45,7 +45,7 @@ static int child(void) {
     struct pollfd p = {pp[0], POLLIN, 0};
     long long t0 = gw_now_ns();
     int rc = poll(&p, 1, 50);
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     int ran_during = ran;
     int tasks = gw_os_threads();
     CHECK_EQ(pthread_join(t, NULL), 0);
