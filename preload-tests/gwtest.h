@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,6 +157,13 @@ static inline void gw_watchdog(const char *name, unsigned seconds) {
     gw_watchdog_name = name;
     signal(SIGALRM, gw_on_watchdog);
     alarm(seconds);
+}
+
+/* One process-directed SIGALRM `ms` milliseconds from now (setitimer ITIMER_REAL; 0 disarms),
+ * to interrupt a blocking call; not while gw_watchdog's alarm is armed (they share the timer). */
+static inline void gw_alarm_ms(long ms) {
+    struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
+    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
 }
 
 /* A green thread that keeps counting (gw_ticks, every 1 ms) until gw_ticker_stop: proof that

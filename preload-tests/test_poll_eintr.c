@@ -42,11 +42,6 @@ static void install(int flags) {
     CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
 }
 
-static void arm_ms(long ms) {
-    struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
-    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
-}
-
 enum call { POLL, SELECT, EPOLL_WAIT };
 static const char *call_name[] = {"poll", "select", "epoll_wait"};
 
@@ -66,7 +61,7 @@ static void interrupted(enum call c, int flags, const char *who) {
     long at_ms = c == POLL ? 1000 : 300;
     handled = 0;
     if (c == POLL) CHECK_EQ(alarm(1), 0);
-    else arm_ms(at_ms);
+    else gw_alarm_ms(at_ms);
     long long t0 = gw_now_ns();
     errno = 0;
     int rc = -2;
@@ -78,7 +73,7 @@ static void interrupted(enum call c, int flags, const char *who) {
     int e = errno;
     long long ms = gw_ms_since(t0);
     alarm(0);
-    arm_ms(0);
+    gw_alarm_ms(0);
     CHECK(rc == -1 && e == EINTR, "%s %s (%s): rc %d errno %d after %lld ms", who, call_name[c], fl,
           rc, e, ms);
     CHECK(ms >= at_ms - 100 && ms < at_ms + 1500, "%s %s (%s): EINTR after %lld ms, signal at %ld",
@@ -141,11 +136,11 @@ static void only_one(void) {
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, other_poller, NULL), 0);
     usleep(20000); /* the other thread is waiting too, natively; under the preload it starts now */
-    arm_ms(300);
+    gw_alarm_ms(300);
     struct waited mine;
     poll_600(&mine);
     CHECK_EQ(pthread_join(t, NULL), 0);
-    arm_ms(0);
+    gw_alarm_ms(0);
     CHECK(handled == 1, "handler ran %d times", (int)handled);
     int eintrs = (mine.rc == -1 && mine.err == EINTR) + (other_w.rc == -1 && other_w.err == EINTR);
     int zeros = (mine.rc == 0) + (other_w.rc == 0);
@@ -254,7 +249,7 @@ static void stale_signals(void) {
         pthread_t t;
         CHECK_EQ(pthread_create(&t, NULL, sleep_600, NULL), 0);
         if (k == 1) {
-            arm_ms(50);
+            gw_alarm_ms(50);
             usleep(150000);
             CHECK(handled == 1, "SIGALRM during usleep: handler ran %d times", (int)handled);
         }
@@ -292,7 +287,7 @@ static void while_busy(void) {
     CHECK_EQ(pipe(pp), 0);
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, spin_600, NULL), 0);
-    arm_ms(300);
+    gw_alarm_ms(300);
     struct pollfd p = {pp[0], POLLIN, 0};
     long long t0 = gw_now_ns();
     errno = 0;
@@ -300,7 +295,7 @@ static void while_busy(void) {
     int e = errno;
     long long ms = gw_ms_since(t0);
     CHECK_EQ(pthread_join(t, NULL), 0);
-    arm_ms(0);
+    gw_alarm_ms(0);
     CHECK(handled == 1, "handler ran %d times", (int)handled);
     CHECK(rc == -1 && e == EINTR,
           "poll(2000) in main, SIGALRM at 300 ms while another thread computes: rc %d errno %d after %lld ms",

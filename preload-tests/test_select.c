@@ -233,11 +233,6 @@ static void on_alarm(int sig) {
     (void)sig;
     alarms++;
 }
-static void arm_ms(long ms) {
-    struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
-    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
-}
-
 static void pselect_masks(int with_sleeper) {
     const char *who = with_sleeper ? "beside a sleeper" : "alone";
     struct sigaction sa;
@@ -263,7 +258,7 @@ static void pselect_masks(int with_sleeper) {
     FD_ZERO(&r);
     FD_SET(p[0], &r);
     struct timespec ts = {2, 0};
-    arm_ms(100);
+    gw_alarm_ms(100);
     long long t0 = gw_now_ns();
     errno = 0;
     int n = pselect(p[0] + 1, &r, NULL, NULL, &ts, &empty);
@@ -285,7 +280,7 @@ static void pselect_masks(int with_sleeper) {
     FD_SET(p[0], &r);
     ts.tv_sec = 0;
     ts.tv_nsec = 300000000;
-    arm_ms(100);
+    gw_alarm_ms(100);
     t0 = gw_now_ns();
     errno = 0;
     n = pselect(p[0] + 1, &r, NULL, NULL, &ts, &alrm);

@@ -386,8 +386,7 @@ static int os_off(void) {
     sigemptyset(&sa.sa_mask);
     CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
     pid_t pid = child_exiting(70, 400, 0);
-    struct itimerval it = {.it_value = {.tv_usec = 100000}};
-    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
+    gw_alarm_ms(100);
     int status = 0, handled = g_handled;
     errno = 0;
     CHECK_EQ(waitpid(pid, &status, 0), -1);
