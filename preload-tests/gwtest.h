@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <signal.h>
@@ -239,5 +240,59 @@ static inline void gw_wait_count(int *counter, int want, const char *what) {
 
 /* Waits (as gw_wait_count) until another thread sets *flag to 1. */
 static inline void gw_wait_flag(int *flag, const char *what) { gw_wait_count(flag, 1, what); }
+
+/* A thread that writes `data` (a string) to fd `ms` milliseconds from now: something for a
+ * blocking call to wait for. Join the thread it returns. */
+struct gw_late_write {
+    int fd, ms;
+    const char *data;
+};
+static inline void *gw_late_write_main(void *arg) {
+    struct gw_late_write w = *(struct gw_late_write *)arg;
+    free(arg);
+    usleep((useconds_t)w.ms * 1000);
+    CHECK_EQ(write(w.fd, w.data, strlen(w.data)), strlen(w.data));
+    return NULL;
+}
+static inline pthread_t gw_write_later(int fd, const char *data, int ms) {
+    struct gw_late_write *w = malloc(sizeof *w);
+    CHECK(w != NULL, "malloc");
+    *w = (struct gw_late_write){fd, ms, data};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, gw_late_write_main, w), 0);
+    return t;
+}
+
+/* A read of one byte on `fd` that waits for the "w" another thread writes to writer_fd 20 ms
+ * later: afterwards the library knows `fd` well (kind, registration, flags). Returns the ticks
+ * gw_ticker made meanwhile. */
+static inline long gw_wait_for_byte(int fd, int writer_fd) {
+    pthread_t t = gw_write_later(writer_fd, "w", 20);
+    long before = gw_ticks;
+    char c = 0;
+    CHECK_EQ(read(fd, &c, 1), 1);
+    CHECK_EQ(c, 'w');
+    long ticks = gw_ticks - before;
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    return ticks;
+}
+
+/* For the tests of descriptor numbers reused behind the library's back: a TCP pair whose
+ * accepted end the library knows well (gw_wait_for_byte); returns that end, *peer the other.
+ * The listener's freed number is plugged (/dev/null, open until gw_close_plugs), so that the
+ * lowest free number, which the next descriptor made gets, is the next one the test closes. */
+__attribute__((unused)) static int gw_plugs[16], gw_nplugs;
+static inline int gw_known_socket(int *peer) {
+    int fds[2];
+    gw_tcp_pair(fds);
+    CHECK(gw_nplugs < 16, "too many plugs");
+    gw_plugs[gw_nplugs++] = open("/dev/null", O_RDONLY);
+    gw_wait_for_byte(fds[0], fds[1]);
+    *peer = fds[1];
+    return fds[0];
+}
+static inline void gw_close_plugs(void) {
+    while (gw_nplugs > 0) close(gw_plugs[--gw_nplugs]);
+}
 
 #endif

@@ -31,14 +31,6 @@ static void arm_ms(long ms) {
     CHECK_EQ(timer_settime(timer, 0, &it, NULL), 0);
 }
 
-struct delayed { int fd; int ms; };
-static void *write_later(void *arg) {
-    struct delayed *d = arg;
-    usleep((useconds_t)d->ms * 1000);
-    CHECK_EQ(write(d->fd, "late", 4), 4);
-    return NULL;
-}
-
 int main(void) {
     struct sigevent ev = {0};
     ev.sigev_notify = SIGEV_THREAD_ID;
@@ -69,9 +61,7 @@ int main(void) {
     /* 2. SA_RESTART: the read goes on and gets the data written after the signal. */
     install(SA_RESTART);
     handled = 0;
-    struct delayed d = {sv[1], 400};
-    pthread_t w;
-    CHECK_EQ(pthread_create(&w, NULL, write_later, &d), 0);
+    pthread_t w = gw_write_later(sv[1], "late", 400);
     arm_ms(150);
     start = gw_now_ns();
     n = read(sv[0], buf, sizeof buf);

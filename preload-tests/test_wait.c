@@ -191,17 +191,6 @@ static void each_form_parks(void) {
     CHECK(gw_ticks - t0 >= 30, "wait3: only %ld ticks", gw_ticks - t0);
 }
 
-struct later {
-    int fd, ms;
-};
-
-static void *write_later(void *arg) {
-    struct later *w = arg;
-    usleep((useconds_t)w->ms * 1000);
-    CHECK_EQ(write(w->fd, "g", 1), 1);
-    return NULL;
-}
-
 static void stops_and_groups(void) {
     gw_phase = "stops";
     pid_t pid = fork();
@@ -253,9 +242,7 @@ static void stops_and_groups(void) {
     close(go[0]);
     setpgid(pid, pid); /* either side may win the race: both set the same group */
     CHECK_EQ(waitpid(-pid, &status, WNOHANG), 0);
-    struct later w = {.fd = go[1], .ms = 200};
-    pthread_t writer;
-    CHECK_EQ(pthread_create(&writer, NULL, write_later, &w), 0);
+    pthread_t writer = gw_write_later(go[1], "g", 200);
     long t0 = gw_ticks;
     CHECK_EQ(waitpid(-pid, &status, 0), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 21, "status %#x", status);
