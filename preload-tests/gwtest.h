@@ -160,6 +160,19 @@ static inline void gw_watchdog(const char *name, unsigned seconds) {
     alarm(seconds);
 }
 
+/* A handler that only counts (in gw_caught), for what a caught signal does to a blocking call:
+ * after gw_catch(sig, 0) such a call fails with EINTR, after gw_catch(sig, SA_RESTART) it goes on. */
+__attribute__((unused)) static volatile sig_atomic_t gw_caught;
+__attribute__((unused)) static void gw_count_caught(int sig) {
+    (void)sig;
+    gw_caught++;
+}
+static inline void gw_catch(int sig, int flags) {
+    struct sigaction sa = {.sa_handler = gw_count_caught, .sa_flags = flags};
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(sig, &sa, NULL), 0);
+}
+
 /* One process-directed SIGALRM `ms` milliseconds from now (setitimer ITIMER_REAL; 0 disarms),
  * to interrupt a blocking call; not while gw_watchdog's alarm is armed (they share the timer). */
 static inline void gw_alarm_ms(long ms) {

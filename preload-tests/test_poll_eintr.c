@@ -27,27 +27,12 @@
 #include <sys/select.h>
 #include <sys/time.h>
 
-static volatile sig_atomic_t handled;
-static void on_alarm(int sig) {
-    (void)sig;
-    handled++;
-}
-
-static void install(int flags) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = flags;
-    sigemptyset(&sa.sa_mask);
-    CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
-}
-
 enum call { POLL, SELECT, EPOLL_WAIT };
 static const char *call_name[] = {"poll", "select", "epoll_wait"};
 
 static void interrupted(enum call c, int flags, const char *who) {
     const char *fl = flags ? "SA_RESTART" : "no SA_RESTART";
-    install(flags);
+    gw_catch(SIGALRM, flags);
     int pp[2];
     CHECK_EQ(pipe(pp), 0);
     int ep = epoll_create1(0);
@@ -59,7 +44,7 @@ static void interrupted(enum call c, int flags, const char *who) {
     FD_SET(pp[0], &r);
     struct timeval tv = {5, 0};
     long at_ms = c == POLL ? 1000 : 300;
-    handled = 0;
+    gw_caught = 0;
     if (c == POLL) CHECK_EQ(alarm(1), 0);
     else gw_alarm_ms(at_ms);
     long long t0 = gw_now_ns();
@@ -78,7 +63,7 @@ static void interrupted(enum call c, int flags, const char *who) {
           rc, e, ms);
     CHECK(ms >= at_ms - 100 && ms < at_ms + 1500, "%s %s (%s): EINTR after %lld ms, signal at %ld",
           who, call_name[c], fl, ms, at_ms);
-    CHECK(handled == 1, "%s %s (%s): handler ran %d times", who, call_name[c], fl, (int)handled);
+    CHECK(gw_caught == 1, "%s %s (%s): handler ran %d times", who, call_name[c], fl, (int)gw_caught);
     if (c == SELECT) {
         long long left = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
         CHECK(left <= 5000 - ms + 100 && left >= 5000 - ms - 300,
@@ -131,8 +116,8 @@ static void *other_poller(void *arg) {
 }
 
 static void only_one(void) {
-    install(0);
-    handled = 0;
+    gw_catch(SIGALRM, 0);
+    gw_caught = 0;
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, other_poller, NULL), 0);
     usleep(20000); /* the other thread is waiting too, natively; under the preload it starts now */
@@ -141,7 +126,7 @@ static void only_one(void) {
     poll_600(&mine);
     CHECK_EQ(pthread_join(t, NULL), 0);
     gw_alarm_ms(0);
-    CHECK(handled == 1, "handler ran %d times", (int)handled);
+    CHECK(gw_caught == 1, "handler ran %d times", (int)gw_caught);
     int eintrs = (mine.rc == -1 && mine.err == EINTR) + (other_w.rc == -1 && other_w.err == EINTR);
     int zeros = (mine.rc == 0) + (other_w.rc == 0);
     CHECK(eintrs == 1 && zeros == 1, "main: rc %d errno %d after %lld ms; other: rc %d errno %d after %lld ms",
@@ -229,19 +214,19 @@ static void *sleep_600(void *arg) {
 }
 
 /* Signals handled before a wait began (none of the calls was waiting) interrupt nothing: a
- * later poll(300) beside another thread times out with 0. (a) raise() handled at once by the
+ * later poll(300) beside another thread times out with 0. (a) raise() gw_caught at once by the
  * only thread; (b) a timer's SIGALRM while main sleeps in usleep. */
 static void stale_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_usr1;
     CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
-    install(0);
+    gw_catch(SIGALRM, 0);
     int pp[2];
     CHECK_EQ(pipe(pp), 0);
     for (int k = 0; k < 2; k++) {
         usr1_handled = 0;
-        handled = 0;
+        gw_caught = 0;
         if (k == 0) {
             CHECK_EQ(raise(SIGUSR1), 0);
             CHECK_EQ(usr1_handled, 1);
@@ -251,7 +236,7 @@ static void stale_signals(void) {
         if (k == 1) {
             gw_alarm_ms(50);
             usleep(150000);
-            CHECK(handled == 1, "SIGALRM during usleep: handler ran %d times", (int)handled);
+            CHECK(gw_caught == 1, "SIGALRM during usleep: handler ran %d times", (int)gw_caught);
         }
         struct pollfd p = {pp[0], POLLIN, 0};
         long long t0 = gw_now_ns();
@@ -281,8 +266,8 @@ static void *spin_600(void *arg) {
  * natively the waiting main thread takes it (the kernel prefers the thread-group leader when
  * it can take the signal) and its poll returns EINTR at ~300 ms. */
 static void while_busy(void) {
-    install(0);
-    handled = 0;
+    gw_catch(SIGALRM, 0);
+    gw_caught = 0;
     int pp[2];
     CHECK_EQ(pipe(pp), 0);
     pthread_t t;
@@ -296,7 +281,7 @@ static void while_busy(void) {
     long long ms = gw_ms_since(t0);
     CHECK_EQ(pthread_join(t, NULL), 0);
     gw_alarm_ms(0);
-    CHECK(handled == 1, "handler ran %d times", (int)handled);
+    CHECK(gw_caught == 1, "handler ran %d times", (int)gw_caught);
     CHECK(rc == -1 && e == EINTR,
           "poll(2000) in main, SIGALRM at 300 ms while another thread computes: rc %d errno %d after %lld ms",
           rc, e, ms);

@@ -228,17 +228,9 @@ static void big_usec(void) {
     CHECK(seen >= 20, "another thread ran only %d steps of 5 ms during a 1.05 s select", seen);
 }
 
-static volatile sig_atomic_t alarms;
-static void on_alarm(int sig) {
-    (void)sig;
-    alarms++;
-}
 static void pselect_masks(int with_sleeper) {
     const char *who = with_sleeper ? "beside a sleeper" : "alone";
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
+    gw_catch(SIGALRM, 0);
     sigset_t alrm, empty, old;
     sigemptyset(&empty);
     sigemptyset(&alrm);
@@ -254,7 +246,7 @@ static void pselect_masks(int with_sleeper) {
     fd_set r;
 
     /* 1. Blocked in the program, unblocked by pselect's mask: EINTR. */
-    alarms = 0;
+    gw_caught = 0;
     FD_ZERO(&r);
     FD_SET(p[0], &r);
     struct timespec ts = {2, 0};
@@ -265,7 +257,7 @@ static void pselect_masks(int with_sleeper) {
     int e = errno;
     long long el = gw_ms_since(t0);
     CHECK(n == -1 && e == EINTR, "%s: pselect unblocking SIGALRM returned %d errno %d", who, n, e);
-    CHECK_EQ(alarms, 1);
+    CHECK_EQ(gw_caught, 1);
     CHECK(el >= 80 && el < 1000, "%s: EINTR after %lld ms (timer at 100 ms)", who, el);
     CHECK(ts.tv_sec == 2 && ts.tv_nsec == 0, "%s: pselect changed its timespec", who);
     sigset_t now;
@@ -275,7 +267,7 @@ static void pselect_masks(int with_sleeper) {
 
     /* 2. Unblocked in the program, blocked by pselect's mask: times out, then the handler. */
     CHECK_EQ(pthread_sigmask(SIG_UNBLOCK, &alrm, NULL), 0);
-    alarms = 0;
+    gw_caught = 0;
     FD_ZERO(&r);
     FD_SET(p[0], &r);
     ts.tv_sec = 0;
@@ -286,7 +278,7 @@ static void pselect_masks(int with_sleeper) {
     n = pselect(p[0] + 1, &r, NULL, NULL, &ts, &alrm);
     e = errno;
     el = gw_ms_since(t0);
-    int alarms_at_return = alarms;
+    int alarms_at_return = gw_caught;
     CHECK(n == 0, "%s: pselect blocking SIGALRM returned %d errno %d after %lld ms", who, n, e, el);
     CHECK(el >= 290 && el < 1500, "%s: 300 ms pselect took %lld ms", who, el);
     CHECK(!FD_ISSET(p[0], &r), "%s: set not cleared", who);

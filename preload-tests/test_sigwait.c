@@ -7,8 +7,6 @@
 #include <pthread.h>
 #include <signal.h>
 
-static volatile int handled;
-
 static void block_usr1(void) {
     sigset_t usr1;
     sigemptyset(&usr1);
@@ -27,11 +25,6 @@ static void *killer(void *arg) {
     usleep(100 * 1000);
     kill(getpid(), (int)(intptr_t)arg);
     return NULL;
-}
-
-static void on_usr1(int sig) {
-    (void)sig;
-    handled++;
 }
 
 int main(void) {
@@ -73,15 +66,13 @@ int main(void) {
     CHECK(ms >= 90 && ms < 2000, "sigtimedwait timed out after %lld ms", ms);
 
     /* pause: ended by a handler's signal (EINTR), the ticker running meanwhile. */
-    struct sigaction sa = {0};
-    sa.sa_handler = on_usr1;
-    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    gw_catch(SIGUSR1, 0);
     CHECK_EQ(pthread_create(&k, NULL, killer, (void *)(intptr_t)SIGUSR1), 0);
     t0 = gw_ticks;
     errno = 0;
     CHECK_EQ(pause(), -1);
     CHECK_EQ(errno, EINTR);
-    CHECK_EQ(handled, 1);
+    CHECK_EQ(gw_caught, 1);
     if (gw_preloaded())
         CHECK(gw_ticks - t0 >= 20, "the ticker ran %ld times during pause", gw_ticks - t0);
     CHECK_EQ(pthread_join(k, NULL), 0);
@@ -97,7 +88,7 @@ int main(void) {
     errno = 0;
     CHECK_EQ(sigsuspend(&none), -1);
     CHECK_EQ(errno, EINTR);
-    CHECK_EQ(handled, 2);
+    CHECK_EQ(gw_caught, 2);
     CHECK(gw_ms_since(start) < 1000, "sigsuspend with a pending signal waited");
     sigset_t now;
     CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &now), 0);

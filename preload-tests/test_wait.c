@@ -69,18 +69,6 @@ static pid_t child_exiting(int code, int ms, int spin_ms) {
 
 /* ---- signals to the waiting thread ---- */
 
-static volatile int g_handled;
-static void on_usr1(int sig) {
-    (void)sig;
-    g_handled++;
-}
-
-static void handle_usr1(int flags) {
-    struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = flags};
-    sigemptyset(&sa.sa_mask);
-    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
-}
-
 struct kick {
     pthread_t target;
     int ms;
@@ -129,28 +117,28 @@ static void interrupt_each_form(void) {
     for (int form = 0; form < FORMS; form++) {
         gw_phase = form_names[form];
         /* No SA_RESTART: EINTR, and the child is still there. */
-        handle_usr1(0);
+        gw_catch(SIGUSR1, 0);
         pid_t pid = child_exiting(40 + form, 400, 0);
         struct kick k;
-        int handled = g_handled, status = 0;
+        int handled = gw_caught, status = 0;
         pthread_t t = kick_me(&k, 150);
         errno = 0;
         pid_t got = wait_by((enum form)form, pid, &status);
         CHECK(got == -1 && errno == EINTR, "%s: %d (%s), want EINTR", form_names[form], got, strerror(errno));
-        CHECK_EQ(g_handled, handled + 1);
+        CHECK_EQ(gw_caught, handled + 1);
         CHECK_EQ(pthread_join(t, NULL), 0);
         CHECK_EQ(wait_by((enum form)form, pid, &status), pid);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 40 + form, "%s: status %#x", form_names[form], status);
 
         /* SA_RESTART: the handler runs and the wait goes on to the child's exit. */
-        handle_usr1(SA_RESTART);
+        gw_catch(SIGUSR1, SA_RESTART);
         pid = child_exiting(50 + form, 400, 0);
-        handled = g_handled;
+        handled = gw_caught;
         t = kick_me(&k, 150);
         got = wait_by((enum form)form, pid, &status);
         CHECK(got == pid, "%s with SA_RESTART: %d (%s)", form_names[form], got, strerror(errno));
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 50 + form, "%s: status %#x", form_names[form], status);
-        CHECK_EQ(g_handled, handled + 1);
+        CHECK_EQ(gw_caught, handled + 1);
         CHECK_EQ(pthread_join(t, NULL), 0);
     }
 }
@@ -287,7 +275,7 @@ static void stops_and_groups(void) {
 
 static void interrupted_waits_leave_the_pool(void) {
     gw_phase = "interrupted waits";
-    handle_usr1(0);
+    gw_catch(SIGUSR1, 0);
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
@@ -368,17 +356,15 @@ static int os_off(void) {
         CHECK_EQ(pthread_join(t, NULL), 0);
     }
     /* EINTR from a process-directed timer signal: this process has one thread (natively too). */
-    handle_usr1(0);
-    struct sigaction sa = {.sa_handler = on_usr1};
-    sigemptyset(&sa.sa_mask);
-    CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
+    gw_catch(SIGUSR1, 0);
+    gw_catch(SIGALRM, 0);
     pid_t pid = child_exiting(70, 400, 0);
     gw_alarm_ms(100);
-    int status = 0, handled = g_handled;
+    int status = 0, handled = gw_caught;
     errno = 0;
     CHECK_EQ(waitpid(pid, &status, 0), -1);
     CHECK_EQ(errno, EINTR);
-    CHECK_EQ(g_handled, handled + 1);
+    CHECK_EQ(gw_caught, handled + 1);
     CHECK_EQ(waitpid(pid, &status, 0), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 70, "status %#x", status);
     errno = 0;
