@@ -131,6 +131,11 @@ static inline int gw_run(const char *const env[], char *const argv[], char *out,
     return status;
 }
 
+/* The exit code in a wait status, or -1 when the process did not exit (a signal ended it). */
+static inline int gw_exit_code(int wait_status) {
+    return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
+}
+
 /* Path of this executable, for tests that re-run themselves with another environment. */
 static inline const char *gw_self(void) {
     static char path[4096];
@@ -306,6 +311,17 @@ static inline int gw_known_socket(int *peer) {
 }
 static inline void gw_close_plugs(void) {
     while (gw_nplugs > 0) close(gw_plugs[--gw_nplugs]);
+}
+
+/* Runs this program again (gw_run) with the arguments that follow outlen, up to a NULL. */
+__attribute__((sentinel)) static inline int gw_run_self(const char *const env[], char *out, size_t outlen, ...) {
+    char *argv[8] = {(char *)gw_self()};
+    va_list ap;
+    va_start(ap, outlen);
+    for (int i = 1; (argv[i] = (char *)va_arg(ap, const char *)) != NULL; i++)
+        CHECK(i < 7, "gw_run_self: too many arguments");
+    va_end(ap);
+    return gw_run(env, argv, out, outlen);
 }
 
 #endif

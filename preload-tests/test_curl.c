@@ -142,7 +142,7 @@ int main(void) {
         int st = 0;
         CHECK_EQ(waitpid(pids[i], &st, 0), pids[i]);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "curl %d: status 0x%x (exit %d), printed '%s'",
-              i, st, WIFEXITED(st) ? WEXITSTATUS(st) : -1, results[i]);
+              i, st, gw_exit_code(st), results[i]);
     }
     CHECK_EQ(pthread_join(acc, NULL), 0);
 

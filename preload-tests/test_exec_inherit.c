@@ -23,8 +23,6 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
-#define EXIT_OF(st) (WIFEXITED(st) ? WEXITSTATUS(st) : -1)
-
 /* ---- 1. descriptors ---- */
 
 static int list_fds(int passed) {
@@ -189,7 +187,7 @@ static int fds_scenario(void) {
     for (int i = 0; i < 4; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
     close(pair[0]);
     close(pair[1]);
-    CHECK(EXIT_OF(g_child_status) == 0, "the exec'd child (status 0x%x) said:\n%s", g_child_status, g_child_out);
+    CHECK(gw_exit_code(g_child_status) == 0, "the exec'd child (status 0x%x) said:\n%s", g_child_status, g_child_out);
     CHECK(strcmp(g_child_out, "fds ok\n") == 0, "the exec'd child said:\n%s", g_child_out);
     printf("fds: a child exec'd beside sleeping, socket, sigwait and resolver threads got only 0 1 2 %d\n",
            g_passed);
@@ -245,11 +243,11 @@ static int relay(void) {
     }
     int st;
     CHECK_EQ(waitpid(pid, &st, 0), pid);
-    CHECK(EXIT_OF(st) == 0, "execv child: status 0x%x", st);
+    CHECK(gw_exit_code(st) == 0, "execv child: status 0x%x", st);
     char cmd[PATH_MAX + 32];
     snprintf(cmd, sizeof cmd, "'%s' --report system", gw_self());
     st = system(cmd);
-    CHECK(EXIT_OF(st) == 0, "system(): status 0x%x", st);
+    CHECK(gw_exit_code(st) == 0, "system(): status 0x%x", st);
     return 0;
 }
 
@@ -265,13 +263,12 @@ static void expect(const char *what, const char *preload, const char *const extr
     int n = 3;
     for (int i = 0; extra && extra[i]; i++) env[n++] = extra[i];
     env[n] = NULL;
-    char *argv[] = {(char *)gw_self(), "--relay", NULL};
-    int st = gw_run(env, argv, out, sizeof out);
+    int st = gw_run_self(env, out, sizeof out, "--relay", NULL);
     char want[8 * PATH_MAX];
     snprintf(want, sizeof want,
              "relay patched=1 preload=%s\nexecv patched=%d preload=%s\nsystem patched=%d preload=%s\n",
              relay_preload, child_patched, child_preload, child_patched, child_preload);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "%s: status 0x%x\nwant:\n%sgot:\n%s", what, st, want, out);
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, want) == 0, "%s: status 0x%x\nwant:\n%sgot:\n%s", what, st, want, out);
 }
 
 static void inherit_checks(void) {
@@ -335,7 +332,7 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     char *fds_argv[] = {(char *)gw_self(), "--fds", NULL};
     int st = run_clean(fds_argv, out, sizeof out);
-    CHECK(EXIT_OF(st) == 0, "--fds: status 0x%x:\n%s", st, out);
+    CHECK(gw_exit_code(st) == 0, "--fds: status 0x%x:\n%s", st, out);
     printf("%s", out);
 
     if (!gw_preloaded()) {

@@ -155,8 +155,7 @@ static int count_lines(const char *text) {
  * the lines `allowed` starts, no other. */
 static void run(const char *mode, const char *env_var, const char *allowed) {
     const char *env[] = {"-GREENWORLD_STATS", "-GREENWORLD_LOG", env_var, NULL};
-    char *args[] = {(char *)gw_self(), (char *)mode, NULL};
-    int status = gw_run(env, args, out, sizeof out);
+    int status = gw_run_self(env, out, sizeof out, mode, NULL);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status 0x%x: %.2000s", mode, status, out);
     char ok[64];
     snprintf(ok, sizeof ok, "%s ok\n", mode);

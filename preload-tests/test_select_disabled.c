@@ -103,9 +103,8 @@ int main(void) {
     static const char *const env[] = {"GREENWORLD_SELECT=0", "GW_TEST_SELECT_DISABLED_CHILD=1",
                                        "-GREENWORLD_OS", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD",
                                        "-GREENWORLD_TIME", NULL};
-    char *argv[] = {(char *)gw_self(), NULL};
     char out[8192];
-    int st = gw_run(env, argv, out, sizeof out);
+    int st = gw_run_self(env, out, sizeof out, NULL);
     fputs(out, stdout);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
     CHECK(strstr(out, "select_disabled child: plain libc") != NULL, "child output: %s", out);

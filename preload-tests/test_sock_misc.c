@@ -421,9 +421,8 @@ int main(int argc, char **argv) {
     if (green) {
         gw_phase = "GREENWORLD_SOCKET=0 child";
         const char *env[] = {"GREENWORLD_SOCKET=0", NULL};
-        char *args[] = {(char *)gw_self(), (char *)"--nosocket", NULL};
         char out[4096];
-        int st = gw_run(env, args, out, sizeof out);
+        int st = gw_run_self(env, out, sizeof out, "--nosocket", NULL);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "GREENWORLD_SOCKET=0 child: status 0x%x: %s",
               st, out);
         CHECK(strstr(out, "nosocket ok") != NULL, "child output: %s", out);

@@ -426,9 +426,8 @@ static int pool_of_one(void) {
  * exit 0 having printed `done`. */
 static void rerun(const char *setting, const char *flag, const char *done) {
     const char *env[] = {setting, NULL};
-    char *args[] = {(char *)gw_self(), (char *)flag, NULL};
     char out[4096];
-    int status = gw_run(env, args, out, sizeof out);
+    int status = gw_run_self(env, out, sizeof out, flag, NULL);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, done), "the %s run failed (status %#x):\n%s",
           setting, status, out);
 }
