@@ -76,11 +76,6 @@ static int g_passed;
 static char g_child_out[4096];
 static int g_child_status = -1;
 
-static void *sleeper(void *arg) {
-    while (!g_stop) usleep(2000);
-    return arg;
-}
-
 static void *pinger(void *arg) {
     int fd = (int)(intptr_t)arg;
     char c = 'x';
@@ -163,7 +158,7 @@ static int fds_scenario(void) {
     int pair[2];
     gw_tcp_pair_flags(pair, SOCK_CLOEXEC);
     pthread_t t[5];
-    CHECK_EQ(pthread_create(&t[0], NULL, sleeper, NULL), 0);
+    CHECK_EQ(pthread_create(&t[0], NULL, gw_ticker, NULL), 0);
     CHECK_EQ(pthread_create(&t[1], NULL, pinger, (void *)(intptr_t)pair[1]), 0);
     CHECK_EQ(pthread_create(&t[2], NULL, ponger, (void *)(intptr_t)pair[0]), 0);
     CHECK_EQ(pthread_create(&t[3], NULL, sigwaiter, NULL), 0);
@@ -182,7 +177,7 @@ static int fds_scenario(void) {
     CHECK(g_rounds > rounds_before, "the ping-pong stopped while the child ran");
 
     gw_phase = "stopping";
-    g_stop = 1;
+    g_stop = gw_ticker_stop = 1;
     CHECK_EQ(pthread_kill(t[3], SIGUSR1), 0);
     for (int i = 0; i < 4; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
     close(pair[0]);

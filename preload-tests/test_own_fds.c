@@ -22,13 +22,6 @@
 #include <pthread.h>
 #include <sys/resource.h>
 
-static volatile int g_stop;
-
-static void *sleeper(void *arg) {
-    while (!g_stop) usleep(2000);
-    return arg;
-}
-
 static int g_pipe[2];
 
 static void *writer(void *arg) {
@@ -52,11 +45,11 @@ static void *reader(void *arg) {
 /* Green threads sleep through `clobber`, then new ones sleep and talk through a pipe. */
 static void around(void (*clobber)(void)) {
     pthread_t t[4];
-    for (int i = 0; i < 4; i++) CHECK_EQ(pthread_create(&t[i], NULL, sleeper, NULL), 0);
+    for (int i = 0; i < 4; i++) CHECK_EQ(pthread_create(&t[i], NULL, gw_ticker, NULL), 0);
     usleep(10000);
     clobber();
     usleep(10000);
-    g_stop = 1;
+    gw_ticker_stop = 1;
     for (int i = 0; i < 4; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
     for (int fd = 3; fd < 1024; fd++) {
         errno = 0;
