@@ -259,27 +259,30 @@ static inline void gw_wait_count(int *counter, int want, const char *what) {
 /* Waits (as gw_wait_count) until another thread sets *flag to 1. */
 static inline void gw_wait_flag(int *flag, const char *what) { gw_wait_count(flag, 1, what); }
 
-/* A thread that writes `data` (a string) to fd `ms` milliseconds from now: something for a
- * blocking call to wait for. Join the thread it returns. */
-struct gw_late_write {
+/* A thread that, `ms` milliseconds from now, writes the string `data` to fd (gw_write_later) or
+ * closes fd (gw_close_later): something for a blocking call to wait for. Join the thread. */
+struct gw_later {
     int fd, ms;
-    const char *data;
+    const char *data; /* NULL: close */
 };
-static inline void *gw_late_write_main(void *arg) {
-    struct gw_late_write w = *(struct gw_late_write *)arg;
+static inline void *gw_later_main(void *arg) {
+    struct gw_later w = *(struct gw_later *)arg;
     free(arg);
     usleep((useconds_t)w.ms * 1000);
-    CHECK_EQ(write(w.fd, w.data, strlen(w.data)), strlen(w.data));
+    if (w.data) CHECK_EQ(write(w.fd, w.data, strlen(w.data)), strlen(w.data));
+    else close(w.fd);
     return NULL;
 }
-static inline pthread_t gw_write_later(int fd, const char *data, int ms) {
-    struct gw_late_write *w = malloc(sizeof *w);
+static inline pthread_t gw_later(int fd, const char *data, int ms) {
+    struct gw_later *w = malloc(sizeof *w);
     CHECK(w != NULL, "malloc");
-    *w = (struct gw_late_write){fd, ms, data};
+    *w = (struct gw_later){fd, ms, data};
     pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, gw_late_write_main, w), 0);
+    CHECK_EQ(pthread_create(&t, NULL, gw_later_main, w), 0);
     return t;
 }
+static inline pthread_t gw_write_later(int fd, const char *data, int ms) { return gw_later(fd, data, ms); }
+static inline pthread_t gw_close_later(int fd, int ms) { return gw_later(fd, NULL, ms); }
 
 /* A read of one byte on `fd` that waits for the "w" another thread writes to writer_fd 20 ms
  * later: afterwards the library knows `fd` well (kind, registration, flags). Returns the ticks

@@ -79,12 +79,6 @@ static void finish_waiter(pthread_t t, struct waiter *w, const char *want, const
           "%s: got %zd (%s)", what, w->n, w->n < 0 ? strerror(w->err) : "");
 }
 
-static void *close_later(void *arg) {
-    usleep(50000);
-    close((int)(intptr_t)arg);
-    return NULL;
-}
-
 struct chunk_sender {
     int fd, chunks, chunk, gap_ms;
     const unsigned char *data;
@@ -319,8 +313,7 @@ int main(int argc, char **argv) {
         int ep[2];
         CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, ep), 0);
         CHECK_EQ(send(ep[1], "12345", 5, 0), 5);
-        pthread_t ct;
-        CHECK_EQ(pthread_create(&ct, NULL, close_later, (void *)(intptr_t)ep[1]), 0);
+        pthread_t ct = gw_close_later(ep[1], 50);
         t0 = gw_now_ns();
         n = recv(ep[0], buf, 100, MSG_WAITALL);
         ms = gw_ms_since(t0);
