@@ -66,6 +66,12 @@ static inline long long gw_now_ns(void) {
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* Milliseconds since t0 (a gw_now_ns() value). */
+static inline long long gw_ms_since(long long t0) { return (gw_now_ns() - t0) / 1000000; }
+
+/* usleep in milliseconds (under the preload a green sleep: other threads run meanwhile). */
+static inline void gw_sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
+
 /* The absolute time `ms` milliseconds from now on `clock`, for the timed waits. */
 static inline struct timespec gw_abs_in(clockid_t clock, long ms) {
     struct timespec ts;
@@ -145,6 +151,18 @@ static inline const char *gw_self(void) {
     return path;
 }
 
+/* Runs this program again (gw_run) with the arguments that follow outlen, up to a NULL. */
+__attribute__((sentinel)) static inline int gw_run_self(const char *const env[], char *out, size_t outlen,
+                                                      ...) {
+    char *argv[8] = {(char *)gw_self()};
+    va_list ap;
+    va_start(ap, outlen);
+    for (int i = 1; (argv[i] = (char *)va_arg(ap, const char *)) != NULL; i++)
+        CHECK(i < 7, "gw_run_self: too many arguments");
+    va_end(ap);
+    return gw_run(env, argv, out, outlen);
+}
+
 /* A watchdog for a test that could hang: after `seconds`, "NAME: watchdog: hung in PHASE" on
  * stderr (the phase the test last stored in gw_phase) and exit 1, so a hang fails fast and says
  * where. Raw syscalls: safe in a signal handler. */
@@ -179,7 +197,7 @@ static inline void gw_catch(int sig, int flags) {
 }
 
 /* One process-directed SIGALRM `ms` milliseconds from now (setitimer ITIMER_REAL; 0 disarms),
- * to interrupt a blocking call; not while gw_watchdog's alarm is armed (they share the timer). */
+ * to interrupt a blocking call. It takes over gw_watchdog's alarm: they share the one timer. */
 static inline void gw_alarm_ms(long ms) {
     struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
     CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
@@ -226,6 +244,7 @@ static inline void gw_tcp_pair_flags(int fds[2], int sock_flags) {
     fds[1] = c;
 }
 
+/* gw_tcp_pair_flags without flags: made with socket and accept. */
 static inline void gw_tcp_pair(int fds[2]) { gw_tcp_pair_flags(fds, 0); }
 
 /* FNV-1a, 64 bits: a digest of a byte stream read in pieces of any size (start from
@@ -239,11 +258,6 @@ static inline uint64_t gw_fnv1a(uint64_t h, const void *data, size_t n) {
     }
     return h;
 }
-
-/* Milliseconds since t0 (a gw_now_ns() value). */
-static inline long long gw_ms_since(long long t0) { return (gw_now_ns() - t0) / 1000000; }
-
-static inline void gw_sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
 /* Waits, sleeping 1 ms at a time (so green threads run), until *counter reaches `want`; fails
  * after 10 s naming `what`. */
@@ -314,17 +328,6 @@ static inline int gw_known_socket(int *peer) {
 }
 static inline void gw_close_plugs(void) {
     while (gw_nplugs > 0) close(gw_plugs[--gw_nplugs]);
-}
-
-/* Runs this program again (gw_run) with the arguments that follow outlen, up to a NULL. */
-__attribute__((sentinel)) static inline int gw_run_self(const char *const env[], char *out, size_t outlen, ...) {
-    char *argv[8] = {(char *)gw_self()};
-    va_list ap;
-    va_start(ap, outlen);
-    for (int i = 1; (argv[i] = (char *)va_arg(ap, const char *)) != NULL; i++)
-        CHECK(i < 7, "gw_run_self: too many arguments");
-    va_end(ap);
-    return gw_run(env, argv, out, outlen);
 }
 
 #endif
