@@ -50,7 +50,7 @@ fn wait_until_ready(
     if !patch::active(Subsystem::Select) || timeout == Some(0) {
         return Bypass;
     }
-    let Some(hub) = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0) else {
+    let Some(hub) = Hub::current().filter(|hub| hub.parkable()) else {
         return Bypass;
     };
     let deadline = timeout.map(|t| now_ns().saturating_add(t));

@@ -15,7 +15,7 @@ fn green_hub() -> Option<&'static Hub> {
         return None;
     }
     // Nothing else could run meanwhile: the real blocking call is the same, and cheaper.
-    Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0)
+    Hub::current().filter(|hub| hub.parkable())
 }
 
 /// A duration the kernel accepts, in ns; None for what it rejects (left to the real call).

@@ -40,7 +40,7 @@ impl GreenFd {
         if !patch::active(subsystem) {
             return None;
         }
-        let hub = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0)?;
+        let hub = Hub::current().filter(|hub| hub.parkable())?;
         Some(GreenFd {
             fd,
             entry,

@@ -202,7 +202,7 @@ impl Bucket {
         reason: ParkReason,
         before_sleep: impl FnOnce(),
     ) -> Parked {
-        let hub = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0);
+        let hub = Hub::current().filter(|hub| hub.parkable());
         let wake = match hub {
             Some(hub) => {
                 let green = hub.current_green();

@@ -165,6 +165,14 @@ impl Hub {
         !ptr::eq(self.current.get(), self.root)
     }
 
+    /// May the calling thread park here, other threads of this hub running meanwhile? A green
+    /// thread may; so may the root while green threads of its hub are alive. A root alone
+    /// makes the real, blocking call: nothing else would run while it waited.
+    #[inline]
+    pub fn parkable(&self) -> bool {
+        self.in_green() || self.alive.get() > 0
+    }
+
     /// The signal masks of this hub's threads.
     pub fn masks(&self) -> &Masks {
         &self.masks

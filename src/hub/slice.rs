@@ -44,7 +44,7 @@ impl Hub {
 
     /// Could another thread of this hub be runnable, or become runnable by a look?
     fn others_may_run(&self) -> bool {
-        (self.in_green() || self.alive() > 0)
+        self.parkable()
             && (!self.run_queue.borrow().is_empty()
                 || self.inbox_full.load(Ordering::Relaxed)
                 || self.watched.load(Ordering::Relaxed) > 0

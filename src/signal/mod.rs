@@ -391,7 +391,7 @@ pub unsafe fn wait_for(
 ) -> crate::outcome::Outcome<c_int> {
     use crate::outcome::Outcome::{Bypass, Done, Errno};
     if !crate::patch::active(crate::patch::Subsystem::Os)
-        || !crate::hub::Hub::current().is_some_and(|hub| hub.in_green() || hub.alive() > 0)
+        || !crate::hub::Hub::current().is_some_and(|hub| hub.parkable())
     {
         return Bypass;
     }

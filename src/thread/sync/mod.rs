@@ -49,7 +49,7 @@ pub fn forget_tid_after_fork() {
 
 /// Could another green thread run while the caller waits?
 pub fn others_could_run() -> bool {
-    Hub::current().is_some_and(|hub| hub.in_green() || hub.alive() > 0)
+    Hub::current().is_some_and(|hub| hub.parkable())
 }
 
 /// How a lock or wait call waits.
