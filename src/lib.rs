@@ -22,6 +22,7 @@
 //! - [`green`]: green-thread control blocks, their handle table, and their pooled stacks.
 //! - [`real`]: the real libc functions, resolved once.
 //! - [`runtime`]: start-up, the panic policy, exit-time reports; [`log`], [`stats`], [`sys`];
+//!   [`context`]: whether the caller runs in a vfork child or a signal handler;
 //!   [`inherit`]: at start-up, the library out of `LD_PRELOAD` when children must not inherit it;
 //!   [`loaded`]: whether the library was preloaded or linked on purpose.
 //!
@@ -36,6 +37,7 @@
 #[cfg(not(test))]
 mod abi;
 pub mod config;
+pub mod context;
 pub mod fd;
 pub mod fileio;
 pub mod green;

@@ -110,7 +110,7 @@ impl GreenFd {
         if flags.nonblocking() {
             return Err(NotReady::TimedOut);
         }
-        if crate::os::in_vfork_child() {
+        if crate::context::in_vfork_child() {
             // Its parent's hub waits for it: the real call blocks only this child.
             return Err(NotReady::Elsewhere);
         }

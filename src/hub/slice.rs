@@ -54,7 +54,7 @@ impl Hub {
     /// Is this a moment a thread may be switched out at? Not in a signal handler (it may have
     /// interrupted the hub itself), nor in a vfork child (its parent's hub is not its own).
     fn may_switch_here(&self) -> bool {
-        !crate::signal::in_handler() && !crate::os::in_vfork_child()
+        !crate::context::in_handler() && !crate::context::in_vfork_child()
     }
 
     /// Makes runnable what is ready now (woken by other OS threads, due timers, ready I/O),

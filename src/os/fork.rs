@@ -11,26 +11,9 @@ use crate::green::Green;
 use crate::green::parking::{self, AllBuckets};
 use crate::hub::Hub;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicI32, Ordering};
+use crate::context::note_process;
+pub use crate::context::in_vfork_child;
 use std::sync::MutexGuard;
-
-/// This process's id as the library last saw it: set at start and in every fork child. 0: not
-/// known yet.
-static PROCESS: AtomicI32 = AtomicI32::new(0);
-
-fn own_pid() -> libc::pid_t {
-    // SAFETY: no arguments; the kernel's answer, never a cached one.
-    unsafe { crate::sys::syscall!(libc::SYS_getpid) as libc::pid_t }
-}
-
-/// Is this the child of a `vfork` (or of a `clone` that shares memory) before its `exec`? Its
-/// memory is the parent's, which waits meanwhile: what the child does through our hooks
-/// (Python's subprocess resets signal handlers, closes and `dup2`s descriptors, sets its mask)
-/// must not change the library's tables, which are the parent's.
-pub fn in_vfork_child() -> bool {
-    let known = PROCESS.load(Ordering::Relaxed);
-    known != 0 && own_pid() != known
-}
 
 /// Every lock another OS thread (a pool thread, a waker) may hold, taken in the order they nest
 /// elsewhere: none may be held by a thread the child will not have.
@@ -77,7 +60,7 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
-    PROCESS.store(own_pid(), Ordering::Relaxed);
+    note_process();
     let Some(mut locks) = take_held() else {
         return;
     };
@@ -94,7 +77,7 @@ extern "C" fn child() {
 
 /// From the constructor: notes this process, and registers the fork handlers.
 pub fn watch_forks() {
-    PROCESS.store(own_pid(), Ordering::Relaxed);
+    note_process();
     // SAFETY: handlers that are sound to run around any fork (see above).
     let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     if rc != 0 {

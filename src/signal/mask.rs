@@ -356,7 +356,7 @@ pub unsafe fn change(
         return None;
     }
     let hub = crate::hub::Hub::current()?;
-    if crate::os::in_vfork_child() {
+    if crate::context::in_vfork_child() {
         return None;
     }
     let me = hub.current_green();

@@ -36,19 +36,6 @@ pub fn is_own(sig: c_int) -> bool {
     .contains(&sig)
 }
 
-thread_local! {
-    /// The program's handlers running now on this OS thread. Const-initialised and
-    /// destructor-free (trap 6). A handler that leaves by `siglongjmp` leaves it raised for good:
-    /// what it guards then stays plain libc on this thread, which is always safe.
-    static IN_HANDLER: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
-}
-
-/// Is one of the program's signal handlers running on this OS thread? A call it makes must stay
-/// what it is natively (async-signal-safe): no pool hand-off, no lock, no allocation.
-#[inline]
-pub fn in_handler() -> bool {
-    IN_HANDLER.with(core::cell::Cell::get) > 0
-}
 
 extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
     if !(1..SIGNALS as c_int).contains(&sig) {
@@ -74,18 +61,18 @@ fn call_handler(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
         return;
     }
     let saved = crate::sys::errno();
-    IN_HANDLER.with(|depth| depth.set(depth.get() + 1));
-    if flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the program registered this three-argument handler for `sig`.
-        let f: extern "C" fn(c_int, *mut siginfo_t, *mut c_void) =
-            unsafe { core::mem::transmute(handler) };
-        f(sig, info, context);
-    } else {
-        // SAFETY: the program registered this one-argument handler for `sig`.
-        let f: extern "C" fn(c_int) = unsafe { core::mem::transmute(handler) };
-        f(sig);
-    }
-    IN_HANDLER.with(|depth| depth.set(depth.get() - 1));
+    crate::context::as_handler(|| {
+        if flags & libc::SA_SIGINFO != 0 {
+            // SAFETY: the program registered this three-argument handler for `sig`.
+            let f: extern "C" fn(c_int, *mut siginfo_t, *mut c_void) =
+                unsafe { core::mem::transmute(handler) };
+            f(sig, info, context);
+        } else {
+            // SAFETY: the program registered this one-argument handler for `sig`.
+            let f: extern "C" fn(c_int) = unsafe { core::mem::transmute(handler) };
+            f(sig);
+        }
+    });
     crate::sys::set_errno(saved);
 }
 
@@ -136,7 +123,7 @@ pub unsafe fn sigaction(sig: c_int, act: *const Action, old: *mut Action) -> c_i
         // SAFETY: the caller's arguments, to the real function.
         return unsafe { (real.sigaction)(sig, act, old) };
     }
-    if crate::os::in_vfork_child() {
+    if crate::context::in_vfork_child() {
         // The handler table is the parent's: the child's own disposition only (it execs next).
         // SAFETY: the caller's arguments, to the real function.
         let rc = unsafe { (real.sigaction)(sig, act, old) };
