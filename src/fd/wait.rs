@@ -6,7 +6,7 @@
 //! instead of parking: no edge is lost between a failed try and the park.
 
 use super::Entry;
-use crate::green::parking::{self, Parked, WakeList};
+use crate::park::{self, Parked, WakeList};
 use crate::hub::Hub;
 use crate::stats::ParkReason;
 use core::sync::atomic::Ordering;
@@ -70,7 +70,7 @@ pub fn wait_ready(
 ) -> Result<(), NotReady> {
     watch(hub, fd, entry, generation)?;
     let key = entry.key(dir);
-    let bucket = parking::lock(key);
+    let bucket = park::lock(key);
     if entry.generation() != generation {
         return Err(NotReady::Closed);
     }
@@ -152,7 +152,7 @@ pub fn wait_any(
     let keys = fds
         .filter_map(super::entry)
         .flat_map(|entry| [entry.key(Direction::Read), entry.key(Direction::Write)]);
-    Ok(parking::park_many(hub, keys, deadline, ParkReason::Io))
+    Ok(park::park_many(hub, keys, deadline, ParkReason::Io))
 }
 
 /// The epoll key of a descriptor's registration: its number and generation, so that events
@@ -182,7 +182,7 @@ pub fn dispatch(key: usize, readable: bool, writable: bool) {
 fn ready(entry: &Entry, dir: Direction) {
     let key = entry.key(dir);
     let mut wakers = WakeList::default();
-    let mut bucket = parking::lock(key);
+    let mut bucket = park::lock(key);
     if bucket.has_waiters(key) {
         bucket.unpark_all(key, |_| true, &mut wakers);
     } else {
@@ -203,7 +203,7 @@ pub fn wake_all(entry: &Entry) {
     for dir in [Direction::Read, Direction::Write] {
         let key = entry.key(dir);
         let mut wakers = WakeList::default();
-        let mut bucket = parking::lock(key);
+        let mut bucket = park::lock(key);
         bucket.unpark_all(key, |_| true, &mut wakers);
         drop(bucket);
         wakers.wake_all();

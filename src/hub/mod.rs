@@ -98,6 +98,26 @@ impl Default for Interrupt {
     }
 }
 
+impl Green {
+    /// The hub the thread (or root) belongs to.
+    #[inline]
+    pub fn hub(&self) -> &'static Hub {
+        // SAFETY: set once when the thread (or root) is made, to a hub that is never freed.
+        unsafe { &*self.hub_ptr().cast::<Hub>() }
+    }
+
+    /// Wakes the thread if it is still in the wait `token` names; from any OS thread.
+    /// Returns whether this call woke it.
+    #[inline]
+    pub fn unpark(&'static self, token: u64) -> bool {
+        if !self.take_token(token) {
+            return false;
+        }
+        self.hub().wake(self);
+        true
+    }
+}
+
 thread_local! {
     /// This OS thread's hub, or null. Const-initialised and destructor-free (trap 6): hubs are
     /// leaked and stay valid while `exit` runs atexit handlers that may still call hooks.
@@ -145,7 +165,7 @@ impl Hub {
             turn_started: Cell::new(0),
             root_woken: Cell::new(false),
         }));
-        root.set_hub(hub);
+        root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
         // A process with green threads may have things to say after it closed stderr.
         crate::log::keep_stderr();
@@ -287,7 +307,7 @@ impl Hub {
         inbox.clear();
         drop(inbox);
         let me = self.current.get();
-        table::retire_all_but(self, me);
+        table::retire_all_but(self as *const Hub as *const (), me);
         self.run_queue.borrow_mut().clear();
         *self.timers.borrow_mut() = Timers::default();
         me.timers_in_heap.set(0);

@@ -8,7 +8,7 @@
 //! handlers then find a working library).
 
 use crate::green::Green;
-use crate::green::parking::{self, AllBuckets};
+use crate::park::{self, AllBuckets};
 use crate::hub::Hub;
 use core::cell::UnsafeCell;
 use crate::context::note_process;
@@ -36,7 +36,7 @@ static HELD: Held = Held(UnsafeCell::new(None));
 
 extern "C" fn prepare() {
     let peeks = super::wait::before_fork();
-    let buckets = parking::lock_all();
+    let buckets = park::lock_all();
     let pool = crate::tpool::before_fork();
     let inbox = Hub::current().map(|hub| (hub, hub.lock_inbox()));
     // SAFETY: see `Held`: this thread holds every lock now.

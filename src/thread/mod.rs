@@ -177,7 +177,7 @@ pub(crate) unsafe fn spawn(
         size: stack.usable(),
         guard: stack.guard(),
     };
-    let Some(green) = table::insert(Green::thread(hub, info, entry, wanted.detached)) else {
+    let Some(green) = table::insert(Green::thread(hub as *const Hub as *const (), info, entry, wanted.detached)) else {
         crate::log!(
             Warn,
             "green thread table full; pthread_create fails with EAGAIN"

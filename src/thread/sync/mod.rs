@@ -1,7 +1,7 @@
 //! Green synchronisation (eventlet's `thread=` greens `threading` and `Queue`): a green thread
 //! that waits on a mutex, condition variable, rwlock, semaphore, barrier or once-guard parks on
 //! its hub, so the others run. Every primitive keeps glibc's memory layout, size and static
-//! initialisers; the wait queues live in the [parking lot](crate::green::parking).
+//! initialisers; the wait queues live in the [parking lot](crate::park).
 //!
 //! Process-shared primitives are also used by other processes, which follow glibc's futex
 //! protocol: those go to glibc (with a green polling wait when other green threads could run).

@@ -6,7 +6,7 @@
 //! with green work — parks on its hub; an OS thread with nothing else to run waits on a futex
 //! in its node, so a real thread that contends for a lock needs no hub at all.
 
-use super::Green;
+use crate::green::Green;
 use crate::hub::Hub;
 use crate::stats::ParkReason;
 use crate::sys::now_ns;
