@@ -11,7 +11,8 @@
 //! for the wait (see `signal::mask`): a signal they let in interrupts that very call.
 
 use crate::fd::wait::{NotReady, wait_any};
-use crate::hub::{Hub, Interrupt};
+use crate::hub::Hub;
+use crate::signal::Interrupt;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::real;
@@ -58,12 +59,12 @@ fn wait_until_ready(
     let me = hub.current_green();
     // Interruptible from before the mask changes: a pending signal that the call's mask
     // unblocks is delivered by that very change, and must interrupt this call, as natively.
-    hub.interruptibly(&interrupt, || {
+    crate::signal::interruptibly(hub, &interrupt, || {
         // SAFETY: readable when non-null (the caller's).
         let outside = unsafe { sigmask.as_ref() }.map(|set| {
             let outside = hub.masks().replace(me, mask::from_set(set));
             let let_in = outside & !me.sigmask.get();
-            if hub.claim_arrived(let_in) | hub.masks().deliver(me) {
+            if crate::signal::claim_arrived(let_in) | hub.masks().deliver(me) {
                 interrupt.happened.set(true);
             }
             outside

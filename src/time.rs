@@ -2,7 +2,8 @@
 //! on a hub timer. Arguments the kernel would reject, and sleeps with nothing else to run on
 //! this OS thread, go to the real function: same results, same errno, no extra machinery.
 
-use crate::hub::{Hub, Interrupt};
+use crate::hub::Hub;
+use crate::signal::Interrupt;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::stats::ParkReason;
@@ -38,7 +39,7 @@ fn sleep_until(hub: &Hub, deadline: u64) -> Result<(), u64> {
     }
     let me = hub.current_green();
     let interrupt = Interrupt::new();
-    hub.interruptibly(&interrupt, || {
+    crate::signal::interruptibly(hub, &interrupt, || {
         let token = me.arm();
         hub.park(me, token, ParkReason::Sleep, Some(deadline));
     });

@@ -5,7 +5,8 @@
 
 use super::wait::{Direction, NotReady, wait_ready};
 use super::{Entry, Kind};
-use crate::hub::{Hub, Interrupt};
+use crate::hub::Hub;
+use crate::signal::Interrupt;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::sys::{errno, now_ns};
@@ -124,7 +125,7 @@ impl GreenFd {
         // restarts a call with a socket timeout).
         loop {
             let interrupt = Interrupt::new();
-            let ready = self.hub.interruptibly(&interrupt, || {
+            let ready = crate::signal::interruptibly(self.hub, &interrupt, || {
                 wait_ready(
                     self.hub,
                     self.fd,

@@ -46,7 +46,7 @@ pub struct Green {
     root: bool,
     /// Owner id for mutexes that track their owner: never a kernel thread id (bit 30 set).
     pub(crate) id: Cell<i32>,
-    /// The number of the interruptible wait the thread is in (0: none); see `Hub::interruptibly`.
+    /// The number of the interruptible wait the thread is in (0: none); see `signal::interruptibly`.
     pub(crate) interrupt_seq: Cell<u64>,
     /// Its hub, opaque here: the hub module, a layer above, gives it its type (`Green::hub`).
     hub: Cell<*const ()>,

@@ -71,7 +71,11 @@ extern "C" fn child() {
     crate::thread::sync::forget_tid_after_fork();
     crate::fd::forget_registrations();
     if let Some((hub, inbox)) = locks.inbox {
+        // Each keeps only the forking thread's part, lowest layer first.
+        let me = hub.current_green();
+        crate::green::table::retire_all_but(me.hub_ptr(), me);
         hub.after_fork(inbox);
+        crate::signal::after_fork(hub, me);
     }
 }
 

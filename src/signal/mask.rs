@@ -254,7 +254,7 @@ impl Masks {
         } else if core::ptr::eq(target, hub.current_green()) {
             self.deliver(target);
         } else {
-            hub.interrupt_thread(target, sig);
+            super::interrupt::interrupt_thread(target, sig);
         }
     }
 

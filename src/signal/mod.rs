@@ -7,7 +7,10 @@
 //!
 //! `sigaction` still reports the program's own handler, flags and mask.
 
+pub mod interrupt;
 pub mod mask;
+
+pub use interrupt::{Interrupt, claim_arrived, interruptibly};
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use libc::{SIG_DFL, SIG_IGN, c_int, c_void, siginfo_t};
@@ -42,7 +45,7 @@ extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, context: *mut c_void)
         return;
     }
     if let Some(hub) = crate::hub::Hub::current() {
-        hub.signal_arrived(sig);
+        interrupt::arrived(hub, sig);
         // SAFETY: the kernel's record of this delivery.
         if !is_own(sig) && unsafe { hub.masks().defer(hub.current_green(), sig, info) } {
             return;
@@ -94,6 +97,13 @@ pub(crate) fn run_deferred(sig: c_int, info: &mut siginfo_t) {
     let mut context: libc::ucontext_t = unsafe { core::mem::zeroed() };
     call_handler(sig, info, (&raw mut context).cast());
     hub.masks().replace(me, before);
+}
+
+/// In a forked child, on the forking thread `me` of `hub`: it is the hub's only thread, with its
+/// own mask; no call waits, and signals that arrived in the parent are not the child's.
+pub fn after_fork(hub: &crate::hub::Hub, me: &crate::green::Green) {
+    interrupt::after_fork();
+    hub.masks().after_fork(me);
 }
 
 /// Does a handler of the program's run for `sig` (through the trampoline)?

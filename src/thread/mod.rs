@@ -10,7 +10,7 @@ pub mod sync;
 use crate::config::DEFAULT_STACK_SIZE;
 use crate::green::stack::{GUARD, Stack};
 use crate::green::{Entry, Green, Join, StackInfo, table};
-use crate::hub::Hub;
+use crate::hub::{Hub, Owners};
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::patch::{self, Subsystem};
 use crate::stats::ParkReason;
@@ -66,11 +66,19 @@ pub unsafe fn create(
     Done(unsafe { spawn(out, attr, Entry::Posix(start, arg)) })
 }
 
+/// Who handles what a hub sees: descriptor readiness is `fd`'s (its keys), a look asked for by a
+/// signal handler is `signal`'s. Hubs are made here only.
+static HUB_OWNERS: Owners = Owners {
+    io_ready: crate::fd::wait::dispatch,
+    poller_renewed: crate::fd::rewatch,
+    look: crate::signal::interrupt::look,
+};
+
 /// This OS thread's hub, made on first use; None when it cannot be made (no descriptor left
 /// for its epoll and eventfd: the program is at `RLIMIT_NOFILE`), and the new thread is then a
 /// real OS thread, as natively — a call that succeeds natively must not fail here.
 pub(crate) fn hub_or_native() -> Option<&'static Hub> {
-    match Hub::get_or_create() {
+    match Hub::get_or_create(&HUB_OWNERS) {
         Ok(hub) => Some(hub),
         Err(e) => {
             crate::log!(
@@ -238,7 +246,7 @@ pub enum JoinWait {
 /// Waits for `green` to finish and reaps it; its return value, or a pthread_join error code.
 pub(crate) fn join_green(green: &'static Green, wait: JoinWait) -> Result<usize, c_int> {
     let hub =
-        Hub::get_or_create().unwrap_or_else(|e| crate::fatal!("cannot wait for a thread: {e}"));
+        Hub::get_or_create(&HUB_OWNERS).unwrap_or_else(|e| crate::fatal!("cannot wait for a thread: {e}"));
     let me = hub.current_green();
     if core::ptr::eq(me, green) {
         return Err(EDEADLK);
