@@ -48,6 +48,7 @@ pub mod loaded;
 pub mod log;
 pub mod os;
 pub mod outcome;
+pub mod own_fd;
 pub mod park;
 pub mod patch;
 pub mod real;

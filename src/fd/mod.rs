@@ -9,7 +9,8 @@
 //! and inherited copies in children keep seeing the blocking file the program made.
 
 pub mod io;
-pub mod own;
+/// The library's own descriptors (base layer: the hub's poller keeps its epoll there too).
+pub use crate::own_fd as own;
 pub mod wait;
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};

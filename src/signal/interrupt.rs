@@ -105,6 +105,36 @@ pub fn interruptibly<R>(hub: &Hub, interrupted: &Interrupt, wait: impl FnOnce() 
     result
 }
 
+/// As [`interruptibly`], with `mask` (if given) the thread's own for the wait, as `ppoll`,
+/// `pselect`, `epoll_pwait` and `sigsuspend` have it: a signal it lets in interrupts this very
+/// call. `wait` sees the call's [`Interrupt`], already set when such a signal was pending.
+pub fn interruptibly_with_mask<R>(
+    hub: &Hub,
+    mask: Option<&libc::sigset_t>,
+    wait: impl FnOnce(&Interrupt) -> R,
+) -> R {
+    let interrupt = Interrupt::new();
+    let me = hub.current_green();
+    // Interruptible from before the mask changes: a pending signal that the call's mask
+    // unblocks is delivered by that very change, and must interrupt this call, as natively.
+    interruptibly(hub, &interrupt, || {
+        let outside = mask.map(|set| {
+            let outside = hub.masks().replace(me, mask::from_set(set));
+            let let_in = outside & !me.sigmask.get();
+            if claim_arrived(let_in) | hub.masks().deliver(me) {
+                interrupt.happened.set(true);
+            }
+            outside
+        });
+        let result = wait(&interrupt);
+        if let Some(outside) = outside {
+            hub.masks().replace(me, outside);
+            hub.masks().deliver(me);
+        }
+        result
+    })
+}
+
 /// From the trampoline, on `hub`'s OS thread: `sig`'s handler ran. It counts only while calls
 /// wait interruptibly (a signal handled before a call began interrupts nothing).
 pub fn arrived(hub: &Hub, sig: c_int) {
