@@ -11,7 +11,7 @@ mod slice;
 pub mod timers;
 
 use crate::green::stack::{Stack, StackPool};
-use crate::green::{Green, GreenYielder, Join, table};
+use crate::green::{Green, GreenYielder};
 use crate::signal::mask::Masks;
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
@@ -36,6 +36,9 @@ pub struct Owners {
     /// The hub looks around (before it runs more threads, after each poll) and someone asked
     /// it to ([`Hub::request_look`]).
     pub look: fn(hub: &Hub),
+    /// `green` has ended and the hub is done with it (stack, timers, counts): its return value
+    /// goes to whoever reaps threads.
+    pub ended: fn(green: &'static Green),
 }
 
 pub struct Hub {
@@ -520,7 +523,8 @@ impl Hub {
         }
     }
 
-    /// Releases a finished thread's stack and hands its return value to a joiner.
+    /// Releases a finished thread's stack, timers and place in the counts, then hands it to
+    /// its reaper ([`Owners::ended`]).
     fn finish(&self, green: &'static Green) {
         // SAFETY: the thread has finished or is suspended for good in pthread_exit; only this
         // hub touches its coroutine slot.
@@ -545,19 +549,6 @@ impl Hub {
         if self.alive.get() == 0 {
             self.root.unpark(self.all_done_token.replace(0));
         }
-        let mut join = green.join.lock().unwrap_or_else(|e| e.into_inner());
-        match *join {
-            Join::Detached => {
-                drop(join);
-                // SAFETY: detached and finished: nobody may refer to it any more.
-                unsafe { table::remove(green) };
-            }
-            Join::Waiting { joiner, token } => {
-                *join = Join::Done;
-                drop(join);
-                joiner.unpark(token);
-            }
-            Join::Joinable | Join::Done => *join = Join::Done,
-        }
+        (self.owners.ended)(green);
     }
 }

@@ -72,7 +72,27 @@ static HUB_OWNERS: Owners = Owners {
     io_ready: crate::fd::wait::dispatch,
     poller_renewed: crate::fd::rewatch,
     look: crate::signal::interrupt::look,
+    ended: reap,
 };
+
+/// A green thread has ended (its hub is done with it): its return value goes to the joiner
+/// waiting for it, or waits for one; a detached thread's slot is freed at once.
+fn reap(green: &'static Green) {
+    let mut join = green.join.lock().unwrap_or_else(|e| e.into_inner());
+    match *join {
+        Join::Detached => {
+            drop(join);
+            // SAFETY: detached and finished: nobody may refer to it any more.
+            unsafe { table::remove(green) };
+        }
+        Join::Waiting { joiner, token } => {
+            *join = Join::Done;
+            drop(join);
+            joiner.unpark(token);
+        }
+        Join::Joinable | Join::Done => *join = Join::Done,
+    }
+}
 
 /// This OS thread's hub, made on first use; None when it cannot be made (no descriptor left
 /// for its epoll and eventfd: the program is at `RLIMIT_NOFILE`), and the new thread is then a
