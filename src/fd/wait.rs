@@ -6,6 +6,8 @@
 //! instead of parking: no edge is lost between a failed try and the park.
 
 use super::Entry;
+use super::io::GreenFd;
+use crate::signal::Interrupt;
 use crate::park::{self, Parked, WakeList};
 use crate::hub::Hub;
 use crate::stats::ParkReason;
@@ -58,9 +60,35 @@ impl NotReady {
     }
 }
 
+/// The one wait of green descriptor I/O: parks the calling green thread until `fd` may be ready
+/// in `dir` (Ok: try the call again), its descriptor is closed or replaced, `deadline`
+/// (CLOCK_MONOTONIC ns) passes, or a signal's handler interrupts it as it would interrupt the
+/// native call — unless the handler asked for SA_RESTART and the call has no timeout (Linux
+/// never restarts a call with a socket timeout). The caller has just seen EAGAIN.
+pub fn wait_fd(fd: &GreenFd, dir: Direction, deadline: Option<u64>) -> Result<(), NotReady> {
+    loop {
+        let interrupt = Interrupt::new();
+        let ready = crate::signal::interruptibly(fd.hub, &interrupt, || {
+            wait_ready(fd.hub, fd.fd, fd.entry, fd.generation, dir, deadline)
+        });
+        if !interrupt.happened.get() {
+            return ready;
+        }
+        let sig = interrupt.signal.get();
+        if sig == 0 || deadline.is_some() || !crate::signal::restarts(sig) {
+            return Err(NotReady::Interrupted);
+        }
+        // Restarted: the wait may have ended for its own reason too (the edge that woke it is
+        // consumed), so the caller tries its call again before any new wait.
+        if ready.is_ok() {
+            return ready;
+        }
+    }
+}
+
 /// Parks the calling green thread until `fd` (of generation `generation`) may be ready in
-/// `dir`, or until `deadline` (CLOCK_MONOTONIC ns). The caller has just seen EAGAIN.
-pub fn wait_ready(
+/// `dir`, or until `deadline`.
+fn wait_ready(
     hub: &'static Hub,
     fd: c_int,
     entry: &'static Entry,
