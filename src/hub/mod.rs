@@ -6,13 +6,14 @@
 //! suspends back into that loop. Green threads stay on the hub that made them (trap 8); a wake
 //! from another OS thread goes through the hub's inbox and notifier (trap 12).
 
+pub mod masks;
 pub mod poller;
 mod slice;
 pub mod timers;
 
 use crate::green::stack::{Stack, StackPool};
 use crate::green::{Green, GreenYielder};
-use crate::signal::mask::Masks;
+use masks::Masks;
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
 use core::cell::{Cell, RefCell};
@@ -39,6 +40,8 @@ pub struct Owners {
     /// `green` has ended and the hub is done with it (stack, timers, counts): its return value
     /// goes to whoever reaps threads.
     pub ended: fn(green: &'static Green),
+    /// Runs the program's handler for a signal deferred to, or sent to, the running thread.
+    pub run_handler: masks::RunHandler,
 }
 
 pub struct Hub {
@@ -135,7 +138,7 @@ impl Hub {
             inbox_full: AtomicBool::new(false),
             watched: AtomicUsize::new(0),
             look_requested: AtomicBool::new(false),
-            masks: Masks::new(root),
+            masks: Masks::new(root, owners.run_handler),
             root_gone: Cell::new(false),
             alive: Cell::new(0),
             all_done_token: Cell::new(0),

@@ -39,7 +39,7 @@ pub unsafe fn wait_for(
     let me = hub.current_green();
     // SAFETY: a readable set (caller).
     let wanted = crate::signal::mask::from_set(unsafe { &*set });
-    // `pthread_kill` of this thread with one of them wakes it (see `Masks::send_to`).
+    // `pthread_kill` of this thread with one of them wakes it (see `signal::mask::send_to`).
     me.sigwaiting.set(wanted);
     let outcome = loop {
         if let Some(sent) = hub.masks().take_sent(me, wanted) {

@@ -73,6 +73,7 @@ static HUB_OWNERS: Owners = Owners {
     poller_renewed: crate::fd::rewatch,
     look: crate::signal::interrupt::look,
     ended: reap,
+    run_handler: crate::signal::run_deferred,
 };
 
 /// A green thread has ended (its hub is done with it): its return value goes to the joiner
