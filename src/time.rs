@@ -3,9 +3,9 @@
 //! this OS thread, go to the real function: same results, same errno, no extra machinery.
 
 use crate::hub::Hub;
-use crate::signal::Interrupt;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
+use crate::signal::Interrupt;
 use crate::stats::ParkReason;
 use crate::sys::{clock_ns, now_ns, ns_timespec, timespec_ns};
 use libc::{c_int, clockid_t, timespec};

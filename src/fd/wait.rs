@@ -7,9 +7,9 @@
 
 use super::Entry;
 use super::io::GreenFd;
-use crate::signal::Interrupt;
-use crate::park::{self, Parked, WakeList};
 use crate::hub::Hub;
+use crate::park::{self, Parked, WakeList};
+use crate::signal::Interrupt;
 use crate::stats::ParkReason;
 use core::sync::atomic::Ordering;
 use libc::{EAGAIN, EBADF, c_int};

@@ -13,12 +13,12 @@ pub mod timers;
 
 use crate::green::stack::{Stack, StackPool};
 use crate::green::{Green, GreenYielder};
-use masks::Masks;
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
 use core::cell::{Cell, RefCell};
 use core::ptr;
 use corosensei::{Coroutine, CoroutineResult};
+use masks::Masks;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -7,12 +7,12 @@
 //! program's prepare handlers may still lock, wait and wake) and first in the child (whose
 //! handlers then find a working library).
 
-use crate::green::Green;
-use crate::park::{self, AllBuckets};
-use crate::hub::Hub;
-use core::cell::UnsafeCell;
-use crate::context::note_process;
 pub use crate::context::in_vfork_child;
+use crate::context::note_process;
+use crate::green::Green;
+use crate::hub::Hub;
+use crate::park::{self, AllBuckets};
+use core::cell::UnsafeCell;
 use std::sync::MutexGuard;
 
 /// Every lock another OS thread (a pool thread, a waker) may hold, taken in the order they nest

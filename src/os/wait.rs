@@ -17,10 +17,10 @@
 use crate::fd::wait::wait_any;
 use crate::green::Green;
 use crate::hub::Hub;
-use crate::signal::Interrupt;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::real;
+use crate::signal::Interrupt;
 use crate::stats::ParkReason;
 use crate::sys::errno;
 use libc::{

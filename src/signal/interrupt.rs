@@ -150,7 +150,8 @@ pub fn arrived(hub: &Hub, sig: c_int) {
 /// another's. Returns whether one did.
 pub fn claim_arrived(signals: Bits) -> bool {
     signals != 0
-        && existing().is_some_and(|w| w.arrived.fetch_and(!signals, Ordering::AcqRel) & signals != 0)
+        && existing()
+            .is_some_and(|w| w.arrived.fetch_and(!signals, Ordering::AcqRel) & signals != 0)
 }
 
 /// The hub's look (see `hub::Owners::look`): signals whose handlers ran since the last one

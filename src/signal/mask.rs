@@ -2,10 +2,10 @@
 //! `pthread_kill` of one. The masks themselves (each thread's, and the OS thread's as their
 //! meet) are kept by the hub as it switches threads (`hub::masks`).
 
+use crate::green::Green;
 pub use crate::hub::masks::{
     Bits, SIGCANCEL, SIGSETXID, bit, from_set, set_sender, signals, to_set,
 };
-use crate::green::Green;
 use libc::{c_int, sigset_t};
 
 /// `pthread_kill` of `target`, a thread of this hub, with `sig`: natively the signal is

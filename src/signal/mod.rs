@@ -39,7 +39,6 @@ pub fn is_own(sig: c_int) -> bool {
     .contains(&sig)
 }
 
-
 extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
     if !(1..SIGNALS as c_int).contains(&sig) {
         return;

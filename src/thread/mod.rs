@@ -206,7 +206,12 @@ pub(crate) unsafe fn spawn(
         size: stack.usable(),
         guard: stack.guard(),
     };
-    let Some(green) = table::insert(Green::thread(hub as *const Hub as *const (), info, entry, wanted.detached)) else {
+    let Some(green) = table::insert(Green::thread(
+        hub as *const Hub as *const (),
+        info,
+        entry,
+        wanted.detached,
+    )) else {
         crate::log!(
             Warn,
             "green thread table full; pthread_create fails with EAGAIN"
@@ -266,8 +271,8 @@ pub enum JoinWait {
 
 /// Waits for `green` to finish and reaps it; its return value, or a pthread_join error code.
 pub(crate) fn join_green(green: &'static Green, wait: JoinWait) -> Result<usize, c_int> {
-    let hub =
-        Hub::get_or_create(&HUB_OWNERS).unwrap_or_else(|e| crate::fatal!("cannot wait for a thread: {e}"));
+    let hub = Hub::get_or_create(&HUB_OWNERS)
+        .unwrap_or_else(|e| crate::fatal!("cannot wait for a thread: {e}"));
     let me = hub.current_green();
     if core::ptr::eq(me, green) {
         return Err(EDEADLK);

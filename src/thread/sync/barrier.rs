@@ -3,8 +3,8 @@
 //! parking-lot bucket; the last one releases the round. A process-shared barrier keeps glibc's
 //! protocol (other processes take part), waited for by a pool thread.
 
-use crate::park::{self, WakeList};
 use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::park::{self, WakeList};
 use crate::stats::ParkReason;
 use libc::{PTHREAD_BARRIER_SERIAL_THREAD, c_int, pthread_barrier_t};
 

@@ -6,8 +6,8 @@
 
 use super::mutex::{self, Wait};
 use super::{deadline, supported_clock};
-use crate::park::{self, Parked, WakeList};
 use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::park::{self, Parked, WakeList};
 use crate::stats::ParkReason;
 use libc::{EINVAL, ETIMEDOUT, c_int, clockid_t, pthread_cond_t, pthread_mutex_t, timespec};
 

@@ -7,8 +7,8 @@
 //! scheduling an unlocker that relocks at once would otherwise starve every waiter.
 
 use super::{owner_id, poll_foreign, supported_clock};
-use crate::park;
 use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::park;
 use crate::stats::ParkReason;
 use core::sync::atomic::{AtomicI32, Ordering};
 use libc::{EAGAIN, EBUSY, EDEADLK, EINVAL, EPERM, ETIMEDOUT, c_int, pthread_mutex_t};

@@ -2,8 +2,8 @@
 //! block, green); the others park until it is done. glibc's values: 0 not run, 1 in progress,
 //! 2 done.
 
-use crate::park;
 use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::park;
 use crate::stats::ParkReason;
 use core::sync::atomic::{AtomicI32, Ordering};
 use libc::c_int;

@@ -6,8 +6,8 @@
 //! head (FIFO): a writer, or the readers glibc's preference lets in with it.
 
 use super::{owner_id, poll_foreign};
-use crate::park::{self, Parked, WakeList};
 use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::park::{self, Parked, WakeList};
 use crate::stats::ParkReason;
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use libc::{EAGAIN, EBUSY, EDEADLK, ETIMEDOUT, c_int, pthread_rwlock_t};

@@ -5,8 +5,8 @@
 //! which other processes share: their waits poll green when other green threads could run.
 
 use super::poll_foreign;
-use crate::park::{self, Parked};
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
+use crate::park::{self, Parked};
 use crate::stats::ParkReason;
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use libc::{EAGAIN, EOVERFLOW, ETIMEDOUT, c_int, sem_t};
