@@ -299,6 +299,7 @@ impl Hub {
         self.watched.store(0, Ordering::Relaxed);
         self.all_done_token.set(0);
         self.look_requested.store(false, Ordering::Relaxed);
+        self.masks.after_fork(me);
         if me.is_root() {
             self.alive.set(0);
         } else {

@@ -75,7 +75,7 @@ extern "C" fn child() {
         let me = hub.current_green();
         crate::green::table::retire_all_but(me.hub_ptr(), me);
         hub.after_fork(inbox);
-        crate::signal::after_fork(hub, me);
+        crate::signal::after_fork();
     }
 }
 

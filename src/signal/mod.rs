@@ -98,12 +98,7 @@ pub(crate) fn run_deferred(sig: c_int, info: &mut siginfo_t) {
     hub.masks().replace(me, before);
 }
 
-/// In a forked child, on the forking thread `me` of `hub`: it is the hub's only thread, with its
-/// own mask; no call waits, and signals that arrived in the parent are not the child's.
-pub fn after_fork(hub: &crate::hub::Hub, me: &crate::green::Green) {
-    interrupt::after_fork();
-    hub.masks().after_fork(me);
-}
+pub use interrupt::after_fork;
 
 /// Does a handler of the program's run for `sig` (through the trampoline)?
 pub fn handled(sig: c_int) -> bool {
