@@ -73,12 +73,8 @@ pub struct Hub {
     poller_failures: Cell<u32>,
     /// The OS thread's real `pthread_t`.
     os_thread: libc::pthread_t,
-    /// Safe points passed since the hub last switched threads (see `slice`).
-    calls_this_turn: Cell<u32>,
-    /// When the running thread's slice began (CLOCK_MONOTONIC ns), 0 until first looked at.
-    turn_started: Cell<u64>,
-    /// The root was woken while a green thread ran (see `slice`).
-    root_woken: Cell<bool>,
+    /// The running thread's turn on the hub (see `slice`).
+    turn: slice::Turn,
 }
 
 // SAFETY: other OS threads only reach `inbox`, `inbox_full` and `poller.notify()` (all
@@ -146,9 +142,7 @@ impl Hub {
             poller_failures: Cell::new(0),
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
-            calls_this_turn: Cell::new(0),
-            turn_started: Cell::new(0),
-            root_woken: Cell::new(false),
+            turn: slice::Turn::default(),
         }));
         root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
@@ -337,7 +331,7 @@ impl Hub {
                 self.run_queue.borrow_mut().push_back(green);
             } else {
                 // Its loop checks its token after every step.
-                self.root_woken.set(true);
+                self.turn.root_woken.set(true);
             }
             return;
         }
