@@ -5,6 +5,11 @@
 //! runs the hub loop on its own stack until its own wait is over; a green thread that would block
 //! suspends back into that loop. Green threads stay on the hub that made them (trap 8); a wake
 //! from another OS thread goes through the hub's inbox and notifier (trap 12).
+//!
+//! Its one job is scheduling (and each thread's signal mask, which changes as it switches). What
+//! its events mean belongs to the services above, its [`Owners`]: a poller key is `fd`'s, a look
+//! asked for by a signal handler is `signal`'s, an ended thread is reaped by `thread`; a fork
+//! child's reset is each module's own, in order, from `os::fork`.
 
 pub mod masks;
 pub mod poller;
