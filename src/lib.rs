@@ -14,14 +14,18 @@
 //! - [`fd`]: the fd table — what each descriptor is, the flags the program set, readiness —
 //!   and the green I/O loop the `os` and `socket` subsystems share; [`stdio`] puts it in
 //!   front of glibc's FILE reads, whose own `read` no hook sees.
-//! - [`signal`]: the program's signal handlers, wrapped so the hub knows what arrived, and
-//!   each green thread's signal mask.
+//! - [`signal`]: the program's signal handlers, wrapped so that a waiting call they interrupt
+//!   returns EINTR; `pthread_sigmask` and `pthread_kill` of a green thread.
+//! - [`park`]: the parking lot, the wait queues of primitives and descriptors.
 //! - [`tpool`]: real OS threads for the calls that cannot be made non-blocking; [`resolver`]
 //!   sends name resolution there, [`fileio`] regular-file I/O (`GREENWORLD_FILEIO=pool`).
-//! - [`hub`]: a hub per OS thread — run queue, timers, poller — and the root's loop.
+//! - [`hub`]: a hub per OS thread, scheduling only — run queue, timers, poller, the root's loop,
+//!   each thread's signal mask; what its poller's keys mean is its owners' (`hub::Owners`).
 //! - [`green`]: green-thread control blocks, their handle table, and their pooled stacks.
 //! - [`real`]: the real libc functions, resolved once.
 //! - [`runtime`]: start-up, the panic policy, exit-time reports; [`log`], [`stats`], [`sys`];
+//!   [`context`]: whether the caller runs in a vfork child or a signal handler; [`own_fd`]: the
+//!   library's own descriptors;
 //!   [`inherit`]: at start-up, the library out of `LD_PRELOAD` when children must not inherit it;
 //!   [`loaded`]: whether the library was preloaded or linked on purpose.
 //!
@@ -36,6 +40,7 @@
 #[cfg(not(test))]
 mod abi;
 pub mod config;
+pub mod context;
 pub mod fd;
 pub mod fileio;
 pub mod green;
@@ -46,6 +51,8 @@ pub mod loaded;
 pub mod log;
 pub mod os;
 pub mod outcome;
+pub mod own_fd;
+pub mod park;
 pub mod patch;
 pub mod real;
 pub mod resolver;

@@ -2,9 +2,10 @@
 //! on a hub timer. Arguments the kernel would reject, and sleeps with nothing else to run on
 //! this OS thread, go to the real function: same results, same errno, no extra machinery.
 
-use crate::hub::{Hub, Interrupt};
+use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
+use crate::signal::Interrupt;
 use crate::stats::ParkReason;
 use crate::sys::{clock_ns, now_ns, ns_timespec, timespec_ns};
 use libc::{c_int, clockid_t, timespec};
@@ -15,7 +16,7 @@ fn green_hub() -> Option<&'static Hub> {
         return None;
     }
     // Nothing else could run meanwhile: the real blocking call is the same, and cheaper.
-    Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0)
+    Hub::current().filter(|hub| hub.parkable())
 }
 
 /// A duration the kernel accepts, in ns; None for what it rejects (left to the real call).
@@ -38,7 +39,7 @@ fn sleep_until(hub: &Hub, deadline: u64) -> Result<(), u64> {
     }
     let me = hub.current_green();
     let interrupt = Interrupt::new();
-    hub.interruptibly(&interrupt, || {
+    crate::signal::interruptibly(hub, &interrupt, || {
         let token = me.arm();
         hub.park(me, token, ParkReason::Sleep, Some(deadline));
     });

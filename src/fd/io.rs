@@ -3,9 +3,9 @@
 //! the hub says the descriptor may be ready (or the program's socket timeout passes), and try
 //! again.
 
-use super::wait::{Direction, NotReady, wait_ready};
+use super::wait::{Direction, NotReady, wait_fd};
 use super::{Entry, Kind};
-use crate::hub::{Hub, Interrupt};
+use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::sys::{errno, now_ns};
@@ -16,8 +16,9 @@ pub struct GreenFd {
     pub fd: c_int,
     pub entry: &'static Entry,
     pub kind: Kind,
-    hub: &'static Hub,
-    generation: u32,
+    pub(super) hub: &'static Hub,
+    /// The entry's generation when the call began: a wait ends `Closed` once it moves on.
+    pub(super) generation: u32,
     /// The deadline of the whole call once the first wait started (SO_RCVTIMEO/SO_SNDTIMEO
     /// bound the call, not each wait).
     deadline: Option<Option<u64>>,
@@ -40,7 +41,7 @@ impl GreenFd {
         if !patch::active(subsystem) {
             return None;
         }
-        let hub = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0)?;
+        let hub = Hub::current().filter(|hub| hub.parkable())?;
         Some(GreenFd {
             fd,
             entry,
@@ -110,7 +111,7 @@ impl GreenFd {
         if flags.nonblocking() {
             return Err(NotReady::TimedOut);
         }
-        if crate::os::in_vfork_child() {
+        if crate::context::in_vfork_child() {
             // Its parent's hub waits for it: the real call blocks only this child.
             return Err(NotReady::Elsewhere);
         }
@@ -119,34 +120,7 @@ impl GreenFd {
             let timeout = flags.timeout_ns(fd, dir);
             (timeout > 0).then(|| now_ns().saturating_add(timeout))
         });
-        // A signal's handler interrupts the wait, as it would interrupt the native call: EINTR,
-        // unless the handler asked for SA_RESTART and the call has no timeout (Linux never
-        // restarts a call with a socket timeout).
-        loop {
-            let interrupt = Interrupt::new();
-            let ready = self.hub.interruptibly(&interrupt, || {
-                wait_ready(
-                    self.hub,
-                    self.fd,
-                    self.entry,
-                    self.generation,
-                    dir,
-                    deadline,
-                )
-            });
-            if !interrupt.happened.get() {
-                return ready;
-            }
-            let sig = interrupt.signal.get();
-            if sig == 0 || deadline.is_some() || !crate::signal::restarts(sig) {
-                return Err(NotReady::Interrupted);
-            }
-            // Restarted: the wait may have ended for its own reason too (the edge that woke it
-            // is consumed), so the caller tries its call again before any new wait.
-            if ready.is_ok() {
-                return ready;
-            }
-        }
+        wait_fd(self, dir, deadline)
     }
 }
 

@@ -6,7 +6,7 @@
 //! must see. On a socketpair ping-pong that was half of all system calls. The runtime never
 //! goes through libc here (it will export `epoll_wait` itself): raw syscalls only.
 
-use crate::fd::own::{self, OwnFd};
+use crate::own_fd::{self as own, OwnFd};
 use core::sync::atomic::{AtomicBool, Ordering};
 use libc::{c_int, epoll_event};
 use std::io;

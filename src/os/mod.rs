@@ -6,6 +6,7 @@
 //! `syscall()` ([`syscall`]) keep the fd table true.
 
 mod fork;
+pub mod sigwait;
 pub mod syscall;
 pub mod system;
 pub mod wait;

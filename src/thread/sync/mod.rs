@@ -1,7 +1,7 @@
 //! Green synchronisation (eventlet's `thread=` greens `threading` and `Queue`): a green thread
 //! that waits on a mutex, condition variable, rwlock, semaphore, barrier or once-guard parks on
 //! its hub, so the others run. Every primitive keeps glibc's memory layout, size and static
-//! initialisers; the wait queues live in the [parking lot](crate::green::parking).
+//! initialisers; the wait queues live in the [parking lot](crate::park).
 //!
 //! Process-shared primitives are also used by other processes, which follow glibc's futex
 //! protocol: those go to glibc (with a green polling wait when other green threads could run).
@@ -49,7 +49,7 @@ pub fn forget_tid_after_fork() {
 
 /// Could another green thread run while the caller waits?
 pub fn others_could_run() -> bool {
-    Hub::current().is_some_and(|hub| hub.in_green() || hub.alive() > 0)
+    Hub::current().is_some_and(|hub| hub.parkable())
 }
 
 /// How a lock or wait call waits.
