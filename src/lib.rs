@@ -22,6 +22,7 @@
 //! - [`green`]: green-thread control blocks, their handle table, and their pooled stacks.
 //! - [`real`]: the real libc functions, resolved once.
 //! - [`runtime`]: start-up, the panic policy, exit-time reports; [`log`], [`stats`], [`sys`];
+//!   [`own_fds`]: the library's own descriptors, kept high and out of the program's way;
 //!   [`inherit`]: at start-up, the library out of `LD_PRELOAD` when children must not inherit it;
 //!   [`loaded`]: whether the library was preloaded or linked on purpose.
 //!
@@ -46,6 +47,7 @@ pub mod loaded;
 pub mod log;
 pub mod os;
 pub mod outcome;
+pub mod own_fds;
 pub mod patch;
 pub mod real;
 pub mod resolver;
