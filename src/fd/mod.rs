@@ -9,6 +9,7 @@
 //! and inherited copies in children keep seeing the blocking file the program made.
 
 pub mod io;
+pub mod socket;
 pub mod wait;
 
 /// The library's own descriptors are kept by a base module (`log` keeps one, and may import

@@ -125,7 +125,7 @@ pub unsafe fn call(effect: Effect, number: c_long, args: [c_long; 6]) -> c_long 
     let new = ret as c_int;
     match effect {
         Effect::Make => fd::born(new, Kind::Unknown),
-        Effect::Socket => fd::born(new, crate::socket::kind_of_type(a2 as c_int)),
+        Effect::Socket => fd::born(new, Kind::of_socket_type(a2 as c_int)),
         Effect::Accept => {
             let listener = a1 as c_int;
             let kind = fd::entry(listener).map_or(Kind::Unknown, |e| e.kind(listener));
@@ -135,7 +135,7 @@ pub unsafe fn call(effect: Effect, number: c_long, args: [c_long; 6]) -> c_long 
         Effect::Pipe => unsafe { born_pair(a1 as *const c_int, Kind::Pipe) },
         // SAFETY: as above.
         Effect::SocketPair => unsafe {
-            born_pair(a4 as *const c_int, crate::socket::kind_of_type(a2 as c_int))
+            born_pair(a4 as *const c_int, Kind::of_socket_type(a2 as c_int))
         },
         Effect::SignalFd if a1 as c_int == -1 => fd::born(new, Kind::Unknown),
         Effect::Fcntl => match a2 as c_int {
@@ -144,16 +144,16 @@ pub unsafe fn call(effect: Effect, number: c_long, args: [c_long; 6]) -> c_long 
             _ => {}
         },
         Effect::Ioctl if a2 as libc::c_ulong == libc::FIONBIO => fd::flags_changed(),
-        Effect::SetSockOpt if crate::socket::sets_timeout(a2 as c_int, a3 as c_int) => {
+        Effect::SetSockOpt if fd::socket::sets_timeout(a2 as c_int, a3 as c_int) => {
             fd::flags_changed()
         }
         // SAFETY: a message the successful call filled.
-        Effect::RecvMsg => unsafe { crate::socket::forget_received_fds(a2 as *const _) },
+        Effect::RecvMsg => unsafe { fd::socket::forget_received_fds(a2 as *const _) },
         Effect::RecvMmsg => {
             let vec = a2 as *const libc::mmsghdr;
             for i in 0..ret as usize {
                 // SAFETY: the successful call filled the first `ret` messages.
-                unsafe { crate::socket::forget_received_fds(&raw const (*vec.add(i)).msg_hdr) };
+                unsafe { fd::socket::forget_received_fds(&raw const (*vec.add(i)).msg_hdr) };
             }
         }
         _ => {}
