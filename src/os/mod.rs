@@ -17,6 +17,7 @@ use crate::fd::wait::Direction;
 use crate::fd::{self, Kind};
 use crate::fileio;
 use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::own_fds;
 use crate::real;
 use libc::{MSG_DONTWAIT, RWF_NOWAIT, c_int, c_void, iovec, msghdr, size_t, ssize_t};
 
@@ -354,7 +355,7 @@ unsafe fn green_writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ss
 /// `close`: the descriptor is forgotten (and its waiters woken with EBADF) before it goes. One
 /// of the library's own is not the program's to close: EBADF, as for a number never opened.
 pub fn close(fd: c_int) -> Outcome<c_int> {
-    if fd::own::is_own(fd) {
+    if own_fds::is_own(fd) {
         return Outcome::Errno(libc::EBADF);
     }
     fd::forget(fd);
@@ -460,7 +461,7 @@ pub fn closefrom(first: c_int) -> Outcome<()> {
     let close_gap = |from: libc::c_uint, to: libc::c_uint| {
         // SAFETY: descriptors of the program's, in the range it asked to close.
         if unsafe { (real.close_range)(from, to, 0) } < 0 {
-            for fd in from..=to.min(fd::own::floor() as libc::c_uint + 1024) {
+            for fd in from..=to.min(own_fds::floor() as libc::c_uint + 1024) {
                 // SAFETY: as above.
                 unsafe { crate::sys::syscall!(libc::SYS_close, fd) };
             }
@@ -490,7 +491,7 @@ fn around_own(
     close: impl Fn(libc::c_uint, libc::c_uint) -> c_int,
 ) -> Outcome<c_int> {
     let as_fd = |n: libc::c_uint| n.min(c_int::MAX as libc::c_uint) as c_int;
-    let mut own = fd::own::own_in(as_fd(first), as_fd(last)).peekable();
+    let mut own = own_fds::own_in(as_fd(first), as_fd(last)).peekable();
     if first > last || own.peek().is_none() {
         return Bypass;
     }

@@ -103,7 +103,7 @@ pub unsafe fn call(effect: Effect, number: c_long, args: [c_long; 6]) -> c_long 
     // SAFETY: the caller's call (below, each use).
     let real = || unsafe { syscall6(number, args) };
     // The library's own descriptors stay out of reach here too, as through `close`, `dup2` and
-    // `close_range` (see `fd::own`).
+    // `close_range` (see `own_fds`).
     let ret = match effect {
         Effect::Close => return answer(super::close(a1 as c_int), real),
         // The kernel takes unsigned ints: the low halves of the registers.
@@ -112,8 +112,9 @@ pub unsafe fn call(effect: Effect, number: c_long, args: [c_long; 6]) -> c_long 
         }
         Effect::Replace => {
             let (old, new) = (a1 as c_int, a2 as c_int);
-            let outcome =
-                fd::own::protect_own_fd(old, new, || super::replace(old, new, || real() as c_int));
+            let outcome = crate::own_fds::protect_own_fd(old, new, || {
+                super::replace(old, new, || real() as c_int)
+            });
             return answer(outcome, real);
         }
         _ => real(),
