@@ -52,14 +52,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "GREENWORLD_PY_KEEP",
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Off,
-    Error,
-    Warn,
-    Info,
-    Debug,
-}
+pub use crate::log::LogLevel;
 
 /// Which processes print the `GREENWORLD_STATS` summary at exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

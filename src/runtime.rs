@@ -32,6 +32,7 @@ fn load() -> Config {
                 config.patched = crate::patch::SubsystemSet::EMPTY;
                 config.stats = Stats::Off;
             }
+            crate::log::configure(config.log);
             open_sinks(&config);
             install_panic_policy();
             if config.status {
@@ -98,8 +99,10 @@ pub fn init() {
     // Judged before `GREENWORLD_INHERIT=0` edits the variable it reads.
     crate::loaded::preloaded();
     crate::os::watch_forks();
+    // Read before the first line is said: it sets the log's level and files.
+    let inherit = config().inherit;
     crate::config::warn_unknown_vars();
-    if !config().inherit {
+    if !inherit {
         crate::inherit::at_start();
     }
 }

@@ -15,7 +15,7 @@ use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::real;
-use crate::sys::{errno, now_ns, timespec_ns};
+use crate::sys::{duration_ns, errno, now_ns};
 use libc::{EINTR, c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 
 /// How long a call may wait: None forever, Some(0) not at all.
@@ -29,8 +29,7 @@ unsafe fn timespec_timeout(ts: *const timespec) -> Result<Timeout, ()> {
     // SAFETY: readable when non-null (caller).
     match unsafe { ts.as_ref() } {
         None => Ok(None),
-        Some(ts) if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) => Err(()),
-        Some(ts) => Ok(Some(timespec_ns(ts))),
+        Some(ts) => duration_ns(ts).map(Some).ok_or(()),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::signal::Interrupt;
 use crate::stats::ParkReason;
-use crate::sys::{clock_ns, now_ns, ns_timespec, timespec_ns};
+use crate::sys::{clock_ns, duration_ns, now_ns, ns_timespec};
 use libc::{c_int, clockid_t, timespec};
 
 /// The hub that should run a sleep green, or None when the real call is exactly right.
@@ -26,7 +26,7 @@ fn green_hub() -> Option<&'static Hub> {
 unsafe fn duration(ts: *const timespec) -> Option<u64> {
     // SAFETY: readable when non-null (caller).
     let ts = unsafe { ts.as_ref() }?;
-    (ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec)).then(|| timespec_ns(ts))
+    duration_ns(ts)
 }
 
 /// Parks the caller until `deadline` (CLOCK_MONOTONIC ns); a sleep of nothing is a yield. A

@@ -208,12 +208,10 @@ shim! {
     fn sigwaitinfo(set: *const libc::sigset_t, info: *mut libc::siginfo_t) -> c_int
         => crate::os::sigwait::wait_for(set, info, None);
     fn sigtimedwait(set: *const libc::sigset_t, info: *mut libc::siginfo_t, timeout: *const libc::timespec) -> c_int
-        => match timeout.as_ref() {
+        => match timeout.as_ref().map(crate::sys::duration_ns) {
             None => crate::os::sigwait::wait_for(set, info, None),
-            Some(ts) if ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec) => {
-                crate::os::sigwait::wait_for(set, info, Some(crate::sys::timespec_ns(ts)))
-            }
-            Some(_) => crate::outcome::Outcome::Bypass,
+            Some(Some(ns)) => crate::os::sigwait::wait_for(set, info, Some(ns)),
+            Some(None) => crate::outcome::Outcome::Bypass,
         };
     fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int
         => match crate::os::sigwait::wait_for(set, core::ptr::null_mut(), None) {

@@ -3,36 +3,27 @@
 use super::shim;
 use crate::outcome::Outcome::{Bypass, Done};
 use crate::real::{C11Start, KeyDestructor, StartRoutine};
-use crate::sys::timespec_ns;
-use crate::thread::{self, JoinWait, c11, handles, keys};
+use crate::thread::{self, JoinWait, c11, handles, keys, sync};
 use libc::{
     c_char, c_int, c_void, clockid_t, cpu_set_t, pthread_attr_t, pthread_key_t, pthread_t,
     sched_param, sigval, size_t, timespec,
 };
 
-/// A pthread_timedjoin_np/clockjoin_np deadline on `clock`, as a CLOCK_MONOTONIC one; or the
-/// error code glibc gives for a bad clock or time.
+/// A pthread_timedjoin_np/clockjoin_np deadline on `clock`, as a CLOCK_MONOTONIC one (as the
+/// timed waits of `thread::sync` take theirs); or the error code glibc gives for a bad clock or
+/// time.
 ///
 /// # Safety
 /// `abstime` is null or readable.
 unsafe fn join_deadline(clock: clockid_t, abstime: *const timespec) -> Result<JoinWait, c_int> {
-    if clock != libc::CLOCK_REALTIME && clock != libc::CLOCK_MONOTONIC {
+    if !sync::supported_clock(clock) {
         return Err(libc::EINVAL);
     }
-    // SAFETY: readable when non-null (caller).
-    let Some(ts) = (unsafe { abstime.as_ref() }) else {
+    if abstime.is_null() {
         return Ok(JoinWait::Forever);
-    };
-    if !(0..1_000_000_000).contains(&ts.tv_nsec) {
-        return Err(libc::EINVAL);
     }
-    let now = crate::sys::clock_ns(clock).unwrap_or(0);
-    let left = if ts.tv_sec < 0 {
-        0
-    } else {
-        timespec_ns(ts).saturating_sub(now)
-    };
-    Ok(JoinWait::Until(crate::sys::now_ns().saturating_add(left)))
+    // SAFETY: readable, not null (caller).
+    unsafe { sync::deadline(clock, abstime) }.map(JoinWait::Until)
 }
 
 /// A join with a deadline: the green join, or glibc's error for bad arguments.

@@ -9,9 +9,12 @@
 //! and inherited copies in children keep seeing the blocking file the program made.
 
 pub mod io;
-/// The library's own descriptors (base layer: the hub's poller keeps its epoll there too).
-pub use crate::own_fd as own;
+pub mod socket;
 pub mod wait;
+
+/// The library's own descriptors are kept by a base module (`log` keeps one, and may import
+/// nothing above base); this older path to them stays for the hub's and the shims' callers.
+pub use crate::own_fd as own;
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use libc::c_int;

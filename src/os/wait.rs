@@ -182,8 +182,8 @@ fn await_exit(hub: &'static Hub, pid: pid_t) -> Option<Option<c_int>> {
     if pidfd < 0 {
         return None;
     }
-    // High, and out of the program's reach while it waits (see `fd::own`).
-    let pidfd = crate::fd::own::adopt(pidfd).ok()?;
+    // High, and out of the program's reach while it waits (see `own_fd`).
+    let pidfd = crate::own_fd::adopt(pidfd).ok()?;
     // Its number's entry may hold a descriptor whose close we never saw (registered with the
     // hub: the pidfd would then never be watched).
     crate::fd::born(pidfd.get(), crate::fd::Kind::Unknown);

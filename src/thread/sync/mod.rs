@@ -14,7 +14,7 @@ pub mod rwlock;
 pub mod sem;
 
 use crate::hub::Hub;
-use crate::sys::{clock_ns, now_ns, timespec_ns};
+use crate::sys::{clock_ns, now_ns, nsec_valid, timespec_ns};
 use core::cell::Cell;
 use libc::{c_int, clockid_t, timespec};
 
@@ -84,7 +84,7 @@ impl Wait {
 pub unsafe fn deadline(clock: clockid_t, abstime: *const timespec) -> Result<u64, c_int> {
     // SAFETY: readable (caller).
     let ts = unsafe { &*abstime };
-    if !(0..1_000_000_000).contains(&ts.tv_nsec) {
+    if !nsec_valid(ts) {
         return Err(libc::EINVAL);
     }
     if ts.tv_sec < 0 {
