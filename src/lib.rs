@@ -33,7 +33,6 @@
 //! nothing allocates or locks on a path the allocator or the dynamic loader can re-enter.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-#[cfg(not(test))]
 mod abi;
 pub mod config;
 pub mod fd;
