@@ -5,10 +5,12 @@
 //! stackful coroutines on a per-OS-thread hub — that yield whenever they would block.
 //!
 //! The map (each module has one job; the call path runs top to bottom):
-//! - [`abi`]: the exported C surface, thin shims only (the one place with `#[no_mangle]`).
-//! - [`patch`]: what is patched — subsystems as data, the hooked-function registry, the
-//!   per-call decision — and [`config`], read from the environment (eventlet's
-//!   `monkey_patch` truth table).
+//! - [`abi`]: the exported C surface, thin shims only (the one place with `#[no_mangle]`); each
+//!   hook is one row there, which also makes its [`real`] function and its registry row.
+//! - [`patch`]: what is patched — the hooked-function registry, the per-call decision — over
+//!   [`subsystem`] (the subsystems as data) and [`config`], read from the environment once
+//!   (eventlet's `monkey_patch` truth table), with what its first read sets up (log and stats
+//!   sinks, the panic policy, the exit-time report).
 //! - one module per patched subsystem, named after eventlet's kwargs: [`os`], [`select`],
 //!   [`socket`], [`thread`] and [`time`].
 //! - [`fd`]: the fd table — what each descriptor is, the flags the program set, readiness —
@@ -20,8 +22,8 @@
 //!   sends name resolution there, [`fileio`] regular-file I/O (`GREENWORLD_FILEIO=pool`).
 //! - [`hub`]: a hub per OS thread — run queue, timers, poller — and the root's loop.
 //! - [`green`]: green-thread control blocks, their handle table, and their pooled stacks.
-//! - [`real`]: the real libc functions, resolved once.
-//! - [`runtime`]: start-up, the panic policy, exit-time reports; [`log`], [`stats`], [`sys`];
+//! - [`real`]: the real libc functions, resolved once (a symbol some glibc lacks, on first call).
+//! - [`runtime`]: the constructor; [`log`], [`stats`], [`sys`];
 //!   [`inherit`]: at start-up, the library out of `LD_PRELOAD` when children must not inherit it;
 //!   [`loaded`]: whether the library was preloaded or linked on purpose.
 //!
@@ -54,6 +56,7 @@ pub mod signal;
 pub mod socket;
 pub mod stats;
 pub mod stdio;
+pub mod subsystem;
 pub mod sys;
 pub mod thread;
 pub mod time;

@@ -24,7 +24,7 @@ use once_cell::sync::OnceCell;
 /// Is `level` enabled by GREENWORLD_LOG?
 #[inline]
 pub fn enabled(level: LogLevel) -> bool {
-    level != LogLevel::Off && level <= crate::runtime::config().log
+    level != LogLevel::Off && level <= crate::config::get().log
 }
 
 /// Writes one `greenworld: ...` line, with the process's pid and name (the macros below are the

@@ -7,81 +7,11 @@
 //! [`monkey_patch`], which switches subsystems on at run time. [`active`] is the one place that
 //! will learn to look at who calls (eventlet's `import_patched`).
 
+use crate::sys::LineBuf;
+use core::fmt::Write;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-/// A patchable subsystem, named after eventlet's `monkey_patch` keyword arguments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Subsystem {
-    Os = 0,
-    Select = 1,
-    Socket = 2,
-    Thread = 3,
-    Time = 4,
-}
-
-impl Subsystem {
-    pub const ALL: [Subsystem; 5] = [
-        Subsystem::Os,
-        Subsystem::Select,
-        Subsystem::Socket,
-        Subsystem::Thread,
-        Subsystem::Time,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Subsystem::Os => "os",
-            Subsystem::Select => "select",
-            Subsystem::Socket => "socket",
-            Subsystem::Thread => "thread",
-            Subsystem::Time => "time",
-        }
-    }
-
-    pub const fn env_var(self) -> &'static str {
-        match self {
-            Subsystem::Os => "GREENWORLD_OS",
-            Subsystem::Select => "GREENWORLD_SELECT",
-            Subsystem::Socket => "GREENWORLD_SOCKET",
-            Subsystem::Thread => "GREENWORLD_THREAD",
-            Subsystem::Time => "GREENWORLD_TIME",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Subsystem> {
-        Subsystem::ALL.into_iter().find(|s| s.name() == name)
-    }
-
-    const fn bit(self) -> u8 {
-        1 << self as u8
-    }
-}
-
-/// A set of subsystems.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SubsystemSet(u8);
-
-impl SubsystemSet {
-    pub const EMPTY: SubsystemSet = SubsystemSet(0);
-    pub const ALL: SubsystemSet = SubsystemSet(0b1_1111);
-
-    pub fn insert(&mut self, sub: Subsystem) {
-        self.0 |= sub.bit();
-    }
-
-    pub const fn contains(self, sub: Subsystem) -> bool {
-        self.0 & sub.bit() != 0
-    }
-
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    pub const fn without(self, other: SubsystemSet) -> SubsystemSet {
-        SubsystemSet(self.0 & !other.0)
-    }
-}
+pub use crate::subsystem::{Subsystem, SubsystemSet};
 
 /// The consumer of [`every_hook!`](crate::every_hook) that makes the rows [`HOOKED`].
 macro_rules! registry {
@@ -140,7 +70,8 @@ fn bits() -> u8 {
         return bits;
     }
     // The configuration is read either way: a malformed variable stops a linked program too.
-    let from_env = crate::runtime::config().patched.0;
+    let config = crate::config::get();
+    let from_env = config.patched.0;
     let initial = if crate::loaded::preloaded() {
         from_env | ENGAGED
     } else {
@@ -148,9 +79,32 @@ fn bits() -> u8 {
     };
     // A monkey_patch racing with the first decision keeps its bits: it decides first too.
     match PATCHED.compare_exchange(UNSET, initial, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => initial,
+        Ok(_) => {
+            if config.status {
+                print_status(initial);
+            }
+            initial
+        }
         Err(now) => now,
     }
+}
+
+/// `GREENWORLD_STATUS`: what is patched at load (linked on purpose, nothing yet), from the
+/// first decision itself.
+fn print_status(bits: u8) {
+    let mut buf = LineBuf::new();
+    let _ = buf.write_str("greenworld:");
+    for sub in Subsystem::ALL {
+        let state = if bits & sub.bit() != 0 {
+            "patched"
+        } else {
+            "not-patched"
+        };
+        let _ = write!(buf, " {}={}", sub.name(), state);
+    }
+    // Last, so readers of the subsystems need not change: what `greenrun --version` reports.
+    let _ = writeln!(buf, " version={}", env!("CARGO_PKG_VERSION"));
+    crate::log::to_stderr(buf.as_bytes());
 }
 
 /// Is `sub` green for this call? The one question every shim asks first.
@@ -200,7 +154,7 @@ pub fn from_flags(flags: u32) -> Result<SubsystemSet, i32> {
 pub fn is_patched(name: &str) -> Option<bool> {
     let sub = Subsystem::from_name(name)
         .or_else(|| HOOKED.iter().find(|(f, _)| *f == name).map(|&(_, s)| s))?;
-    let pooled = || crate::runtime::config().fileio == crate::config::FileIo::Pool;
+    let pooled = || crate::config::get().fileio == crate::config::FileIo::Pool;
     Some(active(sub) && (!FILE_ONLY.contains(&name) || pooled()))
 }
 
