@@ -180,6 +180,20 @@ mod tests {
     }
 
     #[test]
+    fn an_optional_row_without_its_function_answers_enosys() {
+        let stand_in = table!(@resolve [optional] greenworld_no_such_function (fd: c_int) -> c_int);
+        for _ in 0..2 {
+            // SAFETY: no real function is found, so nothing is called but the stand-in's own
+            // fallback.
+            let rc = unsafe { stand_in(0) };
+            assert_eq!(rc, -1);
+            assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(ENOSYS));
+        }
+        // SAFETY: no arguments.
+        assert!(unsafe { libc::dlerror() }.is_null());
+    }
+
+    #[test]
     fn an_optional_row_calls_the_real_function() {
         // close_range(2, 1, 0): first > last, EINVAL from the real function (not ENOSYS).
         // SAFETY: no descriptor is touched: the range is empty.
