@@ -69,6 +69,13 @@ fn bits() -> u8 {
     if bits != UNSET {
         return bits;
     }
+    decide()
+}
+
+/// The first decision (see [`bits`]), out of line: every shim inlines the check before it.
+#[cold]
+#[inline(never)]
+fn decide() -> u8 {
     // The configuration is read either way: a malformed variable stops a linked program too.
     let config = crate::config::get();
     let from_env = config.patched.0;

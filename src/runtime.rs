@@ -12,7 +12,7 @@ pub fn init() {
     crate::os::watch_forks();
     crate::config::warn_unknown_vars();
     let config = crate::config::get();
-    crate::patch::engaged();
+    crate::patch::engaged(); // the first decision, and its GREENWORLD_STATUS line
     if !config.inherit {
         crate::inherit::at_start();
     }
