@@ -190,3 +190,9 @@ impl core::fmt::Write for LineBuf {
         Ok(())
     }
 }
+
+unsafe extern "C" {
+    /// The process environment, which `execv`, `execvp`, `posix_spawn`, `system` and `popen`
+    /// pass on (`execve` is given one).
+    pub(crate) static mut environ: *mut *mut libc::c_char;
+}

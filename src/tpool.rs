@@ -160,7 +160,7 @@ fn submit(job: Job) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push_back(job);
-    let size = crate::runtime::config().tpool_size;
+    let size = crate::config::get().tpool_size;
     if POOL.idle.load(Ordering::Acquire) == 0 && POOL.threads.load(Ordering::Acquire) < size {
         spawn_worker();
     }

@@ -12,10 +12,6 @@ pub mod io;
 pub mod socket;
 pub mod wait;
 
-/// The library's own descriptors are kept by a base module (`log` keeps one, and may import
-/// nothing above base); this older path to them stays for the hub's and the shims' callers.
-pub use crate::own_fd as own;
-
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use libc::c_int;
 

@@ -15,7 +15,7 @@ use std::io;
 const NOTIFY_KEY: u64 = u64::MAX;
 
 pub struct Poller {
-    /// The library's own descriptors (see `fd::own`): high, and out of the program's reach.
+    /// The library's own descriptors (see `own_fd`): high, and out of the program's reach.
     epoll: OwnFd,
     notifier: OwnFd,
     /// A wake-up is pending in the eventfd: further notifies need not write.

@@ -26,7 +26,7 @@ pub unsafe fn wait_for(
     if fd < 0 {
         return Bypass;
     }
-    // High, and out of the program's reach while it waits (see `fd::own`).
+    // High, and out of the program's reach while it waits (see `own_fd`).
     let Ok(own) = crate::own_fd::adopt(fd) else {
         return Bypass;
     };

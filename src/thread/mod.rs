@@ -143,7 +143,7 @@ fn glibc_default_stack_size() -> usize {
 /// # Safety
 /// `attr` is null or an initialised attribute object.
 unsafe fn wanted(attr: *const pthread_attr_t) -> Wanted {
-    let configured = crate::runtime::config().stack_size;
+    let configured = crate::config::get().stack_size;
     let mut wanted = Wanted {
         stack_size: configured,
         guard: GUARD,
