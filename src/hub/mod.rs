@@ -413,7 +413,10 @@ impl Hub {
     }
 
     fn drain_inbox(&self) {
-        if !self.inbox_full.swap(false, Ordering::Acquire) {
+        // A load first: the common case (nothing from other OS threads) costs no locked RMW.
+        if !self.inbox_full.load(Ordering::Relaxed)
+            || !self.inbox_full.swap(false, Ordering::Acquire)
+        {
             return;
         }
         let woken = core::mem::take(&mut *self.inbox.lock().unwrap_or_else(|e| e.into_inner()));
@@ -463,6 +466,12 @@ impl Hub {
             Ok(_) => self.poller_failures.set(0),
             Err(e) => self.renew_poller(&e),
         }
+        // The wait may have consumed a notify whose wake-up is still in the inbox: a waker finds
+        // `notified` set by an earlier notify (not yet read) and skips writing, and this wait then
+        // reads that earlier one. Drained now, before anything can block again (trap 12): a
+        // look without blocking (`Some(0)`) followed by a blocking wait lost such a wake-up for
+        // good (CPython's test_socket hung with a resolver call finished and its caller asleep).
+        self.drain_inbox();
         self.look();
     }
 
@@ -553,5 +562,68 @@ impl Hub {
             self.root.unpark(self.all_done_token.replace(0));
         }
         (self.owners.ended)(green);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static TEST_OWNERS: Owners = Owners {
+        io_ready: |_, _, _| {},
+        poller_renewed: |_| {},
+        look: |_| {},
+        ended: |_| {},
+        run_handler: |_, _| {},
+    };
+
+    /// A parked green thread of `hub` (never run: only its wake-up is under test).
+    fn parked_on(hub: &'static Hub) -> (&'static Green, u64) {
+        let green: &'static Green = Box::leak(Box::new(Green::dead()));
+        green.set_hub_ptr(hub as *const Hub as *const ());
+        let token = green.arm();
+        (green, token)
+    }
+
+    /// Wakes `green` from another OS thread, as a pool thread does when its call is done.
+    fn wake_from_another_thread(green: &'static Green, token: u64) {
+        std::thread::spawn(move || assert!(green.unpark(token)))
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_poll_that_consumes_a_notify_leaves_no_wake_up_in_the_inbox() {
+        std::thread::spawn(|| {
+            let hub = Hub::get_or_create(&TEST_OWNERS).unwrap();
+            // A first wake-up from another thread notifies; the hub drains it before it polls,
+            // so that notify is still unread in the eventfd.
+            let (first, token) = parked_on(hub);
+            wake_from_another_thread(first, token);
+            hub.drain_inbox();
+            assert_eq!(
+                hub.run_queue
+                    .borrow_mut()
+                    .pop_front()
+                    .map(|g| g as *const Green),
+                Some(first as *const Green)
+            );
+            // A second one finds the notify pending and does not write again.
+            let (second, token) = parked_on(hub);
+            wake_from_another_thread(second, token);
+            // The poll reads the first notify: the second wake-up must be runnable after it,
+            // or the next blocking wait (nothing left to notify it) sleeps for good.
+            hub.poll_events(Some(0));
+            assert_eq!(
+                hub.run_queue
+                    .borrow_mut()
+                    .pop_front()
+                    .map(|g| g as *const Green),
+                Some(second as *const Green),
+                "a wake-up stayed in the inbox after a poll consumed its notification"
+            );
+        })
+        .join()
+        .unwrap();
     }
 }
