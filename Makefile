@@ -92,6 +92,7 @@ uninstall:
 lint:
 	cargo fmt --check
 	cargo clippy --release -- -D warnings -D clippy::undocumented_unsafe_blocks
+	scripts/check-layers
 
 clean:
 	cargo clean

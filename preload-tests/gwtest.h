@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +65,12 @@ static inline long long gw_now_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+
+/* Milliseconds since t0 (a gw_now_ns() value). */
+static inline long long gw_ms_since(long long t0) { return (gw_now_ns() - t0) / 1000000; }
+
+/* usleep in milliseconds (under the preload a green sleep: other threads run meanwhile). */
+static inline void gw_sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
 /* The absolute time `ms` milliseconds from now on `clock`, for the timed waits. */
 static inline struct timespec gw_abs_in(clockid_t clock, long ms) {
@@ -129,6 +137,11 @@ static inline int gw_run(const char *const env[], char *const argv[], char *out,
     return status;
 }
 
+/* The exit code in a wait status, or -1 when the process did not exit (a signal ended it). */
+static inline int gw_exit_code(int wait_status) {
+    return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
+}
+
 /* Path of this executable, for tests that re-run themselves with another environment. */
 static inline const char *gw_self(void) {
     static char path[4096];
@@ -136,6 +149,18 @@ static inline const char *gw_self(void) {
     if (n < 0) { perror("readlink"); _exit(1); }
     path[n] = 0;
     return path;
+}
+
+/* Runs this program again (gw_run) with the arguments that follow outlen, up to a NULL. */
+__attribute__((sentinel)) static inline int gw_run_self(const char *const env[], char *out, size_t outlen,
+                                                      ...) {
+    char *argv[8] = {(char *)gw_self()};
+    va_list ap;
+    va_start(ap, outlen);
+    for (int i = 1; (argv[i] = (char *)va_arg(ap, const char *)) != NULL; i++)
+        CHECK(i < 7, "gw_run_self: too many arguments");
+    va_end(ap);
+    return gw_run(env, argv, out, outlen);
 }
 
 /* A watchdog for a test that could hang: after `seconds`, "NAME: watchdog: hung in PHASE" on
@@ -158,6 +183,26 @@ static inline void gw_watchdog(const char *name, unsigned seconds) {
     alarm(seconds);
 }
 
+/* A handler that only counts (in gw_caught), for what a caught signal does to a blocking call:
+ * after gw_catch(sig, 0) such a call fails with EINTR, after gw_catch(sig, SA_RESTART) it goes on. */
+__attribute__((unused)) static volatile sig_atomic_t gw_caught;
+__attribute__((unused)) static void gw_count_caught(int sig) {
+    (void)sig;
+    gw_caught++;
+}
+static inline void gw_catch(int sig, int flags) {
+    struct sigaction sa = {.sa_handler = gw_count_caught, .sa_flags = flags};
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(sig, &sa, NULL), 0);
+}
+
+/* One process-directed SIGALRM `ms` milliseconds from now (setitimer ITIMER_REAL; 0 disarms),
+ * to interrupt a blocking call. It takes over gw_watchdog's alarm: they share the one timer. */
+static inline void gw_alarm_ms(long ms) {
+    struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
+    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
+}
+
 /* A green thread that keeps counting (gw_ticks, every 1 ms) until gw_ticker_stop: proof that
  * other threads ran while one waited. */
 __attribute__((unused)) static volatile int gw_ticker_stop;
@@ -171,23 +216,118 @@ static inline void *gw_ticker(void *arg) {
     return NULL;
 }
 
-/* A connected TCP pair on 127.0.0.1: fds[0] the accepted end, fds[1] the connecting end. */
-static inline void gw_tcp_pair(int fds[2]) {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
+/* A TCP listener on 127.0.0.1 (a free port; servers in tests bind loopback only), made with
+ * socket(AF_INET, SOCK_STREAM | sock_flags); its address (with the port) goes to *addr. */
+static inline int gw_tcp_listen(int sock_flags, int backlog, struct sockaddr_in *addr) {
+    int l = socket(AF_INET, SOCK_STREAM | sock_flags, 0);
     CHECK(l >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 1), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    int c = socket(AF_INET, SOCK_STREAM, 0);
+    *addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof *addr;
+    CHECK_EQ(bind(l, (struct sockaddr *)addr, sizeof *addr), 0);
+    CHECK_EQ(listen(l, backlog), 0);
+    CHECK_EQ(getsockname(l, (struct sockaddr *)addr, &al), 0);
+    return l;
+}
+
+/* A connected TCP pair on 127.0.0.1: fds[0] the accepted end, fds[1] the connecting end, both
+ * made with `sock_flags` (0 or SOCK_CLOEXEC; with flags the accept is accept4's). */
+static inline void gw_tcp_pair_flags(int fds[2], int sock_flags) {
+    struct sockaddr_in a;
+    int l = gw_tcp_listen(sock_flags, 1, &a);
+    int c = socket(AF_INET, SOCK_STREAM | sock_flags, 0);
     CHECK(c >= 0, "socket: %s", strerror(errno));
     CHECK(connect(c, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-    int s = accept(l, NULL, NULL);
+    int s = sock_flags ? accept4(l, NULL, NULL, sock_flags) : accept(l, NULL, NULL);
     CHECK(s >= 0, "accept: %s", strerror(errno));
     close(l);
     fds[0] = s;
     fds[1] = c;
+}
+
+/* gw_tcp_pair_flags without flags: made with socket and accept. */
+static inline void gw_tcp_pair(int fds[2]) { gw_tcp_pair_flags(fds, 0); }
+
+/* FNV-1a, 64 bits: a digest of a byte stream read in pieces of any size (start from
+ * GW_FNV1A_INIT), to compare what was written with what was read. */
+#define GW_FNV1A_INIT 14695981039346656037ULL
+static inline uint64_t gw_fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Waits, sleeping 1 ms at a time (so green threads run), until *counter reaches `want`; fails
+ * after 10 s naming `what`. */
+static inline void gw_wait_count(int *counter, int want, const char *what) {
+    long long t0 = gw_now_ns();
+    while (__atomic_load_n(counter, __ATOMIC_SEQ_CST) < want) {
+        CHECK(gw_now_ns() - t0 < 10000000000LL, "timed out waiting for %s: %d of %d", what,
+              __atomic_load_n(counter, __ATOMIC_SEQ_CST), want);
+        gw_sleep_ms(1);
+    }
+}
+
+/* Waits (as gw_wait_count) until another thread sets *flag to 1. */
+static inline void gw_wait_flag(int *flag, const char *what) { gw_wait_count(flag, 1, what); }
+
+/* A thread that, `ms` milliseconds from now, writes the string `data` to fd (gw_write_later) or
+ * closes fd (gw_close_later): something for a blocking call to wait for. Join the thread. */
+struct gw_later {
+    int fd, ms;
+    const char *data; /* NULL: close */
+};
+static inline void *gw_later_main(void *arg) {
+    struct gw_later w = *(struct gw_later *)arg;
+    free(arg);
+    usleep((useconds_t)w.ms * 1000);
+    if (w.data) CHECK_EQ(write(w.fd, w.data, strlen(w.data)), strlen(w.data));
+    else close(w.fd);
+    return NULL;
+}
+static inline pthread_t gw_later(int fd, const char *data, int ms) {
+    struct gw_later *w = malloc(sizeof *w);
+    CHECK(w != NULL, "malloc");
+    *w = (struct gw_later){fd, ms, data};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, gw_later_main, w), 0);
+    return t;
+}
+static inline pthread_t gw_write_later(int fd, const char *data, int ms) { return gw_later(fd, data, ms); }
+static inline pthread_t gw_close_later(int fd, int ms) { return gw_later(fd, NULL, ms); }
+
+/* A read of one byte on `fd` that waits for the "w" another thread writes to writer_fd 20 ms
+ * later: afterwards the library knows `fd` well (kind, registration, flags). Returns the ticks
+ * gw_ticker made meanwhile. */
+static inline long gw_wait_for_byte(int fd, int writer_fd) {
+    pthread_t t = gw_write_later(writer_fd, "w", 20);
+    long before = gw_ticks;
+    char c = 0;
+    CHECK_EQ(read(fd, &c, 1), 1);
+    CHECK_EQ(c, 'w');
+    long ticks = gw_ticks - before;
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    return ticks;
+}
+
+/* For the tests of descriptor numbers reused behind the library's back: a TCP pair whose
+ * accepted end the library knows well (gw_wait_for_byte); returns that end, *peer the other.
+ * The listener's freed number is plugged (/dev/null, open until gw_close_plugs), so that the
+ * lowest free number, which the next descriptor made gets, is the next one the test closes. */
+__attribute__((unused)) static int gw_plugs[16], gw_nplugs;
+static inline int gw_known_socket(int *peer) {
+    int fds[2];
+    gw_tcp_pair(fds);
+    CHECK(gw_nplugs < 16, "too many plugs");
+    gw_plugs[gw_nplugs++] = open("/dev/null", O_RDONLY);
+    gw_wait_for_byte(fds[0], fds[1]);
+    *peer = fds[1];
+    return fds[0];
+}
+static inline void gw_close_plugs(void) {
+    while (gw_nplugs > 0) close(gw_plugs[--gw_nplugs]);
 }
 
 #endif

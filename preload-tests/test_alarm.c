@@ -11,26 +11,11 @@
 #include <signal.h>
 #include <sys/time.h>
 
-static volatile int alarms;
-
-static void on_alarm(int sig) {
-    (void)sig;
-    alarms++;
-}
-
-static void handle_alarm(int flags) {
-    struct sigaction sa = {0};
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = flags;
-    sigemptyset(&sa.sa_mask);
-    CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
-}
-
 static int g_pipe[2];
 
 static void *write_after_ten_ticks(void *arg) {
     (void)arg;
-    while (alarms < 10) usleep(5 * 1000);
+    while (gw_caught < 10) usleep(5 * 1000);
     CHECK_EQ(write(g_pipe[1], "late", 4), 4);
     return NULL;
 }
@@ -42,15 +27,15 @@ int main(void) {
     CHECK_EQ(pthread_create(&tick, NULL, gw_ticker, NULL), 0);
 
     /* alarm, no SA_RESTART: EINTR */
-    handle_alarm(0);
+    gw_catch(SIGALRM, 0);
     CHECK_EQ(alarm(1), 0);
     long t0 = gw_ticks;
     long long start = gw_now_ns();
     errno = 0;
     CHECK_EQ(read(g_pipe[0], buf, sizeof buf), -1);
     CHECK_EQ(errno, EINTR);
-    CHECK_EQ(alarms, 1);
-    long long waited_ms = (gw_now_ns() - start) / 1000000;
+    CHECK_EQ(gw_caught, 1);
+    long long waited_ms = gw_ms_since(start);
     CHECK(waited_ms >= 900, "read returned after %lld ms, before the alarm", waited_ms);
     CHECK(gw_ticks - t0 >= 10, "the ticker stalled during the read (%ld ticks)", gw_ticks - t0);
     CHECK_EQ(alarm(30), 0);
@@ -58,8 +43,8 @@ int main(void) {
     CHECK(left >= 29 && left <= 30, "alarm(0) reported %u seconds left", left);
 
     /* setitimer, SA_RESTART: the read waits through the ticks and gets the late bytes */
-    handle_alarm(SA_RESTART);
-    alarms = 0;
+    gw_catch(SIGALRM, SA_RESTART);
+    gw_caught = 0;
     struct itimerval every = {{0, 50 * 1000}, {0, 50 * 1000}}, now;
     CHECK_EQ(setitimer(ITIMER_REAL, &every, NULL), 0);
     CHECK_EQ(getitimer(ITIMER_REAL, &now), 0);
@@ -68,16 +53,16 @@ int main(void) {
     ssize_t n = read(g_pipe[0], buf, sizeof buf);
     CHECK(n == 4 && memcmp(buf, "late", 4) == 0, "read returned %zd (%s)", n,
           n < 0 ? strerror(errno) : "bytes");
-    CHECK(alarms >= 10, "only %d ticks before the data", alarms);
+    CHECK(gw_caught >= 10, "only %d ticks before the data", gw_caught);
     CHECK_EQ(pthread_join(writer, NULL), 0);
 
     /* the same timer, no SA_RESTART: the next tick interrupts */
-    handle_alarm(0);
-    int before = alarms;
+    gw_catch(SIGALRM, 0);
+    int before = gw_caught;
     errno = 0;
     CHECK_EQ(read(g_pipe[0], buf, sizeof buf), -1);
     CHECK_EQ(errno, EINTR);
-    CHECK(alarms > before, "EINTR without a tick");
+    CHECK(gw_caught > before, "EINTR without a tick");
     struct itimerval off = {{0, 0}, {0, 0}};
     CHECK_EQ(setitimer(ITIMER_REAL, &off, NULL), 0);
 

@@ -40,8 +40,7 @@ static char out[8192];
 static int run_child(const char *a, const char *b, char *desc, size_t desc_len) {
     const char *env[16] = {CLEAN_ENV, a, b, NULL};
     snprintf(desc, desc_len, "%s%s%s", a, b ? " " : "", b ? b : "");
-    char *args[] = {(char *)gw_self(), "--child", NULL};
-    return gw_run(env, args, out, sizeof out);
+    return gw_run_self(env, out, sizeof out, "--child", NULL);
 }
 
 /* `a` (and `b`, if not NULL) set; the bad one is name=value. */

@@ -190,22 +190,14 @@ static void *psb_party(void *arg) {
     return (void *)(intptr_t)pthread_barrier_wait(&psb);
 }
 
-static void watchdog(int sig) {
-    (void)sig;
-    static const char msg[] = "test_barrier_once: CHECK failed: the process-shared barrier "
-                              "wait hung for 3 s (the other party is a thread of this process)\n";
-    if (write(2, msg, sizeof msg - 1) < 0) {}
-    _exit(1);
-}
-
 static void check_pshared_barrier(void) {
     pthread_barrierattr_t a;
     CHECK_EQ(pthread_barrierattr_init(&a), 0);
     CHECK_EQ(pthread_barrierattr_setpshared(&a, PTHREAD_PROCESS_SHARED), 0);
     CHECK_EQ(pthread_barrier_init(&psb, &a, 2), 0);
     CHECK_EQ(pthread_barrierattr_destroy(&a), 0);
-    signal(SIGALRM, watchdog);
-    alarm(3);
+    gw_phase = "the process-shared barrier wait (the other party is a thread of this process)";
+    gw_watchdog("test_barrier_once", 3);
     for (int round = 0; round < 3; round++) {
         pthread_t t;
         CHECK_EQ(pthread_create(&t, NULL, psb_party, NULL), 0);

@@ -23,15 +23,6 @@
 #define WCHUNK 100000
 #define RCHUNK 65000
 
-static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-#define FNV_INIT 14695981039346656037ULL
-
 /* The byte at stream offset off. */
 static inline unsigned char gen(long long off) {
     uint32_t x = (uint32_t)off * 2654435761u;
@@ -58,7 +49,7 @@ static void *writer_main(void *arg) {
     struct xfer *x = arg;
     static const size_t parts[3] = {777, 50001, 12345}; /* writev: 63123 bytes a call */
     unsigned char *buf = malloc(WCHUNK);
-    uint64_t h = FNV_INIT;
+    uint64_t h = GW_FNV1A_INIT;
     long long off = 0;
     while (off < TOTAL && !x->bad) {
         size_t len;
@@ -95,7 +86,7 @@ static void *writer_main(void *arg) {
             x->bad = 1;
             break;
         }
-        h = fnv1a(h, buf, len);
+        h = gw_fnv1a(h, buf, len);
         off += (long long)len;
     }
     int t = gw_os_threads();
@@ -110,7 +101,7 @@ static void *writer_main(void *arg) {
 static void *reader_main(void *arg) {
     struct xfer *x = arg;
     unsigned char *buf = malloc(RCHUNK);
-    uint64_t h = FNV_INIT;
+    uint64_t h = GW_FNV1A_INIT;
     long long off = 0;
     for (;;) {
         ssize_t n;
@@ -137,7 +128,7 @@ static void *reader_main(void *arg) {
                 x->bad = 1;
             }
         if (x->bad) break;
-        h = fnv1a(h, buf, (size_t)n);
+        h = gw_fnv1a(h, buf, (size_t)n);
         off += n;
         if (x->calls % 64 == 0) {
             int t = gw_os_threads();
@@ -265,30 +256,12 @@ static void shared_pipe(void) {
     for (int i = 0; i < SP_READERS; i++) busy += rd[i].records > 0;
     printf("bulk_transfer: shared pipe: %d writers x %d records of %d bytes, %d of %d readers got "
            "some, %lld ms\n", SP_WRITERS, SP_RECORDS, REC, busy, SP_READERS,
-           (gw_now_ns() - t0) / 1000000);
-}
-
-static void tcp_pair(int fds[2]) {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(l >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 1), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(c >= 0, "socket: %s", strerror(errno));
-    CHECK(connect(c, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-    int s = accept(l, NULL, NULL);
-    CHECK(s >= 0, "accept: %s", strerror(errno));
-    close(l);
-    fds[0] = s; /* read end */
-    fds[1] = c; /* write end */
+           gw_ms_since(t0));
 }
 
 static void run(const char *kind, int vectored) {
     int fds[2];
-    if (!strcmp(kind, "tcp")) tcp_pair(fds);
+    if (!strcmp(kind, "tcp")) gw_tcp_pair(fds);
     else if (!strcmp(kind, "unix")) CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     else CHECK_EQ(pipe(fds), 0);
     struct xfer w = {.fd = fds[1], .vectored = vectored}, r = {.fd = fds[0], .vectored = vectored};
@@ -299,7 +272,7 @@ static void run(const char *kind, int vectored) {
     CHECK_EQ(pthread_create(&tw, NULL, writer_main, &w), 0);
     CHECK_EQ(pthread_join(tw, NULL), 0);
     CHECK_EQ(pthread_join(tr, NULL), 0);
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK(!w.bad, "%s %s: %s", kind, MODE(vectored, 0), w.what);
     CHECK(!r.bad, "%s %s: %s", kind, MODE(vectored, 1), r.what);
     CHECK_EQ(w.count, TOTAL);

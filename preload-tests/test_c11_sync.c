@@ -6,18 +6,6 @@
 #include "gwtest.h"
 #include <threads.h>
 
-static struct timespec rt_in(long ms) {
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* ---- another thread's try / timed lock ---- */
 
 struct other {
@@ -28,7 +16,7 @@ struct other {
 
 static int other_main(void *arg) {
     struct other *o = arg;
-    struct timespec at = rt_in(100);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 100);
     long long t0 = gw_now_ns();
     o->rc = o->timed ? mtx_timedlock(o->m, &at) : mtx_trylock(o->m);
     o->took_ns = gw_now_ns() - t0;
@@ -83,14 +71,14 @@ static void check_mutexes(void) {
     CHECK(took >= 95000000LL && took < 2000000000LL, "mtx_timedlock took %lld ns", took);
     CHECK_EQ(mtx_unlock(&timed), thrd_success);
     CHECK_EQ(other(&timed, 1, NULL), thrd_success);
-    struct timespec at = rt_in(100);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 100);
     CHECK_EQ(mtx_timedlock(&timed, &at), thrd_success);
     CHECK_EQ(other(&timed, 0, NULL), thrd_busy);
     CHECK_EQ(mtx_unlock(&timed), thrd_success);
 
     /* timed + recursive */
     CHECK_EQ(mtx_lock(&rec_timed), thrd_success);
-    at = rt_in(100);
+    at = gw_abs_in(CLOCK_REALTIME, 100);
     CHECK_EQ(mtx_timedlock(&rec_timed, &at), thrd_success);
     CHECK_EQ(other(&rec_timed, 1, &took), thrd_timedout);
     CHECK(took >= 95000000LL && took < 2000000000LL, "mtx_timedlock took %lld ns", took);
@@ -113,7 +101,7 @@ static void check_cnd_timeout(void) {
     CHECK_EQ(mtx_init(&m, mtx_plain), thrd_success);
     CHECK_EQ(cnd_init(&c), thrd_success);
     CHECK_EQ(mtx_lock(&m), thrd_success);
-    struct timespec at = rt_in(100);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 100);
     long long t0 = gw_now_ns();
     CHECK_EQ(cnd_timedwait(&c, &m, &at), thrd_timedout);
     long long dt = gw_now_ns() - t0;
@@ -157,7 +145,7 @@ static int producer(void *arg) {
         if (mtx_lock(&qm) != thrd_success) bad++;
         while (qn == CAP) {
             /* a timed wait that should be woken long before its 5 s deadline */
-            struct timespec at = rt_in(5000);
+            struct timespec at = gw_abs_in(CLOCK_REALTIME, 5000);
             if (cnd_timedwait(&not_full, &qm, &at) != thrd_success) bad++;
         }
         q[qt] = p * PER + i;
@@ -204,7 +192,7 @@ static void check_prodcons(void) {
     /* Everyone waits on not_empty for the start: one broadcast releases all 40. */
     CHECK_EQ(mtx_lock(&qm), thrd_success);
     while (ready < PRODUCERS + CONSUMERS) {
-        struct timespec at = rt_in(3000);
+        struct timespec at = gw_abs_in(CLOCK_REALTIME, 3000);
         CHECK(cnd_timedwait(&all_ready, &qm, &at) == thrd_success, "only %d ready", ready);
     }
     start = 1;

@@ -318,7 +318,7 @@ static void check_ping_pong(void) {
     CHECK_EQ(lost, 0);
     CHECK_EQ(pp_bad, 0);
     CHECK_EQ(turn, 0);
-    printf("cond: %d ping-pongs in %lld ms\n", ROUNDS, (gw_now_ns() - t0) / 1000000);
+    printf("cond: %d ping-pongs in %lld ms\n", ROUNDS, gw_ms_since(t0));
 }
 
 /* A process-shared condition variable (and mutex) used between two threads of this process:

@@ -95,13 +95,8 @@ int main(void) {
     gw_watchdog("curl", 25);
     for (int i = 0; i < BODY; i++) g_body[i] = (unsigned char)((i * 7) ^ (i >> 8) ^ (i >> 16));
 
-    g_listen = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(g_listen >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(g_listen, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(g_listen, 16), 0);
-    CHECK_EQ(getsockname(g_listen, (struct sockaddr *)&a, &al), 0);
+    struct sockaddr_in a;
+    g_listen = gw_tcp_listen(SOCK_CLOEXEC, 16, &a);
     int port = ntohs(a.sin_port);
     pthread_t acc;
     CHECK_EQ(pthread_create(&acc, NULL, acceptor_main, NULL), 0);
@@ -147,7 +142,7 @@ int main(void) {
         int st = 0;
         CHECK_EQ(waitpid(pids[i], &st, 0), pids[i]);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "curl %d: status 0x%x (exit %d), printed '%s'",
-              i, st, WIFEXITED(st) ? WEXITSTATUS(st) : -1, results[i]);
+              i, st, gw_exit_code(st), results[i]);
     }
     CHECK_EQ(pthread_join(acc, NULL), 0);
 

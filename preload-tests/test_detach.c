@@ -11,26 +11,14 @@
 
 #define EACH 20
 
-static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
-
 static int finished, detach_self_rc_bad, release, done_count;
-
-static void wait_count(int *counter, int want, const char *what) {
-    long long t0 = gw_now_ns();
-    while (__atomic_load_n(counter, __ATOMIC_SEQ_CST) < want) {
-        CHECK(gw_now_ns() - t0 < 10000000000LL, "timed out waiting for %s: %d of %d", what,
-              __atomic_load_n(counter, __ATOMIC_SEQ_CST), want);
-        sleep_ms(1);
-    }
-    CHECK_EQ(__atomic_load_n(counter, __ATOMIC_SEQ_CST), want);
-}
 
 static void *worker(void *arg) {
     int i = (int)(intptr_t)arg;
     if (i >= 2 * EACH && pthread_detach(pthread_self()) != 0)
         __atomic_add_fetch(&detach_self_rc_bad, 1, __ATOMIC_SEQ_CST);
-    sleep_ms(1 + i % 5);
-    sleep_ms(1 + i % 3);
+    gw_sleep_ms(1 + i % 5);
+    gw_sleep_ms(1 + i % 3);
     __atomic_add_fetch(&finished, 1, __ATOMIC_SEQ_CST);
     return NULL;
 }
@@ -54,7 +42,8 @@ static void check_run_to_completion(void) {
         }
     }
     CHECK_EQ(pthread_attr_destroy(&a), 0);
-    wait_count(&finished, 3 * EACH, "the detached threads");
+    gw_wait_count(&finished, 3 * EACH, "the detached threads");
+    CHECK_EQ(__atomic_load_n(&finished, __ATOMIC_SEQ_CST), 3 * EACH);
     CHECK_EQ(detach_self_rc_bad, 0);
 }
 
@@ -63,7 +52,7 @@ static void *held(void *arg) {
     long long t0 = gw_now_ns();
     while (!__atomic_load_n(&release, __ATOMIC_SEQ_CST)) {
         CHECK(gw_now_ns() - t0 < 10000000000LL, "never released");
-        sleep_ms(1);
+        gw_sleep_ms(1);
     }
     __atomic_add_fetch(&done_count, 1, __ATOMIC_SEQ_CST);
     return NULL;
@@ -77,18 +66,19 @@ static void check_twice(void) {
     CHECK_EQ(pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED), 0);
     CHECK_EQ(pthread_create(&b, &at, held, NULL), 0);
     CHECK_EQ(pthread_attr_destroy(&at), 0);
-    sleep_ms(5); /* both are running (waiting for release) */
+    gw_sleep_ms(5); /* both are running (waiting for release) */
     CHECK_EQ(pthread_detach(a), 0);
     CHECK_EQ(pthread_detach(a), EINVAL);
     CHECK_EQ(pthread_detach(b), EINVAL);
     CHECK_EQ(pthread_join(a, NULL), EINVAL); /* detached now */
     CHECK_EQ(__atomic_load_n(&done_count, __ATOMIC_SEQ_CST), 0);
     __atomic_store_n(&release, 1, __ATOMIC_SEQ_CST);
-    wait_count(&done_count, 2, "the two held threads");
+    gw_wait_count(&done_count, 2, "the two held threads");
+    CHECK_EQ(__atomic_load_n(&done_count, __ATOMIC_SEQ_CST), 2);
 }
 
 static void *value(void *arg) {
-    sleep_ms(2);
+    gw_sleep_ms(2);
     return arg;
 }
 

@@ -81,12 +81,7 @@ static void *event_loop(void *arg) {
 
 int main(void) {
     gw_watchdog("test_epoll_loops", 30);
-    listener = socket(AF_INET, SOCK_STREAM, 0);
-    addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    CHECK_EQ(bind(listener, (struct sockaddr *)&addr, sizeof addr), 0);
-    CHECK_EQ(listen(listener, LOOPS * CONNS), 0);
-    CHECK_EQ(getsockname(listener, (struct sockaddr *)&addr, &len), 0);
+    listener = gw_tcp_listen(0, LOOPS * CONNS, &addr);
     pthread_t server, loops[LOOPS];
     CHECK_EQ(pthread_create(&server, NULL, serve, NULL), 0);
     for (int i = 0; i < LOOPS; i++)

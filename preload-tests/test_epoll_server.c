@@ -251,7 +251,7 @@ static void run(enum wait_kind kind, int edge) {
     for (int i = 0; i < CLIENTS; i++) CHECK_EQ(pthread_join(ct[i], NULL), 0);
     void *ret = (void *)-1;
     CHECK_EQ(pthread_join(st, &ret), 0);
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK(ret == NULL, "%s: server setup failed (%ld)", names[kind], (long)(intptr_t)ret);
     long long want = 0;
     for (int i = 0; i < CLIENTS; i++) {

@@ -23,8 +23,6 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
-#define EXIT_OF(st) (WIFEXITED(st) ? WEXITSTATUS(st) : -1)
-
 /* ---- 1. descriptors ---- */
 
 static int list_fds(int passed) {
@@ -77,11 +75,6 @@ static volatile int g_stop, g_rounds, g_resolved, g_in_sigwait;
 static int g_passed;
 static char g_child_out[4096];
 static int g_child_status = -1;
-
-static void *sleeper(void *arg) {
-    while (!g_stop) usleep(2000);
-    return arg;
-}
 
 static void *pinger(void *arg) {
     int fd = (int)(intptr_t)arg;
@@ -155,24 +148,6 @@ static void *execer(void *arg) {
     return arg;
 }
 
-static void tcp_pair_cloexec(int fds[2]) {
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(l >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 1), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(c >= 0, "socket: %s", strerror(errno));
-    CHECK(connect(c, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-    int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    CHECK(s >= 0, "accept4: %s", strerror(errno));
-    close(l);
-    fds[0] = s;
-    fds[1] = c;
-}
-
 static int fds_scenario(void) {
     gw_watchdog("exec_inherit --fds", 60);
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -181,9 +156,9 @@ static int fds_scenario(void) {
 
     gw_phase = "starting threads";
     int pair[2];
-    tcp_pair_cloexec(pair);
+    gw_tcp_pair_flags(pair, SOCK_CLOEXEC);
     pthread_t t[5];
-    CHECK_EQ(pthread_create(&t[0], NULL, sleeper, NULL), 0);
+    CHECK_EQ(pthread_create(&t[0], NULL, gw_ticker, NULL), 0);
     CHECK_EQ(pthread_create(&t[1], NULL, pinger, (void *)(intptr_t)pair[1]), 0);
     CHECK_EQ(pthread_create(&t[2], NULL, ponger, (void *)(intptr_t)pair[0]), 0);
     CHECK_EQ(pthread_create(&t[3], NULL, sigwaiter, NULL), 0);
@@ -202,12 +177,12 @@ static int fds_scenario(void) {
     CHECK(g_rounds > rounds_before, "the ping-pong stopped while the child ran");
 
     gw_phase = "stopping";
-    g_stop = 1;
+    g_stop = gw_ticker_stop = 1;
     CHECK_EQ(pthread_kill(t[3], SIGUSR1), 0);
     for (int i = 0; i < 4; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
     close(pair[0]);
     close(pair[1]);
-    CHECK(EXIT_OF(g_child_status) == 0, "the exec'd child (status 0x%x) said:\n%s", g_child_status, g_child_out);
+    CHECK(gw_exit_code(g_child_status) == 0, "the exec'd child (status 0x%x) said:\n%s", g_child_status, g_child_out);
     CHECK(strcmp(g_child_out, "fds ok\n") == 0, "the exec'd child said:\n%s", g_child_out);
     printf("fds: a child exec'd beside sleeping, socket, sigwait and resolver threads got only 0 1 2 %d\n",
            g_passed);
@@ -263,11 +238,11 @@ static int relay(void) {
     }
     int st;
     CHECK_EQ(waitpid(pid, &st, 0), pid);
-    CHECK(EXIT_OF(st) == 0, "execv child: status 0x%x", st);
+    CHECK(gw_exit_code(st) == 0, "execv child: status 0x%x", st);
     char cmd[PATH_MAX + 32];
     snprintf(cmd, sizeof cmd, "'%s' --report system", gw_self());
     st = system(cmd);
-    CHECK(EXIT_OF(st) == 0, "system(): status 0x%x", st);
+    CHECK(gw_exit_code(st) == 0, "system(): status 0x%x", st);
     return 0;
 }
 
@@ -283,13 +258,12 @@ static void expect(const char *what, const char *preload, const char *const extr
     int n = 3;
     for (int i = 0; extra && extra[i]; i++) env[n++] = extra[i];
     env[n] = NULL;
-    char *argv[] = {(char *)gw_self(), "--relay", NULL};
-    int st = gw_run(env, argv, out, sizeof out);
+    int st = gw_run_self(env, out, sizeof out, "--relay", NULL);
     char want[8 * PATH_MAX];
     snprintf(want, sizeof want,
              "relay patched=1 preload=%s\nexecv patched=%d preload=%s\nsystem patched=%d preload=%s\n",
              relay_preload, child_patched, child_preload, child_patched, child_preload);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "%s: status 0x%x\nwant:\n%sgot:\n%s", what, st, want, out);
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, want) == 0, "%s: status 0x%x\nwant:\n%sgot:\n%s", what, st, want, out);
 }
 
 static void inherit_checks(void) {
@@ -353,7 +327,7 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     char *fds_argv[] = {(char *)gw_self(), "--fds", NULL};
     int st = run_clean(fds_argv, out, sizeof out);
-    CHECK(EXIT_OF(st) == 0, "--fds: status 0x%x:\n%s", st, out);
+    CHECK(gw_exit_code(st) == 0, "--fds: status 0x%x:\n%s", st, out);
     printf("%s", out);
 
     if (!gw_preloaded()) {

@@ -78,9 +78,8 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "child") == 0) return child();
 
     char out[4096];
-    char *args[] = {(char *)gw_self(), "child", NULL};
     long long t0 = gw_now_ns();
-    int st = gw_run(NULL, args, out, sizeof out);
+    int st = gw_run_self(NULL, out, sizeof out, "child", NULL);
     long long dt = gw_now_ns() - t0;
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child wait status 0x%x, output:\n%s", st, out);
     CHECK(strstr(out, "exit_main: atexit handler ok") != NULL, "handler did not run:\n%s", out);

@@ -35,9 +35,8 @@ static int child(void) {
 int main(int argc, char **argv) {
     if (argc > 1) return child();
     char out[4096];
-    char *args[] = {(char *)gw_self(), "child", NULL};
     const char *env[] = {"-GREENWORLD_LOG", "-GREENWORLD_STATS", NULL};
-    int status = gw_run(env, args, out, sizeof out);
+    int status = gw_run_self(env, out, sizeof out, "child", NULL);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed: %s", out);
     CHECK(strcmp(out, "child ok\n") == 0, "%s", out);
     return 0;

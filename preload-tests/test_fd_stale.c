@@ -36,36 +36,6 @@ static long unseen_close(int fd) {
 #endif
 }
 
-struct delayed {
-    int fd;
-};
-
-static void *write_later(void *arg) {
-    struct delayed *d = arg;
-    usleep(20000);
-    CHECK_EQ(write(d->fd, "w", 1), 1);
-    return NULL;
-}
-
-static int plugs[8], nplugs;
-
-/* A TCP pair whose accepted end the library knows well (see test_raw_syscall_fds.c); the
- * listener's number is plugged so that the next number made is the next one closed. */
-static int known_socket(int *peer) {
-    int fds[2];
-    gw_tcp_pair(fds);
-    CHECK(nplugs < 8, "too many plugs");
-    plugs[nplugs++] = open("/dev/null", O_RDONLY);
-    struct delayed d = {fds[1]};
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, write_later, &d), 0);
-    char c;
-    CHECK_EQ(read(fds[0], &c, 1), 1);
-    CHECK_EQ(pthread_join(t, NULL), 0);
-    *peer = fds[1];
-    return fds[0];
-}
-
 int main(void) {
 #if !defined(__x86_64__) && !defined(__aarch64__)
     return GW_SKIP;
@@ -83,7 +53,7 @@ int main(void) {
     /* 1. unseen close of a socket, fopen's internal open gets its number. */
     gw_phase = "unseen close, fopen";
     int peer;
-    int s = known_socket(&peer);
+    int s = gw_known_socket(&peer);
     CHECK_EQ(unseen_close(s), 0);
     FILE *r = fopen(path, "r");
     CHECK(r != NULL, "fopen: %s", strerror(errno));
@@ -120,7 +90,7 @@ int main(void) {
 
     /* 3. unseen close of a known socket, then a green waitpid (its pidfd gets the number). */
     gw_phase = "unseen close, waitpid";
-    s = known_socket(&peer);
+    s = gw_known_socket(&peer);
     CHECK_EQ(unseen_close(s), 0);
     pid_t pid = fork();
     CHECK(pid >= 0, "fork: %s", strerror(errno));
@@ -135,7 +105,7 @@ int main(void) {
 
     gw_ticker_stop = 1;
     CHECK_EQ(pthread_join(ticker, NULL), 0);
-    for (int i = 0; i < nplugs; i++) close(plugs[i]);
+    gw_close_plugs();
     unlink(path);
     printf("test_fd_stale: ok\n");
     return 0;

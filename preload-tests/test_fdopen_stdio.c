@@ -32,15 +32,6 @@
 #define CHILD_TOTAL (1 << 20)
 #define CHILD_CHUNK 70000
 
-static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-#define FNV_INIT 14695981039346656037ULL
-
 static inline unsigned char gen(long long off) {
     uint32_t x = (uint32_t)off * 2246822519u;
     return (unsigned char)((x >> 20) ^ (uint32_t)(off >> 12));
@@ -58,7 +49,7 @@ struct reader {
 static void *reader_main(void *arg) {
     struct reader *r = arg;
     unsigned char buf[30011];
-    uint64_t h = FNV_INIT;
+    uint64_t h = GW_FNV1A_INIT;
     for (;;) {
         ssize_t n = read(r->fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
@@ -75,7 +66,7 @@ static void *reader_main(void *arg) {
                 r->bad = 1;
             }
         if (r->bad) break;
-        h = fnv1a(h, buf, (size_t)n);
+        h = gw_fnv1a(h, buf, (size_t)n);
         r->count += n;
         if (r->want >= 0 && r->count >= r->want) break;
     }
@@ -100,7 +91,7 @@ static void *fwriter_main(void *arg) {
         return NULL;
     }
     static unsigned char buf[40000];
-    uint64_t h = FNV_INIT;
+    uint64_t h = GW_FNV1A_INIT;
     unsigned seed = 12345;
     long long off = 0;
     while (off < STDIO_TOTAL) {
@@ -115,7 +106,7 @@ static void *fwriter_main(void *arg) {
             w->bad = 1;
             break;
         }
-        h = fnv1a(h, buf, len);
+        h = gw_fnv1a(h, buf, len);
         off += (long long)len;
     }
     w->fclose_rc = fclose(f);

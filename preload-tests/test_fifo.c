@@ -19,13 +19,6 @@ static int g_rd, g_wr;
 
 static unsigned char pattern(size_t i) { return (unsigned char)(i * 7 + i / 4093); }
 
-static void *write_later(void *arg) {
-    (void)arg;
-    usleep(50 * 1000);
-    CHECK_EQ(write(g_wr, "late", 4), 4);
-    return NULL;
-}
-
 static void *write_big(void *arg) {
     (void)arg;
     static unsigned char buf[BIG];
@@ -68,7 +61,7 @@ int main(void) {
     unsigned char buf[4096];
 
     gw_phase = "read waits for the writer";
-    CHECK_EQ(pthread_create(&t, NULL, write_later, NULL), 0);
+    t = gw_write_later(g_wr, "late", 50);
     CHECK_EQ(read(g_rd, buf, sizeof buf), 4);
     CHECK(memcmp(buf, "late", 4) == 0, "read '%.4s'", buf);
     CHECK_EQ(pthread_join(t, NULL), 0);

@@ -410,8 +410,7 @@ int main(int argc, char **argv) {
     static char trans[3][THREADS * LOG + 4096];
     for (int i = 0; i < 3; i++) {
         gw_phase = names[i];
-        char *args[] = {(char *)gw_self(), "--child", NULL};
-        int status = gw_run(envs[i], args, outs[i], sizeof outs[i]);
+        int status = gw_run_self(envs[i], outs[i], sizeof outs[i], "--child", NULL);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s child: status %d:\n%s", names[i], status,
               outs[i]);
         transcript(outs[i], trans[i], sizeof trans[i]);
@@ -426,8 +425,7 @@ int main(int argc, char **argv) {
     {
         gw_phase = "signal handler";
         const char *env[] = {"GREENWORLD_FILEIO=pool", "-GREENWORLD_OS", "GREENWORLD_STATS=1", NULL};
-        char *args[] = {(char *)gw_self(), "--signal", NULL};
-        int status = gw_run(env, args, outs[0], sizeof outs[0]);
+        int status = gw_run_self(env, outs[0], sizeof outs[0], "--signal", NULL);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(outs[0], "signal child ok\n"),
               "signal child: status %d:\n%s", status, outs[0]);
         if (gw_preloaded())

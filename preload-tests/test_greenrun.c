@@ -36,7 +36,6 @@ static int greenrun(int which, const char *const env[], char *const argv[]) {
     return run_script(NULL, which, env, argv);
 }
 
-#define EXIT_OF(st) (WIFEXITED(st) ? WEXITSTATUS(st) : -1)
 #define CLEAN                                                                                     \
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
         "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",                 \
@@ -46,16 +45,16 @@ static const char *const clean[] = {CLEAN, NULL};
 
 static void expect_status(const char *const env[], char *const argv[], const char *want, const char *what) {
     int st = greenrun(BOTH, env, argv);
-    CHECK(EXIT_OF(st) == 0, "%s: status %d: %s", what, st, out);
+    CHECK(gw_exit_code(st) == 0, "%s: status %d: %s", what, st, out);
     CHECK(strcmp(out, want) == 0, "%s:\nwant:\n%sgot:\n%s", what, want, out);
 }
 
 static void expect_usage_error(char *const argv[], const char *mentions, const char *what) {
     int st = greenrun(STDOUT_ONLY, clean, argv);
-    CHECK(EXIT_OF(st) == 2, "%s: status %d (want exit 2): %s", what, st, out);
+    CHECK(gw_exit_code(st) == 2, "%s: status %d (want exit 2): %s", what, st, out);
     CHECK(out[0] == 0, "%s: a usage error printed on stdout (or ran the command): %s", what, out);
     st = greenrun(STDERR_ONLY, clean, argv);
-    CHECK(EXIT_OF(st) == 2, "%s: status %d: %s", what, st, out);
+    CHECK(gw_exit_code(st) == 2, "%s: status %d: %s", what, st, out);
     static const char hint[] = "Try 'greenrun --help' for more information.\n";
     char *nl = strchr(out, '\n');
     CHECK(strncmp(out, "greenrun: ", 10) == 0 && nl && strcmp(nl + 1, hint) == 0,
@@ -66,9 +65,9 @@ static void expect_usage_error(char *const argv[], const char *mentions, const c
 /* A command greenrun cannot run: nothing on stdout, exactly `message` on stderr, exit `code`. */
 static void expect_cannot_run(char *const argv[], int code, const char *message) {
     int st = greenrun(STDOUT_ONLY, clean, argv);
-    CHECK(EXIT_OF(st) == code && out[0] == 0, "%s: status %d (want exit %d): %s", argv[0], st, code, out);
+    CHECK(gw_exit_code(st) == code && out[0] == 0, "%s: status %d (want exit %d): %s", argv[0], st, code, out);
     st = greenrun(STDERR_ONLY, clean, argv);
-    CHECK(EXIT_OF(st) == code && strcmp(out, message) == 0, "%s: status %d, want %sgot %s", argv[0], st, message,
+    CHECK(gw_exit_code(st) == code && strcmp(out, message) == 0, "%s: status %d, want %sgot %s", argv[0], st, message,
           out);
 }
 
@@ -144,14 +143,14 @@ static void no_inherit_wrappers(void) {
     const char *want = "helper preloaded=1 thread=0 time=0 LD_PRELOAD=unset chain=unset\n"
                        "program preloaded=1 thread=1 time=1 LD_PRELOAD=unset chain=unset\n"
                        "child preloaded=0 thread=-2 time=-2 LD_PRELOAD=unset chain=unset\n";
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "--no-inherit SHIM: %d: want\n%sgot\n%s", st, want, out);
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, want) == 0, "--no-inherit SHIM: %d: want\n%sgot\n%s", st, want, out);
     /* Another preload stays, for all of them. */
     const char *dl_preload[] = {CLEAN, "LD_PRELOAD=libdl.so.2", NULL};
     st = greenrun(BOTH, dl_preload, args);
     want = "helper preloaded=1 thread=0 time=0 LD_PRELOAD=libdl.so.2 chain=unset\n"
            "program preloaded=1 thread=1 time=1 LD_PRELOAD=libdl.so.2 chain=unset\n"
            "child preloaded=0 thread=-2 time=-2 LD_PRELOAD=libdl.so.2 chain=unset\n";
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "--no-inherit SHIM, libdl: %d: want\n%sgot\n%s", st, want,
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, want) == 0, "--no-inherit SHIM, libdl: %d: want\n%sgot\n%s", st, want,
           out);
     /* A chain variable left in the environment by someone else does not count. */
     const char *stale[] = {CLEAN, "GREENWORLD_INHERIT_PID=1", NULL};
@@ -159,7 +158,7 @@ static void no_inherit_wrappers(void) {
     st = greenrun(BOTH, stale, direct);
     want = "program preloaded=1 thread=1 time=1 LD_PRELOAD=unset chain=unset\n"
            "child preloaded=0 thread=-2 time=-2 LD_PRELOAD=unset chain=unset\n";
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "--no-inherit PROGRAM: %d: want\n%sgot\n%s", st, want, out);
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, want) == 0, "--no-inherit PROGRAM: %d: want\n%sgot\n%s", st, want, out);
     /* A shell as the command is a wrapper too: what it execs is the program, what it forks
      * (the helper before the ';') is plain. */
     char cmd[2 * PATH_MAX + 64];
@@ -169,7 +168,7 @@ static void no_inherit_wrappers(void) {
     want = "helper preloaded=1 thread=0 time=0 LD_PRELOAD=unset chain=unset\n"
            "program preloaded=1 thread=1 time=1 LD_PRELOAD=unset chain=unset\n"
            "child preloaded=0 thread=-2 time=-2 LD_PRELOAD=unset chain=unset\n";
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "--no-inherit sh -c: %d: want\n%sgot\n%s", st, want, out);
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, want) == 0, "--no-inherit sh -c: %d: want\n%sgot\n%s", st, want, out);
     snprintf(text, sizeof text, "rm -rf '%s'", dir);
     CHECK_EQ(system(text), 0);
 }
@@ -216,9 +215,9 @@ int main(int argc, char **argv) {
     /* A malformed variable: the library's one line and its status 2 pass through. */
     const char *bad_env[] = {CLEAN, "GREENWORLD_TIME=maybe", NULL};
     int st = greenrun(STDOUT_ONLY, bad_env, status);
-    CHECK(EXIT_OF(st) == 2 && out[0] == 0, "GREENWORLD_TIME=maybe --status: %d: %s", st, out);
+    CHECK(gw_exit_code(st) == 2 && out[0] == 0, "GREENWORLD_TIME=maybe --status: %d: %s", st, out);
     st = greenrun(STDERR_ONLY, bad_env, status);
-    CHECK(EXIT_OF(st) == 2, "GREENWORLD_TIME=maybe --status: %d: %s", st, out);
+    CHECK(gw_exit_code(st) == 2, "GREENWORLD_TIME=maybe --status: %d: %s", st, out);
     CHECK(strncmp(out, "greenworld: ", 12) == 0 && strstr(out, "GREENWORLD_TIME") && strstr(out, "'maybe'") &&
               strchr(out, '\n') == out + strlen(out) - 1,
           "want the library's one error line: %s", out);
@@ -226,13 +225,13 @@ int main(int argc, char **argv) {
     /* An unknown variable: the library's warning passes through to stderr; the status is right. */
     const char *env_typo[] = {CLEAN, "GREENWORLD_THREADS=0", NULL};
     st = greenrun(STDOUT_ONLY, env_typo, status);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: patched\n") == 0,
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: patched\n") == 0,
           "GREENWORLD_THREADS=0 --status: %d: %s", st, out);
     st = greenrun(STDERR_ONLY, env_typo, status);
     /* Every library line ends with the process that wrote it: "(pid N, program)". */
     const char *typo_warning = "greenworld: warn: GREENWORLD_THREADS is not a greenworld variable "
                                "(ignored); did you mean GREENWORLD_THREAD? (pid ";
-    CHECK(EXIT_OF(st) == 0 && strncmp(out, typo_warning, strlen(typo_warning)) == 0 &&
+    CHECK(gw_exit_code(st) == 0 && strncmp(out, typo_warning, strlen(typo_warning)) == 0 &&
               strchr(out, '\n') == out + strlen(out) - 1,
           "GREENWORLD_THREADS=0 --status, stderr: %d: %s", st, out);
 
@@ -259,62 +258,62 @@ int main(int argc, char **argv) {
     /* --help and --version: stdout, exit 0, nothing on stderr. */
     char *help[] = {"--help", NULL};
     st = greenrun(STDOUT_ONLY, clean, help);
-    CHECK(EXIT_OF(st) == 0 && strncmp(out, "usage:", 6) == 0, "--help: %d: %s", st, out);
+    CHECK(gw_exit_code(st) == 0 && strncmp(out, "usage:", 6) == 0, "--help: %d: %s", st, out);
     CHECK(strstr(out, "--only") && strstr(out, "--status") && strstr(out, "--stack-size") && strstr(out, "--no-inherit"),
           "--help: %s", out);
     st = greenrun(STDERR_ONLY, clean, help);
-    CHECK(EXIT_OF(st) == 0 && out[0] == 0, "--help wrote on stderr: %s", out);
+    CHECK(gw_exit_code(st) == 0 && out[0] == 0, "--help wrote on stderr: %s", out);
     char *version[] = {"--version", NULL}, want_version[128], version_line[160];
     cargo_version(want_version, sizeof want_version);
     snprintf(version_line, sizeof version_line, "greenrun %s\n", want_version);
     st = greenrun(BOTH, clean, version);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, version_line) == 0, "--version: %d: want %sgot %s", st, version_line,
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, version_line) == 0, "--version: %d: want %sgot %s", st, version_line,
           out);
 
     /* The command runs (exec) with the library first in LD_PRELOAD. */
     char *echo[] = {"--", "/bin/echo", "hi", NULL};
     st = greenrun(BOTH, clean, echo);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, "hi\n") == 0, "-- /bin/echo hi: %d: %s", st, out);
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, "hi\n") == 0, "-- /bin/echo hi: %d: %s", st, out);
     char *show[] = {"/bin/sh", "-c", "echo \"LD_PRELOAD=$LD_PRELOAD\"", NULL};
     char want[PATH_MAX + 64];
     st = greenrun(BOTH, clean, show);
     snprintf(want, sizeof want, "LD_PRELOAD=%s\n", lib_path);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "want %sgot %s", want, out);
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, want) == 0, "want %sgot %s", want, out);
     const char *other_preload[] = {CLEAN, "LD_PRELOAD=libdl.so.2", NULL};
     st = greenrun(BOTH, other_preload, show);
     snprintf(want, sizeof want, "LD_PRELOAD=%s:libdl.so.2\n", lib_path);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "library first: want %sgot %s", want, out);
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, want) == 0, "library first: want %sgot %s", want, out);
     /* greenrun under greenrun: the library is not listed twice. */
     char *nested[] = {greenrun_path, "/bin/sh", "-c", "echo \"LD_PRELOAD=$LD_PRELOAD\"", NULL};
     st = greenrun(BOTH, other_preload, nested);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "nested: want %sgot %s", want, out);
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, want) == 0, "nested: want %sgot %s", want, out);
     /* The command really runs with the library loaded, configured by the options. */
     char *probe_args[] = {"--no", "thread", (char *)gw_self(), "--probe", NULL};
     st = greenrun(BOTH, clean, probe_args);
-    CHECK(EXIT_OF(st) == 0 && strstr(out, "probe preloaded=1 thread=0 time=1\n"), "%d: %s", st, out);
+    CHECK(gw_exit_code(st) == 0 && strstr(out, "probe preloaded=1 thread=0 time=1\n"), "%d: %s", st, out);
 
     /* The options become the library's variables; --only unsets the other four. */
     const char *env_preset[] = {CLEAN, "GREENWORLD_THREAD=0", "GREENWORLD_OS=1", NULL};
     char *opts[] = {"--only", "socket", "--stack-size", "256K", "--stats", "--log", "info", "/bin/sh", "-c",
                     "env | grep '^GREENWORLD_[A-Z_]*=' | grep -v '^GREENWORLD_\\(LIB\\|SRC\\)=' | sort", NULL};
     st = greenrun(STDOUT_ONLY, env_preset, opts);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, "GREENWORLD_LOG=info\nGREENWORLD_SOCKET=1\nGREENWORLD_STACK_SIZE=256K\n"
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, "GREENWORLD_LOG=info\nGREENWORLD_SOCKET=1\nGREENWORLD_STACK_SIZE=256K\n"
                                           "GREENWORLD_STATS=1\n") == 0,
           "--only socket --stack-size 256K --stats --log info: %d:\n%s", st, out);
     char *no_opts[] = {"--no", "time,os", "/bin/sh", "-c",
                        "env | grep '^GREENWORLD_[A-Z_]*=' | grep -v '^GREENWORLD_\\(LIB\\|SRC\\)=' | sort", NULL};
     st = greenrun(STDOUT_ONLY, env_preset, no_opts);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, "GREENWORLD_OS=0\nGREENWORLD_THREAD=0\nGREENWORLD_TIME=0\n") == 0,
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, "GREENWORLD_OS=0\nGREENWORLD_THREAD=0\nGREENWORLD_TIME=0\n") == 0,
           "--no time,os: %d:\n%s", st, out);
 
     /* --no-inherit: GREENWORLD_INHERIT=0; the command is green, what it runs is not. */
     char *no_inherit_env[] = {"--no-inherit", "/bin/sh", "-c",
                               "env | grep '^GREENWORLD_[A-Z_]*=' | grep -v '^GREENWORLD_\\(LIB\\|SRC\\)='", NULL};
     st = greenrun(STDOUT_ONLY, clean, no_inherit_env);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, "GREENWORLD_INHERIT=0\n") == 0, "--no-inherit: %d:\n%s", st, out);
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, "GREENWORLD_INHERIT=0\n") == 0, "--no-inherit: %d:\n%s", st, out);
     char *no_inherit_probe[] = {"--no-inherit", (char *)gw_self(), "--probe", NULL};
     st = greenrun(BOTH, clean, no_inherit_probe);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, "probe preloaded=1 thread=1 time=1\n") == 0, "--no-inherit: %d: %s", st,
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, "probe preloaded=1 thread=1 time=1\n") == 0, "--no-inherit: %d: %s", st,
           out);
     no_inherit_wrappers();
 
@@ -335,7 +334,7 @@ int main(int argc, char **argv) {
     /* Exit status and death by signal pass through (exec, no wrapper process left). */
     char *code[] = {"/bin/sh", "-c", "exit 7", NULL};
     st = greenrun(BOTH, clean, code);
-    CHECK(EXIT_OF(st) == 7, "exit 7 came back as status %d", st);
+    CHECK(gw_exit_code(st) == 7, "exit 7 came back as status %d", st);
     char *killed[] = {"/bin/sh", "-c", "kill -TERM $$", NULL};
     st = greenrun(BOTH, clean, killed);
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "a command killed by SIGTERM: status %d: %s", st, out);
@@ -343,7 +342,7 @@ int main(int argc, char **argv) {
     /* A missing library: exit 127 with a message saying what to do. */
     const char *missing[] = {CLEAN, "GREENWORLD_LIB=/nonexistent/libgreenworld.so", NULL};
     st = greenrun(BOTH, missing, echo);
-    CHECK(EXIT_OF(st) == 127 && strstr(out, "GREENWORLD_LIB") && !strstr(out, "hi\n"), "%d: %s", st, out);
+    CHECK(gw_exit_code(st) == 127 && strstr(out, "GREENWORLD_LIB") && !strstr(out, "hi\n"), "%d: %s", st, out);
 
     /* A copy of the script with no library beside it, then an installed layout (bin/, lib/). */
     char dir[] = "/tmp/gw-greenrun-XXXXXX", bin[PATH_MAX], copy[PATH_MAX], libdir[PATH_MAX], link_path[PATH_MAX];
@@ -358,21 +357,21 @@ int main(int argc, char **argv) {
     CHECK_EQ(system(cmd), 0);
     const char *no_lib_env[] = {CLEAN, "-GREENWORLD_LIB", NULL};
     st = run_script(copy, STDERR_ONLY, no_lib_env, echo);
-    CHECK(EXIT_OF(st) == 127 && strstr(out, "cannot find libgreenworld.so") && strstr(out, "GREENWORLD_LIB"),
+    CHECK(gw_exit_code(st) == 127 && strstr(out, "cannot find libgreenworld.so") && strstr(out, "GREENWORLD_LIB"),
           "no library anywhere: %d: %s", st, out);
     st = run_script(copy, BOTH, no_lib_env, version);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, "greenrun unknown\n") == 0, "--version, no Cargo.toml, no library: %d: %s",
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, "greenrun unknown\n") == 0, "--version, no Cargo.toml, no library: %d: %s",
           st, out);
     CHECK_EQ(mkdir(libdir, 0755), 0);
     CHECK(symlink(lib_path, link_path) == 0, "symlink: %s", strerror(errno));
     st = run_script(copy, BOTH, no_lib_env, show);
     snprintf(want, sizeof want, "LD_PRELOAD=%s\n", link_path);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "installed layout: want %sgot %s", want, out);
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, want) == 0, "installed layout: want %sgot %s", want, out);
     st = run_script(copy, BOTH, no_lib_env, status);
-    CHECK(EXIT_OF(st) == 0 && strncmp(out, "os: patched\n", 12) == 0, "installed layout --status: %d: %s", st, out);
+    CHECK(gw_exit_code(st) == 0 && strncmp(out, "os: patched\n", 12) == 0, "installed layout --status: %d: %s", st, out);
     /* The installed copy knows its version: the library's. */
     st = run_script(copy, BOTH, no_lib_env, version);
-    CHECK(EXIT_OF(st) == 0 && strcmp(out, version_line) == 0, "installed layout --version: %d: want %sgot %s", st,
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, version_line) == 0, "installed layout --version: %d: want %sgot %s", st,
           version_line, out);
 
     /* greenrun through symlinks (~/bin/greenrun -> the tree's script; a relative link to that
@@ -386,9 +385,9 @@ int main(int argc, char **argv) {
     const char *links[] = {tree_link, rel_link};
     for (int i = 0; i < 2; i++) {
         st = run_script(links[i], BOTH, no_lib_env, show);
-        CHECK(EXIT_OF(st) == 0 && strcmp(out, want) == 0, "%s: want %sgot %s", links[i], want, out);
+        CHECK(gw_exit_code(st) == 0 && strcmp(out, want) == 0, "%s: want %sgot %s", links[i], want, out);
         st = run_script(links[i], BOTH, no_lib_env, version);
-        CHECK(EXIT_OF(st) == 0 && strcmp(out, version_line) == 0, "%s --version: %d: %s", links[i], st, out);
+        CHECK(gw_exit_code(st) == 0 && strcmp(out, version_line) == 0, "%s --version: %d: %s", links[i], st, out);
     }
     unlink(rel_link);
     unlink(tree_link);

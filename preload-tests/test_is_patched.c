@@ -114,8 +114,7 @@ int main(int argc, char **argv) {
         const char *env[] = {"-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD",
                              "-GREENWORLD_TIME", "-GREENWORLD_STATUS", "-GREENWORLD_STATS", runs[r].fileio,
                              only < 0 ? NULL : env_names[only], NULL};
-        char *args[] = {(char *)gw_self(), "--child", arg, NULL};
-        int status = gw_run(env, args, out, sizeof out);
+        int status = gw_run_self(env, out, sizeof out, "--child", arg, NULL);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, "child ok\n"),
               "only=%s %s: status %d: %s", only < 0 ? "(none)" : subsystems[only], runs[r].fileio, status, out);
     }

@@ -17,37 +17,15 @@
 #include "gwtest.h"
 #include <pthread.h>
 
-static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
-
-static struct timespec deadline_in(clockid_t clk, long ms) {
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Waits (sleeping 1 ms at a time, so green threads run) until *flag is non-zero; fails after
  * 10 s. */
-static void wait_flag(int *flag, const char *what) {
-    long long t0 = gw_now_ns();
-    while (!__atomic_load_n(flag, __ATOMIC_SEQ_CST)) {
-        CHECK(gw_now_ns() - t0 < 10000000000LL, "timed out waiting for %s", what);
-        sleep_ms(1);
-    }
-}
-
 /* ---- 1. many values ---- */
 
 #define MANY 100
 
 static void *ret_value(void *arg) {
     int i = (int)(intptr_t)arg;
-    sleep_ms((MANY - i) % 7); /* finish out of creation order */
+    gw_sleep_ms((MANY - i) % 7); /* finish out of creation order */
     return (void *)(intptr_t)(i * 1000 + 17);
 }
 
@@ -88,7 +66,7 @@ static int det_release, det_done;
 
 static void *detached_body(void *arg) {
     (void)arg;
-    wait_flag(&det_release, "release of the detached thread");
+    gw_wait_flag(&det_release, "release of the detached thread");
     __atomic_store_n(&det_done, 1, __ATOMIC_SEQ_CST);
     return NULL;
 }
@@ -100,11 +78,11 @@ static void check_detached(void) {
     CHECK_EQ(pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED), 0);
     CHECK_EQ(pthread_create(&t, &a, detached_body, NULL), 0);
     CHECK_EQ(pthread_attr_destroy(&a), 0);
-    sleep_ms(10); /* let it start (it then waits for det_release, so it is alive) */
+    gw_sleep_ms(10); /* let it start (it then waits for det_release, so it is alive) */
     CHECK_EQ(pthread_join(t, NULL), EINVAL);
     CHECK_EQ(__atomic_load_n(&det_done, __ATOMIC_SEQ_CST), 0);
     __atomic_store_n(&det_release, 1, __ATOMIC_SEQ_CST);
-    wait_flag(&det_done, "the detached thread to finish");
+    gw_wait_flag(&det_done, "the detached thread to finish");
 }
 
 /* ---- 4. second joiner ---- */
@@ -115,7 +93,7 @@ static void *joiner_value;
 
 static void *slow_target(void *arg) {
     (void)arg;
-    sleep_ms(200);
+    gw_sleep_ms(200);
     return (void *)(intptr_t)4242;
 }
 
@@ -131,8 +109,8 @@ static void check_second_joiner(void) {
     pthread_t j;
     CHECK_EQ(pthread_create(&target, NULL, slow_target, NULL), 0);
     CHECK_EQ(pthread_create(&j, NULL, first_joiner, NULL), 0);
-    wait_flag(&joiner_started, "the first joiner");
-    sleep_ms(50); /* the first joiner is now inside pthread_join, the target still sleeps */
+    gw_wait_flag(&joiner_started, "the first joiner");
+    gw_sleep_ms(50); /* the first joiner is now inside pthread_join, the target still sleeps */
     long long t0 = gw_now_ns();
     CHECK_EQ(pthread_join(target, NULL), EINVAL);
     CHECK(gw_now_ns() - t0 < 100000000LL, "the refused join waited %lld ns", gw_now_ns() - t0);
@@ -157,13 +135,13 @@ static void check_already_joined(void) {
 /* ---- 6. tryjoin ---- */
 
 static void *sleep_100(void *arg) {
-    sleep_ms(100);
+    gw_sleep_ms(100);
     return arg;
 }
 
 /* Outlives every timed-out join below by far, even on a loaded machine. */
 static void *sleep_1500(void *arg) {
-    sleep_ms(1500);
+    gw_sleep_ms(1500);
     return arg;
 }
 
@@ -177,7 +155,7 @@ static void check_tryjoin(void) {
     while ((rc = pthread_tryjoin_np(t, &v)) == EBUSY) {
         busy++;
         CHECK(gw_now_ns() - t0 < 10000000000LL, "tryjoin still EBUSY after 10 s");
-        sleep_ms(2);
+        gw_sleep_ms(2);
     }
     long long dt = gw_now_ns() - t0;
     CHECK_EQ(rc, 0);
@@ -192,37 +170,37 @@ static void check_timedjoin(void) {
     pthread_t t;
     void *v = NULL;
     CHECK_EQ(pthread_create(&t, NULL, sleep_1500, (void *)(intptr_t)66), 0);
-    sleep_ms(5);
+    gw_sleep_ms(5);
 
     /* A deadline already past: at once. */
-    struct timespec past = deadline_in(CLOCK_REALTIME, 0);
+    struct timespec past = gw_abs_in(CLOCK_REALTIME, 0);
     past.tv_sec -= 1;
     long long t0 = gw_now_ns();
     CHECK_EQ(pthread_timedjoin_np(t, &v, &past), ETIMEDOUT);
     CHECK(gw_now_ns() - t0 < 50000000LL, "past deadline took %lld ns", gw_now_ns() - t0);
 
     /* 30 ms from now, the thread sleeps 1.5 s. */
-    struct timespec at = deadline_in(CLOCK_REALTIME, 30);
+    struct timespec at = gw_abs_in(CLOCK_REALTIME, 30);
     t0 = gw_now_ns();
     CHECK_EQ(pthread_timedjoin_np(t, &v, &at), ETIMEDOUT);
     long long dt = gw_now_ns() - t0;
     CHECK(dt >= 25000000LL && dt < 5000000000LL, "timed out after %lld ns, want ~30 ms", dt);
 
     /* pthread_clockjoin_np on CLOCK_MONOTONIC, 20 ms. */
-    at = deadline_in(CLOCK_MONOTONIC, 20);
+    at = gw_abs_in(CLOCK_MONOTONIC, 20);
     t0 = gw_now_ns();
     CHECK_EQ(pthread_clockjoin_np(t, &v, CLOCK_MONOTONIC, &at), ETIMEDOUT);
     dt = gw_now_ns() - t0;
     CHECK(dt >= 15000000LL && dt < 5000000000LL, "timed out after %lld ns, want ~20 ms", dt);
 
     /* A deadline far enough away: the thread ends first. */
-    at = deadline_in(CLOCK_REALTIME, 5000);
+    at = gw_abs_in(CLOCK_REALTIME, 5000);
     CHECK_EQ(pthread_timedjoin_np(t, &v, &at), 0);
     CHECK_EQ((intptr_t)v, 66);
 
     /* Same with clockjoin. */
     CHECK_EQ(pthread_create(&t, NULL, sleep_100, (void *)(intptr_t)77), 0);
-    at = deadline_in(CLOCK_MONOTONIC, 5000);
+    at = gw_abs_in(CLOCK_MONOTONIC, 5000);
     CHECK_EQ(pthread_clockjoin_np(t, &v, CLOCK_MONOTONIC, &at), 0);
     CHECK_EQ((intptr_t)v, 77);
 }

@@ -18,8 +18,6 @@
 
 #define N 50
 
-static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
-
 /* ---- 1. per-thread values ---- */
 
 static pthread_key_t k_vals;
@@ -33,7 +31,7 @@ static void *per_thread(void *arg) {
     CHECK_EQ(pthread_setspecific(k_vals, &vals[i]), 0);
     for (int r = 0; r < 6; r++) {
         if (r % 2) sched_yield();
-        else sleep_ms(1 + (i + r) % 4);
+        else gw_sleep_ms(1 + (i + r) % 4);
         if (pthread_getspecific(k_vals) != &vals[i]) __atomic_add_fetch(&bad_reads, 1, __ATOMIC_SEQ_CST);
     }
     return NULL;
@@ -70,13 +68,13 @@ static void *with_dtor(void *arg) {
     int i = (int)(intptr_t)arg;
     if (i < N) {
         CHECK_EQ(pthread_setspecific(k_dtor, (void *)(intptr_t)(i + 1)), 0);
-        sleep_ms(1 + i % 3);
+        gw_sleep_ms(1 + i % 3);
     } else if (i < N + 5) { /* set, then back to NULL: no call */
         CHECK_EQ(pthread_setspecific(k_dtor, (void *)(intptr_t)999), 0);
-        sleep_ms(1);
+        gw_sleep_ms(1);
         CHECK_EQ(pthread_setspecific(k_dtor, NULL), 0);
     } else { /* never set: no call */
-        sleep_ms(1);
+        gw_sleep_ms(1);
     }
     return NULL;
 }
@@ -116,7 +114,7 @@ static void *set_resetting(void *arg) {
     (void)arg;
     CHECK_EQ(pthread_setspecific(k_always, (void *)(intptr_t)100), 0);
     CHECK_EQ(pthread_setspecific(k_once, (void *)(intptr_t)200), 0);
-    sleep_ms(1);
+    gw_sleep_ms(1);
     return NULL;
 }
 
@@ -154,7 +152,7 @@ static void *holder(void *arg) {
     long long t0 = gw_now_ns();
     while (!__atomic_load_n(&holder_release, __ATOMIC_SEQ_CST)) {
         CHECK(gw_now_ns() - t0 < 10000000000LL, "never released");
-        sleep_ms(1);
+        gw_sleep_ms(1);
     }
     return NULL;
 }
@@ -174,7 +172,7 @@ static void check_deleted(void) {
     long long t0 = gw_now_ns();
     while (!__atomic_load_n(&holder_set, __ATOMIC_SEQ_CST)) {
         CHECK(gw_now_ns() - t0 < 10000000000LL, "holder never started");
-        sleep_ms(1);
+        gw_sleep_ms(1);
     }
     CHECK_EQ(pthread_key_delete(k_del), 0);
     __atomic_store_n(&holder_release, 1, __ATOMIC_SEQ_CST);

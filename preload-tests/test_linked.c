@@ -61,13 +61,12 @@ static void *kernel_handler(int sig) {
  * says what is patched at load (nothing, unless preloaded). */
 static void environment(int preloaded) {
     char out[4096];
-    char *args[] = {(char *)gw_self(), "--child", NULL};
     const char *bad[] = {"GREENWORLD_TIME=maybe", NULL};
-    int status = gw_run(bad, args, out, sizeof out);
+    int status = gw_run_self(bad, out, sizeof out, "--child", NULL);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2 && strstr(out, "GREENWORLD_TIME='maybe' is not valid"),
           "status %d: %s", status, out);
     const char *report[] = {"GREENWORLD_STATUS=1", NULL};
-    status = gw_run(report, args, out, sizeof out);
+    status = gw_run_self(report, out, sizeof out, "--child", NULL);
     const char *want = preloaded ? "greenworld: os=patched select=patched socket=patched thread=patched time=patched"
                                  : "greenworld: os=not-patched select=not-patched socket=not-patched "
                                    "thread=not-patched time=not-patched";

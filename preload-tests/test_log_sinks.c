@@ -51,8 +51,7 @@ static char pidstr[32];
 static int run(const char *mode, const char *a, const char *b) {
     const char *env[] = {"-GREENWORLD_STATS", "-GREENWORLD_LOG", a, b, NULL};
     if (!a) env[2] = NULL;
-    char *args[] = {(char *)gw_self(), (char *)mode, path, NULL};
-    int status = gw_run(env, args, out, sizeof out);
+    int status = gw_run_self(env, out, sizeof out, mode, path, NULL);
     const char *p = strstr(out, "pid=");
     if (p && p == out) {
         size_t n = strcspn(p, "\n");

@@ -22,13 +22,7 @@ static int sleep_with(int how) {
     case 1: return usleep(SLEEP_NS / 1000);
     case 2: return clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
     default: {
-        struct timespec at;
-        clock_gettime(CLOCK_MONOTONIC, &at);
-        at.tv_nsec += SLEEP_NS;
-        if (at.tv_nsec >= 1000000000L) {
-            at.tv_sec++;
-            at.tv_nsec -= 1000000000L;
-        }
+        struct timespec at = gw_abs_in(CLOCK_MONOTONIC, SLEEP_NS / 1000000);
         return clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
     }
     }

@@ -52,7 +52,7 @@ static int kernel_flags(int fd) {
         errno = 0;                                                                            \
         ssize_t r_ = (call);                                                                  \
         int e_ = errno;                                                                       \
-        long long ms_ = (gw_now_ns() - t0_) / 1000000;                                        \
+        long long ms_ = gw_ms_since(t0_);                                                     \
         CHECK(r_ == -1 && (e_ == EAGAIN || e_ == EWOULDBLOCK), "%s returned %zd errno %s",    \
               #call, r_, strerror(e_));                                                       \
         CHECK(ms_ < 500, "%s took %lld ms to say EAGAIN", #call, ms_);                        \
@@ -88,19 +88,6 @@ static long fill(int fd, int flags, int use_write) {
     if (use_write) CHECK_EAGAIN_NOW(write(fd, buf, 1000));
     else CHECK_EAGAIN_NOW(send(fd, buf, 1000, flags));
     return total;
-}
-
-static int listener(int nonblock, struct sockaddr_in *a) {
-    int l = socket(AF_INET, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0), 0);
-    CHECK(l >= 0, "socket: %s", strerror(errno));
-    socklen_t al = sizeof *a;
-    memset(a, 0, sizeof *a);
-    a->sin_family = AF_INET;
-    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_EQ(bind(l, (struct sockaddr *)a, sizeof *a), 0);
-    CHECK_EQ(listen(l, 16), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)a, &al), 0);
-    return l;
 }
 
 static int connect_to(const struct sockaddr_in *a) {
@@ -146,7 +133,7 @@ static void check_blocks_again(int fd, int peer, const char *msg) {
     char buf[64] = {0};
     long long t0 = gw_now_ns();
     ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK(n == (ssize_t)strlen(msg), "recv after clearing non-blocking: %zd (%s)", n,
           n < 0 ? strerror(errno) : "");
     CHECK(!strcmp(buf, msg), "got '%s'", buf);
@@ -302,7 +289,7 @@ int main(void) {
     /* 7. accept / accept4 */
     gw_phase = "accept on a non-blocking listener";
     struct sockaddr_in a;
-    int l = listener(1, &a);
+    int l = gw_tcp_listen(SOCK_NONBLOCK, 16, &a);
     CHECK_EQ(fcntl(l, F_GETFL), O_RDWR | O_NONBLOCK);
     CHECK_EAGAIN_NOW(accept(l, NULL, NULL));
     CHECK_EAGAIN_NOW(accept4(l, NULL, NULL, SOCK_CLOEXEC));
@@ -330,13 +317,13 @@ int main(void) {
     close(s1); close(s2); close(s3); close(c1); close(c2); close(c3);
 
     gw_phase = "accept4 waiting on a blocking listener";
-    l = listener(0, &a);
+    l = gw_tcp_listen(0, 16, &a);
     struct delayed d = {.delay_ms = 60, .addr = &a, .connected_fd = -1};
     pthread_t dt;
     CHECK_EQ(pthread_create(&dt, NULL, delayed_main, &d), 0);
     long long t0 = gw_now_ns();
     int s4 = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK(s4 >= 0, "accept4: %s", strerror(errno));
     CHECK(ms >= 40, "accept4 returned after %lld ms: it did not wait", ms);
     CHECK_EQ(fcntl(s4, F_GETFL), O_RDWR | O_NONBLOCK);
@@ -384,7 +371,7 @@ int main(void) {
 
     /* 10. flags while parked in accept / sendfile */
     gw_phase = "flags while a thread is parked in accept";
-    l = listener(0, &a);
+    l = gw_tcp_listen(0, 16, &a);
     struct acceptor_arg aa = {.fd = l, .rc = -2};
     pthread_t at;
     CHECK_EQ(pthread_create(&at, NULL, acceptor_main, &aa), 0);

@@ -22,13 +22,6 @@
 #include <pthread.h>
 #include <sys/resource.h>
 
-static volatile int g_stop;
-
-static void *sleeper(void *arg) {
-    while (!g_stop) usleep(2000);
-    return arg;
-}
-
 static int g_pipe[2];
 
 static void *writer(void *arg) {
@@ -52,11 +45,11 @@ static void *reader(void *arg) {
 /* Green threads sleep through `clobber`, then new ones sleep and talk through a pipe. */
 static void around(void (*clobber)(void)) {
     pthread_t t[4];
-    for (int i = 0; i < 4; i++) CHECK_EQ(pthread_create(&t[i], NULL, sleeper, NULL), 0);
+    for (int i = 0; i < 4; i++) CHECK_EQ(pthread_create(&t[i], NULL, gw_ticker, NULL), 0);
     usleep(10000);
     clobber();
     usleep(10000);
-    g_stop = 1;
+    gw_ticker_stop = 1;
     for (int i = 0; i < 4; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
     for (int fd = 3; fd < 1024; fd++) {
         errno = 0;
@@ -155,8 +148,7 @@ static int count_lines(const char *text) {
  * the lines `allowed` starts, no other. */
 static void run(const char *mode, const char *env_var, const char *allowed) {
     const char *env[] = {"-GREENWORLD_STATS", "-GREENWORLD_LOG", env_var, NULL};
-    char *args[] = {(char *)gw_self(), (char *)mode, NULL};
-    int status = gw_run(env, args, out, sizeof out);
+    int status = gw_run_self(env, out, sizeof out, mode, NULL);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status 0x%x: %.2000s", mode, status, out);
     char ok[64];
     snprintf(ok, sizeof ok, "%s ok\n", mode);

@@ -26,8 +26,6 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 
-static long long ms_since(long long t0) { return (gw_now_ns() - t0) / 1000000; }
-
 static volatile int sleeper_stop;
 static void *sleeper(void *arg) {
     (void)arg;
@@ -56,20 +54,6 @@ static void *act_later(void *arg) {
     return NULL;
 }
 
-static void tcp_pair(int *cli, int *srv) {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 4), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    *cli = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK_EQ(connect(*cli, (struct sockaddr *)&a, sizeof a), 0);
-    *srv = accept(l, NULL, NULL);
-    CHECK(*srv >= 0, "accept");
-    close(l);
-}
-
 /* Waits on fd for events while `a` happens ~50 ms later in another thread. */
 static void wait_for(const char *what, int fd, short events, struct act a, short want) {
     pthread_t t;
@@ -77,7 +61,7 @@ static void wait_for(const char *what, int fd, short events, struct act a, short
     struct pollfd p = {fd, events, 0};
     long long t0 = gw_now_ns();
     int rc = poll(&p, 1, 3000);
-    long long ms = ms_since(t0);
+    long long ms = gw_ms_since(t0);
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK(rc == 1, "%s: rc %d errno %d after %lld ms", what, rc, errno, ms);
     CHECK(p.revents == want, "%s: revents %#x, want %#x", what, p.revents, want);
@@ -93,7 +77,7 @@ static void nval(void) {
     int rc = poll(&p, 1, 2000);
     CHECK_EQ(rc, 1);
     CHECK(p.revents == POLLNVAL, "revents %#x", p.revents);
-    CHECK(ms_since(t0) < 500, "POLLNVAL took %lld ms", ms_since(t0));
+    CHECK(gw_ms_since(t0) < 500, "POLLNVAL took %lld ms", gw_ms_since(t0));
 }
 
 static void hup(void) {
@@ -126,8 +110,9 @@ static void rdhup(void) {
              POLLRDHUP);
     close(sv[0]);
     close(sv[1]);
-    int c, s;
-    tcp_pair(&c, &s);
+    int tcp[2];
+    gw_tcp_pair(tcp);
+    int c = tcp[1], s = tcp[0];
     wait_for("tcp shutdown(SHUT_WR)", s, POLLRDHUP, (struct act){c, SHUT_WRITE, 50}, POLLRDHUP);
     close(c);
     close(s);
@@ -146,7 +131,7 @@ static void negative(void) {
     struct pollfd q[2] = {{-1, POLLIN, 0x7fff}, {-2, POLLOUT, 0x7fff}};
     long long t0 = gw_now_ns();
     int rc = poll(q, 2, 100);
-    long long ms = ms_since(t0);
+    long long ms = gw_ms_since(t0);
     CHECK_EQ(rc, 0);
     CHECK(ms >= 95 && ms < 1000, "all-negative poll(100) took %lld ms", ms);
     CHECK_EQ(q[0].revents, 0);
@@ -181,7 +166,7 @@ static void zero_timeout(void) {
     struct timeval tv = {0, 0};
     int c = select(pp[0] + 1, &r, NULL, NULL, &tv);
     int d = epoll_wait(ep, &ev, 1, 0);
-    long long ms_idle = ms_since(t0);
+    long long ms_idle = gw_ms_since(t0);
     CHECK_EQ(write(pp[1], "x", 1), 1);
     long long t1 = gw_now_ns();
     int e = poll(&p, 1, 0);
@@ -190,7 +175,7 @@ static void zero_timeout(void) {
     FD_ZERO(&r);
     FD_SET(pp[0], &r);
     int g = select(pp[0] + 1, &r, NULL, NULL, &tv);
-    long long ms_ready = ms_since(t1);
+    long long ms_ready = gw_ms_since(t1);
     for (int i = 0; i < 3; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
     CHECK(a == 0 && b == 0 && c == 0 && d == 0, "idle zero-timeout calls: %d %d %d %d", a, b, c, d);
     CHECK(e == 1 && re == POLLIN && f == 1 && g == 1 && FD_ISSET(pp[0], &r),
@@ -226,7 +211,7 @@ static void many_on_one(void) {
     long long t0 = gw_now_ns();
     CHECK_EQ(write(pp[1], "x", 1), 1);
     for (int i = 0; i < 10; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
-    long long ms = ms_since(t0);
+    long long ms = gw_ms_since(t0);
     CHECK_EQ(woken, 10);
     CHECK(ms < 1000, "10 pollers of one fd took %lld ms to wake", ms);
     close(pp[0]);
@@ -276,7 +261,7 @@ static void forever(void) {
         case 3: rc = pselect(pp[0] + 1, &r, NULL, NULL, NULL, NULL); ok = FD_ISSET(pp[0], &r); break;
         case 4: rc = epoll_wait(ep, &ev, 1, -1); ok = ev.data.u32 == 5 && ev.events == EPOLLIN; break;
         }
-        long long ms = ms_since(t0);
+        long long ms = gw_ms_since(t0);
         CHECK_EQ(pthread_join(t, NULL), 0);
         CHECK(rc == 1 && ok, "%s: rc %d errno %d, result ok %d", names[k], rc, errno, ok);
         CHECK(ms >= 30 && ms < 1500, "%s: woke after %lld ms (written at 50 ms)", names[k], ms);
@@ -316,7 +301,7 @@ static void closed_meanwhile(void) {
     struct pollfd p = {pp[0], POLLIN, 0};
     long long t0 = gw_now_ns();
     int rc = poll(&p, 1, 1000);
-    long long ms = ms_since(t0);
+    long long ms = gw_ms_since(t0);
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(rc, 1);
     CHECK(p.revents == POLLNVAL, "revents %#x", p.revents);

@@ -27,32 +27,12 @@
 #include <sys/select.h>
 #include <sys/time.h>
 
-static volatile sig_atomic_t handled;
-static void on_alarm(int sig) {
-    (void)sig;
-    handled++;
-}
-
-static void install(int flags) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = flags;
-    sigemptyset(&sa.sa_mask);
-    CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
-}
-
-static void arm_ms(long ms) {
-    struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
-    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
-}
-
 enum call { POLL, SELECT, EPOLL_WAIT };
 static const char *call_name[] = {"poll", "select", "epoll_wait"};
 
 static void interrupted(enum call c, int flags, const char *who) {
     const char *fl = flags ? "SA_RESTART" : "no SA_RESTART";
-    install(flags);
+    gw_catch(SIGALRM, flags);
     int pp[2];
     CHECK_EQ(pipe(pp), 0);
     int ep = epoll_create1(0);
@@ -64,9 +44,9 @@ static void interrupted(enum call c, int flags, const char *who) {
     FD_SET(pp[0], &r);
     struct timeval tv = {5, 0};
     long at_ms = c == POLL ? 1000 : 300;
-    handled = 0;
+    gw_caught = 0;
     if (c == POLL) CHECK_EQ(alarm(1), 0);
-    else arm_ms(at_ms);
+    else gw_alarm_ms(at_ms);
     long long t0 = gw_now_ns();
     errno = 0;
     int rc = -2;
@@ -76,14 +56,14 @@ static void interrupted(enum call c, int flags, const char *who) {
     case EPOLL_WAIT: rc = epoll_wait(ep, &ev, 1, 5000); break;
     }
     int e = errno;
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     alarm(0);
-    arm_ms(0);
+    gw_alarm_ms(0);
     CHECK(rc == -1 && e == EINTR, "%s %s (%s): rc %d errno %d after %lld ms", who, call_name[c], fl,
           rc, e, ms);
     CHECK(ms >= at_ms - 100 && ms < at_ms + 1500, "%s %s (%s): EINTR after %lld ms, signal at %ld",
           who, call_name[c], fl, ms, at_ms);
-    CHECK(handled == 1, "%s %s (%s): handler ran %d times", who, call_name[c], fl, (int)handled);
+    CHECK(gw_caught == 1, "%s %s (%s): handler ran %d times", who, call_name[c], fl, (int)gw_caught);
     if (c == SELECT) {
         long long left = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
         CHECK(left <= 5000 - ms + 100 && left >= 5000 - ms - 300,
@@ -124,7 +104,7 @@ static void poll_600(struct waited *w) {
     errno = 0;
     w->rc = poll(&p, 1, 600);
     w->err = errno;
-    w->ms = (gw_now_ns() - t0) / 1000000;
+    w->ms = gw_ms_since(t0);
     close(pp[0]);
     close(pp[1]);
 }
@@ -136,17 +116,17 @@ static void *other_poller(void *arg) {
 }
 
 static void only_one(void) {
-    install(0);
-    handled = 0;
+    gw_catch(SIGALRM, 0);
+    gw_caught = 0;
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, other_poller, NULL), 0);
     usleep(20000); /* the other thread is waiting too, natively; under the preload it starts now */
-    arm_ms(300);
+    gw_alarm_ms(300);
     struct waited mine;
     poll_600(&mine);
     CHECK_EQ(pthread_join(t, NULL), 0);
-    arm_ms(0);
-    CHECK(handled == 1, "handler ran %d times", (int)handled);
+    gw_alarm_ms(0);
+    CHECK(gw_caught == 1, "handler ran %d times", (int)gw_caught);
     int eintrs = (mine.rc == -1 && mine.err == EINTR) + (other_w.rc == -1 && other_w.err == EINTR);
     int zeros = (mine.rc == 0) + (other_w.rc == 0);
     CHECK(eintrs == 1 && zeros == 1, "main: rc %d errno %d after %lld ms; other: rc %d errno %d after %lld ms",
@@ -207,7 +187,7 @@ static void pending_unblocked(const char *who) {
         case 3: rc = epoll_pwait2(ep, &ev, 1, &ts, &unblocked); break;
         }
         int e = errno;
-        long long ms = (gw_now_ns() - t0) / 1000000;
+        long long ms = gw_ms_since(t0);
         CHECK(rc == -1 && e == EINTR,
               "%s %s with a mask unblocking a pending SIGUSR1: rc %d errno %d after %lld ms "
               "(handler ran %d times)",
@@ -234,19 +214,19 @@ static void *sleep_600(void *arg) {
 }
 
 /* Signals handled before a wait began (none of the calls was waiting) interrupt nothing: a
- * later poll(300) beside another thread times out with 0. (a) raise() handled at once by the
+ * later poll(300) beside another thread times out with 0. (a) raise() gw_caught at once by the
  * only thread; (b) a timer's SIGALRM while main sleeps in usleep. */
 static void stale_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_usr1;
     CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
-    install(0);
+    gw_catch(SIGALRM, 0);
     int pp[2];
     CHECK_EQ(pipe(pp), 0);
     for (int k = 0; k < 2; k++) {
         usr1_handled = 0;
-        handled = 0;
+        gw_caught = 0;
         if (k == 0) {
             CHECK_EQ(raise(SIGUSR1), 0);
             CHECK_EQ(usr1_handled, 1);
@@ -254,16 +234,16 @@ static void stale_signals(void) {
         pthread_t t;
         CHECK_EQ(pthread_create(&t, NULL, sleep_600, NULL), 0);
         if (k == 1) {
-            arm_ms(50);
+            gw_alarm_ms(50);
             usleep(150000);
-            CHECK(handled == 1, "SIGALRM during usleep: handler ran %d times", (int)handled);
+            CHECK(gw_caught == 1, "SIGALRM during usleep: handler ran %d times", (int)gw_caught);
         }
         struct pollfd p = {pp[0], POLLIN, 0};
         long long t0 = gw_now_ns();
         errno = 0;
         int rc = poll(&p, 1, 300);
         int e = errno;
-        long long ms = (gw_now_ns() - t0) / 1000000;
+        long long ms = gw_ms_since(t0);
         CHECK_EQ(pthread_join(t, NULL), 0);
         CHECK(rc == 0 && ms >= 295 && ms < 1500,
               "poll(300) after a signal handled %s: rc %d errno %d after %lld ms",
@@ -286,22 +266,22 @@ static void *spin_600(void *arg) {
  * natively the waiting main thread takes it (the kernel prefers the thread-group leader when
  * it can take the signal) and its poll returns EINTR at ~300 ms. */
 static void while_busy(void) {
-    install(0);
-    handled = 0;
+    gw_catch(SIGALRM, 0);
+    gw_caught = 0;
     int pp[2];
     CHECK_EQ(pipe(pp), 0);
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, spin_600, NULL), 0);
-    arm_ms(300);
+    gw_alarm_ms(300);
     struct pollfd p = {pp[0], POLLIN, 0};
     long long t0 = gw_now_ns();
     errno = 0;
     int rc = poll(&p, 1, 2000);
     int e = errno;
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK_EQ(pthread_join(t, NULL), 0);
-    arm_ms(0);
-    CHECK(handled == 1, "handler ran %d times", (int)handled);
+    gw_alarm_ms(0);
+    CHECK(gw_caught == 1, "handler ran %d times", (int)gw_caught);
     CHECK(rc == -1 && e == EINTR,
           "poll(2000) in main, SIGALRM at 300 ms while another thread computes: rc %d errno %d after %lld ms",
           rc, e, ms);

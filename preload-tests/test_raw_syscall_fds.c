@@ -33,34 +33,6 @@
 static char path[64];
 static const char content[] = "file bytes";
 
-struct delayed {
-    int fd;
-    char byte;
-};
-
-/* Writes one byte to d->fd after 20 ms. */
-static void *write_later(void *arg) {
-    struct delayed *d = arg;
-    usleep(20000);
-    CHECK_EQ(write(d->fd, &d->byte, 1), 1);
-    return NULL;
-}
-
-/* A read on `fd` that waits for `writer_fd` to get a byte 20 ms later: afterwards the library
- * knows `fd` (kind, registration, flags). Returns the ticks the ticker made meanwhile. */
-static long wait_for_byte(int fd, int writer_fd) {
-    struct delayed d = {writer_fd, 'w'};
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, write_later, &d), 0);
-    long before = gw_ticks;
-    char c = 0;
-    CHECK_EQ(read(fd, &c, 1), 1);
-    CHECK_EQ(c, 'w');
-    long ticks = gw_ticks - before;
-    CHECK_EQ(pthread_join(t, NULL), 0);
-    return ticks;
-}
-
 /* Reads the test file's bytes from `fd`, at its start. */
 static void check_file_bytes(int fd, const char *what) {
     char buf[64] = {0};
@@ -70,33 +42,16 @@ static void check_file_bytes(int fd, const char *what) {
     CHECK(memcmp(buf, content, strlen(content)) == 0, "%s: read %.*s", what, (int)n, buf);
 }
 
-/* A read on an empty non-blocking descriptor answers EAGAIN at once (a writer thread would
- * send a byte 100 ms later: had the read waited, it would return it). */
+/* A read on an empty non-blocking descriptor answers EAGAIN at once (a writer thread sends a
+ * byte 20 ms later: had the read waited, it would return it). */
 static void check_eagain(int fd, int writer_fd, const char *what) {
-    struct delayed d = {writer_fd, 'l'};
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, write_later, &d), 0);
+    pthread_t t = gw_write_later(writer_fd, "l", 20);
     char c;
     errno = 0;
     ssize_t n = read(fd, &c, 1);
     CHECK(n == -1 && errno == EAGAIN, "%s: read returned %zd, errno %s", what, n, strerror(errno));
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(read(fd, &c, 1) == 1 || errno == EAGAIN, 1); /* the late byte, if it came */
-}
-
-static int plugs[16], nplugs;
-
-/* A TCP pair whose accepted end the library knows well; returns that end, *peer the other.
- * The listener's number is plugged (kept open), so that the lowest free number, which the next
- * call that makes a descriptor gets, is the next one closed. */
-static int known_socket(int *peer) {
-    int fds[2];
-    gw_tcp_pair(fds);
-    CHECK(nplugs < 16, "too many plugs");
-    plugs[nplugs++] = open("/dev/null", O_RDONLY);
-    wait_for_byte(fds[0], fds[1]);
-    *peer = fds[1];
-    return fds[0];
 }
 
 int main(void) {
@@ -113,7 +68,7 @@ int main(void) {
     /* 1. raw close of a socket, its number reused by open(). */
     gw_phase = "socket closed with syscall, number reused by open";
     int peer;
-    int s = known_socket(&peer);
+    int s = gw_known_socket(&peer);
     CHECK_EQ(syscall(SYS_close, s), 0);
     int file = open(path, O_RDONLY);
     CHECK_EQ(file, s);
@@ -125,7 +80,7 @@ int main(void) {
     int p[2];
     CHECK_EQ(syscall(SYS_pipe2, p, 0), 0);
     CHECK_EQ(p[0], file);
-    long ticks = wait_for_byte(p[0], p[1]);
+    long ticks = gw_wait_for_byte(p[0], p[1]);
     if (gw_preloaded()) CHECK(ticks > 0, "the pipe read blocked the OS thread (%ld ticks)", ticks);
 
     /* 3. raw close of the pipe's read end, its number reused by a raw non-blocking socketpair. */
@@ -142,7 +97,7 @@ int main(void) {
 
     /* 4. raw dup3 (and dup2) of a file over a known socket. */
     gw_phase = "syscall(SYS_dup3) over a socket";
-    s = known_socket(&peer);
+    s = gw_known_socket(&peer);
     file = open(path, O_RDONLY);
     CHECK(file >= 0, "open: %s", strerror(errno));
     CHECK_EQ(syscall(SYS_dup3, file, s, 0), s);
@@ -151,7 +106,7 @@ int main(void) {
     close(peer);
 #ifdef SYS_dup2
     gw_phase = "syscall(SYS_dup2) over a socket";
-    s = known_socket(&peer);
+    s = gw_known_socket(&peer);
     CHECK_EQ(lseek(file, 0, SEEK_SET), 0);
     CHECK_EQ(syscall(SYS_dup2, file, s), s);
     check_file_bytes(s, "syscall(SYS_dup2) of a file over a socket");
@@ -162,9 +117,9 @@ int main(void) {
 
     /* 5. raw close_range of a known socket (CLOSE_RANGE_CLOEXEC first: it closes nothing). */
     gw_phase = "syscall(SYS_close_range)";
-    s = known_socket(&peer);
+    s = gw_known_socket(&peer);
     CHECK_EQ(syscall(SYS_close_range, s, s, CLOSE_RANGE_CLOEXEC), 0);
-    wait_for_byte(s, peer);
+    gw_wait_for_byte(s, peer);
     CHECK_EQ(syscall(SYS_close_range, s, s, 0), 0);
     file = open(path, O_RDONLY);
     CHECK_EQ(file, s);
@@ -174,17 +129,17 @@ int main(void) {
 
     /* 6. O_NONBLOCK set through raw ioctl/fcntl, and libc's ioctl, on a known blocking socket. */
     gw_phase = "syscall(SYS_ioctl, FIONBIO)";
-    s = known_socket(&peer);
+    s = gw_known_socket(&peer);
     int one = 1, zero = 0;
     CHECK_EQ(syscall(SYS_ioctl, s, FIONBIO, &one), 0);
     check_eagain(s, peer, "after syscall(SYS_ioctl, FIONBIO)");
     CHECK_EQ(syscall(SYS_ioctl, s, FIONBIO, &zero), 0);
-    wait_for_byte(s, peer);
+    gw_wait_for_byte(s, peer);
     gw_phase = "syscall(SYS_fcntl, F_SETFL)";
     CHECK_EQ(syscall(SYS_fcntl, s, F_SETFL, O_RDWR | O_NONBLOCK), 0);
     check_eagain(s, peer, "after syscall(SYS_fcntl, F_SETFL, O_NONBLOCK)");
     CHECK_EQ(syscall(SYS_fcntl, s, F_SETFL, O_RDWR), 0);
-    wait_for_byte(s, peer);
+    gw_wait_for_byte(s, peer);
     gw_phase = "ioctl(FIONBIO)";
     CHECK_EQ(ioctl(s, FIONBIO, &one), 0);
     check_eagain(s, peer, "after ioctl(FIONBIO)");
@@ -193,7 +148,7 @@ int main(void) {
 
     /* 7. raw dup and F_DUPFD into a known socket's freed number. */
     gw_phase = "syscall(SYS_dup), syscall(SYS_fcntl, F_DUPFD)";
-    s = known_socket(&peer);
+    s = gw_known_socket(&peer);
     file = open(path, O_RDONLY);
     CHECK(file >= 0, "open: %s", strerror(errno));
     CHECK_EQ(syscall(SYS_close, s), 0);
@@ -202,7 +157,7 @@ int main(void) {
     check_file_bytes(copy, "syscall(SYS_dup) of a file into a socket's number");
     CHECK_EQ(syscall(SYS_close, copy), 0);
     close(peer);
-    s = known_socket(&peer);
+    s = gw_known_socket(&peer);
     CHECK_EQ(syscall(SYS_close, s), 0);
     CHECK_EQ(lseek(file, 0, SEEK_SET), 0);
     copy = syscall(SYS_fcntl, file, F_DUPFD, s);
@@ -214,7 +169,7 @@ int main(void) {
 
     gw_ticker_stop = 1;
     CHECK_EQ(pthread_join(ticker, NULL), 0);
-    for (int i = 0; i < nplugs; i++) close(plugs[i]);
+    gw_close_plugs();
     unlink(path);
     printf("test_raw_syscall_fds: ok\n");
     return 0;

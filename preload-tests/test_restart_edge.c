@@ -7,10 +7,6 @@
  * edge it has already been woken by. Then the same with a socket and recv. */
 
 static int fds[2];
-static volatile sig_atomic_t seen;
-
-static void on_usr1(int sig) { (void)sig; seen++; }
-
 static void *reader(void *arg) {
     char c = 0;
     ssize_t n = arg ? recv(fds[0], &c, 1, 0) : read(fds[0], &c, 1);
@@ -30,10 +26,7 @@ static void round_trip(int socket) {
 
 int main(void) {
     gw_watchdog("test_restart_edge", 30);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_usr1;
-    sa.sa_flags = SA_RESTART;
-    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    gw_catch(SIGUSR1, SA_RESTART);
     for (int i = 0; i < 20; i++) {
         gw_phase = "pipe";
         CHECK_EQ(pipe(fds), 0);
@@ -46,7 +39,7 @@ int main(void) {
         close(fds[0]);
         close(fds[1]);
     }
-    CHECK_EQ(seen, 40);
+    CHECK_EQ(gw_caught, 40);
     printf("restart edge ok\n");
     return 0;
 }

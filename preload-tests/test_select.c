@@ -30,24 +30,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-static void tcp_pair(int *cli, int *srv) {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(l >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 4), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    *cli = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(*cli >= 0, "socket");
-    CHECK_EQ(connect(*cli, (struct sockaddr *)&a, sizeof a), 0);
-    *srv = accept(l, NULL, NULL);
-    CHECK(*srv >= 0, "accept: %s", strerror(errno));
-    close(l);
-}
-
-static long long ms_since(long long t0) { return (gw_now_ns() - t0) / 1000000; }
-
 /* A thread that sleeps in small steps until told to stop, counting its steps. */
 static volatile int ticker_stop;
 static int ticks;
@@ -85,9 +67,10 @@ static void *delayed_send(void *arg) {
 }
 
 static void all_sets(void) {
-    int p[2], cli, srv;
+    int p[2], tcp[2];
     CHECK_EQ(pipe(p), 0);
-    tcp_pair(&cli, &srv);
+    gw_tcp_pair(tcp);
+    int cli = tcp[1], srv = tcp[0];
     CHECK_EQ(write(p[1], "r", 1), 1);
     CHECK_EQ(send(cli, "!", 1, MSG_OOB), 1);
     usleep(20000); /* loopback delivery */
@@ -124,7 +107,7 @@ static void all_sets(void) {
     tv.tv_usec = 0;
     long long t0 = gw_now_ns();
     n = select(srv + 1, NULL, NULL, &e, &tv);
-    long long el = ms_since(t0);
+    long long el = gw_ms_since(t0);
     void *ret;
     CHECK_EQ(pthread_join(t, &ret), 0);
     CHECK(ret == NULL, "send MSG_OOB failed");
@@ -148,7 +131,7 @@ static void all_sets(void) {
     tv.tv_usec = 0;
     t0 = gw_now_ns();
     n = select(srv + 1, NULL, NULL, &e, &tv);
-    long long el2 = ms_since(t0);
+    long long el2 = gw_ms_since(t0);
     CHECK_EQ(pthread_join(t, &ret), 0);
     CHECK(ret == NULL, "send MSG_OOB failed");
     CHECK_EQ(n, 1);
@@ -177,7 +160,7 @@ static void timeout_200(const char *who) {
     struct timeval tv = {0, 200000};
     long long t0 = gw_now_ns();
     int n = select(p[0] + 1, &r, NULL, &e, &tv);
-    long long el = ms_since(t0);
+    long long el = gw_ms_since(t0);
     CHECK(n == 0, "%s: select returned %d (errno %d)", who, n, errno);
     CHECK(el >= 190 && el < 1000, "%s: 200 ms select took %lld ms", who, el);
     CHECK(!FD_ISSET(p[0], &r) && !FD_ISSET(p[0], &e), "%s: sets not cleared on timeout", who);
@@ -236,7 +219,7 @@ static void big_usec(void) {
     struct timeval tv = {0, 1050000};
     long long t0 = gw_now_ns();
     int n = select(0, NULL, NULL, NULL, &tv);
-    long long el = ms_since(t0);
+    long long el = gw_ms_since(t0);
     int seen = __atomic_load_n(&ticks, __ATOMIC_SEQ_CST);
     ticker_end(k);
     CHECK(n == 0, "select with tv_usec 1050000 returned %d errno %d", n, errno);
@@ -245,22 +228,9 @@ static void big_usec(void) {
     CHECK(seen >= 20, "another thread ran only %d steps of 5 ms during a 1.05 s select", seen);
 }
 
-static volatile sig_atomic_t alarms;
-static void on_alarm(int sig) {
-    (void)sig;
-    alarms++;
-}
-static void arm_ms(long ms) {
-    struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
-    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
-}
-
 static void pselect_masks(int with_sleeper) {
     const char *who = with_sleeper ? "beside a sleeper" : "alone";
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
+    gw_catch(SIGALRM, 0);
     sigset_t alrm, empty, old;
     sigemptyset(&empty);
     sigemptyset(&alrm);
@@ -276,18 +246,18 @@ static void pselect_masks(int with_sleeper) {
     fd_set r;
 
     /* 1. Blocked in the program, unblocked by pselect's mask: EINTR. */
-    alarms = 0;
+    gw_caught = 0;
     FD_ZERO(&r);
     FD_SET(p[0], &r);
     struct timespec ts = {2, 0};
-    arm_ms(100);
+    gw_alarm_ms(100);
     long long t0 = gw_now_ns();
     errno = 0;
     int n = pselect(p[0] + 1, &r, NULL, NULL, &ts, &empty);
     int e = errno;
-    long long el = ms_since(t0);
+    long long el = gw_ms_since(t0);
     CHECK(n == -1 && e == EINTR, "%s: pselect unblocking SIGALRM returned %d errno %d", who, n, e);
-    CHECK_EQ(alarms, 1);
+    CHECK_EQ(gw_caught, 1);
     CHECK(el >= 80 && el < 1000, "%s: EINTR after %lld ms (timer at 100 ms)", who, el);
     CHECK(ts.tv_sec == 2 && ts.tv_nsec == 0, "%s: pselect changed its timespec", who);
     sigset_t now;
@@ -297,18 +267,18 @@ static void pselect_masks(int with_sleeper) {
 
     /* 2. Unblocked in the program, blocked by pselect's mask: times out, then the handler. */
     CHECK_EQ(pthread_sigmask(SIG_UNBLOCK, &alrm, NULL), 0);
-    alarms = 0;
+    gw_caught = 0;
     FD_ZERO(&r);
     FD_SET(p[0], &r);
     ts.tv_sec = 0;
     ts.tv_nsec = 300000000;
-    arm_ms(100);
+    gw_alarm_ms(100);
     t0 = gw_now_ns();
     errno = 0;
     n = pselect(p[0] + 1, &r, NULL, NULL, &ts, &alrm);
     e = errno;
-    el = ms_since(t0);
-    int alarms_at_return = alarms;
+    el = gw_ms_since(t0);
+    int alarms_at_return = gw_caught;
     CHECK(n == 0, "%s: pselect blocking SIGALRM returned %d errno %d after %lld ms", who, n, e, el);
     CHECK(el >= 290 && el < 1500, "%s: 300 ms pselect took %lld ms", who, el);
     CHECK(!FD_ISSET(p[0], &r), "%s: set not cleared", who);
@@ -373,7 +343,7 @@ static void above_fd_setsize(void) {
     tv.tv_usec = 0;
     long long t0 = gw_now_ns();
     n = select(hi + 1, (fd_set *)&r, NULL, NULL, &tv);
-    long long el = ms_since(t0);
+    long long el = gw_ms_since(t0);
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK(n == 1 && big_isset(&r, hi), "select(nfds %d) beside a writer: %d after %lld ms", hi + 1,
           n, el);

@@ -16,18 +16,6 @@
 #include <pthread.h>
 #include <signal.h>
 
-static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
-
-static void wait_count(int *counter, int want, const char *what) {
-    long long t0 = gw_now_ns();
-    while (__atomic_load_n(counter, __ATOMIC_SEQ_CST) < want) {
-        CHECK(gw_now_ns() - t0 < 10000000000LL, "timed out waiting for %s", what);
-        sleep_ms(1);
-    }
-}
-
-static void wait_flag(int *flag, const char *what) { wait_count(flag, 1, what); }
-
 /* ---- 1. identity ---- */
 
 #define MANY 200
@@ -39,7 +27,7 @@ static void *identity(void *arg) {
     int i = (int)(intptr_t)arg;
     selves[i] = pthread_self();
     __atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
-    wait_flag(&release_many, "release");
+    gw_wait_flag(&release_many, "release");
     /* Still the same handle after switches. */
     return (void *)(intptr_t)pthread_equal(pthread_self(), selves[i]);
 }
@@ -48,7 +36,7 @@ static void check_identity(void) {
     static pthread_t t[MANY];
     for (int i = 0; i < MANY; i++)
         CHECK_EQ(pthread_create(&t[i], NULL, identity, (void *)(intptr_t)i), 0);
-    wait_count(&started, MANY, "the 200 threads to start");
+    gw_wait_count(&started, MANY, "the 200 threads to start");
     pthread_t me = pthread_self();
     CHECK(pthread_equal(me, me), "pthread_equal(self, self) is 0");
     for (int i = 0; i < MANY; i++) {
@@ -84,9 +72,9 @@ static void *named(void *arg) {
     if (pthread_getname_np(pthread_self(), got, 15) != ERANGE) name_bad[i] |= 8;
     if (pthread_getname_np(pthread_self(), got, sizeof got) != 0 || strcmp(got, want) != 0)
         name_bad[i] |= 16;
-    sleep_ms(1 + i % 3);
+    gw_sleep_ms(1 + i % 3);
     __atomic_add_fetch(&named_ready, 1, __ATOMIC_SEQ_CST);
-    wait_flag(&renamed, "main to rename");
+    gw_wait_flag(&renamed, "main to rename");
     snprintf(want, sizeof want, "gw-main-%d", i);
     if (pthread_getname_np(pthread_self(), got, sizeof got) != 0 || strcmp(got, want) != 0)
         name_bad[i] |= 32;
@@ -95,7 +83,7 @@ static void *named(void *arg) {
     if (pthread_getname_np(pthread_self(), got, 16) != 0 || strcmp(got, "0123456789abcde") != 0)
         name_bad[i] |= 128;
     __atomic_add_fetch(&name_done, 1, __ATOMIC_SEQ_CST);
-    wait_flag(&names_read, "main to read the last names"); /* stay alive till then */
+    gw_wait_flag(&names_read, "main to read the last names"); /* stay alive till then */
     return NULL;
 }
 
@@ -104,7 +92,7 @@ static void check_names(void) {
     char got[32], want[16];
     for (int i = 0; i < NAMED; i++)
         CHECK_EQ(pthread_create(&t[i], NULL, named, (void *)(intptr_t)i), 0);
-    wait_count(&named_ready, NAMED, "the named threads");
+    gw_wait_count(&named_ready, NAMED, "the named threads");
     for (int i = 0; i < NAMED; i++) {
         snprintf(want, sizeof want, "gw-self-%d", i);
         memset(got, 0, sizeof got);
@@ -121,7 +109,7 @@ static void check_names(void) {
         CHECK(strcmp(got, want) == 0, "thread %d renamed by main reads '%s'", i, got);
     }
     __atomic_store_n(&renamed, 1, __ATOMIC_SEQ_CST);
-    wait_count(&name_done, NAMED, "the named threads to finish");
+    gw_wait_count(&name_done, NAMED, "the named threads to finish");
     for (int i = 0; i < NAMED; i++) {
         CHECK_EQ(pthread_getname_np(t[i], got, sizeof got), 0);
         CHECK(strcmp(got, "0123456789abcde") == 0, "thread %d: '%s'", i, got);
@@ -163,7 +151,7 @@ static void *attr_body(void *arg) {
         attr_bad |= 16;
     }
     __atomic_store_n(&attr_ready, 1, __ATOMIC_SEQ_CST);
-    wait_flag(&attr_release, "attr release");
+    gw_wait_flag(&attr_release, "attr release");
     return (void *)(intptr_t)(local + 41);
 }
 
@@ -177,7 +165,7 @@ static void check_getattr(void) {
     CHECK_EQ(want, MiB);
     CHECK_EQ(pthread_create(&t, &a, attr_body, NULL), 0);
     CHECK_EQ(pthread_attr_destroy(&a), 0);
-    wait_flag(&attr_ready, "the attr thread");
+    gw_wait_flag(&attr_ready, "the attr thread");
     CHECK(attr_bad == 0, "getattr_np from the thread: failure mask 0x%x", attr_bad);
 
     /* The same from main, on the thread's handle. */
@@ -204,7 +192,7 @@ static int cancel_steps;
 static void *cancel_body(void *arg) {
     (void)arg;
     for (int i = 0; i < 5; i++) {
-        sleep_ms(10); /* sleeps are cancellation points in glibc */
+        gw_sleep_ms(10); /* sleeps are cancellation points in glibc */
         __atomic_add_fetch(&cancel_steps, 1, __ATOMIC_SEQ_CST);
     }
     return (void *)(intptr_t)314;
@@ -214,7 +202,7 @@ static void check_cancel(void) {
     if (!gw_preloaded()) return; /* natively the thread would really be cancelled */
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, cancel_body, NULL), 0);
-    sleep_ms(15);
+    gw_sleep_ms(15);
     CHECK_EQ(pthread_cancel(t), ENOTSUP);
     void *v = NULL;
     CHECK_EQ(pthread_join(t, &v), 0);

@@ -153,12 +153,6 @@ static void *accept_main(void *arg) {
     return NULL;
 }
 
-static void *close_later(void *arg) {
-    usleep(100000);
-    close((int)(intptr_t)arg);
-    return NULL;
-}
-
 /* One write to fd; checks its result, errno and the SIGPIPEs it raised. */
 static void check_write(int fd, int flags, ssize_t want_n, int want_err, int want_sigs,
                         const char *what) {
@@ -183,14 +177,7 @@ int main(void) {
     CHECK_EQ(pthread_create(&ticker, NULL, gw_ticker, NULL), 0);
     usleep(10000);
 
-    g_listen = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(g_listen >= 0, "socket: %s", strerror(errno));
-    g_addr.sin_family = AF_INET;
-    g_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof g_addr;
-    CHECK_EQ(bind(g_listen, (struct sockaddr *)&g_addr, sizeof g_addr), 0);
-    CHECK_EQ(listen(g_listen, 16), 0);
-    CHECK_EQ(getsockname(g_listen, (struct sockaddr *)&g_addr, &al), 0);
+    g_listen = gw_tcp_listen(0, 16, &g_addr);
 
     /* connect refused */
     gw_phase = "connect to a closed port";
@@ -308,8 +295,7 @@ int main(void) {
     CHECK_EQ(pipe(p), 0);
     {
         struct writer pw = {.fd = p[1], .flags = -1, .len = 1 << 20};
-        pthread_t pc;
-        CHECK_EQ(pthread_create(&pc, NULL, close_later, (void *)(intptr_t)p[0]), 0);
+        pthread_t pc = gw_close_later(p[0], 100);
         writer_main(&pw);
         CHECK_EQ(pthread_join(pc, NULL), 0);
         CHECK(pw.n == 65536 && pw.sigpipes == 1,
@@ -433,8 +419,7 @@ int main(void) {
     gw_phase = "AF_UNIX: parked big write, peer closes";
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     struct writer bw = {.fd = fds[0], .flags = -1, .len = 8 << 20};
-    pthread_t ct;
-    CHECK_EQ(pthread_create(&ct, NULL, close_later, (void *)(intptr_t)fds[1]), 0);
+    pthread_t ct = gw_close_later(fds[1], 100);
     writer_main(&bw);
     CHECK_EQ(pthread_join(ct, NULL), 0);
     CHECK(bw.n > 0 && (size_t)bw.n < bw.len && bw.sigpipes == 0,
@@ -446,7 +431,7 @@ int main(void) {
     gw_phase = "TCP: parked big write, peer closes (RST)";
     tcp_pair(fds);
     bw.fd = fds[1];
-    CHECK_EQ(pthread_create(&ct, NULL, close_later, (void *)(intptr_t)fds[0]), 0);
+    ct = gw_close_later(fds[0], 100);
     writer_main(&bw);
     CHECK_EQ(pthread_join(ct, NULL), 0);
     CHECK(bw.n > 0 && (size_t)bw.n < bw.len && bw.sigpipes == 0,

@@ -59,7 +59,7 @@ static void *waiter_main(void *arg) {
     }
     w->err = errno;
     if (w->n > 0) memcpy(w->buf, local, (size_t)w->n);
-    w->ms = (gw_now_ns() - t0) / 1000000;
+    w->ms = gw_ms_since(t0);
     return NULL;
 }
 
@@ -77,12 +77,6 @@ static void finish_waiter(pthread_t t, struct waiter *w, const char *want, const
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK(w->n == (ssize_t)strlen(want) && !memcmp(w->buf, want, strlen(want)),
           "%s: got %zd (%s)", what, w->n, w->n < 0 ? strerror(w->err) : "");
-}
-
-static void *close_later(void *arg) {
-    usleep(50000);
-    close((int)(intptr_t)arg);
-    return NULL;
 }
 
 struct chunk_sender {
@@ -223,7 +217,7 @@ static int nosocket_child(void) {
     errno = 0;
     CHECK_EQ(recv(sv[0], buf, sizeof buf, 0), -1);
     CHECK(errno == EAGAIN, "recv: %s", strerror(errno));
-    long long ms = (gw_now_ns() - s0) / 1000000;
+    long long ms = gw_ms_since(s0);
     CHECK(ms >= 190, "recv timed out after %lld ms", ms);
     CHECK(gw_ticks == t0, "the ticker ticked %ld times during an unpatched recv", gw_ticks - t0);
     t0 = gw_ticks;
@@ -279,7 +273,7 @@ int main(int argc, char **argv) {
     errno = 0;
     CHECK_EQ(recv(d, buf, 10, 0), -1);
     CHECK(errno == EAGAIN, "recv on the dup of a non-blocking socket: %s", strerror(errno));
-    CHECK((gw_now_ns() - t0) / 1000000 < 500, "EAGAIN not at once");
+    CHECK(gw_ms_since(t0) < 500, "EAGAIN not at once");
     CHECK_EQ(fcntl(d, F_SETFL, 0), 0);
     CHECK_EQ(fcntl(sv[0], F_GETFL), O_RDWR);
     start_waiter(&t, &w, sv[0], HOW_READ);
@@ -307,7 +301,7 @@ int main(int argc, char **argv) {
     CHECK_EQ(pthread_create(&t, NULL, chunk_sender_main, &cs), 0);
     t0 = gw_now_ns();
     ssize_t n = recv(sv[0], buf, 100000, MSG_WAITALL);
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK(n == 100000, "MSG_WAITALL returned %zd (%s)", n, n < 0 ? strerror(errno) : "");
     CHECK(!memcmp(buf, data, 100000), "MSG_WAITALL content");
     CHECK(ms >= 80, "MSG_WAITALL returned after %lld ms", ms);
@@ -319,11 +313,10 @@ int main(int argc, char **argv) {
         int ep[2];
         CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, ep), 0);
         CHECK_EQ(send(ep[1], "12345", 5, 0), 5);
-        pthread_t ct;
-        CHECK_EQ(pthread_create(&ct, NULL, close_later, (void *)(intptr_t)ep[1]), 0);
+        pthread_t ct = gw_close_later(ep[1], 50);
         t0 = gw_now_ns();
         n = recv(ep[0], buf, 100, MSG_WAITALL);
-        ms = (gw_now_ns() - t0) / 1000000;
+        ms = gw_ms_since(t0);
         CHECK(n == 5 && !memcmp(buf, "12345", 5), "MSG_WAITALL then EOF: %zd", n);
         CHECK(ms >= 40, "MSG_WAITALL returned after %lld ms, before the peer closed", ms);
         CHECK_EQ(pthread_join(ct, NULL), 0);
@@ -337,7 +330,7 @@ int main(int argc, char **argv) {
     CHECK_EQ(pthread_create(&t, NULL, chunk_sender_main, &cs), 0);
     t0 = gw_now_ns();
     n = recv(sv[0], buf, sizeof buf, MSG_PEEK);
-    ms = (gw_now_ns() - t0) / 1000000;
+    ms = gw_ms_since(t0);
     CHECK(n == 8 && !memcmp(buf, "peekaboo", 8), "MSG_PEEK: %zd", n);
     CHECK(ms >= 40, "MSG_PEEK returned after %lld ms: it did not wait", ms);
     memset(buf, 0, 16);
@@ -421,9 +414,8 @@ int main(int argc, char **argv) {
     if (green) {
         gw_phase = "GREENWORLD_SOCKET=0 child";
         const char *env[] = {"GREENWORLD_SOCKET=0", NULL};
-        char *args[] = {(char *)gw_self(), (char *)"--nosocket", NULL};
         char out[4096];
-        int st = gw_run(env, args, out, sizeof out);
+        int st = gw_run_self(env, out, sizeof out, "--nosocket", NULL);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "GREENWORLD_SOCKET=0 child: status 0x%x: %s",
               st, out);
         CHECK(strstr(out, "nosocket ok") != NULL, "child output: %s", out);

@@ -38,7 +38,7 @@ static void set_timeout(int fd, int opt, long ms) {
         errno = 0;                                                                             \
         ssize_t r_ = (call);                                                                   \
         int e_ = errno;                                                                        \
-        long long ms_ = (gw_now_ns() - t0_) / 1000000;                                         \
+        long long ms_ = gw_ms_since(t0_);                                                      \
         long dt_ = gw_ticks - ticks0_;                                                          \
         CHECK(r_ == -1 && (e_ == EAGAIN || e_ == EWOULDBLOCK), "%s returned %zd, errno %s",    \
               #call, r_, strerror(e_));                                                        \
@@ -71,7 +71,7 @@ static void send_timeouts(const char *kind, int fds[2]) {
     long ticks0 = gw_ticks;
     long long t0 = gw_now_ns();
     ssize_t n = send(fds[1], buf, big, 0);
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK(n > 0 && (size_t)n < big, "%s: big send with SO_SNDTIMEO returned %zd (%s)", kind, n,
           n < 0 ? strerror(errno) : "");
     CHECK(ms >= 190 && ms < 2000, "%s: partial send returned after %lld ms", kind, ms);
@@ -115,7 +115,7 @@ int main(void) {
     CHECK_EQ(pthread_create(&t, NULL, delayed_send, &d), 0);
     long long t0 = gw_now_ns();
     ssize_t n = recv(fds[0], buf, sizeof buf, 0);
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK(n == 5 && !memcmp(buf, "hello", 5), "recv with timeout: %zd (%s)", n,
           n < 0 ? strerror(errno) : "");
     CHECK(ms >= 30 && ms < 800, "data sent at 50 ms came after %lld ms", ms);
@@ -128,7 +128,7 @@ int main(void) {
     CHECK_EQ(send(fds[1], "0123456789", 10, 0), 10);
     t0 = gw_now_ns();
     n = recv(fds[0], buf, 100, MSG_WAITALL);
-    ms = (gw_now_ns() - t0) / 1000000;
+    ms = gw_ms_since(t0);
     CHECK(n == 10 && !memcmp(buf, "0123456789", 10), "MSG_WAITALL with timeout: %zd (%s)", n,
           n < 0 ? strerror(errno) : "");
     CHECK(ms >= 190 && ms < 2000, "MSG_WAITALL partial returned after %lld ms", ms);
@@ -140,7 +140,7 @@ int main(void) {
     CHECK_EQ(pthread_create(&t, NULL, delayed_send, &d), 0);
     t0 = gw_now_ns();
     n = recv(fds[0], buf, sizeof buf, 0);
-    ms = (gw_now_ns() - t0) / 1000000;
+    ms = gw_ms_since(t0);
     CHECK(n == 4 && !memcmp(buf, "late", 4), "recv without timeout: %zd (%s)", n,
           n < 0 ? strerror(errno) : "");
     CHECK(ms >= 250, "recv without timeout returned after %lld ms", ms);
@@ -198,7 +198,7 @@ int main(void) {
     CHECK_EQ(pthread_create(&t, NULL, delayed_send, &d), 0);
     t0 = gw_now_ns();
     n = recv(r, buf, sizeof buf, 0);
-    ms = (gw_now_ns() - t0) / 1000000;
+    ms = gw_ms_since(t0);
     CHECK(n == 5 && !memcmp(buf, "fresh", 5), "recv on the new socket (fd %d, no timeout): %zd (%s) "
           "after %lld ms", r, n, n < 0 ? strerror(errno) : "", ms);
     CHECK(ms >= 350, "recv without timeout returned after %lld ms", ms);

@@ -27,8 +27,7 @@ static char out[65536];
 
 static void run(const char *a, const char *b) {
     const char *env[16] = {CLEAN_ENV, a, b, NULL};
-    char *args[] = {(char *)gw_self(), "--child", NULL};
-    int status = gw_run(env, args, out, sizeof out);
+    int status = gw_run_self(env, out, sizeof out, "--child", NULL);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s %s: status %d: %s", a ? a : "", b ? b : "", status,
           out);
     CHECK(strstr(out, "child done\n"), "%s", out);

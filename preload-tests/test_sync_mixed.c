@@ -45,14 +45,6 @@ static void check_real_thread(void) {
 }
 
 /* Polls (sleeping 1 ms) until *flag is set; fails after 5 s. */
-static void wait_flag(int *flag, const char *what) {
-    long long t0 = gw_now_ns();
-    while (!__atomic_load_n(flag, __ATOMIC_SEQ_CST)) {
-        CHECK(gw_now_ns() - t0 < 5000000000LL, "timed out waiting for %s", what);
-        usleep(1000);
-    }
-}
-
 /* ---- 1. cond handshake ---- */
 
 static pthread_mutex_t hm = PTHREAD_MUTEX_INITIALIZER;
@@ -95,7 +87,7 @@ static void check_handshake(void) {
     long long t0 = gw_now_ns();
     CHECK_EQ(handshake_wait(), 1);
     CHECK(gw_now_ns() - t0 < 4000000000LL, "handshake took %lld ns", gw_now_ns() - t0);
-    wait_flag(&hcb_done, "the callback to finish");
+    gw_wait_flag(&hcb_done, "the callback to finish");
     CHECK_EQ(timer_delete(t), 0);
     CHECK_EQ(hcb_rc, 0);
     check_real_thread();
@@ -110,7 +102,7 @@ static void check_handshake(void) {
     void *ret;
     CHECK_EQ(pthread_join(th, &ret), 0);
     CHECK_EQ((int)(intptr_t)ret, 1);
-    wait_flag(&hcb_done, "the callback to finish");
+    gw_wait_flag(&hcb_done, "the callback to finish");
     CHECK_EQ(timer_delete(t), 0);
     CHECK_EQ(hcb_rc, 0);
     check_real_thread();
@@ -150,27 +142,17 @@ static void hold_cb(union sigval v) {
     __atomic_store_n(&hold_done, 1, __ATOMIC_SEQ_CST);
 }
 
-static int ticks, stop_ticking;
-
-static void *ticker(void *arg) {
-    (void)arg;
-    while (!__atomic_load_n(&stop_ticking, __ATOMIC_SEQ_CST)) {
-        __atomic_add_fetch(&ticks, 1, __ATOMIC_SEQ_CST);
-        usleep(2000);
-    }
-    return NULL;
-}
-
 struct locker {
-    int rc, saw_released, ticks_during;
+    int rc, saw_released;
+    long ticks_during;
 };
 
 static void *locker_main(void *arg) {
     struct locker *l = arg;
-    int before = __atomic_load_n(&ticks, __ATOMIC_SEQ_CST);
+    long before = gw_ticks;
     l->rc = pthread_mutex_lock(&cm);
     l->saw_released = __atomic_load_n(&released, __ATOMIC_SEQ_CST);
-    l->ticks_during = __atomic_load_n(&ticks, __ATOMIC_SEQ_CST) - before;
+    l->ticks_during = gw_ticks - before;
     if (l->rc == 0) CHECK_EQ(pthread_mutex_unlock(&cm), 0);
     return NULL;
 }
@@ -179,11 +161,11 @@ static void check_contended(void) {
     /* green (main) holds; the real thread waits in pthread_mutex_lock */
     CHECK_EQ(pthread_mutex_lock(&cm), 0);
     timer_t t = arm(contend_cb, 10);
-    wait_flag(&cb_started, "the callback to start");
+    gw_wait_flag(&cb_started, "the callback to start");
     usleep(100000);
     CHECK_EQ(__atomic_load_n(&cb_got, __ATOMIC_SEQ_CST), 0);
     CHECK_EQ(pthread_mutex_unlock(&cm), 0);
-    wait_flag(&cb_done, "the callback to take the mutex");
+    gw_wait_flag(&cb_done, "the callback to take the mutex");
     CHECK_EQ(cb_rc, 0);
     CHECK(cb_waited_ns >= 50000000LL, "the real thread waited only %lld ns", cb_waited_ns);
     CHECK_EQ(timer_delete(t), 0);
@@ -191,12 +173,12 @@ static void check_contended(void) {
 
     /* the real thread holds for 100 ms; main waits */
     t = arm(hold_cb, 10);
-    wait_flag(&held, "the callback to hold the mutex");
+    gw_wait_flag(&held, "the callback to hold the mutex");
     CHECK_EQ(pthread_mutex_trylock(&cm), EBUSY);
     CHECK_EQ(pthread_mutex_lock(&cm), 0);
     CHECK_EQ(__atomic_load_n(&released, __ATOMIC_SEQ_CST), 1);
     CHECK_EQ(pthread_mutex_unlock(&cm), 0);
-    wait_flag(&hold_done, "the callback to finish");
+    gw_wait_flag(&hold_done, "the callback to finish");
     CHECK_EQ(hold_rc, 0);
     CHECK_EQ(timer_delete(t), 0);
 
@@ -204,19 +186,19 @@ static void check_contended(void) {
     held = released = hold_done = 0;
     hold_rc = -1;
     t = arm(hold_cb, 10);
-    wait_flag(&held, "the callback to hold the mutex");
+    gw_wait_flag(&held, "the callback to hold the mutex");
     struct locker l = {-1, 0, 0};
     pthread_t tk, lk;
-    stop_ticking = 0;
-    CHECK_EQ(pthread_create(&tk, NULL, ticker, NULL), 0);
+    gw_ticker_stop = 0;
+    CHECK_EQ(pthread_create(&tk, NULL, gw_ticker, NULL), 0);
     CHECK_EQ(pthread_create(&lk, NULL, locker_main, &l), 0);
     CHECK_EQ(pthread_join(lk, NULL), 0);
-    __atomic_store_n(&stop_ticking, 1, __ATOMIC_SEQ_CST);
+    gw_ticker_stop = 1;
     CHECK_EQ(pthread_join(tk, NULL), 0);
     CHECK_EQ(l.rc, 0);
     CHECK_EQ(l.saw_released, 1);
-    CHECK(l.ticks_during >= 2, "the ticker ran %d times while a thread waited", l.ticks_during);
-    wait_flag(&hold_done, "the callback to finish");
+    CHECK(l.ticks_during >= 4, "the ticker ran %ld times while a thread waited", l.ticks_during);
+    gw_wait_flag(&hold_done, "the callback to finish");
     CHECK_EQ(hold_rc, 0);
     CHECK_EQ(timer_delete(t), 0);
     check_real_thread();
@@ -255,7 +237,7 @@ static void check_ownership(void) {
 
     CHECK_EQ(pthread_mutex_lock(&em), 0);
     timer_t t = arm(ownership_cb, 10);
-    wait_flag(&own_done, "the callback's ownership checks");
+    gw_wait_flag(&own_done, "the callback's ownership checks");
     CHECK_EQ(own_try_rc, EBUSY);
     CHECK_EQ(own_unlock_rc, EPERM);
     CHECK_EQ(own_rlock_rc, 0);
@@ -307,7 +289,7 @@ static void check_sem(void) {
     CHECK_EQ(pthread_join(th, &ret), 0);
     CHECK(gw_now_ns() - t0 < 4000000000LL, "sem wait took %lld ns", gw_now_ns() - t0);
     CHECK_EQ((int)(intptr_t)ret, 0);
-    wait_flag(&post_done, "the callback to finish");
+    gw_wait_flag(&post_done, "the callback to finish");
     CHECK_EQ(post_rc, 0);
     CHECK_EQ(timer_delete(t), 0);
     check_real_thread();
@@ -344,7 +326,7 @@ static void real_waiter_cb(union sigval v) {
 static void check_real_waits(void) {
     CHECK_EQ(sem_init(&wsem, 0, 0), 0);
     timer_t t = arm(real_waiter_cb, 10);
-    wait_flag(&rw_started, "the callback to start");
+    gw_wait_flag(&rw_started, "the callback to start");
     usleep(100000);
     CHECK_EQ(pthread_mutex_lock(&wm), 0);
     wflag = 1;
@@ -352,7 +334,7 @@ static void check_real_waits(void) {
     CHECK_EQ(pthread_mutex_unlock(&wm), 0);
     usleep(100000);
     CHECK_EQ(sem_post(&wsem), 0);
-    wait_flag(&rw_done, "the callback to finish waiting");
+    gw_wait_flag(&rw_done, "the callback to finish waiting");
     CHECK(rw_cond_rc == 0, "the real thread's cond wait = %d", rw_cond_rc);
     CHECK(rw_cond_ns >= 50000000LL && rw_cond_ns < 4000000000LL, "cond wait %lld ns", rw_cond_ns);
     CHECK(rw_sem_rc == 0, "the real thread's sem_timedwait: errno %d", rw_sem_rc);

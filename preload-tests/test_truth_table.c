@@ -65,8 +65,7 @@ static void expect(const char *const env[], const char *want, const char *mode) 
         strcat(desc, " ");
     }
     full[n] = NULL;
-    char *args[] = {(char *)gw_self(), "--child", (char *)mode, NULL};
-    int status = gw_run(full, args, out, sizeof out);
+    int status = gw_run_self(full, out, sizeof out, "--child", mode, NULL);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "env [%s]: child status %d: %s", desc, status, out);
     char line[512] = "patched:";
     for (int i = 0; i < NAMES; i++) {

@@ -152,7 +152,7 @@ int main(void) {
     socklen_t fl = sizeof from;
     long long t0 = gw_now_ns();
     ssize_t n = recvfrom(rx, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
-    long long ms = (gw_now_ns() - t0) / 1000000;
+    long long ms = gw_ms_since(t0);
     CHECK_EQ(n, msg_size(0));
     CHECK(ms >= 40, "recvfrom returned after %lld ms: it did not wait", ms);
     CHECK_EQ(fl, sizeof from);
@@ -211,7 +211,7 @@ int main(void) {
     CHECK_EQ(pthread_create(&t, NULL, empty_later, &s), 0);
     t0 = gw_now_ns();
     n = recv(rx, buf, sizeof buf, 0);
-    ms = (gw_now_ns() - t0) / 1000000;
+    ms = gw_ms_since(t0);
     CHECK_EQ(n, 0);
     CHECK(ms >= 40, "recv of the empty datagram returned after %lld ms", ms);
     CHECK_EQ(pthread_join(t, NULL), 0);
@@ -229,7 +229,7 @@ int main(void) {
     CHECK_EQ(pthread_create(&t, NULL, sender_main, &s), 0);
     t0 = gw_now_ns();
     int got = recv_batch(rx, 8, MSG_WAITFORONE, 0);
-    ms = (gw_now_ns() - t0) / 1000000;
+    ms = gw_ms_since(t0);
     CHECK(got >= 1 && got <= 3, "recvmmsg returned %d", got);
     CHECK(ms >= 40, "recvmmsg returned after %lld ms: it did not wait", ms);
     while (got < 3) got += recv_batch(rx, 8, MSG_WAITFORONE, got);
@@ -242,7 +242,7 @@ int main(void) {
     CHECK_EQ(pthread_create(&t, NULL, sender_main, &s), 0);
     t0 = gw_now_ns();
     got = recv_batch(rx, 4, 0, 0);
-    ms = (gw_now_ns() - t0) / 1000000;
+    ms = gw_ms_since(t0);
     CHECK_EQ(got, 4);
     CHECK(ms >= 60, "recvmmsg(4) returned after %lld ms", ms);
     CHECK_EQ(pthread_join(t, NULL), 0);

@@ -9,15 +9,9 @@
 #include <signal.h>
 #include <sys/socket.h>
 
-static volatile int handled;
 static int g_sv[2];
 static volatile ssize_t g_got = -2;
 static volatile int g_errno;
-
-static void on_usr1(int sig) {
-    (void)sig;
-    handled++;
-}
 
 static void *reader(void *arg) {
     (void)arg;
@@ -47,10 +41,7 @@ static pid_t vfork_child(const char *path, int fd_to_close) {
 
 int main(void) {
     gw_watchdog("test_vfork", 60);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_usr1;
-    sigemptyset(&sa.sa_mask);
-    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    gw_catch(SIGUSR1, 0);
     sigset_t usr2;
     sigemptyset(&usr2);
     sigaddset(&usr2, SIGUSR2);
@@ -75,9 +66,9 @@ int main(void) {
         CHECK(g_got == 5, "reader got %zd (%s)", g_got, strerror(g_errno));
 
         /* The parent's handler and mask are intact. */
-        int before = handled;
+        int before = gw_caught;
         CHECK_EQ(kill(getpid(), SIGUSR1), 0);
-        CHECK_EQ(handled, before + 1);
+        CHECK_EQ(gw_caught, before + 1);
         sigset_t now;
         CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &now), 0);
         CHECK_EQ(sigismember(&now, SIGUSR2), 1);

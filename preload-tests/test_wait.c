@@ -69,18 +69,6 @@ static pid_t child_exiting(int code, int ms, int spin_ms) {
 
 /* ---- signals to the waiting thread ---- */
 
-static volatile int g_handled;
-static void on_usr1(int sig) {
-    (void)sig;
-    g_handled++;
-}
-
-static void handle_usr1(int flags) {
-    struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = flags};
-    sigemptyset(&sa.sa_mask);
-    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
-}
-
 struct kick {
     pthread_t target;
     int ms;
@@ -129,28 +117,28 @@ static void interrupt_each_form(void) {
     for (int form = 0; form < FORMS; form++) {
         gw_phase = form_names[form];
         /* No SA_RESTART: EINTR, and the child is still there. */
-        handle_usr1(0);
+        gw_catch(SIGUSR1, 0);
         pid_t pid = child_exiting(40 + form, 400, 0);
         struct kick k;
-        int handled = g_handled, status = 0;
+        int handled = gw_caught, status = 0;
         pthread_t t = kick_me(&k, 150);
         errno = 0;
         pid_t got = wait_by((enum form)form, pid, &status);
         CHECK(got == -1 && errno == EINTR, "%s: %d (%s), want EINTR", form_names[form], got, strerror(errno));
-        CHECK_EQ(g_handled, handled + 1);
+        CHECK_EQ(gw_caught, handled + 1);
         CHECK_EQ(pthread_join(t, NULL), 0);
         CHECK_EQ(wait_by((enum form)form, pid, &status), pid);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 40 + form, "%s: status %#x", form_names[form], status);
 
         /* SA_RESTART: the handler runs and the wait goes on to the child's exit. */
-        handle_usr1(SA_RESTART);
+        gw_catch(SIGUSR1, SA_RESTART);
         pid = child_exiting(50 + form, 400, 0);
-        handled = g_handled;
+        handled = gw_caught;
         t = kick_me(&k, 150);
         got = wait_by((enum form)form, pid, &status);
         CHECK(got == pid, "%s with SA_RESTART: %d (%s)", form_names[form], got, strerror(errno));
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 50 + form, "%s: status %#x", form_names[form], status);
-        CHECK_EQ(g_handled, handled + 1);
+        CHECK_EQ(gw_caught, handled + 1);
         CHECK_EQ(pthread_join(t, NULL), 0);
     }
 }
@@ -189,17 +177,6 @@ static void each_form_parks(void) {
     CHECK_EQ(wait3(&status, 0, &ru), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 9, "wait3: status %#x", status);
     CHECK(gw_ticks - t0 >= 30, "wait3: only %ld ticks", gw_ticks - t0);
-}
-
-struct later {
-    int fd, ms;
-};
-
-static void *write_later(void *arg) {
-    struct later *w = arg;
-    usleep((useconds_t)w->ms * 1000);
-    CHECK_EQ(write(w->fd, "g", 1), 1);
-    return NULL;
 }
 
 static void stops_and_groups(void) {
@@ -253,9 +230,7 @@ static void stops_and_groups(void) {
     close(go[0]);
     setpgid(pid, pid); /* either side may win the race: both set the same group */
     CHECK_EQ(waitpid(-pid, &status, WNOHANG), 0);
-    struct later w = {.fd = go[1], .ms = 200};
-    pthread_t writer;
-    CHECK_EQ(pthread_create(&writer, NULL, write_later, &w), 0);
+    pthread_t writer = gw_write_later(go[1], "g", 200);
     long t0 = gw_ticks;
     CHECK_EQ(waitpid(-pid, &status, 0), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 21, "status %#x", status);
@@ -300,7 +275,7 @@ static void stops_and_groups(void) {
 
 static void interrupted_waits_leave_the_pool(void) {
     gw_phase = "interrupted waits";
-    handle_usr1(0);
+    gw_catch(SIGUSR1, 0);
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
@@ -381,18 +356,15 @@ static int os_off(void) {
         CHECK_EQ(pthread_join(t, NULL), 0);
     }
     /* EINTR from a process-directed timer signal: this process has one thread (natively too). */
-    handle_usr1(0);
-    struct sigaction sa = {.sa_handler = on_usr1};
-    sigemptyset(&sa.sa_mask);
-    CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
+    gw_catch(SIGUSR1, 0);
+    gw_catch(SIGALRM, 0);
     pid_t pid = child_exiting(70, 400, 0);
-    struct itimerval it = {.it_value = {.tv_usec = 100000}};
-    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
-    int status = 0, handled = g_handled;
+    gw_alarm_ms(100);
+    int status = 0, handled = gw_caught;
     errno = 0;
     CHECK_EQ(waitpid(pid, &status, 0), -1);
     CHECK_EQ(errno, EINTR);
-    CHECK_EQ(g_handled, handled + 1);
+    CHECK_EQ(gw_caught, handled + 1);
     CHECK_EQ(waitpid(pid, &status, 0), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 70, "status %#x", status);
     errno = 0;
@@ -454,9 +426,8 @@ static int pool_of_one(void) {
  * exit 0 having printed `done`. */
 static void rerun(const char *setting, const char *flag, const char *done) {
     const char *env[] = {setting, NULL};
-    char *args[] = {(char *)gw_self(), (char *)flag, NULL};
     char out[4096];
-    int status = gw_run(env, args, out, sizeof out);
+    int status = gw_run_self(env, out, sizeof out, flag, NULL);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, done), "the %s run failed (status %#x):\n%s",
           setting, status, out);
 }

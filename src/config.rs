@@ -5,8 +5,11 @@
 //! with eventlet's truth table: none named, everything is patched; any named true, only those;
 //! otherwise all but those named false.
 
-use crate::patch::{Subsystem, SubsystemSet};
+use crate::subsystem::{Subsystem, SubsystemSet};
+use crate::sys::LineBuf;
 use core::ffi::CStr;
+use core::fmt::Write;
+use once_cell::sync::OnceCell;
 
 /// The default green stack when a program gives no `pthread_attr` stack size: what a default
 /// glibc attribute reports, so callers that size buffers by it are not surprised (trap 14).
@@ -52,14 +55,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "GREENWORLD_PY_KEEP",
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Off,
-    Error,
-    Warn,
-    Info,
-    Debug,
-}
+pub use crate::log::LogLevel;
 
 /// Which processes print the `GREENWORLD_STATS` summary at exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,6 +209,124 @@ impl Config {
     }
 }
 
+static CONFIG: OnceCell<Config> = OnceCell::new();
+
+/// The configuration, read from the environment on first use (the library's constructor, or
+/// a hooked call from another library's constructor before it: trap 3), with what that first
+/// read sets up: the log and stats sinks, the panic policy, the stats summary at exit. A
+/// malformed variable stops the program here: one line on stderr, exit status 2.
+#[inline]
+pub fn get() -> &'static Config {
+    match CONFIG.get() {
+        Some(c) => c,
+        None => CONFIG.get_or_init(load),
+    }
+}
+
+fn load() -> Config {
+    match Config::from_env() {
+        Ok(mut config) => {
+            if !config.inherit && crate::inherit::role() == crate::inherit::Role::Helper {
+                // A program a wrapper script runs on its way to the one meant: plain libc.
+                config.patched = SubsystemSet::EMPTY;
+                config.stats = Stats::Off;
+            }
+            crate::log::configure(config.log);
+            open_sinks(&config);
+            install_panic_policy();
+            if config.stats != Stats::Off {
+                // SAFETY: print_stats is an extern "C" fn taking nothing, as atexit expects.
+                if unsafe { libc::atexit(print_stats) } != 0 {
+                    crate::log!(Warn, "cannot register the stats summary with atexit");
+                }
+            }
+            config
+        }
+        Err(bad) => {
+            let mut buf = LineBuf::new();
+            let _ = writeln!(buf, "greenworld: {bad}");
+            crate::log::to_stderr(buf.as_bytes());
+            // SAFETY: _exit ends the process at once; nothing of ours is left half-done.
+            unsafe { libc::_exit(2) }
+        }
+    }
+}
+
+/// Where lines go: stderr (copied at once when the stats go there), and the files
+/// `GREENWORLD_LOG=LEVEL:PATH` and
+/// `GREENWORLD_STATS=PATH` name (their paths read again from the environment: the
+/// configuration keeps only that there is one).
+fn open_sinks(config: &Config) {
+    let file = |var: &'static str, split: fn(&str) -> Option<&str>| {
+        let value = env(var)?;
+        let text = value.to_str().ok()?;
+        let path = split(text)?;
+        // The path is the value's tail, so it ends where the value does, at its NUL.
+        let tail = &value.to_bytes_with_nul()[text.len() - path.len()..];
+        Some((var, CStr::from_bytes_with_nul(tail).ok()?))
+    };
+    let log = config
+        .log_to_file
+        .then(|| file("GREENWORLD_LOG", |v| log_value(v)?.1))
+        .flatten();
+    let stats = config
+        .stats_to_file
+        .then(|| file("GREENWORLD_STATS", |v| stats_value(v)?.1))
+        .flatten();
+    let stats_on_stderr = config.stats != Stats::Off && !config.stats_to_file;
+    crate::log::open_sinks(log, stats, stats_on_stderr);
+}
+
+fn env(name: &'static str) -> Option<&'static CStr> {
+    let mut cname = [0u8; 64];
+    cname[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: cname is NUL-terminated; getenv returns NULL or a NUL-terminated string that
+    // lives in the environment (read at once, at load).
+    let value = unsafe { libc::getenv(cname.as_ptr().cast()) };
+    // SAFETY: as above.
+    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) })
+}
+
+/// No panic may cross into C (trap 4), and std's default hook would print through our own
+/// `write` hook (trap 2). The release profile aborts on panic; this hook says why first.
+fn install_panic_policy() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info.payload_as_str().unwrap_or("panic");
+        match info.location() {
+            Some(at) => crate::log::line(
+                "internal error: ",
+                format_args!("{what} at {}:{}", at.file(), at.line()),
+            ),
+            None => crate::log::line("internal error: ", format_args!("{what}")),
+        }
+    }));
+}
+
+/// At exit: one line, from a process that made a green thread (or every one, with `all`): a
+/// launcher's helper processes have nothing to say.
+extern "C" fn print_stats() {
+    let s = crate::stats::total();
+    if s.created == 0 && get().stats != Stats::All {
+        return;
+    }
+    let mut buf = LineBuf::new();
+    let _ = write!(
+        buf,
+        "greenworld: stats: pid={} program={} created={} peak_alive={} switches={} parks=",
+        crate::log::pid(),
+        crate::log::program(),
+        s.created,
+        s.peak_alive,
+        s.switches
+    );
+    for (i, reason) in crate::stats::ParkReason::ALL.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(buf, "{sep}{}:{}", reason.name(), s.parks[*reason as usize]);
+    }
+    let _ = buf.write_str("\n");
+    crate::log::to_stats(buf.as_bytes());
+}
+
 /// For a `GREENWORLD_*` name that is not in [`KNOWN_VARS`]: the known name closest to it (by
 /// edit distance, the first of equals). None for a known name or one without the prefix.
 /// Allocation-free: it runs at load, over the whole environment.
@@ -254,7 +368,7 @@ pub fn warn_unknown_vars() {
     // SAFETY: `environ` is NULL or a NULL-terminated array of NUL-terminated strings; this runs
     // in the constructor, before `main` could change it.
     unsafe {
-        let mut slot = crate::inherit::environ;
+        let mut slot = crate::sys::environ;
         while !slot.is_null() && !(*slot).is_null() {
             let entry = CStr::from_ptr(*slot).to_bytes();
             slot = slot.add(1);

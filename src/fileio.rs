@@ -18,7 +18,7 @@ use crate::tpool;
 /// never a signal handler's call, see `tpool::would_park`).
 #[inline]
 pub fn pooling() -> bool {
-    crate::runtime::config().fileio == FileIo::Pool
+    crate::config::get().fileio == FileIo::Pool
         && patch::active(Subsystem::Os)
         && tpool::would_park()
 }

@@ -23,7 +23,8 @@
 //! (`nice`, `sudo`) end at those. A variable left by some other run (a process that never
 //! loaded us) would make a fresh start look like a helper: greenrun clears it.
 
-use core::ffi::{CStr, c_char};
+use crate::sys::environ;
+use core::ffi::CStr;
 use core::sync::atomic::{AtomicU8, Ordering};
 use std::ffi::CString;
 
@@ -144,12 +145,6 @@ fn mark_chain() {
         entries.push(core::ptr::null_mut());
         environ = entries.leak().as_mut_ptr();
     }
-}
-
-unsafe extern "C" {
-    /// The process environment, which `execv`, `execvp`, `posix_spawn`, `system` and `popen`
-    /// pass on (`execve` is given one).
-    pub(crate) static mut environ: *mut *mut c_char;
 }
 
 /// Removes this library from `LD_PRELOAD` (and the wrapper chain's `GREENWORLD_INHERIT_PID`),

@@ -86,7 +86,7 @@ fn ld_preload() -> Option<&'static [u8]> {
     // before `main` or by the first hooked call (a program that edits its environment from
     // several threads at once races with libc's getenv too).
     unsafe {
-        let mut slot = crate::inherit::environ;
+        let mut slot = crate::sys::environ;
         while !slot.is_null() && !(*slot).is_null() {
             if let Some(value) = CStr::from_ptr(*slot).to_bytes().strip_prefix(PREFIX) {
                 return Some(value);

@@ -9,22 +9,46 @@
 //! get their stats line. A process that makes no green thread holds no copy: programs that list
 //! their descriptors (`/proc/self/fd`, `fstat` of every number) see none of the library's. The
 //! files `GREENWORLD_LOG=LEVEL:PATH` and `GREENWORLD_STATS=PATH` name are [`Sink`]s too. Each
-//! sink is one of the library's own descriptors (`fd::own`), checked before every write to be
-//! still the file it was.
+//! sink is one of the library's own descriptors ([`own_fd`](crate::own_fd)), checked before
+//! every write to be still the file it was.
+//!
+//! Base layer: the runtime hands in the level and the files at load ([`configure`],
+//! [`open_sinks`]); nothing here reads the configuration.
 
-use crate::config::LogLevel;
-use crate::fd::own::{self, OwnFd};
+use crate::own_fd::{self as own, OwnFd};
 use crate::sys::LineBuf;
 use core::ffi::CStr;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use libc::c_int;
 use once_cell::sync::OnceCell;
+
+/// How much the library says (`GREENWORLD_LOG`), least first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+/// The most detailed level enabled. The runtime sets it ([`configure`]) as it reads the
+/// configuration, which it does before anything of the library's can say a line: the
+/// constructor reads it first, and so does a hooked call made before the constructor ran.
+/// Until then, the default of `GREENWORLD_LOG`.
+static LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Warn as u8);
+
+/// Sets the level `GREENWORLD_LOG` asked for (the runtime, at load).
+pub fn configure(level: LogLevel) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
 
 /// Is `level` enabled by GREENWORLD_LOG?
 #[inline]
 pub fn enabled(level: LogLevel) -> bool {
-    level != LogLevel::Off && level <= crate::runtime::config().log
+    level != LogLevel::Off && level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 
 /// Writes one `greenworld: ...` line, with the process's pid and name (the macros below are the
@@ -227,9 +251,9 @@ pub fn open_sinks(
 #[macro_export]
 macro_rules! log {
     ($level:ident, $($arg:tt)*) => {
-        if $crate::log::enabled($crate::config::LogLevel::$level) {
+        if $crate::log::enabled($crate::log::LogLevel::$level) {
             $crate::log::line(
-                const { $crate::log::prefix($crate::config::LogLevel::$level) },
+                const { $crate::log::prefix($crate::log::LogLevel::$level) },
                 format_args!($($arg)*),
             );
         }

@@ -22,3 +22,35 @@ impl<T> Outcome<T> {
         }
     }
 }
+
+/// The value a function returns beside errno when it fails.
+pub trait Failure {
+    const FAILED: Self;
+}
+impl Failure for libc::c_int {
+    const FAILED: Self = -1;
+}
+impl Failure for libc::ssize_t {
+    const FAILED: Self = -1;
+}
+impl Failure for libc::c_uint {
+    const FAILED: Self = libc::c_uint::MAX;
+}
+impl Failure for libc::pthread_t {
+    const FAILED: Self = 0;
+}
+impl Failure for *mut libc::c_void {
+    const FAILED: Self = core::ptr::null_mut();
+}
+impl Failure for *mut libc::c_char {
+    const FAILED: Self = core::ptr::null_mut();
+}
+impl Failure for () {
+    const FAILED: Self = ();
+}
+impl Failure for libc::size_t {
+    const FAILED: Self = 0;
+}
+impl Failure for *mut libc::hostent {
+    const FAILED: Self = core::ptr::null_mut();
+}

@@ -7,276 +7,27 @@
 //! [`monkey_patch`], which switches subsystems on at run time. [`active`] is the one place that
 //! will learn to look at who calls (eventlet's `import_patched`).
 
+use crate::sys::LineBuf;
+use core::fmt::Write;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-/// A patchable subsystem, named after eventlet's `monkey_patch` keyword arguments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Subsystem {
-    Os = 0,
-    Select = 1,
-    Socket = 2,
-    Thread = 3,
-    Time = 4,
+pub use crate::subsystem::{Subsystem, SubsystemSet};
+
+/// The consumer of [`every_hook!`](crate::every_hook) that makes the rows [`HOOKED`].
+macro_rules! registry {
+    ([] [$(
+        $(#[$doc:meta])*
+        $sub:ident $(($($flag:tt)*))? fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $(=> $op:expr)?;
+    )*]) => {
+        /// Every function the library interposes, with the subsystem that decides whether it
+        /// is green: one per hook row, so a name here always has its export (and the reverse;
+        /// `tests::registry_matches_the_exports` checks the built library).
+        pub const HOOKED: &[(&str, Subsystem)] = &[$( (stringify!($name), Subsystem::$sub), )*];
+    };
 }
+pub(crate) use registry;
 
-impl Subsystem {
-    pub const ALL: [Subsystem; 5] = [
-        Subsystem::Os,
-        Subsystem::Select,
-        Subsystem::Socket,
-        Subsystem::Thread,
-        Subsystem::Time,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Subsystem::Os => "os",
-            Subsystem::Select => "select",
-            Subsystem::Socket => "socket",
-            Subsystem::Thread => "thread",
-            Subsystem::Time => "time",
-        }
-    }
-
-    pub const fn env_var(self) -> &'static str {
-        match self {
-            Subsystem::Os => "GREENWORLD_OS",
-            Subsystem::Select => "GREENWORLD_SELECT",
-            Subsystem::Socket => "GREENWORLD_SOCKET",
-            Subsystem::Thread => "GREENWORLD_THREAD",
-            Subsystem::Time => "GREENWORLD_TIME",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Subsystem> {
-        Subsystem::ALL.into_iter().find(|s| s.name() == name)
-    }
-
-    const fn bit(self) -> u8 {
-        1 << self as u8
-    }
-}
-
-/// A set of subsystems.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SubsystemSet(u8);
-
-impl SubsystemSet {
-    pub const EMPTY: SubsystemSet = SubsystemSet(0);
-    pub const ALL: SubsystemSet = SubsystemSet(0b1_1111);
-
-    pub fn insert(&mut self, sub: Subsystem) {
-        self.0 |= sub.bit();
-    }
-
-    pub const fn contains(self, sub: Subsystem) -> bool {
-        self.0 & sub.bit() != 0
-    }
-
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    pub const fn without(self, other: SubsystemSet) -> SubsystemSet {
-        SubsystemSet(self.0 & !other.0)
-    }
-}
-
-/// Every function the library interposes, with the subsystem that decides whether it is green.
-/// Keep in step with the `abi` module: a name here without a shim there (or the reverse) is a bug
-/// that `tests::registry_matches_the_abi` catches.
-pub const HOOKED: &[(&str, Subsystem)] = &[
-    ("pthread_create", Subsystem::Thread),
-    ("pthread_join", Subsystem::Thread),
-    ("pthread_tryjoin_np", Subsystem::Thread),
-    ("pthread_timedjoin_np", Subsystem::Thread),
-    ("pthread_clockjoin_np", Subsystem::Thread),
-    ("pthread_detach", Subsystem::Thread),
-    ("pthread_exit", Subsystem::Thread),
-    ("pthread_self", Subsystem::Thread),
-    ("pthread_equal", Subsystem::Thread),
-    ("pthread_setname_np", Subsystem::Thread),
-    ("pthread_getname_np", Subsystem::Thread),
-    ("pthread_getattr_np", Subsystem::Thread),
-    ("pthread_kill", Subsystem::Thread),
-    ("pthread_sigmask", Subsystem::Thread),
-    ("sigprocmask", Subsystem::Thread),
-    ("pthread_sigqueue", Subsystem::Thread),
-    ("pthread_cancel", Subsystem::Thread),
-    ("pthread_getcpuclockid", Subsystem::Thread),
-    ("pthread_setschedparam", Subsystem::Thread),
-    ("pthread_getschedparam", Subsystem::Thread),
-    ("pthread_setschedprio", Subsystem::Thread),
-    ("pthread_setaffinity_np", Subsystem::Thread),
-    ("pthread_getaffinity_np", Subsystem::Thread),
-    ("pthread_key_create", Subsystem::Thread),
-    ("pthread_key_delete", Subsystem::Thread),
-    ("pthread_getspecific", Subsystem::Thread),
-    ("pthread_setspecific", Subsystem::Thread),
-    ("sched_yield", Subsystem::Thread),
-    ("thrd_create", Subsystem::Thread),
-    ("thrd_join", Subsystem::Thread),
-    ("thrd_detach", Subsystem::Thread),
-    ("thrd_exit", Subsystem::Thread),
-    ("thrd_current", Subsystem::Thread),
-    ("thrd_equal", Subsystem::Thread),
-    ("thrd_yield", Subsystem::Thread),
-    ("pthread_mutex_lock", Subsystem::Thread),
-    ("pthread_mutex_trylock", Subsystem::Thread),
-    ("pthread_mutex_timedlock", Subsystem::Thread),
-    ("pthread_mutex_clocklock", Subsystem::Thread),
-    ("pthread_mutex_unlock", Subsystem::Thread),
-    ("pthread_cond_wait", Subsystem::Thread),
-    ("pthread_cond_timedwait", Subsystem::Thread),
-    ("pthread_cond_clockwait", Subsystem::Thread),
-    ("pthread_cond_signal", Subsystem::Thread),
-    ("pthread_cond_broadcast", Subsystem::Thread),
-    ("pthread_rwlock_rdlock", Subsystem::Thread),
-    ("pthread_rwlock_tryrdlock", Subsystem::Thread),
-    ("pthread_rwlock_timedrdlock", Subsystem::Thread),
-    ("pthread_rwlock_clockrdlock", Subsystem::Thread),
-    ("pthread_rwlock_wrlock", Subsystem::Thread),
-    ("pthread_rwlock_trywrlock", Subsystem::Thread),
-    ("pthread_rwlock_timedwrlock", Subsystem::Thread),
-    ("pthread_rwlock_clockwrlock", Subsystem::Thread),
-    ("pthread_rwlock_unlock", Subsystem::Thread),
-    ("sem_wait", Subsystem::Thread),
-    ("sem_trywait", Subsystem::Thread),
-    ("sem_timedwait", Subsystem::Thread),
-    ("sem_clockwait", Subsystem::Thread),
-    ("sem_post", Subsystem::Thread),
-    ("pthread_barrier_wait", Subsystem::Thread),
-    ("pthread_once", Subsystem::Thread),
-    ("mtx_lock", Subsystem::Thread),
-    ("mtx_trylock", Subsystem::Thread),
-    ("mtx_timedlock", Subsystem::Thread),
-    ("mtx_unlock", Subsystem::Thread),
-    ("cnd_wait", Subsystem::Thread),
-    ("cnd_timedwait", Subsystem::Thread),
-    ("cnd_signal", Subsystem::Thread),
-    ("cnd_broadcast", Subsystem::Thread),
-    ("call_once", Subsystem::Thread),
-    ("socket", Subsystem::Socket),
-    ("socketpair", Subsystem::Socket),
-    ("connect", Subsystem::Socket),
-    ("accept", Subsystem::Socket),
-    ("accept4", Subsystem::Socket),
-    ("recv", Subsystem::Socket),
-    ("recvfrom", Subsystem::Socket),
-    ("recvmsg", Subsystem::Socket),
-    ("recvmmsg", Subsystem::Socket),
-    ("send", Subsystem::Socket),
-    ("sendto", Subsystem::Socket),
-    ("sendmsg", Subsystem::Socket),
-    ("sendmmsg", Subsystem::Socket),
-    ("sendfile", Subsystem::Socket),
-    ("sendfile64", Subsystem::Socket),
-    ("setsockopt", Subsystem::Socket),
-    ("__recv_chk", Subsystem::Socket),
-    ("__recvfrom_chk", Subsystem::Socket),
-    ("getaddrinfo", Subsystem::Socket),
-    ("getnameinfo", Subsystem::Socket),
-    ("gethostbyname", Subsystem::Socket),
-    ("gethostbyname_r", Subsystem::Socket),
-    ("gethostbyname2_r", Subsystem::Socket),
-    ("gethostbyaddr_r", Subsystem::Socket),
-    ("poll", Subsystem::Select),
-    ("ppoll", Subsystem::Select),
-    ("__poll_chk", Subsystem::Select),
-    ("__ppoll_chk", Subsystem::Select),
-    ("select", Subsystem::Select),
-    ("pselect", Subsystem::Select),
-    ("epoll_wait", Subsystem::Select),
-    ("epoll_pwait", Subsystem::Select),
-    ("epoll_pwait2", Subsystem::Select),
-    // Descriptor calls: green on a socket when `socket` is patched, on a pipe when `os` is.
-    ("pipe", Subsystem::Os),
-    ("pipe2", Subsystem::Os),
-    ("read", Subsystem::Os),
-    ("write", Subsystem::Os),
-    ("readv", Subsystem::Os),
-    ("writev", Subsystem::Os),
-    ("__read_chk", Subsystem::Os),
-    ("close", Subsystem::Os),
-    ("fclose", Subsystem::Os),
-    ("close_range", Subsystem::Os),
-    ("closefrom", Subsystem::Os),
-    ("wait3", Subsystem::Os),
-    ("wait", Subsystem::Os),
-    ("waitpid", Subsystem::Os),
-    ("wait4", Subsystem::Os),
-    ("waitid", Subsystem::Os),
-    ("system", Subsystem::Os),
-    ("pclose", Subsystem::Os),
-    ("fgets", Subsystem::Os),
-    ("fgets_unlocked", Subsystem::Os),
-    ("__fgets_chk", Subsystem::Os),
-    ("fgetc", Subsystem::Os),
-    ("getc", Subsystem::Os),
-    ("fgetc_unlocked", Subsystem::Os),
-    ("getc_unlocked", Subsystem::Os),
-    ("getchar", Subsystem::Os),
-    ("getchar_unlocked", Subsystem::Os),
-    ("__uflow", Subsystem::Os),
-    ("getline", Subsystem::Os),
-    ("getdelim", Subsystem::Os),
-    ("__getdelim", Subsystem::Os),
-    ("fread", Subsystem::Os),
-    ("fread_unlocked", Subsystem::Os),
-    ("__fread_chk", Subsystem::Os),
-    ("sigaction", Subsystem::Os),
-    ("pause", Subsystem::Os),
-    ("sigsuspend", Subsystem::Os),
-    ("sigwait", Subsystem::Os),
-    ("sigwaitinfo", Subsystem::Os),
-    ("sigtimedwait", Subsystem::Os),
-    ("signal", Subsystem::Os),
-    ("bsd_signal", Subsystem::Os),
-    ("sysv_signal", Subsystem::Os),
-    ("__sysv_signal", Subsystem::Os),
-    ("siginterrupt", Subsystem::Os),
-    ("sigset", Subsystem::Os),
-    ("dup", Subsystem::Os),
-    ("dup2", Subsystem::Os),
-    ("dup3", Subsystem::Os),
-    ("fcntl", Subsystem::Os),
-    ("fcntl64", Subsystem::Os),
-    ("ioctl", Subsystem::Os),
-    ("syscall", Subsystem::Os),
-    ("eventfd", Subsystem::Os),
-    ("epoll_create", Subsystem::Os),
-    ("epoll_create1", Subsystem::Os),
-    ("timerfd_create", Subsystem::Os),
-    ("signalfd", Subsystem::Os),
-    ("inotify_init", Subsystem::Os),
-    ("inotify_init1", Subsystem::Os),
-    ("memfd_create", Subsystem::Os),
-    // Regular-file calls: on the thread pool with GREENWORLD_FILEIO=pool (see FILE_ONLY).
-    ("open", Subsystem::Os),
-    ("open64", Subsystem::Os),
-    ("openat", Subsystem::Os),
-    ("openat64", Subsystem::Os),
-    ("__open_2", Subsystem::Os),
-    ("__open64_2", Subsystem::Os),
-    ("__openat_2", Subsystem::Os),
-    ("__openat64_2", Subsystem::Os),
-    ("creat", Subsystem::Os),
-    ("creat64", Subsystem::Os),
-    ("pread", Subsystem::Os),
-    ("pread64", Subsystem::Os),
-    ("__pread_chk", Subsystem::Os),
-    ("__pread64_chk", Subsystem::Os),
-    ("pwrite", Subsystem::Os),
-    ("pwrite64", Subsystem::Os),
-    ("fsync", Subsystem::Os),
-    ("fdatasync", Subsystem::Os),
-    ("nanosleep", Subsystem::Time),
-    ("clock_nanosleep", Subsystem::Time),
-    ("usleep", Subsystem::Time),
-    ("sleep", Subsystem::Time),
-    ("thrd_sleep", Subsystem::Time),
-];
+crate::every_hook!(crate::patch::registry);
 
 /// Hooked names that do nothing but regular-file offload: green only when their subsystem is
 /// patched *and* `GREENWORLD_FILEIO=pool` (`read`, `write`… answer for `os` alone: they are
@@ -318,8 +69,16 @@ fn bits() -> u8 {
     if bits != UNSET {
         return bits;
     }
+    decide()
+}
+
+/// The first decision (see [`bits`]), out of line: every shim inlines the check before it.
+#[cold]
+#[inline(never)]
+fn decide() -> u8 {
     // The configuration is read either way: a malformed variable stops a linked program too.
-    let from_env = crate::runtime::config().patched.0;
+    let config = crate::config::get();
+    let from_env = config.patched.0;
     let initial = if crate::loaded::preloaded() {
         from_env | ENGAGED
     } else {
@@ -327,9 +86,32 @@ fn bits() -> u8 {
     };
     // A monkey_patch racing with the first decision keeps its bits: it decides first too.
     match PATCHED.compare_exchange(UNSET, initial, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => initial,
+        Ok(_) => {
+            if config.status {
+                print_status(initial);
+            }
+            initial
+        }
         Err(now) => now,
     }
+}
+
+/// `GREENWORLD_STATUS`: what is patched at load (linked on purpose, nothing yet), from the
+/// first decision itself.
+fn print_status(bits: u8) {
+    let mut buf = LineBuf::new();
+    let _ = buf.write_str("greenworld:");
+    for sub in Subsystem::ALL {
+        let state = if bits & sub.bit() != 0 {
+            "patched"
+        } else {
+            "not-patched"
+        };
+        let _ = write!(buf, " {}={}", sub.name(), state);
+    }
+    // Last, so readers of the subsystems need not change: what `greenrun --version` reports.
+    let _ = writeln!(buf, " version={}", env!("CARGO_PKG_VERSION"));
+    crate::log::to_stderr(buf.as_bytes());
 }
 
 /// Is `sub` green for this call? The one question every shim asks first.
@@ -379,7 +161,7 @@ pub fn from_flags(flags: u32) -> Result<SubsystemSet, i32> {
 pub fn is_patched(name: &str) -> Option<bool> {
     let sub = Subsystem::from_name(name)
         .or_else(|| HOOKED.iter().find(|(f, _)| *f == name).map(|&(_, s)| s))?;
-    let pooled = || crate::runtime::config().fileio == crate::config::FileIo::Pool;
+    let pooled = || crate::config::get().fileio == crate::config::FileIo::Pool;
     Some(active(sub) && (!FILE_ONLY.contains(&name) || pooled()))
 }
 
@@ -387,37 +169,46 @@ pub fn is_patched(name: &str) -> Option<bool> {
 mod tests {
     use super::*;
 
+    /// The library's API, not hooks: every other dynamic export must be a registry row.
+    const API: &[&str] = &["greenworld_is_monkey_patched", "greenworld_monkey_patch"];
+
     #[test]
-    fn registry_matches_the_abi() {
-        // Every shim file (mod.rs holds the surface's own exports): a new one is found without
-        // editing this test.
-        let abi: String = std::fs::read_dir("src/abi")
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .filter(|path| !path.ends_with("mod.rs"))
-            .map(|path| std::fs::read_to_string(path).unwrap())
-            .collect();
-        let exported: Vec<&str> = abi
+    fn registry_matches_the_exports() {
+        // The built library's own functions (make test builds it first).
+        let lib = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/release/libgreenworld.so"
+        );
+        let out = std::process::Command::new("nm")
+            .args(["-D", "--defined-only", lib])
+            .output()
+            .expect("nm runs");
+        assert!(out.status.success(), "nm -D {lib}: build the library first");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let exported: Vec<&str> = text
             .lines()
-            // Shims are the `fn` rows of a `shim!` block (indented) or exported by hand.
-            .filter_map(|l| {
-                l.strip_prefix("    fn ")
-                    .or_else(|| l.strip_prefix("pub unsafe extern \"C\" fn "))
+            .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+                [_, "T" | "W", name] => Some(name),
+                _ => None,
             })
-            .map(|l| l.split('(').next().unwrap())
+            .filter(|name| !API.contains(name))
             .collect();
         for (name, _) in HOOKED {
             assert!(
                 exported.contains(name),
-                "{name} is registered but has no shim"
+                "{name} is registered but not exported"
             );
         }
         for name in &exported {
             assert!(
                 HOOKED.iter().any(|(f, _)| f == name),
-                "{name} has a shim but no registry row"
+                "{name} is exported but has no registry row"
             );
         }
+        let mut names: Vec<&str> = HOOKED.iter().map(|(f, _)| *f).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), HOOKED.len(), "a hook has two rows");
     }
 
     #[test]

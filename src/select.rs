@@ -11,12 +11,11 @@
 //! for the wait (see `signal::mask`): a signal they let in interrupts that very call.
 
 use crate::fd::wait::{NotReady, wait_any};
-use crate::hub::{Hub, Interrupt};
+use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::real;
-use crate::signal::mask;
-use crate::sys::{errno, now_ns, timespec_ns};
+use crate::sys::{duration_ns, errno, now_ns};
 use libc::{EINTR, c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 
 /// How long a call may wait: None forever, Some(0) not at all.
@@ -30,8 +29,7 @@ unsafe fn timespec_timeout(ts: *const timespec) -> Result<Timeout, ()> {
     // SAFETY: readable when non-null (caller).
     match unsafe { ts.as_ref() } {
         None => Ok(None),
-        Some(ts) if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) => Err(()),
-        Some(ts) => Ok(Some(timespec_ns(ts))),
+        Some(ts) => duration_ns(ts).map(Some).ok_or(()),
     }
 }
 
@@ -50,26 +48,15 @@ fn wait_until_ready(
     if !patch::active(Subsystem::Select) || timeout == Some(0) {
         return Bypass;
     }
-    let Some(hub) = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0) else {
+    let Some(hub) = Hub::current().filter(|hub| hub.parkable()) else {
         return Bypass;
     };
     let deadline = timeout.map(|t| now_ns().saturating_add(t));
-    let interrupt = Interrupt::new();
-    let me = hub.current_green();
-    // Interruptible from before the mask changes: a pending signal that the call's mask
-    // unblocks is delivered by that very change, and must interrupt this call, as natively.
-    hub.interruptibly(&interrupt, || {
-        // SAFETY: readable when non-null (the caller's).
-        let outside = unsafe { sigmask.as_ref() }.map(|set| {
-            let outside = hub.masks().replace(me, mask::from_set(set));
-            let let_in = outside & !me.sigmask.get();
-            if hub.claim_arrived(let_in) | hub.masks().deliver(me) {
-                interrupt.happened.set(true);
-            }
-            outside
-        });
+    // SAFETY: readable when non-null (our caller's contract).
+    let sigmask = unsafe { sigmask.as_ref() };
+    crate::signal::interruptibly_with_mask(hub, sigmask, |interrupt| {
         let mut waited = false;
-        let outcome = loop {
+        loop {
             if interrupt.happened.get() {
                 break Errno(EINTR);
             }
@@ -88,12 +75,7 @@ fn wait_until_ready(
                 Err(NotReady::Elsewhere) if !waited => break Bypass,
                 Err(_) => break Done(check()),
             }
-        };
-        if let Some(outside) = outside {
-            hub.masks().replace(me, outside);
-            hub.masks().deliver(me);
         }
-        outcome
     })
 }
 
@@ -327,14 +309,5 @@ pub unsafe fn epoll_pwait2(
         // SAFETY: per our contract.
         Ok(timeout) => unsafe { epoll_wait(epfd, events, max, timeout, sigmask) },
         Err(()) => Bypass,
-    }
-}
-
-/// `pause`/`sigsuspend`: waits, interruptibly, for nothing but a signal: EINTR when one's
-/// handler runs (with `mask`, if given, in force meanwhile).
-pub fn wait_for_signal(mask: *const sigset_t) -> Outcome<c_int> {
-    match wait_until_ready(core::iter::empty(), None, mask, || 0) {
-        Outcome::Bypass => Bypass,
-        _ => Errno(EINTR),
     }
 }

@@ -2,7 +2,8 @@
 //! thread until the socket is ready, with the results and errno glibc would give. Calls the
 //! program made non-blocking (`MSG_DONTWAIT`, O_NONBLOCK) go straight to libc.
 
-use crate::fd::io::{GreenFd, with_nonblocking, write_all};
+use crate::fd::io::{GreenFd, iov_len, quiet_after, vectored_step, with_nonblocking, write_all};
+use crate::fd::socket::{forget_received_fds, sets_timeout};
 use crate::fd::wait::Direction;
 use crate::fd::{self, Kind};
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
@@ -10,29 +11,8 @@ use crate::real;
 use crate::sys::errno;
 use libc::{
     EAGAIN, EINPROGRESS, MSG_DONTWAIT, MSG_PEEK, MSG_WAITALL, MSG_WAITFORONE, c_int, c_uint,
-    c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec,
+    c_void, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec,
 };
-
-/// After some bytes of a blocking stream write went out, the kernel's own call returns the
-/// count rather than raising SIGPIPE: so must our further steps.
-pub fn quiet_after(done: usize) -> c_int {
-    if done > 0 { libc::MSG_NOSIGNAL } else { 0 }
-}
-
-/// The kind of socket a `type` argument makes. A seqpacket socket keeps record boundaries,
-/// so a write is one record, as for datagrams.
-pub fn kind_of_type(ty: c_int) -> Kind {
-    if ty & 0xf == libc::SOCK_STREAM {
-        Kind::StreamSocket
-    } else {
-        Kind::DatagramSocket
-    }
-}
-
-/// A descriptor a hooked call just made: whatever was known of its number is stale.
-pub fn made(fd: c_int, kind: Kind) {
-    fd::born(fd, kind);
-}
 
 /// `socket`.
 ///
@@ -42,7 +22,7 @@ pub unsafe fn socket(domain: c_int, ty: c_int, protocol: c_int) -> Outcome<c_int
     // SAFETY: the caller's arguments, to the real function.
     let fd = unsafe { (real::get().socket)(domain, ty, protocol) };
     if fd >= 0 {
-        made(fd, kind_of_type(ty));
+        fd::born(fd, Kind::of_socket_type(ty));
     }
     Done(fd)
 }
@@ -62,8 +42,8 @@ pub unsafe fn socketpair(
     if rc == 0 {
         // SAFETY: written by the successful call.
         let (a, b) = unsafe { (*sv, *sv.add(1)) };
-        made(a, kind_of_type(ty));
-        made(b, kind_of_type(ty));
+        fd::born(a, Kind::of_socket_type(ty));
+        fd::born(b, Kind::of_socket_type(ty));
     }
     Done(rc)
 }
@@ -162,7 +142,7 @@ pub unsafe fn accept(
 fn finish_accept(new: c_int, listener: c_int) -> Outcome<c_int> {
     if new >= 0 {
         let kind = fd::entry(listener).map_or(Kind::StreamSocket, |e| e.kind(listener));
-        made(new, kind);
+        fd::born(new, kind);
     }
     Done(new)
 }
@@ -248,28 +228,6 @@ pub unsafe fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> Outcome<ssiz
         unsafe { forget_received_fds(msg) };
     }
     outcome
-}
-
-/// Descriptors that arrived in SCM_RIGHTS messages got numbers whose old state is stale.
-///
-/// # Safety
-/// `msg` was filled by a successful recvmsg.
-pub unsafe fn forget_received_fds(msg: *const msghdr) {
-    // SAFETY: CMSG_* walk the control buffer the kernel filled, within msg_controllen.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(cmsg).cast::<c_int>();
-                let count =
-                    ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<c_int>();
-                for i in 0..count {
-                    fd::born(data.add(i).read_unaligned(), Kind::Unknown);
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
-        }
-    }
 }
 
 /// `recvmmsg`: blocks until `vlen` messages arrived (or one, with MSG_WAITFORONE). A call with
@@ -373,33 +331,6 @@ pub unsafe fn sendto(
     }
 }
 
-/// The byte `done` bytes into an iovec array: (segment, offset in it), or None past the end.
-///
-/// # Safety
-/// `iov` holds `count` readable iovecs.
-pub unsafe fn iov_at(iov: *const iovec, count: usize, mut done: usize) -> Option<(usize, usize)> {
-    for i in 0..count {
-        // SAFETY: i < count.
-        let seg = unsafe { &*iov.add(i) };
-        if done < seg.iov_len {
-            return Some((i, done));
-        }
-        done -= seg.iov_len;
-    }
-    None
-}
-
-/// Total bytes of an iovec array.
-///
-/// # Safety
-/// `iov` holds `count` readable iovecs.
-pub unsafe fn iov_len(iov: *const iovec, count: usize) -> usize {
-    // SAFETY: per our contract.
-    (0..count)
-        .map(|i| unsafe { (*iov.add(i)).iov_len })
-        .fold(0usize, usize::saturating_add)
-}
-
 /// `sendmsg` (and `writev` on a socket): on a stream, returns when every byte is sent; after
 /// a partial send the rest goes segment by segment (ancillary data travels with the first).
 ///
@@ -420,23 +351,15 @@ pub unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> Outcome<ss
     let total = unsafe { iov_len(iov, count) };
     let attempt = |done: usize, blocking: bool| {
         let extra = (if blocking { 0 } else { MSG_DONTWAIT }) | quiet_after(done);
-        if done == 0 {
-            // SAFETY: the caller's message.
-            return unsafe { (real.sendmsg)(fd, msg, flags | extra) };
-        }
-        // SAFETY: done < total, so the segment exists.
-        match unsafe { iov_at(iov, count, done) } {
-            // SAFETY: inside segment i of the caller's vector.
-            Some((i, off)) => unsafe {
-                let seg = &*iov.add(i);
-                (real.send)(
-                    fd,
-                    seg.iov_base.cast::<u8>().add(off).cast(),
-                    seg.iov_len - off,
-                    flags | extra,
-                )
-            },
-            None => 0,
+        // SAFETY: the caller's message, whole or from inside one segment of its vector.
+        unsafe {
+            vectored_step(
+                iov,
+                count,
+                done,
+                || (real.sendmsg)(fd, msg, flags | extra),
+                |at, len| (real.send)(fd, at, len, flags | extra),
+            )
         }
     };
     if green.kind == Kind::StreamSocket && total > 0 {
@@ -517,14 +440,4 @@ pub unsafe fn setsockopt(
         fd::flags_changed();
     }
     Done(rc)
-}
-
-/// Does `setsockopt(level, name)` set a socket timeout (SO_RCVTIMEO, SO_SNDTIMEO, or their
-/// 64-bit-time forms, 66 and 67)?
-pub fn sets_timeout(level: c_int, name: c_int) -> bool {
-    level == libc::SOL_SOCKET
-        && matches!(
-            name,
-            libc::SO_RCVTIMEO | libc::SO_SNDTIMEO | libc::SO_RCVTIMEO_NEW | libc::SO_SNDTIMEO_NEW
-        )
 }

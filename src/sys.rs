@@ -43,6 +43,20 @@ pub fn timespec_ns(ts: &libc::timespec) -> u64 {
         .saturating_add(ts.tv_nsec.max(0) as u64)
 }
 
+/// Is `ts` a time the kernel takes: tv_nsec within a second (else EINVAL)? A negative tv_sec
+/// is valid for an absolute time (one already passed), not for a duration.
+#[inline]
+pub fn nsec_valid(ts: &libc::timespec) -> bool {
+    (0..1_000_000_000).contains(&ts.tv_nsec)
+}
+
+/// A duration the kernel takes (a relative timeout, a sleep), in nanoseconds; None for one it
+/// rejects with EINVAL (negative, or tv_nsec out of range).
+#[inline]
+pub fn duration_ns(ts: &libc::timespec) -> Option<u64> {
+    (ts.tv_sec >= 0 && nsec_valid(ts)).then(|| timespec_ns(ts))
+}
+
 /// Nanoseconds as a timespec (the inverse of [`timespec_ns`]).
 #[inline]
 pub fn ns_timespec(ns: u64) -> libc::timespec {
@@ -175,4 +189,10 @@ impl core::fmt::Write for LineBuf {
         self.len += n;
         Ok(())
     }
+}
+
+unsafe extern "C" {
+    /// The process environment, which `execv`, `execvp`, `posix_spawn`, `system` and `popen`
+    /// pass on (`execve` is given one).
+    pub(crate) static mut environ: *mut *mut libc::c_char;
 }

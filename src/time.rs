@@ -2,11 +2,12 @@
 //! on a hub timer. Arguments the kernel would reject, and sleeps with nothing else to run on
 //! this OS thread, go to the real function: same results, same errno, no extra machinery.
 
-use crate::hub::{Hub, Interrupt};
+use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
+use crate::signal::Interrupt;
 use crate::stats::ParkReason;
-use crate::sys::{clock_ns, now_ns, ns_timespec, timespec_ns};
+use crate::sys::{clock_ns, duration_ns, now_ns, ns_timespec};
 use libc::{c_int, clockid_t, timespec};
 
 /// The hub that should run a sleep green, or None when the real call is exactly right.
@@ -15,7 +16,7 @@ fn green_hub() -> Option<&'static Hub> {
         return None;
     }
     // Nothing else could run meanwhile: the real blocking call is the same, and cheaper.
-    Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0)
+    Hub::current().filter(|hub| hub.parkable())
 }
 
 /// A duration the kernel accepts, in ns; None for what it rejects (left to the real call).
@@ -25,7 +26,7 @@ fn green_hub() -> Option<&'static Hub> {
 unsafe fn duration(ts: *const timespec) -> Option<u64> {
     // SAFETY: readable when non-null (caller).
     let ts = unsafe { ts.as_ref() }?;
-    (ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec)).then(|| timespec_ns(ts))
+    duration_ns(ts)
 }
 
 /// Parks the caller until `deadline` (CLOCK_MONOTONIC ns); a sleep of nothing is a yield. A
@@ -38,7 +39,7 @@ fn sleep_until(hub: &Hub, deadline: u64) -> Result<(), u64> {
     }
     let me = hub.current_green();
     let interrupt = Interrupt::new();
-    hub.interruptibly(&interrupt, || {
+    crate::signal::interruptibly(hub, &interrupt, || {
         let token = me.arm();
         hub.park(me, token, ParkReason::Sleep, Some(deadline));
     });

@@ -58,7 +58,7 @@ pub fn would_park() -> bool {
 /// whose calls must stay what they are natively (a hand-off locks and allocates).
 #[inline]
 fn parking_hub() -> Option<&'static Hub> {
-    Hub::current().filter(|hub| (hub.in_green() || hub.alive() > 0) && !crate::signal::in_handler())
+    Hub::current().filter(|hub| hub.parkable() && !crate::context::in_handler())
 }
 
 /// Runs `call` on a pool thread while the calling green thread parks; inline when nothing else
@@ -160,7 +160,7 @@ fn submit(job: Job) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push_back(job);
-    let size = crate::runtime::config().tpool_size;
+    let size = crate::config::get().tpool_size;
     if POOL.idle.load(Ordering::Acquire) == 0 && POOL.threads.load(Ordering::Acquire) < size {
         spawn_worker();
     }

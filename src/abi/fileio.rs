@@ -3,70 +3,79 @@
 //! `writev` live with the other descriptor calls in `os`. Addresses cross to the pool thread as
 //! integers: they stay valid while the caller waits.
 
-use super::shim;
 use crate::fileio;
 use crate::outcome::Outcome::{Bypass, Done};
 use libc::{c_char, c_int, c_void, mode_t, off_t, off64_t, size_t, ssize_t};
 
-shim! {
-    fn pread(fd: c_int, buf: *mut c_void, len: size_t, offset: off_t) -> ssize_t => {
-        let b = buf as usize;
-        fileio::on_fd(fd, move || (crate::real::get().pread)(fd, b as _, len, offset))
-    };
-    fn pread64(fd: c_int, buf: *mut c_void, len: size_t, offset: off64_t) -> ssize_t => {
-        let b = buf as usize;
-        fileio::on_fd(fd, move || (crate::real::get().pread64)(fd, b as _, len, offset))
-    };
-    fn pwrite(fd: c_int, buf: *const c_void, len: size_t, offset: off_t) -> ssize_t => {
-        let b = buf as usize;
-        fileio::on_fd(fd, move || (crate::real::get().pwrite)(fd, b as _, len, offset))
-    };
-    fn pwrite64(fd: c_int, buf: *const c_void, len: size_t, offset: off64_t) -> ssize_t => {
-        let b = buf as usize;
-        fileio::on_fd(fd, move || (crate::real::get().pwrite64)(fd, b as _, len, offset))
-    };
-    // glibc's fortified forms: a failed check goes to the real function, which aborts.
-    fn __pread_chk(fd: c_int, buf: *mut c_void, len: size_t, offset: off_t, buflen: size_t) -> ssize_t
-        => if len > buflen { Bypass } else {
+#[macro_export]
+#[doc(hidden)]
+macro_rules! fileio_hooks {
+    ($($chain:tt)*) => { $crate::abi::next_hooks! { $($chain)* {
+        Os fn pread(fd: c_int, buf: *mut c_void, len: size_t, offset: off_t) -> ssize_t => {
             let b = buf as usize;
-            fileio::on_fd(fd, move || (crate::real::get().pread)(fd, b as _, len, offset))
+            fileio::on_fd(fd, move || ($crate::real::get().pread)(fd, b as _, len, offset))
         };
-    fn __pread64_chk(fd: c_int, buf: *mut c_void, len: size_t, offset: off64_t, buflen: size_t) -> ssize_t
-        => if len > buflen { Bypass } else {
+        Os fn pread64(fd: c_int, buf: *mut c_void, len: size_t, offset: off64_t) -> ssize_t => {
             let b = buf as usize;
-            fileio::on_fd(fd, move || (crate::real::get().pread64)(fd, b as _, len, offset))
+            fileio::on_fd(fd, move || ($crate::real::get().pread64)(fd, b as _, len, offset))
         };
-    fn fsync(fd: c_int) -> c_int => fileio::on_fd(fd, move || (crate::real::get().fsync)(fd));
-    fn fdatasync(fd: c_int) -> c_int => fileio::on_fd(fd, move || (crate::real::get().fdatasync)(fd));
-    fn creat(path: *const c_char, mode: mode_t) -> c_int => {
-        let p = path as usize;
-        Done::<c_int>(fileio::open(move || (crate::real::get().creat)(p as _, mode)))
-    };
-    fn creat64(path: *const c_char, mode: mode_t) -> c_int => {
-        let p = path as usize;
-        Done::<c_int>(fileio::open(move || (crate::real::get().creat64)(p as _, mode)))
-    };
-    fn __open_2(path: *const c_char, flags: c_int) -> c_int
-        => if needs_mode(flags) { Bypass } else {
+        Os fn pwrite(fd: c_int, buf: *const c_void, len: size_t, offset: off_t) -> ssize_t => {
+            let b = buf as usize;
+            fileio::on_fd(fd, move || ($crate::real::get().pwrite)(fd, b as _, len, offset))
+        };
+        Os fn pwrite64(fd: c_int, buf: *const c_void, len: size_t, offset: off64_t) -> ssize_t => {
+            let b = buf as usize;
+            fileio::on_fd(fd, move || ($crate::real::get().pwrite64)(fd, b as _, len, offset))
+        };
+        // glibc's fortified forms: a failed check goes to the real function, which aborts.
+        Os fn __pread_chk(fd: c_int, buf: *mut c_void, len: size_t, offset: off_t, buflen: size_t) -> ssize_t
+            => if len > buflen { Bypass } else {
+                let b = buf as usize;
+                fileio::on_fd(fd, move || ($crate::real::get().pread)(fd, b as _, len, offset))
+            };
+        Os fn __pread64_chk(fd: c_int, buf: *mut c_void, len: size_t, offset: off64_t, buflen: size_t) -> ssize_t
+            => if len > buflen { Bypass } else {
+                let b = buf as usize;
+                fileio::on_fd(fd, move || ($crate::real::get().pread64)(fd, b as _, len, offset))
+            };
+        Os fn fsync(fd: c_int) -> c_int => fileio::on_fd(fd, move || ($crate::real::get().fsync)(fd));
+        Os fn fdatasync(fd: c_int) -> c_int => fileio::on_fd(fd, move || ($crate::real::get().fdatasync)(fd));
+        Os fn creat(path: *const c_char, mode: mode_t) -> c_int => {
             let p = path as usize;
-            Done::<c_int>(fileio::open(move || (crate::real::get().__open_2)(p as _, flags)))
+            Done::<c_int>(fileio::open(move || ($crate::real::get().creat)(p as _, mode)))
         };
-    fn __open64_2(path: *const c_char, flags: c_int) -> c_int
-        => if needs_mode(flags) { Bypass } else {
+        Os fn creat64(path: *const c_char, mode: mode_t) -> c_int => {
             let p = path as usize;
-            Done::<c_int>(fileio::open(move || (crate::real::get().__open64_2)(p as _, flags)))
+            Done::<c_int>(fileio::open(move || ($crate::real::get().creat64)(p as _, mode)))
         };
-    fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int
-        => if needs_mode(flags) { Bypass } else {
-            let p = path as usize;
-            Done::<c_int>(fileio::open(move || (crate::real::get().__openat_2)(dirfd, p as _, flags)))
-        };
-    fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int
-        => if needs_mode(flags) { Bypass } else {
-            let p = path as usize;
-            Done::<c_int>(fileio::open(move || (crate::real::get().__openat64_2)(dirfd, p as _, flags)))
-        };
+        Os fn __open_2(path: *const c_char, flags: c_int) -> c_int
+            => if needs_mode(flags) { Bypass } else {
+                let p = path as usize;
+                Done::<c_int>(fileio::open(move || ($crate::real::get().__open_2)(p as _, flags)))
+            };
+        Os fn __open64_2(path: *const c_char, flags: c_int) -> c_int
+            => if needs_mode(flags) { Bypass } else {
+                let p = path as usize;
+                Done::<c_int>(fileio::open(move || ($crate::real::get().__open64_2)(p as _, flags)))
+            };
+        Os fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int
+            => if needs_mode(flags) { Bypass } else {
+                let p = path as usize;
+                Done::<c_int>(fileio::open(move || ($crate::real::get().__openat_2)(dirfd, p as _, flags)))
+            };
+        Os fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int
+            => if needs_mode(flags) { Bypass } else {
+                let p = path as usize;
+                Done::<c_int>(fileio::open(move || ($crate::real::get().__openat64_2)(dirfd, p as _, flags)))
+            };
+        // Variadic: exported by hand below, the mode read as a fixed argument (trap 5).
+        Os(variadic) fn open(path: *const c_char, flags: c_int) -> c_int;
+        Os(variadic) fn open64(path: *const c_char, flags: c_int) -> c_int;
+        Os(variadic) fn openat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int;
+        Os(variadic) fn openat64(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int;
+    } } };
 }
+crate::fileio_hooks!([crate::abi::shims] []);
 
 /// glibc's `__OPEN_NEEDS_MODE`: the fortified two-argument opens abort on such flags.
 fn needs_mode(flags: c_int) -> bool {
@@ -86,7 +95,7 @@ fn open_with(call: impl FnOnce() -> c_int + Send) -> c_int {
 ///
 /// # Safety
 /// As `open(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
     let p = path as usize;
     // SAFETY: the caller's arguments, to the real variadic function.
@@ -97,7 +106,7 @@ pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -
 ///
 /// # Safety
 /// As `open(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
     let p = path as usize;
     // SAFETY: the caller's arguments, to the real variadic function.
@@ -108,7 +117,7 @@ pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t)
 ///
 /// # Safety
 /// As `openat(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn openat(
     dirfd: c_int,
     path: *const c_char,
@@ -124,7 +133,7 @@ pub unsafe extern "C" fn openat(
 ///
 /// # Safety
 /// As `openat(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn openat64(
     dirfd: c_int,
     path: *const c_char,

@@ -1,6 +1,10 @@
 //! The exported C surface: every `#[no_mangle]` symbol of the library, and nothing else. Each
-//! shim forwards to its subsystem's op and acts on the [`Outcome`](crate::outcome::Outcome). Compiled out of unit-test
-//! builds, whose test binary would otherwise interpose libc for the test harness (trap 15).
+//! shim forwards to its subsystem's op and acts on the [`Outcome`](crate::outcome::Outcome).
+//! Each file declares its subsystem's hooks, one row each (see [`every_hook!`]). Unit-test
+//! builds compile the rows (the real-function table and the registry are made of them) but
+//! export nothing: the test binary would otherwise interpose libc for the test harness
+//! (trap 15), so there the functions are unused.
+#![cfg_attr(test, allow(dead_code))]
 
 mod fileio;
 mod os;
@@ -12,15 +16,64 @@ mod sync;
 mod thread;
 mod time;
 
-/// Acts on an op's outcome: its value, the real function, or -1 with errno. A library linked
-/// on purpose and not yet asked to patch anything is plain libc (see [`unengaged`]).
-macro_rules! shim {
-    ($(
+/// Every hook, declared once: each abi file's `*_hooks!` macro holds that subsystem's rows,
+/// and this hands all of them, concatenated, to `$consumer`, which makes of them what it
+/// needs: `real` the table of real functions, `patch` the registry of hooked names. The file
+/// itself makes its exports ([`shims`]). A row:
+///
+/// ```text
+/// /// docs
+/// Subsystem(flags) fn name(arg: CType, ...) -> CReturn => op;
+/// ```
+///
+/// `Subsystem` names a [`crate::patch::Subsystem`]; `(flags)`, when there are any, is one of
+/// `(optional)` (the real function may be missing from this glibc: see `real`),
+/// `(version = "GLIBC_x")` (the real function at that symbol version), `(variadic)` (the
+/// real function takes `...` after the arguments given). Without `=> op`, the export is
+/// written by hand beside the rows (the compiler checks it has the row's signature, unless
+/// variadic).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! every_hook {
+    ($consumer:path) => {
+        $crate::fileio_hooks!([
+            $crate::os_hooks,
+            $crate::resolver_hooks,
+            $crate::select_hooks,
+            $crate::socket_hooks,
+            $crate::stdio_hooks,
+            $crate::sync_hooks,
+            $crate::thread_hooks,
+            $crate::time_hooks,
+            $consumer
+        ] []);
+    };
+}
+
+/// One link of [`every_hook!`]'s chain: `rows` added to those gathered so far, and on to the
+/// next file's macro (the last link is the consumer, given `[] [every row]`).
+macro_rules! next_hooks {
+    ([$next:path $(, $rest:path)*] [$($gathered:tt)*] { $($rows:tt)* }) => {
+        $next! { [$($rest),*] [$($gathered)* $($rows)*] }
+    };
+}
+pub(crate) use next_hooks;
+
+/// The consumer that makes a file's rows its exports: each `=> op` row a `#[no_mangle]`
+/// function that acts on the op's [`Outcome`](crate::outcome::Outcome): its value, the real
+/// function, or -1 with errno. A library linked on purpose and not yet asked to patch anything
+/// is plain libc (see [`unengaged`]). Unit-test builds keep the functions but not their C names
+/// (the test binary would otherwise interpose libc for the test harness: trap 15).
+macro_rules! shims {
+    ([] [$(
         $(#[$doc:meta])*
-        fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty => $op:expr;
-    )*) => {$(
+        $sub:ident $(($($flag:tt)*))? fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $(=> $op:expr)?;
+    )*]) => {$(
+        $crate::abi::shims!(@one [$($($flag)*)?] $(#[$doc])* fn $name($($arg: $ty),*) -> $ret $(=> $op)?);
+    )*};
+    (@one [$($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
         $(#[$doc])*
-        #[unsafe(no_mangle)]
+        #[cfg_attr(not(test), unsafe(no_mangle))]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             if $crate::abi::unengaged() {
                 // SAFETY: the caller's arguments, to the real function.
@@ -35,13 +88,18 @@ macro_rules! shim {
                 $crate::outcome::Outcome::Bypass => unsafe { ($crate::real::get().$name)($($arg),*) },
                 $crate::outcome::Outcome::Errno(code) => {
                     $crate::sys::set_errno(code);
-                    <$ret as $crate::abi::Failure>::FAILED
+                    <$ret as $crate::outcome::Failure>::FAILED
                 }
             }
         }
-    )*};
+    };
+    // Written by hand: a variadic C function has no Rust signature to check against.
+    (@one [variadic $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {};
+    (@one [$($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        const _: unsafe extern "C" fn($($ty),*) -> $ret = $name;
+    };
 }
-pub(crate) use shim;
+pub(crate) use shims;
 
 /// True in a program that linked the library and has not called `greenworld_monkey_patch`:
 /// every hook then calls the real function and nothing else, not even bookkeeping (eventlet:
@@ -62,41 +120,12 @@ macro_rules! safe_point {
 }
 pub(crate) use safe_point;
 
-/// The value a function returns beside errno when it fails.
-pub trait Failure {
-    const FAILED: Self;
-}
-impl Failure for libc::c_int {
-    const FAILED: Self = -1;
-}
-impl Failure for libc::ssize_t {
-    const FAILED: Self = -1;
-}
-impl Failure for libc::c_uint {
-    const FAILED: Self = libc::c_uint::MAX;
-}
-impl Failure for libc::pthread_t {
-    const FAILED: Self = 0;
-}
-impl Failure for *mut libc::c_void {
-    const FAILED: Self = core::ptr::null_mut();
-}
-impl Failure for *mut libc::c_char {
-    const FAILED: Self = core::ptr::null_mut();
-}
-impl Failure for libc::size_t {
-    const FAILED: Self = 0;
-}
-impl Failure for *mut libc::hostent {
-    const FAILED: Self = core::ptr::null_mut();
-}
-
 /// eventlet's `is_monkey_patched`: 1 or 0 for a subsystem ("socket") or a hooked function
 /// ("nanosleep") name, -1 for a name the library does not know (or NULL).
 ///
 /// # Safety
 /// `name` is NULL or a NUL-terminated string.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn greenworld_is_monkey_patched(name: *const libc::c_char) -> libc::c_int {
     if name.is_null() {
         return -1;
@@ -115,7 +144,7 @@ pub unsafe extern "C" fn greenworld_is_monkey_patched(name: *const libc::c_char)
 /// for the reserved `GW_PSYCOPG`, ENOSYS when the program's calls do not reach the library
 /// (`dlopen`ed: see `loaded::interposes`); nothing changes on an error. Idempotent, from any
 /// thread; threads that already exist stay what they are.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn greenworld_monkey_patch(subsystems: libc::c_uint) -> libc::c_int {
     match crate::patch::from_flags(subsystems) {
         Ok(_) if !crate::loaded::interposes() => libc::ENOSYS,
@@ -130,10 +159,12 @@ pub extern "C" fn greenworld_monkey_patch(subsystems: libc::c_uint) -> libc::c_i
 }
 
 /// The library's constructor. Early callers reach the same state lazily (trap 3).
+#[cfg(not(test))]
 extern "C" fn constructor() {
     crate::runtime::init();
 }
 
+#[cfg(not(test))]
 #[used]
 #[unsafe(link_section = ".init_array")]
 static CONSTRUCTOR: extern "C" fn() = constructor;

@@ -1,68 +1,107 @@
 //! Shims of the `os` subsystem: pipes, descriptor I/O, and the descriptor bookkeeping calls.
 
-use super::{safe_point, shim};
+use super::safe_point;
 use crate::os;
 use crate::outcome::Outcome::Bypass;
 use crate::signal::Semantics;
 use libc::{c_int, c_ulong, c_void, iovec, size_t, ssize_t};
 
-shim! {
-    fn pipe(fds: *mut c_int) -> c_int => os::pipe(fds, None);
-    fn pipe2(fds: *mut c_int, flags: c_int) -> c_int => os::pipe(fds, Some(flags));
-    fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t => safe_point!(os::read(fd, buf, len));
-    fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t => safe_point!(os::write(fd, buf, len));
-    fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(os::readv(fd, iov, count));
-    fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(os::writev(fd, iov, count));
-    fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t
-        => safe_point!(if len > buflen { Bypass } else { os::read(fd, buf, len) });
-    fn close(fd: c_int) -> c_int => os::close(fd);
-    fn fclose(stream: *mut libc::FILE) -> c_int => os::fclose(stream);
-    fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> c_int => os::close_range(first, last, flags);
-    fn wait(status: *mut c_int) -> libc::pid_t => os::wait::waitpid(-1, status, 0);
-    fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t
-        => os::wait::waitpid(pid, status, options);
-    fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t
-        => os::wait::wait4(pid, status, options, usage);
-    fn wait3(status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t
-        => os::wait::wait4(-1, status, options, usage);
-    fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int
-        => os::wait::waitid(idtype, id, info, options);
-    fn system(command: *const libc::c_char) -> c_int => os::system::system(command);
-    fn pclose(stream: *mut libc::FILE) -> c_int => os::pclose(stream);
-    fn dup(fd: c_int) -> c_int => crate::fd::own::protect_own_fd(fd, -1, || {
-        let new = crate::fd::own::lowest_for_program((crate::real::get().dup)(fd), 0, false);
-        os::duplicated(new);
-        new
-    });
-    // Calls that make a descriptor: its number starts afresh in the fd table.
-    fn eventfd(count: libc::c_uint, flags: c_int) -> c_int
-        => os::made_fd((crate::real::get().eventfd)(count, flags));
-    fn epoll_create(size: c_int) -> c_int => os::made_fd((crate::real::get().epoll_create)(size));
-    fn epoll_create1(flags: c_int) -> c_int => os::made_fd((crate::real::get().epoll_create1)(flags));
-    fn timerfd_create(clock: libc::clockid_t, flags: c_int) -> c_int
-        => os::made_fd((crate::real::get().timerfd_create)(clock, flags));
-    fn signalfd(fd: c_int, mask: *const libc::sigset_t, flags: c_int) -> c_int => {
-        let made = (crate::real::get().signalfd)(fd, mask, flags);
-        // Given a signalfd, the call changes that one's mask: nothing new.
-        if fd == -1 { os::made_fd(made) } else { crate::outcome::Outcome::Done::<c_int>(made) }
-    };
-    fn inotify_init() -> c_int => os::made_fd((crate::real::get().inotify_init)());
-    fn inotify_init1(flags: c_int) -> c_int => os::made_fd((crate::real::get().inotify_init1)(flags));
-    fn memfd_create(name: *const libc::c_char, flags: libc::c_uint) -> c_int
-        => os::made_fd((crate::real::get().memfd_create)(name, flags));
-    fn dup2(old: c_int, new: c_int) -> c_int => crate::fd::own::protect_own_fd(old, new, || {
-        os::replace(old, new, || (crate::real::get().dup2)(old, new))
-    });
-    fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => crate::fd::own::protect_own_fd(old, new, || {
-        os::replace(old, new, || (crate::real::get().dup3)(old, new, flags))
-    });
+#[macro_export]
+#[doc(hidden)]
+macro_rules! os_hooks {
+    ($($chain:tt)*) => { $crate::abi::next_hooks! { $($chain)* {
+        Os fn pipe(fds: *mut c_int) -> c_int => os::pipe(fds, None);
+        Os fn pipe2(fds: *mut c_int, flags: c_int) -> c_int => os::pipe(fds, Some(flags));
+        Os fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t => safe_point!(os::read(fd, buf, len));
+        Os fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t => safe_point!(os::write(fd, buf, len));
+        Os fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(os::readv(fd, iov, count));
+        Os fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(os::writev(fd, iov, count));
+        Os fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t
+            => safe_point!(if len > buflen { Bypass } else { os::read(fd, buf, len) });
+        Os fn close(fd: c_int) -> c_int => os::close(fd);
+        Os fn fclose(stream: *mut libc::FILE) -> c_int => os::fclose(stream);
+        Os(optional) fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> c_int => os::close_range(first, last, flags);
+        Os fn wait(status: *mut c_int) -> libc::pid_t => os::wait::waitpid(-1, status, 0);
+        Os fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t
+            => os::wait::waitpid(pid, status, options);
+        Os fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t
+            => os::wait::wait4(pid, status, options, usage);
+        Os fn wait3(status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t
+            => os::wait::wait4(-1, status, options, usage);
+        Os fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int
+            => os::wait::waitid(idtype, id, info, options);
+        Os fn system(command: *const libc::c_char) -> c_int => os::system::system(command);
+        Os fn pclose(stream: *mut libc::FILE) -> c_int => os::pclose(stream);
+        Os fn dup(fd: c_int) -> c_int => $crate::own_fd::protect_own_fd(fd, -1, || {
+            let new = $crate::own_fd::lowest_for_program(($crate::real::get().dup)(fd), 0, false);
+            os::duplicated(new);
+            new
+        });
+        // Calls that make a descriptor: its number starts afresh in the fd table.
+        Os fn eventfd(count: libc::c_uint, flags: c_int) -> c_int
+            => os::made_fd(($crate::real::get().eventfd)(count, flags));
+        Os fn epoll_create(size: c_int) -> c_int => os::made_fd(($crate::real::get().epoll_create)(size));
+        Os fn epoll_create1(flags: c_int) -> c_int => os::made_fd(($crate::real::get().epoll_create1)(flags));
+        Os fn timerfd_create(clock: libc::clockid_t, flags: c_int) -> c_int
+            => os::made_fd(($crate::real::get().timerfd_create)(clock, flags));
+        Os fn signalfd(fd: c_int, mask: *const libc::sigset_t, flags: c_int) -> c_int => {
+            let made = ($crate::real::get().signalfd)(fd, mask, flags);
+            // Given a signalfd, the call changes that one's mask: nothing new.
+            if fd == -1 { os::made_fd(made) } else { $crate::outcome::Outcome::Done::<c_int>(made) }
+        };
+        Os fn inotify_init() -> c_int => os::made_fd(($crate::real::get().inotify_init)());
+        Os fn inotify_init1(flags: c_int) -> c_int => os::made_fd(($crate::real::get().inotify_init1)(flags));
+        Os fn memfd_create(name: *const libc::c_char, flags: libc::c_uint) -> c_int
+            => os::made_fd(($crate::real::get().memfd_create)(name, flags));
+        Os fn dup2(old: c_int, new: c_int) -> c_int => $crate::own_fd::protect_own_fd(old, new, || {
+            os::replace(old, new, || ($crate::real::get().dup2)(old, new))
+        });
+        Os fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => $crate::own_fd::protect_own_fd(old, new, || {
+            os::replace(old, new, || ($crate::real::get().dup3)(old, new, flags))
+        });
+        Os fn sigsuspend(mask: *const libc::sigset_t) -> c_int => $crate::signal::suspend(mask);
+        Os fn sigwaitinfo(set: *const libc::sigset_t, info: *mut libc::siginfo_t) -> c_int
+            => $crate::os::sigwait::wait_for(set, info, None);
+        Os fn sigtimedwait(set: *const libc::sigset_t, info: *mut libc::siginfo_t, timeout: *const libc::timespec) -> c_int
+            => match timeout.as_ref().map($crate::sys::duration_ns) {
+                None => $crate::os::sigwait::wait_for(set, info, None),
+                Some(Some(ns)) => $crate::os::sigwait::wait_for(set, info, Some(ns)),
+                Some(None) => $crate::outcome::Outcome::Bypass,
+            };
+        Os fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int
+            => match $crate::os::sigwait::wait_for(set, core::ptr::null_mut(), None) {
+                $crate::outcome::Outcome::Done(n) => {
+                    *sig = n;
+                    $crate::outcome::Outcome::Done(0)
+                }
+                // sigwait returns the error number instead of setting errno.
+                $crate::outcome::Outcome::Errno(code) => $crate::outcome::Outcome::Done(code),
+                $crate::outcome::Outcome::Bypass => $crate::outcome::Outcome::Bypass,
+            };
+        // Exported by hand below: their answers are not an op's Outcome (void, a handler, the
+        // variadic calls read as fixed arguments: trap 5).
+        Os(optional) fn closefrom(first: c_int) -> ();
+        Os fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int;
+        Os fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
+        Os fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
+        Os fn sysv_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
+        Os fn __sysv_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
+        Os fn siginterrupt(sig: c_int, flag: c_int) -> c_int;
+        Os fn sigset(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
+        Os fn pause() -> c_int;
+        Os(variadic) fn fcntl(fd: c_int, cmd: c_int) -> c_int;
+        Os(variadic) fn fcntl64(fd: c_int, cmd: c_int) -> c_int;
+        Os(variadic) fn ioctl(fd: c_int, request: c_ulong) -> c_int;
+        Os(variadic) fn syscall(number: libc::c_long) -> libc::c_long;
+    } } };
 }
+crate::os_hooks!([crate::abi::shims] []);
 
 /// `closefrom`: as `close_range(first, ~0U, 0)`, passing over the library's own descriptors.
 ///
 /// # Safety
 /// None beyond glibc's.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn closefrom(first: c_int) {
     if super::unengaged() {
         // SAFETY: the caller's arguments, to the real function.
@@ -78,7 +117,7 @@ pub unsafe extern "C" fn closefrom(first: c_int) {
 ///
 /// # Safety
 /// As `sigaction(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn sigaction(
     sig: c_int,
     act: *const libc::sigaction,
@@ -97,7 +136,7 @@ pub unsafe extern "C" fn sigaction(
 ///
 /// # Safety
 /// As `signal(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     if super::unengaged() {
         // SAFETY: the caller's arguments, to the real function.
@@ -111,7 +150,7 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
 ///
 /// # Safety
 /// As `signal(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     if super::unengaged() {
         // SAFETY: the caller's arguments, to the real function.
@@ -125,7 +164,7 @@ pub unsafe extern "C" fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> 
 ///
 /// # Safety
 /// As `signal(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn sysv_signal(
     sig: c_int,
     handler: libc::sighandler_t,
@@ -142,7 +181,7 @@ pub unsafe extern "C" fn sysv_signal(
 ///
 /// # Safety
 /// As `signal(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn __sysv_signal(
     sig: c_int,
     handler: libc::sighandler_t,
@@ -159,7 +198,7 @@ pub unsafe extern "C" fn __sysv_signal(
 ///
 /// # Safety
 /// None beyond POSIX's.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn siginterrupt(sig: c_int, interrupt: c_int) -> c_int {
     if super::unengaged() {
         // SAFETY: the caller's arguments, to the real function.
@@ -172,7 +211,7 @@ pub unsafe extern "C" fn siginterrupt(sig: c_int, interrupt: c_int) -> c_int {
 ///
 /// # Safety
 /// As `sigset(3)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn sigset(sig: c_int, disposition: libc::sighandler_t) -> libc::sighandler_t {
     if super::unengaged() {
         // SAFETY: the caller's arguments, to the real function.
@@ -186,7 +225,7 @@ pub unsafe extern "C" fn sigset(sig: c_int, disposition: libc::sighandler_t) -> 
 ///
 /// # Safety
 /// None beyond POSIX's.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn pause() -> c_int {
     if super::unengaged() {
         // SAFETY: the caller's arguments, to the real function.
@@ -203,30 +242,6 @@ pub unsafe extern "C" fn pause() -> c_int {
     }
 }
 
-shim! {
-    fn sigsuspend(mask: *const libc::sigset_t) -> c_int => crate::signal::suspend(mask);
-    fn sigwaitinfo(set: *const libc::sigset_t, info: *mut libc::siginfo_t) -> c_int
-        => crate::signal::wait_for(set, info, None);
-    fn sigtimedwait(set: *const libc::sigset_t, info: *mut libc::siginfo_t, timeout: *const libc::timespec) -> c_int
-        => match timeout.as_ref() {
-            None => crate::signal::wait_for(set, info, None),
-            Some(ts) if ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec) => {
-                crate::signal::wait_for(set, info, Some(crate::sys::timespec_ns(ts)))
-            }
-            Some(_) => crate::outcome::Outcome::Bypass,
-        };
-    fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int
-        => match crate::signal::wait_for(set, core::ptr::null_mut(), None) {
-            crate::outcome::Outcome::Done(n) => {
-                *sig = n;
-                crate::outcome::Outcome::Done(0)
-            }
-            // sigwait returns the error number instead of setting errno.
-            crate::outcome::Outcome::Errno(code) => crate::outcome::Outcome::Done(code),
-            crate::outcome::Outcome::Bypass => crate::outcome::Outcome::Bypass,
-        };
-}
-
 /// Runs the real variadic `fcntl`-like call, then keeps the fd table true.
 fn control(
     fd: c_int,
@@ -238,7 +253,7 @@ fn control(
         // SAFETY: the caller's arguments, passed on as the variadic call received them.
         return unsafe { real(fd, cmd, arg) };
     }
-    if crate::fd::own::is_own(fd) {
+    if crate::own_fd::is_own(fd) {
         crate::sys::set_errno(libc::EBADF); // the library's: not open, as far as the program knows
         return -1;
     }
@@ -246,7 +261,7 @@ fn control(
     let rc = unsafe { real(fd, cmd, arg) };
     let duplicates = rc >= 0 && matches!(cmd, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC);
     let rc = if duplicates {
-        crate::fd::own::lowest_for_program(rc, arg as c_int, cmd == libc::F_DUPFD_CLOEXEC)
+        crate::own_fd::lowest_for_program(rc, arg as c_int, cmd == libc::F_DUPFD_CLOEXEC)
     } else {
         rc
     };
@@ -259,7 +274,7 @@ fn control(
 ///
 /// # Safety
 /// As `fcntl(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
     control(fd, cmd, arg, crate::real::variadic().fcntl)
 }
@@ -268,7 +283,7 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
 ///
 /// # Safety
 /// As `fcntl(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
     control(fd, cmd, arg, crate::real::variadic().fcntl64)
 }
@@ -281,7 +296,7 @@ pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
 ///
 /// # Safety
 /// As `syscall(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn syscall(
     number: libc::c_long,
     a1: libc::c_long,
@@ -304,7 +319,7 @@ pub unsafe extern "C" fn syscall(
 ///
 /// # Safety
 /// As `ioctl(2)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: usize) -> c_int {
     if super::unengaged() {
         // SAFETY: the caller's arguments, to the real function.

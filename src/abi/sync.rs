@@ -1,6 +1,5 @@
 //! Shims of the `thread` subsystem's synchronisation primitives (pthread, semaphores, C11).
 
-use super::shim;
 use crate::real::OnceRoutine;
 use crate::thread::c11;
 use crate::thread::sync::{barrier, cond, mutex, once, rwlock, sem};
@@ -11,66 +10,73 @@ use libc::{
 
 const REALTIME: clockid_t = libc::CLOCK_REALTIME;
 
-shim! {
-    fn pthread_mutex_lock(m: *mut pthread_mutex_t) -> c_int => mutex::lock(m, mutex::Wait::Forever);
-    fn pthread_mutex_trylock(m: *mut pthread_mutex_t) -> c_int => mutex::lock(m, mutex::Wait::Try);
-    fn pthread_mutex_timedlock(m: *mut pthread_mutex_t, at: *const timespec) -> c_int
-        => mutex::lock(m, mutex::Wait::Until(REALTIME, at));
-    fn pthread_mutex_clocklock(m: *mut pthread_mutex_t, clock: clockid_t, at: *const timespec) -> c_int
-        => mutex::lock(m, mutex::Wait::Until(clock, at));
-    fn pthread_mutex_unlock(m: *mut pthread_mutex_t) -> c_int => mutex::unlock(m);
+#[macro_export]
+#[doc(hidden)]
+macro_rules! sync_hooks {
+    ($($chain:tt)*) => { $crate::abi::next_hooks! { $($chain)* {
+        Thread fn pthread_mutex_lock(m: *mut pthread_mutex_t) -> c_int => mutex::lock(m, mutex::Wait::Forever);
+        Thread fn pthread_mutex_trylock(m: *mut pthread_mutex_t) -> c_int => mutex::lock(m, mutex::Wait::Try);
+        Thread fn pthread_mutex_timedlock(m: *mut pthread_mutex_t, at: *const timespec) -> c_int
+            => mutex::lock(m, mutex::Wait::Until(REALTIME, at));
+        Thread fn pthread_mutex_clocklock(m: *mut pthread_mutex_t, clock: clockid_t, at: *const timespec) -> c_int
+            => mutex::lock(m, mutex::Wait::Until(clock, at));
+        Thread fn pthread_mutex_unlock(m: *mut pthread_mutex_t) -> c_int => mutex::unlock(m);
 
-    fn pthread_cond_wait(c: *mut pthread_cond_t, m: *mut pthread_mutex_t) -> c_int => cond::wait(c, m, None);
-    fn pthread_cond_timedwait(c: *mut pthread_cond_t, m: *mut pthread_mutex_t, at: *const timespec) -> c_int
-        => cond::wait(c, m, Some((None, at)));
-    fn pthread_cond_clockwait(c: *mut pthread_cond_t, m: *mut pthread_mutex_t, clock: clockid_t, at: *const timespec) -> c_int
-        => cond::wait(c, m, Some((Some(clock), at)));
-    fn pthread_cond_signal(c: *mut pthread_cond_t) -> c_int => cond::signal(c);
-    fn pthread_cond_broadcast(c: *mut pthread_cond_t) -> c_int => cond::broadcast(c);
+        Thread(version = "GLIBC_2.3.2") fn pthread_cond_wait(c: *mut pthread_cond_t, m: *mut pthread_mutex_t) -> c_int => cond::wait(c, m, None);
+        Thread(version = "GLIBC_2.3.2") fn pthread_cond_timedwait(c: *mut pthread_cond_t, m: *mut pthread_mutex_t, at: *const timespec) -> c_int
+            => cond::wait(c, m, Some((None, at)));
+        Thread fn pthread_cond_clockwait(c: *mut pthread_cond_t, m: *mut pthread_mutex_t, clock: clockid_t, at: *const timespec) -> c_int
+            => cond::wait(c, m, Some((Some(clock), at)));
+        Thread(version = "GLIBC_2.3.2") fn pthread_cond_signal(c: *mut pthread_cond_t) -> c_int => cond::signal(c);
+        Thread(version = "GLIBC_2.3.2") fn pthread_cond_broadcast(c: *mut pthread_cond_t) -> c_int => cond::broadcast(c);
 
-    fn pthread_rwlock_rdlock(l: *mut pthread_rwlock_t) -> c_int => rwlock::lock(l, false, rwlock::Wait::Forever);
-    fn pthread_rwlock_tryrdlock(l: *mut pthread_rwlock_t) -> c_int => rwlock::lock(l, false, rwlock::Wait::Try);
-    fn pthread_rwlock_timedrdlock(l: *mut pthread_rwlock_t, at: *const timespec) -> c_int
-        => rwlock::lock(l, false, rwlock::Wait::Until(REALTIME, at));
-    fn pthread_rwlock_clockrdlock(l: *mut pthread_rwlock_t, clock: clockid_t, at: *const timespec) -> c_int
-        => rwlock::lock(l, false, rwlock::Wait::Until(clock, at));
-    fn pthread_rwlock_wrlock(l: *mut pthread_rwlock_t) -> c_int => rwlock::lock(l, true, rwlock::Wait::Forever);
-    fn pthread_rwlock_trywrlock(l: *mut pthread_rwlock_t) -> c_int => rwlock::lock(l, true, rwlock::Wait::Try);
-    fn pthread_rwlock_timedwrlock(l: *mut pthread_rwlock_t, at: *const timespec) -> c_int
-        => rwlock::lock(l, true, rwlock::Wait::Until(REALTIME, at));
-    fn pthread_rwlock_clockwrlock(l: *mut pthread_rwlock_t, clock: clockid_t, at: *const timespec) -> c_int
-        => rwlock::lock(l, true, rwlock::Wait::Until(clock, at));
-    fn pthread_rwlock_unlock(l: *mut pthread_rwlock_t) -> c_int => rwlock::unlock(l);
+        Thread fn pthread_rwlock_rdlock(l: *mut pthread_rwlock_t) -> c_int => rwlock::lock(l, false, rwlock::Wait::Forever);
+        Thread fn pthread_rwlock_tryrdlock(l: *mut pthread_rwlock_t) -> c_int => rwlock::lock(l, false, rwlock::Wait::Try);
+        Thread fn pthread_rwlock_timedrdlock(l: *mut pthread_rwlock_t, at: *const timespec) -> c_int
+            => rwlock::lock(l, false, rwlock::Wait::Until(REALTIME, at));
+        Thread fn pthread_rwlock_clockrdlock(l: *mut pthread_rwlock_t, clock: clockid_t, at: *const timespec) -> c_int
+            => rwlock::lock(l, false, rwlock::Wait::Until(clock, at));
+        Thread fn pthread_rwlock_wrlock(l: *mut pthread_rwlock_t) -> c_int => rwlock::lock(l, true, rwlock::Wait::Forever);
+        Thread fn pthread_rwlock_trywrlock(l: *mut pthread_rwlock_t) -> c_int => rwlock::lock(l, true, rwlock::Wait::Try);
+        Thread fn pthread_rwlock_timedwrlock(l: *mut pthread_rwlock_t, at: *const timespec) -> c_int
+            => rwlock::lock(l, true, rwlock::Wait::Until(REALTIME, at));
+        Thread fn pthread_rwlock_clockwrlock(l: *mut pthread_rwlock_t, clock: clockid_t, at: *const timespec) -> c_int
+            => rwlock::lock(l, true, rwlock::Wait::Until(clock, at));
+        Thread fn pthread_rwlock_unlock(l: *mut pthread_rwlock_t) -> c_int => rwlock::unlock(l);
 
-    fn sem_wait(s: *mut sem_t) -> c_int => sem::wait(s, sem::Wait::Forever);
-    fn sem_trywait(s: *mut sem_t) -> c_int => sem::wait(s, sem::Wait::Try);
-    fn sem_timedwait(s: *mut sem_t, at: *const timespec) -> c_int => sem::wait(s, sem::Wait::Until(REALTIME, at));
-    fn sem_clockwait(s: *mut sem_t, clock: clockid_t, at: *const timespec) -> c_int
-        => sem::wait(s, sem::Wait::Until(clock, at));
-    fn sem_post(s: *mut sem_t) -> c_int => sem::post(s);
+        Thread fn sem_wait(s: *mut sem_t) -> c_int => sem::wait(s, sem::Wait::Forever);
+        Thread fn sem_trywait(s: *mut sem_t) -> c_int => sem::wait(s, sem::Wait::Try);
+        Thread fn sem_timedwait(s: *mut sem_t, at: *const timespec) -> c_int => sem::wait(s, sem::Wait::Until(REALTIME, at));
+        Thread fn sem_clockwait(s: *mut sem_t, clock: clockid_t, at: *const timespec) -> c_int
+            => sem::wait(s, sem::Wait::Until(clock, at));
+        Thread fn sem_post(s: *mut sem_t) -> c_int => sem::post(s);
 
-    fn pthread_barrier_wait(b: *mut pthread_barrier_t) -> c_int => barrier::wait(b);
-    fn pthread_once(flag: *mut pthread_once_t, init: OnceRoutine) -> c_int
-        // SAFETY: the program's init routine, called once as pthread_once calls it.
-        => once::once(flag, || unsafe { init() });
+        Thread fn pthread_barrier_wait(b: *mut pthread_barrier_t) -> c_int => barrier::wait(b);
+        Thread fn pthread_once(flag: *mut pthread_once_t, init: OnceRoutine) -> c_int
+            // SAFETY: the program's init routine, called once as pthread_once calls it.
+            => once::once(flag, || unsafe { init() });
 
-    fn mtx_lock(m: *mut pthread_mutex_t) -> c_int => c11::map(mutex::lock(m, mutex::Wait::Forever));
-    fn mtx_trylock(m: *mut pthread_mutex_t) -> c_int => c11::map(mutex::lock(m, mutex::Wait::Try));
-    fn mtx_timedlock(m: *mut pthread_mutex_t, at: *const timespec) -> c_int
-        => c11::map(mutex::lock(m, mutex::Wait::Until(REALTIME, at)));
-    fn mtx_unlock(m: *mut pthread_mutex_t) -> c_int => c11::map(mutex::unlock(m));
-    fn cnd_wait(c: *mut pthread_cond_t, m: *mut pthread_mutex_t) -> c_int => c11::map(cond::wait(c, m, None));
-    fn cnd_timedwait(c: *mut pthread_cond_t, m: *mut pthread_mutex_t, at: *const timespec) -> c_int
-        => c11::map(cond::wait(c, m, Some((Some(REALTIME), at))));
-    fn cnd_signal(c: *mut pthread_cond_t) -> c_int => c11::map(cond::signal(c));
-    fn cnd_broadcast(c: *mut pthread_cond_t) -> c_int => c11::map(cond::broadcast(c));
+        Thread fn mtx_lock(m: *mut pthread_mutex_t) -> c_int => c11::map(mutex::lock(m, mutex::Wait::Forever));
+        Thread fn mtx_trylock(m: *mut pthread_mutex_t) -> c_int => c11::map(mutex::lock(m, mutex::Wait::Try));
+        Thread fn mtx_timedlock(m: *mut pthread_mutex_t, at: *const timespec) -> c_int
+            => c11::map(mutex::lock(m, mutex::Wait::Until(REALTIME, at)));
+        Thread fn mtx_unlock(m: *mut pthread_mutex_t) -> c_int => c11::map(mutex::unlock(m));
+        Thread fn cnd_wait(c: *mut pthread_cond_t, m: *mut pthread_mutex_t) -> c_int => c11::map(cond::wait(c, m, None));
+        Thread fn cnd_timedwait(c: *mut pthread_cond_t, m: *mut pthread_mutex_t, at: *const timespec) -> c_int
+            => c11::map(cond::wait(c, m, Some((Some(REALTIME), at))));
+        Thread fn cnd_signal(c: *mut pthread_cond_t) -> c_int => c11::map(cond::signal(c));
+        Thread fn cnd_broadcast(c: *mut pthread_cond_t) -> c_int => c11::map(cond::broadcast(c));
+        // Exported by hand below: returns nothing.
+        Thread fn call_once(flag: *mut pthread_once_t, init: OnceRoutine) -> ();
+    } } };
 }
+crate::sync_hooks!([crate::abi::shims] []);
 
 /// C11 `call_once`.
 ///
 /// # Safety
 /// As `call_once(3)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn call_once(flag: *mut pthread_once_t, init: OnceRoutine) {
     if super::unengaged()
         // SAFETY: the flag and routine are the caller's, as for pthread_once.

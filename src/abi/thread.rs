@@ -1,38 +1,28 @@
 //! Shims of the `thread` subsystem.
 
-use super::shim;
 use crate::outcome::Outcome::{Bypass, Done};
 use crate::real::{C11Start, KeyDestructor, StartRoutine};
-use crate::sys::timespec_ns;
-use crate::thread::{self, JoinWait, c11, handles, keys};
+use crate::thread::{self, JoinWait, c11, handles, keys, sync};
 use libc::{
     c_char, c_int, c_void, clockid_t, cpu_set_t, pthread_attr_t, pthread_key_t, pthread_t,
     sched_param, sigval, size_t, timespec,
 };
 
-/// A pthread_timedjoin_np/clockjoin_np deadline on `clock`, as a CLOCK_MONOTONIC one; or the
-/// error code glibc gives for a bad clock or time.
+/// A pthread_timedjoin_np/clockjoin_np deadline on `clock`, as a CLOCK_MONOTONIC one (as the
+/// timed waits of `thread::sync` take theirs); or the error code glibc gives for a bad clock or
+/// time.
 ///
 /// # Safety
 /// `abstime` is null or readable.
 unsafe fn join_deadline(clock: clockid_t, abstime: *const timespec) -> Result<JoinWait, c_int> {
-    if clock != libc::CLOCK_REALTIME && clock != libc::CLOCK_MONOTONIC {
+    if !sync::supported_clock(clock) {
         return Err(libc::EINVAL);
     }
-    // SAFETY: readable when non-null (caller).
-    let Some(ts) = (unsafe { abstime.as_ref() }) else {
+    if abstime.is_null() {
         return Ok(JoinWait::Forever);
-    };
-    if !(0..1_000_000_000).contains(&ts.tv_nsec) {
-        return Err(libc::EINVAL);
     }
-    let now = crate::sys::clock_ns(clock).unwrap_or(0);
-    let left = if ts.tv_sec < 0 {
-        0
-    } else {
-        timespec_ns(ts).saturating_sub(now)
-    };
-    Ok(JoinWait::Until(crate::sys::now_ns().saturating_add(left)))
+    // SAFETY: readable, not null (caller).
+    unsafe { sync::deadline(clock, abstime) }.map(JoinWait::Until)
 }
 
 /// A join with a deadline: the green join, or glibc's error for bad arguments.
@@ -64,55 +54,78 @@ where
     }
 }
 
-shim! {
-    fn pthread_create(t: *mut pthread_t, attr: *const pthread_attr_t, start: StartRoutine, arg: *mut c_void) -> c_int
-        => thread::create(t, attr, start, arg);
-    fn pthread_join(t: pthread_t, ret: *mut *mut c_void) -> c_int => thread::join(t, ret, JoinWait::Forever);
-    fn pthread_tryjoin_np(t: pthread_t, ret: *mut *mut c_void) -> c_int => thread::join(t, ret, JoinWait::Try);
-    fn pthread_timedjoin_np(t: pthread_t, ret: *mut *mut c_void, abstime: *const timespec) -> c_int
-        => timed_join(t, ret, libc::CLOCK_REALTIME, abstime);
-    fn pthread_clockjoin_np(t: pthread_t, ret: *mut *mut c_void, clock: clockid_t, abstime: *const timespec) -> c_int
-        => timed_join(t, ret, clock, abstime);
-    fn pthread_detach(t: pthread_t) -> c_int => thread::detach(t);
-    fn pthread_self() -> pthread_t => thread::current();
-    fn pthread_equal(a: pthread_t, b: pthread_t) -> c_int => Done::<c_int>((a == b) as c_int);
-    fn pthread_setname_np(t: pthread_t, name: *const c_char) -> c_int => handles::set_name(t, name);
-    fn pthread_getname_np(t: pthread_t, buf: *mut c_char, len: size_t) -> c_int => handles::get_name(t, buf, len);
-    fn pthread_getattr_np(t: pthread_t, attr: *mut pthread_attr_t) -> c_int => handles::get_attr(t, attr);
-    fn pthread_kill(t: pthread_t, sig: c_int) -> c_int => handles::kill(t, sig);
-    fn pthread_cancel(t: pthread_t) -> c_int => handles::cancel(t);
-    fn pthread_sigqueue(t: pthread_t, sig: c_int, value: sigval) -> c_int
-        => on_os_thread(t, |os| (crate::real::get().pthread_sigqueue)(os, sig, value));
-    fn pthread_getcpuclockid(t: pthread_t, clock: *mut clockid_t) -> c_int
-        => on_os_thread(t, |os| (crate::real::get().pthread_getcpuclockid)(os, clock));
-    fn pthread_setschedparam(t: pthread_t, policy: c_int, param: *const sched_param) -> c_int
-        => on_os_thread(t, |os| (crate::real::get().pthread_setschedparam)(os, policy, param));
-    fn pthread_getschedparam(t: pthread_t, policy: *mut c_int, param: *mut sched_param) -> c_int
-        => on_os_thread(t, |os| (crate::real::get().pthread_getschedparam)(os, policy, param));
-    fn pthread_setschedprio(t: pthread_t, prio: c_int) -> c_int
-        => on_os_thread(t, |os| (crate::real::get().pthread_setschedprio)(os, prio));
-    fn pthread_setaffinity_np(t: pthread_t, size: size_t, set: *const cpu_set_t) -> c_int
-        => on_os_thread(t, |os| (crate::real::get().pthread_setaffinity_np)(os, size, set));
-    fn pthread_getaffinity_np(t: pthread_t, size: size_t, set: *mut cpu_set_t) -> c_int
-        => on_os_thread(t, |os| (crate::real::get().pthread_getaffinity_np)(os, size, set));
-    fn pthread_key_create(key: *mut pthread_key_t, destructor: Option<KeyDestructor>) -> c_int
-        => keys::create(key, destructor);
-    fn pthread_key_delete(key: pthread_key_t) -> c_int => keys::delete(key);
-    fn pthread_getspecific(key: pthread_key_t) -> *mut c_void => keys::get(key);
-    fn pthread_setspecific(key: pthread_key_t, value: *const c_void) -> c_int => keys::set(key, value);
-    fn sched_yield() -> c_int => thread::yield_now();
-    fn thrd_create(t: *mut pthread_t, start: C11Start, arg: *mut c_void) -> c_int => c11::create(t, start, arg);
-    fn thrd_join(t: pthread_t, result: *mut c_int) -> c_int => c11::join(t, result);
-    fn thrd_detach(t: pthread_t) -> c_int => c11::detach(t);
-    fn thrd_current() -> pthread_t => thread::current();
-    fn thrd_equal(a: pthread_t, b: pthread_t) -> c_int => Done::<c_int>((a == b) as c_int);
+#[macro_export]
+#[doc(hidden)]
+macro_rules! thread_hooks {
+    ($($chain:tt)*) => { $crate::abi::next_hooks! { $($chain)* {
+        Thread fn pthread_create(t: *mut pthread_t, attr: *const pthread_attr_t, start: StartRoutine, arg: *mut c_void) -> c_int
+            => thread::create(t, attr, start, arg);
+        Thread fn pthread_join(t: pthread_t, ret: *mut *mut c_void) -> c_int => thread::join(t, ret, JoinWait::Forever);
+        Thread fn pthread_tryjoin_np(t: pthread_t, ret: *mut *mut c_void) -> c_int => thread::join(t, ret, JoinWait::Try);
+        Thread fn pthread_timedjoin_np(t: pthread_t, ret: *mut *mut c_void, abstime: *const timespec) -> c_int
+            => timed_join(t, ret, libc::CLOCK_REALTIME, abstime);
+        Thread fn pthread_clockjoin_np(t: pthread_t, ret: *mut *mut c_void, clock: clockid_t, abstime: *const timespec) -> c_int
+            => timed_join(t, ret, clock, abstime);
+        Thread fn pthread_detach(t: pthread_t) -> c_int => thread::detach(t);
+        Thread fn pthread_self() -> pthread_t => thread::current();
+        Thread fn pthread_equal(a: pthread_t, b: pthread_t) -> c_int => Done::<c_int>((a == b) as c_int);
+        Thread fn pthread_setname_np(t: pthread_t, name: *const c_char) -> c_int => handles::set_name(t, name);
+        Thread fn pthread_getname_np(t: pthread_t, buf: *mut c_char, len: size_t) -> c_int => handles::get_name(t, buf, len);
+        Thread fn pthread_getattr_np(t: pthread_t, attr: *mut pthread_attr_t) -> c_int => handles::get_attr(t, attr);
+        Thread fn pthread_kill(t: pthread_t, sig: c_int) -> c_int => handles::kill(t, sig);
+        Thread fn pthread_cancel(t: pthread_t) -> c_int => handles::cancel(t);
+        Thread fn pthread_sigqueue(t: pthread_t, sig: c_int, value: sigval) -> c_int
+            => on_os_thread(t, |os| ($crate::real::get().pthread_sigqueue)(os, sig, value));
+        Thread fn pthread_getcpuclockid(t: pthread_t, clock: *mut clockid_t) -> c_int
+            => on_os_thread(t, |os| ($crate::real::get().pthread_getcpuclockid)(os, clock));
+        Thread fn pthread_setschedparam(t: pthread_t, policy: c_int, param: *const sched_param) -> c_int
+            => on_os_thread(t, |os| ($crate::real::get().pthread_setschedparam)(os, policy, param));
+        Thread fn pthread_getschedparam(t: pthread_t, policy: *mut c_int, param: *mut sched_param) -> c_int
+            => on_os_thread(t, |os| ($crate::real::get().pthread_getschedparam)(os, policy, param));
+        Thread fn pthread_setschedprio(t: pthread_t, prio: c_int) -> c_int
+            => on_os_thread(t, |os| ($crate::real::get().pthread_setschedprio)(os, prio));
+        Thread fn pthread_setaffinity_np(t: pthread_t, size: size_t, set: *const cpu_set_t) -> c_int
+            => on_os_thread(t, |os| ($crate::real::get().pthread_setaffinity_np)(os, size, set));
+        Thread fn pthread_getaffinity_np(t: pthread_t, size: size_t, set: *mut cpu_set_t) -> c_int
+            => on_os_thread(t, |os| ($crate::real::get().pthread_getaffinity_np)(os, size, set));
+        Thread fn pthread_key_create(key: *mut pthread_key_t, destructor: Option<KeyDestructor>) -> c_int
+            => keys::create(key, destructor);
+        Thread fn pthread_key_delete(key: pthread_key_t) -> c_int => keys::delete(key);
+        Thread fn pthread_getspecific(key: pthread_key_t) -> *mut c_void => keys::get(key);
+        Thread fn pthread_setspecific(key: pthread_key_t, value: *const c_void) -> c_int => keys::set(key, value);
+        Thread fn sched_yield() -> c_int => thread::yield_now();
+        Thread fn thrd_create(t: *mut pthread_t, start: C11Start, arg: *mut c_void) -> c_int => c11::create(t, start, arg);
+        Thread fn thrd_join(t: pthread_t, result: *mut c_int) -> c_int => c11::join(t, result);
+        Thread fn thrd_detach(t: pthread_t) -> c_int => c11::detach(t);
+        Thread fn thrd_current() -> pthread_t => thread::current();
+        Thread fn thrd_equal(a: pthread_t, b: pthread_t) -> c_int => Done::<c_int>((a == b) as c_int);
+        /// The calling thread's own signal mask (see `signal::mask`); errors as return values.
+        Thread fn pthread_sigmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int
+            => match $crate::signal::mask::change(how, set, old) {
+                None => Bypass,
+                Some(Ok(())) => Done(0),
+                Some(Err(code)) => Done(code),
+            };
+        /// The same, errors in errno.
+        Thread fn sigprocmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int
+            => match $crate::signal::mask::change(how, set, old) {
+                None => Bypass,
+                Some(Ok(())) => Done(0),
+                Some(Err(code)) => $crate::outcome::Outcome::Errno(code),
+            };
+        // Exported by hand below: they do not return, or return nothing.
+        Thread fn pthread_exit(retval: *mut c_void) -> !;
+        Thread fn thrd_exit(result: c_int) -> !;
+        Thread fn thrd_yield() -> ();
+    } } };
 }
+crate::thread_hooks!([crate::abi::shims] []);
 
 /// `pthread_exit`: ends a green thread; from `main`, first lets every green thread finish.
 ///
 /// # Safety
 /// As `pthread_exit(3)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn pthread_exit(retval: *mut c_void) -> ! {
     if !super::unengaged() {
         thread::exit(retval as usize);
@@ -125,7 +138,7 @@ pub unsafe extern "C" fn pthread_exit(retval: *mut c_void) -> ! {
 ///
 /// # Safety
 /// As `thrd_exit(3)`.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn thrd_exit(result: c_int) -> ! {
     if !super::unengaged() {
         thread::exit(result as isize as usize);
@@ -138,27 +151,10 @@ pub unsafe extern "C" fn thrd_exit(result: c_int) -> ! {
 ///
 /// # Safety
 /// None beyond C11's.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn thrd_yield() {
     if super::unengaged() || thread::yield_now() == Bypass {
         // SAFETY: no arguments, no preconditions.
         unsafe { (crate::real::get().thrd_yield)() }
     }
-}
-
-shim! {
-    /// The calling thread's own signal mask (see `signal::mask`); errors as return values.
-    fn pthread_sigmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int
-        => match crate::signal::mask::change(how, set, old) {
-            None => Bypass,
-            Some(Ok(())) => Done(0),
-            Some(Err(code)) => Done(code),
-        };
-    /// The same, errors in errno.
-    fn sigprocmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int
-        => match crate::signal::mask::change(how, set, old) {
-            None => Bypass,
-            Some(Ok(())) => Done(0),
-            Some(Err(code)) => crate::outcome::Outcome::Errno(code),
-        };
 }

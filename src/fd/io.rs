@@ -3,21 +3,22 @@
 //! the hub says the descriptor may be ready (or the program's socket timeout passes), and try
 //! again.
 
-use super::wait::{Direction, NotReady, wait_ready};
+use super::wait::{Direction, NotReady, wait_fd};
 use super::{Entry, Kind};
-use crate::hub::{Hub, Interrupt};
+use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::sys::{errno, now_ns};
-use libc::{EAGAIN, c_int, ssize_t};
+use libc::{EAGAIN, c_int, c_void, iovec, ssize_t};
 
 /// A descriptor green I/O may handle now, with what it needs to wait on it.
 pub struct GreenFd {
     pub fd: c_int,
     pub entry: &'static Entry,
     pub kind: Kind,
-    hub: &'static Hub,
-    generation: u32,
+    pub(super) hub: &'static Hub,
+    /// The entry's generation when the call began: a wait ends `Closed` once it moves on.
+    pub(super) generation: u32,
     /// The deadline of the whole call once the first wait started (SO_RCVTIMEO/SO_SNDTIMEO
     /// bound the call, not each wait).
     deadline: Option<Option<u64>>,
@@ -40,7 +41,7 @@ impl GreenFd {
         if !patch::active(subsystem) {
             return None;
         }
-        let hub = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0)?;
+        let hub = Hub::current().filter(|hub| hub.parkable())?;
         Some(GreenFd {
             fd,
             entry,
@@ -110,7 +111,7 @@ impl GreenFd {
         if flags.nonblocking() {
             return Err(NotReady::TimedOut);
         }
-        if crate::os::in_vfork_child() {
+        if crate::context::in_vfork_child() {
             // Its parent's hub waits for it: the real call blocks only this child.
             return Err(NotReady::Elsewhere);
         }
@@ -119,34 +120,7 @@ impl GreenFd {
             let timeout = flags.timeout_ns(fd, dir);
             (timeout > 0).then(|| now_ns().saturating_add(timeout))
         });
-        // A signal's handler interrupts the wait, as it would interrupt the native call: EINTR,
-        // unless the handler asked for SA_RESTART and the call has no timeout (Linux never
-        // restarts a call with a socket timeout).
-        loop {
-            let interrupt = Interrupt::new();
-            let ready = self.hub.interruptibly(&interrupt, || {
-                wait_ready(
-                    self.hub,
-                    self.fd,
-                    self.entry,
-                    self.generation,
-                    dir,
-                    deadline,
-                )
-            });
-            if !interrupt.happened.get() {
-                return ready;
-            }
-            let sig = interrupt.signal.get();
-            if sig == 0 || deadline.is_some() || !crate::signal::restarts(sig) {
-                return Err(NotReady::Interrupted);
-            }
-            // Restarted: the wait may have ended for its own reason too (the edge that woke it
-            // is consumed), so the caller tries its call again before any new wait.
-            if ready.is_ok() {
-                return ready;
-            }
-        }
+        wait_fd(self, dir, deadline)
     }
 }
 
@@ -227,4 +201,67 @@ pub fn with_nonblocking<T>(fd: c_int, call: impl FnOnce() -> T) -> T {
     unsafe { fcntl(fd, libc::F_SETFL, flags) };
     crate::sys::set_errno(saved);
     result
+}
+
+/// After some bytes of a blocking stream write went out, the kernel's own call returns the
+/// count rather than raising SIGPIPE: so must our further steps.
+#[inline]
+pub fn quiet_after(done: usize) -> c_int {
+    if done > 0 { libc::MSG_NOSIGNAL } else { 0 }
+}
+
+/// One step of a vectored write (`writev`, `sendmsg`) given to [`write_all`], from byte `done`:
+/// the whole vector first (`whole()`); after a partial write, the rest of the segment where it
+/// stopped (`rest(at, len)`), one segment per step; 0 past the end.
+///
+/// # Safety
+/// `iov` holds `count` readable iovecs.
+#[inline]
+pub unsafe fn vectored_step(
+    iov: *const iovec,
+    count: usize,
+    done: usize,
+    whole: impl FnOnce() -> ssize_t,
+    rest: impl FnOnce(*mut c_void, usize) -> ssize_t,
+) -> ssize_t {
+    if done == 0 {
+        return whole();
+    }
+    // SAFETY: per our contract.
+    let Some((i, off)) = (unsafe { iov_at(iov, count, done) }) else {
+        return 0;
+    };
+    // SAFETY: segment i exists (iov_at found it) and `off` lies inside it.
+    let (at, len) = unsafe {
+        let seg = &*iov.add(i);
+        (seg.iov_base.cast::<u8>().add(off).cast(), seg.iov_len - off)
+    };
+    rest(at, len)
+}
+
+/// The byte `done` bytes into an iovec array: (segment, offset in it), or None past the end.
+///
+/// # Safety
+/// `iov` holds `count` readable iovecs.
+unsafe fn iov_at(iov: *const iovec, count: usize, mut done: usize) -> Option<(usize, usize)> {
+    for i in 0..count {
+        // SAFETY: i < count.
+        let seg = unsafe { &*iov.add(i) };
+        if done < seg.iov_len {
+            return Some((i, done));
+        }
+        done -= seg.iov_len;
+    }
+    None
+}
+
+/// Total bytes of an iovec array.
+///
+/// # Safety
+/// `iov` holds `count` readable iovecs.
+pub unsafe fn iov_len(iov: *const iovec, count: usize) -> usize {
+    // SAFETY: per our contract.
+    (0..count)
+        .map(|i| unsafe { (*iov.add(i)).iov_len })
+        .fold(0usize, usize::saturating_add)
 }

@@ -9,7 +9,7 @@
 //! and inherited copies in children keep seeing the blocking file the program made.
 
 pub mod io;
-pub mod own;
+pub mod socket;
 pub mod wait;
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
@@ -359,7 +359,7 @@ fn renew(fd: c_int, kind: Kind) {
         || green
         || !entry.registered.load(Ordering::Acquire).is_null()
         || entry.pending_error.load(Ordering::Acquire) != 0;
-    if more && crate::os::in_vfork_child() {
+    if more && crate::context::in_vfork_child() {
         return;
     }
     // From here on nothing cached before counts, nor anything a racing reader asked the kernel

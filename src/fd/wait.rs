@@ -6,8 +6,10 @@
 //! instead of parking: no edge is lost between a failed try and the park.
 
 use super::Entry;
-use crate::green::parking::{self, Parked, WakeList};
+use super::io::GreenFd;
 use crate::hub::Hub;
+use crate::park::{self, Parked, WakeList};
+use crate::signal::Interrupt;
 use crate::stats::ParkReason;
 use core::sync::atomic::Ordering;
 use libc::{EAGAIN, EBADF, c_int};
@@ -58,9 +60,35 @@ impl NotReady {
     }
 }
 
+/// The one wait of green descriptor I/O: parks the calling green thread until `fd` may be ready
+/// in `dir` (Ok: try the call again), its descriptor is closed or replaced, `deadline`
+/// (CLOCK_MONOTONIC ns) passes, or a signal's handler interrupts it as it would interrupt the
+/// native call — unless the handler asked for SA_RESTART and the call has no timeout (Linux
+/// never restarts a call with a socket timeout). The caller has just seen EAGAIN.
+pub fn wait_fd(fd: &GreenFd, dir: Direction, deadline: Option<u64>) -> Result<(), NotReady> {
+    loop {
+        let interrupt = Interrupt::new();
+        let ready = crate::signal::interruptibly(fd.hub, &interrupt, || {
+            wait_ready(fd.hub, fd.fd, fd.entry, fd.generation, dir, deadline)
+        });
+        if !interrupt.happened.get() {
+            return ready;
+        }
+        let sig = interrupt.signal.get();
+        if sig == 0 || deadline.is_some() || !crate::signal::restarts(sig) {
+            return Err(NotReady::Interrupted);
+        }
+        // Restarted: the wait may have ended for its own reason too (the edge that woke it is
+        // consumed), so the caller tries its call again before any new wait.
+        if ready.is_ok() {
+            return ready;
+        }
+    }
+}
+
 /// Parks the calling green thread until `fd` (of generation `generation`) may be ready in
-/// `dir`, or until `deadline` (CLOCK_MONOTONIC ns). The caller has just seen EAGAIN.
-pub fn wait_ready(
+/// `dir`, or until `deadline`.
+fn wait_ready(
     hub: &'static Hub,
     fd: c_int,
     entry: &'static Entry,
@@ -70,7 +98,7 @@ pub fn wait_ready(
 ) -> Result<(), NotReady> {
     watch(hub, fd, entry, generation)?;
     let key = entry.key(dir);
-    let bucket = parking::lock(key);
+    let bucket = park::lock(key);
     if entry.generation() != generation {
         return Err(NotReady::Closed);
     }
@@ -152,7 +180,7 @@ pub fn wait_any(
     let keys = fds
         .filter_map(super::entry)
         .flat_map(|entry| [entry.key(Direction::Read), entry.key(Direction::Write)]);
-    Ok(parking::park_many(hub, keys, deadline, ParkReason::Io))
+    Ok(park::park_many(hub, keys, deadline, ParkReason::Io))
 }
 
 /// The epoll key of a descriptor's registration: its number and generation, so that events
@@ -182,7 +210,7 @@ pub fn dispatch(key: usize, readable: bool, writable: bool) {
 fn ready(entry: &Entry, dir: Direction) {
     let key = entry.key(dir);
     let mut wakers = WakeList::default();
-    let mut bucket = parking::lock(key);
+    let mut bucket = park::lock(key);
     if bucket.has_waiters(key) {
         bucket.unpark_all(key, |_| true, &mut wakers);
     } else {
@@ -203,7 +231,7 @@ pub fn wake_all(entry: &Entry) {
     for dir in [Direction::Read, Direction::Write] {
         let key = entry.key(dir);
         let mut wakers = WakeList::default();
-        let mut bucket = parking::lock(key);
+        let mut bucket = park::lock(key);
         bucket.unpark_all(key, |_| true, &mut wakers);
         drop(bucket);
         wakers.wake_all();

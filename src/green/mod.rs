@@ -4,11 +4,9 @@
 //! A green thread parks with a fresh token and is woken only by whoever presents that token, so
 //! a stale timer or a late waker can never wake it out of a later, unrelated wait.
 
-pub mod parking;
 pub mod stack;
 pub mod table;
 
-use crate::hub::Hub;
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use corosensei::{Coroutine, Yielder};
@@ -48,9 +46,10 @@ pub struct Green {
     root: bool,
     /// Owner id for mutexes that track their owner: never a kernel thread id (bit 30 set).
     pub(crate) id: Cell<i32>,
-    /// The number of the interruptible wait the thread is in (0: none); see `Hub::interruptibly`.
+    /// The number of the interruptible wait the thread is in (0: none); see `signal::interruptibly`.
     pub(crate) interrupt_seq: Cell<u64>,
-    hub: Cell<*const Hub>,
+    /// Its hub, opaque here: the hub module, a layer above, gives it its type (`Green::hub`).
+    hub: Cell<*const ()>,
     pub(crate) coroutine: UnsafeCell<Option<GreenCoroutine>>,
     pub(crate) yielder: Cell<*const GreenYielder>,
     /// errno while switched out (trap 7: every green thread has its own).
@@ -95,7 +94,7 @@ unsafe impl Send for Green {}
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 impl Green {
-    fn new(root: bool, hub: *const Hub, stack: StackInfo, entry: Option<Entry>) -> Green {
+    fn new(root: bool, hub: *const (), stack: StackInfo, entry: Option<Entry>) -> Green {
         Green {
             live: AtomicBool::new(true),
             root,
@@ -122,7 +121,7 @@ impl Green {
     }
 
     /// A new green thread's block, before it is placed in the table.
-    pub fn thread(hub: &Hub, stack: StackInfo, entry: Entry, detached: bool) -> Green {
+    pub fn thread(hub: *const (), stack: StackInfo, entry: Entry, detached: bool) -> Green {
         let g = Green::new(false, hub, stack, Some(entry));
         if detached {
             *g.join.lock().unwrap_or_else(|e| e.into_inner()) = Join::Detached;
@@ -156,17 +155,13 @@ impl Green {
         self.park_token.store(0, Ordering::Release);
     }
 
-    pub fn hub(&self) -> &'static Hub {
-        // SAFETY: set once when the thread (or root) is made, to a hub that is never freed.
-        unsafe { &*self.hub.get() }
-    }
-
     /// The hub pointer, null for a freed slot.
-    pub(crate) fn hub_ptr(&self) -> *const Hub {
+    #[inline]
+    pub(crate) fn hub_ptr(&self) -> *const () {
         self.hub.get()
     }
 
-    pub(crate) fn set_hub(&self, hub: &'static Hub) {
+    pub(crate) fn set_hub_ptr(&self, hub: *const ()) {
         self.hub.set(hub);
     }
 
@@ -193,18 +188,15 @@ impl Green {
         self.park_token.load(Ordering::Acquire) == token
     }
 
-    /// Wakes the thread if it is still in the wait `token` names; from any OS thread.
-    /// Returns whether this call woke it.
-    pub fn unpark(&'static self, token: u64) -> bool {
-        if token == 0
-            || self
+    /// Ends the wait `token` names, if the thread is still in it; from any OS thread. Returns
+    /// whether this call ended it: then the caller must make the thread run again (see
+    /// `Green::unpark`, by the hub).
+    #[inline]
+    pub(crate) fn take_token(&self, token: u64) -> bool {
+        token != 0
+            && self
                 .park_token
                 .compare_exchange(token, 0, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            return false;
-        }
-        self.hub().wake(self);
-        true
+                .is_ok()
     }
 }

@@ -128,7 +128,7 @@ pub unsafe fn remove(green: &'static Green) {
 
 /// In a forked child: retires every green thread of `hub` but `keep` (they do not exist in the
 /// child; their slots are never reused, which is only memory).
-pub fn retire_all_but(hub: &crate::hub::Hub, keep: &Green) {
+pub fn retire_all_but(hub: *const (), keep: &Green) {
     let Some(table) = TABLE.get().and_then(Option::as_ref) else {
         return;
     };

@@ -5,20 +5,25 @@
 //! runs the hub loop on its own stack until its own wait is over; a green thread that would block
 //! suspends back into that loop. Green threads stay on the hub that made them (trap 8); a wake
 //! from another OS thread goes through the hub's inbox and notifier (trap 12).
+//!
+//! Its one job is scheduling (and each thread's signal mask, which changes as it switches). What
+//! its events mean belongs to the services above, its [`Owners`]: a poller key is `fd`'s, a look
+//! asked for by a signal handler is `signal`'s, an ended thread is reaped by `thread`; a fork
+//! child's reset is each module's own, in order, from `os::fork`.
 
+pub mod masks;
 pub mod poller;
 mod slice;
 pub mod timers;
 
 use crate::green::stack::{Stack, StackPool};
-use crate::green::{Green, GreenYielder, Join, table};
-use crate::signal::mask::{self, Masks};
+use crate::green::{Green, GreenYielder};
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
 use core::cell::{Cell, RefCell};
 use core::ptr;
 use corosensei::{Coroutine, CoroutineResult};
-use libc::c_int;
+use masks::Masks;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,7 +32,25 @@ use timers::Timers;
 /// How many green threads run back to back before the loop looks at timers and the inbox again.
 const CHECK_EVERY: u32 = 64;
 
+/// What the services above the hub do at the hub's moments, given by whoever makes hubs (the
+/// same for every hub). Plain function pointers: no allocation or trait object per event.
+pub struct Owners {
+    /// The poller saw `key` (as registered with [`Hub::watch`]) ready in these directions.
+    pub io_ready: fn(key: usize, readable: bool, writable: bool),
+    /// The hub's poller was replaced: nothing is registered with it any more.
+    pub poller_renewed: fn(hub: &Hub),
+    /// The hub looks around (before it runs more threads, after each poll) and someone asked
+    /// it to ([`Hub::request_look`]).
+    pub look: fn(hub: &Hub),
+    /// `green` has ended and the hub is done with it (stack, timers, counts): its return value
+    /// goes to whoever reaps threads.
+    pub ended: fn(green: &'static Green),
+    /// Runs the program's handler for a signal deferred to, or sent to, the running thread.
+    pub run_handler: masks::RunHandler,
+}
+
 pub struct Hub {
+    owners: &'static Owners,
     root: &'static Green,
     current: Cell<&'static Green>,
     run_queue: RefCell<VecDeque<&'static Green>>,
@@ -41,16 +64,8 @@ pub struct Hub {
     watched: AtomicUsize,
     /// Green threads made by this hub that have not finished.
     alive: Cell<usize>,
-    /// Threads waiting in `poll`/`select`/`epoll_wait`, oldest first, with the flag that tells
-    /// one it was interrupted by a signal.
-    /// (thread, wait number, its Interrupt), oldest first. An entry whose thread's current
-    /// wait number differs is stale (the wait ended): skipped, and compacted away.
-    interruptible: RefCell<VecDeque<(&'static Green, u64, *const Interrupt)>>,
-    interrupt_seq: Cell<u64>,
-    /// How many are in `interruptible` (read by signal handlers, which must not borrow).
-    interruptible_count: AtomicUsize,
-    /// Signals whose handlers ran on this OS thread while calls waited interruptibly.
-    arrived: core::sync::atomic::AtomicU64,
+    /// An owner asked for a look (`request_look`), maybe from a signal handler.
+    look_requested: AtomicBool,
     /// Each thread's signal mask, and the OS thread's.
     masks: Masks,
     /// In a child forked by a green thread: the root's own code is gone (POSIX keeps only the
@@ -63,38 +78,31 @@ pub struct Hub {
     poller_failures: Cell<u32>,
     /// The OS thread's real `pthread_t`.
     os_thread: libc::pthread_t,
-    /// Safe points passed since the hub last switched threads (see `slice`).
-    calls_this_turn: Cell<u32>,
-    /// When the running thread's slice began (CLOCK_MONOTONIC ns), 0 until first looked at.
-    turn_started: Cell<u64>,
-    /// The root was woken while a green thread ran (see `slice`).
-    root_woken: Cell<bool>,
+    /// The running thread's turn on the hub (see `slice`).
+    turn: slice::Turn,
 }
 
 // SAFETY: other OS threads only reach `inbox`, `inbox_full` and `poller.notify()` (all
 // thread-safe) through `wake`; every other field is touched by the hub's own OS thread only.
 unsafe impl Sync for Hub {}
 
-/// A wait a signal may interrupt (by the mask its thread has while it waits): whether, and by
-/// which signal, it was interrupted.
-pub struct Interrupt {
-    pub happened: Cell<bool>,
-    /// The signal that interrupted it (0: not known).
-    pub signal: Cell<c_int>,
-}
-
-impl Interrupt {
-    pub fn new() -> Interrupt {
-        Interrupt {
-            happened: Cell::new(false),
-            signal: Cell::new(0),
-        }
+impl Green {
+    /// The hub the thread (or root) belongs to.
+    #[inline]
+    pub fn hub(&self) -> &'static Hub {
+        // SAFETY: set once when the thread (or root) is made, to a hub that is never freed.
+        unsafe { &*self.hub_ptr().cast::<Hub>() }
     }
-}
 
-impl Default for Interrupt {
-    fn default() -> Interrupt {
-        Interrupt::new()
+    /// Wakes the thread if it is still in the wait `token` names; from any OS thread.
+    /// Returns whether this call woke it.
+    #[inline]
+    pub fn unpark(&'static self, token: u64) -> bool {
+        if !self.take_token(token) {
+            return false;
+        }
+        self.hub().wake(self);
+        true
     }
 }
 
@@ -114,12 +122,13 @@ impl Hub {
     }
 
     /// This OS thread's hub, made on first use.
-    pub fn get_or_create() -> std::io::Result<&'static Hub> {
+    pub fn get_or_create(owners: &'static Owners) -> std::io::Result<&'static Hub> {
         if let Some(hub) = Hub::current() {
             return Ok(hub);
         }
         let root: &'static Green = Box::leak(Box::new(Green::root()));
         let hub: &'static Hub = Box::leak(Box::new(Hub {
+            owners,
             root,
             current: Cell::new(root),
             run_queue: RefCell::new(VecDeque::new()),
@@ -129,11 +138,8 @@ impl Hub {
             inbox: Mutex::new(Vec::new()),
             inbox_full: AtomicBool::new(false),
             watched: AtomicUsize::new(0),
-            interruptible: RefCell::new(VecDeque::new()),
-            interrupt_seq: Cell::new(0),
-            interruptible_count: AtomicUsize::new(0),
-            arrived: core::sync::atomic::AtomicU64::new(0),
-            masks: Masks::new(root),
+            look_requested: AtomicBool::new(false),
+            masks: Masks::new(root, owners.run_handler),
             root_gone: Cell::new(false),
             alive: Cell::new(0),
             all_done_token: Cell::new(0),
@@ -141,11 +147,9 @@ impl Hub {
             poller_failures: Cell::new(0),
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
-            calls_this_turn: Cell::new(0),
-            turn_started: Cell::new(0),
-            root_woken: Cell::new(false),
+            turn: slice::Turn::default(),
         }));
-        root.set_hub(hub);
+        root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
         // A process with green threads may have things to say after it closed stderr.
         crate::log::keep_stderr();
@@ -163,6 +167,14 @@ impl Hub {
     #[inline]
     pub fn in_green(&self) -> bool {
         !ptr::eq(self.current.get(), self.root)
+    }
+
+    /// May the calling thread park here, other threads of this hub running meanwhile? A green
+    /// thread may; so may the root while green threads of its hub are alive. A root alone
+    /// makes the real, blocking call: nothing else would run while it waited.
+    #[inline]
+    pub fn parkable(&self) -> bool {
+        self.in_green() || self.alive.get() > 0
     }
 
     /// The signal masks of this hub's threads.
@@ -272,22 +284,20 @@ impl Hub {
     }
 
     /// In a forked child, on the forking thread, with the inbox held since before the fork:
-    /// keep only that thread (trap 13). Every other green thread of this hub is retired
-    /// (nothing can wake it), the parent's epoll instance and eventfd are replaced by the
-    /// child's own, and pending timers and wake-ups are dropped.
+    /// schedule only that thread (trap 13; `os::fork` has retired the others: nothing can wake
+    /// them). The parent's epoll instance and eventfd are replaced by the child's own, and
+    /// pending timers and wake-ups are dropped.
     pub fn after_fork(&self, mut inbox: std::sync::MutexGuard<'_, Vec<&'static Green>>) {
         inbox.clear();
         drop(inbox);
         let me = self.current.get();
-        table::retire_all_but(self, me);
         self.run_queue.borrow_mut().clear();
         *self.timers.borrow_mut() = Timers::default();
         me.timers_in_heap.set(0);
         self.inbox_full.store(false, Ordering::Relaxed);
-        self.interruptible.borrow_mut().clear();
         self.watched.store(0, Ordering::Relaxed);
         self.all_done_token.set(0);
-        self.arrived.store(0, Ordering::Relaxed);
+        self.look_requested.store(false, Ordering::Relaxed);
         self.masks.after_fork(me);
         if me.is_root() {
             self.alive.set(0);
@@ -304,7 +314,7 @@ impl Hub {
     }
 
     /// Registers `fd` with this hub's epoll, edge-triggered for both directions; its events
-    /// reach [`crate::fd::wait::dispatch`] with `key`.
+    /// reach [`Owners::io_ready`] with `key`.
     pub fn watch(&self, fd: libc::c_int, key: usize) -> std::io::Result<()> {
         self.poller.add_edge(fd, key)?;
         self.watched.fetch_add(1, Ordering::Relaxed);
@@ -326,7 +336,7 @@ impl Hub {
                 self.run_queue.borrow_mut().push_back(green);
             } else {
                 // Its loop checks its token after every step.
-                self.root_woken.set(true);
+                self.turn.root_woken.set(true);
             }
             return;
         }
@@ -364,7 +374,7 @@ impl Hub {
             if since_check == 0 || self.run_queue.borrow().is_empty() {
                 self.drain_inbox();
                 self.fire_due_timers();
-                self.interrupt_for_signals();
+                self.look();
                 if since_check == 0 && self.watched.load(Ordering::Relaxed) > 0 {
                     // Busy green threads must not starve I/O: look without blocking.
                     self.poll_events(Some(0));
@@ -441,18 +451,19 @@ impl Hub {
     /// Waits for I/O events (up to `timeout_ns`) and wakes the green threads waiting on them.
     fn poll_events(&self, timeout_ns: Option<u64>) {
         let mut events = self.events.borrow_mut();
+        let io_ready = self.owners.io_ready;
         let result = self.poller.wait(&mut events, timeout_ns, |event| {
-            crate::fd::wait::dispatch(event.key, event.readable, event.writable);
+            io_ready(event.key, event.readable, event.writable);
         });
         // An EINTR alone says nothing: a signal that nobody handles ends epoll_wait too (a
         // child's SIGCHLD, queued because the pool thread that forked it blocks everything,
         // wakes this thread and is then ignored). Only a handler seen by the trampoline
-        // (`arrived`) interrupts a waiting call.
+        // (which asks for a look) interrupts a waiting call.
         match result {
             Ok(_) => self.poller_failures.set(0),
             Err(e) => self.renew_poller(&e),
         }
-        self.interrupt_for_signals();
+        self.look();
     }
 
     /// The poller's wait failed: only a program that closed or replaced our epoll with a raw
@@ -472,100 +483,20 @@ impl Hub {
             crate::fatal!("cannot make a fresh hub poller: {e}");
         }
         self.watched.store(0, Ordering::Relaxed);
-        crate::fd::rewatch(self);
+        (self.owners.poller_renewed)(self);
     }
 
-    /// Signals whose handlers ran since the last look each interrupt one waiting call.
-    fn interrupt_for_signals(&self) {
-        if self.arrived.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let arrived = self.arrived.swap(0, Ordering::AcqRel);
-        for sig in mask::signals(arrived) {
-            self.interrupt(sig);
-        }
+    /// Asks the hub to call [`Owners::look`] when it next looks around (async-signal-safe).
+    pub fn request_look(&self) {
+        self.look_requested.store(true, Ordering::Release);
     }
 
-    /// Runs `wait` (a park of the current thread) as a wait a signal may interrupt: when a
-    /// handler runs on this OS thread during it (the hub notices when it next looks), one such
-    /// wait is woken with `interrupted.happened` set, as natively one thread's call returns
-    /// EINTR — see `interrupt` for which one, by the masks the waiters wait with.
-    pub fn interruptibly<R>(&self, interrupted: &Interrupt, wait: impl FnOnce() -> R) -> R {
-        let me = self.current.get();
-        let seq = self.interrupt_seq.get() + 1;
-        self.interrupt_seq.set(seq);
-        me.interrupt_seq.set(seq);
-        self.interruptible
-            .borrow_mut()
-            .push_back((me, seq, interrupted));
-        self.interruptible_count.fetch_add(1, Ordering::Release);
-        let result = wait();
-        me.interrupt_seq.set(0);
-        let live = self.interruptible_count.fetch_sub(1, Ordering::Release) - 1;
-        let mut waiters = self.interruptible.borrow_mut();
-        if waiters.len() > 64 && waiters.len() > 2 * live {
-            waiters.retain(|&(g, seq, _)| g.interrupt_seq.get() == seq);
-        }
-        result
-    }
-
-    /// From a signal handler on this hub's OS thread: `sig`'s handler ran. It counts only
-    /// while calls wait interruptibly (a signal handled before a call began interrupts nothing).
-    pub fn signal_arrived(&self, sig: c_int) {
-        if !crate::signal::is_own(sig) && self.interruptible_count.load(Ordering::Acquire) > 0 {
-            self.arrived.fetch_or(mask::bit(sig), Ordering::AcqRel);
-        }
-    }
-
-    /// A waiting call of the running thread whose mask just let in `signals`: those that
-    /// arrived meanwhile were delivered to this very thread, so they interrupt its call rather
-    /// than another's. Returns whether one did.
-    pub fn claim_arrived(&self, signals: mask::Bits) -> bool {
-        signals != 0 && self.arrived.fetch_and(!signals, Ordering::AcqRel) & signals != 0
-    }
-
-    /// Interrupts the longest-waiting call that lets `sig` through.
-    fn interrupt(&self, sig: c_int) {
-        if self.interruptible_count.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        let blocked = mask::bit(sig);
-        let mut waiters = self.interruptible.borrow_mut();
-        let eligible = |&(g, seq, _): &(&Green, u64, *const Interrupt)| {
-            g.interrupt_seq.get() == seq && g.sigmask.get() & blocked == 0
-        };
-        // Linux gives a process-directed signal to the main thread first when it does not block
-        // it: the root, if it waits here; else the longest waiter.
-        let chosen = waiters
-            .iter()
-            .position(|entry| entry.0.is_root() && eligible(entry))
-            .or_else(|| waiters.iter().position(eligible));
-        if let Some((green, _, interrupted)) = chosen.and_then(|at| waiters.remove(at)) {
-            drop(waiters);
-            // SAFETY: as above.
-            unsafe {
-                (*interrupted).signal.set(sig);
-                (*interrupted).happened.set(true);
-            }
-            green.unpark(green.current_token());
-        }
-    }
-
-    /// A signal sent to `target` alone (`pthread_kill`): its interruptible wait, if it is in
-    /// one, ends as `interrupt` ends the chosen one's.
-    pub fn interrupt_thread(&self, target: &'static Green, sig: c_int) {
-        let mut waiters = self.interruptible.borrow_mut();
-        let at = waiters
-            .iter()
-            .position(|&(g, seq, _)| ptr::eq(g, target) && g.interrupt_seq.get() == seq);
-        if let Some((green, _, interrupted)) = at.and_then(|at| waiters.remove(at)) {
-            drop(waiters);
-            // SAFETY: a live entry's Interrupt is on its waiter's stack (see `interrupt`).
-            unsafe {
-                (*interrupted).signal.set(sig);
-                (*interrupted).happened.set(true);
-            }
-            green.unpark(green.current_token());
+    #[inline]
+    fn look(&self) {
+        if self.look_requested.load(Ordering::Relaxed)
+            && self.look_requested.swap(false, Ordering::AcqRel)
+        {
+            (self.owners.look)(self);
         }
     }
 
@@ -595,7 +526,8 @@ impl Hub {
         }
     }
 
-    /// Releases a finished thread's stack and hands its return value to a joiner.
+    /// Releases a finished thread's stack, timers and place in the counts, then hands it to
+    /// its reaper ([`Owners::ended`]).
     fn finish(&self, green: &'static Green) {
         // SAFETY: the thread has finished or is suspended for good in pthread_exit; only this
         // hub touches its coroutine slot.
@@ -620,19 +552,6 @@ impl Hub {
         if self.alive.get() == 0 {
             self.root.unpark(self.all_done_token.replace(0));
         }
-        let mut join = green.join.lock().unwrap_or_else(|e| e.into_inner());
-        match *join {
-            Join::Detached => {
-                drop(join);
-                // SAFETY: detached and finished: nobody may refer to it any more.
-                unsafe { table::remove(green) };
-            }
-            Join::Waiting { joiner, token } => {
-                *join = Join::Done;
-                drop(join);
-                joiner.unpark(token);
-            }
-            Join::Joinable | Join::Done => *join = Join::Done,
-        }
+        (self.owners.ended)(green);
     }
 }

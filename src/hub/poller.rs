@@ -6,7 +6,7 @@
 //! must see. On a socketpair ping-pong that was half of all system calls. The runtime never
 //! goes through libc here (it will export `epoll_wait` itself): raw syscalls only.
 
-use crate::fd::own::{self, OwnFd};
+use crate::own_fd::{self as own, OwnFd};
 use core::sync::atomic::{AtomicBool, Ordering};
 use libc::{c_int, epoll_event};
 use std::io;
@@ -15,7 +15,7 @@ use std::io;
 const NOTIFY_KEY: u64 = u64::MAX;
 
 pub struct Poller {
-    /// The library's own descriptors (see `fd::own`): high, and out of the program's reach.
+    /// The library's own descriptors (see `own_fd`): high, and out of the program's reach.
     epoll: OwnFd,
     notifier: OwnFd,
     /// A wake-up is pending in the eventfd: further notifies need not write.

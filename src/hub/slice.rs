@@ -24,6 +24,7 @@
 
 use super::Hub;
 use crate::sys::now_ns;
+use core::cell::Cell;
 use core::sync::atomic::Ordering;
 
 /// How long a thread may keep its hub through calls that do not block, while others are
@@ -33,18 +34,29 @@ pub const SLICE_NS: u64 = 2_000_000;
 /// How many safe points pass between clock reads (a power of two).
 const CHECK_EVERY: u32 = 64;
 
+/// The running thread's turn on its hub.
+#[derive(Default)]
+pub(super) struct Turn {
+    /// Safe points passed since the hub last switched threads.
+    calls: Cell<u32>,
+    /// When the running thread's slice began (CLOCK_MONOTONIC ns), 0 until first looked at.
+    started: Cell<u64>,
+    /// The root was woken while a green thread ran.
+    pub(super) root_woken: Cell<bool>,
+}
+
 impl Hub {
     /// Marks the start of a thread's turn on the hub (every switch, either way).
     #[inline]
     pub(super) fn start_turn(&self) {
-        self.calls_this_turn.set(0);
-        self.turn_started.set(0);
-        self.root_woken.set(false);
+        self.turn.calls.set(0);
+        self.turn.started.set(0);
+        self.turn.root_woken.set(false);
     }
 
     /// Could another thread of this hub be runnable, or become runnable by a look?
     fn others_may_run(&self) -> bool {
-        (self.in_green() || self.alive() > 0)
+        self.parkable()
             && (!self.run_queue.borrow().is_empty()
                 || self.inbox_full.load(Ordering::Relaxed)
                 || self.watched.load(Ordering::Relaxed) > 0
@@ -54,7 +66,7 @@ impl Hub {
     /// Is this a moment a thread may be switched out at? Not in a signal handler (it may have
     /// interrupted the hub itself), nor in a vfork child (its parent's hub is not its own).
     fn may_switch_here(&self) -> bool {
-        !crate::signal::in_handler() && !crate::os::in_vfork_child()
+        !crate::context::in_handler() && !crate::context::in_vfork_child()
     }
 
     /// Makes runnable what is ready now (woken by other OS threads, due timers, ready I/O),
@@ -65,7 +77,7 @@ impl Hub {
         if self.watched.load(Ordering::Relaxed) > 0 {
             self.poll_events(Some(0));
         }
-        let root_runnable = self.root_woken.get() && self.in_green();
+        let root_runnable = self.turn.root_woken.get() && self.in_green();
         if self.run_queue.borrow().is_empty() && !root_runnable {
             return false;
         }
@@ -77,9 +89,9 @@ impl Hub {
     #[inline]
     pub fn safe_point() {
         let Some(hub) = Hub::current() else { return };
-        let calls = hub.calls_this_turn.get().wrapping_add(1);
-        hub.calls_this_turn.set(calls);
-        if hub.root_woken.get() {
+        let calls = hub.turn.calls.get().wrapping_add(1);
+        hub.turn.calls.set(calls);
+        if hub.turn.root_woken.get() {
             hub.let_root_run();
         } else if calls % CHECK_EVERY == 0 {
             hub.check_slice();
@@ -92,7 +104,7 @@ impl Hub {
     fn let_root_run(&self) {
         if !self.in_green() {
             // Woken by its own hub loop: it is running.
-            self.root_woken.set(false);
+            self.turn.root_woken.set(false);
         } else if self.may_switch_here() {
             self.yield_now();
         }
@@ -104,10 +116,10 @@ impl Hub {
             return;
         }
         let now = now_ns();
-        let started = self.turn_started.get();
+        let started = self.turn.started.get();
         if started == 0 {
             // Stamped lazily: a switch costs no clock read.
-            self.turn_started.set(now);
+            self.turn.started.set(now);
             return;
         }
         if now.saturating_sub(started) < SLICE_NS {
@@ -115,7 +127,7 @@ impl Hub {
         }
         if !self.look_and_yield() {
             // Nothing else could run: a new slice, so that an idle hub costs one look per slice.
-            self.turn_started.set(now);
+            self.turn.started.set(now);
         }
     }
 }

@@ -7,30 +7,13 @@
 //! program's prepare handlers may still lock, wait and wake) and first in the child (whose
 //! handlers then find a working library).
 
+pub use crate::context::in_vfork_child;
+use crate::context::note_process;
 use crate::green::Green;
-use crate::green::parking::{self, AllBuckets};
 use crate::hub::Hub;
+use crate::park::{self, AllBuckets};
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicI32, Ordering};
 use std::sync::MutexGuard;
-
-/// This process's id as the library last saw it: set at start and in every fork child. 0: not
-/// known yet.
-static PROCESS: AtomicI32 = AtomicI32::new(0);
-
-fn own_pid() -> libc::pid_t {
-    // SAFETY: no arguments; the kernel's answer, never a cached one.
-    unsafe { crate::sys::syscall!(libc::SYS_getpid) as libc::pid_t }
-}
-
-/// Is this the child of a `vfork` (or of a `clone` that shares memory) before its `exec`? Its
-/// memory is the parent's, which waits meanwhile: what the child does through our hooks
-/// (Python's subprocess resets signal handlers, closes and `dup2`s descriptors, sets its mask)
-/// must not change the library's tables, which are the parent's.
-pub fn in_vfork_child() -> bool {
-    let known = PROCESS.load(Ordering::Relaxed);
-    known != 0 && own_pid() != known
-}
 
 /// Every lock another OS thread (a pool thread, a waker) may hold, taken in the order they nest
 /// elsewhere: none may be held by a thread the child will not have.
@@ -53,7 +36,7 @@ static HELD: Held = Held(UnsafeCell::new(None));
 
 extern "C" fn prepare() {
     let peeks = super::wait::before_fork();
-    let buckets = parking::lock_all();
+    let buckets = park::lock_all();
     let pool = crate::tpool::before_fork();
     let inbox = Hub::current().map(|hub| (hub, hub.lock_inbox()));
     // SAFETY: see `Held`: this thread holds every lock now.
@@ -77,7 +60,7 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
-    PROCESS.store(own_pid(), Ordering::Relaxed);
+    note_process();
     let Some(mut locks) = take_held() else {
         return;
     };
@@ -88,13 +71,17 @@ extern "C" fn child() {
     crate::thread::sync::forget_tid_after_fork();
     crate::fd::forget_registrations();
     if let Some((hub, inbox)) = locks.inbox {
+        // Each keeps only the forking thread's part, lowest layer first.
+        let me = hub.current_green();
+        crate::green::table::retire_all_but(me.hub_ptr(), me);
         hub.after_fork(inbox);
+        crate::signal::after_fork();
     }
 }
 
 /// From the constructor: notes this process, and registers the fork handlers.
 pub fn watch_forks() {
-    PROCESS.store(own_pid(), Ordering::Relaxed);
+    note_process();
     // SAFETY: handlers that are sound to run around any fork (see above).
     let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     if rc != 0 {

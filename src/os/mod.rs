@@ -6,19 +6,20 @@
 //! `syscall()` ([`syscall`]) keep the fd table true.
 
 mod fork;
+pub mod sigwait;
 pub mod syscall;
 pub mod system;
 pub mod wait;
 
 pub use fork::{in_vfork_child, watch_forks};
 
-use crate::fd::io::{GreenFd, write_all};
+use crate::fd::io::{GreenFd, iov_len, quiet_after, vectored_step, write_all};
 use crate::fd::wait::Direction;
 use crate::fd::{self, Kind};
 use crate::fileio;
 use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::own_fd;
 use crate::real;
-use crate::socket::{iov_at, iov_len, quiet_after};
 use libc::{MSG_DONTWAIT, RWF_NOWAIT, c_int, c_void, iovec, msghdr, size_t, ssize_t};
 
 /// `pipe` and `pipe2`.
@@ -37,10 +38,26 @@ pub unsafe fn pipe(fds: *mut c_int, flags: Option<c_int>) -> Outcome<c_int> {
     if rc == 0 {
         // SAFETY: the successful call wrote two descriptors.
         let (r, w) = unsafe { (*fds, *fds.add(1)) };
-        crate::socket::made(r, Kind::Pipe);
-        crate::socket::made(w, Kind::Pipe);
+        fd::born(r, Kind::Pipe);
+        fd::born(w, Kind::Pipe);
     }
     Done(rc)
+}
+
+/// What a call's green part did; when it passed (`Bypass`: the descriptor is not a green one,
+/// or no longer is: a regular file cached as a socket), `real` (the real function with the
+/// caller's arguments) on the pool for a regular file ([`fileio::on_fd`]), else `Bypass`: libc.
+/// Inlined, as the hot path of every read and write.
+#[inline(always)]
+fn green_or_plain(
+    fd: c_int,
+    green: Outcome<ssize_t>,
+    real: impl FnOnce() -> ssize_t + Send,
+) -> Outcome<ssize_t> {
+    match green {
+        Bypass => fileio::on_fd(fd, real),
+        outcome => outcome,
+    }
 }
 
 /// `read` (and glibc's fortified `__read_chk` once its check passed).
@@ -51,17 +68,12 @@ pub unsafe fn read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t>
     if len == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
-    // SAFETY: per our contract.
-    match unsafe { green_read(fd, buf, len) } {
-        // Not green (or no longer: a regular file cached as a socket): libc, or the pool.
-        Bypass => {
-            let at = buf as usize; // the caller waits while the pool thread reads into it
-            // SAFETY: the caller's arguments, to the real function.
-            fileio::on_fd(fd, move || unsafe {
-                (real::get().read)(fd, at as *mut c_void, len)
-            })
-        }
-        outcome => outcome,
+    let at = buf as usize; // the caller waits while a pool thread reads into it
+    // SAFETY: per our contract; the caller's arguments, to the real function.
+    unsafe {
+        green_or_plain(fd, green_read(fd, buf, len), move || {
+            (real::get().read)(fd, at as *mut c_void, len)
+        })
     }
 }
 
@@ -170,17 +182,12 @@ pub(crate) fn ready_now(fd: c_int, events: libc::c_short) -> bool {
 /// # Safety
 /// As `readv(2)`.
 pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
-    // SAFETY: per our contract.
-    match unsafe { green_readv(fd, iov, count) } {
-        // Not green (or no longer: a regular file cached as a socket): libc, or the pool.
-        Bypass => {
-            let vec = iov as usize; // the caller waits while the pool thread reads into it
-            // SAFETY: the caller's arguments, to the real function.
-            fileio::on_fd(fd, move || unsafe {
-                (real::get().readv)(fd, vec as *const iovec, count)
-            })
-        }
-        outcome => outcome,
+    let vec = iov as usize; // the caller waits while a pool thread reads into it
+    // SAFETY: per our contract; the caller's arguments, to the real function.
+    unsafe {
+        green_or_plain(fd, green_readv(fd, iov, count), move || {
+            (real::get().readv)(fd, vec as *const iovec, count)
+        })
     }
 }
 
@@ -218,17 +225,12 @@ unsafe fn green_readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssi
 /// # Safety
 /// As `write(2)`.
 pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize_t> {
-    // SAFETY: per our contract.
-    match unsafe { green_write(fd, buf, len) } {
-        // Not green (or no longer: a regular file cached as a socket): libc, or the pool.
-        Bypass => {
-            let at = buf as usize; // the caller waits while the pool thread writes from it
-            // SAFETY: the caller's arguments, to the real function.
-            fileio::on_fd(fd, move || unsafe {
-                (real::get().write)(fd, at as *const c_void, len)
-            })
-        }
-        outcome => outcome,
+    let at = buf as usize; // the caller waits while a pool thread writes from it
+    // SAFETY: per our contract; the caller's arguments, to the real function.
+    unsafe {
+        green_or_plain(fd, green_write(fd, buf, len), move || {
+            (real::get().write)(fd, at as *const c_void, len)
+        })
     }
 }
 
@@ -237,7 +239,6 @@ pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize
 /// # Safety
 /// As `write(2)`.
 unsafe fn green_write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize_t> {
-    let real = real::get();
     let mut green = match GreenFd::for_call(fd, false) {
         Ok(green) => green,
         Err(Bypass) => return Bypass,
@@ -246,19 +247,14 @@ unsafe fn green_write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssi
     let socket = green.kind.is_socket();
     // SAFETY: within the caller's buffer: `done` never exceeds `len`.
     let attempt = |done: usize, blocking: bool| unsafe {
-        let at = buf.cast::<u8>().add(done).cast::<c_void>();
-        match (socket, blocking) {
-            (true, false) => (real.send)(fd, at, len - done, MSG_DONTWAIT | quiet_after(done)),
-            (false, false) => pipe_writev(
-                fd,
-                &iovec {
-                    iov_base: at.cast_mut(),
-                    iov_len: len - done,
-                },
-                1,
-            ),
-            (_, true) => (real.write)(fd, at, len - done),
-        }
+        write_step(
+            fd,
+            socket,
+            blocking,
+            done,
+            buf.cast::<u8>().add(done).cast(),
+            len - done,
+        )
     };
     if green.kind == Kind::DatagramSocket || len == 0 {
         return green.retry(Direction::Write, || attempt(0, false));
@@ -266,22 +262,49 @@ unsafe fn green_write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssi
     write_all(&mut green, len, attempt)
 }
 
+/// One try of a `write`/`writev` step: `len` bytes from `at`, `done` bytes into the call;
+/// without blocking (a socket's send, a pipe's [`pipe_writev`]) unless `blocking`.
+///
+/// # Safety
+/// `at` is readable for `len` bytes.
+#[inline(always)]
+unsafe fn write_step(
+    fd: c_int,
+    socket: bool,
+    blocking: bool,
+    done: usize,
+    at: *const c_void,
+    len: usize,
+) -> ssize_t {
+    let real = real::get();
+    // SAFETY: per our contract.
+    unsafe {
+        match (socket, blocking) {
+            (true, false) => (real.send)(fd, at, len, MSG_DONTWAIT | quiet_after(done)),
+            (false, false) => pipe_writev(
+                fd,
+                &iovec {
+                    iov_base: at.cast_mut(),
+                    iov_len: len,
+                },
+                1,
+            ),
+            (_, true) => (real.write)(fd, at, len),
+        }
+    }
+}
+
 /// `writev`: as `write`, over a vector; after a partial write the rest goes segment by segment.
 ///
 /// # Safety
 /// As `writev(2)`.
 pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
-    // SAFETY: per our contract.
-    match unsafe { green_writev(fd, iov, count) } {
-        // Not green (or no longer: a regular file cached as a socket): libc, or the pool.
-        Bypass => {
-            let vec = iov as usize; // the caller waits while the pool thread writes from it
-            // SAFETY: the caller's arguments, to the real function.
-            fileio::on_fd(fd, move || unsafe {
-                (real::get().writev)(fd, vec as *const iovec, count)
-            })
-        }
-        outcome => outcome,
+    let vec = iov as usize; // the caller waits while a pool thread writes from it
+    // SAFETY: per our contract; the caller's arguments, to the real function.
+    unsafe {
+        green_or_plain(fd, green_writev(fd, iov, count), move || {
+            (real::get().writev)(fd, vec as *const iovec, count)
+        })
     }
 }
 
@@ -304,10 +327,13 @@ unsafe fn green_writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ss
     // SAFETY: the caller's vector.
     let total = unsafe { iov_len(iov, count_usize) };
     let attempt = |done: usize, blocking: bool| {
-        if done == 0 {
-            // SAFETY: the caller's vector, whole.
-            return unsafe {
-                match (socket, blocking) {
+        // SAFETY: the caller's vector, whole or from inside one of its segments.
+        unsafe {
+            vectored_step(
+                iov,
+                count_usize,
+                done,
+                || match (socket, blocking) {
                     (true, false) => {
                         let mut msg: msghdr = core::mem::zeroed();
                         msg.msg_iov = iov.cast_mut();
@@ -316,30 +342,9 @@ unsafe fn green_writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ss
                     }
                     (false, false) => pipe_writev(fd, iov, count),
                     (_, true) => (real.writev)(fd, iov, count),
-                }
-            };
-        }
-        // SAFETY: done < total, so segment i exists; the pointer stays inside it.
-        match unsafe { iov_at(iov, count_usize, done) } {
-            // SAFETY: as above: segment i exists and `off` is inside it.
-            Some((i, off)) => unsafe {
-                let seg = &*iov.add(i);
-                let at = seg.iov_base.cast::<u8>().add(off).cast::<c_void>();
-                let left = seg.iov_len - off;
-                match (socket, blocking) {
-                    (true, false) => (real.send)(fd, at, left, MSG_DONTWAIT | quiet_after(done)),
-                    (false, false) => pipe_writev(
-                        fd,
-                        &iovec {
-                            iov_base: at,
-                            iov_len: left,
-                        },
-                        1,
-                    ),
-                    (_, true) => (real.write)(fd, at, left),
-                }
-            },
-            None => 0,
+                },
+                |at, left| write_step(fd, socket, blocking, done, at, left),
+            )
         }
     };
     if green.kind == Kind::DatagramSocket || total == 0 {
@@ -351,7 +356,7 @@ unsafe fn green_writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ss
 /// `close`: the descriptor is forgotten (and its waiters woken with EBADF) before it goes. One
 /// of the library's own is not the program's to close: EBADF, as for a number never opened.
 pub fn close(fd: c_int) -> Outcome<c_int> {
-    if fd::own::is_own(fd) {
+    if own_fd::is_own(fd) {
         return Outcome::Errno(libc::EBADF);
     }
     fd::forget(fd);
@@ -457,7 +462,7 @@ pub fn closefrom(first: c_int) -> Outcome<()> {
     let close_gap = |from: libc::c_uint, to: libc::c_uint| {
         // SAFETY: descriptors of the program's, in the range it asked to close.
         if unsafe { (real.close_range)(from, to, 0) } < 0 {
-            for fd in from..=to.min(fd::own::floor() as libc::c_uint + 1024) {
+            for fd in from..=to.min(own_fd::floor() as libc::c_uint + 1024) {
                 // SAFETY: as above.
                 unsafe { crate::sys::syscall!(libc::SYS_close, fd) };
             }
@@ -487,7 +492,7 @@ fn around_own(
     close: impl Fn(libc::c_uint, libc::c_uint) -> c_int,
 ) -> Outcome<c_int> {
     let as_fd = |n: libc::c_uint| n.min(c_int::MAX as libc::c_uint) as c_int;
-    let mut own = fd::own::own_in(as_fd(first), as_fd(last)).peekable();
+    let mut own = own_fd::own_in(as_fd(first), as_fd(last)).peekable();
     if first > last || own.peek().is_none() {
         return Bypass;
     }

@@ -103,7 +103,7 @@ pub unsafe fn call(effect: Effect, number: c_long, args: [c_long; 6]) -> c_long 
     // SAFETY: the caller's call (below, each use).
     let real = || unsafe { syscall6(number, args) };
     // The library's own descriptors stay out of reach here too, as through `close`, `dup2` and
-    // `close_range` (see `fd::own`).
+    // `close_range` (see `own_fd`).
     let ret = match effect {
         Effect::Close => return answer(super::close(a1 as c_int), real),
         // The kernel takes unsigned ints: the low halves of the registers.
@@ -112,8 +112,9 @@ pub unsafe fn call(effect: Effect, number: c_long, args: [c_long; 6]) -> c_long 
         }
         Effect::Replace => {
             let (old, new) = (a1 as c_int, a2 as c_int);
-            let outcome =
-                fd::own::protect_own_fd(old, new, || super::replace(old, new, || real() as c_int));
+            let outcome = crate::own_fd::protect_own_fd(old, new, || {
+                super::replace(old, new, || real() as c_int)
+            });
             return answer(outcome, real);
         }
         _ => real(),
@@ -125,7 +126,7 @@ pub unsafe fn call(effect: Effect, number: c_long, args: [c_long; 6]) -> c_long 
     let new = ret as c_int;
     match effect {
         Effect::Make => fd::born(new, Kind::Unknown),
-        Effect::Socket => fd::born(new, crate::socket::kind_of_type(a2 as c_int)),
+        Effect::Socket => fd::born(new, Kind::of_socket_type(a2 as c_int)),
         Effect::Accept => {
             let listener = a1 as c_int;
             let kind = fd::entry(listener).map_or(Kind::Unknown, |e| e.kind(listener));
@@ -135,7 +136,7 @@ pub unsafe fn call(effect: Effect, number: c_long, args: [c_long; 6]) -> c_long 
         Effect::Pipe => unsafe { born_pair(a1 as *const c_int, Kind::Pipe) },
         // SAFETY: as above.
         Effect::SocketPair => unsafe {
-            born_pair(a4 as *const c_int, crate::socket::kind_of_type(a2 as c_int))
+            born_pair(a4 as *const c_int, Kind::of_socket_type(a2 as c_int))
         },
         Effect::SignalFd if a1 as c_int == -1 => fd::born(new, Kind::Unknown),
         Effect::Fcntl => match a2 as c_int {
@@ -144,16 +145,16 @@ pub unsafe fn call(effect: Effect, number: c_long, args: [c_long; 6]) -> c_long 
             _ => {}
         },
         Effect::Ioctl if a2 as libc::c_ulong == libc::FIONBIO => fd::flags_changed(),
-        Effect::SetSockOpt if crate::socket::sets_timeout(a2 as c_int, a3 as c_int) => {
+        Effect::SetSockOpt if fd::socket::sets_timeout(a2 as c_int, a3 as c_int) => {
             fd::flags_changed()
         }
         // SAFETY: a message the successful call filled.
-        Effect::RecvMsg => unsafe { crate::socket::forget_received_fds(a2 as *const _) },
+        Effect::RecvMsg => unsafe { fd::socket::forget_received_fds(a2 as *const _) },
         Effect::RecvMmsg => {
             let vec = a2 as *const libc::mmsghdr;
             for i in 0..ret as usize {
                 // SAFETY: the successful call filled the first `ret` messages.
-                unsafe { crate::socket::forget_received_fds(&raw const (*vec.add(i)).msg_hdr) };
+                unsafe { fd::socket::forget_received_fds(&raw const (*vec.add(i)).msg_hdr) };
             }
         }
         _ => {}

@@ -16,10 +16,11 @@
 
 use crate::fd::wait::wait_any;
 use crate::green::Green;
-use crate::hub::{Hub, Interrupt};
+use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::real;
+use crate::signal::Interrupt;
 use crate::stats::ParkReason;
 use crate::sys::errno;
 use libc::{
@@ -181,13 +182,13 @@ fn await_exit(hub: &'static Hub, pid: pid_t) -> Option<Option<c_int>> {
     if pidfd < 0 {
         return None;
     }
-    // High, and out of the program's reach while it waits (see `fd::own`).
-    let pidfd = crate::fd::own::adopt(pidfd).ok()?;
+    // High, and out of the program's reach while it waits (see `own_fd`).
+    let pidfd = crate::own_fd::adopt(pidfd).ok()?;
     // Its number's entry may hold a descriptor whose close we never saw (registered with the
     // hub: the pidfd would then never be watched).
     crate::fd::born(pidfd.get(), crate::fd::Kind::Unknown);
     let interrupt = Interrupt::new();
-    let waited = hub.interruptibly(&interrupt, || {
+    let waited = crate::signal::interruptibly(hub, &interrupt, || {
         wait_any(hub, core::iter::once(pidfd.get()), None)
     });
     crate::fd::forget(pidfd.get());
@@ -216,7 +217,7 @@ fn peeks() -> MutexGuard<'static, Vec<Peek>> {
 fn await_peek(hub: &'static Hub, target: Target) -> Option<c_int> {
     let me = hub.current_green();
     let interrupt = Interrupt::new();
-    let token = hub.interruptibly(&interrupt, || {
+    let token = crate::signal::interruptibly(hub, &interrupt, || {
         let token = me.arm();
         let mut peeks = peeks();
         if let Some(peek) = peeks.iter_mut().find(|peek| peek.target == target) {

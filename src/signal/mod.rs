@@ -7,7 +7,10 @@
 //!
 //! `sigaction` still reports the program's own handler, flags and mask.
 
+pub mod interrupt;
 pub mod mask;
+
+pub use interrupt::{Interrupt, claim_arrived, interruptibly, interruptibly_with_mask};
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use libc::{SIG_DFL, SIG_IGN, c_int, c_void, siginfo_t};
@@ -36,26 +39,12 @@ pub fn is_own(sig: c_int) -> bool {
     .contains(&sig)
 }
 
-thread_local! {
-    /// The program's handlers running now on this OS thread. Const-initialised and
-    /// destructor-free (trap 6). A handler that leaves by `siglongjmp` leaves it raised for good:
-    /// what it guards then stays plain libc on this thread, which is always safe.
-    static IN_HANDLER: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
-}
-
-/// Is one of the program's signal handlers running on this OS thread? A call it makes must stay
-/// what it is natively (async-signal-safe): no pool hand-off, no lock, no allocation.
-#[inline]
-pub fn in_handler() -> bool {
-    IN_HANDLER.with(core::cell::Cell::get) > 0
-}
-
 extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
     if !(1..SIGNALS as c_int).contains(&sig) {
         return;
     }
     if let Some(hub) = crate::hub::Hub::current() {
-        hub.signal_arrived(sig);
+        interrupt::arrived(hub, sig);
         // SAFETY: the kernel's record of this delivery.
         if !is_own(sig) && unsafe { hub.masks().defer(hub.current_green(), sig, info) } {
             return;
@@ -74,18 +63,18 @@ fn call_handler(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
         return;
     }
     let saved = crate::sys::errno();
-    IN_HANDLER.with(|depth| depth.set(depth.get() + 1));
-    if flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the program registered this three-argument handler for `sig`.
-        let f: extern "C" fn(c_int, *mut siginfo_t, *mut c_void) =
-            unsafe { core::mem::transmute(handler) };
-        f(sig, info, context);
-    } else {
-        // SAFETY: the program registered this one-argument handler for `sig`.
-        let f: extern "C" fn(c_int) = unsafe { core::mem::transmute(handler) };
-        f(sig);
-    }
-    IN_HANDLER.with(|depth| depth.set(depth.get() - 1));
+    crate::context::as_handler(|| {
+        if flags & libc::SA_SIGINFO != 0 {
+            // SAFETY: the program registered this three-argument handler for `sig`.
+            let f: extern "C" fn(c_int, *mut siginfo_t, *mut c_void) =
+                unsafe { core::mem::transmute(handler) };
+            f(sig, info, context);
+        } else {
+            // SAFETY: the program registered this one-argument handler for `sig`.
+            let f: extern "C" fn(c_int) = unsafe { core::mem::transmute(handler) };
+            f(sig);
+        }
+    });
     crate::sys::set_errno(saved);
 }
 
@@ -108,6 +97,8 @@ pub(crate) fn run_deferred(sig: c_int, info: &mut siginfo_t) {
     call_handler(sig, info, (&raw mut context).cast());
     hub.masks().replace(me, before);
 }
+
+pub use interrupt::after_fork;
 
 /// Does a handler of the program's run for `sig` (through the trampoline)?
 pub fn handled(sig: c_int) -> bool {
@@ -136,7 +127,7 @@ pub unsafe fn sigaction(sig: c_int, act: *const Action, old: *mut Action) -> c_i
         // SAFETY: the caller's arguments, to the real function.
         return unsafe { (real.sigaction)(sig, act, old) };
     }
-    if crate::os::in_vfork_child() {
+    if crate::context::in_vfork_child() {
         // The handler table is the parent's: the child's own disposition only (it execs next).
         // SAFETY: the caller's arguments, to the real function.
         let rc = unsafe { (real.sigaction)(sig, act, old) };
@@ -374,88 +365,21 @@ unsafe fn procmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigse
 /// # Safety
 /// `mask` is null or a readable set.
 pub unsafe fn suspend(mask: *const libc::sigset_t) -> crate::outcome::Outcome<c_int> {
-    // A wait on no descriptor, with no timeout, that only a signal ends.
-    crate::select::wait_for_signal(mask)
-}
-
-/// `sigwait`, `sigwaitinfo`, `sigtimedwait`: a green wait for one of `set` (which the program
-/// blocks) to be pending, then taken, through a signalfd; other green threads run meanwhile.
-/// Returns the signal number, or Err(errno).
-///
-/// # Safety
-/// `set` is a readable set; `info` is null or writable.
-pub unsafe fn wait_for(
-    set: *const libc::sigset_t,
-    info: *mut siginfo_t,
-    timeout: Option<u64>,
-) -> crate::outcome::Outcome<c_int> {
-    use crate::outcome::Outcome::{Bypass, Done, Errno};
-    if !crate::patch::active(crate::patch::Subsystem::Os)
-        || !crate::hub::Hub::current().is_some_and(|hub| hub.in_green() || hub.alive() > 0)
-    {
+    use crate::outcome::Outcome::{Bypass, Errno};
+    // Green with the other blocking waits of `select`'s subsystem, as it always was.
+    if !crate::patch::active(crate::patch::Subsystem::Select) {
         return Bypass;
     }
-    // SAFETY: a readable set (caller); a fresh non-blocking, close-on-exec signalfd.
-    let fd =
-        unsafe { (crate::real::get().signalfd)(-1, set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
-    if fd < 0 {
-        return Bypass;
-    }
-    // High, and out of the program's reach while it waits (see `fd::own`).
-    let Ok(own) = crate::fd::own::adopt(fd) else {
+    let Some(hub) = crate::hub::Hub::current().filter(|hub| hub.parkable()) else {
         return Bypass;
     };
-    crate::fd::born(own.get(), crate::fd::Kind::Unknown);
-    let deadline = timeout.map(|t| crate::sys::now_ns().saturating_add(t));
-    // SAFETY: all-zero is a valid signalfd_siginfo to read into.
-    let mut record: libc::signalfd_siginfo = unsafe { core::mem::zeroed() };
-    let size = size_of::<libc::signalfd_siginfo>();
-    let hub = crate::hub::Hub::current().expect("checked above");
-    let me = hub.current_green();
-    // SAFETY: a readable set (caller).
-    let wanted = mask::from_set(unsafe { &*set });
-    // `pthread_kill` of this thread with one of them wakes it (see `Masks::send_to`).
-    me.sigwaiting.set(wanted);
-    let outcome = loop {
-        if let Some(sent) = hub.masks().take_sent(me, wanted) {
-            record.ssi_signo = sent.si_signo as u32;
-            record.ssi_code = sent.si_code;
-            // SAFETY: a record made by `sent_info`, whose union holds a sender.
-            unsafe {
-                record.ssi_pid = sent.si_pid() as u32;
-                record.ssi_uid = sent.si_uid();
-            }
-            break Done(sent.si_signo);
+    // SAFETY: null or readable (our caller's contract).
+    let mask = unsafe { mask.as_ref() };
+    // A wait on nothing, with no timeout, that only a signal's handler ends.
+    interruptibly_with_mask(hub, mask, |interrupt| {
+        while !interrupt.happened.get() {
+            crate::park::park_many(hub, core::iter::empty(), None, crate::stats::ParkReason::Io);
         }
-        // SAFETY: reads one record into a valid buffer of its size (the real read: ours would
-        // see a plain descriptor anyway).
-        let n = unsafe { (crate::real::get().read)(own.get(), (&raw mut record).cast(), size) };
-        if n == size as isize {
-            break Done(record.ssi_signo as c_int);
-        }
-        if deadline.is_some_and(|d| crate::sys::now_ns() >= d) {
-            break Errno(libc::EAGAIN);
-        }
-        if let Err(not_ready) =
-            crate::fd::wait::wait_any(hub, core::iter::once(own.get()), deadline)
-        {
-            break Errno(not_ready.errno());
-        }
-    };
-    me.sigwaiting.set(0);
-    crate::fd::forget(own.get());
-    own.close();
-    // SAFETY: info is NULL or the caller's siginfo_t.
-    if let (Done(_), Some(info)) = (&outcome, unsafe { info.as_mut() }) {
-        // SAFETY: all-zero is a valid siginfo_t; the fields glibc's sigwaitinfo fills from the
-        // kernel's record are copied over it.
-        *info = unsafe { core::mem::zeroed() };
-        info.si_signo = record.ssi_signo as c_int;
-        info.si_errno = record.ssi_errno;
-        info.si_code = record.ssi_code;
-        if record.ssi_code == libc::SI_TKILL || record.ssi_code == libc::SI_USER {
-            mask::set_sender(info, record.ssi_pid as libc::pid_t, record.ssi_uid);
-        }
-    }
-    outcome
+    });
+    Errno(libc::EINTR)
 }

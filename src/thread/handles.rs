@@ -98,7 +98,7 @@ pub unsafe fn get_attr(handle: pthread_t, attr: *mut pthread_attr_t) -> Outcome<
 }
 
 /// `pthread_kill`: signal 0 checks the green thread is alive. A signal for a thread of the
-/// caller's own hub is that thread's alone, as natively (see `Masks::send_to`) when the program
+/// caller's own hub is that thread's alone, as natively (see `signal::mask::send_to`) when the program
 /// handles it or the thread blocks it; otherwise (its default action, or a thread of another
 /// OS thread) it goes to the OS thread.
 pub fn kill(handle: pthread_t, sig: c_int) -> Outcome<c_int> {
@@ -116,7 +116,7 @@ pub fn kill(handle: pthread_t, sig: c_int) -> Outcome<c_int> {
     let here = crate::hub::Hub::current().is_some_and(|current| core::ptr::eq(current, hub));
     let blocked = green.sigmask.get() & crate::signal::mask::bit(sig) != 0;
     if here && (blocked || crate::signal::handled(sig)) {
-        hub.masks().send_to(hub, green, sig);
+        crate::signal::mask::send_to(hub, green, sig);
         return Done(0);
     }
     // SAFETY: a real, live pthread_t.

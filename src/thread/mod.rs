@@ -10,7 +10,7 @@ pub mod sync;
 use crate::config::DEFAULT_STACK_SIZE;
 use crate::green::stack::{GUARD, Stack};
 use crate::green::{Entry, Green, Join, StackInfo, table};
-use crate::hub::Hub;
+use crate::hub::{Hub, Owners};
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::patch::{self, Subsystem};
 use crate::stats::ParkReason;
@@ -66,11 +66,40 @@ pub unsafe fn create(
     Done(unsafe { spawn(out, attr, Entry::Posix(start, arg)) })
 }
 
+/// Who handles what a hub sees: descriptor readiness is `fd`'s (its keys), a look asked for by a
+/// signal handler is `signal`'s. Hubs are made here only.
+static HUB_OWNERS: Owners = Owners {
+    io_ready: crate::fd::wait::dispatch,
+    poller_renewed: crate::fd::rewatch,
+    look: crate::signal::interrupt::look,
+    ended: reap,
+    run_handler: crate::signal::run_deferred,
+};
+
+/// A green thread has ended (its hub is done with it): its return value goes to the joiner
+/// waiting for it, or waits for one; a detached thread's slot is freed at once.
+fn reap(green: &'static Green) {
+    let mut join = green.join.lock().unwrap_or_else(|e| e.into_inner());
+    match *join {
+        Join::Detached => {
+            drop(join);
+            // SAFETY: detached and finished: nobody may refer to it any more.
+            unsafe { table::remove(green) };
+        }
+        Join::Waiting { joiner, token } => {
+            *join = Join::Done;
+            drop(join);
+            joiner.unpark(token);
+        }
+        Join::Joinable | Join::Done => *join = Join::Done,
+    }
+}
+
 /// This OS thread's hub, made on first use; None when it cannot be made (no descriptor left
 /// for its epoll and eventfd: the program is at `RLIMIT_NOFILE`), and the new thread is then a
 /// real OS thread, as natively — a call that succeeds natively must not fail here.
 pub(crate) fn hub_or_native() -> Option<&'static Hub> {
-    match Hub::get_or_create() {
+    match Hub::get_or_create(&HUB_OWNERS) {
         Ok(hub) => Some(hub),
         Err(e) => {
             crate::log!(
@@ -114,7 +143,7 @@ fn glibc_default_stack_size() -> usize {
 /// # Safety
 /// `attr` is null or an initialised attribute object.
 unsafe fn wanted(attr: *const pthread_attr_t) -> Wanted {
-    let configured = crate::runtime::config().stack_size;
+    let configured = crate::config::get().stack_size;
     let mut wanted = Wanted {
         stack_size: configured,
         guard: GUARD,
@@ -177,7 +206,12 @@ pub(crate) unsafe fn spawn(
         size: stack.usable(),
         guard: stack.guard(),
     };
-    let Some(green) = table::insert(Green::thread(hub, info, entry, wanted.detached)) else {
+    let Some(green) = table::insert(Green::thread(
+        hub as *const Hub as *const (),
+        info,
+        entry,
+        wanted.detached,
+    )) else {
         crate::log!(
             Warn,
             "green thread table full; pthread_create fails with EAGAIN"
@@ -237,8 +271,8 @@ pub enum JoinWait {
 
 /// Waits for `green` to finish and reaps it; its return value, or a pthread_join error code.
 pub(crate) fn join_green(green: &'static Green, wait: JoinWait) -> Result<usize, c_int> {
-    let hub =
-        Hub::get_or_create().unwrap_or_else(|e| crate::fatal!("cannot wait for a thread: {e}"));
+    let hub = Hub::get_or_create(&HUB_OWNERS)
+        .unwrap_or_else(|e| crate::fatal!("cannot wait for a thread: {e}"));
     let me = hub.current_green();
     if core::ptr::eq(me, green) {
         return Err(EDEADLK);

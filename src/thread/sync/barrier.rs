@@ -3,8 +3,8 @@
 //! parking-lot bucket; the last one releases the round. A process-shared barrier keeps glibc's
 //! protocol (other processes take part), waited for by a pool thread.
 
-use crate::green::parking::{self, WakeList};
 use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::park::{self, WakeList};
 use crate::stats::ParkReason;
 use libc::{PTHREAD_BARRIER_SERIAL_THREAD, c_int, pthread_barrier_t};
 
@@ -27,7 +27,7 @@ pub unsafe fn wait(b: *mut pthread_barrier_t) -> Outcome<c_int> {
         }));
     }
     let key = b as usize;
-    let bucket = parking::lock(key);
+    let bucket = park::lock(key);
     // SAFETY: `in` (0) and `count` (2) are only touched under this bucket's lock from here on.
     let (arrived, count) = unsafe { (&mut *fields, *fields.add(2)) };
     *arrived += 1;

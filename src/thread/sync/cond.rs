@@ -6,8 +6,8 @@
 
 use super::mutex::{self, Wait};
 use super::{deadline, supported_clock};
-use crate::green::parking::{self, Parked, WakeList};
 use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::park::{self, Parked, WakeList};
 use crate::stats::ParkReason;
 use libc::{EINVAL, ETIMEDOUT, c_int, clockid_t, pthread_cond_t, pthread_mutex_t, timespec};
 
@@ -108,7 +108,7 @@ pub(crate) unsafe fn wait_green(
     if unsafe { mutex::unlock_refused(m) } {
         return libc::EPERM;
     }
-    let bucket = parking::lock(key);
+    let bucket = park::lock(key);
     let mut unlocked = 0;
     let parked = bucket.park(key, 0, deadline, ParkReason::Sync, || {
         // SAFETY: m is initialised (caller).
@@ -162,7 +162,7 @@ pub unsafe fn broadcast(c: *mut pthread_cond_t) -> Outcome<c_int> {
 }
 
 pub(crate) fn wake_one(key: usize) {
-    let mut bucket = parking::lock(key);
+    let mut bucket = park::lock(key);
     let waker = bucket.unpark_first(key, |_| true);
     drop(bucket);
     if let Some(waker) = waker {
@@ -172,7 +172,7 @@ pub(crate) fn wake_one(key: usize) {
 
 pub(crate) fn wake_all(key: usize) {
     let mut wakers = WakeList::default();
-    let mut bucket = parking::lock(key);
+    let mut bucket = park::lock(key);
     bucket.unpark_all(key, |_| true, &mut wakers);
     drop(bucket);
     wakers.wake_all();

@@ -1,7 +1,7 @@
 //! Green synchronisation (eventlet's `thread=` greens `threading` and `Queue`): a green thread
 //! that waits on a mutex, condition variable, rwlock, semaphore, barrier or once-guard parks on
 //! its hub, so the others run. Every primitive keeps glibc's memory layout, size and static
-//! initialisers; the wait queues live in the [parking lot](crate::green::parking).
+//! initialisers; the wait queues live in the [parking lot](crate::park).
 //!
 //! Process-shared primitives are also used by other processes, which follow glibc's futex
 //! protocol: those go to glibc (with a green polling wait when other green threads could run).
@@ -14,7 +14,7 @@ pub mod rwlock;
 pub mod sem;
 
 use crate::hub::Hub;
-use crate::sys::{clock_ns, now_ns, timespec_ns};
+use crate::sys::{clock_ns, now_ns, nsec_valid, timespec_ns};
 use core::cell::Cell;
 use libc::{c_int, clockid_t, timespec};
 
@@ -49,7 +49,7 @@ pub fn forget_tid_after_fork() {
 
 /// Could another green thread run while the caller waits?
 pub fn others_could_run() -> bool {
-    Hub::current().is_some_and(|hub| hub.in_green() || hub.alive() > 0)
+    Hub::current().is_some_and(|hub| hub.parkable())
 }
 
 /// How a lock or wait call waits.
@@ -84,7 +84,7 @@ impl Wait {
 pub unsafe fn deadline(clock: clockid_t, abstime: *const timespec) -> Result<u64, c_int> {
     // SAFETY: readable (caller).
     let ts = unsafe { &*abstime };
-    if !(0..1_000_000_000).contains(&ts.tv_nsec) {
+    if !nsec_valid(ts) {
         return Err(libc::EINVAL);
     }
     if ts.tv_sec < 0 {

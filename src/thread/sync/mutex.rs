@@ -7,8 +7,8 @@
 //! scheduling an unlocker that relocks at once would otherwise starve every waiter.
 
 use super::{owner_id, poll_foreign, supported_clock};
-use crate::green::parking;
 use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::park;
 use crate::stats::ParkReason;
 use core::sync::atomic::{AtomicI32, Ordering};
 use libc::{EAGAIN, EBUSY, EDEADLK, EINVAL, EPERM, ETIMEDOUT, c_int, pthread_mutex_t};
@@ -130,15 +130,15 @@ unsafe fn acquire(f: &Fields, key: usize, wait: Wait) -> c_int {
         Err(code) => return code,
     };
     loop {
-        let bucket = parking::lock(key);
+        let bucket = park::lock(key);
         // Announce a waiter; if the holder let go meanwhile, the lock is ours.
         if word.swap(2, Ordering::Acquire) == 0 {
             return 0;
         }
         match bucket.park(key, 0, deadline, ParkReason::Sync, || {}) {
-            parking::Parked::Unparked { handed_off: true } => return 0,
-            parking::Parked::Unparked { handed_off: false } => continue,
-            parking::Parked::TimedOut => return ETIMEDOUT,
+            park::Parked::Unparked { handed_off: true } => return 0,
+            park::Parked::Unparked { handed_off: false } => continue,
+            park::Parked::TimedOut => return ETIMEDOUT,
         }
     }
 }
@@ -228,7 +228,7 @@ fn release(word: &AtomicI32, key: usize) {
     {
         return;
     }
-    let mut bucket = parking::lock(key);
+    let mut bucket = park::lock(key);
     let waker = bucket.hand_off_first(key);
     match waker {
         Some(waker) => {

@@ -2,8 +2,8 @@
 //! block, green); the others park until it is done. glibc's values: 0 not run, 1 in progress,
 //! 2 done.
 
-use crate::green::parking;
 use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::park;
 use crate::stats::ParkReason;
 use core::sync::atomic::{AtomicI32, Ordering};
 use libc::c_int;
@@ -39,7 +39,7 @@ pub unsafe fn once(once: *mut c_int, init: impl FnOnce()) -> Outcome<c_int> {
             }
             0 => continue,
             _ => {
-                let bucket = parking::lock(key);
+                let bucket = park::lock(key);
                 if word.load(Ordering::Acquire) == IN_PROGRESS {
                     bucket.park(key, 0, None, ParkReason::Sync, || {});
                 }

@@ -6,8 +6,8 @@
 //! head (FIFO): a writer, or the readers glibc's preference lets in with it.
 
 use super::{owner_id, poll_foreign};
-use crate::green::parking::{self, Parked, WakeList};
 use crate::outcome::Outcome::{self, Bypass, Done};
+use crate::park::{self, Parked, WakeList};
 use crate::stats::ParkReason;
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use libc::{EAGAIN, EBUSY, EDEADLK, ETIMEDOUT, c_int, pthread_rwlock_t};
@@ -103,7 +103,7 @@ pub unsafe fn lock(l: *mut pthread_rwlock_t, write: bool, wait: Wait) -> Outcome
     }
     let key = l as usize;
     loop {
-        let bucket = parking::lock(key);
+        let bucket = park::lock(key);
         let s = state.load(Ordering::Relaxed);
         if admits(s) {
             if state
@@ -137,7 +137,7 @@ pub unsafe fn lock(l: *mut pthread_rwlock_t, write: bool, wait: Wait) -> Outcome
             Parked::Unparked { handed_off: false } => {}
             Parked::TimedOut => {
                 // The last waiter leaving must not keep the lock closed to new readers.
-                let bucket = parking::lock(key);
+                let bucket = park::lock(key);
                 if !bucket.has_waiters(key) {
                     state.fetch_and(!WAITERS, Ordering::Relaxed);
                 }
@@ -188,7 +188,7 @@ pub unsafe fn unlock(l: *mut pthread_rwlock_t) -> Outcome<c_int> {
 /// becomes free it goes to the queue's head — a writer, or the readers glibc's preference
 /// admits with it — already taken on their behalf.
 fn release_to_waiters(state: &AtomicU32, key: usize, releasing: u32, prefer_writer: bool) {
-    let mut bucket = parking::lock(key);
+    let mut bucket = park::lock(key);
     // Who would get the lock: a writer, or this many readers.
     let head_is_writer = bucket.waiters(key).next().map(|kind| kind == WRITE);
     let readers = if head_is_writer == Some(false) {

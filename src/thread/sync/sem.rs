@@ -5,8 +5,8 @@
 //! which other processes share: their waits poll green when other green threads could run.
 
 use super::poll_foreign;
-use crate::green::parking::{self, Parked};
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
+use crate::park::{self, Parked};
 use crate::stats::ParkReason;
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use libc::{EAGAIN, EOVERFLOW, ETIMEDOUT, c_int, sem_t};
@@ -72,7 +72,7 @@ pub unsafe fn wait(s: *mut sem_t, wait: Wait) -> Outcome<c_int> {
     }
     let key = s as usize;
     loop {
-        let bucket = parking::lock(key);
+        let bucket = park::lock(key);
         if try_take(word) {
             return Done(0);
         }
@@ -119,7 +119,7 @@ pub unsafe fn post(s: *mut sem_t) -> Outcome<c_int> {
         }
     }
     let key = s as usize;
-    let mut bucket = parking::lock(key);
+    let mut bucket = park::lock(key);
     let waker = bucket.hand_off_first(key);
     match waker {
         Some(waker) => {

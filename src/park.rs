@@ -6,7 +6,7 @@
 //! with green work — parks on its hub; an OS thread with nothing else to run waits on a futex
 //! in its node, so a real thread that contends for a lock needs no hub at all.
 
-use super::Green;
+use crate::green::Green;
 use crate::hub::Hub;
 use crate::stats::ParkReason;
 use crate::sys::now_ns;
@@ -202,7 +202,7 @@ impl Bucket {
         reason: ParkReason,
         before_sleep: impl FnOnce(),
     ) -> Parked {
-        let hub = Hub::current().filter(|hub| hub.in_green() || hub.alive() > 0);
+        let hub = Hub::current().filter(|hub| hub.parkable());
         let wake = match hub {
             Some(hub) => {
                 let green = hub.current_green();

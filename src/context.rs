@@ -1,0 +1,52 @@
+//! Where the calling code runs, as every layer needs to know before it switches threads or
+//! touches the library's tables: in a `vfork` child (whose memory is its parent's), or in one
+//! of the program's signal handlers. The state is written by its owners (`os::fork` notes the
+//! process, `signal`'s trampoline counts handlers) and read here, below them all.
+
+use core::cell::Cell;
+use core::sync::atomic::{AtomicI32, Ordering};
+
+/// This process's id as the library last saw it: set at start and in every fork child. 0: not
+/// known yet.
+static PROCESS: AtomicI32 = AtomicI32::new(0);
+
+fn own_pid() -> libc::pid_t {
+    // SAFETY: no arguments; the kernel's answer, never a cached one.
+    unsafe { crate::sys::syscall!(libc::SYS_getpid) as libc::pid_t }
+}
+
+/// Notes the calling process as the library's own (at start, and in each fork child).
+pub fn note_process() {
+    PROCESS.store(own_pid(), Ordering::Relaxed);
+}
+
+/// Is this the child of a `vfork` (or of a `clone` that shares memory) before its `exec`? Its
+/// memory is the parent's, which waits meanwhile: what the child does through our hooks
+/// (Python's subprocess resets signal handlers, closes and `dup2`s descriptors, sets its mask)
+/// must not change the library's tables, which are the parent's.
+pub fn in_vfork_child() -> bool {
+    let known = PROCESS.load(Ordering::Relaxed);
+    known != 0 && own_pid() != known
+}
+
+thread_local! {
+    /// The program's handlers running now on this OS thread. Const-initialised and
+    /// destructor-free (trap 6). A handler that leaves by `siglongjmp` leaves it raised for good:
+    /// what it guards then stays plain libc on this thread, which is always safe.
+    static IN_HANDLER: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Is one of the program's signal handlers running on this OS thread? A call it makes must stay
+/// what it is natively (async-signal-safe): no switch, no pool hand-off, no lock, no allocation.
+#[inline]
+pub fn in_handler() -> bool {
+    IN_HANDLER.with(Cell::get) > 0
+}
+
+/// Runs `handler` (one of the program's signal handlers) counted by [`in_handler`].
+#[inline]
+pub fn as_handler(handler: impl FnOnce()) {
+    IN_HANDLER.with(|depth| depth.set(depth.get() + 1));
+    handler();
+    IN_HANDLER.with(|depth| depth.set(depth.get() - 1));
+}
