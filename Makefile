@@ -97,8 +97,9 @@ lint:
 clean:
 	cargo clean
 
-# `make bench`: the same C programs (bench/*.c) natively, pinned native and under the preload;
-# see bench/run for BENCH_RUNS, BENCH_ECHO_10K and the other knobs.
+# `make bench`: the same C programs (bench/*.c) natively, pinned native and under the preload,
+# and their Go peer (bench/go/peer.go) when `go` is installed; see bench/run for BENCH_RUNS,
+# BENCH_GO, BENCH_ECHO_10K and the other knobs.
 BENCH_BIN  := target/bench
 BENCH_PROG := $(patsubst bench/%.c,$(BENCH_BIN)/%,$(wildcard bench/*.c))
 

@@ -3,7 +3,9 @@
 // runs it with GOMAXPROCS=1 (Go code on one OS thread, as greenworld).
 //
 //	peer spawn seq|batch [N]
-//	peer pingpong socketpair|chan|cond [N]
+//	peer pingpong socketpair|pipe|chan|cond [N]
+//	peer proc spawn|system T [N]  T goroutines share N runs of /bin/true (spawn) or sh -c true
+//	                              (system), each started and waited for (os.StartProcess + Wait)
 //	peer sleepers [N] [K] [MS]
 //	peer echo              (prints "PORT <n>", then a goroutine per connection until killed)
 package main
@@ -100,6 +102,41 @@ func pingpong(mode string, n int) {
 			}
 			elapsed = time.Since(t0)
 		}()
+	case "pipe":
+		ar, bw, err := os.Pipe()
+		if err != nil {
+			die("peer: pipe: %v", err)
+		}
+		br, aw, err := os.Pipe()
+		if err != nil {
+			die("peer: pipe: %v", err)
+		}
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1)
+			for i := 0; i < n; i++ {
+				if _, err := br.Read(buf); err != nil {
+					die("peer: read: %v", err)
+				}
+				if _, err := bw.Write(buf); err != nil {
+					die("peer: write: %v", err)
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			buf := []byte{'x'}
+			t0 := time.Now()
+			for i := 0; i < n; i++ {
+				if _, err := aw.Write(buf); err != nil {
+					die("peer: write: %v", err)
+				}
+				if _, err := ar.Read(buf); err != nil {
+					die("peer: read: %v", err)
+				}
+			}
+			elapsed = time.Since(t0)
+		}()
 	case "chan":
 		ping, pong := make(chan byte), make(chan byte)
 		go func() {
@@ -148,7 +185,7 @@ func pingpong(mode string, n int) {
 			elapsed = time.Since(t0)
 		}()
 	default:
-		die("usage: peer pingpong socketpair|chan|cond [N]")
+		die("usage: peer pingpong socketpair|pipe|chan|cond [N]")
 	}
 	wg.Wait()
 	ns := float64(elapsed.Nanoseconds()) / float64(n)
@@ -172,6 +209,55 @@ func sleepers(n, k, ms int) {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	fmt.Printf("RESULT wall_ms=%.1f maxrss_kb=%d ideal_ms=%d threads=%d\n", wall, ru.Maxrss, k*ms, n)
+}
+
+// proc: the Go counterpart of bench/spawnproc.c; the children inherit stdin, stdout, stderr and
+// the environment, as posix_spawn's and system's do.
+func proc(mode string, threads, n int) {
+	path, argv := "/bin/true", []string{"true"}
+	if mode == "system" {
+		path, argv = "/bin/sh", []string{"sh", "-c", "true"}
+	} else if mode != "spawn" {
+		die("usage: peer proc spawn|system T [N]")
+	}
+	if threads < 1 || n < threads {
+		die("usage: peer proc spawn|system T [N]  (T >= 1, N >= T)")
+	}
+	attr := &os.ProcAttr{Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}}
+	one := func() {
+		p, err := os.StartProcess(path, argv, attr)
+		if err != nil {
+			die("peer: start %s: %v", path, err)
+		}
+		st, err := p.Wait()
+		if err != nil || !st.Success() {
+			die("peer: wait %s: %v %v", path, st, err)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		one()
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	wg.Add(threads)
+	for t := 0; t < threads; t++ {
+		k := n / threads
+		if t < n%threads {
+			k++
+		}
+		go func(k int) {
+			defer wg.Done()
+			<-start
+			for i := 0; i < k; i++ {
+				one()
+			}
+		}(k)
+	}
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	ns := float64(time.Since(t0).Nanoseconds()) / float64(n)
+	fmt.Printf("RESULT ns_per_op=%.1f processes=%d threads=%d mode=%s\n", ns, n, threads, mode)
 }
 
 func echo() {
@@ -205,7 +291,7 @@ func echo() {
 
 func main() {
 	if len(os.Args) < 2 {
-		die("usage: peer spawn|pingpong|sleepers|echo ...")
+		die("usage: peer spawn|pingpong|proc|sleepers|echo ...")
 	}
 	sub := ""
 	if len(os.Args) > 2 {
@@ -218,9 +304,11 @@ func main() {
 		pingpong(sub, arg(3, 200000))
 	case "sleepers":
 		sleepers(arg(2, 10000), arg(3, 10), arg(4, 10))
+	case "proc":
+		proc(sub, arg(3, 1), arg(4, 1000))
 	case "echo":
 		echo()
 	default:
-		die("usage: peer spawn|pingpong|sleepers|echo ...")
+		die("usage: peer spawn|pingpong|proc|sleepers|echo ...")
 	}
 }
