@@ -8,6 +8,7 @@
 //! will learn to look at who calls (eventlet's `import_patched`).
 
 use crate::sys::LineBuf;
+use core::cell::Cell;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -114,10 +115,51 @@ fn print_status(bits: u8) {
     crate::log::to_stderr(buf.as_bytes());
 }
 
-/// Is `sub` green for this call? The one question every shim asks first.
+/// Is `sub` green for this call? The one question every shim asks first. Inside a green twin
+/// (see [`Twin`]) every subsystem is; the twin's flag is read only when the subsystem is not
+/// patched, so a patched call pays nothing for it.
 #[inline]
 pub fn active(sub: Subsystem) -> bool {
-    bits() & sub.bit() != 0
+    bits() & sub.bit() != 0 || IN_TWIN.with(Cell::get)
+}
+
+thread_local! {
+    /// The thread running on this OS thread is inside a green twin's call (`green_read`...).
+    /// Const-initialised and destructor-free (trap 6). It belongs to that green thread, not to
+    /// the OS thread: the hub takes it away while the thread is parked ([`leave_twin`]).
+    static IN_TWIN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The scope of a green twin's call (eventlet's `from eventlet.green import socket`): every
+/// subsystem is active for it, whatever is patched, until it drops.
+pub struct Twin(bool);
+
+impl Twin {
+    #[inline]
+    pub fn enter() -> Twin {
+        Twin(IN_TWIN.replace(true))
+    }
+}
+
+impl Drop for Twin {
+    #[inline]
+    fn drop(&mut self) {
+        IN_TWIN.set(self.0);
+    }
+}
+
+/// The calling thread gives up the OS thread (parks, yields, or runs code that is not the
+/// twin's, like a `pthread_once` routine): others run as what they are, not inside its twin.
+/// Returns what to give back to [`resume_twin`] when it runs again.
+#[inline]
+pub fn leave_twin() -> bool {
+    IN_TWIN.replace(false)
+}
+
+/// The other half of [`leave_twin`].
+#[inline]
+pub fn resume_twin(was: bool) {
+    IN_TWIN.set(was);
 }
 
 /// Does the library act at all? Asked by the hooks no subsystem decides; false only in a
@@ -192,6 +234,8 @@ mod tests {
                 _ => None,
             })
             .filter(|name| !API.contains(name))
+            // The hooks' green twins: `abi::twins_header` checks those.
+            .filter(|name| !name.starts_with("green_"))
             .collect();
         for (name, _) in HOOKED {
             assert!(

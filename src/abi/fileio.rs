@@ -90,6 +90,69 @@ fn open_with(call: impl FnOnce() -> c_int + Send) -> c_int {
     fileio::open(call)
 }
 
+/// An open of a green twin (`green_open`...): on the pool whatever is patched, when
+/// `GREENWORLD_FILEIO=pool` (as `green_pread` and the other regular-file twins).
+fn green_open_with(call: impl FnOnce() -> c_int + Send) -> c_int {
+    let _twin = crate::patch::Twin::enter();
+    fileio::open(call)
+}
+
+/// `green_open`.
+///
+/// # Safety
+/// As `open(2)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn green_open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    let p = path as usize;
+    // SAFETY: the caller's arguments, to the real variadic function.
+    green_open_with(move || unsafe { (crate::real::variadic().open)(p as _, flags, mode) })
+}
+
+/// `green_open64`.
+///
+/// # Safety
+/// As `open(2)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn green_open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    let p = path as usize;
+    // SAFETY: the caller's arguments, to the real variadic function.
+    green_open_with(move || unsafe { (crate::real::variadic().open64)(p as _, flags, mode) })
+}
+
+/// `green_openat`.
+///
+/// # Safety
+/// As `openat(2)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn green_openat(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
+    let p = path as usize;
+    // SAFETY: the caller's arguments, to the real variadic function.
+    green_open_with(move || unsafe { (crate::real::variadic().openat)(dirfd, p as _, flags, mode) })
+}
+
+/// `green_openat64`.
+///
+/// # Safety
+/// As `openat(2)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn green_openat64(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
+    let p = path as usize;
+    // SAFETY: the caller's arguments, to the real variadic function.
+    green_open_with(move || unsafe {
+        (crate::real::variadic().openat64)(dirfd, p as _, flags, mode)
+    })
+}
+
 /// `open`. Variadic in C: the mode is read as a fixed argument (trap 5) and passed on whatever
 /// the flags; the real function reads it only when they need one.
 ///

@@ -15,6 +15,8 @@ mod stdio;
 mod sync;
 mod thread;
 mod time;
+#[cfg(test)]
+mod twins_header;
 
 /// Every hook, declared once: each abi file's `*_hooks!` macro holds that subsystem's rows,
 /// and this hands all of them, concatenated, to `$consumer`, which makes of them what it
@@ -79,17 +81,32 @@ macro_rules! shims {
                 // SAFETY: the caller's arguments, to the real function.
                 return unsafe { ($crate::real::get().$name)($($arg),*) };
             }
-            // SAFETY: the caller upholds libc's contract for this function; the op and the
-            // real function rely on nothing more.
-            #[allow(unused_unsafe)]
-            match unsafe { $op } {
-                $crate::outcome::Outcome::Done(value) => value,
-                // SAFETY: as above, with the caller's own arguments.
-                $crate::outcome::Outcome::Bypass => unsafe { ($crate::real::get().$name)($($arg),*) },
-                $crate::outcome::Outcome::Errno(code) => {
-                    $crate::sys::set_errno(code);
-                    <$ret as $crate::outcome::Failure>::FAILED
-                }
+            $crate::abi::shims!(@act $name($($arg),*) -> $ret => $op)
+        }
+        // Its green twin, `green_<name>`: the same op, green whatever is patched (see
+        // `patch::Twin`), in a library linked on purpose too. In a block: the Rust name is
+        // nobody's business, the C one is made with `concat!`.
+        const _: () = {
+            #[cfg_attr(not(test), unsafe(export_name = concat!("green_", stringify!($name))))]
+            unsafe extern "C" fn twin($($arg: $ty),*) -> $ret {
+                let _twin = $crate::patch::Twin::enter();
+                $crate::abi::shims!(@act $name($($arg),*) -> $ret => $op)
+            }
+        };
+    };
+    // What an export does with its op's `Outcome`: its value, the real function, or -1 (the
+    // type's failure value) with errno.
+    (@act $name:ident($($arg:ident),*) -> $ret:ty => $op:expr) => {
+        // SAFETY: the caller upholds libc's contract for this function; the op and the real
+        // function rely on nothing more.
+        #[allow(unused_unsafe)]
+        match unsafe { $op } {
+            $crate::outcome::Outcome::Done(value) => value,
+            // SAFETY: as above, with the caller's own arguments.
+            $crate::outcome::Outcome::Bypass => unsafe { ($crate::real::get().$name)($($arg),*) },
+            $crate::outcome::Outcome::Errno(code) => {
+                $crate::sys::set_errno(code);
+                <$ret as $crate::outcome::Failure>::FAILED
             }
         }
     };
@@ -100,6 +117,48 @@ macro_rules! shims {
     };
 }
 pub(crate) use shims;
+
+/// The hooks exported by hand (rows without `=> op`) that have a green twin, written beside
+/// them; every row with an op has its twin made with its export (see [`shims`]). Read by the
+/// tests that make and check `greenworld.h`'s twins (`twins_header`).
+#[cfg(test)]
+const HAND_TWINS: &[&str] = &[
+    "closefrom",
+    "pause",
+    "fcntl",
+    "fcntl64",
+    "ioctl",
+    "open",
+    "open64",
+    "openat",
+    "openat64",
+    "pthread_exit",
+    "thrd_exit",
+    "thrd_yield",
+    "call_once",
+];
+
+/// The hooks with no green twin, and why: `greenworld.h` lists them with these words.
+#[cfg(test)]
+const NO_TWIN: &[(&str, &str)] = &[
+    ("sigaction", SIGNAL_STATE),
+    ("signal", SIGNAL_STATE),
+    ("bsd_signal", SIGNAL_STATE),
+    ("sysv_signal", SIGNAL_STATE),
+    ("__sysv_signal", SIGNAL_STATE),
+    ("sigset", SIGNAL_STATE),
+    ("siginterrupt", SIGNAL_STATE),
+    (
+        "syscall",
+        "a raw system call never waits green (the hook only keeps the fd table true about the \
+         calls that make or close descriptors); call the function's twin instead",
+    ),
+];
+
+#[cfg(test)]
+const SIGNAL_STATE: &str = "a handler is the whole process's, not one call's: handlers run \
+     through the library once greenworld_monkey_patch() (or the preload) engaged it, for every \
+     caller alike";
 
 /// True in a program that linked the library and has not called `greenworld_monkey_patch`:
 /// every hook then calls the real function and nothing else, not even bookkeeping (eventlet:

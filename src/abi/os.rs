@@ -107,6 +107,18 @@ pub unsafe extern "C" fn closefrom(first: c_int) {
         // SAFETY: the caller's arguments, to the real function.
         return unsafe { (crate::real::get().closefrom)(first) };
     }
+    close_from(first);
+}
+
+/// `green_closefrom`: `closefrom`, the library's own descriptors passed over in a library
+/// linked on purpose too.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn green_closefrom(first: c_int) {
+    let _twin = crate::patch::Twin::enter();
+    close_from(first);
+}
+
+fn close_from(first: c_int) {
     if let crate::outcome::Outcome::Bypass = os::closefrom(first) {
         // SAFETY: the caller's argument.
         unsafe { (crate::real::get().closefrom)(first) }
@@ -231,6 +243,17 @@ pub unsafe extern "C" fn pause() -> c_int {
         // SAFETY: the caller's arguments, to the real function.
         return unsafe { (crate::real::get().pause)() };
     }
+    suspend_until_signal()
+}
+
+/// `green_pause`: `pause`, green whatever is patched.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn green_pause() -> c_int {
+    let _twin = crate::patch::Twin::enter();
+    suspend_until_signal()
+}
+
+fn suspend_until_signal() -> c_int {
     // SAFETY: no mask.
     match unsafe { crate::signal::suspend(core::ptr::null()) } {
         // SAFETY: the real pause, no arguments.
@@ -253,6 +276,18 @@ fn control(
         // SAFETY: the caller's arguments, passed on as the variadic call received them.
         return unsafe { real(fd, cmd, arg) };
     }
+    control_engaged(fd, cmd, arg, real)
+}
+
+/// [`control`] once the library acts: the library's own descriptors hidden, the fd table kept
+/// true. Its twins (`green_fcntl`...) come straight here: a program that reads green must tell
+/// the table when it makes a descriptor non-blocking.
+fn control_engaged(
+    fd: c_int,
+    cmd: c_int,
+    arg: usize,
+    real: unsafe extern "C" fn(c_int, c_int, ...) -> c_int,
+) -> c_int {
     if crate::own_fd::is_own(fd) {
         crate::sys::set_errno(libc::EBADF); // the library's: not open, as far as the program knows
         return -1;
@@ -286,6 +321,24 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
     control(fd, cmd, arg, crate::real::variadic().fcntl64)
+}
+
+/// `green_fcntl`: `fcntl`, the fd table kept true in a library linked on purpose too.
+///
+/// # Safety
+/// As `fcntl(2)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn green_fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    control_engaged(fd, cmd, arg, crate::real::variadic().fcntl)
+}
+
+/// `green_fcntl64`, as `green_fcntl`.
+///
+/// # Safety
+/// As `fcntl(2)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn green_fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    control_engaged(fd, cmd, arg, crate::real::variadic().fcntl64)
 }
 
 /// `syscall`. Variadic in C: up to six arguments follow the number, read here as fixed
@@ -325,6 +378,16 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: usize) -> c_int
         // SAFETY: the caller's arguments, to the real function.
         return unsafe { (crate::real::variadic().ioctl)(fd, request, arg) };
     }
+    // SAFETY: the caller's arguments.
+    unsafe { green_ioctl(fd, request, arg) }
+}
+
+/// `green_ioctl`: `ioctl`, FIONBIO told to the fd table in a library linked on purpose too.
+///
+/// # Safety
+/// As `ioctl(2)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn green_ioctl(fd: c_int, request: c_ulong, arg: usize) -> c_int {
     // SAFETY: the caller's arguments, passed on as the variadic call received them.
     let rc = unsafe { (crate::real::variadic().ioctl)(fd, request, arg) };
     os::after_control(rc, rc >= 0 && request == libc::FIONBIO, false);

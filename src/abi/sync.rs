@@ -86,3 +86,17 @@ pub unsafe extern "C" fn call_once(flag: *mut pthread_once_t, init: OnceRoutine)
         unsafe { (crate::real::get().call_once)(flag, init) }
     }
 }
+
+/// `green_call_once`: `call_once`, a concurrent caller parking green.
+///
+/// # Safety
+/// As `call_once(3)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn green_call_once(flag: *mut pthread_once_t, init: OnceRoutine) {
+    let _twin = crate::patch::Twin::enter();
+    // SAFETY: the flag and routine are the caller's, as for pthread_once.
+    if unsafe { once::once(flag, || init()) } == crate::outcome::Outcome::Bypass {
+        // SAFETY: as above.
+        unsafe { (crate::real::get().call_once)(flag, init) }
+    }
+}

@@ -147,6 +147,44 @@ pub unsafe extern "C" fn thrd_exit(result: c_int) -> ! {
     unsafe { (crate::real::get().thrd_exit)(result) }
 }
 
+/// `green_pthread_exit`: ends a green thread (the one way for a thread `green_pthread_create`
+/// made to end early in a program that did not patch threads); from an OS thread, first lets
+/// its hub's green threads finish, then ends it as `pthread_exit`.
+///
+/// # Safety
+/// As `pthread_exit(3)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn green_pthread_exit(retval: *mut c_void) -> ! {
+    let twin = crate::patch::Twin::enter();
+    thread::exit(retval as usize);
+    drop(twin);
+    // SAFETY: an OS thread whose green threads have finished: its real exit.
+    unsafe { (crate::real::get().pthread_exit)(retval) }
+}
+
+/// `green_thrd_exit`, as `green_pthread_exit`.
+///
+/// # Safety
+/// As `thrd_exit(3)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn green_thrd_exit(result: c_int) -> ! {
+    let twin = crate::patch::Twin::enter();
+    thread::exit(result as isize as usize);
+    drop(twin);
+    // SAFETY: an OS thread whose green threads have finished: its real exit.
+    unsafe { (crate::real::get().thrd_exit)(result) }
+}
+
+/// `green_thrd_yield`: lets the other green threads of this OS thread run.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn green_thrd_yield() {
+    let _twin = crate::patch::Twin::enter();
+    if thread::yield_now() == Bypass {
+        // SAFETY: no arguments, no preconditions.
+        unsafe { (crate::real::get().thrd_yield)() }
+    }
+}
+
 /// `thrd_yield`.
 ///
 /// # Safety

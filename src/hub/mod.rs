@@ -235,8 +235,10 @@ impl Hub {
             me.timers_in_heap.set(me.timers_in_heap.get() + 1);
         }
         if me.is_root() {
+            let twin = crate::patch::leave_twin();
             self.run_until_woken(me, token);
             self.masks.deliver(me);
+            crate::patch::resume_twin(twin);
         } else {
             self.suspend(me);
         }
@@ -247,8 +249,10 @@ impl Hub {
     pub fn yield_now(&self) -> bool {
         let me = self.current.get();
         if me.is_root() {
+            let twin = crate::patch::leave_twin();
             let ran = self.run_ready_once();
             self.masks.deliver(me);
+            crate::patch::resume_twin(twin);
             return ran;
         }
         stats::parked(ParkReason::Yield);
@@ -352,12 +356,17 @@ impl Hub {
         }
     }
 
+    /// Gives the OS thread back to the hub loop until `me` is resumed. A green twin's call
+    /// (`patch::Twin`) in progress is `me`'s, not the OS thread's: it is put aside meanwhile
+    /// (the loop and the threads it resumes run outside it) and back once `me`'s handlers ran.
     fn suspend(&self, me: &'static Green) {
+        let twin = crate::patch::leave_twin();
         let yielder = me.yielder.get();
         // SAFETY: `me` is the running coroutine of this hub (not the root), so its yielder was
         // set when it started and lives on its stack for as long as it runs.
         unsafe { (*yielder).suspend(()) };
         self.masks.deliver(me);
+        crate::patch::resume_twin(twin);
     }
 
     /// The hub loop, run by the root on its own stack until its wait `token` is over.

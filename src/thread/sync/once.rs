@@ -31,7 +31,11 @@ pub unsafe fn once(once: *mut c_int, init: impl FnOnce()) -> Outcome<c_int> {
                 .is_ok() =>
             {
                 if let Some(init) = init.take() {
+                    // The program's routine runs as the program wrote it, even when
+                    // `green_pthread_once` called it (see `patch::Twin`).
+                    let twin = crate::patch::leave_twin();
                     init();
+                    crate::patch::resume_twin(twin);
                 }
                 word.store(DONE, Ordering::Release);
                 super::cond::wake_all(key);
