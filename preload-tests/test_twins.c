@@ -1,0 +1,301 @@
+// link: greenworld
+#include "gwtest.h"
+#include <pthread.h>
+#include "greenworld.h"
+/* The green twins (eventlet's "import green modules explicitly"): green_pthread_create makes a
+ * green thread, and green_read, green_nanosleep, green_pthread_mutex_lock, green_pthread_cond_wait
+ * in it park green, whatever is patched: natively (the library linked, not preloaded, nothing
+ * patched) and preloaded, also with a subsystem off (the run re-runs itself with
+ * GREENWORLD_THREAD=0, GREENWORLD_TIME=0 and GREENWORLD_OS=0). Meanwhile the plain calls are
+ * what is patched says: a plain nanosleep in a green thread blocks its OS thread unless time is
+ * patched, a plain pthread_create makes an OS thread unless thread is, a plain read on an empty
+ * pipe blocks in the kernel unless os is. A twin where no green thread can run (main, alone) is
+ * the libc call. Each step that would block its OS thread instead of parking would never end:
+ * the watchdog fails it. */
+
+static pid_t main_tid;
+static pid_t tid(void) { return (pid_t)syscall(SYS_gettid); }
+
+/* The syscall number the OS thread `t` of process `pid` is blocked in, or -1. */
+static long blocked_in(pid_t pid, pid_t t) {
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)pid, (int)t);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long nr = -1;
+    if (!fgets(buf, sizeof buf, f) || sscanf(buf, "%ld", &nr) != 1) nr = -1;
+    fclose(f);
+    return nr;
+}
+
+/* A child process that writes one byte to `fd` once this process's main OS thread is blocked
+ * in read(2) in the kernel: the proof that a read was the plain, blocking one. */
+static pid_t write_when_blocked_in_read(int fd) {
+    pid_t parent = getpid(), t = main_tid;
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        while (blocked_in(parent, t) != SYS_read) usleep(1000);
+        _exit(write(fd, "k", 1) == 1 ? 0 : 1);
+    }
+    return pid;
+}
+
+static void reap(pid_t pid) {
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK_EQ(gw_exit_code(status), 0);
+}
+
+static void join(pthread_t t, void **ret) { CHECK_EQ(green_pthread_join(t, ret), 0); }
+
+/* ---- green threads on one OS thread; green_read parks ---- */
+static int pipe_fds[2];
+
+static void *green_reader(void *arg) {
+    (void)arg;
+    char c = 0;
+    CHECK_EQ(tid(), main_tid);
+    ssize_t n = green_read(pipe_fds[0], &c, 1);
+    CHECK_EQ(n, 1);
+    return (void *)(intptr_t)c;
+}
+
+static void *green_writer(void *arg) {
+    (void)arg;
+    CHECK_EQ(tid(), main_tid);
+    CHECK_EQ(green_write(pipe_fds[1], "g", 1), 1);
+    return NULL;
+}
+
+static void read_parks(void) {
+    gw_phase = "green_read parks";
+    CHECK_EQ(green_pipe(pipe_fds), 0);
+    pthread_t r, w;
+    CHECK_EQ(green_pthread_create(&r, NULL, green_reader, NULL), 0);
+    CHECK_EQ(green_pthread_create(&w, NULL, green_writer, NULL), 0);
+    CHECK_EQ(gw_os_threads(), 1);
+    void *got;
+    join(r, &got);
+    join(w, NULL);
+    CHECK_EQ((intptr_t)got, 'g');
+}
+
+/* ---- green_nanosleep overlaps ---- */
+enum { SLEEPERS = 10 };
+static int asleep;
+
+static void *green_sleeper(void *arg) {
+    (void)arg;
+    asleep++;
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    CHECK_EQ(green_nanosleep(&ts, NULL), 0);
+    /* All fell asleep before the first woke: the sleeps overlapped. */
+    CHECK_EQ(asleep, SLEEPERS);
+    return NULL;
+}
+
+static void sleeps_overlap(void) {
+    gw_phase = "green_nanosleep overlaps";
+    pthread_t t[SLEEPERS];
+    for (int i = 0; i < SLEEPERS; i++) CHECK_EQ(green_pthread_create(&t[i], NULL, green_sleeper, NULL), 0);
+    for (int i = 0; i < SLEEPERS; i++) join(t[i], NULL);
+    CHECK_EQ(gw_os_threads(), 1);
+}
+
+/* ---- green_pthread_mutex_lock and cond hand-off ---- */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t turned = PTHREAD_COND_INITIALIZER;
+static int held_through_sleep, turn;
+enum { TURNS = 1000 };
+
+static void *holder(void *arg) {
+    (void)arg;
+    CHECK_EQ(green_pthread_mutex_lock(&lock), 0);
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    CHECK_EQ(green_nanosleep(&ts, NULL), 0); /* parks holding the lock */
+    held_through_sleep = 1;
+    CHECK_EQ(green_pthread_mutex_unlock(&lock), 0);
+    return NULL;
+}
+
+static void *waiter(void *arg) {
+    (void)arg;
+    CHECK_EQ(green_pthread_mutex_trylock(&lock), EBUSY);
+    CHECK_EQ(green_pthread_mutex_lock(&lock), 0); /* parks until the holder unlocks */
+    CHECK_EQ(held_through_sleep, 1);
+    CHECK_EQ(green_pthread_mutex_unlock(&lock), 0);
+    return NULL;
+}
+
+static void *player(void *arg) {
+    int me = (int)(intptr_t)arg;
+    for (int i = 0; i < TURNS; i++) {
+        CHECK_EQ(green_pthread_mutex_lock(&lock), 0);
+        while (turn % 2 != me) CHECK_EQ(green_pthread_cond_wait(&turned, &lock), 0);
+        turn++;
+        CHECK_EQ(green_pthread_cond_signal(&turned), 0);
+        CHECK_EQ(green_pthread_mutex_unlock(&lock), 0);
+    }
+    return NULL;
+}
+
+static void locks_park(void) {
+    gw_phase = "green mutex";
+    pthread_t h, w;
+    CHECK_EQ(green_pthread_create(&h, NULL, holder, NULL), 0);
+    CHECK_EQ(green_pthread_create(&w, NULL, waiter, NULL), 0);
+    join(h, NULL);
+    join(w, NULL);
+    gw_phase = "green cond hand-off";
+    pthread_t a, b;
+    CHECK_EQ(green_pthread_create(&a, NULL, player, (void *)0), 0);
+    CHECK_EQ(green_pthread_create(&b, NULL, player, (void *)1), 0);
+    join(a, NULL);
+    join(b, NULL);
+    CHECK_EQ(turn, 2 * TURNS);
+    CHECK_EQ(gw_os_threads(), 1);
+}
+
+/* ---- green_pthread_exit ---- */
+static void *exits_early(void *arg) {
+    green_pthread_exit(arg);
+}
+
+static void exit_ends_green(void) {
+    gw_phase = "green_pthread_exit";
+    pthread_t t;
+    void *ret;
+    CHECK_EQ(green_pthread_create(&t, NULL, exits_early, (void *)42), 0);
+    join(t, &ret);
+    CHECK_EQ((intptr_t)ret, 42);
+}
+
+/* ---- the plain calls stay what is patched says ---- */
+static int flag;
+
+static void *plain_sleeper(void *arg) {
+    (void)arg;
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    CHECK_EQ(nanosleep(&ts, NULL), 0);
+    return (void *)(intptr_t)flag; /* set meanwhile only if the sleep parked */
+}
+
+static void *flag_setter(void *arg) {
+    (void)arg;
+    flag = 1;
+    return NULL;
+}
+
+static void *whose_tid(void *arg) {
+    (void)arg;
+    return (void *)(intptr_t)tid();
+}
+
+static void *plain_reader(void *arg) {
+    (void)arg;
+    char c = 0;
+    CHECK_EQ(read(pipe_fds[0], &c, 1), 1);
+    return (void *)(intptr_t)c;
+}
+
+static void *plain_writer(void *arg) {
+    (void)arg;
+    CHECK_EQ(write(pipe_fds[1], "p", 1), 1);
+    return NULL;
+}
+
+static void plain_stays_plain(int time_on, int thread_on, int os_on) {
+    gw_phase = "plain nanosleep";
+    flag = 0;
+    pthread_t s, f;
+    CHECK_EQ(green_pthread_create(&s, NULL, plain_sleeper, NULL), 0);
+    CHECK_EQ(green_pthread_create(&f, NULL, flag_setter, NULL), 0);
+    void *seen;
+    join(s, &seen);
+    join(f, NULL);
+    CHECK((intptr_t)seen == time_on, "a plain nanosleep in a green thread %s, with time %s",
+          seen ? "parked" : "blocked its OS thread", time_on ? "patched" : "not patched");
+
+    gw_phase = "plain pthread_create";
+    pthread_t t;
+    void *other;
+    CHECK_EQ(pthread_create(&t, NULL, whose_tid, NULL), 0);
+    CHECK_EQ(pthread_join(t, &other), 0);
+    CHECK(((pid_t)(intptr_t)other == main_tid) == thread_on, "a plain pthread_create made %s, with thread %s",
+          (pid_t)(intptr_t)other == main_tid ? "a green thread" : "an OS thread", thread_on ? "patched" : "not patched");
+
+    gw_phase = "plain read";
+    pthread_t r, w = 0;
+    CHECK_EQ(green_pthread_create(&r, NULL, plain_reader, NULL), 0);
+    pid_t helper = 0;
+    if (os_on)
+        CHECK_EQ(green_pthread_create(&w, NULL, plain_writer, NULL), 0); /* runs once the read parks */
+    else
+        helper = write_when_blocked_in_read(pipe_fds[1]); /* the read blocks main's OS thread */
+    void *got;
+    join(r, &got);
+    if (os_on) join(w, NULL);
+    else reap(helper);
+    CHECK_EQ((intptr_t)got, os_on ? 'p' : 'k');
+}
+
+/* ---- a twin where nothing else can run is the libc call ---- */
+static void alone_is_libc(void) {
+    gw_phase = "twins alone";
+    char c;
+    pid_t helper = write_when_blocked_in_read(pipe_fds[1]);
+    CHECK_EQ(green_read(pipe_fds[0], &c, 1), 1); /* blocked in read(2): the helper saw it */
+    reap(helper);
+    CHECK_EQ(c, 'k');
+    errno = 0;
+    CHECK_EQ(green_read(-1, &c, 1), -1);
+    CHECK_EQ(errno, EBADF);
+    struct timespec bad = {0, 2000 * 1000 * 1000L};
+    CHECK_EQ(green_nanosleep(&bad, NULL), -1);
+    CHECK_EQ(errno, EINVAL);
+    struct timespec ms = {0, 1000 * 1000};
+    CHECK_EQ(green_nanosleep(&ms, NULL), 0);
+}
+
+/* The run itself: what is patched, from the environment of this process. */
+static int on(const char *subsystem, int preloaded) {
+    char var[64];
+    snprintf(var, sizeof var, "GREENWORLD_%s", subsystem);
+    const char *value = getenv(var);
+    return preloaded && !(value && strcmp(value, "0") == 0);
+}
+
+static void scenario(int preloaded) {
+    main_tid = tid();
+    int time_on = on("TIME", preloaded), thread_on = on("THREAD", preloaded), os_on = on("OS", preloaded);
+    CHECK_EQ(greenworld_is_monkey_patched("time"), time_on);
+    CHECK_EQ(greenworld_is_monkey_patched("thread"), thread_on);
+    CHECK_EQ(greenworld_is_monkey_patched("os"), os_on);
+    read_parks();
+    sleeps_overlap();
+    locks_park();
+    exit_ends_green();
+    plain_stays_plain(time_on, thread_on, os_on);
+    alone_is_libc();
+    CHECK_EQ(gw_os_threads(), 1);
+}
+
+int main(int argc, char **argv) {
+    const char *preload = getenv("LD_PRELOAD");
+    int preloaded = preload && strstr(preload, "libgreenworld") != NULL;
+    gw_watchdog("test_twins", 60);
+    scenario(preloaded);
+    if (argc > 1 && strcmp(argv[1], "--child") == 0) return 0;
+    if (preloaded) {
+        static const char *const off[] = {"GREENWORLD_TIME=0", "GREENWORLD_THREAD=0", "GREENWORLD_OS=0"};
+        for (int i = 0; i < 3; i++) {
+            char out[4096];
+            const char *env[] = {off[i], NULL};
+            int status = gw_run_self(env, out, sizeof out, "--child", NULL);
+            CHECK(gw_exit_code(status) == 0, "with %s: status %d:\n%s", off[i], status, out);
+        }
+    }
+    printf("twins ok (%s)\n", preloaded ? "preloaded, and with time, thread, os off" : "linked, not preloaded");
+    return 0;
+}
