@@ -10,7 +10,7 @@
 use crate::sys::LineBuf;
 use core::cell::Cell;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 pub use crate::subsystem::{Subsystem, SubsystemSet};
 
@@ -117,10 +117,10 @@ fn print_status(bits: u8) {
 
 /// Is `sub` green for this call? The one question every shim asks first. Inside a green twin
 /// (see [`Twin`]) every subsystem is; the twin's flag is read only when the subsystem is not
-/// patched, so a patched call pays nothing for it.
+/// patched and the program ever called a twin, so a patched call pays nothing for it.
 #[inline]
 pub fn active(sub: Subsystem) -> bool {
-    bits() & sub.bit() != 0 || IN_TWIN.with(Cell::get)
+    bits() & sub.bit() != 0 || in_twin()
 }
 
 thread_local! {
@@ -130,6 +130,25 @@ thread_local! {
     static IN_TWIN: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Some thread called a green twin once: until then no [`IN_TWIN`] is set, and neither
+/// [`active`] nor a parking thread need to look at it (in a shared library each look at a
+/// thread-local is a call to `__tls_get_addr`). A relaxed flag is enough: a thread only asks
+/// about its own [`IN_TWIN`], which it set after it stored this.
+static TWIN_CALLED: AtomicBool = AtomicBool::new(false);
+
+#[inline]
+fn in_twin() -> bool {
+    TWIN_CALLED.load(Ordering::Relaxed) && in_twin_here()
+}
+
+/// Out of line: inlined, the compiler may compute the thread-local's address (the call) before
+/// the test of [`TWIN_CALLED`], in every shim.
+#[cold]
+#[inline(never)]
+fn in_twin_here() -> bool {
+    IN_TWIN.with(Cell::get)
+}
+
 /// The scope of a green twin's call (eventlet's `from eventlet.green import socket`): every
 /// subsystem is active for it, whatever is patched, until it drops.
 pub struct Twin(bool);
@@ -137,6 +156,9 @@ pub struct Twin(bool);
 impl Twin {
     #[inline]
     pub fn enter() -> Twin {
+        if !TWIN_CALLED.load(Ordering::Relaxed) {
+            TWIN_CALLED.store(true, Ordering::Relaxed);
+        }
         Twin(IN_TWIN.replace(true))
     }
 }
@@ -153,13 +175,23 @@ impl Drop for Twin {
 /// Returns what to give back to [`resume_twin`] when it runs again.
 #[inline]
 pub fn leave_twin() -> bool {
+    TWIN_CALLED.load(Ordering::Relaxed) && take_twin()
+}
+
+/// [`leave_twin`]'s look at the thread-local, out of line as [`in_twin_here`].
+#[cold]
+#[inline(never)]
+fn take_twin() -> bool {
     IN_TWIN.replace(false)
 }
 
-/// The other half of [`leave_twin`].
+/// The other half of [`leave_twin`]. When it said false there is nothing to put back: whoever
+/// ran meanwhile left no twin behind (each one's call ends or parks, and so leaves it, first).
 #[inline]
 pub fn resume_twin(was: bool) {
-    IN_TWIN.set(was);
+    if was {
+        IN_TWIN.set(true);
+    }
 }
 
 /// Does the library act at all? Asked by the hooks no subsystem decides; false only in a
