@@ -6,8 +6,18 @@
  *   - linked (-lgreenworld, pkg-config greenworld): loading the library patches NOTHING; the
  *     program greens itself with greenworld_monkey_patch() (eventlet's monkey_patch), as early
  *     as it can (a dlopened library cannot: libc's functions are found first);
- *   - the green_* functions (eventlet's "import green modules explicitly") and
- *     greenworld_import_patched: planned; they come with the hook registry rework.
+ *   - the green_* twins (eventlet's "import green modules explicitly": from eventlet.green
+ *     import socket): every hooked function NAME has a green_NAME, declared at the end of this
+ *     file, with the same signature, results and errno, green whatever is patched (linked and
+ *     never monkey-patched, or preloaded with its subsystem off), while the plain NAME stays
+ *     what is patched says. A twin where no green thread can run (an OS thread with no green
+ *     thread alive) is the libc call. Threads made by green_pthread_create are green threads on
+ *     the calling OS thread: join them with green_pthread_join, end them early with
+ *     green_pthread_exit (glibc's know no green handle), and use an object they wait on
+ *     (mutex, condition, semaphore) through the twins only. A linked program that changes a
+ *     descriptor's O_NONBLOCK after its first green use says so with green_fcntl/green_ioctl.
+ *     README.md, "Green twins", says the rest;
+ *   - greenworld_import_patched: planned.
  */
 #ifndef GREENWORLD_H
 #define GREENWORLD_H

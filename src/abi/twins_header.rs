@@ -361,12 +361,16 @@ fn every_twin_is_exported() {
         })
         .collect();
     let twins: BTreeSet<&str> = twins().iter().map(|r| r.name).collect();
-    for name in twins.difference(&exported) {
-        panic!("green_{name} is a twin but not exported");
-    }
-    for name in exported.difference(&twins) {
-        panic!("green_{name} is exported but is no hook's twin");
-    }
+    let missing: Vec<&&str> = twins.difference(&exported).collect();
+    assert!(
+        missing.is_empty(),
+        "twins not exported (green_ +): {missing:?}"
+    );
+    let strays: Vec<&&str> = exported.difference(&twins).collect();
+    assert!(
+        strays.is_empty(),
+        "green_ exports that are no hook's twin: {strays:?}"
+    );
 }
 
 /// Compiles `source` with `compiler` and `flags`; panics with its errors.
