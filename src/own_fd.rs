@@ -275,7 +275,12 @@ mod tests {
         assert!(high >= floor(), "{high} below {}", floor());
         assert!(!is_open(fd), "the low original stays open");
         assert!(is_own(high) && !is_own(fd));
-        assert_eq!(own_in(0, c_int::MAX).collect::<Vec<_>>(), [high]);
+        // Other tests of this process (a hub's poller) may own descriptors too, meanwhile.
+        let listed: Vec<c_int> = own_in(0, c_int::MAX).collect();
+        assert!(
+            listed.contains(&high) && !listed.contains(&fd),
+            "{listed:?}"
+        );
 
         // dup2 of a program's descriptor onto ours: ours moves first, the program gets the number.
         // SAFETY: a fresh eventfd of the "program".
