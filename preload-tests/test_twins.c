@@ -11,7 +11,7 @@
  * patched, a plain pthread_create makes an OS thread unless thread is, a plain read on an empty
  * pipe blocks in the kernel unless os is. A twin where no green thread can run (main, alone) is
  * the libc call. Each step that would block its OS thread instead of parking would never end:
- * the watchdog fails it. */
+ * the watchdog fails it. Sockets too: green_accept, green_connect, green_recv over loopback. */
 
 static pid_t main_tid;
 static pid_t tid(void) { return (pid_t)syscall(SYS_gettid); }
@@ -79,6 +79,48 @@ static void read_parks(void) {
     join(r, &got);
     join(w, NULL);
     CHECK_EQ((intptr_t)got, 'g');
+}
+
+/* ---- green_accept, green_connect, green_recv park ---- */
+static int listener;
+static struct sockaddr_in listen_addr;
+
+static void *green_server(void *arg) {
+    (void)arg;
+    int s = green_accept(listener, NULL, NULL); /* parks until the client, made after, connects */
+    CHECK(s >= 0, "green_accept: %s", strerror(errno));
+    char buf[8] = {0};
+    CHECK_EQ(green_recv(s, buf, 5, MSG_WAITALL), 5);
+    CHECK(memcmp(buf, "hello", 5) == 0, "the server read %.5s", buf);
+    CHECK_EQ(green_send(s, "olleh", 5, 0), 5);
+    CHECK_EQ(green_close(s), 0);
+    return NULL;
+}
+
+static void *green_client(void *arg) {
+    (void)arg;
+    int c = green_socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(c >= 0, "green_socket: %s", strerror(errno));
+    CHECK(green_connect(c, (struct sockaddr *)&listen_addr, sizeof listen_addr) == 0, "green_connect: %s",
+          strerror(errno));
+    CHECK_EQ(green_send(c, "hello", 5, 0), 5);
+    char buf[8] = {0};
+    CHECK_EQ(green_recv(c, buf, 5, MSG_WAITALL), 5); /* parks until the server answers */
+    CHECK(memcmp(buf, "olleh", 5) == 0, "the client read %.5s", buf);
+    CHECK_EQ(green_close(c), 0);
+    return NULL;
+}
+
+static void sockets_park(void) {
+    gw_phase = "green sockets";
+    listener = gw_tcp_listen(0, 1, &listen_addr);
+    pthread_t s, c;
+    CHECK_EQ(green_pthread_create(&s, NULL, green_server, NULL), 0);
+    CHECK_EQ(green_pthread_create(&c, NULL, green_client, NULL), 0);
+    join(s, NULL);
+    join(c, NULL);
+    CHECK_EQ(green_close(listener), 0);
+    CHECK_EQ(gw_os_threads(), 1);
 }
 
 /* ---- green_nanosleep overlaps ---- */
@@ -273,6 +315,7 @@ static void scenario(int preloaded) {
     CHECK_EQ(greenworld_is_monkey_patched("thread"), thread_on);
     CHECK_EQ(greenworld_is_monkey_patched("os"), os_on);
     read_parks();
+    sockets_park();
     sleeps_overlap();
     locks_park();
     exit_ends_green();
