@@ -213,6 +213,42 @@ static void exit_ends_green(void) {
     CHECK_EQ((intptr_t)ret, 42);
 }
 
+/* ---- green_pause ends when a handler runs, engaged or not ---- */
+static volatile sig_atomic_t usr1_seen;
+static void on_usr1(int sig) { (void)sig; usr1_seen++; }
+
+static void *pauser(void *arg) {
+    (void)arg;
+    errno = 0;
+    int rc = green_pause();
+    return (void *)(intptr_t)(rc == -1 && errno == EINTR);
+}
+
+static void pause_ends(void) {
+    gw_phase = "green_pause";
+    struct sigaction sa = {.sa_handler = on_usr1};
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    pid_t parent = getpid();
+    pid_t nagger = fork();
+    CHECK(nagger >= 0, "fork: %s", strerror(errno));
+    if (nagger == 0)
+        for (;;) { /* until killed: whenever the pause began, a signal comes after */
+            kill(parent, SIGUSR1);
+            usleep(10 * 1000);
+        }
+    pthread_t t;
+    void *ended;
+    CHECK_EQ(green_pthread_create(&t, NULL, pauser, NULL), 0);
+    join(t, &ended);
+    CHECK_EQ(kill(nagger, SIGKILL), 0);
+    int status;
+    CHECK_EQ(waitpid(nagger, &status, 0), nagger);
+    CHECK((intptr_t)ended == 1, "green_pause did not end with EINTR");
+    CHECK(usr1_seen > 0, "the handler never ran");
+    signal(SIGUSR1, SIG_IGN);
+}
+
 /* ---- the plain calls stay what is patched says ---- */
 static int flag;
 
@@ -319,6 +355,7 @@ static void scenario(int preloaded) {
     sleeps_overlap();
     locks_park();
     exit_ends_green();
+    pause_ends();
     plain_stays_plain(time_on, thread_on, os_on);
     alone_is_libc();
     CHECK_EQ(gw_os_threads(), 1);

@@ -366,8 +366,10 @@ unsafe fn procmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigse
 /// `mask` is null or a readable set.
 pub unsafe fn suspend(mask: *const libc::sigset_t) -> crate::outcome::Outcome<c_int> {
     use crate::outcome::Outcome::{Bypass, Errno};
-    // Green with the other blocking waits of `select`'s subsystem, as it always was.
-    if !crate::patch::active(crate::patch::Subsystem::Select) {
+    // Green with the other blocking waits of `select`'s subsystem, as it always was. Only once
+    // the library is engaged do the program's handlers run through it: before (a twin,
+    // `green_pause`, in a linked program), no handler would ever end a green wait: libc's.
+    if !crate::patch::active(crate::patch::Subsystem::Select) || !crate::patch::engaged() {
         return Bypass;
     }
     let Some(hub) = crate::hub::Hub::current().filter(|hub| hub.parkable()) else {
