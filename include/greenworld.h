@@ -14,9 +14,11 @@
  *     thread alive) is the libc call. Threads made by green_pthread_create are green threads on
  *     the calling OS thread: join them with green_pthread_join, end them early with
  *     green_pthread_exit (glibc's know no green handle), and use an object they wait on
- *     (mutex, condition, semaphore) through the twins only. A linked program that changes a
- *     descriptor's O_NONBLOCK after its first green use says so with green_fcntl/green_ioctl.
- *     README.md, "Green twins", says the rest;
+ *     (mutex, condition, semaphore) through the twins only. A linked program that did not
+ *     call greenworld_monkey_patch closes (green_close, green_dup2...) and changes the
+ *     O_NONBLOCK of (green_fcntl, green_ioctl) a descriptor it used with twins through twins
+ *     too: the plain calls are libc's, and the library would not know. README.md, "Green
+ *     twins", says the rest;
  *   - greenworld_import_patched: planned.
  */
 #ifndef GREENWORLD_H
