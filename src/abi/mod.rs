@@ -64,7 +64,8 @@ pub(crate) use next_hooks;
 /// The consumer that makes a file's rows its exports: each `=> op` row a `#[no_mangle]`
 /// function that acts on the op's [`Outcome`](crate::outcome::Outcome): its value, the real
 /// function, or -1 with errno. A library linked on purpose and not yet asked to patch anything
-/// is plain libc (see [`unengaged`]). Unit-test builds keep the functions but not their C names
+/// is plain libc (see [`unengaged`]). Each also gets its green twin, `green_<name>`: the same op
+/// for every caller, every subsystem active (README: "Green twins"). Unit-test builds keep the functions but not their C names
 /// (the test binary would otherwise interpose libc for the test harness: trap 15).
 macro_rules! shims {
     ([] [$(
