@@ -21,13 +21,13 @@ $(LIB): Cargo.toml build.rs $(wildcard Cargo.lock) $(shell find src -name '*.rs'
 
 preload-tests: $(TEST_LIB) $(TEST_BIN)
 
-$(TBIN)/lib%.so: preload-tests/lib%.c preload-tests/gwtest.h
+$(TBIN)/lib%.so: preload-tests/lib%.c $(wildcard preload-tests/*.h)
 	@mkdir -p $(TBIN)
 	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -pthread -ldl
 
 # A test that names a preload-tests library in a "// link: libNAME" line is linked against it;
 # "// link: greenworld", against the library (by its SONAME, a link beside the tests).
-$(TBIN)/%: preload-tests/%.c preload-tests/gwtest.h $(TEST_LIB)
+$(TBIN)/%: preload-tests/%.c $(wildcard preload-tests/*.h) $(TEST_LIB)
 	@mkdir -p $(TBIN)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $$(sed -n -e 's|^// link: lib\([a-z0-9_]*\).*|-L$(TBIN) -l\1 -Wl,-rpath,$$ORIGIN|p' \
 		-e 's|^// link: greenworld.*|$(TBIN)/libgreenworld.so.0 -Wl,-rpath,$$ORIGIN|p' $<) -pthread -ldl

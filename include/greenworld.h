@@ -19,7 +19,8 @@
  *     O_NONBLOCK of (green_fcntl, green_ioctl) a descriptor it used with twins through twins
  *     too: the plain calls are libc's, and the library would not know. README.md, "Green
  *     twins", says the rest;
- *   - greenworld_import_patched: planned.
+ *   - greenworld_import_patched (eventlet's import_patched; GREENWORLD_PATCH_FROM or
+ *     greenrun --from preloaded): green only the calls made from code in named shared objects.
  */
 #ifndef GREENWORLD_H
 #define GREENWORLD_H
@@ -56,8 +57,24 @@ extern "C" {
  * reached); nothing is changed on an error. */
 int greenworld_monkey_patch(unsigned subsystems);
 
+/* eventlet's import_patched: turns the named subsystems (0: GW_ALL) green from this moment for
+ * the calls made from code in the shared object LIBRARY (its soname, as "libcurl.so.4", its
+ * file name, or, with a '/', its path), loaded now or later by dlopen, and again after a
+ * dlclose and dlopen; a call from anywhere else (the program, other libraries) gets plain libc,
+ * unless greenworld_monkey_patch (or the unscoped preload) made its subsystem green for every
+ * caller. The caller is found from each call's return address. Idempotent; safe from any thread;
+ * at most 16 libraries. Not scoped: the variadic and hand-written hooks (open, openat, fcntl,
+ * ioctl, pause, closefrom, call_once, thrd_yield), which stay what greenworld_monkey_patch
+ * says, and the signal-handler and thread-exit ones, which are the whole process's. Returns 0,
+ * EINVAL for NULL, a bad name (empty, over 63 bytes, with a comma or space) or a bit that is no
+ * flag, ENOTSUP for GW_PSYCOPG, ENOSPC when 16 libraries are named already, or ENOSYS when the
+ * library was dlopened (its hooks are not reached) or glibc is older than 2.35. */
+int greenworld_import_patched(const char *library, unsigned subsystems);
+
 /* eventlet's is_monkey_patched: 1 when the subsystem ("socket") or hooked function
- * ("nanosleep") is patched now, 0 when not, -1 for a name the library does not know or NULL. */
+ * ("nanosleep") is patched now, 0 when not, -1 for a name the library does not know or NULL.
+ * When patching is scoped (greenworld_import_patched, GREENWORLD_PATCH_FROM), the answer is for
+ * the calls of the shared object that calls it. */
 int greenworld_is_monkey_patched(const char *name);
 
 #ifdef __cplusplus

@@ -13,7 +13,8 @@
 #define CLEAN_ENV                                                                                 \
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
         "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",             \
-        "-GREENWORLD_TPOOL_SIZE", "-GREENWORLD_INHERIT", "-GREENWORLD_FILEIO"
+        "-GREENWORLD_TPOOL_SIZE", "-GREENWORLD_INHERIT", "-GREENWORLD_FILEIO", \
+        "-GREENWORLD_PATCH_FROM"
 
 static void *thread_fn(void *arg) {
     struct timespec ts = {0, 1000000};
@@ -116,6 +117,19 @@ int main(int argc, char **argv) {
     expect_rejected("GREENWORLD_FILEIO=on", NULL, "GREENWORLD_FILEIO", "on");
     expect_rejected("GREENWORLD_FILEIO=Pool", NULL, "GREENWORLD_FILEIO", "Pool");
     CHECK(strstr(out, "accepted: off, pool\n"), "GREENWORLD_FILEIO: accepted values not listed: %s", out);
+    /* Shared object names, comma-separated: none empty, none with a space, at most 16, each at
+     * most 63 bytes. */
+    expect_rejected("GREENWORLD_PATCH_FROM=libcurl.so.4,,libpq.so.5", NULL, "GREENWORLD_PATCH_FROM",
+                    "libcurl.so.4,,libpq.so.5");
+    CHECK(strstr(out, "accepted: a comma-separated list of at most 16 shared object names"),
+          "GREENWORLD_PATCH_FROM: accepted values not listed: %s", out);
+    expect_rejected("GREENWORLD_PATCH_FROM=libcurl.so.4 libpq.so.5", NULL, "GREENWORLD_PATCH_FROM",
+                    "libcurl.so.4 libpq.so.5");
+    expect_rejected("GREENWORLD_PATCH_FROM=,", NULL, "GREENWORLD_PATCH_FROM", ",");
+    expect_rejected("GREENWORLD_PATCH_FROM=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q", NULL, "GREENWORLD_PATCH_FROM",
+                    "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q");
+    expect_rejected("GREENWORLD_PATCH_FROM=lib0123456789012345678901234567890123456789012345678901234567.so",
+                    NULL, "GREENWORLD_PATCH_FROM", "lib0123456789012345678901234567890123456789012345678901234567.so");
     /* A malformed value is an error even where the truth table would not look at it. */
     expect_rejected("GREENWORLD_SOCKET=1", "GREENWORLD_TIME=maybe", "GREENWORLD_TIME", "maybe");
     /* Two malformed values: still exactly one line (checked inside), naming one of them. */
@@ -139,6 +153,9 @@ int main(int argc, char **argv) {
     expect_accepted("GREENWORLD_FILEIO=off");
     expect_accepted("GREENWORLD_FILEIO=pool");
     expect_accepted("GREENWORLD_FILEIO=");
+    expect_accepted("GREENWORLD_PATCH_FROM=libcurl.so.4,libpq.so.5");
+    expect_accepted("GREENWORLD_PATCH_FROM=/usr/lib/x86_64-linux-gnu/libcurl.so.4");
+    expect_accepted("GREENWORLD_PATCH_FROM=");
     expect_accepted("GREENWORLD_LOG=Debug");
     expect_accepted("GREENWORLD_LOG=off");
     expect_accepted("GREENWORLD_STATS=0");

@@ -23,6 +23,8 @@ const LEVELS: &str = "off, error, warn, info, debug, optionally followed by :PAT
 const STATS: &str = "1/0, true/false, yes/no, on/off, all, a file PATH containing '/', or all:PATH";
 const POOL_SIZES: &str = "a whole number of threads from 1 to 1024";
 const FILEIO_MODES: &str = "off, pool";
+const SHARED_OBJECTS: &str = "a comma-separated list of at most 16 shared object names or paths \
+     (sonames or file names such as libcurl.so.4, or paths with a '/'), each at most 63 bytes";
 /// eventlet's tpool default.
 pub const DEFAULT_TPOOL_SIZE: usize = 8;
 
@@ -43,6 +45,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "GREENWORLD_TPOOL_SIZE",
     "GREENWORLD_INHERIT",
     "GREENWORLD_FILEIO",
+    "GREENWORLD_PATCH_FROM",
     // Set by the library itself under GREENWORLD_INHERIT=0 (see `inherit`).
     "GREENWORLD_INHERIT_PID",
     // The scripts': greenrun, run-tests, test-programs, test-python.
@@ -91,6 +94,9 @@ pub struct Config {
     /// Do programs this process execs inherit the library through `LD_PRELOAD`?
     pub inherit: bool,
     pub fileio: FileIo,
+    /// `GREENWORLD_PATCH_FROM` names shared objects: patching is scoped to their calls (the
+    /// names are read again from the environment by `patch`, which keeps them in `scope`).
+    pub patch_from: bool,
 }
 
 /// A malformed variable: what the one line on stderr says.
@@ -174,7 +180,13 @@ impl Config {
             Some("pool") => FileIo::Pool,
             Some(v) => return Err(bad("GREENWORLD_FILEIO", v, FILEIO_MODES)),
         };
+        let patch_from = match get("GREENWORLD_PATCH_FROM") {
+            None => false,
+            Some(v) if patch_from_value(v) => true,
+            Some(v) => return Err(bad("GREENWORLD_PATCH_FROM", v, SHARED_OBJECTS)),
+        };
         Ok(Config {
+            patch_from,
             tpool_size,
             fileio,
             patched,
@@ -275,6 +287,17 @@ fn open_sinks(config: &Config) {
         .flatten();
     let stats_on_stderr = config.stats != Stats::Off && !config.stats_to_file;
     crate::log::open_sinks(log, stats, stats_on_stderr);
+}
+
+/// Is `value` what `GREENWORLD_PATCH_FROM` accepts (see [`SHARED_OBJECTS`])?
+fn patch_from_value(value: &str) -> bool {
+    let names = value.split(',');
+    names.clone().count() <= crate::scope::MAX_SCOPES && names.into_iter().all(crate::scope::valid_name)
+}
+
+/// `GREENWORLD_PATCH_FROM`'s value, for `patch` to read its names from.
+pub fn patch_from() -> Option<&'static CStr> {
+    env("GREENWORLD_PATCH_FROM")
 }
 
 fn env(name: &'static str) -> Option<&'static CStr> {

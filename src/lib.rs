@@ -58,6 +58,7 @@ pub mod patch;
 pub mod real;
 pub mod resolver;
 pub mod runtime;
+pub mod scope;
 pub mod select;
 pub mod signal;
 pub mod socket;

@@ -4,8 +4,9 @@
 //! Every shim asks [`active`] before doing anything green (and the few that no subsystem
 //! decides ask [`engaged`]). The answer lives in one atomic: preloaded, the configuration
 //! decides (see `loaded`); linked on purpose, nothing is patched until the program calls
-//! [`monkey_patch`], which switches subsystems on at run time. [`active`] is the one place that
-//! will learn to look at who calls (eventlet's `import_patched`).
+//! [`monkey_patch`], which switches subsystems on at run time. Scoped (eventlet's
+//! `import_patched`: `GREENWORLD_PATCH_FROM`, `greenworld_import_patched`), the export itself
+//! asks [`green_caller`] who calls before its shim runs (see `abi::shims` and `scope`).
 
 use crate::sys::LineBuf;
 use core::cell::Cell;
@@ -59,7 +60,18 @@ const UNSET: u8 = 0x80;
 /// The library acts at all: preloaded, or `monkey_patch` was called. Until then every hook is
 /// plain libc, even those no subsystem decides (the signal wrappers, `fcntl`'s bookkeeping).
 const ENGAGED: u8 = 0x40;
-static PATCHED: AtomicU8 = AtomicU8::new(UNSET);
+/// Patching is scoped to some shared objects: each export asks [`green_caller`] first. The
+/// subsystem bits are then every subsystem green for some caller.
+pub(crate) const SCOPED: u8 = 0x20;
+/// An export's entry (see `abi::route`) takes the fast way when, of these bits, only
+/// [`ROUTE_FAST`] is set: decided, engaged, not scoped.
+pub(crate) const ROUTE_MASK: u8 = UNSET | ENGAGED | SCOPED;
+pub(crate) const ROUTE_FAST: u8 = ENGAGED;
+/// Read by every export's entry (`abi::shims`): UNSET or SCOPED send it the slow way.
+pub(crate) static PATCHED: AtomicU8 = AtomicU8::new(UNSET);
+/// The subsystems green for every caller (the environment unscoped, `monkey_patch`); the
+/// others only for the callers `scope` names.
+static EVERYWHERE: AtomicU8 = AtomicU8::new(0);
 
 /// The subsystem bits and [`ENGAGED`]: preloaded, what the environment says; linked, nothing
 /// until [`monkey_patch`]. Decided on first use, allocation-free (trap 3: a hook may ask
@@ -80,10 +92,14 @@ fn decide() -> u8 {
     // The configuration is read either way: a malformed variable stops a linked program too.
     let config = crate::config::get();
     let from_env = config.patched.0;
-    let initial = if crate::loaded::preloaded() {
-        from_env | ENGAGED
-    } else {
+    let initial = if !crate::loaded::preloaded() {
         0
+    } else if config.patch_from {
+        scope_from_env(from_env);
+        from_env | ENGAGED | SCOPED
+    } else {
+        EVERYWHERE.fetch_or(from_env, Ordering::Relaxed);
+        from_env | ENGAGED
     };
     // A monkey_patch racing with the first decision keeps its bits: it decides first too.
     match PATCHED.compare_exchange(UNSET, initial, Ordering::AcqRel, Ordering::Acquire) {
@@ -95,6 +111,33 @@ fn decide() -> u8 {
         }
         Err(now) => now,
     }
+}
+
+/// `GREENWORLD_PATCH_FROM`'s names (validated by `config`), each green for `subs`.
+fn scope_from_env(subs: u8) {
+    let Some(value) = crate::config::patch_from() else {
+        return;
+    };
+    for name in value.to_bytes().split(|&b| b == b',') {
+        if let Err(why) = crate::scope::add(name, subs) {
+            crate::log!(Error, "GREENWORLD_PATCH_FROM: cannot scope patching ({why:?}): nothing is green");
+        }
+    }
+}
+
+/// Is patching scoped to some callers (see [`SCOPED`])? Decides first.
+#[inline]
+pub fn scoped() -> bool {
+    bits() & SCOPED != 0
+}
+
+/// A scoped export's question (see [`SCOPED`]): is `sub` green for a call that returns to
+/// `return_address`? When not, the export calls the real function and nothing else.
+#[inline]
+pub fn green_caller(return_address: usize, sub: Subsystem) -> bool {
+    bits();
+    EVERYWHERE.load(Ordering::Relaxed) & sub.bit() != 0
+        || crate::scope::green_for(return_address) & sub.bit() != 0
 }
 
 /// `GREENWORLD_STATUS`: what is patched at load (linked on purpose, nothing yet), from the
@@ -207,7 +250,26 @@ pub fn engaged() -> bool {
 /// [`ENGAGED`]): the caller then takes over what the program set up meanwhile.
 pub fn monkey_patch(subs: SubsystemSet) -> bool {
     bits();
+    EVERYWHERE.fetch_or(subs.0, Ordering::Relaxed);
     PATCHED.fetch_or(subs.0 | ENGAGED, Ordering::AcqRel) & ENGAGED == 0
+}
+
+/// eventlet's `import_patched`: `subs` green from now on for the calls made from the shared
+/// object `name` (a soname, file name, or path), on top of what already is; the errno when it
+/// cannot be: EINVAL for a bad name, ENOSPC when `scope::MAX_SCOPES` are named, ENOSYS when
+/// glibc cannot tell a caller's object. Ok(true) when this call engaged the library (as
+/// [`monkey_patch`]).
+pub fn import_patched(name: &[u8], subs: SubsystemSet) -> Result<bool, i32> {
+    bits();
+    if subs.0 & !EVERYWHERE.load(Ordering::Relaxed) == 0 && engaged() {
+        return Ok(false);
+    }
+    crate::scope::add(name, subs.0).map_err(|why| match why {
+        crate::scope::Refused::BadName => libc::EINVAL,
+        crate::scope::Refused::Full => libc::ENOSPC,
+        crate::scope::Refused::NoFinder => libc::ENOSYS,
+    })?;
+    Ok(PATCHED.fetch_or(subs.0 | ENGAGED | SCOPED, Ordering::AcqRel) & ENGAGED == 0)
 }
 
 /// `GW_PSYCOPG` in `greenworld.h`: eventlet's `psycopg` kwarg, reserved (libpq's calls will
@@ -231,12 +293,13 @@ pub fn from_flags(flags: u32) -> Result<SubsystemSet, i32> {
 }
 
 /// eventlet's `is_monkey_patched`: 1 or 0 for a subsystem or hooked function name, None for a
-/// name it does not know.
-pub fn is_patched(name: &str) -> Option<bool> {
+/// name it does not know; scoped, for a caller whose call returns to `return_address`.
+pub fn is_patched(name: &str, return_address: usize) -> Option<bool> {
     let sub = Subsystem::from_name(name)
         .or_else(|| HOOKED.iter().find(|(f, _)| *f == name).map(|&(_, s)| s))?;
     let pooled = || crate::config::get().fileio == crate::config::FileIo::Pool;
-    Some(active(sub) && (!FILE_ONLY.contains(&name) || pooled()))
+    let for_caller = bits() & SCOPED == 0 || green_caller(return_address, sub);
+    Some(for_caller && active(sub) && (!FILE_ONLY.contains(&name) || pooled()))
 }
 
 #[cfg(test)]
@@ -244,7 +307,15 @@ mod tests {
     use super::*;
 
     /// The library's API, not hooks: every other dynamic export must be a registry row.
-    const API: &[&str] = &["greenworld_is_monkey_patched", "greenworld_monkey_patch"];
+    const API: &[&str] = &[
+        // Watched for `scope`, not hooked (see `abi::loader`).
+        "dlclose",
+        "dlmopen",
+        "dlopen",
+        "greenworld_import_patched",
+        "greenworld_is_monkey_patched",
+        "greenworld_monkey_patch",
+    ];
 
     #[test]
     fn registry_matches_the_exports() {

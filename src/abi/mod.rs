@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod fileio;
+mod loader;
 mod os;
 mod resolver;
 mod select;
@@ -72,18 +73,47 @@ macro_rules! shims {
         $(#[$doc:meta])*
         $sub:ident $(($($flag:tt)*))? fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $(=> $op:expr)?;
     )*]) => {$(
-        $crate::abi::shims!(@one [$($($flag)*)?] $(#[$doc])* fn $name($($arg: $ty),*) -> $ret $(=> $op)?);
+        $crate::abi::shims!(@one [$sub $($($flag)*)?] $(#[$doc])* fn $name($($arg: $ty),*) -> $ret $(=> $op)?);
     )*};
-    (@one [$($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
-        $(#[$doc])*
-        #[cfg_attr(not(test), unsafe(no_mangle))]
-        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
-            if $crate::abi::unengaged() {
-                // SAFETY: the caller's arguments, to the real function.
-                return unsafe { ($crate::real::get().$name)($($arg),*) };
+    (@one [$sub:ident $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
+        // The export is a router (see `route!`): unscoped, a jump to `shim`; scoped, to `shim`
+        // or to the real function, as the caller's object says. In a block: the Rust names
+        // are nobody's business, the C one is the row's.
+        const _: () = {
+            $(#[$doc])*
+            #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
+            #[unsafe(naked)]
+            unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
+                $crate::abi::route!(act, pick)
             }
-            $crate::abi::shims!(@act $name($($arg),*) -> $ret => $op)
-        }
+            /// The engaged library's work for every caller it serves.
+            unsafe extern "C" fn act($($arg: $ty),*) -> $ret {
+                $crate::abi::shims!(@act $name($($arg),*) -> $ret => $op)
+            }
+            /// The slow way in (see `route!`): the first decision, or a library linked on
+            /// purpose and not engaged (plain libc), or a scoped caller [`pick`] let in.
+            unsafe extern "C" fn shim($($arg: $ty),*) -> $ret {
+                if $crate::abi::unengaged() {
+                    // SAFETY: the caller's arguments, to the real function.
+                    return unsafe { ($crate::real::get().$name)($($arg),*) };
+                }
+                // SAFETY: the caller's arguments.
+                unsafe { act($($arg),*) }
+            }
+            /// Where a call the fast way does not take goes: the shim, unless patching is
+            /// scoped and its caller's object is not green for the row's subsystem (then the
+            /// real function, nothing else).
+            extern "C" fn pick(return_address: usize) -> usize {
+                if !$crate::patch::scoped()
+                    || $crate::patch::green_caller(return_address, $crate::patch::Subsystem::$sub)
+                {
+                    let to: unsafe extern "C" fn($($ty),*) -> $ret = shim;
+                    to as usize
+                } else {
+                    $crate::real::get().$name as usize
+                }
+            }
+        };
         // Its green twin, `green_<name>`: the same op, green whatever is patched (see
         // `patch::Twin`), in a library linked on purpose too. In a block: the Rust name is
         // nobody's business, the C one is made with `concat!`.
@@ -112,12 +142,57 @@ macro_rules! shims {
         }
     };
     // Written by hand: a variadic C function has no Rust signature to check against.
-    (@one [variadic $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {};
-    (@one [$($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+    (@one [$sub:ident variadic $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {};
+    (@one [$sub:ident $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         const _: unsafe extern "C" fn($($ty),*) -> $ret = $name;
     };
 }
 pub(crate) use shims;
+
+/// The body of a naked export: one relaxed load and compare (as the shims made before routing
+/// did), then a jump to `$act` when the library is engaged, decided and not scoped. Otherwise
+/// `$pick` is asked, with the return address the caller pushed (read here, before anything
+/// moves the stack), where to jump: the shim or the real function. The argument registers
+/// (and `al`, a variadic call's vector count) are kept across the question; no hooked function
+/// takes floating-point arguments, and none takes more than six (a seventh, on the stack,
+/// would still be in place: the jump leaves the caller's frame as it found it).
+macro_rules! route {
+    ($act:ident, $pick:ident) => {
+        core::arch::naked_asm!(
+            "movzx r11d, byte ptr [rip + {patched}]",
+            "and r11d, {mask}",
+            "cmp r11d, {fast}",
+            "jne 2f",
+            "jmp {act}",
+            "2:",
+            // Entry: rsp = 8 mod 16; seven pushes make the call's 16-byte alignment.
+            "push rdi",
+            "push rsi",
+            "push rdx",
+            "push rcx",
+            "push r8",
+            "push r9",
+            "push rax",
+            "mov rdi, [rsp + 56]",
+            "call {pick}",
+            "mov r11, rax",
+            "pop rax",
+            "pop r9",
+            "pop r8",
+            "pop rcx",
+            "pop rdx",
+            "pop rsi",
+            "pop rdi",
+            "jmp r11",
+            patched = sym $crate::patch::PATCHED,
+            mask = const $crate::patch::ROUTE_MASK,
+            fast = const $crate::patch::ROUTE_FAST,
+            act = sym $act,
+            pick = sym $pick,
+        )
+    };
+}
+pub(crate) use route;
 
 /// The hooks exported by hand (rows without `=> op`) that have a green twin, written beside
 /// them; every row with an op has its twin made with its export (see [`shims`]). Read by the
@@ -185,14 +260,30 @@ pub(crate) use safe_point;
 ///
 /// # Safety
 /// `name` is NULL or a NUL-terminated string.
+///
+/// Scoped, the answer is for the caller's object: its return address, which the export reads
+/// before anything moves the stack and hands on as a second argument.
 #[cfg_attr(not(test), unsafe(no_mangle))]
+#[unsafe(naked)]
 pub unsafe extern "C" fn greenworld_is_monkey_patched(name: *const libc::c_char) -> libc::c_int {
+    core::arch::naked_asm!("mov rsi, [rsp]", "jmp {answer}", answer = sym is_monkey_patched_for)
+}
+
+/// [`greenworld_is_monkey_patched`]'s answer for a caller returning to `return_address`.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+unsafe extern "C" fn is_monkey_patched_for(
+    name: *const libc::c_char,
+    return_address: usize,
+) -> libc::c_int {
     if name.is_null() {
         return -1;
     }
     // SAFETY: NUL-terminated (caller).
     let name = unsafe { core::ffi::CStr::from_ptr(name) };
-    match name.to_str().ok().and_then(crate::patch::is_patched) {
+    let answer = |name: &str| crate::patch::is_patched(name, return_address);
+    match name.to_str().ok().and_then(answer) {
         Some(true) => 1,
         Some(false) => 0,
         None => -1,
@@ -214,6 +305,40 @@ pub extern "C" fn greenworld_monkey_patch(subsystems: libc::c_uint) -> libc::c_i
             }
             0
         }
+        Err(code) => code,
+    }
+}
+
+/// eventlet's `import_patched`: the subsystems `GW_*` flags name (0: all) green from now on
+/// for the calls made from the shared object `library` (a soname such as "libcurl.so.4", a
+/// file name, or a path with a '/'), loaded now or later; every other caller keeps what it
+/// has. 0, or EINVAL (NULL, a bad name, an unknown bit), ENOTSUP (`GW_PSYCOPG`), ENOSPC (16
+/// objects named already), ENOSYS (the program's calls do not reach the library, or glibc
+/// older than 2.35 cannot tell a caller's object). Idempotent, from any thread.
+///
+/// # Safety
+/// `library` is NULL or a NUL-terminated string.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn greenworld_import_patched(
+    library: *const libc::c_char,
+    subsystems: libc::c_uint,
+) -> libc::c_int {
+    if library.is_null() {
+        return libc::EINVAL;
+    }
+    // SAFETY: NUL-terminated (caller).
+    let library = unsafe { core::ffi::CStr::from_ptr(library) }.to_bytes();
+    match crate::patch::from_flags(subsystems) {
+        Ok(_) if !crate::loaded::interposes() => libc::ENOSYS,
+        Ok(set) => match crate::patch::import_patched(library, set) {
+            Ok(engaged_now) => {
+                if engaged_now {
+                    crate::signal::adopt_installed();
+                }
+                0
+            }
+            Err(code) => code,
+        },
         Err(code) => code,
     }
 }

@@ -1,0 +1,109 @@
+//! `dlopen`, `dlmopen` and `dlclose`, watched rather than hooked: they tell `scope` that
+//! objects may have been mapped or unmapped (its call-site answers then no longer stand), and
+//! do nothing else. Not hook rows: there is nothing green about them, in any subsystem.
+//!
+//! `dlopen` and `dlmopen` jump to libc's with the caller's own return address on the stack:
+//! glibc reads it to find the caller's object, whose `RUNPATH` and namespace the search uses,
+//! and a wrapper's frame would make that object this library.
+
+use crate::scope;
+use core::ffi::{CStr, c_int, c_void};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// A naked export that bumps the loader generation and jumps to libc's function `$real` holds
+/// (resolved on first use by `$resolve`, the argument registers kept meanwhile).
+macro_rules! watched {
+    ($real:ident, $resolve:ident) => {
+        core::arch::naked_asm!(
+            "lock add dword ptr [rip + {generation}], 1",
+            "mov r11, qword ptr [rip + {real}]",
+            "test r11, r11",
+            "jz 2f",
+            "jmp r11",
+            "2:",
+            // Entry: rsp = 8 mod 16; three pushes make the call's 16-byte alignment.
+            "push rdi",
+            "push rsi",
+            "push rdx",
+            "call {resolve}",
+            "mov r11, rax",
+            "pop rdx",
+            "pop rsi",
+            "pop rdi",
+            "jmp r11",
+            generation = sym scope::GENERATION,
+            real = sym $real,
+            resolve = sym $resolve,
+        )
+    };
+}
+
+static REAL_DLOPEN: AtomicUsize = AtomicUsize::new(0);
+static REAL_DLMOPEN: AtomicUsize = AtomicUsize::new(0);
+static REAL_DLCLOSE: AtomicUsize = AtomicUsize::new(0);
+
+/// libc's definition of `name`, remembered in `slot`.
+fn next(slot: &AtomicUsize, name: &CStr) -> usize {
+    let known = slot.load(Ordering::Acquire);
+    if known != 0 {
+        return known;
+    }
+    // SAFETY: a NUL-terminated name; libc defines these (glibc >= 2.34, and libdl before).
+    let found = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+    if found == 0 {
+        crate::log!(Error, "cannot find the next {name:?}");
+        // SAFETY: nothing to return to: the program's call has no function to reach.
+        unsafe { libc::abort() }
+    }
+    slot.store(found, Ordering::Release);
+    found
+}
+
+extern "C" fn resolve_dlopen() -> usize {
+    next(&REAL_DLOPEN, c"dlopen")
+}
+
+extern "C" fn resolve_dlmopen() -> usize {
+    next(&REAL_DLMOPEN, c"dlmopen")
+}
+
+/// libc's `dlopen`, after telling `scope` the loaded objects may change.
+///
+/// # Safety
+/// As libc's `dlopen`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+#[unsafe(naked)]
+pub unsafe extern "C" fn dlopen(file: *const libc::c_char, mode: c_int) -> *mut c_void {
+    watched!(REAL_DLOPEN, resolve_dlopen)
+}
+
+/// libc's `dlmopen`, as [`dlopen`].
+///
+/// # Safety
+/// As libc's `dlmopen`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+#[unsafe(naked)]
+pub unsafe extern "C" fn dlmopen(
+    namespace: libc::Lmid_t,
+    file: *const libc::c_char,
+    mode: c_int,
+) -> *mut c_void {
+    watched!(REAL_DLMOPEN, resolve_dlmopen)
+}
+
+/// libc's `dlclose`, between two bumps: the object is unmapped inside, and another may be
+/// mapped in its place by the time it returns.
+///
+/// # Safety
+/// As libc's `dlclose`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+    scope::loader_changed();
+    let real = next(&REAL_DLCLOSE, c"dlclose");
+    // SAFETY: dlsym's answer for dlclose, of this type.
+    let real = unsafe { core::mem::transmute::<usize, unsafe extern "C" fn(*mut c_void) -> c_int>(real) };
+    // SAFETY: the caller's handle, as libc's dlclose takes it.
+    let closed = unsafe { real(handle) };
+    scope::loader_changed();
+    closed
+}
