@@ -261,6 +261,9 @@ pub fn monkey_patch(subs: SubsystemSet) -> bool {
 /// [`monkey_patch`]).
 pub fn import_patched(name: &[u8], subs: SubsystemSet) -> Result<bool, i32> {
     bits();
+    if !core::str::from_utf8(name).is_ok_and(crate::scope::valid_name) {
+        return Err(libc::EINVAL);
+    }
     if subs.0 & !EVERYWHERE.load(Ordering::Relaxed) == 0 && engaged() {
         return Ok(false);
     }
