@@ -39,7 +39,7 @@ static int greenrun(int which, const char *const env[], char *const argv[]) {
 #define CLEAN                                                                                     \
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
         "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",                 \
-        "-GREENWORLD_INHERIT", "-GREENWORLD_INHERIT_PID", "-LD_PRELOAD"
+        "-GREENWORLD_INHERIT", "-GREENWORLD_INHERIT_PID", "-GREENWORLD_PATCH_FROM", "-LD_PRELOAD"
 
 static const char *const clean[] = {CLEAN, NULL};
 
@@ -246,6 +246,28 @@ int main(int argc, char **argv) {
     expect_usage_error(empty_list, NULL, "--only ''");
     char *loud[] = {"--log", "loud", "/bin/echo", "RAN", NULL};
     expect_usage_error(loud, "loud", "--log loud");
+    char *empty_from[] = {"--from", "", "/bin/echo", "RAN", NULL};
+    expect_usage_error(empty_from, "--from", "--from ''");
+
+    /* --from: patching scoped to those shared objects (GREENWORLD_PATCH_FROM), which the
+     * library checks: test_scoped's scoped half passes under it, a malformed list stops the
+     * program with the library's one line. */
+    {
+        char scoped[PATH_MAX + 32];
+        snprintf(scoped, sizeof scoped, "%s", gw_self());
+        strcpy(strrchr(scoped, '/') + 1, "test_scoped");
+        char *from[] = {"--from", "libscoped.so", scoped, "--scoped", NULL};
+        int st = greenrun(BOTH, clean, from);
+        CHECK(gw_exit_code(st) == 0, "--from libscoped.so test_scoped --scoped: status %d: %s", st, out);
+        char *echo[] = {"--from=libcurl.so.4,libpq.so.5", "/bin/sh", "-c", "echo \"$GREENWORLD_PATCH_FROM\"", NULL};
+        st = greenrun(STDOUT_ONLY, clean, echo);
+        CHECK(gw_exit_code(st) == 0 && strcmp(out, "libcurl.so.4,libpq.so.5\n") == 0, "--from=: status %d: %s", st,
+              out);
+        char *bad[] = {"--from", "libcurl.so.4,,libpq.so.5", "/bin/echo", "RAN", NULL};
+        st = greenrun(BOTH, clean, bad);
+        CHECK(gw_exit_code(st) == 2 && strstr(out, "GREENWORLD_PATCH_FROM") && !strstr(out, "RAN"),
+              "--from with an empty name: status %d: %s", st, out);
+    }
     char *no_value[] = {"--only", NULL};
     expect_usage_error(no_value, NULL, "--only without a list");
     char *nocmd[] = {"--stats", NULL};
