@@ -292,7 +292,8 @@ fn open_sinks(config: &Config) {
 /// Is `value` what `GREENWORLD_PATCH_FROM` accepts (see [`SHARED_OBJECTS`])?
 fn patch_from_value(value: &str) -> bool {
     let names = value.split(',');
-    names.clone().count() <= crate::scope::MAX_SCOPES && names.into_iter().all(crate::scope::valid_name)
+    names.clone().count() <= crate::scope::MAX_SCOPES
+        && names.into_iter().all(crate::scope::valid_name)
 }
 
 /// `GREENWORLD_PATCH_FROM`'s value, for `patch` to read its names from.

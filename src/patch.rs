@@ -120,7 +120,10 @@ fn scope_from_env(subs: u8) {
     };
     for name in value.to_bytes().split(|&b| b == b',') {
         if let Err(why) = crate::scope::add(name, subs) {
-            crate::log!(Error, "GREENWORLD_PATCH_FROM: cannot scope patching ({why:?}): nothing is green");
+            crate::log!(
+                Error,
+                "GREENWORLD_PATCH_FROM: cannot scope patching ({why:?}): nothing is green"
+            );
         }
     }
 }

@@ -93,7 +93,9 @@ pub enum Refused {
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME
-        && !name.bytes().any(|b| b == b',' || b == 0 || b.is_ascii_whitespace())
+        && !name
+            .bytes()
+            .any(|b| b == b',' || b == 0 || b.is_ascii_whitespace())
 }
 
 /// Calls from `name` (a soname, a file name, or a path with a '/') are green for `subs` from
@@ -117,9 +119,10 @@ pub fn add(name: &[u8], subs: u8) -> Result<(), Refused> {
         core::hint::spin_loop();
     }
     let count = COUNT.load(Ordering::Relaxed);
-    let result = match (0..count).find(|&i| scope_name(i) == name) {
-        Some(i) => {
-            SCOPES[i].subs.fetch_or(subs, Ordering::Relaxed);
+    let published = SCOPES.iter().take(count);
+    let result = match published.clone().find(|scope| scope_name(scope) == name) {
+        Some(scope) => {
+            scope.subs.fetch_or(subs, Ordering::Relaxed);
             Ok(())
         }
         None if count == MAX_SCOPES => Err(Refused::Full),
@@ -138,9 +141,9 @@ pub fn add(name: &[u8], subs: u8) -> Result<(), Refused> {
     result
 }
 
-fn scope_name(i: usize) -> &'static [u8] {
-    let scope = &SCOPES[i];
-    // SAFETY: i < COUNT: published, never written again.
+/// A published scope's name (one below COUNT).
+fn scope_name(scope: &'static Scope) -> &'static [u8] {
+    // SAFETY: published (below COUNT), never written again.
     let name = unsafe { &*scope.name.get() };
     &name[..usize::from(scope.len.load(Ordering::Relaxed))]
 }
@@ -260,15 +263,15 @@ fn subs_of(map: *const LinkMap) -> u8 {
     let file = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
     let soname = soname(map);
     let mut subs = 0;
-    for i in 0..COUNT.load(Ordering::Acquire) {
-        let name = scope_name(i);
+    for scope in SCOPES.iter().take(COUNT.load(Ordering::Acquire)) {
+        let name = scope_name(scope);
         let names_it = if name.contains(&b'/') {
             name == path
         } else {
             !file.is_empty() && name == file || soname == Some(name)
         };
         if names_it {
-            subs |= SCOPES[i].subs.load(Ordering::Relaxed);
+            subs |= scope.subs.load(Ordering::Relaxed);
         }
     }
     subs

@@ -101,7 +101,8 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     scope::loader_changed();
     let real = next(&REAL_DLCLOSE, c"dlclose");
     // SAFETY: dlsym's answer for dlclose, of this type.
-    let real = unsafe { core::mem::transmute::<usize, unsafe extern "C" fn(*mut c_void) -> c_int>(real) };
+    let real =
+        unsafe { core::mem::transmute::<usize, unsafe extern "C" fn(*mut c_void) -> c_int>(real) };
     // SAFETY: the caller's handle, as libc's dlclose takes it.
     let closed = unsafe { real(handle) };
     scope::loader_changed();
