@@ -128,17 +128,20 @@ fn scope_from_env(subs: u8) {
     }
 }
 
-/// Is patching scoped to some callers (see [`SCOPED`])? Decides first.
+/// Does a call the fast way did not take (see `abi::route!`) go to its shim? Yes unless
+/// patching is scoped and its caller, found from `return_address`, is not green for `sub`
+/// (then it goes to the real function). Decides first.
 #[inline]
-pub fn scoped() -> bool {
-    bits() & SCOPED != 0
+pub fn routes_to_shim(return_address: usize, sub: Subsystem) -> bool {
+    bits() & SCOPED == 0
+        || EVERYWHERE.load(Ordering::Relaxed) & sub.bit() != 0
+        || crate::scope::green_for(return_address) & sub.bit() != 0
 }
 
 /// A scoped export's question (see [`SCOPED`]): is `sub` green for a call that returns to
 /// `return_address`? When not, the export calls the real function and nothing else.
 #[inline]
 pub fn green_caller(return_address: usize, sub: Subsystem) -> bool {
-    bits();
     EVERYWHERE.load(Ordering::Relaxed) & sub.bit() != 0
         || crate::scope::green_for(return_address) & sub.bit() != 0
 }

@@ -207,6 +207,14 @@ pub fn green_for(return_address: usize) -> u8 {
             return subs;
         }
     }
+    remember(slot, seq, generation, epoch, return_address)
+}
+
+/// [`green_for`]'s miss, out of line (the hit keeps few registers): the loader's answer, kept
+/// in `slot` (read at `seq`) for the generations it was asked in.
+#[cold]
+#[inline(never)]
+fn remember(slot: &Slot, seq: u32, generation: u32, epoch: u32, return_address: usize) -> u8 {
     let subs = ask_loader(return_address);
     // Remembered unless another writer holds the slot (then the next call asks again).
     if seq & 1 == 0
@@ -227,8 +235,6 @@ pub fn green_for(return_address: usize) -> u8 {
 
 /// [`green_for`] without the cache: which object holds the address, and what the scopes say
 /// of it.
-#[cold]
-#[inline(never)]
 fn ask_loader(return_address: usize) -> u8 {
     let find = FIND_OBJECT.load(Ordering::Acquire);
     if find == 0 {

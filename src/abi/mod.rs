@@ -104,9 +104,7 @@ macro_rules! shims {
             /// scoped and its caller's object is not green for the row's subsystem (then the
             /// real function, nothing else).
             extern "C" fn pick(return_address: usize) -> usize {
-                if !$crate::patch::scoped()
-                    || $crate::patch::green_caller(return_address, $crate::patch::Subsystem::$sub)
-                {
+                if $crate::patch::routes_to_shim(return_address, $crate::patch::Subsystem::$sub) {
                     let to: unsafe extern "C" fn($($ty),*) -> $ret = shim;
                     to as usize
                 } else {
@@ -153,9 +151,9 @@ pub(crate) use shims;
 /// did), then a jump to `$act` when the library is engaged, decided and not scoped. Otherwise
 /// `$pick` is asked, with the return address the caller pushed (read here, before anything
 /// moves the stack), where to jump: the shim or the real function. The argument registers
-/// (and `al`, a variadic call's vector count) are kept across the question; no hooked function
-/// takes floating-point arguments, and none takes more than six (a seventh, on the stack,
-/// would still be in place: the jump leaves the caller's frame as it found it).
+/// are kept across the question (and `rax`, for the alignment); no routed function takes
+/// floating-point or variadic arguments, and those past the sixth, on the stack, stay where the
+/// caller put them: the jump leaves the caller's frame as it found it.
 macro_rules! route {
     ($act:ident, $pick:ident) => {
         core::arch::naked_asm!(
