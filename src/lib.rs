@@ -10,7 +10,8 @@
 //! - [`patch`]: what is patched — the hooked-function registry, the per-call decision — over
 //!   [`subsystem`] (the subsystems as data) and [`config`], read from the environment once
 //!   (eventlet's `monkey_patch` truth table), with what its first read sets up (log and stats
-//!   sinks, the panic policy, the exit-time report).
+//!   sinks, the panic policy, the exit-time report); [`scope`]: which shared objects' calls are
+//!   green when patching is scoped to them (eventlet's `import_patched`).
 //! - one module per patched subsystem, named after eventlet's kwargs: [`os`], [`select`],
 //!   [`socket`], [`thread`] and [`time`].
 //! - [`fd`]: the fd table — what each descriptor is, the flags the program set, readiness —
