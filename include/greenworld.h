@@ -64,8 +64,11 @@ int greenworld_monkey_patch(unsigned subsystems);
  * unless greenworld_monkey_patch (or the unscoped preload) made its subsystem green for every
  * caller. The caller is found from each call's return address. Idempotent; safe from any thread;
  * at most 16 libraries. Not scoped: the variadic and hand-written hooks (open, openat, fcntl,
- * ioctl, pause, closefrom, call_once, thrd_yield), which stay what greenworld_monkey_patch
- * says, and the signal-handler and thread-exit ones, which are the whole process's. Returns 0,
+ * ioctl, pause, closefrom, call_once, thrd_yield), which act for every caller as if their
+ * subsystem were patched once a scope names it, and the signal-handler and thread-exit ones,
+ * which are the whole process's. Keep each descriptor, lock and thread on one side: a green
+ * mutex is not libc's. A call is judged by its return address: a tail call from the library
+ * is judged as its caller's. Returns 0,
  * EINVAL for NULL, a bad name (empty, over 63 bytes, with a comma or space) or a bit that is no
  * flag, ENOTSUP for GW_PSYCOPG, ENOSPC when 16 libraries are named already, or ENOSYS when the
  * library was dlopened (its hooks are not reached) or glibc is older than 2.35. */
