@@ -581,6 +581,21 @@ mod tests {
     }
 
     #[test]
+    fn patch_from_lists() {
+        let from = |v: &str| parse(&[("GREENWORLD_PATCH_FROM", v)]).map(|c| c.patch_from);
+        assert_eq!(from(""), Ok(false));
+        assert_eq!(from("libcurl.so.4"), Ok(true));
+        assert_eq!(from("libcurl.so.4,/usr/lib/libpq.so.5"), Ok(true));
+        let sixteen = vec!["a"; 16].join(",");
+        assert_eq!(from(&sixteen), Ok(true));
+        for bad in ["a,,b", ",", "a b", "a,", &vec!["a"; 17].join(",")] {
+            let err = from(bad).unwrap_err();
+            assert_eq!(err.name, "GREENWORLD_PATCH_FROM", "{bad}");
+            assert!(err.accepted.contains("comma-separated"), "{bad}");
+        }
+    }
+
+    #[test]
     fn every_variable_parsed_is_known() {
         for sub in Subsystem::ALL {
             assert!(KNOWN_VARS.contains(&sub.env_var()), "{}", sub.env_var());

@@ -311,3 +311,40 @@ fn soname(map: &LinkMap) -> Option<&'static [u8]> {
     // SAFETY: the string table holds NUL-terminated names; DT_SONAME is an offset into it.
     Some(unsafe { CStr::from_ptr((strtab + offset?) as *const c_char) }.to_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_a_scope_may_hold() {
+        assert!(valid_name("libcurl.so.4"));
+        assert!(valid_name("/usr/lib/x86_64-linux-gnu/libpq.so.5"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("a,b"));
+        assert!(!valid_name("lib curl.so"));
+        assert!(valid_name(&"x".repeat(MAX_NAME)));
+        assert!(!valid_name(&"x".repeat(MAX_NAME + 1)));
+    }
+
+    #[test]
+    fn a_scope_named_twice_widens() {
+        assert_eq!(add(b"libunit.so.1", 0b01), Ok(()));
+        assert_eq!(add(b"libunit.so.1", 0b10), Ok(()));
+        assert_eq!(add(b"bad,name", 1), Err(Refused::BadName));
+        let count = COUNT.load(Ordering::Acquire);
+        let named: Vec<&Scope> = SCOPES[..count]
+            .iter()
+            .filter(|s| scope_name(s) == b"libunit.so.1")
+            .collect();
+        assert_eq!(named.len(), 1);
+        assert_eq!(named[0].subs.load(Ordering::Relaxed), 0b11);
+        // This test binary is in no scope: its calls are nobody's.
+        let here = a_scope_named_twice_widens as usize;
+        assert_eq!(green_for(here), 0);
+        // libc is, once named: libc's own code asks as a caller in it would.
+        assert_eq!(add(b"libc.so.6", 0b100), Ok(()));
+        assert_eq!(green_for(libc::getpid as usize), 0b100);
+        assert_eq!(green_for(libc::getpid as usize), 0b100, "the cached answer");
+    }
+}
