@@ -85,7 +85,8 @@ pub enum Refused {
     BadName,
     /// [`MAX_SCOPES`] objects are named already.
     Full,
-    /// This glibc has no `_dl_find_object` (older than 2.35).
+    /// This glibc has no `_dl_find_object` (older than 2.35), or the exports' routers are not
+    /// written for this architecture (x86-64 only so far).
     NoFinder,
 }
 
@@ -103,6 +104,9 @@ pub fn valid_name(name: &str) -> bool {
 pub fn add(name: &[u8], subs: u8) -> Result<(), Refused> {
     if !core::str::from_utf8(name).is_ok_and(valid_name) {
         return Err(Refused::BadName);
+    }
+    if !cfg!(target_arch = "x86_64") {
+        return Err(Refused::NoFinder);
     }
     if FIND_OBJECT.load(Ordering::Acquire) == 0 {
         // SAFETY: a NUL-terminated name; a successful dlsym does not allocate (see `real`).

@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod fileio;
+#[cfg(target_arch = "x86_64")]
 mod loader;
 mod os;
 mod resolver;
@@ -81,10 +82,20 @@ macro_rules! shims {
         // are nobody's business, the C one is the row's.
         const _: () = {
             $(#[$doc])*
+            #[cfg(target_arch = "x86_64")]
             #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
             #[unsafe(naked)]
             unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
                 $crate::abi::route!(act, pick)
+            }
+            // Routers are written for x86-64 only: elsewhere the export is the shim, and
+            // patching cannot be scoped (`scope::add` refuses).
+            $(#[$doc])*
+            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
+            unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
+                // SAFETY: the caller's arguments.
+                unsafe { shim($($arg),*) }
             }
             /// The engaged library's work for every caller it serves.
             unsafe extern "C" fn act($($arg: $ty),*) -> $ret {
@@ -103,6 +114,7 @@ macro_rules! shims {
             /// Where a call the fast way does not take goes: the shim, unless patching is
             /// scoped and its caller's object is not green for the row's subsystem (then the
             /// real function, nothing else).
+            #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
             extern "C" fn pick(return_address: usize) -> usize {
                 if $crate::patch::routes_to_shim(return_address, $crate::patch::Subsystem::$sub) {
                     let to: unsafe extern "C" fn($($ty),*) -> $ret = shim;
@@ -154,6 +166,7 @@ pub(crate) use shims;
 /// are kept across the question (and `rax`, for the alignment); no routed function takes
 /// floating-point or variadic arguments, and those past the sixth, on the stack, stay where the
 /// caller put them: the jump leaves the caller's frame as it found it.
+#[cfg(target_arch = "x86_64")]
 macro_rules! route {
     ($act:ident, $pick:ident) => {
         core::arch::naked_asm!(
@@ -190,6 +203,7 @@ macro_rules! route {
         )
     };
 }
+#[cfg(target_arch = "x86_64")]
 pub(crate) use route;
 
 /// The hooks exported by hand (rows without `=> op`) that have a green twin, written beside
@@ -261,10 +275,22 @@ pub(crate) use safe_point;
 ///
 /// Scoped, the answer is for the caller's object: its return address, which the export reads
 /// before anything moves the stack and hands on as a second argument.
+#[cfg(target_arch = "x86_64")]
 #[cfg_attr(not(test), unsafe(no_mangle))]
 #[unsafe(naked)]
 pub unsafe extern "C" fn greenworld_is_monkey_patched(name: *const libc::c_char) -> libc::c_int {
     core::arch::naked_asm!("mov rsi, [rsp]", "jmp {answer}", answer = sym is_monkey_patched_for)
+}
+
+/// As on x86-64; patching is never scoped elsewhere, so the caller does not matter.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[cfg(not(target_arch = "x86_64"))]
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn greenworld_is_monkey_patched(name: *const libc::c_char) -> libc::c_int {
+    // SAFETY: as the caller promises.
+    unsafe { is_monkey_patched_for(name, 0) }
 }
 
 /// [`greenworld_is_monkey_patched`]'s answer for a caller returning to `return_address`.
