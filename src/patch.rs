@@ -314,8 +314,29 @@ pub fn is_patched(name: &str, return_address: usize) -> Option<bool> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The function names the built library exports (`nm -D`; make test builds it first).
+    pub(crate) fn built_library_functions() -> Vec<String> {
+        let lib = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/release/libgreenworld.so"
+        );
+        let out = std::process::Command::new("nm")
+            .args(["-D", "--defined-only", lib])
+            .output()
+            .expect("nm runs");
+        assert!(out.status.success(), "nm -D {lib}: build the library first");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+                [_, "T" | "W", name] => Some(name.to_owned()),
+                _ => None,
+            })
+            .collect()
+    }
 
     /// The library's API, not hooks: every other dynamic export must be a registry row.
     const API: &[&str] = &[
@@ -330,23 +351,10 @@ mod tests {
 
     #[test]
     fn registry_matches_the_exports() {
-        // The built library's own functions (make test builds it first).
-        let lib = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/release/libgreenworld.so"
-        );
-        let out = std::process::Command::new("nm")
-            .args(["-D", "--defined-only", lib])
-            .output()
-            .expect("nm runs");
-        assert!(out.status.success(), "nm -D {lib}: build the library first");
-        let text = String::from_utf8(out.stdout).unwrap();
-        let exported: Vec<&str> = text
-            .lines()
-            .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
-                [_, "T" | "W", name] => Some(name),
-                _ => None,
-            })
+        let functions = built_library_functions();
+        let exported: Vec<&str> = functions
+            .iter()
+            .map(String::as_str)
             .filter(|name| !API.contains(name))
             // The hooks' green twins: `abi::twins_header` checks those.
             .filter(|name| !name.starts_with("green_"))

@@ -343,22 +343,10 @@ fn every_hand_written_hook_has_a_twin_or_a_reason() {
 /// The built library's dynamic `green_*` exports are the twins, both ways.
 #[test]
 fn every_twin_is_exported() {
-    let lib = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/target/release/libgreenworld.so"
-    );
-    let out = std::process::Command::new("nm")
-        .args(["-D", "--defined-only", lib])
-        .output()
-        .expect("nm runs");
-    assert!(out.status.success(), "nm -D {lib}: build the library first");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let exported: BTreeSet<&str> = text
-        .lines()
-        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
-            [_, "T" | "W", name] => name.strip_prefix("green_"),
-            _ => None,
-        })
+    let functions = crate::patch::tests::built_library_functions();
+    let exported: BTreeSet<&str> = functions
+        .iter()
+        .filter_map(|name| name.strip_prefix("green_"))
         .collect();
     let twins: BTreeSet<&str> = twins().iter().map(|r| r.name).collect();
     let missing: Vec<&&str> = twins.difference(&exported).collect();
