@@ -97,6 +97,19 @@ static inline int gw_os_threads(void) {
     return n;
 }
 
+/* The system call number OS thread `tid` of process `pid` is blocked in (/proc/PID/task/TID/
+ * syscall), or -1 if it is running or gone: evidence that a call blocked its OS thread. */
+static inline long gw_blocked_in(pid_t pid, pid_t tid) {
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long nr = -1;
+    if (!fgets(buf, sizeof buf, f) || sscanf(buf, "%ld", &nr) != 1) nr = -1;
+    fclose(f);
+    return nr;
+}
+
 /* Runs argv in a child with the environment changed by `env` (NULL-terminated list of
  * "NAME=value" to set, or "-NAME" to unset), capturing stdout and stderr together into out
  * (NUL-terminated, truncated to outlen). Returns the child's wait status. */

@@ -38,18 +38,6 @@ static void *sleeper(void *arg) {
 static volatile sig_atomic_t usr1_seen;
 static void on_usr1(int sig) { (void)sig; usr1_seen++; }
 
-/* The syscall number the OS thread `tid` is blocked in, or -1 if it is running or gone. */
-static long blocked_in(pid_t tid) {
-    char path[64], buf[128];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    long nr = -1;
-    if (!fgets(buf, sizeof buf, f) || sscanf(buf, "%ld", &nr) != 1) nr = -1;
-    fclose(f);
-    return nr;
-}
-
 /* The handler the kernel holds for `sig` (the library's trampoline when it wraps handlers). */
 static void *kernel_handler(int sig) {
     struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } k;
@@ -93,7 +81,7 @@ int main(int argc, char **argv) {
         usleep(50 * 1000);
         CHECK_EQ(gw_os_threads(), 1);
     } else {
-        while (reader_tid == 0 || blocked_in(reader_tid) != SYS_read) usleep(1000);
+        while (reader_tid == 0 || gw_blocked_in(getpid(), reader_tid) != SYS_read) usleep(1000);
         CHECK(reader_tid != (pid_t)syscall(SYS_gettid), "the reader has the main thread's tid");
         CHECK_EQ(gw_os_threads(), 2);
     }

@@ -16,18 +16,6 @@
 static pid_t main_tid;
 static pid_t tid(void) { return (pid_t)syscall(SYS_gettid); }
 
-/* The syscall number the OS thread `t` of process `pid` is blocked in, or -1. */
-static long blocked_in(pid_t pid, pid_t t) {
-    char path[64], buf[128];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)pid, (int)t);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    long nr = -1;
-    if (!fgets(buf, sizeof buf, f) || sscanf(buf, "%ld", &nr) != 1) nr = -1;
-    fclose(f);
-    return nr;
-}
-
 /* A child process that writes one byte to `fd` once this process's main OS thread is blocked
  * in read(2) in the kernel: the proof that a read was the plain, blocking one. */
 static pid_t write_when_blocked_in_read(int fd) {
@@ -35,7 +23,7 @@ static pid_t write_when_blocked_in_read(int fd) {
     pid_t pid = fork();
     CHECK(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
-        while (blocked_in(parent, t) != SYS_read) usleep(1000);
+        while (gw_blocked_in(parent, t) != SYS_read) usleep(1000);
         _exit(write(fd, "k", 1) == 1 ? 0 : 1);
     }
     return pid;
