@@ -97,113 +97,37 @@ fn green_open_with(call: impl FnOnce() -> c_int + Send) -> c_int {
     fileio::open(call)
 }
 
-/// `green_open`.
-///
-/// # Safety
-/// As `open(2)`.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn green_open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
-    let p = path as usize;
-    // SAFETY: the caller's arguments, to the real variadic function.
-    green_open_with(move || unsafe { (crate::real::variadic().open)(p as _, flags, mode) })
+/// The variadic opens and their green twins, each exported by hand: the mode is read as a fixed
+/// argument (trap 5) and passed on whatever the flags (the real function reads it only when they
+/// need one). A row: the export, the real function it calls, the wrapper (`open_with` for the
+/// hook, `green_open_with` for its twin), and `dirfd` for the `*at` forms.
+macro_rules! variadic_opens {
+    ($($export:ident = $real:ident via $with:ident ($($dirfd:ident)?);)*) => {$(
+        #[doc = concat!("`", stringify!($export), "` (`", stringify!($real), "` read with a fixed mode).")]
+        ///
+        /// # Safety
+        /// As `open(2)` / `openat(2)`.
+        #[cfg_attr(not(test), unsafe(no_mangle))]
+        pub unsafe extern "C" fn $export(
+            $($dirfd: c_int,)?
+            path: *const c_char,
+            flags: c_int,
+            mode: mode_t,
+        ) -> c_int {
+            let p = path as usize;
+            // SAFETY: the caller's arguments, to the real variadic function.
+            $with(move || unsafe { (crate::real::variadic().$real)($($dirfd,)? p as _, flags, mode) })
+        }
+    )*};
 }
 
-/// `green_open64`.
-///
-/// # Safety
-/// As `open(2)`.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn green_open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
-    let p = path as usize;
-    // SAFETY: the caller's arguments, to the real variadic function.
-    green_open_with(move || unsafe { (crate::real::variadic().open64)(p as _, flags, mode) })
-}
-
-/// `green_openat`.
-///
-/// # Safety
-/// As `openat(2)`.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn green_openat(
-    dirfd: c_int,
-    path: *const c_char,
-    flags: c_int,
-    mode: mode_t,
-) -> c_int {
-    let p = path as usize;
-    // SAFETY: the caller's arguments, to the real variadic function.
-    green_open_with(move || unsafe { (crate::real::variadic().openat)(dirfd, p as _, flags, mode) })
-}
-
-/// `green_openat64`.
-///
-/// # Safety
-/// As `openat(2)`.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn green_openat64(
-    dirfd: c_int,
-    path: *const c_char,
-    flags: c_int,
-    mode: mode_t,
-) -> c_int {
-    let p = path as usize;
-    // SAFETY: the caller's arguments, to the real variadic function.
-    green_open_with(move || unsafe {
-        (crate::real::variadic().openat64)(dirfd, p as _, flags, mode)
-    })
-}
-
-/// `open`. Variadic in C: the mode is read as a fixed argument (trap 5) and passed on whatever
-/// the flags; the real function reads it only when they need one.
-///
-/// # Safety
-/// As `open(2)`.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
-    let p = path as usize;
-    // SAFETY: the caller's arguments, to the real variadic function.
-    open_with(move || unsafe { (crate::real::variadic().open)(p as _, flags, mode) })
-}
-
-/// `open64`, as `open`.
-///
-/// # Safety
-/// As `open(2)`.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
-    let p = path as usize;
-    // SAFETY: the caller's arguments, to the real variadic function.
-    open_with(move || unsafe { (crate::real::variadic().open64)(p as _, flags, mode) })
-}
-
-/// `openat`, as `open`.
-///
-/// # Safety
-/// As `openat(2)`.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn openat(
-    dirfd: c_int,
-    path: *const c_char,
-    flags: c_int,
-    mode: mode_t,
-) -> c_int {
-    let p = path as usize;
-    // SAFETY: the caller's arguments, to the real variadic function.
-    open_with(move || unsafe { (crate::real::variadic().openat)(dirfd, p as _, flags, mode) })
-}
-
-/// `openat64`, as `open`.
-///
-/// # Safety
-/// As `openat(2)`.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn openat64(
-    dirfd: c_int,
-    path: *const c_char,
-    flags: c_int,
-    mode: mode_t,
-) -> c_int {
-    let p = path as usize;
-    // SAFETY: the caller's arguments, to the real variadic function.
-    open_with(move || unsafe { (crate::real::variadic().openat64)(dirfd, p as _, flags, mode) })
+variadic_opens! {
+    open = open via open_with ();
+    open64 = open64 via open_with ();
+    openat = openat via open_with (dirfd);
+    openat64 = openat64 via open_with (dirfd);
+    green_open = open via green_open_with ();
+    green_open64 = open64 via green_open_with ();
+    green_openat = openat via green_open_with (dirfd);
+    green_openat64 = openat64 via green_open_with (dirfd);
 }
