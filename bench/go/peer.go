@@ -12,6 +12,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -65,6 +66,37 @@ func fileConn(fd int, name string) net.Conn {
 	return c
 }
 
+// streamPingPong starts the two sides of a byte ping-pong over streams: b echoes what it reads
+// from br on bw; a writes on aw, reads the echo from ar, and times n round trips into elapsed.
+func streamPingPong(wg *sync.WaitGroup, elapsed *time.Duration, n int, ar io.Reader, aw io.Writer, br io.Reader, bw io.Writer) {
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 1)
+		for i := 0; i < n; i++ {
+			if _, err := br.Read(buf); err != nil {
+				die("peer: read: %v", err)
+			}
+			if _, err := bw.Write(buf); err != nil {
+				die("peer: write: %v", err)
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		buf := []byte{'x'}
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			if _, err := aw.Write(buf); err != nil {
+				die("peer: write: %v", err)
+			}
+			if _, err := ar.Read(buf); err != nil {
+				die("peer: read: %v", err)
+			}
+		}
+		*elapsed = time.Since(t0)
+	}()
+}
+
 func pingpong(mode string, n int) {
 	var elapsed time.Duration
 	var wg sync.WaitGroup
@@ -76,32 +108,7 @@ func pingpong(mode string, n int) {
 			die("peer: socketpair: %v", err)
 		}
 		a, b := fileConn(fds[0], "a"), fileConn(fds[1], "b")
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1)
-			for i := 0; i < n; i++ {
-				if _, err := b.Read(buf); err != nil {
-					die("peer: read: %v", err)
-				}
-				if _, err := b.Write(buf); err != nil {
-					die("peer: write: %v", err)
-				}
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			buf := []byte{'x'}
-			t0 := time.Now()
-			for i := 0; i < n; i++ {
-				if _, err := a.Write(buf); err != nil {
-					die("peer: write: %v", err)
-				}
-				if _, err := a.Read(buf); err != nil {
-					die("peer: read: %v", err)
-				}
-			}
-			elapsed = time.Since(t0)
-		}()
+		streamPingPong(&wg, &elapsed, n, a, a, b, b)
 	case "pipe":
 		ar, bw, err := os.Pipe()
 		if err != nil {
@@ -111,32 +118,7 @@ func pingpong(mode string, n int) {
 		if err != nil {
 			die("peer: pipe: %v", err)
 		}
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1)
-			for i := 0; i < n; i++ {
-				if _, err := br.Read(buf); err != nil {
-					die("peer: read: %v", err)
-				}
-				if _, err := bw.Write(buf); err != nil {
-					die("peer: write: %v", err)
-				}
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			buf := []byte{'x'}
-			t0 := time.Now()
-			for i := 0; i < n; i++ {
-				if _, err := aw.Write(buf); err != nil {
-					die("peer: write: %v", err)
-				}
-				if _, err := ar.Read(buf); err != nil {
-					die("peer: read: %v", err)
-				}
-			}
-			elapsed = time.Since(t0)
-		}()
+		streamPingPong(&wg, &elapsed, n, ar, aw, br, bw)
 	case "chan":
 		ping, pong := make(chan byte), make(chan byte)
 		go func() {
