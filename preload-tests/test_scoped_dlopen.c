@@ -5,7 +5,8 @@
  * thread runs on the caller's OS thread) while the executable's are plain. After dlclose, its
  * code under another name (libscopedtwin.so, never in scope), loaded where it was, is plain; and
  * libscoped.so loaded again, at another address, is green again. Natively, and preloaded
- * unscoped, everyone is the same; the scoped run is a re-run of this program. */
+ * unscoped, everyone is the same; the scoped run is a re-run of this program. dlmopen into the
+ * base namespace is watched as dlopen is, and both fail on a missing file as natively. */
 #include <dlfcn.h>
 
 typedef int (*handoff_fn)(void);
@@ -45,7 +46,25 @@ static void run(int want_scoped, int want_others) {
     CHECK_EQ(f(), want_scoped);
     CHECK_EQ(scoped_handoff(), want_others);
     CHECK_EQ(dlclose(again), 0);
+    gw_phase = "libscoped.so, dlmopen'ed into the base namespace";
+    char path[4200];
+    snprintf(path, sizeof path, "%s/libscoped.so", dir);
+    void *base = dlmopen(LM_ID_BASE, path, RTLD_NOW | RTLD_LOCAL);
+    CHECK(base != NULL, "dlmopen %s: %s", path, dlerror());
+    f = (handoff_fn)dlsym(base, "scoped_handoff_here");
+    CHECK(f != NULL, "dlsym: %s", dlerror());
+    CHECK_EQ(f(), want_scoped);
+    CHECK_EQ(dlclose(base), 0);
     CHECK_EQ(dlclose(twin), 0);
+    gw_phase = "a library that is not there";
+    snprintf(path, sizeof path, "%s/libnot_there.so", dir);
+    CHECK(dlopen(path, RTLD_NOW) == NULL, "dlopen of a missing file succeeded");
+    const char *why = dlerror();
+    CHECK(why && strstr(why, "libnot_there.so"), "dlopen's error: %s", why ? why : "(none)");
+    CHECK(dlmopen(LM_ID_BASE, path, RTLD_NOW) == NULL, "dlmopen of a missing file succeeded");
+    why = dlerror();
+    CHECK(why && strstr(why, "libnot_there.so"), "dlmopen's error: %s", why ? why : "(none)");
+    CHECK_EQ(scoped_handoff(), want_others);
 }
 
 int main(int argc, char **argv) {
