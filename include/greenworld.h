@@ -41,20 +41,23 @@ extern "C" {
 #define GW_SOCKET 0x04u /* sockets and name resolution */
 #define GW_THREAD 0x08u /* pthreads and C11 threads, their locks, conditions, semaphores */
 #define GW_TIME 0x10u   /* sleeps */
-/* Reserved: libpq's calls (eventlet's psycopg); greenworld_monkey_patch answers ENOTSUP. */
+/* Not a subsystem: libpq's calls (eventlet's psycopg), green for every subsystem, as
+ * greenworld_import_patched("libpq.so.5", GW_ALL); for greenworld_monkey_patch only. */
 #define GW_PSYCOPG 0x20u
 #define GW_ALL (GW_OS | GW_SELECT | GW_SOCKET | GW_THREAD | GW_TIME)
 
 /* eventlet's monkey_patch: turns the named subsystems (0: GW_ALL, as monkey_patch() with no
- * arguments) green for the whole process from this moment, on top of what already is: nothing
+ * arguments) green for the whole process from this moment, and with GW_PSYCOPG the calls made
+ * from libpq (eventlet's psycopg: import_patched("libpq.so.5", GW_ALL), needless with GW_ALL,
+ * which greens every caller's), on top of what already is: nothing
  * is ever unpatched, so under the preload it can only widen what the environment set.
  * Idempotent; safe to call many times and from any thread. Threads created before the call stay
  * OS threads (and run plain libc calls as before); signal handlers installed before are taken
  * over (wrapped as if installed after); a thread asleep in a lock, condition or semaphore wait
  * at the moment of the call may never be woken by a green thread. Call it as early as
  * possible, before the program starts threads. Returns 0, EINVAL for a bit that is no
- * flag, ENOTSUP for GW_PSYCOPG, or ENOSYS when the library was dlopened (its hooks are not
- * reached); nothing is changed on an error. */
+ * flag, or ENOSYS when the library was dlopened (its hooks are not reached) or, for GW_PSYCOPG,
+ * as greenworld_import_patched; nothing is changed on an error. */
 int greenworld_monkey_patch(unsigned subsystems);
 
 /* eventlet's import_patched: turns the named subsystems (0: GW_ALL) green from this moment for
@@ -70,14 +73,16 @@ int greenworld_monkey_patch(unsigned subsystems);
  * mutex is not libc's. A call is judged by its return address: a tail call from the library
  * is judged as its caller's. Returns 0,
  * EINVAL for NULL, a bad name (empty, over 63 bytes, with a comma or space) or a bit that is no
- * flag, ENOTSUP for GW_PSYCOPG, ENOSPC when 16 libraries are named already, or ENOSYS when the
- * library was dlopened (its hooks are not reached) or glibc is older than 2.35. */
+ * flag (GW_PSYCOPG too: it names a library, not a subsystem), ENOSPC when 16 libraries are
+ * named already, or ENOSYS when the library was dlopened (its hooks are not reached), glibc is
+ * older than 2.35, or the machine is not x86-64. */
 int greenworld_import_patched(const char *library, unsigned subsystems);
 
 /* eventlet's is_monkey_patched: 1 when the subsystem ("socket") or hooked function
  * ("nanosleep") is patched now, 0 when not, -1 for a name the library does not know or NULL.
  * When patching is scoped (greenworld_import_patched, GREENWORLD_PATCH_FROM), the answer is for
- * the calls of the shared object that calls it. */
+ * the calls of the shared object that calls it. "psycopg": 1 when libpq's calls are green for
+ * every subsystem (GW_PSYCOPG, GREENWORLD_PSYCOPG=1, or every subsystem patched for everyone). */
 int greenworld_is_monkey_patched(const char *name);
 
 #ifdef __cplusplus

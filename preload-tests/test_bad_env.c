@@ -14,7 +14,7 @@
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
         "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",             \
         "-GREENWORLD_TPOOL_SIZE", "-GREENWORLD_INHERIT", "-GREENWORLD_FILEIO", \
-        "-GREENWORLD_PATCH_FROM"
+        "-GREENWORLD_PATCH_FROM", "-GREENWORLD_PSYCOPG"
 
 static void *thread_fn(void *arg) {
     struct timespec ts = {0, 1000000};
@@ -39,7 +39,7 @@ static int child(void) {
 static char out[8192];
 
 static int run_child(const char *a, const char *b, char *desc, size_t desc_len) {
-    const char *env[16] = {CLEAN_ENV, a, b, NULL};
+    const char *env[24] = {CLEAN_ENV, a, b, NULL};
     snprintf(desc, desc_len, "%s%s%s", a, b ? " " : "", b ? b : "");
     return gw_run_self(env, out, sizeof out, "--child", NULL);
 }
@@ -96,6 +96,7 @@ int main(int argc, char **argv) {
     /* The cases of the issue. */
     expect_rejected("GREENWORLD_TIME=maybe", NULL, "GREENWORLD_TIME", "maybe");
     expect_rejected("GREENWORLD_THREAD=2", NULL, "GREENWORLD_THREAD", "2");
+    expect_rejected("GREENWORLD_PSYCOPG=maybe", NULL, "GREENWORLD_PSYCOPG", "maybe");
     expect_rejected("GREENWORLD_STACK_SIZE=12Q", NULL, "GREENWORLD_STACK_SIZE", "12Q");
     expect_rejected("GREENWORLD_STACK_SIZE=1K", NULL, "GREENWORLD_STACK_SIZE", "1K");
     expect_rejected("GREENWORLD_LOG=loud", NULL, "GREENWORLD_LOG", "loud");
@@ -162,11 +163,14 @@ int main(int argc, char **argv) {
     expect_accepted("GREENWORLD_INHERIT=0");
     expect_accepted("GREENWORLD_INHERIT=Yes");
     expect_accepted("GREENWORLD_TIME=");
+    expect_accepted("GREENWORLD_PSYCOPG=Off");
+    expect_accepted("GREENWORLD_PSYCOPG=1");
 
     /* Unknown names: a warning naming the closest known one, and the program runs. */
     expect_warned("GREENWORLD_THREADS=0", NULL, "GREENWORLD_THREAD");
     expect_warned("GREENWORLD_STACKSIZE=64K", NULL, "GREENWORLD_STACK_SIZE");
     expect_warned("GREENWORLD_FILE_IO=pool", NULL, "GREENWORLD_FILEIO");
+    expect_warned("GREENWORLD_PSYCOPG2=1", NULL, "GREENWORLD_PSYCOPG");
     expect_warned("GREENWORLD_THREADS=0", "GREENWORLD_LOG=error", NULL);
     expect_accepted("GREENWORLD_LIB=/nonexistent/libgreenworld.so");
     expect_accepted("GREENWORLD_PY_KEEP=1");

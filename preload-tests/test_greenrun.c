@@ -38,7 +38,7 @@ static int greenrun(int which, const char *const env[], char *const argv[]) {
 
 #define CLEAN                                                                                     \
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
-        "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",                 \
+        "-GREENWORLD_PSYCOPG", "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",                 \
         "-GREENWORLD_INHERIT", "-GREENWORLD_INHERIT_PID", "-GREENWORLD_PATCH_FROM", "-LD_PRELOAD"
 
 static const char *const clean[] = {CLEAN, NULL};
@@ -187,31 +187,67 @@ int main(int argc, char **argv) {
     else snprintf(want_lib, sizeof want_lib, "%s/target/release/libgreenworld.so", src);
     CHECK(realpath(want_lib, lib_path), "%s: %s", want_lib, strerror(errno));
 
-    /* --status: five lines, from the library, after --only/--no and the environment. */
+    /* --status: six lines (the five subsystems and psycopg), from the library, after --only/--no and the environment. */
     char *status[] = {"--status", NULL};
-    expect_status(clean, status, "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: patched\n",
+    expect_status(clean, status, "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: patched\npsycopg: patched\n",
                   "--status");
     char *no_thread[] = {"--no", "thread", "--status", NULL};
     expect_status(clean, no_thread,
-                  "os: patched\nselect: patched\nsocket: patched\nthread: not patched\ntime: patched\n",
+                  "os: patched\nselect: patched\nsocket: patched\nthread: not patched\ntime: patched\npsycopg: not patched\n",
                   "--no thread --status");
     char *status_no[] = {"--status", "--no=thread,os", NULL};
     expect_status(clean, status_no,
-                  "os: not patched\nselect: patched\nsocket: patched\nthread: not patched\ntime: patched\n",
+                  "os: not patched\nselect: patched\nsocket: patched\nthread: not patched\ntime: patched\npsycopg: not patched\n",
                   "--status --no=thread,os");
     char *only[] = {"--only", "socket,time", "--status", NULL};
     expect_status(clean, only,
-                  "os: not patched\nselect: not patched\nsocket: patched\nthread: not patched\ntime: patched\n",
+                  "os: not patched\nselect: not patched\nsocket: patched\nthread: not patched\ntime: patched\npsycopg: not patched\n",
                   "--only socket,time --status");
     /* --only overrides what the environment says about the other subsystems. */
     const char *env_thread_on[] = {CLEAN, "GREENWORLD_THREAD=1", NULL};
     expect_status(env_thread_on, only,
-                  "os: not patched\nselect: not patched\nsocket: patched\nthread: not patched\ntime: patched\n",
+                  "os: not patched\nselect: not patched\nsocket: patched\nthread: not patched\ntime: patched\npsycopg: not patched\n",
                   "GREENWORLD_THREAD=1 --only socket,time --status");
     const char *env_no_time[] = {CLEAN, "GREENWORLD_TIME=0", NULL};
     expect_status(env_no_time, status,
-                  "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: not patched\n",
+                  "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: not patched\npsycopg: not patched\n",
                   "GREENWORLD_TIME=0 --status");
+    /* psycopg (eventlet's last kwarg): libpq's calls, green for every subsystem; alone, it
+     * scopes every subsystem to libpq and the status says so. */
+    char *only_psycopg[] = {"--only", "psycopg", "--status", NULL};
+    expect_status(clean, only_psycopg,
+                  "os: scoped (only the calls from the objects below)\n"
+                  "select: scoped (only the calls from the objects below)\n"
+                  "socket: scoped (only the calls from the objects below)\n"
+                  "thread: scoped (only the calls from the objects below)\n"
+                  "time: scoped (only the calls from the objects below)\n"
+                  "psycopg: patched\nfrom: libpq.so.5\n",
+                  "--only psycopg --status");
+    const char *env_psycopg_socket[] = {CLEAN, "GREENWORLD_PSYCOPG=yes", "GREENWORLD_SOCKET=1", NULL};
+    expect_status(env_psycopg_socket, status,
+                  "os: scoped (only the calls from the objects below)\n"
+                  "select: scoped (only the calls from the objects below)\n"
+                  "socket: patched\n"
+                  "thread: scoped (only the calls from the objects below)\n"
+                  "time: scoped (only the calls from the objects below)\n"
+                  "psycopg: patched\nfrom: libpq.so.5\n",
+                  "GREENWORLD_PSYCOPG=yes GREENWORLD_SOCKET=1 --status");
+    /* psycopg=0 is "all but psycopg": every subsystem for every caller, libpq's calls too. */
+    char *no_psycopg[] = {"--no", "psycopg", "--status", NULL};
+    expect_status(clean, no_psycopg,
+                  "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: patched\npsycopg: patched\n",
+                  "--no psycopg --status");
+    /* --from: the subsystems are scoped, and the status names the objects. */
+    char *from_status[] = {"--from", "libcurl.so.4,libscoped.so", "--only", "socket", "--status", NULL};
+    expect_status(clean, from_status,
+                  "os: not patched\nselect: not patched\nsocket: scoped (only the calls from the objects below)\n"
+                  "thread: not patched\ntime: not patched\npsycopg: not patched\nfrom: libcurl.so.4, libscoped.so\n",
+                  "--from libcurl.so.4,libscoped.so --only socket --status");
+    const char *bad_psycopg[] = {CLEAN, "GREENWORLD_PSYCOPG=maybe", NULL};
+    int bad_st = greenrun(STDERR_ONLY, bad_psycopg, status);
+    CHECK(gw_exit_code(bad_st) == 2 && strstr(out, "GREENWORLD_PSYCOPG='maybe' is not valid"),
+          "GREENWORLD_PSYCOPG=maybe --status: %d: %s", bad_st, out);
+
     /* A malformed variable: the library's one line and its status 2 pass through. */
     const char *bad_env[] = {CLEAN, "GREENWORLD_TIME=maybe", NULL};
     int st = greenrun(STDOUT_ONLY, bad_env, status);
@@ -225,7 +261,7 @@ int main(int argc, char **argv) {
     /* An unknown variable: the library's warning passes through to stderr; the status is right. */
     const char *env_typo[] = {CLEAN, "GREENWORLD_THREADS=0", NULL};
     st = greenrun(STDOUT_ONLY, env_typo, status);
-    CHECK(gw_exit_code(st) == 0 && strcmp(out, "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: patched\n") == 0,
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, "os: patched\nselect: patched\nsocket: patched\nthread: patched\ntime: patched\npsycopg: patched\n") == 0,
           "GREENWORLD_THREADS=0 --status: %d: %s", st, out);
     st = greenrun(STDERR_ONLY, env_typo, status);
     /* Every library line ends with the process that wrote it: "(pid N, program)". */

@@ -55,9 +55,10 @@ static void environment(int preloaded) {
           "status %d: %s", status, out);
     const char *report[] = {"GREENWORLD_STATUS=1", NULL};
     status = gw_run_self(report, out, sizeof out, "--child", NULL);
-    const char *want = preloaded ? "greenworld: os=patched select=patched socket=patched thread=patched time=patched"
+    const char *want = preloaded ? "greenworld: os=patched select=patched socket=patched thread=patched time=patched "
+                                           "psycopg=patched version="
                                  : "greenworld: os=not-patched select=not-patched socket=not-patched "
-                                   "thread=not-patched time=not-patched";
+                                   "thread=not-patched time=not-patched psycopg=not-patched version=";
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(out, want), "status %d: %s", status, out);
 }
 
@@ -102,8 +103,9 @@ int main(int argc, char **argv) {
     CHECK_EQ((intptr_t)rc, 0);
     CHECK_EQ(greenworld_monkey_patch(GW_THREAD | GW_TIME), 0);
     CHECK_EQ(greenworld_monkey_patch(GW_TIME), 0);
-    CHECK_EQ(greenworld_monkey_patch(GW_PSYCOPG), ENOTSUP);
-    CHECK_EQ(greenworld_monkey_patch(GW_OS | GW_PSYCOPG), ENOTSUP);
+    CHECK_EQ(greenworld_monkey_patch(GW_PSYCOPG | 0x40), EINVAL);
+    /* libpq's calls are green only with every subsystem (or GW_PSYCOPG: test-postgres). */
+    CHECK_EQ(greenworld_is_monkey_patched("psycopg"), preloaded);
     CHECK_EQ(greenworld_monkey_patch(0x40), EINVAL);
     for (int i = 0; i < 5; i++) {
         int want = preloaded || strcmp(subsystems[i], "thread") == 0 || strcmp(subsystems[i], "time") == 0;

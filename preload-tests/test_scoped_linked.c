@@ -21,7 +21,9 @@ int main(void) {
     CHECK_EQ(greenworld_import_patched("libscoped.so,libpq.so.5", 0), EINVAL);
     CHECK_EQ(greenworld_import_patched("lib scoped.so", 0), EINVAL);
     CHECK_EQ(greenworld_import_patched("libscoped.so", 0x40), EINVAL);
-    CHECK_EQ(greenworld_import_patched("libscoped.so", GW_PSYCOPG), ENOTSUP);
+    /* GW_PSYCOPG names a library (libpq), not a subsystem: greenworld_monkey_patch's flag. */
+    CHECK_EQ(greenworld_import_patched("libscoped.so", GW_PSYCOPG), EINVAL);
+    CHECK_EQ(greenworld_import_patched("libscoped.so", GW_OS | GW_PSYCOPG), EINVAL);
     if (!preloaded) {
         /* Linked: nothing is green yet, from anywhere, and the refusals changed nothing. */
         CHECK_EQ(scoped_handoff(), 0);

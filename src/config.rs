@@ -1,9 +1,10 @@
 //! Configuration from the environment, read once (on load, or on the first hooked call if
 //! another library's constructor gets there first).
 //!
-//! The subsystem variables mirror `eventlet.monkey_patch(os=, select=, socket=, thread=, time=)`
-//! with eventlet's truth table: none named, everything is patched; any named true, only those;
-//! otherwise all but those named false.
+//! The subsystem variables mirror `eventlet.monkey_patch(os=, select=, socket=, thread=, time=,
+//! psycopg=)` with eventlet's truth table: none named, everything is patched; any named true,
+//! only those; otherwise all but those named false. `psycopg` is no subsystem of hooks but a
+//! library (libpq) whose calls are green for every subsystem (see `patch::PSYCOPG_LIBRARY`).
 
 use crate::subsystem::{Subsystem, SubsystemSet};
 use crate::sys::LineBuf;
@@ -38,6 +39,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "GREENWORLD_SOCKET",
     "GREENWORLD_THREAD",
     "GREENWORLD_TIME",
+    "GREENWORLD_PSYCOPG",
     "GREENWORLD_STACK_SIZE",
     "GREENWORLD_STATS",
     "GREENWORLD_LOG",
@@ -82,6 +84,11 @@ pub enum FileIo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     pub patched: SubsystemSet,
+    /// `GREENWORLD_PSYCOPG` in the truth table's answer: libpq's calls green for every
+    /// subsystem, whatever `patched` says for other callers. Only when named true: everything
+    /// (none named) or all but some (`GREENWORLD_PSYCOPG=0` among them) need no scope, the
+    /// subsystems patched for every caller are patched for libpq's calls too.
+    pub psycopg: bool,
     pub stack_size: usize,
     pub stats: Stats,
     /// `GREENWORLD_STATS` names a file for the summary (see [`stats_value`]).
@@ -146,10 +153,11 @@ impl Config {
                 None => {}
             }
         }
-        let patched = if !named_true.is_empty() {
-            named_true
+        let psycopg_named = boolean("GREENWORLD_PSYCOPG")?;
+        let (patched, psycopg) = if !named_true.is_empty() || psycopg_named == Some(true) {
+            (named_true, psycopg_named == Some(true))
         } else {
-            SubsystemSet::ALL.without(named_false)
+            (SubsystemSet::ALL.without(named_false), false)
         };
 
         let stack_size = match get("GREENWORLD_STACK_SIZE") {
@@ -186,6 +194,7 @@ impl Config {
             Some(v) => return Err(bad("GREENWORLD_PATCH_FROM", v, SHARED_OBJECTS)),
         };
         Ok(Config {
+            psycopg,
             patch_from,
             tpool_size,
             fileio,
@@ -241,6 +250,7 @@ fn load() -> Config {
             if !config.inherit && crate::inherit::role() == crate::inherit::Role::Helper {
                 // A program a wrapper script runs on its way to the one meant: plain libc.
                 config.patched = SubsystemSet::EMPTY;
+                config.psycopg = false;
                 config.stats = Stats::Off;
             }
             crate::log::configure(config.log);
@@ -506,6 +516,38 @@ mod tests {
         );
         assert_eq!(patched(&[("GREENWORLD_TIME", "")]), patched(&[]));
         assert_eq!(patched(&[("GREENWORLD_OS", "YES")]), ["os"]);
+    }
+
+    #[test]
+    fn psycopg_in_the_truth_table() {
+        let psycopg = |vars: &[(&str, &str)]| parse(vars).unwrap().psycopg;
+        // Alone: only libpq's calls.
+        assert_eq!(patched(&[("GREENWORLD_PSYCOPG", "1")]), [] as [&str; 0]);
+        assert!(psycopg(&[("GREENWORLD_PSYCOPG", "on")]));
+        // With others named true: those for everyone, and libpq's calls.
+        assert_eq!(
+            patched(&[("GREENWORLD_PSYCOPG", "yes"), ("GREENWORLD_SOCKET", "1")]),
+            ["socket"]
+        );
+        assert!(psycopg(&[
+            ("GREENWORLD_PSYCOPG", "yes"),
+            ("GREENWORLD_SOCKET", "1")
+        ]));
+        // Not named true: no scope, libpq's calls are what the others make every caller's.
+        assert!(!psycopg(&[]));
+        assert!(!psycopg(&[("GREENWORLD_SOCKET", "1")]));
+        assert_eq!(patched(&[("GREENWORLD_PSYCOPG", "0")]), patched(&[]));
+        assert!(!psycopg(&[("GREENWORLD_PSYCOPG", "0")]));
+        assert_eq!(
+            patched(&[("GREENWORLD_PSYCOPG", "0"), ("GREENWORLD_THREAD", "0")]),
+            ["os", "select", "socket", "time"]
+        );
+        assert_eq!(
+            parse(&[("GREENWORLD_PSYCOPG", "maybe")])
+                .unwrap_err()
+                .to_string(),
+            "GREENWORLD_PSYCOPG='maybe' is not valid; accepted: 1/0, true/false, yes/no, on/off"
+        );
     }
 
     #[test]

@@ -94,14 +94,26 @@ fn decide() -> u8 {
     // The configuration is read either way: a malformed variable stops a linked program too.
     let config = crate::config::get();
     let from_env = config.patched.0;
+    // GREENWORLD_PSYCOPG=1: libpq's calls green for every subsystem, a scope of its own
+    // (needless when every subsystem is green for every caller already).
+    let psycopg = config.psycopg && (config.patch_from || from_env != SubsystemSet::ALL.0);
     let initial = if !crate::loaded::preloaded() {
         0
     } else if config.patch_from {
         scope_from_env(from_env);
-        from_env | ENGAGED | SCOPED
+        let libpq = if psycopg && scope_psycopg() {
+            SubsystemSet::ALL.0
+        } else {
+            0
+        };
+        from_env | libpq | ENGAGED | SCOPED
     } else {
         EVERYWHERE.fetch_or(from_env, Ordering::Relaxed);
-        from_env | ENGAGED
+        if psycopg && scope_psycopg() {
+            from_env | SubsystemSet::ALL.0 | ENGAGED | SCOPED
+        } else {
+            from_env | ENGAGED
+        }
     };
     // A monkey_patch racing with the first decision keeps its bits: it decides first too.
     match PATCHED.compare_exchange(UNSET, initial, Ordering::AcqRel, Ordering::Acquire) {
@@ -130,6 +142,21 @@ fn scope_from_env(subs: u8) {
     }
 }
 
+/// `GREENWORLD_PSYCOPG=1`: libpq's calls green for every subsystem. False (said in one line)
+/// when they cannot be (see `scope::Refused`).
+fn scope_psycopg() -> bool {
+    match crate::scope::add(PSYCOPG_LIBRARY, SubsystemSet::ALL.0) {
+        Ok(()) => true,
+        Err(why) => {
+            crate::log!(
+                Error,
+                "GREENWORLD_PSYCOPG: cannot green libpq's calls ({why:?}): they are plain libc"
+            );
+            false
+        }
+    }
+}
+
 /// Does a call the fast way did not take (see `abi::route!`) go to its shim? Yes unless
 /// patching is scoped and its caller, found from `return_address`, is not green for `sub`
 /// (then it goes to the real function). Decides first.
@@ -149,17 +176,35 @@ pub fn green_caller(return_address: usize, sub: Subsystem) -> bool {
 }
 
 /// `GREENWORLD_STATUS`: what is patched at load (linked on purpose, nothing yet), from the
-/// first decision itself.
+/// first decision itself. A subsystem is `patched` for every caller, `scoped` when green only
+/// for the calls of the objects `from=` names, or `not-patched`; `psycopg` says whether libpq's
+/// calls are green for every subsystem.
 fn print_status(bits: u8) {
+    let everywhere = EVERYWHERE.load(Ordering::Relaxed);
     let mut buf = LineBuf::new();
     let _ = buf.write_str("greenworld:");
     for sub in Subsystem::ALL {
-        let state = if bits & sub.bit() != 0 {
+        let state = if everywhere & sub.bit() != 0 {
             "patched"
+        } else if bits & sub.bit() != 0 {
+            "scoped"
         } else {
             "not-patched"
         };
         let _ = write!(buf, " {}={}", sub.name(), state);
+    }
+    let psycopg = if psycopg_patched() {
+        "patched"
+    } else {
+        "not-patched"
+    };
+    let _ = write!(buf, " psycopg={psycopg}");
+    if bits & SCOPED != 0 {
+        let _ = buf.write_str(" from=");
+        for (i, name) in crate::scope::names().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(buf, "{sep}{}", core::str::from_utf8(name).unwrap_or("?"));
+        }
     }
     // Last, so readers of the subsystems need not change: what `greenrun --version` reports.
     let _ = writeln!(buf, " version={}", env!("CARGO_PKG_VERSION"));
@@ -283,29 +328,70 @@ pub fn import_patched(name: &[u8], subs: SubsystemSet) -> Result<bool, i32> {
     Ok(PATCHED.fetch_or(subs.0 | ENGAGED | SCOPED, Ordering::AcqRel) & ENGAGED == 0)
 }
 
-/// `GW_PSYCOPG` in `greenworld.h`: eventlet's `psycopg` kwarg, reserved (libpq's calls will
-/// be green through `import_patched`); the other flags are the subsystems' bits.
+/// `GW_PSYCOPG` in `greenworld.h`: eventlet's `psycopg` kwarg, libpq's calls green for every
+/// subsystem (`import_patched` of [`PSYCOPG_LIBRARY`]); the other flags are the subsystems'
+/// bits.
 pub const PSYCOPG_FLAG: u32 = 1 << 5;
+/// The library eventlet's `psycopg` greens (psycopg is a Python binding of it), by soname:
+/// the scope holds from its first call when it is loaded later (`dlopen`) too.
+pub const PSYCOPG_LIBRARY: &[u8] = b"libpq.so.5";
 
-/// The set the C flags of `greenworld_monkey_patch` name, or the errno for them: 0 is all (as
-/// eventlet's `monkey_patch()` without arguments), a bit no flag has is EINVAL, and
-/// `GW_PSYCOPG` is ENOTSUP (no such subsystem yet: better said than silently ignored).
-pub fn from_flags(flags: u32) -> Result<SubsystemSet, i32> {
+/// What the C flags of `greenworld_monkey_patch` name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flags {
+    /// Green for every caller.
+    pub subs: SubsystemSet,
+    /// `GW_PSYCOPG`: libpq's calls green for every subsystem.
+    pub psycopg: bool,
+}
+
+/// The flags of `greenworld_monkey_patch` or `greenworld_import_patched`, or the errno for
+/// them: 0 is every subsystem (as eventlet's `monkey_patch()` without arguments, which greens
+/// libpq's calls with everyone's), a bit no flag has is EINVAL.
+pub fn from_flags(flags: u32) -> Result<Flags, i32> {
     if flags == 0 {
-        return Ok(SubsystemSet::ALL);
+        return Ok(Flags {
+            subs: SubsystemSet::ALL,
+            psycopg: false,
+        });
     }
     if flags & !(u32::from(SubsystemSet::ALL.0) | PSYCOPG_FLAG) != 0 {
         return Err(libc::EINVAL);
     }
-    if flags & PSYCOPG_FLAG != 0 {
-        return Err(libc::ENOTSUP);
-    }
-    Ok(SubsystemSet(flags as u8))
+    Ok(Flags {
+        subs: SubsystemSet((flags & u32::from(SubsystemSet::ALL.0)) as u8),
+        psycopg: flags & PSYCOPG_FLAG != 0,
+    })
 }
 
-/// eventlet's `is_monkey_patched`: 1 or 0 for a subsystem or hooked function name, None for a
-/// name it does not know; scoped, for a caller whose call returns to `return_address`.
+/// eventlet's `monkey_patch` with its flags: `GW_PSYCOPG` is [`import_patched`] of libpq for
+/// every subsystem (first: it is the part that can fail, and then nothing changes), the
+/// subsystems [`monkey_patch`]. Ok(true) when this call engaged the library.
+pub fn monkey_patch_flags(flags: Flags) -> Result<bool, i32> {
+    // Every subsystem green for every caller greens libpq's calls too: no scope to pay for.
+    let libpq = flags.psycopg && flags.subs != SubsystemSet::ALL;
+    let mut engaged_now = libpq && import_patched(PSYCOPG_LIBRARY, SubsystemSet::ALL)?;
+    if !flags.subs.is_empty() {
+        engaged_now |= monkey_patch(flags.subs);
+    }
+    Ok(engaged_now)
+}
+
+/// eventlet's `is_monkey_patched('psycopg')`: are libpq's calls green for every subsystem
+/// (its scope, or every subsystem patched for every caller)?
+fn psycopg_patched() -> bool {
+    bits();
+    let libpq = EVERYWHERE.load(Ordering::Relaxed) | crate::scope::named(PSYCOPG_LIBRARY);
+    libpq & SubsystemSet::ALL.0 == SubsystemSet::ALL.0
+}
+
+/// eventlet's `is_monkey_patched`: 1 or 0 for a subsystem or hooked function name, or
+/// `psycopg`, None for a name it does not know; scoped, for a caller whose call returns to
+/// `return_address` (`psycopg` answers for libpq's calls, whoever asks).
 pub fn is_patched(name: &str, return_address: usize) -> Option<bool> {
+    if name == "psycopg" {
+        return Some(psycopg_patched());
+    }
     let sub = Subsystem::from_name(name)
         .or_else(|| HOOKED.iter().find(|(f, _)| *f == name).map(|&(_, s)| s))?;
     let pooled = || crate::config::get().fileio == crate::config::FileIo::Pool;
@@ -393,14 +479,20 @@ pub(crate) mod tests {
         let mut thread_time = SubsystemSet::EMPTY;
         thread_time.insert(Subsystem::Thread);
         thread_time.insert(Subsystem::Time);
-        assert_eq!(from_flags(8 | 16), Ok(thread_time));
-        assert_eq!(from_flags(1), Ok(SubsystemSet(Subsystem::Os.bit())));
-        assert_eq!(from_flags(0), Ok(SubsystemSet::ALL));
-        assert_eq!(from_flags(31), Ok(SubsystemSet::ALL));
-        assert_eq!(from_flags(32), Err(libc::ENOTSUP));
-        assert_eq!(from_flags(8 | 32), Err(libc::ENOTSUP));
+        let subs = |flags| from_flags(flags).map(|f| f.subs);
+        let psycopg = |flags| from_flags(flags).map(|f| f.psycopg);
+        assert_eq!(subs(8 | 16), Ok(thread_time));
+        assert_eq!(subs(1), Ok(SubsystemSet(Subsystem::Os.bit())));
+        assert_eq!(subs(0), Ok(SubsystemSet::ALL));
+        assert_eq!(psycopg(0), Ok(false));
+        assert_eq!(subs(31), Ok(SubsystemSet::ALL));
+        assert_eq!(subs(32), Ok(SubsystemSet::EMPTY));
+        assert_eq!(psycopg(32), Ok(true));
+        assert_eq!(subs(8 | 32), Ok(SubsystemSet(Subsystem::Thread.bit())));
+        assert_eq!(psycopg(8 | 32), Ok(true));
         assert_eq!(from_flags(64), Err(libc::EINVAL));
         assert_eq!(from_flags(1 << 31), Err(libc::EINVAL));
+        assert_eq!(PSYCOPG_LIBRARY, b"libpq.so.5");
     }
 
     #[test]

@@ -145,6 +145,24 @@ pub fn add(name: &[u8], subs: u8) -> Result<(), Refused> {
     result
 }
 
+/// The subsystems green for the calls of the object named exactly `name` (0 when no scope
+/// names it so): what `patch` asks about libpq for eventlet's `psycopg`.
+pub fn named(name: &[u8]) -> u8 {
+    SCOPES
+        .iter()
+        .take(COUNT.load(Ordering::Acquire))
+        .filter(|scope| scope_name(scope) == name)
+        .fold(0, |subs, scope| subs | scope.subs.load(Ordering::Relaxed))
+}
+
+/// Each scope's name, in the order they were named (for `GREENWORLD_STATUS`).
+pub fn names() -> impl Iterator<Item = &'static [u8]> {
+    SCOPES
+        .iter()
+        .take(COUNT.load(Ordering::Acquire))
+        .map(scope_name)
+}
+
 /// A published scope's name (one below COUNT).
 fn scope_name(scope: &'static Scope) -> &'static [u8] {
     // SAFETY: published (below COUNT), never written again.
@@ -343,6 +361,9 @@ mod tests {
             .collect();
         assert_eq!(named.len(), 1);
         assert_eq!(named[0].subs.load(Ordering::Relaxed), 0b11);
+        assert_eq!(super::named(b"libunit.so.1"), 0b11);
+        assert_eq!(super::named(b"libunit.so"), 0);
+        assert!(names().any(|n| n == b"libunit.so.1"));
         // This test binary is in no scope: its calls are nobody's.
         let here = a_scope_named_twice_widens as usize;
         assert_eq!(green_for(here), 0);

@@ -315,20 +315,25 @@ unsafe extern "C" fn is_monkey_patched_for(
 }
 
 /// eventlet's `monkey_patch`: the subsystems `GW_*` flags name (0: all) green for the whole
-/// process from now on, on top of what already is; 0, or EINVAL for an unknown bit, ENOTSUP
-/// for the reserved `GW_PSYCOPG`, ENOSYS when the program's calls do not reach the library
-/// (`dlopen`ed: see `loaded::interposes`); nothing changes on an error. Idempotent, from any
-/// thread; threads that already exist stay what they are.
+/// process from now on, on top of what already is, and with `GW_PSYCOPG` libpq's calls green
+/// for every subsystem (`import_patched("libpq.so.5")`); 0, or EINVAL for an unknown bit,
+/// ENOSYS when the program's calls do not reach the library (`dlopen`ed: see
+/// `loaded::interposes`) or, for `GW_PSYCOPG`, when a caller's object cannot be told (as
+/// `greenworld_import_patched`); nothing changes on an error. Idempotent, from any thread;
+/// threads that already exist stay what they are.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub extern "C" fn greenworld_monkey_patch(subsystems: libc::c_uint) -> libc::c_int {
     match crate::patch::from_flags(subsystems) {
         Ok(_) if !crate::loaded::interposes() => libc::ENOSYS,
-        Ok(set) => {
-            if crate::patch::monkey_patch(set) {
-                crate::signal::adopt_installed();
+        Ok(flags) => match crate::patch::monkey_patch_flags(flags) {
+            Ok(engaged_now) => {
+                if engaged_now {
+                    crate::signal::adopt_installed();
+                }
+                0
             }
-            0
-        }
+            Err(code) => code,
+        },
         Err(code) => code,
     }
 }
@@ -336,9 +341,10 @@ pub extern "C" fn greenworld_monkey_patch(subsystems: libc::c_uint) -> libc::c_i
 /// eventlet's `import_patched`: the subsystems `GW_*` flags name (0: all) green from now on
 /// for the calls made from the shared object `library` (a soname such as "libcurl.so.4", a
 /// file name, or a path with a '/'), loaded now or later; every other caller keeps what it
-/// has. 0, or EINVAL (NULL, a bad name, an unknown bit), ENOTSUP (`GW_PSYCOPG`), ENOSPC (16
-/// objects named already), ENOSYS (the program's calls do not reach the library, or glibc
-/// older than 2.35 cannot tell a caller's object). Idempotent, from any thread.
+/// has. 0, or EINVAL (NULL, a bad name, an unknown bit, `GW_PSYCOPG`: a library, not a
+/// subsystem), ENOSPC (16 objects named already), ENOSYS (the program's calls do not reach the
+/// library, or glibc older than 2.35 cannot tell a caller's object). Idempotent, from any
+/// thread.
 ///
 /// # Safety
 /// `library` is NULL or a NUL-terminated string.
@@ -353,8 +359,9 @@ pub unsafe extern "C" fn greenworld_import_patched(
     // SAFETY: NUL-terminated (caller).
     let library = unsafe { core::ffi::CStr::from_ptr(library) }.to_bytes();
     match crate::patch::from_flags(subsystems) {
+        Ok(flags) if flags.psycopg => libc::EINVAL,
         Ok(_) if !crate::loaded::interposes() => libc::ENOSYS,
-        Ok(set) => match crate::patch::import_patched(library, set) {
+        Ok(flags) => match crate::patch::import_patched(library, flags.subs) {
             Ok(engaged_now) => {
                 if engaged_now {
                     crate::signal::adopt_installed();
