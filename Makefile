@@ -3,14 +3,14 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g -Wall -Wextra -Wno-unused-parameter
 LIB     := target/release/libgreenworld.so
 TBIN    := target/preload-tests
-TEST_SRC := $(filter-out preload-tests/lib%.c,$(wildcard preload-tests/*.c))
+TEST_SRC := $(filter-out preload-tests/lib%.c preload-tests/pq_%.c,$(wildcard preload-tests/*.c))
 TEST_BIN := $(patsubst preload-tests/%.c,$(TBIN)/%,$(TEST_SRC))
 TEST_LIB := $(patsubst preload-tests/%.c,$(TBIN)/%.so,$(wildcard preload-tests/lib*.c))
 # Tests linked against the library itself ("// link: greenworld"): run natively, they see it
 # linked and not preloaded; under the preload, ld.so takes the preloaded copy for its SONAME.
 TEST_LINKED := $(patsubst preload-tests/%.c,$(TBIN)/%,$(shell grep -l '^// link: greenworld' preload-tests/*.c))
 
-.PHONY: all build demo test test-install test-python test-programs preload-tests lint clean install uninstall header
+.PHONY: all build demo test test-install test-postgres test-python test-programs preload-tests lint clean install uninstall header
 
 all: demo
 
@@ -53,6 +53,10 @@ test-python: $(LIB)
 # uninstall (in make test).
 test-install: $(LIB)
 	scripts/test-install
+
+# eventlet's psycopg: a PostgreSQL server of its own, 100 green libpq clients (in make test).
+test-postgres: $(LIB)
+	scripts/test-postgres
 
 # bash pipelines, python3 subprocesses and make -j4, natively and under greenrun (in make test).
 test-programs: $(LIB)
