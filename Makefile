@@ -49,8 +49,8 @@ test: $(LIB) preload-tests
 test-python: $(LIB)
 	scripts/test-python
 
-# make install into a temporary prefix, examples/fetch.c built with pkg-config and run, make
-# uninstall (in make test).
+# make install into a temporary prefix, examples/fetch.c and examples/curl_fetch.c built with
+# pkg-config and run, make uninstall (in make test).
 test-install: $(LIB)
 	scripts/test-install
 
