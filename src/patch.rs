@@ -65,9 +65,15 @@ const ENGAGED: u8 = 0x40;
 pub(crate) const SCOPED: u8 = 0x20;
 /// An export's entry (see `abi::route`) takes the fast way when, of these bits, only
 /// [`ROUTE_FAST`] is set: decided, engaged, not scoped.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) const ROUTE_MASK: u8 = UNSET | ENGAGED | SCOPED;
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) const ROUTE_FAST: u8 = ENGAGED;
 /// Read by every export's entry (`abi::shims`): UNSET or SCOPED send it the slow way.
 pub(crate) static PATCHED: AtomicU8 = AtomicU8::new(UNSET);

@@ -86,7 +86,7 @@ pub enum Refused {
     /// [`MAX_SCOPES`] objects are named already.
     Full,
     /// This glibc has no `_dl_find_object` (older than 2.35), or the exports' routers are not
-    /// written for this architecture (x86-64 only so far).
+    /// written for this architecture (x86-64 and aarch64 only so far).
     NoFinder,
 }
 
@@ -105,7 +105,7 @@ pub fn add(name: &[u8], subs: u8) -> Result<(), Refused> {
     if !core::str::from_utf8(name).is_ok_and(valid_name) {
         return Err(Refused::BadName);
     }
-    if !cfg!(target_arch = "x86_64") {
+    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
         return Err(Refused::NoFinder);
     }
     if FIND_OBJECT.load(Ordering::Acquire) == 0 {

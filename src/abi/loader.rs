@@ -12,6 +12,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// A naked export that bumps the loader generation and jumps to libc's function `$real` holds
 /// (resolved on first use by `$resolve`, the argument registers kept meanwhile).
+#[cfg(target_arch = "x86_64")]
 macro_rules! watched {
     ($real:ident, $resolve:ident) => {
         core::arch::naked_asm!(
@@ -31,6 +32,45 @@ macro_rules! watched {
             "pop rsi",
             "pop rdi",
             "jmp r11",
+            generation = sym scope::GENERATION,
+            real = sym $real,
+            resolve = sym $resolve,
+        )
+    };
+}
+
+/// [`watched!`] for aarch64: the bump is a full barrier as x86's `lock add` is (an exclusive
+/// load/store loop between two `dmb ish`: the baseline target has no LSE atomics); the return
+/// address stays in the link register for libc's function, which reads it; x16 and x17 are the
+/// scratch registers a call may clobber on its way (PLT stubs use them), w15 too.
+#[cfg(target_arch = "aarch64")]
+macro_rules! watched {
+    ($real:ident, $resolve:ident) => {
+        core::arch::naked_asm!(
+            "adrp x16, {generation}",
+            "add x16, x16, :lo12:{generation}",
+            "dmb ish",
+            "1:",
+            "ldxr w17, [x16]",
+            "add w17, w17, #1",
+            "stxr w15, w17, [x16]",
+            "cbnz w15, 1b",
+            "dmb ish",
+            "adrp x16, {real}",
+            "ldr x16, [x16, :lo12:{real}]",
+            "cbz x16, 2f",
+            "br x16",
+            "2:",
+            "stp x29, x30, [sp, #-48]!",
+            "mov x29, sp",
+            "stp x0, x1, [sp, #16]",
+            "stp x2, x3, [sp, #32]",
+            "bl {resolve}",
+            "mov x16, x0",
+            "ldp x0, x1, [sp, #16]",
+            "ldp x2, x3, [sp, #32]",
+            "ldp x29, x30, [sp], #48",
+            "br x16",
             generation = sym scope::GENERATION,
             real = sym $real,
             resolve = sym $resolve,

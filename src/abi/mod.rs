@@ -7,7 +7,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod fileio;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod loader;
 mod os;
 mod resolver;
@@ -82,16 +82,16 @@ macro_rules! shims {
         // are nobody's business, the C one is the row's.
         const _: () = {
             $(#[$doc])*
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
             #[unsafe(naked)]
             unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
                 $crate::abi::route!(act, pick)
             }
-            // Routers are written for x86-64 only: elsewhere the export is the shim, and
-            // patching cannot be scoped (`scope::add` refuses).
+            // Routers are written for x86-64 and aarch64: elsewhere the export is the shim,
+            // and patching cannot be scoped (`scope::add` refuses).
             $(#[$doc])*
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
             #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
             unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
                 // SAFETY: the caller's arguments.
@@ -114,7 +114,7 @@ macro_rules! shims {
             /// Where a call the fast way does not take goes: the shim, unless patching is
             /// scoped and its caller's object is not green for the row's subsystem (then the
             /// real function, nothing else).
-            #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+            #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
             extern "C" fn pick(return_address: usize) -> usize {
                 if $crate::patch::routes_to_shim(return_address, $crate::patch::Subsystem::$sub) {
                     let to: unsafe extern "C" fn($($ty),*) -> $ret = shim;
@@ -206,6 +206,51 @@ macro_rules! route {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use route;
 
+/// [`route!`] for aarch64: the same test of `patch::PATCHED`, then a jump to `$act`; else
+/// `$pick` is asked with the return address, which is the link register at entry (the caller's
+/// `bl`, or its `blr` through the PLT stub, which branches without linking), and the argument
+/// registers x0–x7 and x8 (the indirect result) are kept in a frame of our own meanwhile, torn
+/// down before the jump through x16 (the register PLT stubs use, and a `bti c` landing pad
+/// accepts): the caller's frame and arguments on the stack are as it left them.
+#[cfg(target_arch = "aarch64")]
+macro_rules! route {
+    ($act:ident, $pick:ident) => {
+        core::arch::naked_asm!(
+            "adrp x16, {patched}",
+            "ldrb w16, [x16, :lo12:{patched}]",
+            "and w16, w16, #{mask}",
+            "cmp w16, #{fast}",
+            "b.ne 2f",
+            "b {act}",
+            "2:",
+            "stp x29, x30, [sp, #-96]!",
+            "mov x29, sp",
+            "stp x0, x1, [sp, #16]",
+            "stp x2, x3, [sp, #32]",
+            "stp x4, x5, [sp, #48]",
+            "stp x6, x7, [sp, #64]",
+            "str x8, [sp, #80]",
+            "mov x0, x30",
+            "bl {pick}",
+            "mov x16, x0",
+            "ldp x0, x1, [sp, #16]",
+            "ldp x2, x3, [sp, #32]",
+            "ldp x4, x5, [sp, #48]",
+            "ldp x6, x7, [sp, #64]",
+            "ldr x8, [sp, #80]",
+            "ldp x29, x30, [sp], #96",
+            "br x16",
+            patched = sym $crate::patch::PATCHED,
+            mask = const $crate::patch::ROUTE_MASK,
+            fast = const $crate::patch::ROUTE_FAST,
+            act = sym $act,
+            pick = sym $pick,
+        )
+    };
+}
+#[cfg(target_arch = "aarch64")]
+pub(crate) use route;
+
 /// The hooks exported by hand (rows without `=> op`) that have a green twin, written beside
 /// them; every row with an op has its twin made with its export (see [`shims`]). Read by the
 /// tests that make and check `greenworld.h`'s twins (`twins_header`).
@@ -282,11 +327,22 @@ pub unsafe extern "C" fn greenworld_is_monkey_patched(name: *const libc::c_char)
     core::arch::naked_asm!("mov rsi, [rsp]", "jmp {answer}", answer = sym is_monkey_patched_for)
 }
 
+/// As on x86-64, the caller's return address being the link register at entry.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[cfg(target_arch = "aarch64")]
+#[cfg_attr(not(test), unsafe(no_mangle))]
+#[unsafe(naked)]
+pub unsafe extern "C" fn greenworld_is_monkey_patched(name: *const libc::c_char) -> libc::c_int {
+    core::arch::naked_asm!("mov x1, x30", "b {answer}", answer = sym is_monkey_patched_for)
+}
+
 /// As on x86-64; patching is never scoped elsewhere, so the caller does not matter.
 ///
 /// # Safety
 /// `name` is NULL or a NUL-terminated string.
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn greenworld_is_monkey_patched(name: *const libc::c_char) -> libc::c_int {
     // SAFETY: as the caller promises.
