@@ -10,7 +10,7 @@ TEST_LIB := $(patsubst preload-tests/%.c,$(TBIN)/%.so,$(wildcard preload-tests/l
 # linked and not preloaded; under the preload, ld.so takes the preloaded copy for its SONAME.
 TEST_LINKED := $(patsubst preload-tests/%.c,$(TBIN)/%,$(shell grep -l '^// link: greenworld' preload-tests/*.c))
 
-.PHONY: all build demo test test-install test-postgres test-python test-programs preload-tests lint clean install uninstall header
+.PHONY: all build demo test test-install test-postgres test-aarch64 test-python test-programs preload-tests lint clean install uninstall header
 
 all: demo
 
@@ -57,6 +57,11 @@ test-install: $(LIB)
 # eventlet's psycopg: a PostgreSQL server of its own, 100 green libpq clients (in make test).
 test-postgres: $(LIB)
 	scripts/test-postgres
+
+# import_patched on aarch64: the library and the scoped tests cross-built, run under qemu-aarch64
+# (not in make test: it needs the Rust target, a cross compiler and qemu-user).
+test-aarch64:
+	scripts/test-aarch64
 
 # bash pipelines, python3 subprocesses and make -j4, natively and under greenrun (in make test).
 test-programs: $(LIB)

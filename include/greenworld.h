@@ -75,7 +75,7 @@ int greenworld_monkey_patch(unsigned subsystems);
  * EINVAL for NULL, a bad name (empty, over 63 bytes, with a comma or space) or a bit that is no
  * flag (GW_PSYCOPG too: it names a library, not a subsystem), ENOSPC when 16 libraries are
  * named already, or ENOSYS when the library was dlopened (its hooks are not reached), glibc is
- * older than 2.35, or the machine is not x86-64. */
+ * older than 2.35, or the machine is neither x86-64 nor aarch64. */
 int greenworld_import_patched(const char *library, unsigned subsystems);
 
 /* eventlet's is_monkey_patched: 1 when the subsystem ("socket") or hooked function
