@@ -1,10 +1,12 @@
 /* pq_sleepers CONNINFO preloaded|linked: eventlet's psycopg against a real PostgreSQL server
  * (scripts/test-postgres starts one on a unix socket in a temporary directory and runs this in
- * both modes; it is not one of run-tests' programs: it needs the server and libpq).
+ * each mode; it is not one of run-tests' programs: it needs the server and libpq).
  *
  * libpq's calls are green and nothing else is:
  *   preloaded  under the preload with GREENWORLD_PSYCOPG=1 (psycopg alone: only libpq's calls);
  *   linked     linked with the library, not preloaded: greenworld_monkey_patch(GW_PSYCOPG).
+ * Built with -DPQ_DLOPEN (pq_sleepers_dlopen, not linked with libpq), the program loads libpq
+ * with dlopen after the scope was set, as a Python driver's extension module would.
  * Then 100 green threads (green_pthread_create: the program's own pthread_create stays plain),
  * each with its own libpq connection, meet at a barrier and run SELECT pg_sleep(0.2), N. Checks:
  * every result; every thread on main's OS thread, and one OS thread at the peak; the queries
@@ -17,6 +19,29 @@
 #include "greenworld.h"
 #include <libpq-fe.h>
 
+/* The libpq functions used, called through pointers when libpq is dlopened. */
+#define PQ_FUNCTIONS(X)                                                                           \
+    X(PQconnectdb) X(PQstatus) X(PQerrorMessage) X(PQexec) X(PQresultStatus) X(PQntuples)         \
+    X(PQnfields) X(PQgetvalue) X(PQclear) X(PQfinish)
+#ifdef PQ_DLOPEN
+#define PQ_POINTER(f) static __typeof__(f) *pq_##f;
+PQ_FUNCTIONS(PQ_POINTER)
+#define PQ(f) pq_##f
+#define PQ_HOW ", libpq dlopened"
+static void load_libpq(void) {
+    gw_phase = "dlopen libpq.so.5";
+    CHECK(dlopen("libpq.so.5", RTLD_NOLOAD | RTLD_NOW) == NULL, "libpq is loaded already");
+    void *pq = dlopen("libpq.so.5", RTLD_NOW);
+    CHECK(pq != NULL, "dlopen libpq.so.5: %s", dlerror());
+#define PQ_RESOLVE(f) CHECK((pq_##f = (__typeof__(f) *)dlsym(pq, #f)) != NULL, "dlsym %s", #f);
+    PQ_FUNCTIONS(PQ_RESOLVE)
+}
+#else
+#define PQ(f) f
+#define PQ_HOW ""
+static void load_libpq(void) {}
+#endif
+
 #define THREADS 100
 
 static const char *conninfo;
@@ -28,15 +53,15 @@ static long long query_start_ns, last_done_ns;
 static pid_t tid(void) { return (pid_t)syscall(SYS_gettid); }
 
 static void fail(long n, const char *what, PGconn *conn) {
-    fprintf(stderr, "pq_sleepers: thread %ld: %s: %s", n, what, conn ? PQerrorMessage(conn) : "\n");
+    fprintf(stderr, "pq_sleepers: thread %ld: %s: %s", n, what, conn ? PQ(PQerrorMessage)(conn) : "\n");
     __atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
 }
 
 static void *client(void *arg) {
     long n = (long)(intptr_t)arg;
     if (tid() != main_tid) __atomic_add_fetch(&wrong_tid, 1, __ATOMIC_RELAXED);
-    PGconn *conn = PQconnectdb(conninfo);
-    int ok = PQstatus(conn) == CONNECTION_OK;
+    PGconn *conn = PQ(PQconnectdb)(conninfo);
+    int ok = PQ(PQstatus)(conn) == CONNECTION_OK;
     if (!ok) fail(n, "connect", conn);
     /* Every connection is made before any query starts, so that all 100 can be in flight. */
     int rc = green_pthread_barrier_wait(&connected);
@@ -50,17 +75,17 @@ static void *client(void *arg) {
             max_in_flight = now;
             os_threads_at_peak = gw_os_threads();
         }
-        PGresult *res = PQexec(conn, sql);
+        PGresult *res = PQ(PQexec)(conn, sql);
         __atomic_sub_fetch(&in_flight, 1, __ATOMIC_RELAXED);
         char want[16];
         snprintf(want, sizeof want, "%ld", n);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) fail(n, "query", conn);
-        else if (PQntuples(res) != 1 || PQnfields(res) != 2 || strcmp(PQgetvalue(res, 0, 1), want) != 0)
+        if (PQ(PQresultStatus)(res) != PGRES_TUPLES_OK) fail(n, "query", conn);
+        else if (PQ(PQntuples)(res) != 1 || PQ(PQnfields)(res) != 2 || strcmp(PQ(PQgetvalue)(res, 0, 1), want) != 0)
             fail(n, "wrong result", NULL);
-        PQclear(res);
+        PQ(PQclear)(res);
         last_done_ns = gw_now_ns();
     }
-    PQfinish(conn);
+    PQ(PQfinish)(conn);
     if (tid() != main_tid) __atomic_add_fetch(&wrong_tid, 1, __ATOMIC_RELAXED);
     return NULL;
 }
@@ -129,6 +154,7 @@ int main(int argc, char **argv) {
               subsystems[i]);
 
     own_calls_stay_plain();
+    load_libpq();
 
     gw_phase = "100 clients";
     CHECK_EQ(pthread_barrier_init(&connected, NULL, THREADS), 0);
@@ -142,9 +168,9 @@ int main(int argc, char **argv) {
     CHECK(max_in_flight == THREADS, "at most %d of %d queries were in flight at once: libpq's calls blocked",
           max_in_flight, THREADS);
     CHECK_EQ(os_threads_at_peak, 1);
-    printf("pq_sleepers %s: %d connections x SELECT pg_sleep(0.2) on 1 OS thread, all %d in flight at once; "
+    printf("pq_sleepers %s%s: %d connections x SELECT pg_sleep(0.2) on 1 OS thread, all %d in flight at once; "
            "wall %lld ms (queries %lld ms, connections before them %lld ms)\n",
-           argv[2], THREADS, max_in_flight, wall / 1000000, (last_done_ns - query_start_ns) / 1000000,
+           argv[2], PQ_HOW, THREADS, max_in_flight, wall / 1000000, (last_done_ns - query_start_ns) / 1000000,
            (query_start_ns - t0) / 1000000);
     return 0;
 }
