@@ -70,3 +70,4 @@ pub mod sys;
 pub mod thread;
 pub mod time;
 pub mod tpool;
+pub mod waiting;

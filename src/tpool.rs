@@ -104,7 +104,11 @@ pub fn run_as<R: Send>(reason: ParkReason, call: impl FnOnce() -> R + Send) -> R
         green: me,
         token,
     });
-    hub.park(me, token, reason, None);
+    let on = match reason {
+        ParkReason::File => crate::waiting::WaitOn::File.word(),
+        _ => crate::waiting::WaitOn::Pool.word(),
+    };
+    hub.park(me, token, on, None);
     result.unwrap_or_else(|| crate::fatal!("a pool call returned without running"))
 }
 

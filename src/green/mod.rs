@@ -75,6 +75,12 @@ pub struct Green {
     pub(crate) stack: StackInfo,
     /// The thread's entry, called once on its own stack.
     pub(crate) entry: Cell<Option<Entry>>,
+    /// What it waits on while parked (`waiting::WaitOn::word`; 0: never parked) and since when
+    /// (`waiting::ticks`), for the dump: plain stores by its own hub, read by any OS thread.
+    pub(crate) waiting_on: AtomicU64,
+    pub(crate) waiting_since: AtomicU64,
+    /// Its stack pointer when it last switched out: where the dump's backtrace starts.
+    pub(crate) switched_sp: AtomicUsize,
 }
 
 /// What a green thread runs: the C start routine (POSIX or C11) and its argument.
@@ -117,6 +123,9 @@ impl Green {
             name: Mutex::new([0; 16]),
             stack,
             entry: Cell::new(entry),
+            waiting_on: AtomicU64::new(0),
+            waiting_since: AtomicU64::new(0),
+            switched_sp: AtomicUsize::new(0),
         }
     }
 

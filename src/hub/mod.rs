@@ -20,6 +20,7 @@ use crate::green::stack::{Stack, StackPool};
 use crate::green::{Green, GreenYielder};
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
+use crate::waiting::{self as wait_record, WaitOn, WaitWord};
 use core::cell::{Cell, RefCell};
 use core::ptr;
 use corosensei::{Coroutine, CoroutineResult};
@@ -151,6 +152,7 @@ impl Hub {
         }));
         root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
+        wait_record::mark_epoch();
         // A process with green threads may have things to say after it closed stderr.
         crate::log::keep_stderr();
         crate::log!(Debug, "hub created on OS thread {:#x}", hub.os_thread);
@@ -223,10 +225,14 @@ impl Hub {
         &self,
         me: &'static Green,
         token: u64,
-        reason: ParkReason,
+        on: WaitWord,
         deadline: Option<u64>,
     ) -> bool {
-        stats::parked(reason);
+        stats::parked(on.reason());
+        // For the dump: two plain stores (and a time-stamp read), nothing shared is written.
+        me.waiting_on.store(on.0, Ordering::Relaxed);
+        me.waiting_since
+            .store(wait_record::ticks(), Ordering::Relaxed);
         me.timed_out.set(false);
         if let Some(deadline) = deadline {
             self.timers
@@ -277,7 +283,7 @@ impl Hub {
         while self.alive.get() > 0 {
             let token = self.root.arm();
             self.all_done_token.set(token);
-            self.park(self.root, token, ParkReason::Exit, None);
+            self.park(self.root, token, WaitOn::AllDone.word(), None);
         }
     }
 
@@ -362,6 +368,10 @@ impl Hub {
     fn suspend(&self, me: &'static Green) {
         let twin = crate::patch::leave_twin();
         let yielder = me.yielder.get();
+        // Where the dump's backtrace of a parked thread starts (this frame, just above the
+        // registers the switch saves).
+        me.switched_sp
+            .store(wait_record::stack_pointer(), Ordering::Relaxed);
         // SAFETY: `me` is the running coroutine of this hub (not the root), so its yielder was
         // set when it started and lives on its stack for as long as it runs.
         unsafe { (*yielder).suspend(()) };

@@ -13,7 +13,7 @@ use crate::green::{Entry, Green, Join, StackInfo, table};
 use crate::hub::{Hub, Owners};
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::patch::{self, Subsystem};
-use crate::stats::ParkReason;
+use crate::waiting::WaitOn;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use libc::{
     EAGAIN, EBUSY, EDEADLK, EINVAL, ESRCH, ETIMEDOUT, c_int, c_void, pthread_attr_t, pthread_t,
@@ -301,7 +301,12 @@ pub(crate) fn join_green(green: &'static Green, wait: JoinWait) -> Result<usize,
             JoinWait::Until(deadline) => Some(deadline),
             _ => None,
         };
-        if hub.park(me, token, ParkReason::Join, deadline) {
+        if hub.park(
+            me,
+            token,
+            WaitOn::Join(green.handle() as usize).word(),
+            deadline,
+        ) {
             let mut state = green.join.lock().unwrap_or_else(|e| e.into_inner());
             if matches!(*state, Join::Waiting { joiner, .. } if core::ptr::eq(joiner, me)) {
                 *state = Join::Joinable;
