@@ -43,6 +43,7 @@
 mod abi;
 pub mod config;
 pub mod context;
+pub mod dump;
 pub mod fd;
 pub mod fileio;
 pub mod green;

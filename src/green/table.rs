@@ -126,6 +126,22 @@ pub unsafe fn remove(green: &'static Green) {
         .push(index);
 }
 
+/// Calls `f` with every live green thread, of every hub (for a dump: a thread may end meanwhile;
+/// its slot stays valid memory).
+pub fn for_each_live(mut f: impl FnMut(&'static Green)) {
+    let Some(table) = TABLE.get().and_then(Option::as_ref) else {
+        return;
+    };
+    let used = table.used.load(Ordering::Acquire);
+    for index in 0..used {
+        // SAFETY: an initialised slot (below `used`); slots are never unmapped.
+        let green = unsafe { &*((table.base + index * size_of::<Green>()) as *const Green) };
+        if green.is_live() {
+            f(green);
+        }
+    }
+}
+
 /// In a forked child: retires every green thread of `hub` but `keep` (they do not exist in the
 /// child; their slots are never reused, which is only memory).
 pub fn retire_all_but(hub: *const (), keep: &Green) {

@@ -48,7 +48,26 @@ pub struct Owners {
     pub ended: fn(green: &'static Green),
     /// Runs the program's handler for a signal deferred to, or sent to, the running thread.
     pub run_handler: masks::RunHandler,
+    /// A hub was made (the first one opens the dump channel: [`CHANNEL_KEY`]).
+    pub made: fn(hub: &'static Hub),
+    /// A dump was asked for ([`Hub::request_dump`]: to stderr), or the dump channel is ready
+    /// (`channel`: a reader connected).
+    pub dump: fn(hub: &Hub, channel: bool),
+    /// The hub would wait with nothing runnable and no timer: could nothing ever wake it (every
+    /// thread waits on another)? Asked again after [`DEADLOCK_GRACE_NS`]; still so, `deadlocked`.
+    pub maybe_deadlocked: fn(hub: &Hub) -> bool,
+    pub deadlocked: fn(hub: &Hub),
 }
+
+/// The poller key of the dump channel's listening socket (no descriptor entry has it).
+pub const CHANNEL_KEY: usize = usize::MAX;
+
+/// How long a hub that looks deadlocked waits before it says so.
+pub const DEADLOCK_GRACE_NS: u64 = 1_000_000_000;
+
+/// Every hub ever made, newest first (hubs are never freed): for the dump.
+static HUBS: core::sync::atomic::AtomicPtr<Hub> =
+    core::sync::atomic::AtomicPtr::new(ptr::null_mut());
 
 pub struct Hub {
     owners: &'static Owners,
@@ -81,6 +100,24 @@ pub struct Hub {
     os_thread: libc::pthread_t,
     /// The running thread's turn on the hub (see `slice`).
     turn: slice::Turn,
+    /// The hub made before this one (see [`Hub::all`]).
+    older: core::sync::atomic::AtomicPtr<Hub>,
+    /// A dump to stderr was asked for (maybe by a signal handler); served at the next look.
+    dump_requested: AtomicBool,
+    /// The dump channel's socket was ready in the last poll.
+    channel_ready: Cell<bool>,
+}
+
+/// What a dump says about a hub. The run queue, the timers and the count of live threads are
+/// the hub's own thread's to read: None from another OS thread.
+pub struct Facts {
+    pub run_queue: Option<usize>,
+    pub timers: Option<usize>,
+    pub alive: Option<usize>,
+    pub inbox: usize,
+    pub inbox_full: bool,
+    pub notified: bool,
+    pub watched: usize,
 }
 
 // SAFETY: other OS threads only reach `inbox`, `inbox_full` and `poller.notify()` (all
@@ -149,14 +186,101 @@ impl Hub {
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
             turn: slice::Turn::default(),
+            older: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
+            dump_requested: AtomicBool::new(false),
+            channel_ready: Cell::new(false),
         }));
         root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
         wait_record::mark_epoch();
+        let mut older = HUBS.load(Ordering::Acquire);
+        loop {
+            hub.older.store(older, Ordering::Relaxed);
+            match HUBS.compare_exchange(
+                older,
+                (hub as *const Hub).cast_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => older = now,
+            }
+        }
+        (owners.made)(hub);
         // A process with green threads may have things to say after it closed stderr.
         crate::log::keep_stderr();
         crate::log!(Debug, "hub created on OS thread {:#x}", hub.os_thread);
         Ok(hub)
+    }
+
+    /// Every hub of the process, newest first.
+    pub fn all() -> impl Iterator<Item = &'static Hub> {
+        let mut at = HUBS.load(Ordering::Acquire).cast_const();
+        core::iter::from_fn(move || {
+            // SAFETY: hubs are leaked, never freed; `older` is set before a hub is published.
+            let hub = unsafe { at.as_ref() }?;
+            at = hub.older.load(Ordering::Acquire).cast_const();
+            Some(hub)
+        })
+    }
+
+    /// Is this the calling OS thread's hub?
+    pub fn is_mine(&self) -> bool {
+        ptr::eq(HUB.with(Cell::get), self)
+    }
+
+    /// The OS thread's own block (its `main`, or the thread that made the hub).
+    pub fn root(&self) -> &'static Green {
+        self.root
+    }
+
+    /// The state of the hub, for a dump.
+    pub fn facts(&self) -> Facts {
+        let mine = self.is_mine();
+        Facts {
+            run_queue: mine.then(|| self.run_queue.borrow().len()),
+            timers: mine.then(|| self.timers.borrow().len()),
+            alive: mine.then(|| self.alive.get()),
+            inbox: self.inbox.lock().map_or(0, |inbox| inbox.len()),
+            inbox_full: self.inbox_full.load(Ordering::Relaxed),
+            notified: self.poller.is_notified(),
+            watched: self.watched.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The deadline of `green`'s wait `token`, if it has one (the hub's own thread only).
+    pub fn deadline_of(&self, green: &Green, token: u64) -> Option<u64> {
+        if !self.is_mine() || token == 0 {
+            return None;
+        }
+        self.timers
+            .borrow()
+            .deadline_of(green as *const Green as usize, token)
+    }
+
+    /// Is anything runnable, or waiting to be made runnable, on this hub (its own thread)?
+    pub fn has_work(&self) -> bool {
+        !self.run_queue.borrow().is_empty()
+            || !self.timers.borrow().is_empty()
+            || self.inbox_full.load(Ordering::Relaxed)
+    }
+
+    /// Registers the dump channel's socket with this hub's poller, under [`CHANNEL_KEY`]; not
+    /// counted as a watched descriptor (nothing of the program waits on it).
+    pub fn watch_channel(&self, fd: libc::c_int) -> std::io::Result<()> {
+        self.poller.add_edge(fd, CHANNEL_KEY)
+    }
+
+    /// Asks the oldest hub (the main thread's, usually) to print a dump to stderr at its next
+    /// look (async-signal-safe: two stores and an eventfd write). False when there is no hub.
+    pub fn request_dump() -> bool {
+        let Some(hub) = Hub::all().last() else {
+            return false;
+        };
+        hub.dump_requested.store(true, Ordering::Release);
+        hub.request_look();
+        let _ = hub.poller.notify();
+        true
     }
 
     /// The green thread running now (the root when no coroutine runs).
@@ -462,12 +586,25 @@ impl Hub {
 
     /// Blocks the OS thread in the poller until the next timer, an I/O event or a notify.
     fn wait_for_events(&self) {
-        let timeout = self
-            .timers
-            .borrow()
-            .next_deadline()
-            .map(|deadline| deadline.saturating_sub(now_ns()));
-        self.poll_events(timeout);
+        let next = self.timers.borrow().next_deadline();
+        match next {
+            Some(deadline) => self.poll_events(Some(deadline.saturating_sub(now_ns()))),
+            None => self.wait_without_timer(),
+        }
+    }
+
+    /// Nothing runnable and no timer: only an event can wake the hub. When its owners say no
+    /// event ever could (every thread waits on another), it waits [`DEADLOCK_GRACE_NS`] and
+    /// asks again; still so, they report the deadlock. Either way it then waits as natively.
+    #[cold]
+    fn wait_without_timer(&self) {
+        if !(self.owners.maybe_deadlocked)(self) {
+            return self.poll_events(None);
+        }
+        self.poll_events(Some(DEADLOCK_GRACE_NS));
+        if !self.has_work() && (self.owners.maybe_deadlocked)(self) {
+            (self.owners.deadlocked)(self);
+        }
     }
 
     /// Waits for I/O events (up to `timeout_ns`) and wakes the green threads waiting on them.
@@ -475,7 +612,11 @@ impl Hub {
         let mut events = self.events.borrow_mut();
         let io_ready = self.owners.io_ready;
         let result = self.poller.wait(&mut events, timeout_ns, |event| {
-            io_ready(event.key, event.readable, event.writable);
+            if event.key == CHANNEL_KEY {
+                self.channel_ready.set(true);
+            } else {
+                io_ready(event.key, event.readable, event.writable);
+            }
         });
         // An EINTR alone says nothing: a signal that nobody handles ends epoll_wait too (a
         // child's SIGCHLD, queued because the pool thread that forked it blocks everything,
@@ -492,6 +633,9 @@ impl Hub {
         // good (CPython's test_socket hung with a resolver call finished and its caller asleep).
         self.drain_inbox();
         self.look();
+        if self.channel_ready.replace(false) {
+            (self.owners.dump)(self, true);
+        }
     }
 
     /// The poller's wait failed: only a program that closed or replaced our epoll with a raw
@@ -524,6 +668,11 @@ impl Hub {
         if self.look_requested.load(Ordering::Relaxed)
             && self.look_requested.swap(false, Ordering::AcqRel)
         {
+            if self.dump_requested.load(Ordering::Relaxed)
+                && self.dump_requested.swap(false, Ordering::AcqRel)
+            {
+                (self.owners.dump)(self, false);
+            }
             (self.owners.look)(self);
         }
     }
@@ -594,6 +743,10 @@ mod tests {
         look: |_| {},
         ended: |_| {},
         run_handler: |_, _| {},
+        made: |_| {},
+        dump: |_, _| {},
+        maybe_deadlocked: |_| false,
+        deadlocked: |_| {},
     };
 
     /// A parked green thread of `hub` (never run: only its wake-up is under test).

@@ -59,6 +59,14 @@ impl<W: Copy + Ord> Timers<W> {
         self.heap.retain(|Reverse(t)| t.waiter != waiter);
     }
 
+    /// The deadline of `waiter`'s entry for `token`, if it has one (a scan: for a dump).
+    pub fn deadline_of(&self, waiter: W, token: u64) -> Option<u64> {
+        self.heap
+            .iter()
+            .find(|Reverse(t)| t.waiter == waiter && t.token == token)
+            .map(|Reverse(t)| t.deadline)
+    }
+
     pub fn len(&self) -> usize {
         self.heap.len()
     }

@@ -76,6 +76,7 @@ extern "C" fn child() {
         crate::green::table::retire_all_but(me.hub_ptr(), me);
         hub.after_fork(inbox);
         crate::signal::after_fork();
+        crate::dump::channel::open(hub);
     }
 }
 

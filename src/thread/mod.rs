@@ -74,6 +74,10 @@ static HUB_OWNERS: Owners = Owners {
     look: crate::signal::interrupt::look,
     ended: reap,
     run_handler: crate::signal::run_deferred,
+    made: crate::dump::channel::open,
+    dump: crate::dump::on_request,
+    maybe_deadlocked: crate::dump::deadlock::maybe_deadlocked,
+    deadlocked: crate::dump::deadlock::report,
 };
 
 /// A green thread has ended (its hub is done with it): its return value goes to the joiner
