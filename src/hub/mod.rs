@@ -59,8 +59,9 @@ pub struct Owners {
     pub deadlocked: fn(hub: &Hub),
 }
 
-/// The poller key of the dump channel's listening socket (no descriptor entry has it).
-pub const CHANNEL_KEY: usize = usize::MAX;
+/// The poller key of the dump channel's listening socket (no descriptor entry has it, and the
+/// poller's own eventfd has `usize::MAX`).
+pub const CHANNEL_KEY: usize = usize::MAX - 1;
 
 /// How long a hub that looks deadlocked waits before it says so.
 pub const DEADLOCK_GRACE_NS: u64 = 1_000_000_000;
@@ -601,8 +602,20 @@ impl Hub {
         if !(self.owners.maybe_deadlocked)(self) {
             return self.poll_events(None);
         }
-        self.poll_events(Some(DEADLOCK_GRACE_NS));
-        if !self.has_work() && (self.owners.maybe_deadlocked)(self) {
+        // The whole grace period, unless something becomes runnable (an event that wakes
+        // nobody, a dump asked for, does not shorten it).
+        let until = now_ns().saturating_add(DEADLOCK_GRACE_NS);
+        loop {
+            let now = now_ns();
+            if now >= until {
+                break;
+            }
+            self.poll_events(Some(until - now));
+            if self.has_work() || self.root.current_token() == 0 {
+                return;
+            }
+        }
+        if (self.owners.maybe_deadlocked)(self) {
             (self.owners.deadlocked)(self);
         }
     }
