@@ -55,23 +55,17 @@ fn all_asleep(hub: &Hub) -> bool {
     if Hub::all().nth(1).is_some() || hub.has_work() {
         return false;
     }
-    let handlers = (1..=64).any(crate::signal::handled);
     let asleep = |green: &Green| {
         if green.current_token() == 0 || green.sigwaiting.get() != 0 {
             return false;
         }
         match WaitOn::unpack(green.waiting_on.load(Ordering::Relaxed)) {
             None => false,
-            Some(WaitOn::Sem(_)) => !handlers,
+            Some(WaitOn::Sem(_)) => !(1..=64).any(crate::signal::handled),
             Some(on) => !on.wakes_by_itself(),
         }
     };
-    if !asleep(hub.root()) {
-        return false;
-    }
-    let mut all = true;
-    table::for_each_live(|green| all = all && asleep(green));
-    all && no_other_threads()
+    asleep(hub.root()) && table::all_live(asleep) && no_other_threads()
 }
 
 /// Is every other OS thread of the process an idle pool thread (or one of the library's quiet

@@ -103,8 +103,7 @@ const DUMP_SECTIONS: &[fn(&mut Out)] = &[pool_section];
 /// Prints the whole dump: a header, each hub with its threads, then [`DUMP_SECTIONS`].
 pub fn print(out: &mut Out, headline: &str) {
     let hubs: Vec<&'static Hub> = Hub::all().collect();
-    let mut greens = Vec::new();
-    table::for_each_live(|green| greens.push(green));
+    let greens: Vec<&'static Green> = table::live().collect();
     let _ = writeln!(
         out,
         "{headline} pid {} ({}): green threads: {}, hubs: {}",

@@ -30,14 +30,19 @@ impl Maps {
                 Some((
                     usize::from_str_radix(start, 16).ok()?,
                     usize::from_str_radix(end, 16).ok()?,
-                    perms.as_bytes().get(2) == Some(&b'x'),
+                    // Readable too: an execute-only page ([vsyscall]) cannot be read for the
+                    // call-instruction check.
+                    perms
+                        .as_bytes()
+                        .get(..3)
+                        .is_some_and(|p| p[0] == b'r' && p[2] == b'x'),
                 ))
             })
             .collect();
         Maps { all }
     }
 
-    /// The mapping that holds `addr`: (start, end, executable).
+    /// The mapping that holds `addr`: (start, end, readable and executable).
     pub fn holding(&self, addr: usize) -> Option<(usize, usize, bool)> {
         self.all
             .iter()

@@ -126,20 +126,26 @@ pub unsafe fn remove(green: &'static Green) {
         .push(index);
 }
 
-/// Calls `f` with every live green thread, of every hub (for a dump: a thread may end meanwhile;
-/// its slot stays valid memory).
-pub fn for_each_live(mut f: impl FnMut(&'static Green)) {
-    let Some(table) = TABLE.get().and_then(Option::as_ref) else {
-        return;
-    };
-    let used = table.used.load(Ordering::Acquire);
-    for index in 0..used {
-        // SAFETY: an initialised slot (below `used`); slots are never unmapped.
-        let green = unsafe { &*((table.base + index * size_of::<Green>()) as *const Green) };
-        if green.is_live() {
-            f(green);
-        }
-    }
+/// Every live green thread, of every hub (for a dump: a thread may end meanwhile; its slot
+/// stays valid memory).
+pub fn live() -> impl Iterator<Item = &'static Green> {
+    let (base, used) = TABLE
+        .get()
+        .and_then(Option::as_ref)
+        .map_or((0, 0), |table| {
+            (table.base, table.used.load(Ordering::Acquire))
+        });
+    (0..used)
+        .map(move |index| {
+            // SAFETY: an initialised slot (below `used`); slots are never unmapped.
+            unsafe { &*((base + index * size_of::<Green>()) as *const Green) }
+        })
+        .filter(|green| green.is_live())
+}
+
+/// Does `pred` hold for every live green thread (stopping at the first that fails)?
+pub fn all_live(pred: impl FnMut(&'static Green) -> bool) -> bool {
+    live().all(pred)
 }
 
 /// In a forked child: retires every green thread of `hub` but `keep` (they do not exist in the

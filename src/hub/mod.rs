@@ -53,8 +53,8 @@ pub struct Owners {
     /// A dump was asked for ([`Hub::request_dump`]: to stderr), or the dump channel is ready
     /// (`channel`: a reader connected).
     pub dump: fn(hub: &Hub, channel: bool),
-    /// The hub would wait with nothing runnable and no timer: could nothing ever wake it (every
-    /// thread waits on another)? Asked again after [`DEADLOCK_GRACE_NS`]; still so, `deadlocked`.
+    /// The hub has waited [`DEADLOCK_GRACE_NS`] with nothing runnable and no timer: could
+    /// nothing ever wake it (every thread waits on another)? If so, `deadlocked` says it.
     pub maybe_deadlocked: fn(hub: &Hub) -> bool,
     pub deadlocked: fn(hub: &Hub),
 }
@@ -63,7 +63,7 @@ pub struct Owners {
 /// poller's own eventfd has `usize::MAX`).
 pub const CHANNEL_KEY: usize = usize::MAX - 1;
 
-/// How long a hub that looks deadlocked waits before it says so.
+/// How long a hub waits with nothing to do before it asks whether it is deadlocked.
 pub const DEADLOCK_GRACE_NS: u64 = 1_000_000_000;
 
 /// Every hub ever made, newest first (hubs are never freed): for the dump.
@@ -107,6 +107,9 @@ pub struct Hub {
     dump_requested: AtomicBool,
     /// The dump channel's socket was ready in the last poll.
     channel_ready: Cell<bool>,
+    /// An idle wait found nothing to do and the owners were asked about a deadlock; nothing
+    /// has happened since (see `wait_without_timer`).
+    quiet_checked: Cell<bool>,
 }
 
 /// What a dump says about a hub. The run queue, the timers and the count of live threads are
@@ -190,6 +193,7 @@ impl Hub {
             older: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
             dump_requested: AtomicBool::new(false),
             channel_ready: Cell::new(false),
+            quiet_checked: Cell::new(false),
         }));
         root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
@@ -272,8 +276,9 @@ impl Hub {
         self.poller.add_edge(fd, CHANNEL_KEY)
     }
 
-    /// Asks the oldest hub (the main thread's, usually) to print a dump to stderr at its next
-    /// look (async-signal-safe: two stores and an eventfd write). False when there is no hub.
+    /// Asks the oldest hub (the main thread's, usually) to print a dump to stderr when its root's
+    /// loop next looks around (async-signal-safe: two stores and an eventfd write). False when
+    /// there is no hub.
     pub fn request_dump() -> bool {
         let Some(hub) = Hub::all().last() else {
             return false;
@@ -434,6 +439,11 @@ impl Hub {
         self.all_done_token.set(0);
         self.look_requested.store(false, Ordering::Relaxed);
         self.masks.after_fork(me);
+        // The other hubs were other threads': this one is the child's only hub.
+        self.older.store(ptr::null_mut(), Ordering::Relaxed);
+        HUBS.store((self as *const Hub).cast_mut(), Ordering::Release);
+        self.dump_requested.store(false, Ordering::Relaxed);
+        self.channel_ready.set(false);
         if me.is_root() {
             self.alive.set(0);
         } else {
@@ -594,27 +604,31 @@ impl Hub {
         }
     }
 
-    /// Nothing runnable and no timer: only an event can wake the hub. When its owners say no
-    /// event ever could (every thread waits on another), it waits [`DEADLOCK_GRACE_NS`] and
-    /// asks again; still so, they report the deadlock. Either way it then waits as natively.
-    #[cold]
+    /// Nothing runnable and no timer: only an event can wake the hub. The first such wait
+    /// after anything happened lasts at most [`DEADLOCK_GRACE_NS`]; when it ends with nothing
+    /// to do, the hub's owners are asked whether anything ever could wake it (every thread
+    /// waiting on another is a deadlock, which they report); the waits after that are as
+    /// native, until something happens again. So a busy hub pays a bounded wait instead of an
+    /// endless one, and the question is asked once per quiet second, never on the way to work.
     fn wait_without_timer(&self) {
-        if !(self.owners.maybe_deadlocked)(self) {
-            return self.poll_events(None);
+        if self.quiet_checked.get() {
+            self.poll_events(None);
+            self.quiet_checked.set(false);
+            return;
         }
-        // The whole grace period, unless something becomes runnable (an event that wakes
-        // nobody, a dump asked for, does not shorten it).
-        let until = now_ns().saturating_add(DEADLOCK_GRACE_NS);
-        loop {
-            let now = now_ns();
-            if now >= until {
-                break;
-            }
-            self.poll_events(Some(until - now));
-            if self.has_work() || self.root.current_token() == 0 {
-                return;
-            }
+        self.poll_events(Some(DEADLOCK_GRACE_NS));
+        // The common end of the wait (work came) is a look at the run queue.
+        if self.run_queue.borrow().is_empty() {
+            self.after_quiet_wait();
         }
+    }
+
+    #[cold]
+    fn after_quiet_wait(&self) {
+        if self.has_work() || self.root.current_token() == 0 {
+            return;
+        }
+        self.quiet_checked.set(true);
         if (self.owners.maybe_deadlocked)(self) {
             (self.owners.deadlocked)(self);
         }
@@ -627,6 +641,7 @@ impl Hub {
         let result = self.poller.wait(&mut events, timeout_ns, |event| {
             if event.key == CHANNEL_KEY {
                 self.channel_ready.set(true);
+                self.request_look();
             } else {
                 io_ready(event.key, event.readable, event.writable);
             }
@@ -646,6 +661,23 @@ impl Hub {
         // good (CPython's test_socket hung with a resolver call finished and its caller asleep).
         self.drain_inbox();
         self.look();
+    }
+
+    /// Prints the dumps asked for (at a look), from the root's loop only: never inside a green
+    /// thread's hooked call (a safe point may be inside an allocator or the loader, and a dump
+    /// allocates and asks the loader for names); there, the look is asked for again.
+    fn serve_dumps(&self) {
+        if self.in_green() {
+            if self.dump_requested.load(Ordering::Relaxed) || self.channel_ready.get() {
+                self.request_look();
+            }
+            return;
+        }
+        if self.dump_requested.load(Ordering::Relaxed)
+            && self.dump_requested.swap(false, Ordering::AcqRel)
+        {
+            (self.owners.dump)(self, false);
+        }
         if self.channel_ready.replace(false) {
             (self.owners.dump)(self, true);
         }
@@ -681,12 +713,8 @@ impl Hub {
         if self.look_requested.load(Ordering::Relaxed)
             && self.look_requested.swap(false, Ordering::AcqRel)
         {
-            if self.dump_requested.load(Ordering::Relaxed)
-                && self.dump_requested.swap(false, Ordering::AcqRel)
-            {
-                (self.owners.dump)(self, false);
-            }
             (self.owners.look)(self);
+            self.serve_dumps();
         }
     }
 
