@@ -81,6 +81,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_waits_deadline_is_found_by_its_token() {
+        let mut t = Timers::default();
+        t.push(30, 'a', 1);
+        t.push(10, 'a', 2);
+        t.push(20, 'b', 2);
+        assert_eq!(t.deadline_of('a', 2), Some(10));
+        assert_eq!(t.deadline_of('b', 2), Some(20));
+        assert_eq!(
+            t.deadline_of('b', 1),
+            None,
+            "a stale token's entry is not the wait's"
+        );
+        t.pop_due(10);
+        assert_eq!(t.deadline_of('a', 2), None);
+    }
+
+    #[test]
     fn fires_in_deadline_order_then_insertion_order() {
         let mut t = Timers::default();
         t.push(30, 'c', 1);
