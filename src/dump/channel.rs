@@ -125,7 +125,7 @@ pub fn serve(_hub: &Hub) {
                     size_of::<libc::timeval>()
                 )
             };
-            let mut out = Out::new(Sink::Fd(conn));
+            let mut out = Out::new(Sink::Socket(conn));
             super::print(&mut out, "dump of");
         }
         // SAFETY: ours, accepted above.
@@ -184,6 +184,9 @@ pub fn print_dump_of(pid: c_int) -> ! {
         let ready = unsafe {
             crate::sys::syscall!(libc::SYS_poll, &raw mut pfd, 1, ANSWER_WITHIN_S * 1000)
         };
+        if ready < 0 && crate::sys::errno() == libc::EINTR {
+            continue;
+        }
         if ready == 0 {
             fail(format_args!(
                 "no answer within {ANSWER_WITHIN_S}s: its hub is not switching (a green thread \
@@ -192,7 +195,7 @@ pub fn print_dump_of(pid: c_int) -> ! {
         }
         // SAFETY: reads into a valid buffer of its size.
         let n = unsafe { crate::sys::syscall!(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) };
-        if n == -(libc::EINTR as libc::c_long) {
+        if n < 0 && crate::sys::errno() == libc::EINTR {
             continue;
         }
         if n <= 0 {

@@ -27,7 +27,8 @@ use symbols::{Maps, SymbolFiles};
 #[derive(Clone, Copy)]
 pub enum Sink {
     Stderr,
-    Fd(c_int),
+    /// A reader's connection (the channel).
+    Socket(c_int),
 }
 
 /// Whole lines, each `greenworld: `-prefixed, gathered and written in large pieces.
@@ -49,7 +50,7 @@ impl Out {
     fn flush(&mut self) {
         match self.sink {
             Sink::Stderr => crate::log::to_stderr(&self.buf),
-            Sink::Fd(fd) => write_all(fd, &self.buf),
+            Sink::Socket(fd) => send_all(fd, &self.buf),
         }
         self.buf.clear();
     }
@@ -80,13 +81,38 @@ impl Drop for Out {
     }
 }
 
-/// Writes all of `bytes` to `fd` (raw: a socket or a pipe the reader drains), giving up on an
-/// error (the reader went away, or stalled past its send timeout).
+/// Sends all of `bytes` on a connected socket, giving up on an error (the reader went away, or
+/// stalled past its send timeout); never raises SIGPIPE in the program.
+fn send_all(fd: c_int, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: sends from a valid buffer of its length, no address.
+        let n = unsafe {
+            crate::sys::syscall!(
+                libc::SYS_sendto,
+                fd,
+                bytes.as_ptr(),
+                bytes.len(),
+                libc::MSG_NOSIGNAL,
+                core::ptr::null::<libc::sockaddr>(),
+                0
+            )
+        };
+        if n < 0 && crate::sys::errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Writes all of `bytes` to `fd` (the reading tool's stdout), giving up on an error.
 pub fn write_all(fd: c_int, mut bytes: &[u8]) {
     while !bytes.is_empty() {
         // SAFETY: writes from a valid buffer of its length.
         let n = unsafe { crate::sys::syscall!(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) };
-        if n == -(libc::EINTR as libc::c_long) {
+        if n < 0 && crate::sys::errno() == libc::EINTR {
             continue;
         }
         if n <= 0 {

@@ -92,7 +92,9 @@ pub enum Entry {
 
 // SAFETY: the non-atomic fields (Cells, UnsafeCells) are touched only by the OS thread of the
 // hub the green thread belongs to (green threads never migrate: trap 8); what other OS threads
-// touch (live, park_token, retval, join, name) is atomic or behind a Mutex.
+// touch (live, park_token, retval, join, name, and the dump's waiting_*, switched_sp) is atomic
+// or behind a Mutex. A dump printed by another hub also reads `id`, `entry` and `stack`, which
+// are written once, before the thread can be found in the table.
 unsafe impl Sync for Green {}
 // SAFETY: as above; a Green is only ever shared by reference, never moved across threads.
 unsafe impl Send for Green {}

@@ -229,6 +229,11 @@ impl Hub {
         })
     }
 
+    /// In a forked child whose forking thread had no hub: the hubs listed were other threads'.
+    pub fn none_after_fork() {
+        HUBS.store(ptr::null_mut(), Ordering::Release);
+    }
+
     /// Is this the calling OS thread's hub?
     pub fn is_mine(&self) -> bool {
         ptr::eq(HUB.with(Cell::get), self)
