@@ -3,9 +3,11 @@
  * named thread, with each thread's start routine and a backtrace into it. Asked three ways:
  * GREENWORLD_DUMP_AT_EXIT=1 (at exit), GREENWORLD_DUMP_SIGNAL=SIGUSR2 (kill), and
  * `greenrun --dump PID` (no signal: the library's channel; $GREENWORLD_SRC/scripts/greenrun).
- * Each is this program run again as a child (--child MODE), under the preload only. */
+ * And 1 000 threads in six states, each shown right. Each is this program run again as a
+ * child (--child MODE), under the preload only. */
 #include "gwtest.h"
 #include <poll.h>
+#include <semaphore.h>
 
 static int p[2];
 static pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
@@ -36,7 +38,45 @@ static void *joiner_main(void *arg) {
     return NULL;
 }
 
+/* 1 000 threads, in six states by their number: the scale test. */
+enum { MANY = 1000, STATES = 6 };
+static pthread_cond_t never = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t never_m = PTHREAD_MUTEX_INITIALIZER;
+static sem_t no_units;
+static pthread_t many[MANY];
+static void *many_main(void *arg) {
+    long i = (long)arg;
+    char c;
+    switch (i % STATES) {
+    case 0: return (void *)(long)read(p[0], &c, 1);
+    case 1: sleep(60); return NULL;
+    case 2: pthread_mutex_lock(&held); pthread_mutex_unlock(&held); return NULL;
+    case 3:
+        pthread_mutex_lock(&never_m);
+        pthread_cond_wait(&never, &never_m); /* nobody signals it */
+        pthread_mutex_unlock(&never_m);
+        return NULL;
+    case 4: sem_wait(&no_units); return NULL;
+    default: pthread_join(many[i - 1], NULL); return NULL;
+    }
+}
+
+static int many_child(void) {
+    CHECK_EQ(pipe(p), 0);
+    CHECK_EQ(sem_init(&no_units, 0, 0), 0);
+    pthread_mutex_lock(&held);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 << 10);
+    for (long i = 0; i < MANY; i++) CHECK_EQ(pthread_create(&many[i], &attr, many_main, (void *)i), 0);
+    gw_sleep_ms(300);
+    printf("fd=%d mutex=%p sem=%p cond=%p\n", p[0], (void *)&held, (void *)&no_units, (void *)&never);
+    fflush(stdout);
+    exit(0);
+}
+
 static int child(const char *mode) {
+    if (strcmp(mode, "many") == 0) return many_child();
     CHECK_EQ(pipe(p), 0);
     pthread_mutex_lock(&held);
     pthread_t t;
@@ -58,7 +98,7 @@ static int child(const char *mode) {
 struct kid {
     pid_t pid;
     int out, err;
-    char text[65536];
+    char text[1 << 20];
     size_t len;
 };
 
@@ -154,7 +194,7 @@ static void read_facts(struct kid *k, int *fd, void **mutex) {
 }
 
 static void at_exit(void) {
-    struct kid k;
+    static struct kid k;
     int fd;
     void *mutex;
     start(&k, "exit", "GREENWORLD_DUMP_AT_EXIT=1");
@@ -166,7 +206,7 @@ static void at_exit(void) {
 }
 
 static void on_signal(void) {
-    struct kid k;
+    static struct kid k;
     int fd;
     void *mutex;
     start(&k, "wait", "GREENWORLD_DUMP_SIGNAL=SIGUSR2");
@@ -184,7 +224,7 @@ static void through_greenrun(void) {
     if (!src) return;
     char greenrun[4096];
     snprintf(greenrun, sizeof greenrun, "%s/scripts/greenrun", src);
-    struct kid k;
+    static struct kid k;
     int fd;
     void *mutex;
     start(&k, "wait", "GREENWORLD_LOG=warn");
@@ -203,6 +243,37 @@ static void through_greenrun(void) {
     CHECK(gw_exit_code(status) == 1 && strstr(out, "no dump channel"), "status %d: %s", status, out);
 }
 
+static int count(const char *text, const char *what) {
+    int n = 0;
+    for (const char *at = text; (at = strstr(at, what)) != NULL; at++) n++;
+    return n;
+}
+
+static void thousand(void) {
+    static struct kid k;
+    int fd;
+    void *mutex, *sem, *cond;
+    start(&k, "many", "GREENWORLD_DUMP_AT_EXIT=1");
+    CHECK(read_until(&k, k.out, "\n", 20000), "no first line from the child");
+    CHECK_EQ(sscanf(k.text, "fd=%d mutex=%p sem=%p cond=%p", &fd, &mutex, &sem, &cond), 4);
+    k.len = 0;
+    k.text[0] = 0;
+    CHECK(read_until(&k, k.err, "end of dump", 30000), "no dump of 1000 threads:\n%.2000s", k.text);
+    char want[80];
+    CHECK(strstr(k.text, "green threads: 1000, hubs: 1"), "%.2000s", k.text);
+    snprintf(want, sizeof want, ": parked on fd %d readable", fd);
+    CHECK_EQ(count(k.text, want), 167);
+    CHECK_EQ(count(k.text, ": parked on sleep, "), 167);
+    snprintf(want, sizeof want, ": parked on mutex %p", mutex);
+    CHECK_EQ(count(k.text, want), 167);
+    snprintf(want, sizeof want, ": parked on condition variable %p", cond);
+    CHECK_EQ(count(k.text, want), 167);
+    snprintf(want, sizeof want, ": parked on semaphore %p", sem);
+    CHECK_EQ(count(k.text, want), 166);
+    CHECK_EQ(count(k.text, ": parked on join of thread"), 166);
+    stop(&k);
+}
+
 int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[1], "--child") == 0) return child(argv[2]);
     if (!gw_preloaded()) return GW_SKIP;
@@ -213,5 +284,7 @@ int main(int argc, char **argv) {
     on_signal();
     gw_phase = "greenrun --dump";
     through_greenrun();
+    gw_phase = "1000 threads";
+    thousand();
     return 0;
 }
