@@ -1,6 +1,7 @@
 /* test_dump: the green-thread dump lists every thread with what it waits on: a pipe's read end
  * (parked on fd N readable), a sleep (with its deadline), a mutex at its address, a join of a
- * named thread, with each thread's start routine and a backtrace into it. Asked three ways:
+ * named thread, with each thread's start routine, the pthread_create call that made it, and a
+ * backtrace into it. Asked three ways:
  * GREENWORLD_DUMP_AT_EXIT=1 (at exit), GREENWORLD_DUMP_SIGNAL=SIGUSR2 (kill), and
  * `greenrun --dump PID` (no signal: the library's channel; $GREENWORLD_SRC/scripts/greenrun).
  * And 1 000 threads in six states, each shown right. Each is this program run again as a
@@ -75,7 +76,7 @@ static int many_child(void) {
     exit(0);
 }
 
-static int child(const char *mode) {
+__attribute__((noinline)) static int child(const char *mode) { /* named in "created at" (maybe child.isra.0) */
     if (strcmp(mode, "many") == 0) return many_child();
     CHECK_EQ(pipe(p), 0);
     pthread_mutex_lock(&held);
@@ -181,6 +182,7 @@ static void check_dump(const char *how, const char *dump, int fd, void *mutex) {
     /* Where each started (static functions: from the program's symbol table), and a
      * backtrace into the start routine of a parked one. */
     CHECK(strstr(dump, "started at sleeper_main+0x0 ("), "%s: %s", how, dump);
+    CHECK(strstr(dump, ", created at child"), "%s: no pthread_create call site: %s", how, dump);
     CHECK(strstr(dump, "#0 locker_main+0x"), "%s: no backtrace into locker_main:\n%s", how, dump);
     CHECK(strstr(dump, "pool: "), "%s: %s", how, dump);
     CHECK(strstr(dump, "greenworld: end of dump"), "%s: %s", how, dump);

@@ -230,6 +230,10 @@ fn thread_lines(out: &mut Out, ctx: &mut Context<'_>, green: &'static Green, hub
         };
         let mut text = String::new();
         symbols::describe(&mut text, ctx.files, start);
+        if green.created_at != 0 {
+            let _ = text.write_str(", created at ");
+            symbols::describe(&mut text, ctx.files, green.created_at);
+        }
         let _ = writeln!(out, "      started at {text}");
     }
     if running || token == 0 {

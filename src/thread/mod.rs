@@ -58,12 +58,13 @@ pub unsafe fn create(
     attr: *const pthread_attr_t,
     start: crate::real::StartRoutine,
     arg: *mut c_void,
+    created_at: usize,
 ) -> Outcome<c_int> {
     if !active() || hub_or_native().is_none() {
         return Bypass;
     }
     // SAFETY: forwarded from our caller's contract.
-    Done(unsafe { spawn(out, attr, Entry::Posix(start, arg)) })
+    Done(unsafe { spawn(out, attr, Entry::Posix(start, arg), created_at) })
 }
 
 /// Who handles what a hub sees: descriptor readiness is `fd`'s (its keys), a look asked for by a
@@ -186,6 +187,7 @@ pub(crate) unsafe fn spawn(
     out: *mut pthread_t,
     attr: *const pthread_attr_t,
     entry: Entry,
+    created_at: usize,
 ) -> c_int {
     let Some(hub) = hub_or_native() else {
         return EAGAIN; // not reached: create and c11::create checked first
@@ -215,6 +217,7 @@ pub(crate) unsafe fn spawn(
         info,
         entry,
         wanted.detached,
+        created_at,
     )) else {
         crate::log!(
             Warn,
