@@ -144,6 +144,20 @@ int main(int argc, char **argv) {
         CHECK(!strstr(out, "MAIN RAN"), "%s: main ran: %s", desc, out);
     }
 
+    /* The dump and the deadlock message (issue 14). */
+    expect_rejected("GREENWORLD_DUMP_AT_EXIT=2", NULL, "GREENWORLD_DUMP_AT_EXIT", "2");
+    expect_rejected("GREENWORLD_DEADLOCK=sometimes", NULL, "GREENWORLD_DEADLOCK", "sometimes");
+    expect_rejected("GREENWORLD_DUMP_SIGNAL=USR3", NULL, "GREENWORLD_DUMP_SIGNAL", "USR3");
+    expect_rejected("GREENWORLD_DUMP_SIGNAL=SIGKILL", NULL, "GREENWORLD_DUMP_SIGNAL", "SIGKILL");
+    expect_rejected("GREENWORLD_DUMP_SIGNAL=65", NULL, "GREENWORLD_DUMP_SIGNAL", "65");
+    expect_rejected("GREENWORLD_DUMP_OF=0", NULL, "GREENWORLD_DUMP_OF", "0");
+    expect_rejected("GREENWORLD_DUMP_OF=me", NULL, "GREENWORLD_DUMP_OF", "me");
+    expect_accepted("GREENWORLD_DUMP_SIGNAL=SIGUSR2");
+    expect_accepted("GREENWORLD_DUMP_SIGNAL=usr2");
+    expect_accepted("GREENWORLD_DUMP_SIGNAL=12");
+    expect_accepted("GREENWORLD_DEADLOCK=off");
+    expect_accepted("GREENWORLD_DUMP_AT_EXIT=0");
+
     /* Good values. */
     expect_accepted("GREENWORLD_STACK_SIZE=256K");
     expect_accepted("GREENWORLD_STACK_SIZE=1m");

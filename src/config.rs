@@ -24,6 +24,8 @@ const LEVELS: &str = "off, error, warn, info, debug, optionally followed by :PAT
 const STATS: &str = "1/0, true/false, yes/no, on/off, all, a file PATH containing '/', or all:PATH";
 const POOL_SIZES: &str = "a whole number of threads from 1 to 1024";
 const FILEIO_MODES: &str = "off, pool";
+const SIGNALS: &str = "a signal name (SIGUSR2, USR2) or number from 1 to 64, not KILL or STOP";
+const PIDS: &str = "a process id (a whole number above 0)";
 const SHARED_OBJECTS: &str = "a comma-separated list of at most 16 shared object names or paths \
      (sonames or file names such as libcurl.so.4, or paths with a '/'), each at most 63 bytes";
 /// eventlet's tpool default.
@@ -48,6 +50,11 @@ pub const KNOWN_VARS: &[&str] = &[
     "GREENWORLD_INHERIT",
     "GREENWORLD_FILEIO",
     "GREENWORLD_PATCH_FROM",
+    "GREENWORLD_DUMP_AT_EXIT",
+    "GREENWORLD_DUMP_SIGNAL",
+    "GREENWORLD_DEADLOCK",
+    // Set by `greenrun --dump PID` for the library to print that process's dump (see `dump`).
+    "GREENWORLD_DUMP_OF",
     // Set by the library itself under GREENWORLD_INHERIT=0 (see `inherit`).
     "GREENWORLD_INHERIT_PID",
     // The scripts': greenrun, run-tests, test-programs, test-python.
@@ -104,6 +111,14 @@ pub struct Config {
     /// `GREENWORLD_PATCH_FROM` names shared objects: patching is scoped to their calls (the
     /// names are read again from the environment by `patch`, which keeps them in `scope`).
     pub patch_from: bool,
+    /// `GREENWORLD_DUMP_AT_EXIT`: the green-thread dump on stderr at normal exit.
+    pub dump_at_exit: bool,
+    /// `GREENWORLD_DUMP_SIGNAL`: the signal that asks for a dump (0: none, the default).
+    pub dump_signal: i32,
+    /// `GREENWORLD_DEADLOCK`: say so when every green thread waits on another (on by default).
+    pub deadlock: bool,
+    /// `GREENWORLD_DUMP_OF`: this process only prints that process's dump, then exits.
+    pub dump_of: Option<i32>,
 }
 
 /// A malformed variable: what the one line on stderr says.
@@ -193,8 +208,25 @@ impl Config {
             Some(v) if patch_from_value(v) => true,
             Some(v) => return Err(bad("GREENWORLD_PATCH_FROM", v, SHARED_OBJECTS)),
         };
+        let dump_signal = match get("GREENWORLD_DUMP_SIGNAL") {
+            None => 0,
+            Some(v) => signal_value(v).ok_or_else(|| bad("GREENWORLD_DUMP_SIGNAL", v, SIGNALS))?,
+        };
+        let dump_of = match get("GREENWORLD_DUMP_OF") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<i32>()
+                    .ok()
+                    .filter(|&pid| pid > 0)
+                    .ok_or_else(|| bad("GREENWORLD_DUMP_OF", v, PIDS))?,
+            ),
+        };
         Ok(Config {
             psycopg,
+            dump_at_exit: boolean("GREENWORLD_DUMP_AT_EXIT")?.unwrap_or(false),
+            dump_signal,
+            deadlock: boolean("GREENWORLD_DEADLOCK")?.unwrap_or(true),
+            dump_of,
             patch_from,
             tpool_size,
             fileio,
@@ -420,6 +452,51 @@ pub fn warn_unknown_vars() {
     }
 }
 
+/// A signal by name (`SIGUSR2`, `USR2`, any case) or number; never one no handler can catch.
+pub fn signal_value(v: &str) -> Option<i32> {
+    const NAMES: &[(&str, i32)] = &[
+        ("HUP", libc::SIGHUP),
+        ("INT", libc::SIGINT),
+        ("QUIT", libc::SIGQUIT),
+        ("ILL", libc::SIGILL),
+        ("TRAP", libc::SIGTRAP),
+        ("ABRT", libc::SIGABRT),
+        ("BUS", libc::SIGBUS),
+        ("FPE", libc::SIGFPE),
+        ("USR1", libc::SIGUSR1),
+        ("SEGV", libc::SIGSEGV),
+        ("USR2", libc::SIGUSR2),
+        ("PIPE", libc::SIGPIPE),
+        ("ALRM", libc::SIGALRM),
+        ("TERM", libc::SIGTERM),
+        ("STKFLT", libc::SIGSTKFLT),
+        ("CHLD", libc::SIGCHLD),
+        ("CONT", libc::SIGCONT),
+        ("TSTP", libc::SIGTSTP),
+        ("TTIN", libc::SIGTTIN),
+        ("TTOU", libc::SIGTTOU),
+        ("URG", libc::SIGURG),
+        ("XCPU", libc::SIGXCPU),
+        ("XFSZ", libc::SIGXFSZ),
+        ("VTALRM", libc::SIGVTALRM),
+        ("PROF", libc::SIGPROF),
+        ("WINCH", libc::SIGWINCH),
+        ("IO", libc::SIGIO),
+        ("PWR", libc::SIGPWR),
+        ("SYS", libc::SIGSYS),
+    ];
+    // No allocation (see `Config::parse`): compared in place, any case.
+    let name = match v.get(..3) {
+        Some(sig) if sig.eq_ignore_ascii_case("SIG") => &v[3..],
+        _ => v,
+    };
+    let sig = match NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        Some(&(_, sig)) => sig,
+        None => v.parse::<i32>().ok()?,
+    };
+    ((1..=64).contains(&sig) && sig != libc::SIGKILL && sig != libc::SIGSTOP).then_some(sig)
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
     let is = |word: &str| v.eq_ignore_ascii_case(word);
     if is("1") || is("true") || is("yes") || is("on") {
@@ -570,6 +647,34 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "GREENWORLD_INHERIT='maybe' is not valid; accepted: 1/0, true/false, yes/no, on/off"
+        );
+        for (name, value) in [
+            ("GREENWORLD_DUMP_SIGNAL", "USR3"),
+            ("GREENWORLD_DUMP_SIGNAL", "9"),
+            ("GREENWORLD_DUMP_SIGNAL", "SIGSTOP"),
+            ("GREENWORLD_DUMP_SIGNAL", "65"),
+            ("GREENWORLD_DUMP_AT_EXIT", "2"),
+            ("GREENWORLD_DEADLOCK", "sometimes"),
+            ("GREENWORLD_DUMP_OF", "0"),
+            ("GREENWORLD_DUMP_OF", "self"),
+        ] {
+            assert_eq!(parse(&[(name, value)]).unwrap_err().name, name, "{value}");
+        }
+    }
+
+    #[test]
+    fn dump_values() {
+        for v in ["SIGUSR2", "USR2", "usr2", "SigUsr2", "12"] {
+            assert_eq!(signal_value(v), Some(libc::SIGUSR2), "{v}");
+        }
+        assert_eq!(signal_value("34"), Some(34));
+        let config = parse(&[]).unwrap();
+        assert!(config.deadlock && !config.dump_at_exit);
+        assert_eq!((config.dump_signal, config.dump_of), (0, None));
+        let config = parse(&[("GREENWORLD_DEADLOCK", "off"), ("GREENWORLD_DUMP_OF", "42")]);
+        assert_eq!(
+            config.map(|c| (c.deadlock, c.dump_of)),
+            Ok((false, Some(42)))
         );
     }
 

@@ -43,6 +43,7 @@
 mod abi;
 pub mod config;
 pub mod context;
+pub mod dump;
 pub mod fd;
 pub mod fileio;
 pub mod green;
@@ -70,3 +71,4 @@ pub mod sys;
 pub mod thread;
 pub mod time;
 pub mod tpool;
+pub mod waiting;

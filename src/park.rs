@@ -8,8 +8,8 @@
 
 use crate::green::Green;
 use crate::hub::Hub;
-use crate::stats::ParkReason;
 use crate::sys::now_ns;
+use crate::waiting::WaitWord;
 use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -199,7 +199,7 @@ impl Bucket {
         key: usize,
         data: usize,
         deadline: Option<u64>,
-        reason: ParkReason,
+        on: WaitWord,
         before_sleep: impl FnOnce(),
     ) -> Parked {
         let hub = Hub::current().filter(|hub| hub.parkable());
@@ -227,7 +227,7 @@ impl Bucket {
         drop(bucket);
         before_sleep();
         let timed_out = match (&node.wake, hub) {
-            (Wake::Green { green, token }, Some(hub)) => hub.park(green, *token, reason, deadline),
+            (Wake::Green { green, token }, Some(hub)) => hub.park(green, *token, on, deadline),
             (Wake::Futex(word), _) => futex_wait(word, deadline),
             (Wake::Green { .. }, None) => unreachable!("a green waiter always has a hub"),
         };
@@ -262,7 +262,7 @@ pub fn park_many(
     hub: &Hub,
     keys: impl Iterator<Item = usize>,
     deadline: Option<u64>,
-    reason: ParkReason,
+    on: WaitWord,
 ) -> bool {
     let green = hub.current_green();
     let token = green.arm();
@@ -281,7 +281,7 @@ pub fn park_many(
     for node in &nodes {
         lock(node.key).push(node);
     }
-    let timed_out = hub.park(green, token, reason, deadline);
+    let timed_out = hub.park(green, token, on, deadline);
     for node in &nodes {
         let mut bucket = lock(node.key);
         if node.linked.get() {

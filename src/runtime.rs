@@ -12,8 +12,12 @@ pub fn init() {
     crate::os::watch_forks();
     // Read before the first line is said: it sets the log's level and files.
     let config = crate::config::get();
+    if let Some(pid) = config.dump_of {
+        crate::dump::channel::print_dump_of(pid);
+    }
     crate::config::warn_unknown_vars();
     crate::patch::engaged(); // the first decision, and its GREENWORLD_STATUS line
+    crate::dump::init(config);
     if !config.inherit {
         crate::inherit::at_start();
     }

@@ -6,8 +6,8 @@ use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::signal::Interrupt;
-use crate::stats::ParkReason;
 use crate::sys::{clock_ns, duration_ns, now_ns, ns_timespec};
+use crate::waiting::WaitOn;
 use libc::{c_int, clockid_t, timespec};
 
 /// The hub that should run a sleep green, or None when the real call is exactly right.
@@ -41,7 +41,7 @@ fn sleep_until(hub: &Hub, deadline: u64) -> Result<(), u64> {
     let interrupt = Interrupt::new();
     crate::signal::interruptibly(hub, &interrupt, || {
         let token = me.arm();
-        hub.park(me, token, ParkReason::Sleep, Some(deadline));
+        hub.park(me, token, WaitOn::Sleep.word(), Some(deadline));
     });
     if interrupt.happened.get() {
         Err(deadline.saturating_sub(now_ns()))

@@ -47,6 +47,21 @@ static POOL: Pool = Pool {
     idle: AtomicUsize::new(0),
 };
 
+/// The pool's state, for a dump.
+pub struct State {
+    pub threads: usize,
+    pub idle: usize,
+    pub queued: usize,
+}
+
+pub fn state() -> State {
+    State {
+        threads: POOL.threads.load(Ordering::Acquire),
+        idle: POOL.idle.load(Ordering::Acquire),
+        queued: POOL.queue.lock().map_or(0, |queue| queue.len()),
+    }
+}
+
 /// Would [`run`] hand a call to the pool (rather than make it inline)? Only when the caller is a
 /// green thread, or a hub's root while green threads could run meanwhile.
 #[inline]
@@ -104,7 +119,11 @@ pub fn run_as<R: Send>(reason: ParkReason, call: impl FnOnce() -> R + Send) -> R
         green: me,
         token,
     });
-    hub.park(me, token, reason, None);
+    let on = match reason {
+        ParkReason::File => crate::waiting::WaitOn::File.word(),
+        _ => crate::waiting::WaitOn::Pool.word(),
+    };
+    hub.park(me, token, on, None);
     result.unwrap_or_else(|| crate::fatal!("a pool call returned without running"))
 }
 

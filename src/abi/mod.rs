@@ -76,6 +76,60 @@ macro_rules! shims {
     )*]) => {$(
         $crate::abi::shims!(@one [$sub $($($flag)*)?] $(#[$doc])* fn $name($($arg: $ty),*) -> $ret $(=> $op)?);
     )*};
+    // A row marked `(caller = NAME)` (at most four arguments) also hands its op the return
+    // address of the call as NAME, a `usize` (0 where it is not known: a twin, or not x86-64):
+    // its router puts it in the fifth argument register on both of its ways. Otherwise as
+    // below.
+    (@one [$sub:ident caller = $caller:ident] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
+        const _: () = {
+            const _: () = assert!([$(stringify!($arg)),*].len() <= 4, "the caller rides in r8");
+            $(#[$doc])*
+            #[cfg(target_arch = "x86_64")]
+            #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
+            #[unsafe(naked)]
+            unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
+                $crate::abi::route!(act, pick, caller_in_r8)
+            }
+            $(#[$doc])*
+            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
+            unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
+                // SAFETY: the caller's arguments.
+                unsafe { shim($($arg),*, 0) }
+            }
+            /// The engaged library's work for every caller it serves.
+            unsafe extern "C" fn act($($arg: $ty),*, $caller: usize) -> $ret {
+                $crate::abi::shims!(@act $name($($arg),*) -> $ret => $op)
+            }
+            /// The slow way in (see `route!`).
+            unsafe extern "C" fn shim($($arg: $ty),*, $caller: usize) -> $ret {
+                if $crate::abi::unengaged() {
+                    // SAFETY: the caller's arguments, to the real function.
+                    return unsafe { ($crate::real::get().$name)($($arg),*) };
+                }
+                // SAFETY: the caller's arguments.
+                unsafe { act($($arg),*, $caller) }
+            }
+            /// Where a call the fast way does not take goes (see the plain rows' `pick`).
+            #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+            extern "C" fn pick(return_address: usize) -> usize {
+                if $crate::patch::routes_to_shim(return_address, $crate::patch::Subsystem::$sub) {
+                    let to: unsafe extern "C" fn($($ty),*, usize) -> $ret = shim;
+                    to as usize
+                } else {
+                    $crate::real::get().$name as usize
+                }
+            }
+        };
+        const _: () = {
+            #[cfg_attr(not(test), unsafe(export_name = concat!("green_", stringify!($name))))]
+            unsafe extern "C" fn twin($($arg: $ty),*) -> $ret {
+                let _twin = $crate::patch::Twin::enter();
+                let $caller = 0usize;
+                $crate::abi::shims!(@act $name($($arg),*) -> $ret => $op)
+            }
+        };
+    };
     (@one [$sub:ident $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
         // The export is a router (see `route!`): unscoped, a jump to `shim`; scoped, to `shim`
         // or to the real function, as the caller's object says. In a block: the Rust names
@@ -168,6 +222,43 @@ pub(crate) use shims;
 /// caller put them: the jump leaves the caller's frame as it found it.
 #[cfg(target_arch = "x86_64")]
 macro_rules! route {
+    // The same, with the caller's return address in r8 (the fifth argument register, free in a
+    // row of at most four) on both ways: for the act, and for the shim or the real function.
+    ($act:ident, $pick:ident, caller_in_r8) => {
+        core::arch::naked_asm!(
+            "movzx r11d, byte ptr [rip + {patched}]",
+            "and r11d, {mask}",
+            "cmp r11d, {fast}",
+            "jne 2f",
+            "mov r8, [rsp]",
+            "jmp {act}",
+            "2:",
+            "push rdi",
+            "push rsi",
+            "push rdx",
+            "push rcx",
+            "push r8",
+            "push r9",
+            "push rax",
+            "mov rdi, [rsp + 56]",
+            "call {pick}",
+            "mov r11, rax",
+            "pop rax",
+            "pop r9",
+            "pop r8",
+            "pop rcx",
+            "pop rdx",
+            "pop rsi",
+            "pop rdi",
+            "mov r8, [rsp]",
+            "jmp r11",
+            patched = sym $crate::patch::PATCHED,
+            mask = const $crate::patch::ROUTE_MASK,
+            fast = const $crate::patch::ROUTE_FAST,
+            act = sym $act,
+            pick = sym $pick,
+        )
+    };
     ($act:ident, $pick:ident) => {
         core::arch::naked_asm!(
             "movzx r11d, byte ptr [rip + {patched}]",

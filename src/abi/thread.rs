@@ -58,8 +58,9 @@ where
 #[doc(hidden)]
 macro_rules! thread_hooks {
     ($($chain:tt)*) => { $crate::abi::next_hooks! { $($chain)* {
-        Thread fn pthread_create(t: *mut pthread_t, attr: *const pthread_attr_t, start: StartRoutine, arg: *mut c_void) -> c_int
-            => thread::create(t, attr, start, arg);
+        /// Its caller's return address is where the dump says the thread was created.
+        Thread (caller = created_at) fn pthread_create(t: *mut pthread_t, attr: *const pthread_attr_t, start: StartRoutine, arg: *mut c_void) -> c_int
+            => thread::create(t, attr, start, arg, created_at);
         Thread fn pthread_join(t: pthread_t, ret: *mut *mut c_void) -> c_int => thread::join(t, ret, JoinWait::Forever);
         Thread fn pthread_tryjoin_np(t: pthread_t, ret: *mut *mut c_void) -> c_int => thread::join(t, ret, JoinWait::Try);
         Thread fn pthread_timedjoin_np(t: pthread_t, ret: *mut *mut c_void, abstime: *const timespec) -> c_int

@@ -10,7 +10,7 @@ use super::io::GreenFd;
 use crate::hub::Hub;
 use crate::park::{self, Parked, WakeList};
 use crate::signal::Interrupt;
-use crate::stats::ParkReason;
+use crate::waiting::WaitOn;
 use core::sync::atomic::Ordering;
 use libc::{EAGAIN, EBADF, c_int};
 
@@ -105,7 +105,11 @@ fn wait_ready(
     if entry.ready_flag(dir).swap(false, Ordering::AcqRel) {
         return Ok(());
     }
-    let parked = bucket.park(key, 0, deadline, ParkReason::Io, || {});
+    let on = match dir {
+        Direction::Read => WaitOn::FdRead(fd).word(),
+        Direction::Write => WaitOn::FdWrite(fd).word(),
+    };
+    let parked = bucket.park(key, 0, deadline, on, || {});
     if entry.generation() != generation {
         return Err(NotReady::Closed);
     }
@@ -177,10 +181,11 @@ pub fn wait_any(
             Err(other) => return Err(other),
         }
     }
+    let on = WaitOn::Fds(fds.clone().count()).word();
     let keys = fds
         .filter_map(super::entry)
         .flat_map(|entry| [entry.key(Direction::Read), entry.key(Direction::Write)]);
-    Ok(park::park_many(hub, keys, deadline, ParkReason::Io))
+    Ok(park::park_many(hub, keys, deadline, on))
 }
 
 /// The epoll key of a descriptor's registration: its number and generation, so that events

@@ -75,6 +75,14 @@ pub struct Green {
     pub(crate) stack: StackInfo,
     /// The thread's entry, called once on its own stack.
     pub(crate) entry: Cell<Option<Entry>>,
+    /// What it waits on while parked (`waiting::WaitOn::word`; 0: never parked) and since when
+    /// (`waiting::ticks`), for the dump: plain stores by its own hub, read by any OS thread.
+    pub(crate) waiting_on: AtomicU64,
+    pub(crate) waiting_since: AtomicU64,
+    /// Its stack pointer when it last switched out: where the dump's backtrace starts.
+    pub(crate) switched_sp: AtomicUsize,
+    /// The return address of the `pthread_create` call that made it (0: not known).
+    pub(crate) created_at: usize,
 }
 
 /// What a green thread runs: the C start routine (POSIX or C11) and its argument.
@@ -86,7 +94,9 @@ pub enum Entry {
 
 // SAFETY: the non-atomic fields (Cells, UnsafeCells) are touched only by the OS thread of the
 // hub the green thread belongs to (green threads never migrate: trap 8); what other OS threads
-// touch (live, park_token, retval, join, name) is atomic or behind a Mutex.
+// touch (live, park_token, retval, join, name, and the dump's waiting_*, switched_sp) is atomic
+// or behind a Mutex. A dump printed by another hub also reads `id`, `entry`, `stack` and `created_at`, which
+// are written once, before the thread can be found in the table.
 unsafe impl Sync for Green {}
 // SAFETY: as above; a Green is only ever shared by reference, never moved across threads.
 unsafe impl Send for Green {}
@@ -117,12 +127,24 @@ impl Green {
             name: Mutex::new([0; 16]),
             stack,
             entry: Cell::new(entry),
+            waiting_on: AtomicU64::new(0),
+            waiting_since: AtomicU64::new(0),
+            switched_sp: AtomicUsize::new(0),
+            created_at: 0,
         }
     }
 
-    /// A new green thread's block, before it is placed in the table.
-    pub fn thread(hub: *const (), stack: StackInfo, entry: Entry, detached: bool) -> Green {
-        let g = Green::new(false, hub, stack, Some(entry));
+    /// A new green thread's block, before it is placed in the table. `created_at`: the return
+    /// address of its `pthread_create` call (0: not known), for the dump.
+    pub fn thread(
+        hub: *const (),
+        stack: StackInfo,
+        entry: Entry,
+        detached: bool,
+        created_at: usize,
+    ) -> Green {
+        let mut g = Green::new(false, hub, stack, Some(entry));
+        g.created_at = created_at;
         if detached {
             *g.join.lock().unwrap_or_else(|e| e.into_inner()) = Join::Detached;
         }

@@ -126,6 +126,28 @@ pub unsafe fn remove(green: &'static Green) {
         .push(index);
 }
 
+/// Every live green thread, of every hub (for a dump: a thread may end meanwhile; its slot
+/// stays valid memory).
+pub fn live() -> impl Iterator<Item = &'static Green> {
+    let (base, used) = TABLE
+        .get()
+        .and_then(Option::as_ref)
+        .map_or((0, 0), |table| {
+            (table.base, table.used.load(Ordering::Acquire))
+        });
+    (0..used)
+        .map(move |index| {
+            // SAFETY: an initialised slot (below `used`); slots are never unmapped.
+            unsafe { &*((base + index * size_of::<Green>()) as *const Green) }
+        })
+        .filter(|green| green.is_live())
+}
+
+/// Does `pred` hold for every live green thread (stopping at the first that fails)?
+pub fn all_live(pred: impl FnMut(&'static Green) -> bool) -> bool {
+    live().all(pred)
+}
+
 /// In a forked child: retires every green thread of `hub` but `keep` (they do not exist in the
 /// child; their slots are never reused, which is only memory).
 pub fn retire_all_but(hub: *const (), keep: &Green) {

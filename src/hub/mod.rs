@@ -20,6 +20,7 @@ use crate::green::stack::{Stack, StackPool};
 use crate::green::{Green, GreenYielder};
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
+use crate::waiting::{self as wait_record, WaitOn, WaitWord};
 use core::cell::{Cell, RefCell};
 use core::ptr;
 use corosensei::{Coroutine, CoroutineResult};
@@ -47,7 +48,27 @@ pub struct Owners {
     pub ended: fn(green: &'static Green),
     /// Runs the program's handler for a signal deferred to, or sent to, the running thread.
     pub run_handler: masks::RunHandler,
+    /// A hub was made (the first one opens the dump channel: [`CHANNEL_KEY`]).
+    pub made: fn(hub: &'static Hub),
+    /// A dump was asked for ([`Hub::request_dump`]: to stderr), or the dump channel is ready
+    /// (`channel`: a reader connected).
+    pub dump: fn(hub: &Hub, channel: bool),
+    /// The hub has waited [`DEADLOCK_GRACE_NS`] with nothing runnable and no timer: could
+    /// nothing ever wake it (every thread waits on another)? If so, `deadlocked` says it.
+    pub maybe_deadlocked: fn(hub: &Hub) -> bool,
+    pub deadlocked: fn(hub: &Hub),
 }
+
+/// The poller key of the dump channel's listening socket (no descriptor entry has it, and the
+/// poller's own eventfd has `usize::MAX`).
+pub const CHANNEL_KEY: usize = usize::MAX - 1;
+
+/// How long a hub waits with nothing to do before it asks whether it is deadlocked.
+pub const DEADLOCK_GRACE_NS: u64 = 1_000_000_000;
+
+/// Every hub ever made, newest first (hubs are never freed): for the dump.
+static HUBS: core::sync::atomic::AtomicPtr<Hub> =
+    core::sync::atomic::AtomicPtr::new(ptr::null_mut());
 
 pub struct Hub {
     owners: &'static Owners,
@@ -80,6 +101,27 @@ pub struct Hub {
     os_thread: libc::pthread_t,
     /// The running thread's turn on the hub (see `slice`).
     turn: slice::Turn,
+    /// The hub made before this one (see [`Hub::all`]).
+    older: core::sync::atomic::AtomicPtr<Hub>,
+    /// A dump to stderr was asked for (maybe by a signal handler); served at the next look.
+    dump_requested: AtomicBool,
+    /// The dump channel's socket was ready in the last poll.
+    channel_ready: Cell<bool>,
+    /// An idle wait found nothing to do and the owners were asked about a deadlock; nothing
+    /// has happened since (see `wait_without_timer`).
+    quiet_checked: Cell<bool>,
+}
+
+/// What a dump says about a hub. The run queue, the timers and the count of live threads are
+/// the hub's own thread's to read: None from another OS thread.
+pub struct Facts {
+    pub run_queue: Option<usize>,
+    pub timers: Option<usize>,
+    pub alive: Option<usize>,
+    pub inbox: usize,
+    pub inbox_full: bool,
+    pub notified: bool,
+    pub watched: usize,
 }
 
 // SAFETY: other OS threads only reach `inbox`, `inbox_full` and `poller.notify()` (all
@@ -148,13 +190,108 @@ impl Hub {
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
             turn: slice::Turn::default(),
+            older: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
+            dump_requested: AtomicBool::new(false),
+            channel_ready: Cell::new(false),
+            quiet_checked: Cell::new(false),
         }));
         root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
+        wait_record::mark_epoch();
+        let mut older = HUBS.load(Ordering::Acquire);
+        loop {
+            hub.older.store(older, Ordering::Relaxed);
+            match HUBS.compare_exchange(
+                older,
+                (hub as *const Hub).cast_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => older = now,
+            }
+        }
+        (owners.made)(hub);
         // A process with green threads may have things to say after it closed stderr.
         crate::log::keep_stderr();
         crate::log!(Debug, "hub created on OS thread {:#x}", hub.os_thread);
         Ok(hub)
+    }
+
+    /// Every hub of the process, newest first.
+    pub fn all() -> impl Iterator<Item = &'static Hub> {
+        let mut at = HUBS.load(Ordering::Acquire).cast_const();
+        core::iter::from_fn(move || {
+            // SAFETY: hubs are leaked, never freed; `older` is set before a hub is published.
+            let hub = unsafe { at.as_ref() }?;
+            at = hub.older.load(Ordering::Acquire).cast_const();
+            Some(hub)
+        })
+    }
+
+    /// In a forked child whose forking thread had no hub: the hubs listed were other threads'.
+    pub fn none_after_fork() {
+        HUBS.store(ptr::null_mut(), Ordering::Release);
+    }
+
+    /// Is this the calling OS thread's hub?
+    pub fn is_mine(&self) -> bool {
+        ptr::eq(HUB.with(Cell::get), self)
+    }
+
+    /// The OS thread's own block (its `main`, or the thread that made the hub).
+    pub fn root(&self) -> &'static Green {
+        self.root
+    }
+
+    /// The state of the hub, for a dump.
+    pub fn facts(&self) -> Facts {
+        let mine = self.is_mine();
+        Facts {
+            run_queue: mine.then(|| self.run_queue.borrow().len()),
+            timers: mine.then(|| self.timers.borrow().len()),
+            alive: mine.then(|| self.alive.get()),
+            inbox: self.inbox.lock().map_or(0, |inbox| inbox.len()),
+            inbox_full: self.inbox_full.load(Ordering::Relaxed),
+            notified: self.poller.is_notified(),
+            watched: self.watched.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The deadline of `green`'s wait `token`, if it has one (the hub's own thread only).
+    pub fn deadline_of(&self, green: &Green, token: u64) -> Option<u64> {
+        if !self.is_mine() || token == 0 {
+            return None;
+        }
+        self.timers
+            .borrow()
+            .deadline_of(green as *const Green as usize, token)
+    }
+
+    /// Is anything runnable, or waiting to be made runnable, on this hub (its own thread)?
+    pub fn has_work(&self) -> bool {
+        !self.run_queue.borrow().is_empty()
+            || !self.timers.borrow().is_empty()
+            || self.inbox_full.load(Ordering::Relaxed)
+    }
+
+    /// Registers the dump channel's socket with this hub's poller, under [`CHANNEL_KEY`]; not
+    /// counted as a watched descriptor (nothing of the program waits on it).
+    pub fn watch_channel(&self, fd: libc::c_int) -> std::io::Result<()> {
+        self.poller.add_edge(fd, CHANNEL_KEY)
+    }
+
+    /// Asks the oldest hub (the main thread's, usually) to print a dump to stderr when its root's
+    /// loop next looks around (async-signal-safe: two stores and an eventfd write). False when
+    /// there is no hub.
+    pub fn request_dump() -> bool {
+        let Some(hub) = Hub::all().last() else {
+            return false;
+        };
+        hub.dump_requested.store(true, Ordering::Release);
+        hub.request_look();
+        let _ = hub.poller.notify();
+        true
     }
 
     /// The green thread running now (the root when no coroutine runs).
@@ -223,10 +360,14 @@ impl Hub {
         &self,
         me: &'static Green,
         token: u64,
-        reason: ParkReason,
+        on: WaitWord,
         deadline: Option<u64>,
     ) -> bool {
-        stats::parked(reason);
+        stats::parked(on.reason());
+        // For the dump: two plain stores (and a time-stamp read), nothing shared is written.
+        me.waiting_on.store(on.0, Ordering::Relaxed);
+        me.waiting_since
+            .store(wait_record::ticks(), Ordering::Relaxed);
         me.timed_out.set(false);
         if let Some(deadline) = deadline {
             self.timers
@@ -277,7 +418,7 @@ impl Hub {
         while self.alive.get() > 0 {
             let token = self.root.arm();
             self.all_done_token.set(token);
-            self.park(self.root, token, ParkReason::Exit, None);
+            self.park(self.root, token, WaitOn::AllDone.word(), None);
         }
     }
 
@@ -303,6 +444,11 @@ impl Hub {
         self.all_done_token.set(0);
         self.look_requested.store(false, Ordering::Relaxed);
         self.masks.after_fork(me);
+        // The other hubs were other threads': this one is the child's only hub.
+        self.older.store(ptr::null_mut(), Ordering::Relaxed);
+        HUBS.store((self as *const Hub).cast_mut(), Ordering::Release);
+        self.dump_requested.store(false, Ordering::Relaxed);
+        self.channel_ready.set(false);
         if me.is_root() {
             self.alive.set(0);
         } else {
@@ -362,6 +508,10 @@ impl Hub {
     fn suspend(&self, me: &'static Green) {
         let twin = crate::patch::leave_twin();
         let yielder = me.yielder.get();
+        // Where the dump's backtrace of a parked thread starts (this frame, just above the
+        // registers the switch saves).
+        me.switched_sp
+            .store(wait_record::stack_pointer(), Ordering::Relaxed);
         // SAFETY: `me` is the running coroutine of this hub (not the root), so its yielder was
         // set when it started and lives on its stack for as long as it runs.
         unsafe { (*yielder).suspend(()) };
@@ -452,12 +602,41 @@ impl Hub {
 
     /// Blocks the OS thread in the poller until the next timer, an I/O event or a notify.
     fn wait_for_events(&self) {
-        let timeout = self
-            .timers
-            .borrow()
-            .next_deadline()
-            .map(|deadline| deadline.saturating_sub(now_ns()));
-        self.poll_events(timeout);
+        let next = self.timers.borrow().next_deadline();
+        match next {
+            Some(deadline) => self.poll_events(Some(deadline.saturating_sub(now_ns()))),
+            None => self.wait_without_timer(),
+        }
+    }
+
+    /// Nothing runnable and no timer: only an event can wake the hub. The first such wait
+    /// after anything happened lasts at most [`DEADLOCK_GRACE_NS`]; when it ends with nothing
+    /// to do, the hub's owners are asked whether anything ever could wake it (every thread
+    /// waiting on another is a deadlock, which they report); the waits after that are as
+    /// native, until something happens again. So a busy hub pays a bounded wait instead of an
+    /// endless one, and the question is asked once per quiet second, never on the way to work.
+    fn wait_without_timer(&self) {
+        if self.quiet_checked.get() {
+            self.poll_events(None);
+            self.quiet_checked.set(false);
+            return;
+        }
+        self.poll_events(Some(DEADLOCK_GRACE_NS));
+        // The common end of the wait (work came) is a look at the run queue.
+        if self.run_queue.borrow().is_empty() {
+            self.after_quiet_wait();
+        }
+    }
+
+    #[cold]
+    fn after_quiet_wait(&self) {
+        if self.has_work() || self.root.current_token() == 0 {
+            return;
+        }
+        self.quiet_checked.set(true);
+        if (self.owners.maybe_deadlocked)(self) {
+            (self.owners.deadlocked)(self);
+        }
     }
 
     /// Waits for I/O events (up to `timeout_ns`) and wakes the green threads waiting on them.
@@ -465,7 +644,12 @@ impl Hub {
         let mut events = self.events.borrow_mut();
         let io_ready = self.owners.io_ready;
         let result = self.poller.wait(&mut events, timeout_ns, |event| {
-            io_ready(event.key, event.readable, event.writable);
+            if event.key == CHANNEL_KEY {
+                self.channel_ready.set(true);
+                self.request_look();
+            } else {
+                io_ready(event.key, event.readable, event.writable);
+            }
         });
         // An EINTR alone says nothing: a signal that nobody handles ends epoll_wait too (a
         // child's SIGCHLD, queued because the pool thread that forked it blocks everything,
@@ -482,6 +666,26 @@ impl Hub {
         // good (CPython's test_socket hung with a resolver call finished and its caller asleep).
         self.drain_inbox();
         self.look();
+    }
+
+    /// Prints the dumps asked for (at a look), from the root's loop only: never inside a green
+    /// thread's hooked call (a safe point may be inside an allocator or the loader, and a dump
+    /// allocates and asks the loader for names); there, the look is asked for again.
+    fn serve_dumps(&self) {
+        if self.in_green() {
+            if self.dump_requested.load(Ordering::Relaxed) || self.channel_ready.get() {
+                self.request_look();
+            }
+            return;
+        }
+        if self.dump_requested.load(Ordering::Relaxed)
+            && self.dump_requested.swap(false, Ordering::AcqRel)
+        {
+            (self.owners.dump)(self, false);
+        }
+        if self.channel_ready.replace(false) {
+            (self.owners.dump)(self, true);
+        }
     }
 
     /// The poller's wait failed: only a program that closed or replaced our epoll with a raw
@@ -515,6 +719,7 @@ impl Hub {
             && self.look_requested.swap(false, Ordering::AcqRel)
         {
             (self.owners.look)(self);
+            self.serve_dumps();
         }
     }
 
@@ -584,6 +789,10 @@ mod tests {
         look: |_| {},
         ended: |_| {},
         run_handler: |_, _| {},
+        made: |_| {},
+        dump: |_, _| {},
+        maybe_deadlocked: |_| false,
+        deadlocked: |_| {},
     };
 
     /// A parked green thread of `hub` (never run: only its wake-up is under test).

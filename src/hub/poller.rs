@@ -147,6 +147,11 @@ impl Poller {
         self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
     }
 
+    /// Is a wake-up pending in the eventfd (for a dump)?
+    pub fn is_notified(&self) -> bool {
+        self.notified.load(Ordering::Relaxed)
+    }
+
     /// Wakes the thread blocked in `wait` (from any thread), or the next `wait`.
     pub fn notify(&self) -> io::Result<()> {
         if self.notified.swap(true, Ordering::AcqRel) {

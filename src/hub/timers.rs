@@ -59,6 +59,14 @@ impl<W: Copy + Ord> Timers<W> {
         self.heap.retain(|Reverse(t)| t.waiter != waiter);
     }
 
+    /// The deadline of `waiter`'s entry for `token`, if it has one (a scan: for a dump).
+    pub fn deadline_of(&self, waiter: W, token: u64) -> Option<u64> {
+        self.heap
+            .iter()
+            .find(|Reverse(t)| t.waiter == waiter && t.token == token)
+            .map(|Reverse(t)| t.deadline)
+    }
+
     pub fn len(&self) -> usize {
         self.heap.len()
     }
@@ -71,6 +79,23 @@ impl<W: Copy + Ord> Timers<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_waits_deadline_is_found_by_its_token() {
+        let mut t = Timers::default();
+        t.push(30, 'a', 1);
+        t.push(10, 'a', 2);
+        t.push(20, 'b', 2);
+        assert_eq!(t.deadline_of('a', 2), Some(10));
+        assert_eq!(t.deadline_of('b', 2), Some(20));
+        assert_eq!(
+            t.deadline_of('b', 1),
+            None,
+            "a stale token's entry is not the wait's"
+        );
+        t.pop_due(10);
+        assert_eq!(t.deadline_of('a', 2), None);
+    }
 
     #[test]
     fn fires_in_deadline_order_then_insertion_order() {

@@ -76,6 +76,10 @@ extern "C" fn child() {
         crate::green::table::retire_all_but(me.hub_ptr(), me);
         hub.after_fork(inbox);
         crate::signal::after_fork();
+        crate::dump::channel::open(hub);
+    } else {
+        // Forked by a thread with no hub: the child has none (the others were other threads').
+        crate::hub::Hub::none_after_fork();
     }
 }
 

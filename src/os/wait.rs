@@ -21,8 +21,8 @@ use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::real;
 use crate::signal::Interrupt;
-use crate::stats::ParkReason;
 use crate::sys::errno;
+use crate::waiting::WaitOn;
 use libc::{
     __WALL, __WCLONE, __WNOTHREAD, EINTR, P_ALL, P_PGID, P_PID, WCONTINUED, WEXITED, WNOHANG,
     WNOWAIT, WSTOPPED, WUNTRACED, c_int, id_t, idtype_t, pid_t, siginfo_t,
@@ -231,7 +231,7 @@ fn await_peek(hub: &'static Hub, target: Target) -> Option<c_int> {
             drop(peeks);
             crate::tpool::detach(move || peek(target));
         }
-        hub.park(me, token, ParkReason::Pool, None);
+        hub.park(me, token, WaitOn::Child.word(), None);
         token
     });
     if !interrupt.happened.get() {

@@ -380,7 +380,12 @@ pub unsafe fn suspend(mask: *const libc::sigset_t) -> crate::outcome::Outcome<c_
     // A wait on nothing, with no timeout, that only a signal's handler ends.
     interruptibly_with_mask(hub, mask, |interrupt| {
         while !interrupt.happened.get() {
-            crate::park::park_many(hub, core::iter::empty(), None, crate::stats::ParkReason::Io);
+            crate::park::park_many(
+                hub,
+                core::iter::empty(),
+                None,
+                crate::waiting::WaitOn::Signal.word(),
+            );
         }
     });
     Errno(libc::EINTR)

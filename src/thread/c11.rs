@@ -38,7 +38,7 @@ pub unsafe fn create(
     }
     // SAFETY: out is writable (caller); a null attribute means defaults.
     Done(from_errno(unsafe {
-        super::spawn(out, core::ptr::null(), Entry::C11(start, arg))
+        super::spawn(out, core::ptr::null(), Entry::C11(start, arg), 0)
     }))
 }
 

@@ -13,7 +13,7 @@ use crate::green::{Entry, Green, Join, StackInfo, table};
 use crate::hub::{Hub, Owners};
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::patch::{self, Subsystem};
-use crate::stats::ParkReason;
+use crate::waiting::WaitOn;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use libc::{
     EAGAIN, EBUSY, EDEADLK, EINVAL, ESRCH, ETIMEDOUT, c_int, c_void, pthread_attr_t, pthread_t,
@@ -58,12 +58,13 @@ pub unsafe fn create(
     attr: *const pthread_attr_t,
     start: crate::real::StartRoutine,
     arg: *mut c_void,
+    created_at: usize,
 ) -> Outcome<c_int> {
     if !active() || hub_or_native().is_none() {
         return Bypass;
     }
     // SAFETY: forwarded from our caller's contract.
-    Done(unsafe { spawn(out, attr, Entry::Posix(start, arg)) })
+    Done(unsafe { spawn(out, attr, Entry::Posix(start, arg), created_at) })
 }
 
 /// Who handles what a hub sees: descriptor readiness is `fd`'s (its keys), a look asked for by a
@@ -74,6 +75,10 @@ static HUB_OWNERS: Owners = Owners {
     look: crate::signal::interrupt::look,
     ended: reap,
     run_handler: crate::signal::run_deferred,
+    made: crate::dump::channel::open,
+    dump: crate::dump::on_request,
+    maybe_deadlocked: crate::dump::deadlock::maybe_deadlocked,
+    deadlocked: crate::dump::deadlock::report,
 };
 
 /// A green thread has ended (its hub is done with it): its return value goes to the joiner
@@ -182,6 +187,7 @@ pub(crate) unsafe fn spawn(
     out: *mut pthread_t,
     attr: *const pthread_attr_t,
     entry: Entry,
+    created_at: usize,
 ) -> c_int {
     let Some(hub) = hub_or_native() else {
         return EAGAIN; // not reached: create and c11::create checked first
@@ -211,6 +217,7 @@ pub(crate) unsafe fn spawn(
         info,
         entry,
         wanted.detached,
+        created_at,
     )) else {
         crate::log!(
             Warn,
@@ -301,7 +308,12 @@ pub(crate) fn join_green(green: &'static Green, wait: JoinWait) -> Result<usize,
             JoinWait::Until(deadline) => Some(deadline),
             _ => None,
         };
-        if hub.park(me, token, ParkReason::Join, deadline) {
+        if hub.park(
+            me,
+            token,
+            WaitOn::Join(green.handle() as usize).word(),
+            deadline,
+        ) {
             let mut state = green.join.lock().unwrap_or_else(|e| e.into_inner());
             if matches!(*state, Join::Waiting { joiner, .. } if core::ptr::eq(joiner, me)) {
                 *state = Join::Joinable;

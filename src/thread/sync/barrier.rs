@@ -5,7 +5,7 @@
 
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::park::{self, WakeList};
-use crate::stats::ParkReason;
+use crate::waiting::WaitOn;
 use libc::{PTHREAD_BARRIER_SERIAL_THREAD, c_int, pthread_barrier_t};
 
 /// `pthread_barrier_wait`.
@@ -32,7 +32,7 @@ pub unsafe fn wait(b: *mut pthread_barrier_t) -> Outcome<c_int> {
     let (arrived, count) = unsafe { (&mut *fields, *fields.add(2)) };
     *arrived += 1;
     if *arrived < count {
-        bucket.park(key, 0, None, ParkReason::Sync, || {});
+        bucket.park(key, 0, None, WaitOn::Barrier(key).word(), || {});
         return Done(0);
     }
     *arrived = 0;

@@ -8,7 +8,7 @@ use super::mutex::{self, Wait};
 use super::{deadline, supported_clock};
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::park::{self, Parked, WakeList};
-use crate::stats::ParkReason;
+use crate::waiting::WaitOn;
 use libc::{EINVAL, ETIMEDOUT, c_int, clockid_t, pthread_cond_t, pthread_mutex_t, timespec};
 
 /// glibc's `__wrefs` bits: process-shared, and CLOCK_MONOTONIC for timed waits.
@@ -110,7 +110,7 @@ pub(crate) unsafe fn wait_green(
     }
     let bucket = park::lock(key);
     let mut unlocked = 0;
-    let parked = bucket.park(key, 0, deadline, ParkReason::Sync, || {
+    let parked = bucket.park(key, 0, deadline, WaitOn::Cond(key).word(), || {
         // SAFETY: m is initialised (caller).
         unlocked = unsafe { mutex::unlock_green(m) }
     });

@@ -9,7 +9,7 @@
 use super::{owner_id, poll_foreign, supported_clock};
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::park;
-use crate::stats::ParkReason;
+use crate::waiting::WaitOn;
 use core::sync::atomic::{AtomicI32, Ordering};
 use libc::{EAGAIN, EBUSY, EDEADLK, EINVAL, EPERM, ETIMEDOUT, c_int, pthread_mutex_t};
 
@@ -135,7 +135,7 @@ unsafe fn acquire(f: &Fields, key: usize, wait: Wait) -> c_int {
         if word.swap(2, Ordering::Acquire) == 0 {
             return 0;
         }
-        match bucket.park(key, 0, deadline, ParkReason::Sync, || {}) {
+        match bucket.park(key, 0, deadline, WaitOn::Mutex(key).word(), || {}) {
             park::Parked::Unparked { handed_off: true } => return 0,
             park::Parked::Unparked { handed_off: false } => continue,
             park::Parked::TimedOut => return ETIMEDOUT,

@@ -4,7 +4,7 @@
 
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::park;
-use crate::stats::ParkReason;
+use crate::waiting::WaitOn;
 use core::sync::atomic::{AtomicI32, Ordering};
 use libc::c_int;
 
@@ -45,7 +45,7 @@ pub unsafe fn once(once: *mut c_int, init: impl FnOnce()) -> Outcome<c_int> {
             _ => {
                 let bucket = park::lock(key);
                 if word.load(Ordering::Acquire) == IN_PROGRESS {
-                    bucket.park(key, 0, None, ParkReason::Sync, || {});
+                    bucket.park(key, 0, None, WaitOn::Once(key).word(), || {});
                 }
             }
         }

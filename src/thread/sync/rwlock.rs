@@ -8,7 +8,7 @@
 use super::{owner_id, poll_foreign};
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::park::{self, Parked, WakeList};
-use crate::stats::ParkReason;
+use crate::waiting::WaitOn;
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use libc::{EAGAIN, EBUSY, EDEADLK, ETIMEDOUT, c_int, pthread_rwlock_t};
 
@@ -127,7 +127,7 @@ pub unsafe fn lock(l: *mut pthread_rwlock_t, write: bool, wait: Wait) -> Outcome
             continue;
         }
         let kind = if write { WRITE } else { READ };
-        match bucket.park(key, kind, deadline, ParkReason::Sync, || {}) {
+        match bucket.park(key, kind, deadline, WaitOn::RwLock(key).word(), || {}) {
             Parked::Unparked { handed_off: true } => {
                 if write {
                     cur_writer.store(me, Ordering::Relaxed);

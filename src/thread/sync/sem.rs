@@ -7,7 +7,7 @@
 use super::poll_foreign;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::park::{self, Parked};
-use crate::stats::ParkReason;
+use crate::waiting::WaitOn;
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use libc::{EAGAIN, EOVERFLOW, ETIMEDOUT, c_int, sem_t};
 
@@ -84,7 +84,7 @@ pub unsafe fn wait(s: *mut sem_t, wait: Wait) -> Outcome<c_int> {
         {
             continue;
         }
-        match bucket.park(key, 0, deadline, ParkReason::Sync, || {}) {
+        match bucket.park(key, 0, deadline, WaitOn::Sem(key).word(), || {}) {
             Parked::Unparked { handed_off: true } => return Done(0),
             Parked::Unparked { handed_off: false } => {
                 word.fetch_sub(ONE_WAITER, Ordering::Relaxed);

@@ -1,0 +1,122 @@
+//! "all green threads are asleep - deadlock!" (Go's message): said once, when every thread of
+//! the process's one hub waits on another thread of it (a mutex, a condition variable, a join…)
+//! and nothing else could ever wake one. Then the process keeps waiting, as natively (where such
+//! a program hangs silently).
+//!
+//! Asked only when the hub is about to wait with nothing runnable and no timer at all, so the
+//! hot path pays nothing; the hub asks again after a grace period and only then is it said.
+//! Never said while anything else could end a wait:
+//! - a thread waits on a descriptor, a sleep or any timer, a child, the pool, a signal (`pause`,
+//!   `sigsuspend`, `sigwait`: another process may send it);
+//! - a semaphore waiter, when the program has a signal handler (`sem_post` is
+//!   async-signal-safe; unlocking a mutex or signalling a condition variable from one is not);
+//! - another hub exists, or any OS thread the library does not know idle: a native thread (the
+//!   program's own while `thread` is unpatched or patching is scoped, glibc's timer threads) may
+//!   unlock the mutex; a busy pool thread will wake its caller;
+//! - a process stopped by SIGSTOP never gets here (its hub does not run).
+
+use crate::green::{Green, table};
+use crate::hub::Hub;
+use crate::waiting::WaitOn;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Said for the current episode: not again until some thread could run again.
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// OS threads the library runs itself that never wake a green thread (a monitor thread, say):
+/// not counted as threads that could.
+pub static QUIET_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// The hub's [`crate::hub::Owners::maybe_deadlocked`].
+pub fn maybe_deadlocked(hub: &Hub) -> bool {
+    if !crate::config::get().deadlock {
+        return false;
+    }
+    if !all_asleep(hub) {
+        REPORTED.store(false, Ordering::Relaxed);
+        return false;
+    }
+    !REPORTED.load(Ordering::Relaxed)
+}
+
+/// The hub's [`crate::hub::Owners::deadlocked`]: still so after the grace period.
+pub fn report(hub: &Hub) {
+    if !all_asleep(hub) || REPORTED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let mut out = super::Out::new(super::Sink::Stderr);
+    use core::fmt::Write;
+    let _ = writeln!(out, "all green threads are asleep - deadlock!");
+    super::print(&mut out, "deadlock in");
+}
+
+/// Does every thread of `hub` wait on another thread, with nothing else able to end a wait?
+fn all_asleep(hub: &Hub) -> bool {
+    if Hub::all().nth(1).is_some() || hub.has_work() {
+        return false;
+    }
+    let asleep = |green: &Green| {
+        if green.current_token() == 0 || green.sigwaiting.get() != 0 {
+            return false;
+        }
+        match WaitOn::unpack(green.waiting_on.load(Ordering::Relaxed)) {
+            None => false,
+            Some(WaitOn::Sem(_)) => !(1..=64).any(crate::signal::handled),
+            Some(on) => !on.wakes_by_itself(),
+        }
+    };
+    asleep(hub.root()) && table::all_live(asleep) && no_other_threads()
+}
+
+/// Is every other OS thread of the process an idle pool thread (or one of the library's quiet
+/// ones)?
+fn no_other_threads() -> bool {
+    let pool = crate::tpool::state();
+    if pool.idle != pool.threads || pool.queued != 0 {
+        return false;
+    }
+    let known = 1 + pool.threads + QUIET_THREADS.load(Ordering::Relaxed);
+    os_threads().is_some_and(|n| n <= known)
+}
+
+/// How many OS threads the process has (the entries of /proc/self/task).
+fn os_threads() -> Option<usize> {
+    // SAFETY: a NUL-terminated path; a fresh descriptor of ours, closed below.
+    let fd = unsafe {
+        crate::sys::syscall!(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c"/proc/self/task".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let mut buf = [0u8; 8192];
+    let mut count = 0;
+    let mut ok = true;
+    loop {
+        // SAFETY: fills a valid buffer of its size with directory entries.
+        let n =
+            unsafe { crate::sys::syscall!(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 {
+            ok = false;
+        }
+        if n <= 0 {
+            break;
+        }
+        let mut at = 0;
+        while at + 19 < n as usize {
+            // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name.
+            let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            if buf[at + 19] != b'.' {
+                count += 1;
+            }
+            at += reclen.max(1);
+        }
+    }
+    // SAFETY: ours, opened above.
+    unsafe { crate::sys::syscall!(libc::SYS_close, fd) };
+    ok.then_some(count)
+}
