@@ -23,6 +23,7 @@ const LEVELS: &str = "off, error, warn, info, debug, optionally followed by :PAT
 const STATS: &str = "1/0, true/false, yes/no, on/off, all, a file PATH containing '/', or all:PATH";
 const POOL_SIZES: &str = "a whole number of threads from 1 to 1024";
 const FILEIO_MODES: &str = "off, pool";
+const TLS_MODES: &str = "private, shared";
 const SHARED_OBJECTS: &str = "a comma-separated list of at most 16 shared object names or paths \
      (sonames or file names such as libcurl.so.4, or paths with a '/'), each at most 63 bytes";
 /// eventlet's tpool default.
@@ -46,6 +47,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "GREENWORLD_INHERIT",
     "GREENWORLD_FILEIO",
     "GREENWORLD_PATCH_FROM",
+    "GREENWORLD_TLS",
     // Set by the library itself under GREENWORLD_INHERIT=0 (see `inherit`).
     "GREENWORLD_INHERIT_PID",
     // The scripts': greenrun, run-tests, test-programs, test-python.
@@ -79,6 +81,15 @@ pub enum FileIo {
     Pool,
 }
 
+/// Whose `__thread` variables a green thread sees (`GREENWORLD_TLS`; see `green::tls`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    /// Its own, as a pthread: the static TLS block is swapped at each switch, the DTV too.
+    Private,
+    /// Its OS thread's, shared with the other green threads of that OS thread.
+    Shared,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     pub patched: SubsystemSet,
@@ -94,6 +105,7 @@ pub struct Config {
     /// Do programs this process execs inherit the library through `LD_PRELOAD`?
     pub inherit: bool,
     pub fileio: FileIo,
+    pub tls: Tls,
     /// `GREENWORLD_PATCH_FROM` names shared objects: patching is scoped to their calls (the
     /// names are read again from the environment by `patch`, which keeps them in `scope`).
     pub patch_from: bool,
@@ -180,6 +192,11 @@ impl Config {
             Some("pool") => FileIo::Pool,
             Some(v) => return Err(bad("GREENWORLD_FILEIO", v, FILEIO_MODES)),
         };
+        let tls = match get("GREENWORLD_TLS") {
+            None | Some("private") => Tls::Private,
+            Some("shared") => Tls::Shared,
+            Some(v) => return Err(bad("GREENWORLD_TLS", v, TLS_MODES)),
+        };
         let patch_from = match get("GREENWORLD_PATCH_FROM") {
             None => false,
             Some(v) if patch_from_value(v) => true,
@@ -189,6 +206,7 @@ impl Config {
             patch_from,
             tpool_size,
             fileio,
+            tls,
             patched,
             stack_size,
             stats,
@@ -576,6 +594,21 @@ mod tests {
             assert_eq!(
                 mode(bad).unwrap_err().to_string(),
                 format!("GREENWORLD_FILEIO='{bad}' is not valid; accepted: off, pool")
+            );
+        }
+    }
+
+    #[test]
+    fn tls_modes() {
+        let mode = |v: &str| parse(&[("GREENWORLD_TLS", v)]).map(|c| c.tls);
+        assert_eq!(parse(&[]).unwrap().tls, Tls::Private);
+        assert_eq!(mode(""), Ok(Tls::Private));
+        assert_eq!(mode("private"), Ok(Tls::Private));
+        assert_eq!(mode("shared"), Ok(Tls::Shared));
+        for bad in ["on", "1", "Private", "shared ", "own"] {
+            assert_eq!(
+                mode(bad).unwrap_err().to_string(),
+                format!("GREENWORLD_TLS='{bad}' is not valid; accepted: private, shared")
             );
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod stack;
 pub mod table;
+pub mod tls;
 
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -75,6 +76,11 @@ pub struct Green {
     pub(crate) stack: StackInfo,
     /// The thread's entry, called once on its own stack.
     pub(crate) entry: Cell<Option<Entry>>,
+    /// Its thread-locals while switched out (private mode; see `tls`).
+    pub(crate) tls: Cell<tls::State>,
+    /// `thread_local` destructors registered by it (`__cxa_thread_atexit_impl`), run at its
+    /// end, last registered first.
+    pub(crate) tls_dtors: UnsafeCell<Vec<(crate::real::KeyDestructor, *mut libc::c_void)>>,
 }
 
 /// What a green thread runs: the C start routine (POSIX or C11) and its argument.
@@ -117,6 +123,8 @@ impl Green {
             name: Mutex::new([0; 16]),
             stack,
             entry: Cell::new(entry),
+            tls: Cell::new(tls::State::NONE),
+            tls_dtors: UnsafeCell::new(Vec::new()),
         }
     }
 

@@ -17,7 +17,7 @@ mod slice;
 pub mod timers;
 
 use crate::green::stack::{Stack, StackPool};
-use crate::green::{Green, GreenYielder};
+use crate::green::{Green, GreenYielder, tls};
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
 use core::cell::{Cell, RefCell};
@@ -193,6 +193,11 @@ impl Hub {
 
     pub fn take_stack(&self, size: usize, guard: usize) -> Option<Stack> {
         self.stacks.borrow_mut().get(size, guard)
+    }
+
+    /// Gives back a stack taken for a thread that was not made after all.
+    pub fn put_stack(&self, stack: Stack) {
+        self.stacks.borrow_mut().put(stack);
     }
 
     /// Makes `green` (not yet started) runnable on this hub, running `body` on `stack`.
@@ -518,10 +523,34 @@ impl Hub {
         }
     }
 
+    /// Gives `green` private thread-locals (`green::tls`), and the root a place to keep its
+    /// own while green threads run. False when memory is short.
+    pub fn give_private_tls(&self, green: &'static Green) -> bool {
+        if !self.root.tls.get().is_private() {
+            match tls::for_root() {
+                Some(state) => self.root.tls.set(state),
+                None => return false,
+            }
+        }
+        match tls::for_new_thread() {
+            Some(state) => {
+                green.tls.set(state);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Switches to `green` until it parks, yields or ends.
     fn resume(&self, green: &'static Green) {
         self.current.set(green);
         self.start_turn();
+        let private_tls = green.tls.get().is_private();
+        if private_tls {
+            // SAFETY: the root's state is private whenever a green thread's is
+            // (`give_private_tls`), and the root's thread-locals are the installed ones.
+            unsafe { tls::switch(&self.root.tls, &green.tls) };
+        }
         set_errno(green.errno.get());
         stats::switched();
         // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
@@ -532,6 +561,10 @@ impl Hub {
         };
         let result = coroutine.resume(());
         green.errno.set(errno());
+        if private_tls {
+            // SAFETY: `green`'s thread-locals are installed since the switch above.
+            unsafe { tls::switch(&green.tls, &self.root.tls) };
+        }
         self.current.set(self.root);
         self.start_turn();
         match result {
@@ -558,6 +591,8 @@ impl Hub {
             }
             self.stacks.borrow_mut().put(coroutine.into_stack());
         }
+        // SAFETY: the thread has run for the last time; its thread-locals are switched out.
+        unsafe { tls::release(green.tls.replace(tls::State::NONE)) };
         if green.timers_in_heap.get() > 0 {
             self.timers
                 .borrow_mut()
