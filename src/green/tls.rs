@@ -177,7 +177,11 @@ struct Scan {
     blocks: Vec<Block>,
 }
 
-unsafe extern "C" fn scan_object(info: *mut dl_phdr_info, _size: size_t, data: *mut c_void) -> c_int {
+unsafe extern "C" fn scan_object(
+    info: *mut dl_phdr_info,
+    _size: size_t,
+    data: *mut c_void,
+) -> c_int {
     // SAFETY: dl_iterate_phdr hands a valid info, and `data` is the Scan we passed.
     let (info, scan) = unsafe { (&*info, &mut *data.cast::<Scan>()) };
     if info.dlpi_tls_modid == 0 || info.dlpi_tls_data.is_null() {
@@ -276,7 +280,8 @@ fn read_layout() -> Option<Layout> {
             }
             let at = base + block.addr - start;
             // SAFETY: the module's initialisation image, p_filesz bytes of its mapped segment.
-            let init = unsafe { core::slice::from_raw_parts(block.init as *const u8, block.filesz) };
+            let init =
+                unsafe { core::slice::from_raw_parts(block.init as *const u8, block.filesz) };
             template[at..at + block.filesz].copy_from_slice(init);
         }
     }
