@@ -80,6 +80,10 @@ pub struct Hub {
     os_thread: libc::pthread_t,
     /// The running thread's turn on the hub (see `slice`).
     turn: slice::Turn,
+    /// Whose private thread-locals are installed (`green::tls`): the hub loop runs with the
+    /// last green thread's until the root goes back to its own code, so a turn costs one
+    /// switch, not two.
+    tls_resident: Cell<&'static Green>,
 }
 
 // SAFETY: other OS threads only reach `inbox`, `inbox_full` and `poller.notify()` (all
@@ -148,6 +152,7 @@ impl Hub {
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
             turn: slice::Turn::default(),
+            tls_resident: Cell::new(root),
         }));
         root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
@@ -381,6 +386,7 @@ impl Hub {
         while self.root_gone.get() || root.is_parked_on(token) {
             if self.root_gone.get() && self.alive.get() == 0 {
                 // The forking green thread was this child's only thread, and it has ended.
+                self.tls_home();
                 // SAFETY: exit runs atexit handlers and ends the process, as glibc's last
                 // thread does.
                 unsafe { libc::exit(0) };
@@ -407,6 +413,7 @@ impl Hub {
                 None => break,
             }
         }
+        self.tls_home();
         set_errno(saved_errno);
     }
 
@@ -422,6 +429,7 @@ impl Hub {
                 self.resume(green);
             }
         }
+        self.tls_home();
         set_errno(saved_errno);
         ready > 0
     }
@@ -541,15 +549,28 @@ impl Hub {
         }
     }
 
+    /// Installs the root's own thread-locals again, before it goes back to its own code.
+    #[inline]
+    fn tls_home(&self) {
+        let resident = self.tls_resident.get();
+        if !ptr::eq(resident, self.root) {
+            // SAFETY: `resident`'s thread-locals are the installed ones; both states are private
+            // (a green thread's is installed only when it has one, and then the root has one).
+            unsafe { tls::switch(&resident.tls, &self.root.tls) };
+            self.tls_resident.set(self.root);
+        }
+    }
+
     /// Switches to `green` until it parks, yields or ends.
     fn resume(&self, green: &'static Green) {
         self.current.set(green);
         self.start_turn();
-        let private_tls = green.tls.get().is_private();
-        if private_tls {
+        let resident = self.tls_resident.get();
+        if green.tls.get().is_private() && !ptr::eq(resident, green) {
             // SAFETY: the root's state is private whenever a green thread's is
-            // (`give_private_tls`), and the root's thread-locals are the installed ones.
-            unsafe { tls::switch(&self.root.tls, &green.tls) };
+            // (`give_private_tls`), and `resident`'s thread-locals are the installed ones.
+            unsafe { tls::switch(&resident.tls, &green.tls) };
+            self.tls_resident.set(green);
         }
         set_errno(green.errno.get());
         stats::switched();
@@ -561,10 +582,6 @@ impl Hub {
         };
         let result = coroutine.resume(());
         green.errno.set(errno());
-        if private_tls {
-            // SAFETY: `green`'s thread-locals are installed since the switch above.
-            unsafe { tls::switch(&green.tls, &self.root.tls) };
-        }
         self.current.set(self.root);
         self.start_turn();
         match result {
@@ -590,6 +607,9 @@ impl Hub {
                 unsafe { coroutine.force_reset() };
             }
             self.stacks.borrow_mut().put(coroutine.into_stack());
+        }
+        if ptr::eq(self.tls_resident.get(), green) {
+            self.tls_home();
         }
         // SAFETY: the thread has run for the last time; its thread-locals are switched out.
         unsafe { tls::release(green.tls.replace(tls::State::NONE)) };
