@@ -1,5 +1,8 @@
 #include "gwtest.h"
 #include <pthread.h>
+/* Every function of this test checks the stack-protector canary (at %fs:0x28, which must stay
+ * the same for every thread: frames live across parks and switches). */
+#pragma GCC optimize("stack-protector-all")
 /* Each thread has its own thread-locals, as a pthread: __thread variables of the executable
  * (static TLS) and of a dlopen'ed library (dynamic TLS) start at their initial values in every
  * thread and keep each thread's own value across parks (sleep, a contended mutex, a pipe read);
