@@ -4,8 +4,8 @@
  * the same for every thread: frames live across parks and switches). */
 #pragma GCC optimize("stack-protector-all")
 /* Each thread has its own thread-locals, as a pthread: __thread variables of the executable
- * (static TLS) and of a dlopen'ed library (dynamic TLS) start at their initial values in every
- * thread and keep each thread's own value across parks (sleep, a contended mutex, a pipe read);
+ * (static TLS) and of a library dlopen'ed while the threads exist (dynamic TLS) start at their
+ * initial values in every thread and keep each thread's own value across parks (sleep, a contended mutex, a pipe read);
  * errno stays per thread; thread_local destructors registered with __cxa_thread_atexit_impl (what
  * a C++ thread_local with a destructor compiles to) run at each thread's exit, in that thread,
  * before its joiner returns, for a return and for pthread_exit; a child forked by a thread sees
@@ -26,7 +26,7 @@ static void (*dyn_set)(int);
 static char (*dyn_name0)(void);
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int pipes[2];
+static int pipes[2], go[2];
 static int dtors_ran, dtor_saw_own;
 
 static void dtor(void *arg) {
@@ -50,12 +50,15 @@ static void *body(void *arg) {
     int id = (int)(long)arg;
     CHECK(mine == 0 && obj.a == 41 && obj.b == 43 && strcmp(obj.tag, "init") == 0 && zeroed[15] == 0,
           "thread %d starts with someone else's static TLS (mine=%d a=%d)", id, mine, obj.a);
-    CHECK(dyn_get() == 7 && dyn_name0() == 'i', "thread %d starts with someone else's dynamic TLS (%d)", id, dyn_get());
     mine = id;
     obj.a = id + 1;
     obj.b = id + 2;
     snprintf(obj.tag, sizeof obj.tag, "t%d", id);
     zeroed[15] = id;
+    /* The library with dynamic TLS is loaded while every thread waits here. */
+    char c;
+    CHECK_EQ(read(go[0], &c, 1), 1);
+    CHECK(dyn_get() == 7 && dyn_name0() == 'i', "thread %d starts with someone else's dynamic TLS (%d)", id, dyn_get());
     dyn_set(id * 3);
     CHECK_EQ(__cxa_thread_atexit_impl(dtor, (void *)(long)id, &__dso_handle), 0);
     void *heap = malloc(100 + id);
@@ -67,7 +70,6 @@ static void *body(void *arg) {
     usleep(100);
     pthread_mutex_unlock(&lock);
     check_own(id, "a mutex");
-    char c;
     CHECK_EQ(read(pipes[0], &c, 1), 1);
     check_own(id, "a pipe read");
     free(heap);
@@ -92,6 +94,18 @@ int main(void) {
     if (gw_preloaded() && getenv("GREENWORLD_TLS") && strcmp(getenv("GREENWORLD_TLS"), "shared") == 0)
         return GW_SKIP;
     gw_watchdog("test_tls_private", 60);
+    CHECK_EQ(pipe(pipes), 0);
+    CHECK_EQ(pipe(go), 0);
+    mine = -1;
+    static pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 64 << 10);
+        CHECK_EQ(pthread_create(&t[i], &attr, body, (void *)(long)(i + 1)), 0);
+        pthread_attr_destroy(&attr);
+    }
+    usleep(20 * 1000); /* every thread has started and waits on `go` */
     char path[4096];
     const char *self = gw_self();
     snprintf(path, sizeof path, "%.*s/libtlsdyn.so", (int)(strrchr(self, '/') - self), self);
@@ -101,21 +115,11 @@ int main(void) {
     dyn_set = (void (*)(int))dlsym(h, "tlsdyn_set");
     dyn_name0 = (char (*)(void))dlsym(h, "tlsdyn_name0");
     CHECK(dyn_get && dyn_set && dyn_name0, "tlsdyn symbols");
-    CHECK_EQ(pipe(pipes), 0);
-
-    mine = -1;
     dyn_set(-3);
-    static pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 64 << 10);
-        CHECK_EQ(pthread_create(&t[i], &attr, body, (void *)(long)(i + 1)), 0);
-        pthread_attr_destroy(&attr);
-    }
-    usleep(20 * 1000);
     char ones[THREADS];
     memset(ones, 1, sizeof ones);
+    CHECK_EQ(write(go[1], ones, sizeof ones), THREADS);
+    usleep(20 * 1000);
     CHECK_EQ(write(pipes[1], ones, sizeof ones), THREADS);
     for (int i = 0; i < THREADS; i++) {
         void *ret;
