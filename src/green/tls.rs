@@ -286,9 +286,11 @@ fn read_layout() -> Option<Layout> {
         }
     }
     let total = template.len();
+    // SAFETY: the running thread's DTV is valid; entry -1 holds its number of module slots.
+    let dtv_bytes = (unsafe { *current_dtv().sub(2) } + 2) * 2 * size_of::<usize>();
     crate::log!(
         Debug,
-        "private TLS: {total} bytes in {count} range(s) of {static_size} static bytes"
+        "private TLS: {total} bytes in {count} range(s) of {static_size} static bytes, and a DTV of {dtv_bytes} bytes, per green thread"
     );
     Some(Layout {
         ranges,
@@ -473,13 +475,4 @@ unsafe fn free_image(layout: &Layout, image: *mut u8) {
         // SAFETY: per our contract, a malloc'ed image.
         unsafe { libc::free(image.cast()) };
     }
-}
-
-/// Bytes a green thread's private thread-locals cost beyond its dynamic blocks (image + DTV).
-pub fn bytes_per_thread() -> usize {
-    layout().map_or(0, |l| {
-        // SAFETY: the running thread's DTV is valid.
-        let slots = unsafe { *current_dtv().sub(2) };
-        l.total + (slots + 2) * 16
-    })
 }
