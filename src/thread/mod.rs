@@ -3,6 +3,7 @@
 //! handle (trap 7).
 
 pub mod c11;
+pub mod futex;
 pub mod handles;
 pub mod keys;
 pub mod sync;
