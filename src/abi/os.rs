@@ -378,6 +378,26 @@ pub unsafe extern "C" fn syscall(
     )
 }
 
+/// `syscall` where no naked entry passes the caller's address (0: unknown, so no futex is
+/// green).
+///
+/// # Safety
+/// As `syscall(2)`.
+#[cfg(not(target_arch = "x86_64"))]
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn syscall(
+    number: libc::c_long,
+    a1: libc::c_long,
+    a2: libc::c_long,
+    a3: libc::c_long,
+    a4: libc::c_long,
+    a5: libc::c_long,
+    a6: libc::c_long,
+) -> libc::c_long {
+    // SAFETY: per our contract.
+    unsafe { syscall_from(number, a1, a2, a3, a4, a5, a6, 0) }
+}
+
 /// `syscall`'s body, with the address it was called from.
 ///
 /// # Safety

@@ -105,6 +105,7 @@ unsafe extern "C" {
 }
 
 /// The thread pointer (`%fs:0` holds it: glibc's `tcbhead_t.tcb`).
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn thread_pointer() -> usize {
     let tp: usize;
@@ -116,6 +117,7 @@ fn thread_pointer() -> usize {
     tp
 }
 
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn current_dtv() -> *mut usize {
     let dtv: *mut usize;
@@ -129,6 +131,7 @@ fn current_dtv() -> *mut usize {
 
 /// # Safety
 /// `dtv` is a valid DTV (entry 0 of a `calloc`ed array, its length at entry -1).
+#[cfg(target_arch = "x86_64")]
 #[inline]
 unsafe fn install_dtv(dtv: *mut usize) {
     // SAFETY: writes `tcbhead_t.dtv` of the running OS thread, as glibc's INSTALL_NEW_DTV.
@@ -137,6 +140,19 @@ unsafe fn install_dtv(dtv: *mut usize) {
             options(nostack, preserves_flags));
     }
 }
+
+// Elsewhere (aarch64 keeps the DTV pointer at the thread pointer itself, TLS_DTV_AT_TP) the
+// layout is never read (`read_layout`), so these are never reached.
+#[cfg(not(target_arch = "x86_64"))]
+fn thread_pointer() -> usize {
+    0
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn current_dtv() -> *mut usize {
+    core::ptr::null_mut()
+}
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn install_dtv(_dtv: *mut usize) {}
 
 /// Is private TLS on for this process (configured, and its layout could be read)?
 pub fn private() -> bool {

@@ -55,13 +55,14 @@ fn in_library(address: usize) -> bool {
     (start..end).contains(&address)
 }
 
-/// The answer to `syscall(SYS_futex, args…)` from code at `caller`, or None: the kernel's.
+/// The answer to `syscall(SYS_futex, args…)` from code at `caller` (0: unknown), or None: the
+/// kernel's.
 ///
 /// # Safety
 /// As `futex(2)` with these arguments.
 pub unsafe fn call(args: [c_long; 6], caller: usize) -> Option<c_long> {
     let op = args[1];
-    if op & FUTEX_PRIVATE_FLAG == 0 || !super::active() || in_library(caller) {
+    if caller == 0 || op & FUTEX_PRIVATE_FLAG == 0 || !super::active() || in_library(caller) {
         return None;
     }
     let word = args[0] as usize;
