@@ -4,7 +4,8 @@ CFLAGS  ?= -O2 -g -Wall -Wextra -Wno-unused-parameter
 LIB     := target/release/libgreenworld.so
 TBIN    := target/preload-tests
 TEST_SRC := $(filter-out preload-tests/lib%.c preload-tests/pq_%.c,$(wildcard preload-tests/*.c))
-TEST_BIN := $(patsubst preload-tests/%.c,$(TBIN)/%,$(TEST_SRC))
+TEST_BIN := $(patsubst preload-tests/%.c,$(TBIN)/%,$(TEST_SRC)) \
+	$(patsubst preload-tests/%.cc,$(TBIN)/%,$(wildcard preload-tests/test_*.cc))
 TEST_LIB := $(patsubst preload-tests/%.c,$(TBIN)/%.so,$(wildcard preload-tests/lib*.c))
 # Tests linked against the library itself ("// link: greenworld"): run natively, they see it
 # linked and not preloaded; under the preload, ld.so takes the preloaded copy for its SONAME.
@@ -31,6 +32,11 @@ $(TBIN)/%: preload-tests/%.c $(wildcard preload-tests/*.h) $(TEST_LIB)
 	@mkdir -p $(TBIN)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $$(sed -n -e 's|^// link: lib\([a-z0-9_]*\).*|-L$(TBIN) -l\1 -Wl,-rpath,$$ORIGIN|p' \
 		-e 's|^// link: greenworld.*|$(TBIN)/libgreenworld.so.0 -Wl,-rpath,$$ORIGIN|p' $<) -pthread -ldl
+
+# C++ tests (thread_local objects with destructors).
+$(TBIN)/%: preload-tests/%.cc
+	@mkdir -p $(TBIN)
+	$(CXX) -O2 -g -Wall -Wextra -o $@ $< -pthread -ldl
 
 $(TEST_LINKED): $(TBIN)/libgreenworld.so.0 include/greenworld.h
 

@@ -290,6 +290,8 @@ __attribute__((__noreturn__)) void green_pthread_exit(void *retval);
 int green_pthread_setaffinity_np(pthread_t t, size_t size, const cpu_set_t *set);
 int green_pthread_getaffinity_np(pthread_t t, size_t size, cpu_set_t *set);
 #endif
+/* glibc's internal entry points (what _FORTIFY_SOURCE and stdio's macros compile to) */
+int green___cxa_thread_atexit_impl(void (*dtor)(void *), void *obj, void *dso);
 
 /* time */
 int green_nanosleep(const struct timespec *req, struct timespec *rem);

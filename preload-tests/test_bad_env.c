@@ -13,7 +13,7 @@
 #define CLEAN_ENV                                                                                 \
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
         "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",             \
-        "-GREENWORLD_TPOOL_SIZE", "-GREENWORLD_INHERIT", "-GREENWORLD_FILEIO", \
+        "-GREENWORLD_TPOOL_SIZE", "-GREENWORLD_INHERIT", "-GREENWORLD_FILEIO", "-GREENWORLD_TLS", \
         "-GREENWORLD_PATCH_FROM", "-GREENWORLD_PSYCOPG"
 
 static void *thread_fn(void *arg) {
@@ -118,6 +118,9 @@ int main(int argc, char **argv) {
     expect_rejected("GREENWORLD_FILEIO=on", NULL, "GREENWORLD_FILEIO", "on");
     expect_rejected("GREENWORLD_FILEIO=Pool", NULL, "GREENWORLD_FILEIO", "Pool");
     CHECK(strstr(out, "accepted: off, pool\n"), "GREENWORLD_FILEIO: accepted values not listed: %s", out);
+    expect_rejected("GREENWORLD_TLS=on", NULL, "GREENWORLD_TLS", "on");
+    expect_rejected("GREENWORLD_TLS=Private", NULL, "GREENWORLD_TLS", "Private");
+    CHECK(strstr(out, "accepted: private, shared\n"), "GREENWORLD_TLS: accepted values not listed: %s", out);
     /* Shared object names, comma-separated: none empty, none with a space, at most 16, each at
      * most 63 bytes. */
     expect_rejected("GREENWORLD_PATCH_FROM=libcurl.so.4,,libpq.so.5", NULL, "GREENWORLD_PATCH_FROM",
@@ -168,6 +171,9 @@ int main(int argc, char **argv) {
     expect_accepted("GREENWORLD_FILEIO=off");
     expect_accepted("GREENWORLD_FILEIO=pool");
     expect_accepted("GREENWORLD_FILEIO=");
+    expect_accepted("GREENWORLD_TLS=private");
+    expect_accepted("GREENWORLD_TLS=shared");
+    expect_accepted("GREENWORLD_TLS=");
     expect_accepted("GREENWORLD_PATCH_FROM=libcurl.so.4,libpq.so.5");
     expect_accepted("GREENWORLD_PATCH_FROM=/usr/lib/x86_64-linux-gnu/libcurl.so.4");
     expect_accepted("GREENWORLD_PATCH_FROM=");

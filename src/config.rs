@@ -26,6 +26,7 @@ const POOL_SIZES: &str = "a whole number of threads from 1 to 1024";
 const FILEIO_MODES: &str = "off, pool";
 const SIGNALS: &str = "a signal name (SIGUSR2, USR2) or number from 1 to 64, not KILL or STOP";
 const PIDS: &str = "a process id (a whole number above 0)";
+const TLS_MODES: &str = "private, shared";
 const SHARED_OBJECTS: &str = "a comma-separated list of at most 16 shared object names or paths \
      (sonames or file names such as libcurl.so.4, or paths with a '/'), each at most 63 bytes";
 /// eventlet's tpool default.
@@ -55,6 +56,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "GREENWORLD_DEADLOCK",
     // Set by `greenrun --dump PID` for the library to print that process's dump (see `dump`).
     "GREENWORLD_DUMP_OF",
+    "GREENWORLD_TLS",
     // Set by the library itself under GREENWORLD_INHERIT=0 (see `inherit`).
     "GREENWORLD_INHERIT_PID",
     // The scripts': greenrun, run-tests, test-programs, test-python.
@@ -88,6 +90,15 @@ pub enum FileIo {
     Pool,
 }
 
+/// Whose `__thread` variables a green thread sees (`GREENWORLD_TLS`; see `green::tls`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    /// Its own, as a pthread: the static TLS block is swapped at each switch, the DTV too.
+    Private,
+    /// Its OS thread's, shared with the other green threads of that OS thread.
+    Shared,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     pub patched: SubsystemSet,
@@ -108,6 +119,7 @@ pub struct Config {
     /// Do programs this process execs inherit the library through `LD_PRELOAD`?
     pub inherit: bool,
     pub fileio: FileIo,
+    pub tls: Tls,
     /// `GREENWORLD_PATCH_FROM` names shared objects: patching is scoped to their calls (the
     /// names are read again from the environment by `patch`, which keeps them in `scope`).
     pub patch_from: bool,
@@ -203,6 +215,11 @@ impl Config {
             Some("pool") => FileIo::Pool,
             Some(v) => return Err(bad("GREENWORLD_FILEIO", v, FILEIO_MODES)),
         };
+        let tls = match get("GREENWORLD_TLS") {
+            None | Some("private") => Tls::Private,
+            Some("shared") => Tls::Shared,
+            Some(v) => return Err(bad("GREENWORLD_TLS", v, TLS_MODES)),
+        };
         let patch_from = match get("GREENWORLD_PATCH_FROM") {
             None => false,
             Some(v) if patch_from_value(v) => true,
@@ -230,6 +247,7 @@ impl Config {
             patch_from,
             tpool_size,
             fileio,
+            tls,
             patched,
             stack_size,
             stats,
@@ -723,6 +741,21 @@ mod tests {
             assert_eq!(
                 mode(bad).unwrap_err().to_string(),
                 format!("GREENWORLD_FILEIO='{bad}' is not valid; accepted: off, pool")
+            );
+        }
+    }
+
+    #[test]
+    fn tls_modes() {
+        let mode = |v: &str| parse(&[("GREENWORLD_TLS", v)]).map(|c| c.tls);
+        assert_eq!(parse(&[]).unwrap().tls, Tls::Private);
+        assert_eq!(mode(""), Ok(Tls::Private));
+        assert_eq!(mode("private"), Ok(Tls::Private));
+        assert_eq!(mode("shared"), Ok(Tls::Shared));
+        for bad in ["on", "1", "Private", "shared ", "own"] {
+            assert_eq!(
+                mode(bad).unwrap_err().to_string(),
+                format!("GREENWORLD_TLS='{bad}' is not valid; accepted: private, shared")
             );
         }
     }

@@ -20,6 +20,8 @@ pub enum WaitOn {
     Sem(usize),
     Barrier(usize),
     Once(usize),
+    /// A raw `syscall(SYS_futex, FUTEX_WAIT…)` on a private futex word.
+    Futex(usize),
     /// A descriptor not ready to read.
     FdRead(i32),
     /// A descriptor not ready to write.
@@ -55,7 +57,8 @@ impl WaitOn {
             | WaitOn::RwLock(_)
             | WaitOn::Sem(_)
             | WaitOn::Barrier(_)
-            | WaitOn::Once(_) => ParkReason::Sync,
+            | WaitOn::Once(_)
+            | WaitOn::Futex(_) => ParkReason::Sync,
             WaitOn::FdRead(_) | WaitOn::FdWrite(_) | WaitOn::Fds(_) | WaitOn::Signal => {
                 ParkReason::Io
             }
@@ -91,6 +94,7 @@ impl WaitOn {
             WaitOn::Pool => (14, 0),
             WaitOn::File => (15, 0),
             WaitOn::Child => (16, 0),
+            WaitOn::Futex(a) => (17, a as u64),
         };
         (value << KIND_BITS) | (kind << REASON_BITS) | self.reason() as u64
     }
@@ -115,6 +119,7 @@ impl WaitOn {
             14 => WaitOn::Pool,
             15 => WaitOn::File,
             16 => WaitOn::Child,
+            17 => WaitOn::Futex(value),
             _ => return None,
         })
     }
@@ -253,6 +258,7 @@ mod tests {
             WaitOn::Pool,
             WaitOn::File,
             WaitOn::Child,
+            WaitOn::Futex(addr),
         ] {
             assert_eq!(WaitOn::unpack(on.word().0), Some(on));
             assert_eq!(on.word().reason(), on.reason());

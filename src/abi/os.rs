@@ -344,11 +344,46 @@ pub unsafe extern "C" fn green_fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_i
 /// `syscall`. Variadic in C: up to six arguments follow the number, read here as fixed
 /// long-sized ones (trap 5; reading a slot the caller did not fill reads a register or the
 /// caller's stack, harmlessly). The numbers that change what a descriptor number means keep the
-/// fd table true; every other goes straight to the kernel, with nothing allocated or locked
-/// (glibc's and Rust's futexes come this way).
+/// fd table true; a private futex wait or wake from the program parks or wakes green threads
+/// (`thread::futex`); every other goes straight to the kernel, with nothing allocated or locked
+/// (the library's own Rust futexes come this way: the caller's address tells them apart).
+/// Naked: it passes the caller's return address to [`syscall_from`] as an eighth argument, in a
+/// frame of its own.
 ///
 /// # Safety
 /// As `syscall(2)`.
+#[cfg(target_arch = "x86_64")]
+#[cfg_attr(not(test), unsafe(no_mangle))]
+#[unsafe(naked)]
+pub unsafe extern "C" fn syscall(
+    number: libc::c_long,
+    a1: libc::c_long,
+    a2: libc::c_long,
+    a3: libc::c_long,
+    a4: libc::c_long,
+    a5: libc::c_long,
+    a6: libc::c_long,
+) -> libc::c_long {
+    core::arch::naked_asm!(
+        // Entry: rsp = 8 mod 16, [rsp] the return address, [rsp + 8] the seventh argument.
+        "mov rax, [rsp]",
+        "mov r10, [rsp + 8]",
+        "sub rsp, 24",
+        "mov [rsp], r10",
+        "mov [rsp + 8], rax",
+        "call {inner}",
+        "add rsp, 24",
+        "ret",
+        inner = sym syscall_from,
+    )
+}
+
+/// `syscall` where no naked entry passes the caller's address (0: unknown, so no futex is
+/// green).
+///
+/// # Safety
+/// As `syscall(2)`.
+#[cfg(not(target_arch = "x86_64"))]
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn syscall(
     number: libc::c_long,
@@ -359,7 +394,32 @@ pub unsafe extern "C" fn syscall(
     a5: libc::c_long,
     a6: libc::c_long,
 ) -> libc::c_long {
+    // SAFETY: per our contract.
+    unsafe { syscall_from(number, a1, a2, a3, a4, a5, a6, 0) }
+}
+
+/// `syscall`'s body, with the address it was called from.
+///
+/// # Safety
+/// As `syscall(2)`.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn syscall_from(
+    number: libc::c_long,
+    a1: libc::c_long,
+    a2: libc::c_long,
+    a3: libc::c_long,
+    a4: libc::c_long,
+    a5: libc::c_long,
+    a6: libc::c_long,
+    caller: usize,
+) -> libc::c_long {
     let args = [a1, a2, a3, a4, a5, a6];
+    if number == libc::SYS_futex && !super::unengaged() {
+        // SAFETY: the caller's futex call.
+        if let Some(answer) = unsafe { crate::thread::futex::call(args, caller) } {
+            return answer;
+        }
+    }
     match os::syscall::effect(number) {
         // SAFETY: as below.
         Some(effect) if !super::unengaged() => unsafe { os::syscall::call(effect, number, args) },

@@ -95,6 +95,9 @@ macro_rules! thread_hooks {
         Thread fn pthread_getspecific(key: pthread_key_t) -> *mut c_void => keys::get(key);
         Thread fn pthread_setspecific(key: pthread_key_t, value: *const c_void) -> c_int => keys::set(key, value);
         Thread fn sched_yield() -> c_int => thread::yield_now();
+        /// A C++ `thread_local`'s destructor: a green thread's own, run at its end (private TLS).
+        Thread fn __cxa_thread_atexit_impl(dtor: Option<KeyDestructor>, obj: *mut c_void, dso: *mut c_void) -> c_int
+            => { let _ = dso; thread::thread_atexit(dtor, obj) };
         Thread fn thrd_create(t: *mut pthread_t, start: C11Start, arg: *mut c_void) -> c_int => c11::create(t, start, arg);
         Thread fn thrd_join(t: pthread_t, result: *mut c_int) -> c_int => c11::join(t, result);
         Thread fn thrd_detach(t: pthread_t) -> c_int => c11::detach(t);

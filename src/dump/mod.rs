@@ -290,6 +290,7 @@ fn describe_wait(line: &mut String, green: &Green, hub: &Hub, on: Option<WaitOn>
         Some(WaitOn::Sem(a)) => write!(line, "semaphore {a:#x}"),
         Some(WaitOn::Barrier(a)) => write!(line, "barrier {a:#x}"),
         Some(WaitOn::Once(a)) => write!(line, "pthread_once {a:#x}"),
+        Some(WaitOn::Futex(a)) => write!(line, "futex {a:#x}"),
         Some(WaitOn::FdRead(fd)) => write!(line, "fd {fd} readable"),
         Some(WaitOn::FdWrite(fd)) => write!(line, "fd {fd} writable"),
         Some(WaitOn::Fds(_)) if hub.is_mine() && green.sigwaiting.get() != 0 => {

@@ -6,6 +6,7 @@
 
 pub mod stack;
 pub mod table;
+pub mod tls;
 
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -83,6 +84,11 @@ pub struct Green {
     pub(crate) switched_sp: AtomicUsize,
     /// The return address of the `pthread_create` call that made it (0: not known).
     pub(crate) created_at: usize,
+    /// Its thread-locals while switched out (private mode; see `tls`).
+    pub(crate) tls: Cell<tls::State>,
+    /// `thread_local` destructors registered by it (`__cxa_thread_atexit_impl`), run at its
+    /// end, last registered first.
+    pub(crate) tls_dtors: UnsafeCell<Vec<(crate::real::KeyDestructor, *mut libc::c_void)>>,
 }
 
 /// What a green thread runs: the C start routine (POSIX or C11) and its argument.
@@ -131,6 +137,8 @@ impl Green {
             waiting_since: AtomicU64::new(0),
             switched_sp: AtomicUsize::new(0),
             created_at: 0,
+            tls: Cell::new(tls::State::NONE),
+            tls_dtors: UnsafeCell::new(Vec::new()),
         }
     }
 

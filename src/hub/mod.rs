@@ -17,7 +17,7 @@ mod slice;
 pub mod timers;
 
 use crate::green::stack::{Stack, StackPool};
-use crate::green::{Green, GreenYielder};
+use crate::green::{Green, GreenYielder, tls};
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
 use crate::waiting::{self as wait_record, WaitOn, WaitWord};
@@ -110,6 +110,10 @@ pub struct Hub {
     /// An idle wait found nothing to do and the owners were asked about a deadlock; nothing
     /// has happened since (see `wait_without_timer`).
     quiet_checked: Cell<bool>,
+    /// Whose private thread-locals are installed (`green::tls`): the hub loop runs with the
+    /// last green thread's until the root goes back to its own code, so a turn costs one
+    /// switch, not two.
+    tls_resident: Cell<&'static Green>,
 }
 
 /// What a dump says about a hub. The run queue, the timers and the count of live threads are
@@ -194,6 +198,7 @@ impl Hub {
             dump_requested: AtomicBool::new(false),
             channel_ready: Cell::new(false),
             quiet_checked: Cell::new(false),
+            tls_resident: Cell::new(root),
         }));
         root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
@@ -330,6 +335,11 @@ impl Hub {
 
     pub fn take_stack(&self, size: usize, guard: usize) -> Option<Stack> {
         self.stacks.borrow_mut().get(size, guard)
+    }
+
+    /// Gives back a stack taken for a thread that was not made after all.
+    pub fn put_stack(&self, stack: Stack) {
+        self.stacks.borrow_mut().put(stack);
     }
 
     /// Makes `green` (not yet started) runnable on this hub, running `body` on `stack`.
@@ -526,6 +536,7 @@ impl Hub {
         while self.root_gone.get() || root.is_parked_on(token) {
             if self.root_gone.get() && self.alive.get() == 0 {
                 // The forking green thread was this child's only thread, and it has ended.
+                self.tls_home();
                 // SAFETY: exit runs atexit handlers and ends the process, as glibc's last
                 // thread does.
                 unsafe { libc::exit(0) };
@@ -552,6 +563,7 @@ impl Hub {
                 None => break,
             }
         }
+        self.tls_home();
         set_errno(saved_errno);
     }
 
@@ -567,6 +579,7 @@ impl Hub {
                 self.resume(green);
             }
         }
+        self.tls_home();
         set_errno(saved_errno);
         ready > 0
     }
@@ -723,10 +736,47 @@ impl Hub {
         }
     }
 
+    /// Gives `green` private thread-locals (`green::tls`), and the root a place to keep its
+    /// own while green threads run. False when memory is short.
+    pub fn give_private_tls(&self, green: &'static Green) -> bool {
+        if !self.root.tls.get().is_private() {
+            match tls::for_root() {
+                Some(state) => self.root.tls.set(state),
+                None => return false,
+            }
+        }
+        match tls::for_new_thread() {
+            Some(state) => {
+                green.tls.set(state);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Installs the root's own thread-locals again, before it goes back to its own code.
+    #[inline]
+    fn tls_home(&self) {
+        let resident = self.tls_resident.get();
+        if !ptr::eq(resident, self.root) {
+            // SAFETY: `resident`'s thread-locals are the installed ones; both states are private
+            // (a green thread's is installed only when it has one, and then the root has one).
+            unsafe { tls::switch(&resident.tls, &self.root.tls) };
+            self.tls_resident.set(self.root);
+        }
+    }
+
     /// Switches to `green` until it parks, yields or ends.
     fn resume(&self, green: &'static Green) {
         self.current.set(green);
         self.start_turn();
+        let resident = self.tls_resident.get();
+        if green.tls.get().is_private() && !ptr::eq(resident, green) {
+            // SAFETY: the root's state is private whenever a green thread's is
+            // (`give_private_tls`), and `resident`'s thread-locals are the installed ones.
+            unsafe { tls::switch(&resident.tls, &green.tls) };
+            self.tls_resident.set(green);
+        }
         set_errno(green.errno.get());
         stats::switched();
         // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
@@ -763,6 +813,11 @@ impl Hub {
             }
             self.stacks.borrow_mut().put(coroutine.into_stack());
         }
+        if ptr::eq(self.tls_resident.get(), green) {
+            self.tls_home();
+        }
+        // SAFETY: the thread has run for the last time; its thread-locals are switched out.
+        unsafe { tls::release(green.tls.replace(tls::State::NONE)) };
         if green.timers_in_heap.get() > 0 {
             self.timers
                 .borrow_mut()

@@ -3,6 +3,7 @@
 //! handle (trap 7).
 
 pub mod c11;
+pub mod futex;
 pub mod handles;
 pub mod keys;
 pub mod sync;
@@ -225,6 +226,12 @@ pub(crate) unsafe fn spawn(
         );
         return EAGAIN;
     };
+    if crate::green::tls::private() && !hub.give_private_tls(green) {
+        // SAFETY: just made, never started nor handed out.
+        unsafe { table::remove(green) };
+        hub.put_stack(stack);
+        return EAGAIN;
+    }
     hub.spawn(green, stack, run);
     // SAFETY: out is writable (caller).
     unsafe { *out = green.handle() };
@@ -242,10 +249,45 @@ fn run(green: &'static Green) -> usize {
     retval
 }
 
-/// What glibc does for an ending thread: key destructors, and robust mutexes made owner-dead.
+/// What glibc does for an ending thread: `thread_local` destructors, key destructors, and
+/// robust mutexes made owner-dead.
 fn ending(green: &'static Green) {
+    run_tls_destructors(green);
     keys::run_destructors(green);
     sync::mutex::green_thread_ending();
+}
+
+/// Runs the thread's `thread_local` destructors, last registered first, those they register
+/// included, as glibc's `__call_tls_dtors` at a pthread's end.
+fn run_tls_destructors(green: &'static Green) {
+    loop {
+        // SAFETY: only the thread itself touches its list, and not across this pop.
+        let next = unsafe { (*green.tls_dtors.get()).pop() };
+        let Some((dtor, obj)) = next else { break };
+        // SAFETY: registered by the program for this object.
+        unsafe { dtor(obj) };
+    }
+    // SAFETY: as above; the list's memory goes with the thread.
+    unsafe { *green.tls_dtors.get() = Vec::new() };
+}
+
+/// `__cxa_thread_atexit_impl` (what a C++ `thread_local` with a destructor registers through):
+/// with private thread-locals, a green thread's destructors are its own and run at its end;
+/// otherwise, and on the OS thread itself, glibc's list (run at the OS thread's end).
+pub fn thread_atexit(dtor: Option<crate::real::KeyDestructor>, obj: *mut c_void) -> Outcome<c_int> {
+    let Some(dtor) = dtor else { return Bypass };
+    if !crate::green::tls::private() {
+        return Bypass;
+    }
+    match Hub::current() {
+        Some(hub) if hub.in_green() => {
+            let me = hub.current_green();
+            // SAFETY: only the running thread touches its own list.
+            unsafe { (*me.tls_dtors.get()).push((dtor, obj)) };
+            Done(0)
+        }
+        _ => Bypass,
+    }
 }
 
 /// `pthread_join`, `pthread_tryjoin_np` and the timed joins: `deadline` in CLOCK_MONOTONIC ns.

@@ -1,0 +1,494 @@
+//! Private thread-locals (`GREENWORLD_TLS=private`, the default): each green thread has its own
+//! `__thread`/`thread_local` variables, static and dynamic, as a pthread does (trap 17).
+//!
+//! The thread pointer (`%fs`) stays the OS thread's, so everything glibc keys on it stays one
+//! identity per OS thread: `THREAD_SELF` (stdio's recursive `_IO_lock_t` owner, the loader's
+//! recursive locks), the kernel tid, the rseq area the kernel updates, the stack-protector canary
+//! at `%fs:0x28`, the pointer guard, the thread list `fork` walks. What is private is the
+//! *contents* of the static TLS blocks below the thread pointer and the DTV pointer at `%fs:8`:
+//!
+//! * static TLS (the executable's and the libraries loaded at start-up): the bytes of those
+//!   blocks are copied out to the outgoing thread's image and in from the incoming one's at each
+//!   switch. Two blocks are left shared: this library's own (the hub, the time slice, the twin
+//!   flag are per OS thread) and libc's (its `tcache` and arena, locale, `dlerror` and resolver
+//!   state, `tls_dtor_list`: glibc 2.36 exports no way to free another thread's tcache, so a
+//!   private libc block would leak one per green thread; errno, which lives there, is saved and
+//!   restored at every switch as before, trap 7).
+//! * dynamic TLS (`dlopen`ed libraries): each green thread has its own DTV, a copy of its
+//!   creator's whose static entries point at the OS thread's blocks (where the thread's own bytes
+//!   are while it runs) and whose dynamic entries are unallocated, so `__tls_get_addr` allocates
+//!   the thread's own block on first use, as in a new pthread. At the thread's end its dynamic
+//!   blocks and the DTV are freed as `_dl_deallocate_tls` frees them.
+//!
+//! A library `dlopen`ed later with initial-exec TLS in the static surplus stays shared between
+//! the green threads of an OS thread (its block is not in the copied ranges; glibc's
+//! `__tls_get_addr` then points every DTV at the OS thread's block, so both access models agree).
+
+use core::cell::Cell;
+use libc::{c_int, c_void, dl_phdr_info, size_t};
+use std::sync::OnceLock;
+
+/// Most separate ranges of static TLS copied at a switch (blocks between the two shared ones).
+const MAX_RANGES: usize = 8;
+/// glibc's `TLS_DTV_UNALLOCATED`.
+const UNALLOCATED: usize = usize::MAX;
+
+/// Bytes of static TLS below the thread pointer, as offsets from it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Range {
+    /// The range starts this many bytes below the thread pointer.
+    below: usize,
+    len: usize,
+}
+
+/// Where the private static TLS lies (the same offsets on every OS thread) and what a new
+/// thread's copy starts as.
+struct Layout {
+    ranges: [Range; MAX_RANGES],
+    count: usize,
+    /// Sum of the ranges' lengths: the size of an image.
+    total: usize,
+    /// The initial image (each module's `.tdata`, zeroed `.tbss`), ranges back to back.
+    template: Vec<u8>,
+    /// The static TLS area: [tp - static_size, tp).
+    static_size: usize,
+    /// This library's own module id: its block stays the OS thread's in every DTV.
+    own_module: usize,
+}
+
+/// A green thread's (or a root's) thread-local state while it is switched out.
+#[derive(Clone, Copy, Debug)]
+pub struct State {
+    /// Its static TLS bytes (`Layout::total` of them), null when it has none (shared mode).
+    image: *mut u8,
+    /// Its DTV as `%fs:8` holds it (pointing at entry 0, the generation).
+    dtv: *mut usize,
+    /// Whose DTV this is: a root's belongs to glibc and is never freed here.
+    owns_dtv: bool,
+}
+
+impl State {
+    pub const NONE: State = State {
+        image: core::ptr::null_mut(),
+        dtv: core::ptr::null_mut(),
+        owns_dtv: false,
+    };
+
+    #[inline]
+    pub fn is_private(&self) -> bool {
+        !self.image.is_null()
+    }
+}
+
+thread_local! {
+    /// A variable of this library's own TLS block: its address finds the block.
+    static OWN_MARK: Cell<u8> = const { Cell::new(0) };
+}
+
+static LAYOUT: OnceLock<Option<Layout>> = OnceLock::new();
+
+/// Free DTVs kept for reuse on this OS thread, at most this many (a spawn and a join cost a
+/// `calloc` and a `free` less each).
+const KEPT_DTVS: usize = 64;
+
+thread_local! {
+    /// Kept DTVs, linked through the unused second word of their entry -1. Const-initialised,
+    /// destructor-free (trap 6); a DTV kept here belongs to this library, not to glibc.
+    static FREE_DTVS: Cell<(*mut usize, usize)> = const { Cell::new((core::ptr::null_mut(), 0)) };
+}
+
+/// An image for a layout with no private bytes: never read or written, never freed.
+static EMPTY_IMAGE: u8 = 0;
+
+unsafe extern "C" {
+    fn __errno_location() -> *mut c_int;
+}
+
+/// The thread pointer (`%fs:0` holds it: glibc's `tcbhead_t.tcb`).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn thread_pointer() -> usize {
+    let tp: usize;
+    // SAFETY: reads the first word of the TCB, which glibc keeps pointing at itself.
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp,
+            options(nostack, readonly, preserves_flags));
+    }
+    tp
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn current_dtv() -> *mut usize {
+    let dtv: *mut usize;
+    // SAFETY: reads `tcbhead_t.dtv` (offset 8) of the running OS thread's TCB.
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr fs:[8]", out(reg) dtv,
+            options(nostack, readonly, preserves_flags));
+    }
+    dtv
+}
+
+/// # Safety
+/// `dtv` is a valid DTV (entry 0 of a `calloc`ed array, its length at entry -1).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn install_dtv(dtv: *mut usize) {
+    // SAFETY: writes `tcbhead_t.dtv` of the running OS thread, as glibc's INSTALL_NEW_DTV.
+    unsafe {
+        core::arch::asm!("mov qword ptr fs:[8], {}", in(reg) dtv,
+            options(nostack, preserves_flags));
+    }
+}
+
+// Elsewhere (aarch64 keeps the DTV pointer at the thread pointer itself, TLS_DTV_AT_TP) the
+// layout is never read (`read_layout`), so these are never reached.
+#[cfg(not(target_arch = "x86_64"))]
+fn thread_pointer() -> usize {
+    0
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn current_dtv() -> *mut usize {
+    core::ptr::null_mut()
+}
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn install_dtv(_dtv: *mut usize) {}
+
+/// Is private TLS on for this process (configured, and its layout could be read)?
+pub fn private() -> bool {
+    crate::config::get().tls == crate::config::Tls::Private && layout().is_some()
+}
+
+fn layout() -> Option<&'static Layout> {
+    LAYOUT
+        .get_or_init(|| {
+            let layout = read_layout();
+            if layout.is_none() {
+                crate::log!(
+                    Warn,
+                    "cannot read the static TLS layout; green threads share their OS thread's thread-locals"
+                );
+            }
+            layout
+        })
+        .as_ref()
+}
+
+/// One module's static TLS block, found by `dl_iterate_phdr`.
+#[derive(Clone, Copy)]
+struct Block {
+    addr: usize,
+    memsz: usize,
+    init: usize,
+    filesz: usize,
+    shared: bool,
+}
+
+struct Scan {
+    tp: usize,
+    static_size: usize,
+    own: usize,
+    errno: usize,
+    own_module: usize,
+    blocks: Vec<Block>,
+}
+
+unsafe extern "C" fn scan_object(
+    info: *mut dl_phdr_info,
+    _size: size_t,
+    data: *mut c_void,
+) -> c_int {
+    // SAFETY: dl_iterate_phdr hands a valid info, and `data` is the Scan we passed.
+    let (info, scan) = unsafe { (&*info, &mut *data.cast::<Scan>()) };
+    if info.dlpi_tls_modid == 0 || info.dlpi_tls_data.is_null() {
+        return 0;
+    }
+    let addr = info.dlpi_tls_data as usize;
+    // SAFETY: dlpi_phdr has dlpi_phnum entries.
+    let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+    let Some(tls) = phdrs.iter().find(|p| p.p_type == libc::PT_TLS) else {
+        return 0;
+    };
+    let memsz = tls.p_memsz as usize;
+    let in_block = |a: usize| (addr..addr + memsz).contains(&a);
+    if in_block(scan.own) {
+        scan.own_module = info.dlpi_tls_modid;
+    }
+    if addr >= scan.tp || addr < scan.tp - scan.static_size {
+        return 0; // a dynamic block (allocated on use, per DTV)
+    }
+    scan.blocks.push(Block {
+        addr,
+        memsz,
+        init: info.dlpi_addr as usize + tls.p_vaddr as usize,
+        filesz: tls.p_filesz as usize,
+        shared: in_block(scan.own) || in_block(scan.errno),
+    });
+    0
+}
+
+fn read_layout() -> Option<Layout> {
+    if !cfg!(target_arch = "x86_64") {
+        return None;
+    }
+    type StaticInfo = unsafe extern "C" fn(*mut size_t, *mut size_t);
+    let name = c"_dl_get_tls_static_info";
+    let version = c"GLIBC_PRIVATE";
+    // SAFETY: a versioned lookup of ld.so's function; a miss returns null (trap 2: once).
+    let f = unsafe { libc::dlvsym(libc::RTLD_DEFAULT, name.as_ptr(), version.as_ptr()) };
+    if f.is_null() {
+        return None;
+    }
+    // SAFETY: `_dl_get_tls_static_info(size_t *size, size_t *align)`, as glibc declares it.
+    let get_static_info: StaticInfo = unsafe { core::mem::transmute(f) };
+    let (mut static_size, mut align) = (0, 0);
+    // SAFETY: two writable locals.
+    unsafe { get_static_info(&mut static_size, &mut align) };
+    let mut scan = Scan {
+        tp: thread_pointer(),
+        static_size,
+        own: OWN_MARK.with(|m| m as *const Cell<u8> as usize),
+        // SAFETY: __errno_location has no preconditions.
+        errno: unsafe { __errno_location() } as usize,
+        own_module: 0,
+        blocks: Vec::new(),
+    };
+    // SAFETY: the callback matches dl_iterate_phdr's and `scan` outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(scan_object), (&raw mut scan).cast()) };
+    scan.blocks.sort_by_key(|b| b.addr);
+    let tp = scan.tp;
+    let mut ranges = [Range::default(); MAX_RANGES];
+    let (mut count, mut template) = (0, Vec::new());
+    // Consecutive private blocks make one range (the padding between them is copied too).
+    let mut open: Option<(usize, usize)> = None; // (start, end) addresses
+    let mut flush = |open: &mut Option<(usize, usize)>, count: &mut usize| -> Option<()> {
+        if let Some((start, end)) = open.take() {
+            if *count == MAX_RANGES {
+                return None;
+            }
+            ranges[*count] = Range {
+                below: tp - start,
+                len: end - start,
+            };
+            *count += 1;
+        }
+        Some(())
+    };
+    for block in &scan.blocks {
+        if block.shared {
+            flush(&mut open, &mut count)?;
+            continue;
+        }
+        let end = block.addr + block.memsz;
+        open = Some(match open {
+            Some((start, _)) => (start, end),
+            None => (block.addr, end),
+        });
+    }
+    flush(&mut open, &mut count)?;
+    for range in &ranges[..count] {
+        let start = tp - range.below;
+        let base = template.len();
+        template.resize(base + range.len, 0);
+        for block in scan.blocks.iter().filter(|b| !b.shared) {
+            if block.addr < start || block.addr >= start + range.len {
+                continue;
+            }
+            let at = base + block.addr - start;
+            // SAFETY: the module's initialisation image, p_filesz bytes of its mapped segment.
+            let init =
+                unsafe { core::slice::from_raw_parts(block.init as *const u8, block.filesz) };
+            template[at..at + block.filesz].copy_from_slice(init);
+        }
+    }
+    let total = template.len();
+    // SAFETY: the running thread's DTV is valid; entry -1 holds its number of module slots.
+    let dtv_bytes = (unsafe { *current_dtv().sub(2) } + 2) * 2 * size_of::<usize>();
+    crate::log!(
+        Debug,
+        "private TLS: {total} bytes in {count} range(s) of {static_size} static bytes, and a DTV of {dtv_bytes} bytes, per green thread"
+    );
+    Some(Layout {
+        ranges,
+        count,
+        total,
+        template,
+        static_size,
+        own_module: scan.own_module,
+    })
+}
+
+/// The state of a new green thread: the initial image, and a DTV with no dynamic block yet.
+/// None when memory is short (`pthread_create` then fails with EAGAIN).
+pub fn for_new_thread() -> Option<State> {
+    let layout = layout()?;
+    let image = alloc_image(layout)?;
+    // SAFETY: the template has `total` bytes, the image as many.
+    unsafe { core::ptr::copy_nonoverlapping(layout.template.as_ptr(), image, layout.total) };
+    // SAFETY: the running thread's DTV is valid; the new one is ours until `release`.
+    let Some(dtv) = (unsafe { fresh_dtv(layout, current_dtv()) }) else {
+        // SAFETY: allocated just above.
+        unsafe { free_image(layout, image) };
+        return None;
+    };
+    Some(State {
+        image,
+        dtv,
+        owns_dtv: true,
+    })
+}
+
+/// A root's state: a place for its bytes while a green thread runs (its DTV is saved at the
+/// first switch).
+pub fn for_root() -> Option<State> {
+    let layout = layout()?;
+    Some(State {
+        image: alloc_image(layout)?,
+        dtv: core::ptr::null_mut(),
+        owns_dtv: false,
+    })
+}
+
+fn alloc_image(layout: &Layout) -> Option<*mut u8> {
+    if layout.total == 0 {
+        return Some((&raw const EMPTY_IMAGE).cast_mut());
+    }
+    // SAFETY: malloc has no preconditions.
+    let image = unsafe { libc::malloc(layout.total) }.cast::<u8>();
+    (!image.is_null()).then_some(image)
+}
+
+/// A kept DTV array of `slots` module slots (its memory, entry -1 first), if there is one.
+fn kept_dtv(slots: usize) -> Option<*mut usize> {
+    FREE_DTVS.with(|free| {
+        let (head, count) = free.get();
+        if head.is_null() {
+            return None;
+        }
+        // SAFETY: kept arrays are valid, their link in word 1.
+        let next = unsafe { *head.add(1) } as *mut usize;
+        free.set((next, count - 1));
+        // SAFETY: as above; word 0 is the array's capacity.
+        if unsafe { *head } == slots {
+            Some(head)
+        } else {
+            // SAFETY: a calloc'ed array nobody else refers to.
+            unsafe { libc::free(head.cast()) };
+            None
+        }
+    })
+}
+
+/// Keeps a DTV array (its memory) for reuse, or frees it.
+///
+/// # Safety
+/// `mem` is a DTV array made by `calloc` that nobody refers to any more.
+unsafe fn keep_dtv(mem: *mut usize) {
+    FREE_DTVS.with(|free| {
+        let (head, count) = free.get();
+        if count >= KEPT_DTVS {
+            // SAFETY: per our contract.
+            unsafe { libc::free(mem.cast()) };
+            return;
+        }
+        // SAFETY: per our contract; word 1 (entry -1's second half) is unused by glibc.
+        unsafe { *mem.add(1) = head as usize };
+        free.set((mem, count + 1));
+    });
+}
+
+/// A copy of `from` (a DTV as `%fs:8` holds it) for a new thread.
+///
+/// # Safety
+/// `from` is a valid DTV.
+unsafe fn fresh_dtv(layout: &Layout, from: *mut usize) -> Option<*mut usize> {
+    // SAFETY: entry -1 holds the number of module slots (each entry is two words).
+    let slots = unsafe { *from.sub(2) };
+    let words = (slots + 2) * 2;
+    let mem = match kept_dtv(slots) {
+        Some(mem) => mem,
+        // SAFETY: calloc as glibc allocates DTVs (it may realloc and will free it like its own).
+        None => unsafe { libc::calloc(slots + 2, 2 * size_of::<usize>()) }.cast::<usize>(),
+    };
+    if mem.is_null() {
+        return None;
+    }
+    // SAFETY: both arrays have `words` words.
+    unsafe { core::ptr::copy_nonoverlapping(from.sub(2), mem, words) };
+    let dtv = mem.wrapping_add(2);
+    let tp = thread_pointer();
+    let in_static = |a: usize| a < tp && a >= tp - layout.static_size;
+    for module in 1..=slots {
+        // SAFETY: module <= slots: inside the array.
+        let entry = unsafe { &mut *dtv.add(module * 2).cast::<[usize; 2]>() };
+        let val = entry[0];
+        if val == UNALLOCATED || in_static(val) || module == layout.own_module {
+            entry[1] = 0; // never freed as this thread's
+            continue;
+        }
+        *entry = [UNALLOCATED, 0];
+    }
+    Some(dtv)
+}
+
+/// Switches the running OS thread's thread-locals from `from`'s to `to`'s: saves the static
+/// bytes and the DTV in `from`, installs `to`'s.
+///
+/// # Safety
+/// Both states are private (made by this module), and `from`'s are the ones installed now.
+#[inline]
+pub unsafe fn switch(from: &Cell<State>, to: &Cell<State>) {
+    let Some(layout) = LAYOUT.get().and_then(Option::as_ref) else {
+        return;
+    };
+    let (mut out, into) = (from.get(), to.get());
+    let tp = thread_pointer();
+    let mut at = 0;
+    for range in &layout.ranges[..layout.count] {
+        let live = (tp - range.below) as *mut u8;
+        // SAFETY: the ranges lie in this OS thread's static TLS; images have `total` bytes.
+        unsafe {
+            core::ptr::copy_nonoverlapping(live, out.image.add(at), range.len);
+            core::ptr::copy_nonoverlapping(into.image.add(at), live, range.len);
+        }
+        at += range.len;
+    }
+    out.dtv = current_dtv();
+    from.set(out);
+    // SAFETY: `to`'s DTV is valid: a root's, saved here, or one made by `fresh_dtv`.
+    unsafe { install_dtv(into.dtv) };
+}
+
+/// Frees a finished green thread's thread-locals: its dynamic TLS blocks and DTV, as
+/// `_dl_deallocate_tls` does, and its image.
+///
+/// # Safety
+/// The state is not installed and never used again.
+pub unsafe fn release(state: State) {
+    if state.owns_dtv && !state.dtv.is_null() {
+        // SAFETY: a DTV made by `fresh_dtv` (maybe grown by glibc): its length at entry -1.
+        unsafe {
+            let slots = *state.dtv.sub(2);
+            for module in 1..=slots {
+                let to_free = *state.dtv.add(module * 2 + 1);
+                if to_free != 0 {
+                    libc::free(to_free as *mut c_void);
+                }
+            }
+            keep_dtv(state.dtv.sub(2));
+        }
+    }
+    if let Some(layout) = LAYOUT.get().and_then(Option::as_ref) {
+        // SAFETY: allocated by `alloc_image`, not used any more.
+        unsafe { free_image(layout, state.image) };
+    }
+}
+
+/// # Safety
+/// `image` came from `alloc_image` (or is null) and is not used any more.
+unsafe fn free_image(layout: &Layout, image: *mut u8) {
+    if layout.total != 0 && !image.is_null() {
+        // SAFETY: per our contract, a malloc'ed image.
+        unsafe { libc::free(image.cast()) };
+    }
+}
