@@ -23,6 +23,7 @@ const LEVELS: &str = "off, error, warn, info, debug, optionally followed by :PAT
 const STATS: &str = "1/0, true/false, yes/no, on/off, all, a file PATH containing '/', or all:PATH";
 const POOL_SIZES: &str = "a whole number of threads from 1 to 1024";
 const FILEIO_MODES: &str = "off, pool";
+const MILLISECONDS: &str = "off, or a whole number of milliseconds from 1 to 3600000";
 const SHARED_OBJECTS: &str = "a comma-separated list of at most 16 shared object names or paths \
      (sonames or file names such as libcurl.so.4, or paths with a '/'), each at most 63 bytes";
 /// eventlet's tpool default.
@@ -46,6 +47,9 @@ pub const KNOWN_VARS: &[&str] = &[
     "GREENWORLD_INHERIT",
     "GREENWORLD_FILEIO",
     "GREENWORLD_PATCH_FROM",
+    "GREENWORLD_PREEMPT",
+    "GREENWORLD_BLOCK_WARN",
+    "GREENWORLD_ESCAPES",
     // Set by the library itself under GREENWORLD_INHERIT=0 (see `inherit`).
     "GREENWORLD_INHERIT_PID",
     // The scripts': greenrun, run-tests, test-programs, test-python.
@@ -97,6 +101,12 @@ pub struct Config {
     /// `GREENWORLD_PATCH_FROM` names shared objects: patching is scoped to their calls (the
     /// names are read again from the environment by `patch`, which keeps them in `scope`).
     pub patch_from: bool,
+    /// Preempt a thread that keeps its hub for a slice without a switch (`sysmon`).
+    pub preempt: bool,
+    /// Warn when a hub's OS thread is blocked this long (ms) in a call no hook sees.
+    pub block_warn_ms: Option<u64>,
+    /// At exit, the table of calls that blocked a hub's OS thread (`sysmon::escapes`).
+    pub escapes: bool,
 }
 
 /// A malformed variable: what the one line on stderr says.
@@ -185,7 +195,19 @@ impl Config {
             Some(v) if patch_from_value(v) => true,
             Some(v) => return Err(bad("GREENWORLD_PATCH_FROM", v, SHARED_OBJECTS)),
         };
+        let block_warn_ms = match get("GREENWORLD_BLOCK_WARN") {
+            None | Some("off") => None,
+            Some(v) => Some(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=3_600_000).contains(n))
+                    .ok_or_else(|| bad("GREENWORLD_BLOCK_WARN", v, MILLISECONDS))?,
+            ),
+        };
         Ok(Config {
+            preempt: boolean("GREENWORLD_PREEMPT")?.unwrap_or(true),
+            block_warn_ms,
+            escapes: boolean("GREENWORLD_ESCAPES")?.unwrap_or(false),
             patch_from,
             tpool_size,
             fileio,
@@ -336,12 +358,14 @@ extern "C" fn print_stats() {
     let mut buf = LineBuf::new();
     let _ = write!(
         buf,
-        "greenworld: stats: pid={} program={} created={} peak_alive={} switches={} parks=",
+        "greenworld: stats: pid={} program={} created={} peak_alive={} switches={} preempted={} \
+         parks=",
         crate::log::pid(),
         crate::log::program(),
         s.created,
         s.peak_alive,
-        s.switches
+        s.switches,
+        s.preempted
     );
     for (i, reason) in crate::stats::ParkReason::ALL.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };

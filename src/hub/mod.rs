@@ -15,6 +15,7 @@ pub mod masks;
 pub mod poller;
 mod slice;
 pub mod timers;
+pub mod watch;
 
 use crate::green::stack::{Stack, StackPool};
 use crate::green::{Green, GreenYielder};
@@ -63,7 +64,7 @@ pub struct Hub {
     /// Descriptors registered with the poller (any OS thread may unregister one).
     watched: AtomicUsize,
     /// Green threads made by this hub that have not finished.
-    alive: Cell<usize>,
+    alive: AtomicUsize,
     /// An owner asked for a look (`request_look`), maybe from a signal handler.
     look_requested: AtomicBool,
     /// Each thread's signal mask, and the OS thread's.
@@ -80,6 +81,8 @@ pub struct Hub {
     os_thread: libc::pthread_t,
     /// The running thread's turn on the hub (see `slice`).
     turn: slice::Turn,
+    /// What the monitor on another OS thread sees (see `watch`).
+    watched_by_monitor: watch::Watched,
 }
 
 // SAFETY: other OS threads only reach `inbox`, `inbox_full` and `poller.notify()` (all
@@ -141,16 +144,18 @@ impl Hub {
             look_requested: AtomicBool::new(false),
             masks: Masks::new(root, owners.run_handler),
             root_gone: Cell::new(false),
-            alive: Cell::new(0),
+            alive: AtomicUsize::new(0),
             all_done_token: Cell::new(0),
             stacks: RefCell::new(StackPool::default()),
             poller_failures: Cell::new(0),
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
             turn: slice::Turn::default(),
+            watched_by_monitor: watch::Watched::default(),
         }));
         root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
+        hub.enlist();
         // A process with green threads may have things to say after it closed stderr.
         crate::log::keep_stderr();
         crate::log!(Debug, "hub created on OS thread {:#x}", hub.os_thread);
@@ -174,7 +179,7 @@ impl Hub {
     /// makes the real, blocking call: nothing else would run while it waited.
     #[inline]
     pub fn parkable(&self) -> bool {
-        self.in_green() || self.alive.get() > 0
+        self.in_green() || self.alive.load(Ordering::Relaxed) > 0
     }
 
     /// The signal masks of this hub's threads.
@@ -182,9 +187,9 @@ impl Hub {
         &self.masks
     }
 
-    /// Green threads of this hub that have not finished.
+    /// Green threads of this hub that have not finished (from any OS thread: a relaxed read).
     pub fn alive(&self) -> usize {
-        self.alive.get()
+        self.alive.load(Ordering::Relaxed)
     }
 
     pub fn os_thread(&self) -> libc::pthread_t {
@@ -211,7 +216,8 @@ impl Hub {
         unsafe { *green.coroutine.get() = Some(coroutine) };
         // A new thread starts with its creator's mask, as natively.
         self.masks.join(green, self.current.get().sigmask.get());
-        self.alive.set(self.alive.get() + 1);
+        self.alive
+            .store(self.alive.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         stats::thread_created();
         self.run_queue.borrow_mut().push_back(green);
     }
@@ -274,7 +280,7 @@ impl Hub {
 
     /// Parks the root until every green thread of this hub has finished.
     pub fn wait_all_done(&self) {
-        while self.alive.get() > 0 {
+        while self.alive.load(Ordering::Relaxed) > 0 {
             let token = self.root.arm();
             self.all_done_token.set(token);
             self.park(self.root, token, ParkReason::Exit, None);
@@ -304,17 +310,18 @@ impl Hub {
         self.look_requested.store(false, Ordering::Relaxed);
         self.masks.after_fork(me);
         if me.is_root() {
-            self.alive.set(0);
+            self.alive.store(0, Ordering::Relaxed);
         } else {
             // The root (the parent's `main`, parked in this loop) does not exist here: no wake
             // may reach it, and its loop must never return into its own code.
             self.root.retire();
-            self.alive.set(1);
+            self.alive.store(1, Ordering::Relaxed);
             self.root_gone.set(true);
         }
         if let Err(e) = self.poller.reopen() {
             crate::fatal!("cannot make a poller in a forked child: {e}");
         }
+        self.enlist_after_fork();
     }
 
     /// Registers `fd` with this hub's epoll, edge-triggered for both directions; its events
@@ -374,7 +381,7 @@ impl Hub {
         let saved_errno = errno();
         let mut since_check = 0;
         while self.root_gone.get() || root.is_parked_on(token) {
-            if self.root_gone.get() && self.alive.get() == 0 {
+            if self.root_gone.get() && self.alive.load(Ordering::Relaxed) == 0 {
                 // The forking green thread was this child's only thread, and it has ended.
                 // SAFETY: exit runs atexit handlers and ends the process, as glibc's last
                 // thread does.
@@ -457,7 +464,9 @@ impl Hub {
             .borrow()
             .next_deadline()
             .map(|deadline| deadline.saturating_sub(now_ns()));
+        self.set_idle(true);
         self.poll_events(timeout);
+        self.set_idle(false);
     }
 
     /// Waits for I/O events (up to `timeout_ns`) and wakes the green threads waiting on them.
@@ -522,6 +531,7 @@ impl Hub {
     fn resume(&self, green: &'static Green) {
         self.current.set(green);
         self.start_turn();
+        self.note_switch(green);
         set_errno(green.errno.get());
         stats::switched();
         // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
@@ -534,6 +544,7 @@ impl Hub {
         green.errno.set(errno());
         self.current.set(self.root);
         self.start_turn();
+        self.note_switch(self.root);
         match result {
             CoroutineResult::Return(retval) => {
                 green.retval.store(retval, Ordering::Release);
@@ -565,9 +576,10 @@ impl Hub {
             green.timers_in_heap.set(0);
         }
         self.masks.leave(green);
-        self.alive.set(self.alive.get() - 1);
+        self.alive
+            .store(self.alive.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
         stats::thread_ended();
-        if self.alive.get() == 0 {
+        if self.alive.load(Ordering::Relaxed) == 0 {
             self.root.unpark(self.all_done_token.replace(0));
         }
         (self.owners.ended)(green);

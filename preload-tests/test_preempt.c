@@ -1,0 +1,168 @@
+/* Preemption (issue 19 §2): a thread that spins without calling anything must not keep its
+ * OS thread from the others, as natively the OS runs them meanwhile. Under the preload every
+ * case hung (the watchdog ends it with a failure) before the monitor thread preempted spinners.
+ * 1. A green thread spins on an atomic that another green thread, runnable, sets (redis's main
+ *    thread waiting for its I/O threads' counter).
+ * 2. main spins in a loop with no calls while a green thread sleeps 10 ms at a time: the
+ *    sleeper completes its rounds while main spins (progress, not timing).
+ * 3. Registers survive preemption: a spinner computes with doubles in SSE vectors and plain
+ *    integers while another thread computes with every vector register, and its result is the
+ *    one the same computation gives undisturbed.
+ * 4. The program's own handler for the monitor's signal (SIGURG) runs when the program sends
+ *    it, sigaction reports it, and preemption still works with it installed. */
+#include "gwtest.h"
+#include <pthread.h>
+#include <stdatomic.h>
+
+static atomic_int flag;
+
+static void *spin_until_flag(void *arg) {
+    (void)arg;
+    long spins = 0;
+    while (!atomic_load_explicit(&flag, memory_order_relaxed)) spins++;
+    return (void *)spins;
+}
+
+static void *set_flag(void *arg) {
+    (void)arg;
+    atomic_store(&flag, 1);
+    return NULL;
+}
+
+static void spin_on_atomic(void) {
+    gw_phase = "a green thread spins on an atomic another green thread sets";
+    atomic_store(&flag, 0);
+    pthread_t spinner, setter;
+    CHECK_EQ(pthread_create(&spinner, NULL, spin_until_flag, NULL), 0);
+    usleep(1000); /* the spinner runs first */
+    CHECK_EQ(pthread_create(&setter, NULL, set_flag, NULL), 0);
+    CHECK_EQ(pthread_join(spinner, NULL), 0);
+    CHECK_EQ(pthread_join(setter, NULL), 0);
+}
+
+#define SLEEPS 20
+static atomic_int slept;
+
+static void *sleeper(void *arg) {
+    (void)arg;
+    for (int i = 0; i < SLEEPS; i++) {
+        usleep(10 * 1000);
+        atomic_fetch_add_explicit(&slept, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void main_spins_while_a_thread_sleeps(void) {
+    gw_phase = "main spins with no calls while a green thread sleeps in a loop";
+    atomic_store(&slept, 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, sleeper, NULL), 0);
+    unsigned long x = 1;
+    while (atomic_load_explicit(&slept, memory_order_relaxed) < SLEEPS)
+        x = x * 6364136223846793005UL + 1442695040888963407UL;
+    CHECK_EQ(atomic_load(&slept), SLEEPS);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK(x != 0 || x == 0, "keeps x");
+}
+
+typedef double v2d __attribute__((vector_size(16)));
+
+/* `rounds` steps of a computation held in vector and integer registers; `stop`, if given, ends
+ * it early (its rounds are then returned in *done). */
+static void compute(long rounds, atomic_int *stop, long *done, v2d out[4], unsigned long *mix) {
+    v2d a = {1.0, 2.0}, b = {3.0, 5.0}, c = {7.0, 11.0}, d = {13.0, 17.0};
+    const v2d k = {1.0000001, 0.9999999}, e = {1e-7, -1e-7};
+    unsigned long m = 0x9e3779b97f4a7c15UL;
+    long i = 0;
+    for (; rounds < 0 || i < rounds; i++) {
+        if (stop && (i & 1023) == 0 && atomic_load_explicit(stop, memory_order_relaxed)) break;
+        a = a * k + e;
+        b = b * k - e;
+        c = c * k + b * e;
+        d = d * k - a * e;
+        m = (m ^ (m >> 29)) * 0xbf58476d1ce4e5b9UL + (unsigned long)i;
+    }
+    out[0] = a, out[1] = b, out[2] = c, out[3] = d;
+    *mix = m;
+    if (done) *done = i;
+}
+
+static atomic_int clobbered;
+
+/* Fills every vector register with other values, again and again, then lets the spinner know. */
+static void *clobber_registers(void *arg) {
+    (void)arg;
+    volatile double seed = 3.25;
+    for (int round = 0; round < 50; round++) {
+        double s = seed + round;
+        __asm__ volatile("movq %0, %%xmm0\n\t"
+                         "pshufd $0x44, %%xmm0, %%xmm0\n\t"
+                         "movaps %%xmm0, %%xmm1\n\tmovaps %%xmm0, %%xmm2\n\tmovaps %%xmm0, %%xmm3\n\t"
+                         "movaps %%xmm0, %%xmm4\n\tmovaps %%xmm0, %%xmm5\n\tmovaps %%xmm0, %%xmm6\n\t"
+                         "movaps %%xmm0, %%xmm7\n\tmovaps %%xmm0, %%xmm8\n\tmovaps %%xmm0, %%xmm9\n\t"
+                         "movaps %%xmm0, %%xmm10\n\tmovaps %%xmm0, %%xmm11\n\tmovaps %%xmm0, %%xmm12\n\t"
+                         "movaps %%xmm0, %%xmm13\n\tmovaps %%xmm0, %%xmm14\n\tmovaps %%xmm0, %%xmm15\n\t"
+                         :
+                         : "r"(s)
+                         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                           "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+        usleep(2000);
+    }
+    atomic_store(&clobbered, 1);
+    return NULL;
+}
+
+static void *vector_spinner(void *arg) {
+    (void)arg;
+    long done = 0;
+    v2d got[4], want[4];
+    unsigned long got_mix, want_mix;
+    compute(-1, &clobbered, &done, got, &got_mix);
+    compute(done, NULL, NULL, want, &want_mix);
+    CHECK(memcmp(got, want, sizeof got) == 0, "vector registers changed across preemption");
+    CHECK_EQ(got_mix, want_mix);
+    return NULL;
+}
+
+static void registers_survive(void) {
+    gw_phase = "a spinner computing in vector registers while another thread clobbers them";
+    atomic_store(&clobbered, 0);
+    pthread_t spinner, clobberer;
+    CHECK_EQ(pthread_create(&spinner, NULL, vector_spinner, NULL), 0);
+    CHECK_EQ(pthread_create(&clobberer, NULL, clobber_registers, NULL), 0);
+    CHECK_EQ(pthread_join(spinner, NULL), 0);
+    CHECK_EQ(pthread_join(clobberer, NULL), 0);
+}
+
+static volatile sig_atomic_t urgent;
+static void on_urgent(int sig) {
+    (void)sig;
+    urgent++;
+}
+
+static void own_sigurg_handler(void) {
+    gw_phase = "the program's own SIGURG handler";
+    struct sigaction sa = {.sa_handler = on_urgent, .sa_flags = SA_RESTART}, old;
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGURG, &sa, NULL), 0);
+    CHECK_EQ(sigaction(SIGURG, NULL, &old), 0);
+    CHECK(old.sa_handler == on_urgent, "sigaction reports another handler");
+    CHECK_EQ(pthread_kill(pthread_self(), SIGURG), 0);
+    CHECK_EQ(urgent, 1);
+    CHECK_EQ(kill(getpid(), SIGURG), 0);
+    for (int i = 0; i < 100 && urgent < 2; i++) usleep(1000);
+    CHECK_EQ(urgent, 2);
+    /* Preemption with the handler installed. */
+    spin_on_atomic();
+    sa.sa_handler = SIG_DFL;
+    CHECK_EQ(sigaction(SIGURG, &sa, NULL), 0);
+}
+
+int main(void) {
+    gw_watchdog("test_preempt", 30);
+    spin_on_atomic();
+    main_spins_while_a_thread_sleeps();
+    registers_survive();
+    own_sigurg_handler();
+    return 0;
+}

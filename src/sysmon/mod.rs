@@ -1,0 +1,223 @@
+//! The monitor ("sysmon", as Go's runtime calls its own): one OS thread, `gw-sysmon`, that
+//! watches every hub from outside, every [`TICK_NS`], and serves three features:
+//! - preemption ([`preempt`]): a hub that ran one thread for [`SLICE_NS`] without a switch,
+//!   its OS thread running (not in a system call), is sent a signal whose handler makes that
+//!   thread yield if it was interrupted in the program's own code;
+//! - the blocking detector (`GREENWORLD_BLOCK_WARN=MS`, [`blocked`]): a hub whose OS thread has
+//!   been in one system call for MS while it has green threads that cannot run meanwhile is
+//!   named on stderr, once per episode, and again with the total when it ends;
+//! - the escapes table (`GREENWORLD_ESCAPES`, [`escapes`]): those episodes, counted per system
+//!   call, printed at exit.
+//!
+//! It starts when the process makes its first green thread (before, no hub has anything to
+//! watch), blocks every signal (they are the program's threads'), never calls a hook (raw
+//! system calls, the real functions) and costs the hubs nothing but a plain store per switch
+//! (`hub::watch`). A hub asleep in its own poller, or with no green thread, is left alone.
+
+pub mod blocked;
+pub mod escapes;
+pub mod preempt;
+
+use crate::hub::Hub;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// How often the monitor looks at the hubs.
+pub const TICK_NS: u64 = 2_000_000;
+
+/// How long a thread may keep its hub, without a switch, before it is preempted (the same
+/// slice the hooked calls' safe points give it is 2 ms: `hub::slice`; a thread that makes no
+/// call at all gets longer, so the signal stays rare).
+pub const SLICE_NS: u64 = 10_000_000;
+
+/// Where the objects whose code is the runtime's own start (`scope::Object::start`): this
+/// library, libc and the dynamic loader; a preemption never interrupts them, and a caller
+/// found on a blocked stack is not one of them.
+static RUNTIME_OBJECTS: [AtomicUsize; 3] = [const { AtomicUsize::new(usize::MAX) }; 3];
+
+fn note_runtime_objects() {
+    if !crate::scope::finder_ready() {
+        return;
+    }
+    let start_of =
+        |address: usize| crate::scope::object_of(address).map_or(usize::MAX, |o| o.start);
+    // SAFETY: a NUL-terminated name; a successful dlsym does not allocate.
+    let in_loader = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr()) };
+    let starts = [
+        start_of(note_runtime_objects as *const () as usize),
+        start_of(crate::real::get().read as usize),
+        start_of(in_loader as usize),
+    ];
+    for (slot, start) in RUNTIME_OBJECTS.iter().zip(starts) {
+        slot.store(start, Ordering::Relaxed);
+    }
+}
+
+/// Is `start` (an object's) the library's, libc's or the loader's? Async-signal-safe.
+fn is_runtime_object(start: usize) -> bool {
+    RUNTIME_OBJECTS
+        .iter()
+        .any(|slot| slot.load(Ordering::Relaxed) == start)
+}
+
+/// Is the monitor running (in this process)?
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// What the monitor does, as the configuration asks.
+#[derive(Clone, Copy)]
+struct Wanted {
+    preempt: bool,
+    block_warn_ns: Option<u64>,
+    escapes: bool,
+}
+
+impl Wanted {
+    fn from_config() -> Wanted {
+        let config = crate::config::get();
+        Wanted {
+            preempt: config.preempt,
+            block_warn_ns: config.block_warn_ms.map(|ms| ms * 1_000_000),
+            escapes: config.escapes,
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.preempt || self.block_warn_ns.is_some() || self.escapes
+    }
+
+    /// Are system-call episodes followed?
+    fn follows_blocks(&self) -> bool {
+        self.block_warn_ns.is_some() || self.escapes
+    }
+}
+
+/// A green thread was made: the monitor starts, the first time, if anything asks for it.
+#[inline]
+pub fn thread_made() {
+    if !STARTED.load(Ordering::Relaxed) {
+        start();
+    }
+}
+
+/// In a fork child: the monitor thread is the parent's; the child starts its own with its
+/// next green thread.
+pub fn after_fork() {
+    STARTED.store(false, Ordering::Relaxed);
+    escapes::after_fork();
+}
+
+#[cold]
+fn start() {
+    let mut wanted = Wanted::from_config();
+    if !wanted.any() || STARTED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    note_runtime_objects();
+    if wanted.preempt && !preempt::install() {
+        wanted.preempt = false;
+    }
+    if wanted.escapes {
+        escapes::at_exit();
+    }
+    let boxed = Box::into_raw(Box::new(wanted));
+    let real = crate::real::get();
+    // The monitor blocks every signal from its first instruction: a process-directed one must
+    // reach a hub's OS thread (see `tpool`).
+    // SAFETY: sets are valid; the thread's own mask is restored right after.
+    let rc = unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut before: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        (real.pthread_sigmask)(libc::SIG_SETMASK, &all, &mut before);
+        let mut thread: libc::pthread_t = 0;
+        let rc = (real.pthread_create)(&mut thread, core::ptr::null(), monitor, boxed.cast());
+        if rc == 0 {
+            (real.pthread_detach)(thread);
+        }
+        (real.pthread_sigmask)(libc::SIG_SETMASK, &before, core::ptr::null_mut());
+        rc
+    };
+    if rc != 0 {
+        // SAFETY: not handed to a thread.
+        drop(unsafe { Box::from_raw(boxed) });
+        crate::log!(
+            Warn,
+            "cannot start the monitor thread (error {rc}): no preemption"
+        );
+    }
+}
+
+/// What the monitor remembers of one hub between looks.
+#[derive(Clone, Copy, Default)]
+struct Seen {
+    switches: u32,
+    /// When the monitor last saw the switch count change (or the hub idle).
+    since: u64,
+    /// When it last sent the preemption signal.
+    signalled: u64,
+    episode: blocked::Episode,
+}
+
+extern "C" fn monitor(arg: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: the Box `start` leaked for this thread.
+    let wanted = *unsafe { Box::from_raw(arg.cast::<Wanted>()) };
+    name_thread();
+    let mut seen = [Seen::default(); crate::hub::watch::MAX_HUBS];
+    loop {
+        sleep(TICK_NS);
+        let now = crate::sys::now_ns();
+        for (hub, seen) in crate::hub::watch::all().zip(seen.iter_mut()) {
+            look_at(hub, seen, now, &wanted);
+        }
+    }
+}
+
+fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted) {
+    let switches = hub.switches();
+    if switches != seen.switches || hub.alive() == 0 || hub.idle() || seen.since == 0 {
+        seen.switches = switches;
+        seen.since = now;
+        blocked::end(hub, &mut seen.episode, now, wanted.block_warn_ns);
+        return;
+    }
+    let kept = now - seen.since;
+    if wanted.follows_blocks() {
+        blocked::sample(hub, &mut seen.episode, now, wanted.block_warn_ns);
+    }
+    if wanted.preempt
+        && kept >= SLICE_NS
+        && now - seen.signalled >= SLICE_NS / 2
+        && !seen.episode.in_call()
+        && blocked::running(hub.tid())
+    {
+        hub.want_preemption();
+        // SAFETY: a signal to a thread of this process; a thread that ended makes it fail.
+        unsafe {
+            crate::sys::syscall!(
+                libc::SYS_tgkill,
+                crate::sys::syscall!(libc::SYS_getpid),
+                hub.tid(),
+                preempt::SIGNAL
+            )
+        };
+        seen.signalled = now;
+    }
+}
+
+fn name_thread() {
+    // SAFETY: PR_SET_NAME with a NUL-terminated name of at most 16 bytes.
+    unsafe { crate::sys::syscall!(libc::SYS_prctl, libc::PR_SET_NAME, c"gw-sysmon".as_ptr()) };
+}
+
+fn sleep(ns: u64) {
+    let ts = crate::sys::ns_timespec(ns);
+    // SAFETY: a valid relative timespec; no remainder wanted.
+    unsafe {
+        crate::sys::syscall!(
+            libc::SYS_clock_nanosleep,
+            libc::CLOCK_MONOTONIC,
+            0,
+            &ts as *const libc::timespec,
+            0
+        )
+    };
+}
