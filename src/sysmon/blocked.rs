@@ -94,8 +94,11 @@ fn warn(hub: &'static Hub, episode: &Episode, now: u64) {
     let _ = write_syscall(&mut line, episode.call.unwrap_or(-1));
     let _ = line.write_str(", a call no hook makes green, by ");
     let _ = write_thread(&mut line, hub);
-    let _ = write!(line, ": {} other green thread", hub.alive());
-    let _ = line.write_str("s of the hub cannot run meanwhile; at ");
+    let _ = write!(
+        line,
+        ": nothing else of the hub runs meanwhile ({} green threads alive); at ",
+        hub.alive()
+    );
     let _ = write_place(&mut line, episode.pc);
     if episode.caller != 0 {
         let _ = line.write_str(", probable caller ");
