@@ -131,6 +131,8 @@ fn start() {
         let mut thread: libc::pthread_t = 0;
         let rc = (real.pthread_create)(&mut thread, core::ptr::null(), monitor, boxed.cast());
         if rc == 0 {
+            // Named before anyone can count it (it would name itself only once it ran).
+            (real.pthread_setname_np)(thread, c"gw-sysmon".as_ptr());
             (real.pthread_detach)(thread);
         }
         (real.pthread_sigmask)(libc::SIG_SETMASK, &before, core::ptr::null_mut());
@@ -160,7 +162,6 @@ struct Seen {
 extern "C" fn monitor(arg: *mut libc::c_void) -> *mut libc::c_void {
     // SAFETY: the Box `start` leaked for this thread.
     let wanted = *unsafe { Box::from_raw(arg.cast::<Wanted>()) };
-    name_thread();
     let mut seen = [Seen::default(); crate::hub::watch::MAX_HUBS];
     loop {
         sleep(TICK_NS);
@@ -201,11 +202,6 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted) {
         };
         seen.signalled = now;
     }
-}
-
-fn name_thread() {
-    // SAFETY: PR_SET_NAME with a NUL-terminated name of at most 16 bytes.
-    unsafe { crate::sys::syscall!(libc::SYS_prctl, libc::PR_SET_NAME, c"gw-sysmon".as_ptr()) };
 }
 
 fn sleep(ns: u64) {
