@@ -14,6 +14,7 @@
 pub mod masks;
 pub mod poller;
 mod slice;
+pub use slice::SLICE_NS;
 pub mod timers;
 pub mod watch;
 

@@ -21,13 +21,16 @@ pub mod preempt;
 use crate::hub::Hub;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// How often the monitor looks at the hubs.
-pub const TICK_NS: u64 = 2_000_000;
+/// How often the monitor looks at the hubs while one of them runs threads; it backs off to
+/// [`IDLE_TICK_NS`] while every hub sleeps in its poller or has no green thread.
+pub const TICK_NS: u64 = 1_000_000;
+const IDLE_TICK_NS: u64 = 16_000_000;
 
-/// How long a thread may keep its hub, without a switch, before it is preempted (the same
-/// slice the hooked calls' safe points give it is 2 ms: `hub::slice`; a thread that makes no
-/// call at all gets longer, so the signal stays rare).
-pub const SLICE_NS: u64 = 10_000_000;
+/// How long a thread may keep its hub, without a switch, before it is preempted: the slice
+/// the hooked calls' safe points give it (`hub::slice`). Go's is 10 ms; ours is shorter
+/// because the threads preempted here are often spin-waiting for each other (redis's main
+/// thread and its I/O threads each spin before they sleep): each handoff costs a slice.
+pub const SLICE_NS: u64 = crate::hub::SLICE_NS;
 
 /// Where the objects whose code is the runtime's own start (`scope::Object::start`): this
 /// library, libc and the dynamic loader; a preemption never interrupts them, and a caller
@@ -163,22 +166,31 @@ extern "C" fn monitor(arg: *mut libc::c_void) -> *mut libc::c_void {
     // SAFETY: the Box `start` leaked for this thread.
     let wanted = *unsafe { Box::from_raw(arg.cast::<Wanted>()) };
     let mut seen = [Seen::default(); crate::hub::watch::MAX_HUBS];
+    let mut tick = TICK_NS;
     loop {
-        sleep(TICK_NS);
+        sleep(tick);
         let now = crate::sys::now_ns();
+        let mut busy = false;
         for (hub, seen) in crate::hub::watch::all().zip(seen.iter_mut()) {
-            look_at(hub, seen, now, &wanted);
+            busy |= look_at(hub, seen, now, &wanted);
         }
+        tick = if busy {
+            TICK_NS
+        } else {
+            (tick * 2).min(IDLE_TICK_NS)
+        };
     }
 }
 
-fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted) {
+/// One look at `hub`; false when it sleeps in its poller or has no green thread.
+fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted) -> bool {
     let switches = hub.switches();
-    if switches != seen.switches || hub.alive() == 0 || hub.idle() || seen.since == 0 {
+    let resting = hub.alive() == 0 || hub.idle();
+    if switches != seen.switches || resting || seen.since == 0 {
         seen.switches = switches;
         seen.since = now;
         blocked::end(hub, &mut seen.episode, now, wanted.block_warn_ns);
-        return;
+        return !resting;
     }
     let kept = now - seen.since;
     if wanted.follows_blocks() {
@@ -202,6 +214,7 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted) {
         };
         seen.signalled = now;
     }
+    true
 }
 
 fn sleep(ns: u64) {
