@@ -39,7 +39,7 @@ static int child(void) {
 static char out[8192];
 
 static int run_child(const char *a, const char *b, char *desc, size_t desc_len) {
-    const char *env[16] = {CLEAN_ENV, a, b, NULL};
+    const char *env[24] = {CLEAN_ENV, a, b, NULL};
     snprintf(desc, desc_len, "%s%s%s", a, b ? " " : "", b ? b : "");
     return gw_run_self(env, out, sizeof out, "--child", NULL);
 }

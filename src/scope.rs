@@ -148,8 +148,8 @@ pub fn object_of(address: usize) -> Option<Object> {
     // it owns (null for none).
     let path = unsafe { found.link_map.as_ref() }
         .filter(|map| !map.name.is_null())
-        // SAFETY: as above.
         .map_or(&[][..], |map| {
+            // SAFETY: as above: a non-null name the loader owns.
             unsafe { CStr::from_ptr(map.name) }.to_bytes()
         });
     Some(Object {

@@ -10,7 +10,7 @@
 //!   call, printed at exit.
 //!
 //! It starts when the process makes its first green thread (before, no hub has anything to
-//! watch), blocks every signal (they are the program's threads'), never calls a hook (raw
+//! watch; and a second OS thread costs every system call glibc wraps: trap 17), blocks every signal (they are the program's threads'), never calls a hook (raw
 //! system calls, the real functions) and costs the hubs nothing but a plain store per switch
 //! (`hub::watch`). A hub asleep in its own poller, or with no green thread, is left alone.
 

@@ -1,4 +1,4 @@
-//! Preemption at the program's own code, as Go's asynchronous preemption (`preempt.go`,
+//! Preemption at the program's own code (trap 16), as Go's asynchronous preemption (`preempt.go`,
 //! `signal_unix.go`'s `doSigPreempt`, `preempt_amd64.s`): the monitor asks a hub that ran one
 //! thread for a slice, and sends its OS thread [`SIGNAL`]. The handler does not switch threads
 //! (a switch inside a signal frame would run other threads with the signal's mask, on the
@@ -30,7 +30,8 @@ use libc::siginfo_t;
 /// (a stray one harms nothing), programs rarely use it (only for sockets' out-of-band data,
 /// with F_SETOWN), it is no real-time signal (no queue to fill: two sent before delivery are
 /// one) and no C library keeps it for itself. A program's own handler for it still runs: the
-/// library keeps the kernel's action (`signal::reserve`) and forwards what is not its own.
+/// library keeps the kernel's action (`signal::reserve`, trap 18) and forwards what is not its
+/// own.
 pub const SIGNAL: c_int = libc::SIGURG;
 
 /// Bytes `xsave` needs for the state the OS enabled (0: no preemption on this machine).
