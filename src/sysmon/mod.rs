@@ -16,6 +16,7 @@
 
 pub mod blocked;
 pub mod escapes;
+mod hidden;
 pub mod preempt;
 
 use crate::hub::Hub;
@@ -121,6 +122,18 @@ fn start() {
     if wanted.escapes {
         escapes::at_exit();
     }
+    if !wanted.follows_blocks() {
+        // Preemption only: a thread glibc does not see (it would leave its single-threaded
+        // fast paths), which makes raw system calls only.
+        if !wanted.preempt {
+            return;
+        }
+        match hidden::spawn(preempting) {
+            Some(tid) => name(tid),
+            None => crate::log!(Info, "cannot start a hidden monitor thread: no preemption"),
+        }
+        return;
+    }
     let boxed = Box::into_raw(Box::new(wanted));
     let real = crate::real::get();
     // The monitor blocks every signal from its first instruction: a process-directed one must
@@ -165,6 +178,38 @@ struct Seen {
 extern "C" fn monitor(arg: *mut libc::c_void) -> *mut libc::c_void {
     // SAFETY: the Box `start` leaked for this thread.
     let wanted = *unsafe { Box::from_raw(arg.cast::<Wanted>()) };
+    watch(wanted)
+}
+
+/// The hidden monitor's body: preemption only (see `hidden` for what it may call).
+extern "C" fn preempting(_: *mut libc::c_void) -> libc::c_int {
+    watch(Wanted {
+        preempt: true,
+        block_warn_ns: None,
+        escapes: false,
+    })
+}
+
+/// Names the monitor thread `tid` in /proc (raw calls), before anyone can count it.
+fn name(tid: i32) {
+    let mut path = crate::sys::LineBuf::new();
+    let _ = core::fmt::Write::write_fmt(&mut path, format_args!("/proc/self/task/{tid}/comm\0"));
+    // SAFETY: a NUL-terminated path and a short name; raw calls.
+    unsafe {
+        let fd = crate::sys::syscall!(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_bytes().as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC
+        );
+        if fd >= 0 {
+            crate::sys::syscall!(libc::SYS_write, fd, c"gw-sysmon".as_ptr(), 9);
+            crate::sys::syscall!(libc::SYS_close, fd);
+        }
+    }
+}
+
+fn watch(wanted: Wanted) -> ! {
     let mut seen = [Seen::default(); crate::hub::watch::MAX_HUBS];
     let mut tick = TICK_NS;
     loop {
