@@ -16,12 +16,17 @@
 
 use core::ffi::{c_int, c_void};
 
+#[cfg(target_arch = "x86_64")]
 const GUARD: usize = 4096;
+#[cfg(target_arch = "x86_64")]
 const STACK: usize = 256 << 10;
 /// Room for the static TLS below the thread pointer (`errno` must fall in it).
+#[cfg(target_arch = "x86_64")]
 const TLS_AREA: usize = 1 << 20;
+#[cfg(target_arch = "x86_64")]
 const TCB: usize = 4096;
 /// glibc's `tcbhead_t` fields that are copied (up to and past the pointer guard).
+#[cfg(target_arch = "x86_64")]
 const TCB_HEADER: usize = 0x80;
 
 /// Starts `entry` (which never returns) on a new thread glibc does not know about, with every

@@ -118,9 +118,17 @@ fn may_preempt(hub: &Hub, context: *mut c_void) -> bool {
     {
         return false;
     }
-    let Some(pc) = interrupted_pc(context) else {
+    let Some((pc, sp)) = interrupted_at(context) else {
         return false;
     };
+    let me = hub.current_green();
+    // The injected call needs the saved state and a yield's frames below the red zone.
+    let room = XSAVE_SIZE.load(Ordering::Relaxed) + (8 << 10);
+    if !me.is_root() && !(me.stack.low + room..me.stack.low + me.stack.size).contains(&sp) {
+        // Not on its own stack (a handler on an alternate stack that no hook saw installed),
+        // or too near its end.
+        return false;
+    }
     match crate::scope::object_of(pc) {
         // Code in no object: a JIT's (HotSpot's, V8's), the program's own.
         None => true,
@@ -130,15 +138,20 @@ fn may_preempt(hub: &Hub, context: *mut c_void) -> bool {
     }
 }
 
+/// The interrupted instruction and stack pointer.
 #[cfg(target_arch = "x86_64")]
-fn interrupted_pc(context: *mut c_void) -> Option<usize> {
+fn interrupted_at(context: *mut c_void) -> Option<(usize, usize)> {
     // SAFETY: the kernel's ucontext for this delivery.
     let context = unsafe { &*context.cast::<libc::ucontext_t>() };
-    Some(context.uc_mcontext.gregs[libc::REG_RIP as usize] as usize)
+    let regs = &context.uc_mcontext.gregs;
+    Some((
+        regs[libc::REG_RIP as usize] as usize,
+        regs[libc::REG_RSP as usize] as usize,
+    ))
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn interrupted_pc(_context: *mut c_void) -> Option<usize> {
+fn interrupted_at(_context: *mut c_void) -> Option<(usize, usize)> {
     None
 }
 
@@ -165,10 +178,12 @@ unsafe fn inject(context: *mut c_void) {
 unsafe fn inject(_context: *mut c_void) {}
 
 /// The System V x86-64 red zone.
+#[cfg(target_arch = "x86_64")]
 const RED_ZONE: usize = 128;
 
 /// Called by `async_preempt` with everything saved: the hub's yield, errno kept (the
 /// interrupted code may be between a call and its errno check).
+#[cfg(target_arch = "x86_64")]
 extern "C" fn preempted() {
     let saved = crate::sys::errno();
     if let Some(hub) = Hub::current() {
@@ -178,6 +193,7 @@ extern "C" fn preempted() {
     crate::sys::set_errno(saved);
 }
 
+#[cfg(target_arch = "x86_64")]
 unsafe extern "C" {
     /// Entered by a return from the signal handler, with the interrupted instruction's address
     /// at the top of the stack and the red zone above it (see the module). A hidden symbol:
