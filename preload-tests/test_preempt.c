@@ -9,7 +9,10 @@
  *    integers while another thread computes with every vector register, and its result is the
  *    one the same computation gives undisturbed.
  * 4. The program's own handler for the monitor's signal (SIGURG) runs when the program sends
- *    it, sigaction reports it, and preemption still works with it installed. */
+ *    it, sigaction reports it, and preemption still works with it installed.
+ * 5. Spinners and allocators mixed: threads that malloc, fill, check and free blocks of many
+ *    sizes while others spin until they are done; no preemption lands inside malloc (the heap
+ *    stays whole: every block keeps its pattern) and the spinners end. */
 #include "gwtest.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -158,11 +161,58 @@ static void own_sigurg_handler(void) {
     CHECK_EQ(sigaction(SIGURG, &sa, NULL), 0);
 }
 
+#define ALLOCATORS 4
+#define SPINNERS 2
+static atomic_int allocators_done;
+
+static void *spin_until_allocators_done(void *arg) {
+    (void)arg;
+    unsigned long x = 7;
+    while (atomic_load_explicit(&allocators_done, memory_order_relaxed) < ALLOCATORS) x = x * 33 + 1;
+    return (void *)x;
+}
+
+static void *allocate(void *arg) {
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    enum { SLOTS = 64 };
+    unsigned char *blocks[SLOTS] = {0};
+    size_t sizes[SLOTS] = {0};
+    for (int round = 0; round < 200000; round++) {
+        seed = seed * 1103515245 + 12345;
+        int slot = (int)(seed >> 16) % SLOTS;
+        if (blocks[slot]) {
+            for (size_t i = 0; i < sizes[slot]; i++)
+                CHECK(blocks[slot][i] == (unsigned char)(slot + sizes[slot]), "block %d changed", slot);
+            free(blocks[slot]);
+        }
+        sizes[slot] = 1 + (seed >> 8) % ((seed & 1) ? 64 : 4096);
+        blocks[slot] = malloc(sizes[slot]);
+        CHECK(blocks[slot] != NULL, "malloc");
+        memset(blocks[slot], slot + (int)sizes[slot], sizes[slot]);
+    }
+    for (int slot = 0; slot < SLOTS; slot++) free(blocks[slot]);
+    atomic_fetch_add(&allocators_done, 1);
+    return NULL;
+}
+
+static void spinners_and_allocators(void) {
+    gw_phase = "spinners and allocators mixed";
+    atomic_store(&allocators_done, 0);
+    pthread_t spinners[SPINNERS], allocators[ALLOCATORS];
+    for (int i = 0; i < SPINNERS; i++)
+        CHECK_EQ(pthread_create(&spinners[i], NULL, spin_until_allocators_done, NULL), 0);
+    for (int i = 0; i < ALLOCATORS; i++)
+        CHECK_EQ(pthread_create(&allocators[i], NULL, allocate, (void *)(uintptr_t)(i + 1)), 0);
+    for (int i = 0; i < ALLOCATORS; i++) CHECK_EQ(pthread_join(allocators[i], NULL), 0);
+    for (int i = 0; i < SPINNERS; i++) CHECK_EQ(pthread_join(spinners[i], NULL), 0);
+}
+
 int main(void) {
     gw_watchdog("test_preempt", 30);
     spin_on_atomic();
     main_spins_while_a_thread_sleeps();
     registers_survive();
     own_sigurg_handler();
+    spinners_and_allocators();
     return 0;
 }
