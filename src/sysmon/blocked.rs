@@ -56,7 +56,7 @@ pub fn sample(hub: &'static Hub, episode: &mut Episode, now: u64, warn_ns: Optio
     }
     if let Some(warn_ns) = warn_ns
         && !episode.warned
-        && now - episode.started >= warn_ns
+        && now.saturating_sub(episode.started) >= warn_ns
     {
         episode.warned = true;
         warn(hub, episode, now);
@@ -66,7 +66,7 @@ pub fn sample(hub: &'static Hub, episode: &mut Episode, now: u64, warn_ns: Optio
 /// The hub switched, went idle or lost its threads: the episode, if any, is over.
 pub fn end(hub: &'static Hub, episode: &mut Episode, now: u64, _warn_ns: Option<u64>) {
     let Some(nr) = episode.call else { return };
-    let lasted = now - episode.started;
+    let lasted = now.saturating_sub(episode.started);
     if episode.warned {
         let mut line = LineBuf::new();
         let _ = write!(
@@ -89,7 +89,7 @@ fn warn(hub: &'static Hub, episode: &Episode, now: u64) {
         line,
         "greenworld: hub of OS thread {} blocked {} ms in ",
         hub.tid(),
-        (now - episode.started) / 1_000_000
+        (now.saturating_sub(episode.started)) / 1_000_000
     );
     let _ = write_syscall(&mut line, episode.call.unwrap_or(-1));
     let _ = line.write_str(", a call no hook makes green, by ");
@@ -185,18 +185,26 @@ fn read_task_file(tid: i32, file: &str, buf: &mut [u8]) -> Option<usize> {
     }
 }
 
-/// Is OS thread `tid` running user code (state R, not asleep in a system call)?
-pub fn running(tid: i32) -> bool {
-    let mut buf = [0u8; 512];
-    let Some(n) = read_task_file(tid, "stat", &mut buf) else {
+/// Is OS thread `tid` running user code (state R, not asleep in a system call), with `sig`
+/// not blocked (a signal it blocks would wait, pending, for the program's `sigwait`)?
+pub fn running_unblocked(tid: i32, sig: libc::c_int) -> bool {
+    let mut buf = [0u8; 2048];
+    let Some(n) = read_task_file(tid, "status", &mut buf) else {
         return false;
     };
-    // "pid (comm) S ...": the state follows the last ')'.
-    let stat = &buf[..n];
-    stat.iter()
-        .rposition(|&b| b == b')')
-        .and_then(|at| stat.get(at + 2))
-        .is_some_and(|&state| state == b'R')
+    let mut running = false;
+    let mut blocked = true;
+    for line in buf[..n].split(|&b| b == b'\n') {
+        if let Some(state) = line.strip_prefix(b"State:\t") {
+            running = state.first() == Some(&b'R');
+        } else if let Some(mask) = line.strip_prefix(b"SigBlk:\t") {
+            blocked = core::str::from_utf8(mask)
+                .ok()
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+                .is_none_or(|mask| mask & (1 << (sig - 1)) != 0);
+        }
+    }
+    running && !blocked
 }
 
 /// The system call OS thread `tid` is in, with its stack and instruction pointers; none when

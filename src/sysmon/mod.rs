@@ -237,15 +237,15 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted) -> boo
         blocked::end(hub, &mut seen.episode, now, wanted.block_warn_ns);
         return !resting;
     }
-    let kept = now - seen.since;
+    let kept = now.saturating_sub(seen.since);
     if wanted.follows_blocks() {
         blocked::sample(hub, &mut seen.episode, now, wanted.block_warn_ns);
     }
     if wanted.preempt
         && kept >= SLICE_NS
-        && now - seen.signalled >= SLICE_NS / 2
+        && now.saturating_sub(seen.signalled) >= SLICE_NS / 2
         && !seen.episode.in_call()
-        && blocked::running(hub.tid())
+        && blocked::running_unblocked(hub.tid(), preempt::SIGNAL)
     {
         hub.want_preemption();
         // SAFETY: a signal to a thread of this process; a thread that ended makes it fail.
