@@ -545,7 +545,7 @@ impl Hub {
         green.errno.set(errno());
         self.current.set(self.root);
         self.start_turn();
-        self.note_switch(self.root);
+        self.note_return();
         match result {
             CoroutineResult::Return(retval) => {
                 green.retval.store(retval, Ordering::Release);

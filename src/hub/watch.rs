@@ -63,6 +63,16 @@ impl Hub {
         self.enlist();
     }
 
+    /// Back to the root from a green thread: one plain store (the switch was counted when
+    /// the green thread was resumed, which is enough to tell that the hub moved).
+    #[inline]
+    pub(super) fn note_return(&self) {
+        let root = self.root as *const Green as *mut Green;
+        self.watched_by_monitor
+            .running
+            .store(root, Ordering::Release);
+    }
+
     /// One switch to `to`: two plain stores.
     #[inline]
     pub(super) fn note_switch(&self, to: &'static Green) {
