@@ -5,6 +5,8 @@
  * ends; GREENWORLD_ESCAPES=1 prints a table at exit whose row names read; with neither, the
  * library says nothing. Green only: the test runs itself in a child with each environment
  * (argv[1] == "--child"); a process of its own writes the pipe 300 ms later.
+ * A green thread that spins 200 ms in its own code with preemption off (GREENWORLD_PREEMPT=0)
+ * is named too, as running its own code ("--spin").
  * Under the preload before the monitor existed: no line at all. */
 #include "gwtest.h"
 #include <pthread.h>
@@ -43,17 +45,40 @@ static int child(void) {
     return 0;
 }
 
+static void *spin_200ms(void *arg) {
+    (void)arg;
+    pthread_setname_np(pthread_self(), "spinner");
+    long long t0 = gw_now_ns();
+    while (gw_now_ns() - t0 < 200 * 1000000LL) {}
+    return NULL;
+}
+
+static int spin_child(void) {
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, spin_200ms, NULL), 0);
+    usleep(1000); /* the spinner runs, and keeps the hub for 200 ms */
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    usleep(50 * 1000);
+    printf("CHILD DONE\n");
+    fflush(stdout);
+    return 0;
+}
+
 static char out[16384];
 
-static void run(const char *a, const char *b) {
-    const char *env[] = {"-GREENWORLD_BLOCK_WARN", "-GREENWORLD_ESCAPES", "-GREENWORLD_LOG", a, b, NULL};
-    int status = gw_run_self(env, out, sizeof out, "--child", NULL);
+static void run_as(const char *how, const char *a, const char *b) {
+    const char *env[] = {"-GREENWORLD_BLOCK_WARN", "-GREENWORLD_ESCAPES", "-GREENWORLD_LOG", "-GREENWORLD_PREEMPT",
+                         a, b, NULL};
+    int status = gw_run_self(env, out, sizeof out, how, NULL);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s %s: status %d: %s", a, b ? b : "", status, out);
     CHECK(strstr(out, "CHILD DONE\n"), "%s: %s", a, out);
 }
 
+static void run(const char *a, const char *b) { run_as("--child", a, b); }
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--child") == 0) return child();
+    if (argc > 1 && strcmp(argv[1], "--spin") == 0) return spin_child();
     if (!gw_preloaded()) return GW_SKIP;
     gw_watchdog("test_block_warn", 30);
 
@@ -69,6 +94,14 @@ int main(int argc, char **argv) {
     run("GREENWORLD_ESCAPES=1", NULL);
     CHECK(strstr(out, "greenworld: escapes: read count=1 "), "no escapes row for read: %s", out);
     CHECK(!strstr(out, "greenworld: hub of OS thread"), "warned without GREENWORLD_BLOCK_WARN: %s", out);
+
+    gw_phase = "a spinner with preemption off";
+    run_as("--spin", "GREENWORLD_BLOCK_WARN=50", "GREENWORLD_PREEMPT=0");
+    warned = strstr(out, "greenworld: hub of OS thread ");
+    CHECK(warned && strstr(warned, "has run green thread") && strstr(warned, "'spinner'") &&
+              strstr(warned, "in its own code (no system call)"),
+          "no warning naming the spinner: %s", out);
+    CHECK(strstr(out, "ms in one thread's own code"), "no end line: %s", out);
 
     gw_phase = "neither";
     run("GREENWORLD_BLOCK_WARN=off", NULL);

@@ -120,8 +120,8 @@ impl Hub {
         }
         if self.turn.root_woken.get() {
             self.let_root_run();
-        } else if self.others_may_run() {
-            self.look_and_yield();
+        } else if !self.others_may_run() || !self.look_and_yield() {
+            self.note_alone();
         }
     }
 

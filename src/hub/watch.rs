@@ -29,6 +29,8 @@ pub(super) struct Watched {
     idle: AtomicBool,
     /// The monitor asked for a preemption; the signal handler takes it.
     preempt_wanted: AtomicBool,
+    /// The switch count at which a preemption found nothing else to run, plus one (0: none).
+    alone_at: AtomicU32,
 }
 
 /// The OS thread's kernel id (not hooked: the raw system call).
@@ -82,6 +84,20 @@ impl Hub {
         watched
             .running
             .store(to as *const Green as *mut Green, Ordering::Release);
+    }
+
+    /// A preemption found nothing else to run (so far as this switch count goes).
+    pub(super) fn note_alone(&self) {
+        let watched = &self.watched_by_monitor;
+        let at = watched.switches.load(Ordering::Relaxed).wrapping_add(1);
+        watched.alone_at.store(at, Ordering::Relaxed);
+    }
+
+    /// Did a preemption since the last switch find that nothing else could run?
+    pub fn alone(&self) -> bool {
+        let watched = &self.watched_by_monitor;
+        watched.alone_at.load(Ordering::Relaxed)
+            == watched.switches.load(Ordering::Relaxed).wrapping_add(1)
     }
 
     #[inline]

@@ -17,10 +17,15 @@ use crate::hub::Hub;
 use crate::sys::LineBuf;
 use core::fmt::Write;
 
+/// An episode's "call" while the thread runs its own code, in no system call: a spin or a
+/// long computation that preemption did not end (off, refused where it runs, or nothing
+/// else was runnable: then no warning).
+const USER_CODE: i64 = -1;
+
 /// One blocked episode of a hub, as the monitor follows it.
 #[derive(Clone, Copy, Default)]
 pub struct Episode {
-    /// The system call (its number), or none.
+    /// The system call (its number), [`USER_CODE`], or none.
     call: Option<i64>,
     started: u64,
     /// The warning was printed.
@@ -33,17 +38,14 @@ pub struct Episode {
 impl Episode {
     /// Is the hub's OS thread known to be in a system call?
     pub fn in_call(&self) -> bool {
-        self.call.is_some()
+        self.call.is_some_and(|nr| nr >= 0)
     }
 }
 
 /// A look at `hub`, which has not switched since the last: starts, follows or ends its
 /// episode.
 pub fn sample(hub: &'static Hub, episode: &mut Episode, now: u64, warn_ns: Option<u64>) {
-    let Some((nr, sp, pc)) = in_syscall(hub.tid()) else {
-        end(hub, episode, now, warn_ns);
-        return;
-    };
+    let (nr, sp, pc) = in_syscall(hub.tid()).unwrap_or((USER_CODE, 0, 0));
     if episode.call != Some(nr) {
         end(hub, episode, now, warn_ns);
         *episode = Episode {
@@ -51,12 +53,13 @@ pub fn sample(hub: &'static Hub, episode: &mut Episode, now: u64, warn_ns: Optio
             started: now,
             warned: false,
             pc,
-            caller: probable_caller(sp),
+            caller: if sp == 0 { 0 } else { probable_caller(sp) },
         };
     }
     if let Some(warn_ns) = warn_ns
         && !episode.warned
         && now.saturating_sub(episode.started) >= warn_ns
+        && !(nr == USER_CODE && hub.alone())
     {
         episode.warned = true;
         warn(hub, episode, now);
@@ -71,19 +74,29 @@ pub fn end(hub: &'static Hub, episode: &mut Episode, now: u64, _warn_ns: Option<
         let mut line = LineBuf::new();
         let _ = write!(
             line,
-            "greenworld: hub of OS thread {} ran again after ",
-            hub.tid()
+            "greenworld: hub of OS thread {} ran again after {} ms ",
+            hub.tid(),
+            lasted / 1_000_000
         );
-        let _ = write!(line, "{} ms blocked in ", lasted / 1_000_000);
-        let _ = write_syscall(&mut line, nr);
+        if nr == USER_CODE {
+            let _ = line.write_str("in one thread's own code");
+        } else {
+            let _ = line.write_str("blocked in ");
+            let _ = write_syscall(&mut line, nr);
+        }
         let _ = writeln!(line, " (pid {})", crate::log::pid());
         crate::log::to_stderr(line.as_bytes());
     }
-    super::escapes::record(nr, lasted, episode.caller);
+    if nr != USER_CODE {
+        super::escapes::record(nr, lasted, episode.caller);
+    }
     *episode = Episode::default();
 }
 
 fn warn(hub: &'static Hub, episode: &Episode, now: u64) {
+    if episode.call == Some(USER_CODE) {
+        return warn_user_code(hub, episode, now);
+    }
     let mut line = LineBuf::new();
     let _ = write!(
         line,
@@ -104,6 +117,27 @@ fn warn(hub: &'static Hub, episode: &Episode, now: u64) {
         let _ = line.write_str(", probable caller ");
         let _ = write_place(&mut line, episode.caller);
     }
+    let _ = writeln!(
+        line,
+        " (pid {}, {})",
+        crate::log::pid(),
+        crate::log::program()
+    );
+    crate::log::to_stderr(line.as_bytes());
+}
+
+fn warn_user_code(hub: &'static Hub, episode: &Episode, now: u64) {
+    let mut line = LineBuf::new();
+    let _ = write!(line, "greenworld: hub of OS thread {} has run ", hub.tid());
+    let _ = write_thread(&mut line, hub);
+    let _ = write!(
+        line,
+        " for {} ms without a switch, in its own code (no system call): nothing else of the \
+         hub runs meanwhile ({} green threads alive; preemption is off, or refused where it \
+         runs: libc, the loader, libgcc_s or the library)",
+        now.saturating_sub(episode.started) / 1_000_000,
+        hub.alive()
+    );
     let _ = writeln!(
         line,
         " (pid {}, {})",
