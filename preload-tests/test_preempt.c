@@ -7,7 +7,8 @@
  *    sleeper completes its rounds while main spins (progress, not timing).
  * 3. Registers survive preemption: a spinner computes with doubles in SSE vectors and plain
  *    integers while another thread computes with every vector register, and its result is the
- *    one the same computation gives undisturbed.
+ *    one the same computation gives undisturbed; the same in 256-bit AVX registers where the
+ *    CPU has them.
  * 4. The program's own handler for the monitor's signal (SIGURG) runs when the program sends
  *    it, sigaction reports it, and preemption still works with it installed.
  * 5. Spinners and allocators mixed: threads that malloc, fill, check and free blocks of many
@@ -137,6 +138,65 @@ static void registers_survive(void) {
     CHECK_EQ(pthread_join(clobberer, NULL), 0);
 }
 
+/* The same with the upper halves of the AVX registers (what fxsave would not keep). */
+typedef double v4d __attribute__((vector_size(32)));
+
+__attribute__((target("avx"))) static void compute_wide(long rounds, atomic_int *stop, long *done, v4d out[4]) {
+    v4d a = {1.0, 2.0, 3.0, 4.0}, b = {5.0, 6.0, 7.0, 8.0}, c = {9.0, 10.0, 11.0, 12.0}, d = {13, 14, 15, 16};
+    const v4d k = {1.0000001, 0.9999999, 1.0000002, 0.9999998}, e = {1e-7, -1e-7, 2e-7, -2e-7};
+    long i = 0;
+    for (; rounds < 0 || i < rounds; i++) {
+        if (stop && (i & 1023) == 0 && atomic_load_explicit(stop, memory_order_relaxed)) break;
+        a = a * k + e;
+        b = b * k - e;
+        c = c * k + b * e;
+        d = d * k - a * e;
+    }
+    out[0] = a, out[1] = b, out[2] = c, out[3] = d;
+    if (done) *done = i;
+}
+
+__attribute__((target("avx"))) static void *clobber_wide(void *arg) {
+    (void)arg;
+    for (int round = 0; round < 50; round++) {
+        double s = 5.5 + round;
+        __asm__ volatile("vbroadcastsd %0, %%ymm0\n\t"
+                         "vmovapd %%ymm0, %%ymm1\n\tvmovapd %%ymm0, %%ymm2\n\tvmovapd %%ymm0, %%ymm3\n\t"
+                         "vmovapd %%ymm0, %%ymm4\n\tvmovapd %%ymm0, %%ymm5\n\tvmovapd %%ymm0, %%ymm6\n\t"
+                         "vmovapd %%ymm0, %%ymm7\n\tvmovapd %%ymm0, %%ymm8\n\tvmovapd %%ymm0, %%ymm9\n\t"
+                         "vmovapd %%ymm0, %%ymm10\n\tvmovapd %%ymm0, %%ymm11\n\tvmovapd %%ymm0, %%ymm12\n\t"
+                         "vmovapd %%ymm0, %%ymm13\n\tvmovapd %%ymm0, %%ymm14\n\tvmovapd %%ymm0, %%ymm15\n\t"
+                         :
+                         : "m"(s)
+                         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+                           "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+        usleep(2000);
+    }
+    atomic_store(&clobbered, 1);
+    return NULL;
+}
+
+static void *wide_spinner(void *arg) {
+    (void)arg;
+    long done = 0;
+    v4d got[4], want[4];
+    compute_wide(-1, &clobbered, &done, got);
+    compute_wide(done, NULL, NULL, want);
+    CHECK(memcmp(got, want, sizeof got) == 0, "AVX registers changed across preemption");
+    return NULL;
+}
+
+static void wide_registers_survive(void) {
+    if (!__builtin_cpu_supports("avx")) return;
+    gw_phase = "a spinner computing in AVX registers while another thread clobbers them";
+    atomic_store(&clobbered, 0);
+    pthread_t spinner, clobberer;
+    CHECK_EQ(pthread_create(&spinner, NULL, wide_spinner, NULL), 0);
+    CHECK_EQ(pthread_create(&clobberer, NULL, clobber_wide, NULL), 0);
+    CHECK_EQ(pthread_join(spinner, NULL), 0);
+    CHECK_EQ(pthread_join(clobberer, NULL), 0);
+}
+
 static volatile sig_atomic_t urgent;
 static void on_urgent(int sig) {
     (void)sig;
@@ -212,6 +272,7 @@ int main(void) {
     spin_on_atomic();
     main_spins_while_a_thread_sleeps();
     registers_survive();
+    wide_registers_survive();
     own_sigurg_handler();
     spinners_and_allocators();
     return 0;
