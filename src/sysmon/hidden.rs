@@ -20,9 +20,13 @@ use core::ffi::{c_int, c_void};
 const GUARD: usize = 4096;
 #[cfg(target_arch = "x86_64")]
 const STACK: usize = 256 << 10;
-/// Room for the static TLS below the thread pointer (`errno` must fall in it).
+/// Room for the static TLS below the thread pointer (`errno` must fall in it): at least this
+/// much, more for a program with large thread-locals (up to [`MAX_TLS_AREA`]; reserved, not
+/// committed: only the pages touched cost memory).
 #[cfg(target_arch = "x86_64")]
 const TLS_AREA: usize = 1 << 20;
+#[cfg(target_arch = "x86_64")]
+const MAX_TLS_AREA: usize = 64 << 20;
 #[cfg(target_arch = "x86_64")]
 const TCB: usize = 4096;
 /// glibc's `tcbhead_t` fields that are copied (up to and past the pointer guard).
@@ -35,10 +39,14 @@ const TCB_HEADER: usize = 0x80;
 pub fn spawn(entry: extern "C" fn(*mut c_void) -> c_int) -> Option<i32> {
     let tp = thread_pointer();
     let errno_at = crate::sys::errno_address();
-    if errno_at > tp || tp - errno_at + 64 > TLS_AREA {
+    if errno_at > tp {
         return None;
     }
-    let len = GUARD + STACK + TLS_AREA + TCB;
+    let tls_area = (2 * (tp - errno_at)).next_multiple_of(4096).max(TLS_AREA);
+    if tls_area > MAX_TLS_AREA {
+        return None;
+    }
+    let len = GUARD + STACK + tls_area + TCB;
     // SAFETY: a fresh private anonymous mapping (raw: mmap may be hooked).
     let base = unsafe {
         crate::sys::syscall!(
@@ -58,7 +66,7 @@ pub fn spawn(entry: extern "C" fn(*mut c_void) -> c_int) -> Option<i32> {
     // SAFETY: the mapping's first page, ours: a guard below the stack.
     unsafe { crate::sys::syscall!(libc::SYS_mprotect, base, GUARD, libc::PROT_NONE) };
     let stack_top = base + GUARD + STACK;
-    let new_tp = stack_top + TLS_AREA;
+    let new_tp = stack_top + tls_area;
     // SAFETY: the creator's TCB header is readable at its thread pointer; the new one is in
     // our fresh mapping, TCB bytes long.
     unsafe {
