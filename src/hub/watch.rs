@@ -31,6 +31,11 @@ pub(super) struct Watched {
     preempt_wanted: AtomicBool,
     /// The switch count at which a preemption found nothing else to run, plus one (0: none).
     alone_at: AtomicU32,
+    /// Where the preemption signal last found the running thread, at which switch count, and
+    /// how many times it found it since that switch.
+    sampled_pc: AtomicUsize,
+    sampled_at: AtomicU32,
+    samples: AtomicU32,
 }
 
 /// The OS thread's kernel id (not hooked: the raw system call).
@@ -134,6 +139,25 @@ impl Hub {
         self.watched_by_monitor
             .preempt_wanted
             .store(true, Ordering::Release);
+    }
+
+    /// Notes where the preemption signal found the running thread; returns where it found it
+    /// the time before, if that was since the last switch, and how many times it has found it
+    /// since that switch, this one included (on the hub's own OS thread, in the handler).
+    pub fn resample_pc(&self, pc: usize) -> (Option<usize>, u32) {
+        let watched = &self.watched_by_monitor;
+        let now = watched.switches.load(Ordering::Relaxed);
+        let same_turn = watched.sampled_at.load(Ordering::Relaxed) == now;
+        let before = same_turn.then(|| watched.sampled_pc.load(Ordering::Relaxed));
+        let samples = if same_turn {
+            watched.samples.load(Ordering::Relaxed).saturating_add(1)
+        } else {
+            1
+        };
+        watched.sampled_pc.store(pc, Ordering::Relaxed);
+        watched.sampled_at.store(now, Ordering::Relaxed);
+        watched.samples.store(samples, Ordering::Relaxed);
+        (before, samples)
     }
 
     /// The signal handler takes the request, if there is one.

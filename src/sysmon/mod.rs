@@ -248,15 +248,7 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted) -> boo
         && blocked::running_unblocked(hub.tid(), preempt::SIGNAL)
     {
         hub.want_preemption();
-        // SAFETY: a signal to a thread of this process; a thread that ended makes it fail.
-        unsafe {
-            crate::sys::syscall!(
-                libc::SYS_tgkill,
-                crate::sys::syscall!(libc::SYS_getpid),
-                hub.tid(),
-                preempt::SIGNAL
-            )
-        };
+        preempt::send(hub.tid());
         seen.signalled = now;
     }
     true

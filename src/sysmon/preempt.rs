@@ -26,6 +26,33 @@ use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use libc::siginfo_t;
 
+/// How close two samples of the interrupted instruction must be to count as one loop.
+const LOOP_SPAN: usize = 1024;
+/// After how many looks in one turn any safe point will do.
+const LOOKS_BEFORE_ANYWHERE: u32 = 6;
+
+/// The monitor's deliveries carry this value (`sigqueue`-style, `SI_QUEUE`): a program's own
+/// SIGURG, from the kernel, `kill` or `pthread_kill`, never does.
+pub const MONITORS_VALUE: usize = 0x6777_7379_736d_6f6e; // "gwsysmon"
+
+/// Sends the monitor's preemption request to OS thread `tid` of this process.
+pub fn send(tid: i32) {
+    // SAFETY: no arguments.
+    let pid = unsafe { crate::sys::syscall!(libc::SYS_getpid) };
+    // SAFETY: no arguments.
+    let uid = unsafe { crate::sys::syscall!(libc::SYS_getuid) };
+    // siginfo_t for SI_QUEUE on Linux: signo, errno, code, then pid, uid and the value.
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&SIGNAL.to_ne_bytes());
+    info[8..12].copy_from_slice(&libc::SI_QUEUE.to_ne_bytes());
+    info[16..20].copy_from_slice(&(pid as i32).to_ne_bytes());
+    info[20..24].copy_from_slice(&(uid as u32).to_ne_bytes());
+    info[24..32].copy_from_slice(&MONITORS_VALUE.to_ne_bytes());
+    // SAFETY: a signal with a valid siginfo to a thread of this process (one that ended makes
+    // it fail); a process may send itself any si_code.
+    unsafe { crate::sys::syscall!(libc::SYS_rt_tgsigqueueinfo, pid, tid, SIGNAL, info.as_ptr()) };
+}
+
 /// The signal the monitor sends: SIGURG, as Go chose it. Its default action is to ignore it
 /// (a stray one harms nothing), programs rarely use it (only for sockets' out-of-band data,
 /// with F_SETOWN), it is no real-time signal (no queue to fill: two sent before delivery are
@@ -75,38 +102,38 @@ fn xsave_size() -> Option<usize> {
     None
 }
 
-/// The kernel's handler for [`SIGNAL`].
+/// The kernel's handler for [`SIGNAL`]: the monitor's deliveries preempt, the others are the
+/// program's.
 extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
+    // SAFETY: the kernel's record of this delivery.
+    if !unsafe { from_monitor(info) } {
+        crate::signal::forward(sig, info, context);
+        return;
+    }
     let saved = crate::sys::errno();
-    let hub = Hub::current();
-    let asked = hub.is_some_and(Hub::take_preemption);
-    if let Some(hub) = hub.filter(|_| asked)
+    if let Some(hub) = Hub::current()
+        && hub.take_preemption()
         && may_preempt(hub, context)
     {
         // SAFETY: the kernel's context of this delivery, judged safe to redirect.
         unsafe { inject(context) };
     }
     crate::sys::set_errno(saved);
-    // SAFETY: the kernel's record of this delivery.
-    if !(asked && unsafe { sent_by_this_process(info) }) {
-        crate::signal::forward(sig, info, context);
-    }
 }
 
-/// Was the delivery a `tgkill` from this process (the monitor's own, when it asked)?
+/// Is the delivery the monitor's ([`send`])?
 ///
 /// # Safety
 /// `info` is the kernel's record of a delivery.
-unsafe fn sent_by_this_process(info: *const siginfo_t) -> bool {
-    // SAFETY: the kernel's record: si_code, then for a kill, si_pid at offset 16 on Linux.
-    let (code, pid) = unsafe {
+unsafe fn from_monitor(info: *const siginfo_t) -> bool {
+    // SAFETY: the kernel's record: si_code, then for SI_QUEUE the value at offset 24 on Linux.
+    let (code, value) = unsafe {
         (
             (*info).si_code,
-            info.cast::<u8>().add(16).cast::<i32>().read(),
+            info.cast::<u8>().add(24).cast::<usize>().read(),
         )
     };
-    // SAFETY: no arguments.
-    code == libc::SI_TKILL && pid == unsafe { crate::sys::syscall!(libc::SYS_getpid) } as i32
+    code == libc::SI_QUEUE && value == MONITORS_VALUE
 }
 
 /// Is the interrupted point one the running thread may be switched out at (see the module)?
@@ -127,6 +154,16 @@ fn may_preempt(hub: &Hub, context: *mut c_void) -> bool {
     if !me.is_root() && !(me.stack.low + room..me.stack.low + me.stack.size).contains(&sp) {
         // Not on its own stack (a handler on an alternate stack that no hook saw installed),
         // or too near its end.
+        return false;
+    }
+    // A loop, not a pass: where the thread was found the time before too, within a little
+    // code of here. A spin or a tight loop is found there again; a pass through an
+    // allocator's fast path built into the program (its thread cache is a thread-local every
+    // green thread of this OS thread shares) almost never is. A loop too large for that (an
+    // interpreter's) is taken after a few looks anyway.
+    let (before, samples) = hub.resample_pc(pc);
+    let in_loop = before.is_some_and(|before| before.abs_diff(pc) <= LOOP_SPAN);
+    if !in_loop && samples < LOOKS_BEFORE_ANYWHERE {
         return false;
     }
     match crate::scope::object_of(pc) {
