@@ -19,13 +19,23 @@ enum { THREADS = 10000, SLEEP_MS = 100 };
 static atomic_int stop_monitor;
 static int peak_os_threads;
 
+/* The program's OS threads: the library's monitor ("gw-sysmon") is not one of them. */
 static int os_threads(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
     struct dirent *e;
     if (!d) return -1;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') n++;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
+            fclose(f);
+        }
+        if (strcmp(comm, "gw-sysmon\n") != 0) n++;
+    }
     closedir(d);
     return n;
 }

@@ -85,14 +85,24 @@ static inline struct timespec gw_abs_in(clockid_t clock, long ms) {
     return ts;
 }
 
-/* Number of OS threads (kernel tasks) in this process. */
+/* Number of OS threads (kernel tasks) in this process, not counting the library's monitor
+ * ("gw-sysmon", started with the first green thread: see README, Semantics of green threads). */
 static inline int gw_os_threads(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
     struct dirent *e;
     if (!d) return -1;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') n++;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
+            fclose(f);
+        }
+        if (strcmp(comm, "gw-sysmon\n") != 0) n++;
+    }
     closedir(d);
     return n;
 }

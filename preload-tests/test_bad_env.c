@@ -14,7 +14,8 @@
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
         "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",             \
         "-GREENWORLD_TPOOL_SIZE", "-GREENWORLD_INHERIT", "-GREENWORLD_FILEIO", "-GREENWORLD_TLS", \
-        "-GREENWORLD_PATCH_FROM", "-GREENWORLD_PSYCOPG"
+        "-GREENWORLD_PATCH_FROM", "-GREENWORLD_PSYCOPG", "-GREENWORLD_PREEMPT", "-GREENWORLD_BLOCK_WARN", \
+        "-GREENWORLD_ESCAPES"
 
 static void *thread_fn(void *arg) {
     struct timespec ts = {0, 1000000};
@@ -39,7 +40,7 @@ static int child(void) {
 static char out[8192];
 
 static int run_child(const char *a, const char *b, char *desc, size_t desc_len) {
-    const char *env[24] = {CLEAN_ENV, a, b, NULL};
+    const char *env[32] = {CLEAN_ENV, a, b, NULL};
     snprintf(desc, desc_len, "%s%s%s", a, b ? " " : "", b ? b : "");
     return gw_run_self(env, out, sizeof out, "--child", NULL);
 }
@@ -134,6 +135,14 @@ int main(int argc, char **argv) {
                     "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q");
     expect_rejected("GREENWORLD_PATCH_FROM=lib0123456789012345678901234567890123456789012345678901234567.so",
                     NULL, "GREENWORLD_PATCH_FROM", "lib0123456789012345678901234567890123456789012345678901234567.so");
+    /* The monitor's: a boolean, a number of milliseconds or off, a boolean. */
+    expect_rejected("GREENWORLD_PREEMPT=sometimes", NULL, "GREENWORLD_PREEMPT", "sometimes");
+    expect_rejected("GREENWORLD_BLOCK_WARN=0", NULL, "GREENWORLD_BLOCK_WARN", "0");
+    expect_rejected("GREENWORLD_BLOCK_WARN=10ms", NULL, "GREENWORLD_BLOCK_WARN", "10ms");
+    expect_rejected("GREENWORLD_BLOCK_WARN=on", NULL, "GREENWORLD_BLOCK_WARN", "on");
+    CHECK(strstr(out, "accepted: off, or a whole number of milliseconds"),
+          "GREENWORLD_BLOCK_WARN: accepted values not listed: %s", out);
+    expect_rejected("GREENWORLD_ESCAPES=2", NULL, "GREENWORLD_ESCAPES", "2");
     /* A malformed value is an error even where the truth table would not look at it. */
     expect_rejected("GREENWORLD_SOCKET=1", "GREENWORLD_TIME=maybe", "GREENWORLD_TIME", "maybe");
     /* Two malformed values: still exactly one line (checked inside), naming one of them. */
@@ -185,6 +194,11 @@ int main(int argc, char **argv) {
     expect_accepted("GREENWORLD_TIME=");
     expect_accepted("GREENWORLD_PSYCOPG=Off");
     expect_accepted("GREENWORLD_PSYCOPG=1");
+    expect_accepted("GREENWORLD_PREEMPT=off");
+    expect_accepted("GREENWORLD_PREEMPT=on");
+    expect_accepted("GREENWORLD_BLOCK_WARN=50");
+    expect_accepted("GREENWORLD_BLOCK_WARN=off");
+    expect_accepted("GREENWORLD_ESCAPES=1");
 
     /* Unknown names: a warning naming the closest known one, and the program runs. */
     expect_warned("GREENWORLD_THREADS=0", NULL, "GREENWORLD_THREAD");

@@ -27,6 +27,7 @@ const FILEIO_MODES: &str = "off, pool";
 const SIGNALS: &str = "a signal name (SIGUSR2, USR2) or number from 1 to 64, not KILL or STOP";
 const PIDS: &str = "a process id (a whole number above 0)";
 const TLS_MODES: &str = "private, shared";
+const MILLISECONDS: &str = "off, or a whole number of milliseconds from 1 to 3600000";
 const SHARED_OBJECTS: &str = "a comma-separated list of at most 16 shared object names or paths \
      (sonames or file names such as libcurl.so.4, or paths with a '/'), each at most 63 bytes";
 /// eventlet's tpool default.
@@ -57,6 +58,9 @@ pub const KNOWN_VARS: &[&str] = &[
     // Set by `greenrun --dump PID` for the library to print that process's dump (see `dump`).
     "GREENWORLD_DUMP_OF",
     "GREENWORLD_TLS",
+    "GREENWORLD_PREEMPT",
+    "GREENWORLD_BLOCK_WARN",
+    "GREENWORLD_ESCAPES",
     // Set by the library itself under GREENWORLD_INHERIT=0 (see `inherit`).
     "GREENWORLD_INHERIT_PID",
     // The scripts': greenrun, run-tests, test-programs, test-python.
@@ -131,6 +135,12 @@ pub struct Config {
     pub deadlock: bool,
     /// `GREENWORLD_DUMP_OF`: this process only prints that process's dump, then exits.
     pub dump_of: Option<i32>,
+    /// Preempt a thread that keeps its hub for a slice without a switch (`sysmon`).
+    pub preempt: bool,
+    /// Warn when a hub's OS thread is blocked this long (ms) in a call no hook sees.
+    pub block_warn_ms: Option<u64>,
+    /// At exit, the table of calls that blocked a hub's OS thread (`sysmon::escapes`).
+    pub escapes: bool,
 }
 
 /// A malformed variable: what the one line on stderr says.
@@ -238,12 +248,24 @@ impl Config {
                     .ok_or_else(|| bad("GREENWORLD_DUMP_OF", v, PIDS))?,
             ),
         };
+        let block_warn_ms = match get("GREENWORLD_BLOCK_WARN") {
+            None | Some("off") => None,
+            Some(v) => Some(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=3_600_000).contains(n))
+                    .ok_or_else(|| bad("GREENWORLD_BLOCK_WARN", v, MILLISECONDS))?,
+            ),
+        };
         Ok(Config {
             psycopg,
             dump_at_exit: boolean("GREENWORLD_DUMP_AT_EXIT")?.unwrap_or(false),
             dump_signal,
             deadlock: boolean("GREENWORLD_DEADLOCK")?.unwrap_or(true),
             dump_of,
+            preempt: boolean("GREENWORLD_PREEMPT")?.unwrap_or(true),
+            block_warn_ms,
+            escapes: boolean("GREENWORLD_ESCAPES")?.unwrap_or(false),
             patch_from,
             tpool_size,
             fileio,
@@ -396,12 +418,14 @@ extern "C" fn print_stats() {
     let mut buf = LineBuf::new();
     let _ = write!(
         buf,
-        "greenworld: stats: pid={} program={} created={} peak_alive={} switches={} parks=",
+        "greenworld: stats: pid={} program={} created={} peak_alive={} switches={} preempted={} \
+         parks=",
         crate::log::pid(),
         crate::log::program(),
         s.created,
         s.peak_alive,
-        s.switches
+        s.switches,
+        s.preempted
     );
     for (i, reason) in crate::stats::ParkReason::ALL.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };

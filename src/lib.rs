@@ -20,6 +20,8 @@
 //! - [`signal`]: the program's signal handlers, wrapped so that a waiting call they interrupt
 //!   returns EINTR; `pthread_sigmask` and `pthread_kill` of a green thread.
 //! - [`park`]: the parking lot, the wait queues of primitives and descriptors.
+//! - [`sysmon`]: the monitor thread that watches every hub from outside: preemption of a
+//!   thread that keeps its hub, the blocking detector, the escapes table.
 //! - [`tpool`]: real OS threads for the calls that cannot be made non-blocking; [`resolver`]
 //!   sends name resolution there, [`fileio`] regular-file I/O (`GREENWORLD_FILEIO=pool`).
 //! - [`hub`]: a hub per OS thread, scheduling only — run queue, timers, poller, the root's loop,
@@ -69,6 +71,7 @@ pub mod stats;
 pub mod stdio;
 pub mod subsystem;
 pub mod sys;
+pub mod sysmon;
 pub mod thread;
 pub mod time;
 pub mod tpool;

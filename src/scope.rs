@@ -99,6 +99,66 @@ pub fn valid_name(name: &str) -> bool {
             .any(|b| b == b',' || b == 0 || b.is_ascii_whitespace())
 }
 
+/// Resolves `_dl_find_object` once; false when this glibc has none (older than 2.35).
+pub fn finder_ready() -> bool {
+    if FIND_OBJECT.load(Ordering::Acquire) == 0 {
+        // SAFETY: a NUL-terminated name; a successful dlsym does not allocate (see `real`).
+        let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr()) };
+        if found.is_null() {
+            return false;
+        }
+        FIND_OBJECT.store(found as usize, Ordering::Release);
+    }
+    true
+}
+
+/// A loaded object, as the loader maps it.
+#[derive(Clone, Copy)]
+pub struct Object {
+    /// Where its mapping starts and ends.
+    pub start: usize,
+    pub end: usize,
+    /// Its path as the loader has it (empty for the main program).
+    pub path: &'static [u8],
+}
+
+impl Object {
+    /// The file name of its path.
+    pub fn file(&self) -> &'static [u8] {
+        self.path.rsplit(|&b| b == b'/').next().unwrap_or(self.path)
+    }
+}
+
+/// The object `address` lies in, if any and if [`finder_ready`] said yes. Lock- and
+/// allocation-free, async-signal-safe (a signal handler asks it).
+pub fn object_of(address: usize) -> Option<Object> {
+    let find = FIND_OBJECT.load(Ordering::Acquire);
+    if find == 0 {
+        return None;
+    }
+    // SAFETY: FIND_OBJECT holds only dlsym's answer for _dl_find_object, of this type.
+    let find: FindObject = unsafe { core::mem::transmute::<usize, FindObject>(find) };
+    // SAFETY: all-zero is a valid dl_find_object for the loader to fill.
+    let mut found: DlFindObject = unsafe { core::mem::zeroed() };
+    // SAFETY: any address may be asked about; `found` is writable.
+    if unsafe { find(address as *const c_void, &mut found) } != 0 {
+        return None;
+    }
+    // SAFETY: the loader's link map for a loaded object; its name is a NUL-terminated string
+    // it owns (null for none).
+    let path = unsafe { found.link_map.as_ref() }
+        .filter(|map| !map.name.is_null())
+        .map_or(&[][..], |map| {
+            // SAFETY: as above: a non-null name the loader owns.
+            unsafe { CStr::from_ptr(map.name) }.to_bytes()
+        });
+    Some(Object {
+        start: found.map_start,
+        end: found.map_end,
+        path,
+    })
+}
+
 /// Calls from `name` (a soname, a file name, or a path with a '/') are green for `subs` from
 /// now on, on top of what they were. Allocation-free.
 pub fn add(name: &[u8], subs: u8) -> Result<(), Refused> {
@@ -108,13 +168,8 @@ pub fn add(name: &[u8], subs: u8) -> Result<(), Refused> {
     if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
         return Err(Refused::NoFinder);
     }
-    if FIND_OBJECT.load(Ordering::Acquire) == 0 {
-        // SAFETY: a NUL-terminated name; a successful dlsym does not allocate (see `real`).
-        let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr()) };
-        if found.is_null() {
-            return Err(Refused::NoFinder);
-        }
-        FIND_OBJECT.store(found as usize, Ordering::Release);
+    if !finder_ready() {
+        return Err(Refused::NoFinder);
     }
     while ADDING
         .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)

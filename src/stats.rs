@@ -53,6 +53,7 @@ static CREATED: AtomicU64 = AtomicU64::new(0);
 static ALIVE: AtomicU64 = AtomicU64::new(0);
 static PEAK_ALIVE: AtomicU64 = AtomicU64::new(0);
 static SWITCHES: AtomicU64 = AtomicU64::new(0);
+static PREEMPTED: AtomicU64 = AtomicU64::new(0);
 static PARKS: [AtomicU64; REASONS] = [const { AtomicU64::new(0) }; REASONS];
 
 pub fn thread_created() {
@@ -63,6 +64,11 @@ pub fn thread_created() {
 
 pub fn thread_ended() {
     ALIVE.fetch_sub(1, Relaxed);
+}
+
+/// A thread was preempted (made to call the hub's yield by `sysmon`).
+pub fn preempted() {
+    PREEMPTED.fetch_add(1, Relaxed);
 }
 
 #[inline]
@@ -79,6 +85,7 @@ pub struct Totals {
     pub created: u64,
     pub peak_alive: u64,
     pub switches: u64,
+    pub preempted: u64,
     pub parks: [u64; REASONS],
 }
 
@@ -87,6 +94,7 @@ pub fn total() -> Totals {
         created: CREATED.load(Relaxed),
         peak_alive: PEAK_ALIVE.load(Relaxed),
         switches: SWITCHES.load(Relaxed),
+        preempted: PREEMPTED.load(Relaxed),
         parks: core::array::from_fn(|i| PARKS[i].load(Relaxed)),
     }
 }

@@ -10,6 +10,13 @@ pub fn errno() -> c_int {
     unsafe { *libc::__errno_location() }
 }
 
+/// Where the calling OS thread's errno lives.
+#[inline]
+pub fn errno_address() -> usize {
+    // SAFETY: __errno_location has no preconditions.
+    unsafe { libc::__errno_location() as usize }
+}
+
 /// Sets the calling OS thread's errno.
 #[inline]
 pub fn set_errno(value: c_int) {

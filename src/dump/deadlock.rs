@@ -18,14 +18,10 @@
 use crate::green::{Green, table};
 use crate::hub::Hub;
 use crate::waiting::WaitOn;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Said for the current episode: not again until some thread could run again.
 static REPORTED: AtomicBool = AtomicBool::new(false);
-
-/// OS threads the library runs itself that never wake a green thread (a monitor thread, say):
-/// not counted as threads that could.
-pub static QUIET_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// The hub's [`crate::hub::Owners::maybe_deadlocked`].
 pub fn maybe_deadlocked(hub: &Hub) -> bool {
@@ -75,7 +71,7 @@ fn no_other_threads() -> bool {
     if pool.idle != pool.threads || pool.queued != 0 {
         return false;
     }
-    let known = 1 + pool.threads + QUIET_THREADS.load(Ordering::Relaxed);
+    let known = 1 + pool.threads + crate::sysmon::threads();
     os_threads().is_some_and(|n| n <= known)
 }
 

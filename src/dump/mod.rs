@@ -122,9 +122,8 @@ pub fn write_all(fd: c_int, mut bytes: &[u8]) {
     }
 }
 
-/// Sections other modules add to the dump, printed after the threads and hubs, in order (the
-/// escaped-blocking table of issue 14 §3 goes here).
-const DUMP_SECTIONS: &[fn(&mut Out)] = &[pool_section];
+/// Sections other modules add to the dump, printed after the threads and hubs, in order.
+const DUMP_SECTIONS: &[fn(&mut Out)] = &[pool_section, escapes_section];
 
 /// Prints the whole dump: a header, each hub with its threads, then [`DUMP_SECTIONS`].
 pub fn print(out: &mut Out, headline: &str) {
@@ -316,6 +315,13 @@ impl core::fmt::Display for Seconds {
             self.0 / 1_000_000 % 1000
         )
     }
+}
+
+/// The escaped-blocking table so far (`GREENWORLD_ESCAPES`), when a call escaped.
+fn escapes_section(out: &mut Out) {
+    crate::sysmon::escapes::for_each_line(|line| {
+        let _ = out.write_str(line);
+    });
 }
 
 fn pool_section(out: &mut Out) {

@@ -14,7 +14,9 @@
 pub mod masks;
 pub mod poller;
 mod slice;
+pub use slice::SLICE_NS;
 pub mod timers;
+pub mod watch;
 
 use crate::green::stack::{Stack, StackPool};
 use crate::green::{Green, GreenYielder, tls};
@@ -66,10 +68,6 @@ pub const CHANNEL_KEY: usize = usize::MAX - 1;
 /// How long a hub waits with nothing to do before it asks whether it is deadlocked.
 pub const DEADLOCK_GRACE_NS: u64 = 1_000_000_000;
 
-/// Every hub ever made, newest first (hubs are never freed): for the dump.
-static HUBS: core::sync::atomic::AtomicPtr<Hub> =
-    core::sync::atomic::AtomicPtr::new(ptr::null_mut());
-
 pub struct Hub {
     owners: &'static Owners,
     root: &'static Green,
@@ -84,7 +82,7 @@ pub struct Hub {
     /// Descriptors registered with the poller (any OS thread may unregister one).
     watched: AtomicUsize,
     /// Green threads made by this hub that have not finished.
-    alive: Cell<usize>,
+    alive: AtomicUsize,
     /// An owner asked for a look (`request_look`), maybe from a signal handler.
     look_requested: AtomicBool,
     /// Each thread's signal mask, and the OS thread's.
@@ -101,8 +99,6 @@ pub struct Hub {
     os_thread: libc::pthread_t,
     /// The running thread's turn on the hub (see `slice`).
     turn: slice::Turn,
-    /// The hub made before this one (see [`Hub::all`]).
-    older: core::sync::atomic::AtomicPtr<Hub>,
     /// A dump to stderr was asked for (maybe by a signal handler); served at the next look.
     dump_requested: AtomicBool,
     /// The dump channel's socket was ready in the last poll.
@@ -114,6 +110,8 @@ pub struct Hub {
     /// last green thread's until the root goes back to its own code, so a turn costs one
     /// switch, not two.
     tls_resident: Cell<&'static Green>,
+    /// What the monitor on another OS thread sees (see `watch`).
+    watched_by_monitor: watch::Watched,
 }
 
 /// What a dump says about a hub. The run queue, the timers and the count of live threads are
@@ -187,35 +185,23 @@ impl Hub {
             look_requested: AtomicBool::new(false),
             masks: Masks::new(root, owners.run_handler),
             root_gone: Cell::new(false),
-            alive: Cell::new(0),
+            alive: AtomicUsize::new(0),
             all_done_token: Cell::new(0),
             stacks: RefCell::new(StackPool::default()),
             poller_failures: Cell::new(0),
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
             turn: slice::Turn::default(),
-            older: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
             dump_requested: AtomicBool::new(false),
             channel_ready: Cell::new(false),
             quiet_checked: Cell::new(false),
             tls_resident: Cell::new(root),
+            watched_by_monitor: watch::Watched::default(),
         }));
         root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
         wait_record::mark_epoch();
-        let mut older = HUBS.load(Ordering::Acquire);
-        loop {
-            hub.older.store(older, Ordering::Relaxed);
-            match HUBS.compare_exchange(
-                older,
-                (hub as *const Hub).cast_mut(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(now) => older = now,
-            }
-        }
+        hub.enlist();
         (owners.made)(hub);
         // A process with green threads may have things to say after it closed stderr.
         crate::log::keep_stderr();
@@ -223,20 +209,14 @@ impl Hub {
         Ok(hub)
     }
 
-    /// Every hub of the process, newest first.
+    /// Every hub of the process, oldest first.
     pub fn all() -> impl Iterator<Item = &'static Hub> {
-        let mut at = HUBS.load(Ordering::Acquire).cast_const();
-        core::iter::from_fn(move || {
-            // SAFETY: hubs are leaked, never freed; `older` is set before a hub is published.
-            let hub = unsafe { at.as_ref() }?;
-            at = hub.older.load(Ordering::Acquire).cast_const();
-            Some(hub)
-        })
+        watch::all()
     }
 
     /// In a forked child whose forking thread had no hub: the hubs listed were other threads'.
     pub fn none_after_fork() {
-        HUBS.store(ptr::null_mut(), Ordering::Release);
+        watch::forget_all();
     }
 
     /// Is this the calling OS thread's hub?
@@ -255,7 +235,7 @@ impl Hub {
         Facts {
             run_queue: mine.then(|| self.run_queue.borrow().len()),
             timers: mine.then(|| self.timers.borrow().len()),
-            alive: mine.then(|| self.alive.get()),
+            alive: Some(self.alive.load(Ordering::Relaxed)),
             inbox: self.inbox.lock().map_or(0, |inbox| inbox.len()),
             inbox_full: self.inbox_full.load(Ordering::Relaxed),
             notified: self.poller.is_notified(),
@@ -290,7 +270,7 @@ impl Hub {
     /// loop next looks around (async-signal-safe: two stores and an eventfd write). False when
     /// there is no hub.
     pub fn request_dump() -> bool {
-        let Some(hub) = Hub::all().last() else {
+        let Some(hub) = Hub::all().next() else {
             return false;
         };
         hub.dump_requested.store(true, Ordering::Release);
@@ -316,7 +296,7 @@ impl Hub {
     /// makes the real, blocking call: nothing else would run while it waited.
     #[inline]
     pub fn parkable(&self) -> bool {
-        self.in_green() || self.alive.get() > 0
+        self.in_green() || self.alive.load(Ordering::Relaxed) > 0
     }
 
     /// The signal masks of this hub's threads.
@@ -324,9 +304,9 @@ impl Hub {
         &self.masks
     }
 
-    /// Green threads of this hub that have not finished.
+    /// Green threads of this hub that have not finished (from any OS thread: a relaxed read).
     pub fn alive(&self) -> usize {
-        self.alive.get()
+        self.alive.load(Ordering::Relaxed)
     }
 
     pub fn os_thread(&self) -> libc::pthread_t {
@@ -358,7 +338,8 @@ impl Hub {
         unsafe { *green.coroutine.get() = Some(coroutine) };
         // A new thread starts with its creator's mask, as natively.
         self.masks.join(green, self.current.get().sigmask.get());
-        self.alive.set(self.alive.get() + 1);
+        self.alive
+            .store(self.alive.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         stats::thread_created();
         self.run_queue.borrow_mut().push_back(green);
     }
@@ -425,7 +406,7 @@ impl Hub {
 
     /// Parks the root until every green thread of this hub has finished.
     pub fn wait_all_done(&self) {
-        while self.alive.get() > 0 {
+        while self.alive.load(Ordering::Relaxed) > 0 {
             let token = self.root.arm();
             self.all_done_token.set(token);
             self.park(self.root, token, WaitOn::AllDone.word(), None);
@@ -454,23 +435,21 @@ impl Hub {
         self.all_done_token.set(0);
         self.look_requested.store(false, Ordering::Relaxed);
         self.masks.after_fork(me);
-        // The other hubs were other threads': this one is the child's only hub.
-        self.older.store(ptr::null_mut(), Ordering::Relaxed);
-        HUBS.store((self as *const Hub).cast_mut(), Ordering::Release);
         self.dump_requested.store(false, Ordering::Relaxed);
         self.channel_ready.set(false);
         if me.is_root() {
-            self.alive.set(0);
+            self.alive.store(0, Ordering::Relaxed);
         } else {
             // The root (the parent's `main`, parked in this loop) does not exist here: no wake
             // may reach it, and its loop must never return into its own code.
             self.root.retire();
-            self.alive.set(1);
+            self.alive.store(1, Ordering::Relaxed);
             self.root_gone.set(true);
         }
         if let Err(e) = self.poller.reopen() {
             crate::fatal!("cannot make a poller in a forked child: {e}");
         }
+        self.enlist_after_fork();
     }
 
     /// Registers `fd` with this hub's epoll, edge-triggered for both directions; its events
@@ -534,7 +513,7 @@ impl Hub {
         let saved_errno = errno();
         let mut since_check = 0;
         while self.root_gone.get() || root.is_parked_on(token) {
-            if self.root_gone.get() && self.alive.get() == 0 {
+            if self.root_gone.get() && self.alive.load(Ordering::Relaxed) == 0 {
                 // The forking green thread was this child's only thread, and it has ended.
                 self.tls_home();
                 // SAFETY: exit runs atexit handlers and ends the process, as glibc's last
@@ -616,10 +595,12 @@ impl Hub {
     /// Blocks the OS thread in the poller until the next timer, an I/O event or a notify.
     fn wait_for_events(&self) {
         let next = self.timers.borrow().next_deadline();
+        self.set_idle(true);
         match next {
             Some(deadline) => self.poll_events(Some(deadline.saturating_sub(now_ns()))),
             None => self.wait_without_timer(),
         }
+        self.set_idle(false);
     }
 
     /// Nothing runnable and no timer: only an event can wake the hub. The first such wait
@@ -777,6 +758,7 @@ impl Hub {
             unsafe { tls::switch(&resident.tls, &green.tls) };
             self.tls_resident.set(green);
         }
+        self.note_switch(green);
         set_errno(green.errno.get());
         stats::switched();
         // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
@@ -789,6 +771,7 @@ impl Hub {
         green.errno.set(errno());
         self.current.set(self.root);
         self.start_turn();
+        self.note_return();
         match result {
             CoroutineResult::Return(retval) => {
                 green.retval.store(retval, Ordering::Release);
@@ -825,9 +808,10 @@ impl Hub {
             green.timers_in_heap.set(0);
         }
         self.masks.leave(green);
-        self.alive.set(self.alive.get() - 1);
+        self.alive
+            .store(self.alive.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
         stats::thread_ended();
-        if self.alive.get() == 0 {
+        if self.alive.load(Ordering::Relaxed) == 0 {
             self.root.unpark(self.all_done_token.replace(0));
         }
         (self.owners.ended)(green);

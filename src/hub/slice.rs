@@ -110,6 +110,21 @@ impl Hub {
         }
     }
 
+    /// The running thread was preempted (`sysmon`: it kept the hub for a slice without a
+    /// switch, and was interrupted in the program's own code, then made to call this): as at a
+    /// safe point whose slice is spent, it lets the others run if any can.
+    #[cold]
+    pub fn preempted(&self) {
+        if !self.may_switch_here() {
+            return;
+        }
+        if self.turn.root_woken.get() {
+            self.let_root_run();
+        } else if !self.others_may_run() || !self.look_and_yield() {
+            self.note_alone();
+        }
+    }
+
     #[cold]
     fn check_slice(&self) {
         if !self.may_switch_here() || !self.others_may_run() {

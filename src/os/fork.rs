@@ -70,6 +70,7 @@ extern "C" fn child() {
     locks.pool.in_child();
     crate::thread::sync::forget_tid_after_fork();
     crate::fd::forget_registrations();
+    crate::sysmon::after_fork();
     if let Some((hub, inbox)) = locks.inbox {
         // Each keeps only the forking thread's part, lowest layer first.
         let me = hub.current_green();

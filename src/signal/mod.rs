@@ -12,7 +12,7 @@ pub mod mask;
 
 pub use interrupt::{Interrupt, claim_arrived, interruptibly, interruptibly_with_mask};
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use libc::{SIG_DFL, SIG_IGN, c_int, c_void, siginfo_t};
 
 type Action = libc::sigaction;
@@ -23,6 +23,75 @@ const SIGNALS: usize = 65;
 static HANDLERS: [AtomicUsize; SIGNALS] = [const { AtomicUsize::new(0) }; SIGNALS];
 static FLAGS: [AtomicUsize; SIGNALS] = [const { AtomicUsize::new(0) }; SIGNALS];
 static ACTION_MASKS: [AtomicU64; SIGNALS] = [const { AtomicU64::new(0) }; SIGNALS];
+
+/// The signal the library keeps at the kernel for itself (0: none; `sysmon`'s preemption
+/// signal), the handler the kernel calls for it, and the disposition the program gave it (its
+/// handler, SIG_DFL or SIG_IGN), which `sigaction` keeps and reports as if installed.
+static RESERVED: AtomicI32 = AtomicI32::new(0);
+static RESERVED_HANDLER: AtomicUsize = AtomicUsize::new(0);
+static RESERVED_DISPOSITION: AtomicUsize = AtomicUsize::new(SIG_DFL);
+
+/// The kernel's handler for a reserved signal.
+pub type KernelHandler = extern "C" fn(c_int, *mut siginfo_t, *mut c_void);
+
+/// Keeps `sig` for the library: from now on the kernel calls `handler` for it, whatever the
+/// program installs, and `handler` passes the deliveries that are not its own to the
+/// program's disposition with [`forward`]. Returns false if the kernel refused.
+pub fn reserve(sig: c_int, handler: KernelHandler) -> bool {
+    let real = crate::real::get();
+    let index = sig as usize;
+    // SAFETY: all-zero is a valid sigaction for the kernel to fill.
+    let mut current: Action = unsafe { core::mem::zeroed() };
+    // SAFETY: a query into a local.
+    if unsafe { (real.sigaction)(sig, core::ptr::null(), &mut current) } != 0 {
+        return false;
+    }
+    let disposition = if current.sa_sigaction == trampoline as *const () as usize {
+        HANDLERS[index].load(Ordering::Acquire)
+    } else {
+        // Installed before the library was (or without it): the program's all the same.
+        if is_function(current.sa_sigaction) {
+            FLAGS[index].store(current.sa_flags as usize, Ordering::Release);
+            ACTION_MASKS[index].store(mask::from_set(&current.sa_mask), Ordering::Release);
+            HANDLERS[index].store(current.sa_sigaction, Ordering::Release);
+        }
+        current.sa_sigaction
+    };
+    RESERVED_DISPOSITION.store(disposition, Ordering::Release);
+    RESERVED_HANDLER.store(handler as usize, Ordering::Release);
+    RESERVED.store(sig, Ordering::Release);
+    // SAFETY: a valid action, our own handler.
+    unsafe {
+        (real.sigaction)(
+            sig,
+            &reserved_action(handler as usize),
+            core::ptr::null_mut(),
+        ) == 0
+    }
+}
+
+/// The kernel's action for the reserved signal: the library's handler, restarting calls (a
+/// delivery of its own must change nothing the program sees), blocking nothing else.
+fn reserved_action(handler: usize) -> Action {
+    // SAFETY: all-zero is a valid sigaction; fields set below.
+    let mut act: Action = unsafe { core::mem::zeroed() };
+    act.sa_sigaction = handler;
+    act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+    act
+}
+
+/// Is `sig` reserved by the library?
+fn is_reserved(sig: c_int) -> bool {
+    sig != 0 && RESERVED.load(Ordering::Acquire) == sig
+}
+
+/// A delivery of the reserved signal that is the program's: to the program's handler, as its
+/// own signals go (SIG_DFL and SIG_IGN of SIGURG both ignore it).
+pub fn forward(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
+    if handled(sig) {
+        trampoline(sig, info, context);
+    }
+}
 
 /// A broken pipe or a fault belongs to the running thread (the kernel raises it in the call
 /// that caused it): it interrupts no other thread's call, and waits for no other thread.
@@ -146,12 +215,23 @@ pub unsafe fn sigaction(sig: c_int, act: *const Action, old: *mut Action) -> c_i
     );
     // SAFETY: readable when non-null (caller).
     let wanted = unsafe { act.as_ref() }.copied();
+    let reserved = is_reserved(sig);
     let ours = wanted.map(|mut act| {
-        if is_function(act.sa_sigaction) {
+        if reserved {
+            act = reserved_action(RESERVED_HANDLER.load(Ordering::Acquire));
+        } else if is_function(act.sa_sigaction) {
             act.sa_sigaction = trampoline as *const () as usize;
             act.sa_flags |= libc::SA_SIGINFO;
         }
         act
+    });
+    let reported = reserved.then(|| {
+        // SAFETY: all-zero is a valid sigaction; fields set below.
+        let mut old: Action = unsafe { core::mem::zeroed() };
+        old.sa_sigaction = RESERVED_DISPOSITION.load(Ordering::Acquire);
+        old.sa_flags = program.1 as c_int;
+        old.sa_mask = mask::to_set(ACTION_MASKS[index].load(Ordering::Acquire));
+        old
     });
     // SAFETY: an all-zero sigaction is a valid value for the kernel to fill.
     let mut previous: Action = unsafe { core::mem::zeroed() };
@@ -175,9 +255,16 @@ pub unsafe fn sigaction(sig: c_int, act: *const Action, old: *mut Action) -> c_i
         FLAGS[index].store(act.sa_flags as usize, Ordering::Release);
         ACTION_MASKS[index].store(mask::from_set(&act.sa_mask), Ordering::Release);
         HANDLERS[index].store(handler, Ordering::Release);
+        if reserved {
+            RESERVED_DISPOSITION.store(act.sa_sigaction, Ordering::Release);
+        }
     }
     // SAFETY: writable when non-null (caller).
     if let Some(old) = unsafe { old.as_mut() } {
+        if let Some(reported) = reported {
+            *old = reported;
+            return 0;
+        }
         *old = previous;
         if previous.sa_sigaction == trampoline as *const () as usize {
             old.sa_sigaction = program.0;
@@ -204,6 +291,7 @@ pub fn adopt_installed() {
             continue;
         }
         if is_function(current.sa_sigaction)
+            && !is_reserved(sig)
             && current.sa_sigaction != trampoline as *const () as usize
         {
             // SAFETY: the action the kernel holds, installed again through ours.

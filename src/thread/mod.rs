@@ -233,6 +233,7 @@ pub(crate) unsafe fn spawn(
         return EAGAIN;
     }
     hub.spawn(green, stack, run);
+    crate::sysmon::thread_made();
     // SAFETY: out is writable (caller).
     unsafe { *out = green.handle() };
     0

@@ -1,0 +1,182 @@
+//! What a monitor on another OS thread may see of a hub (`sysmon`, as Go's sysmon watches its
+//! Ps): how many times it switched threads, which thread runs, whether it sleeps in its own
+//! poller, and its kernel thread id; and the one thing the monitor may ask of it, a preemption.
+//!
+//! Written by the hub's own OS thread with plain stores (a relaxed load and store, never a
+//! locked read-modify-write: the switch path stays as cheap as it was), read by the monitor.
+//! Every hub is listed in [`all`] from its creation: hubs are leaked, never freed.
+
+use super::Hub;
+use crate::green::Green;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+
+/// How many hubs the monitor can watch; hubs past it run unwatched (one line says so).
+pub const MAX_HUBS: usize = 256;
+
+static HUBS: [AtomicPtr<Hub>; MAX_HUBS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_HUBS];
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Default)]
+pub(super) struct Watched {
+    /// Switches between threads (green or root), wrapping.
+    switches: AtomicU32,
+    /// The thread that runs (null until the first switch: the root).
+    running: AtomicPtr<Green>,
+    /// The OS thread's kernel id (the forking thread's own in a fork child).
+    tid: AtomicI32,
+    /// The hub's root sleeps in its poller: nothing of the hub runs, by choice.
+    idle: AtomicBool,
+    /// The monitor asked for a preemption; the signal handler takes it.
+    preempt_wanted: AtomicBool,
+    /// The switch count at which a preemption found nothing else to run, plus one (0: none).
+    alone_at: AtomicU32,
+    /// Where the preemption signal last found the running thread, at which switch count, and
+    /// how many times it found it since that switch.
+    sampled_pc: AtomicUsize,
+    sampled_at: AtomicU32,
+    samples: AtomicU32,
+}
+
+/// The OS thread's kernel id (not hooked: the raw system call).
+fn gettid() -> i32 {
+    // SAFETY: no arguments.
+    unsafe { crate::sys::syscall!(libc::SYS_gettid) as i32 }
+}
+
+impl Hub {
+    /// Lists a new hub for the monitor, on its own OS thread.
+    pub(super) fn enlist(&self) {
+        self.watched_by_monitor
+            .tid
+            .store(gettid(), Ordering::Relaxed);
+        let slot = COUNT.fetch_add(1, Ordering::AcqRel);
+        match HUBS.get(slot) {
+            Some(entry) => entry.store(self as *const Hub as *mut Hub, Ordering::Release),
+            None => crate::log!(
+                Warn,
+                "more than {MAX_HUBS} hubs: the monitor does not see this one"
+            ),
+        }
+    }
+
+    /// In a fork child: the forking thread's id is new, and the other hubs' OS threads are gone.
+    pub(super) fn enlist_after_fork(&self) {
+        forget_all();
+        self.enlist();
+    }
+
+    /// Back to the root from a green thread: one plain store (the switch was counted when
+    /// the green thread was resumed, which is enough to tell that the hub moved).
+    #[inline]
+    pub(super) fn note_return(&self) {
+        let root = self.root as *const Green as *mut Green;
+        self.watched_by_monitor
+            .running
+            .store(root, Ordering::Release);
+    }
+
+    /// One switch to `to`: two plain stores.
+    #[inline]
+    pub(super) fn note_switch(&self, to: &'static Green) {
+        let watched = &self.watched_by_monitor;
+        let n = watched.switches.load(Ordering::Relaxed).wrapping_add(1);
+        watched.switches.store(n, Ordering::Relaxed);
+        watched
+            .running
+            .store(to as *const Green as *mut Green, Ordering::Release);
+    }
+
+    /// A preemption found nothing else to run (so far as this switch count goes).
+    pub(super) fn note_alone(&self) {
+        let watched = &self.watched_by_monitor;
+        let at = watched.switches.load(Ordering::Relaxed).wrapping_add(1);
+        watched.alone_at.store(at, Ordering::Relaxed);
+    }
+
+    /// Did a preemption since the last switch find that nothing else could run?
+    pub fn alone(&self) -> bool {
+        let watched = &self.watched_by_monitor;
+        watched.alone_at.load(Ordering::Relaxed)
+            == watched.switches.load(Ordering::Relaxed).wrapping_add(1)
+    }
+
+    #[inline]
+    pub(super) fn set_idle(&self, idle: bool) {
+        self.watched_by_monitor.idle.store(idle, Ordering::Relaxed);
+    }
+
+    /// Switches so far (for the monitor: unchanged between two looks means one thread ran
+    /// throughout, or the hub slept).
+    pub fn switches(&self) -> u32 {
+        self.watched_by_monitor.switches.load(Ordering::Relaxed)
+    }
+
+    /// Does the hub sleep in its poller (nothing runnable)?
+    pub fn idle(&self) -> bool {
+        self.watched_by_monitor.idle.load(Ordering::Relaxed)
+    }
+
+    /// The OS thread's kernel id.
+    pub fn tid(&self) -> i32 {
+        self.watched_by_monitor.tid.load(Ordering::Relaxed)
+    }
+
+    /// The thread running now, as last published (the root's before the first switch).
+    pub fn running(&self) -> &'static Green {
+        let green = self.watched_by_monitor.running.load(Ordering::Acquire);
+        // SAFETY: null or a control block of this hub; blocks are never freed (the handle
+        // table keeps them).
+        unsafe { green.as_ref() }.unwrap_or(self.root)
+    }
+
+    /// The monitor asks for a preemption (before it sends the signal).
+    pub fn want_preemption(&self) {
+        self.watched_by_monitor
+            .preempt_wanted
+            .store(true, Ordering::Release);
+    }
+
+    /// Notes where the preemption signal found the running thread; returns where it found it
+    /// the time before, if that was since the last switch, and how many times it has found it
+    /// since that switch, this one included (on the hub's own OS thread, in the handler).
+    pub fn resample_pc(&self, pc: usize) -> (Option<usize>, u32) {
+        let watched = &self.watched_by_monitor;
+        let now = watched.switches.load(Ordering::Relaxed);
+        let same_turn = watched.sampled_at.load(Ordering::Relaxed) == now;
+        let before = same_turn.then(|| watched.sampled_pc.load(Ordering::Relaxed));
+        let samples = if same_turn {
+            watched.samples.load(Ordering::Relaxed).saturating_add(1)
+        } else {
+            1
+        };
+        watched.sampled_pc.store(pc, Ordering::Relaxed);
+        watched.sampled_at.store(now, Ordering::Relaxed);
+        watched.samples.store(samples, Ordering::Relaxed);
+        (before, samples)
+    }
+
+    /// The signal handler takes the request, if there is one.
+    pub fn take_preemption(&self) -> bool {
+        let wanted = &self.watched_by_monitor.preempt_wanted;
+        wanted.load(Ordering::Relaxed) && wanted.swap(false, Ordering::Acquire)
+    }
+}
+
+/// In a fork child: the hubs listed were the parent's threads'.
+pub(super) fn forget_all() {
+    let listed = COUNT.load(Ordering::Acquire).min(MAX_HUBS);
+    for entry in &HUBS[..listed] {
+        entry.store(core::ptr::null_mut(), Ordering::Relaxed);
+    }
+    COUNT.store(0, Ordering::Release);
+}
+
+/// Every hub made so far (in this process), oldest first: the monitor's and the dump's list.
+pub fn all() -> impl Iterator<Item = &'static Hub> {
+    let listed = COUNT.load(Ordering::Acquire).min(MAX_HUBS);
+    HUBS[..listed].iter().filter_map(|entry| {
+        // SAFETY: null or a leaked hub.
+        unsafe { entry.load(Ordering::Acquire).as_ref() }
+    })
+}

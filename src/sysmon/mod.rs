@@ -1,0 +1,283 @@
+//! The monitor ("sysmon", as Go's runtime calls its own): one OS thread, `gw-sysmon`, that
+//! watches every hub from outside, every [`TICK_NS`], and serves three features:
+//! - preemption ([`preempt`]): a hub that ran one thread for [`SLICE_NS`] without a switch,
+//!   its OS thread running (not in a system call), is sent a signal whose handler makes that
+//!   thread yield if it was interrupted in the program's own code;
+//! - the blocking detector (`GREENWORLD_BLOCK_WARN=MS`, [`blocked`]): a hub whose OS thread has
+//!   been in one system call for MS while it has green threads that cannot run meanwhile is
+//!   named on stderr, once per episode, and again with the total when it ends;
+//! - the escapes table (`GREENWORLD_ESCAPES`, [`escapes`]): those episodes, counted per system
+//!   call, printed at exit.
+//!
+//! It starts when the process makes its first green thread (before, no hub has anything to
+//! watch; and a second OS thread costs every system call glibc wraps: trap 18), blocks every signal (they are the program's threads'), never calls a hook (raw
+//! system calls, the real functions) and costs the hubs nothing but a plain store per switch
+//! (`hub::watch`). A hub asleep in its own poller, or with no green thread, is left alone.
+
+pub mod blocked;
+pub mod escapes;
+mod hidden;
+pub mod preempt;
+
+use crate::hub::Hub;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// How often the monitor looks at the hubs while one of them runs threads; it backs off to
+/// [`IDLE_TICK_NS`] while every hub sleeps in its poller or has no green thread.
+pub const TICK_NS: u64 = 1_000_000;
+const IDLE_TICK_NS: u64 = 16_000_000;
+
+/// How long a thread may keep its hub, without a switch, before it is preempted: the slice
+/// the hooked calls' safe points give it (`hub::slice`). Go's is 10 ms; ours is shorter
+/// because the threads preempted here are often spin-waiting for each other (redis's main
+/// thread and its I/O threads each spin before they sleep): each handoff costs a slice.
+pub const SLICE_NS: u64 = crate::hub::SLICE_NS;
+
+/// Where the objects whose code is the runtime's own start (`scope::Object::start`): this
+/// library, libc and the dynamic loader; a preemption never interrupts them, and a caller
+/// found on a blocked stack is not one of them.
+static RUNTIME_OBJECTS: [AtomicUsize; 3] = [const { AtomicUsize::new(usize::MAX) }; 3];
+
+fn note_runtime_objects() {
+    if !crate::scope::finder_ready() {
+        return;
+    }
+    let start_of =
+        |address: usize| crate::scope::object_of(address).map_or(usize::MAX, |o| o.start);
+    // SAFETY: a NUL-terminated name; a successful dlsym does not allocate.
+    let in_loader = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr()) };
+    let starts = [
+        start_of(note_runtime_objects as *const () as usize),
+        start_of(crate::real::get().read as usize),
+        start_of(in_loader as usize),
+    ];
+    for (slot, start) in RUNTIME_OBJECTS.iter().zip(starts) {
+        slot.store(start, Ordering::Relaxed);
+    }
+}
+
+/// Is `start` (an object's) the library's, libc's or the loader's? Async-signal-safe.
+fn is_runtime_object(start: usize) -> bool {
+    RUNTIME_OBJECTS
+        .iter()
+        .any(|slot| slot.load(Ordering::Relaxed) == start)
+}
+
+/// Is the monitor running (in this process)?
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// OS threads the monitor runs (0 or 1): they never wake a green thread, so the deadlock
+/// check does not count them as threads that could.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many OS threads the monitor runs in this process.
+pub fn threads() -> usize {
+    THREADS.load(Ordering::Relaxed)
+}
+
+/// What the monitor does, as the configuration asks.
+#[derive(Clone, Copy)]
+struct Wanted {
+    preempt: bool,
+    block_warn_ns: Option<u64>,
+    escapes: bool,
+}
+
+impl Wanted {
+    fn from_config() -> Wanted {
+        let config = crate::config::get();
+        Wanted {
+            preempt: config.preempt,
+            block_warn_ns: config.block_warn_ms.map(|ms| ms * 1_000_000),
+            escapes: config.escapes,
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.preempt || self.block_warn_ns.is_some() || self.escapes
+    }
+
+    /// Are system-call episodes followed?
+    fn follows_blocks(&self) -> bool {
+        self.block_warn_ns.is_some() || self.escapes
+    }
+}
+
+/// A green thread was made: the monitor starts, the first time, if anything asks for it.
+#[inline]
+pub fn thread_made() {
+    if !STARTED.load(Ordering::Relaxed) {
+        start();
+    }
+}
+
+/// In a fork child: the monitor thread is the parent's; the child starts its own with its
+/// next green thread.
+pub fn after_fork() {
+    STARTED.store(false, Ordering::Relaxed);
+    THREADS.store(0, Ordering::Relaxed);
+    escapes::after_fork();
+}
+
+#[cold]
+fn start() {
+    let mut wanted = Wanted::from_config();
+    if !wanted.any() || STARTED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    note_runtime_objects();
+    if wanted.preempt && !preempt::install() {
+        wanted.preempt = false;
+    }
+    if wanted.escapes {
+        escapes::at_exit();
+    }
+    if !wanted.follows_blocks() {
+        // Preemption only: a thread glibc does not see (it would leave its single-threaded
+        // fast paths), which makes raw system calls only.
+        if !wanted.preempt {
+            return;
+        }
+        match hidden::spawn(preempting) {
+            Some(tid) => {
+                THREADS.store(1, Ordering::Relaxed);
+                name(tid)
+            }
+            None => crate::log!(Info, "cannot start a hidden monitor thread: no preemption"),
+        }
+        return;
+    }
+    let boxed = Box::into_raw(Box::new(wanted));
+    let real = crate::real::get();
+    // The monitor blocks every signal from its first instruction: a process-directed one must
+    // reach a hub's OS thread (see `tpool`).
+    // SAFETY: sets are valid; the thread's own mask is restored right after.
+    let rc = unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut before: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        (real.pthread_sigmask)(libc::SIG_SETMASK, &all, &mut before);
+        let mut thread: libc::pthread_t = 0;
+        let rc = (real.pthread_create)(&mut thread, core::ptr::null(), monitor, boxed.cast());
+        if rc == 0 {
+            // Named before anyone can count it (it would name itself only once it ran).
+            (real.pthread_setname_np)(thread, c"gw-sysmon".as_ptr());
+            (real.pthread_detach)(thread);
+            THREADS.store(1, Ordering::Relaxed);
+        }
+        (real.pthread_sigmask)(libc::SIG_SETMASK, &before, core::ptr::null_mut());
+        rc
+    };
+    if rc != 0 {
+        // SAFETY: not handed to a thread.
+        drop(unsafe { Box::from_raw(boxed) });
+        crate::log!(
+            Warn,
+            "cannot start the monitor thread (error {rc}): no preemption"
+        );
+    }
+}
+
+/// What the monitor remembers of one hub between looks.
+#[derive(Clone, Copy, Default)]
+struct Seen {
+    switches: u32,
+    /// When the monitor last saw the switch count change (or the hub idle).
+    since: u64,
+    /// When it last sent the preemption signal.
+    signalled: u64,
+    episode: blocked::Episode,
+}
+
+extern "C" fn monitor(arg: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: the Box `start` leaked for this thread.
+    let wanted = *unsafe { Box::from_raw(arg.cast::<Wanted>()) };
+    watch(wanted)
+}
+
+/// The hidden monitor's body: preemption only (see `hidden` for what it may call).
+extern "C" fn preempting(_: *mut libc::c_void) -> libc::c_int {
+    watch(Wanted {
+        preempt: true,
+        block_warn_ns: None,
+        escapes: false,
+    })
+}
+
+/// Names the monitor thread `tid` in /proc (raw calls), before anyone can count it.
+fn name(tid: i32) {
+    let mut path = crate::sys::LineBuf::new();
+    let _ = core::fmt::Write::write_fmt(&mut path, format_args!("/proc/self/task/{tid}/comm\0"));
+    // SAFETY: a NUL-terminated path and a short name; raw calls.
+    unsafe {
+        let fd = crate::sys::syscall!(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_bytes().as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC
+        );
+        if fd >= 0 {
+            crate::sys::syscall!(libc::SYS_write, fd, c"gw-sysmon".as_ptr(), 9);
+            crate::sys::syscall!(libc::SYS_close, fd);
+        }
+    }
+}
+
+fn watch(wanted: Wanted) -> ! {
+    let mut seen = [Seen::default(); crate::hub::watch::MAX_HUBS];
+    let mut tick = TICK_NS;
+    loop {
+        sleep(tick);
+        let now = crate::sys::now_ns();
+        let mut busy = false;
+        for (hub, seen) in crate::hub::watch::all().zip(seen.iter_mut()) {
+            busy |= look_at(hub, seen, now, &wanted);
+        }
+        tick = if busy {
+            TICK_NS
+        } else {
+            (tick * 2).min(IDLE_TICK_NS)
+        };
+    }
+}
+
+/// One look at `hub`; false when it sleeps in its poller or has no green thread.
+fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted) -> bool {
+    let switches = hub.switches();
+    let resting = hub.alive() == 0 || hub.idle();
+    if switches != seen.switches || resting || seen.since == 0 {
+        seen.switches = switches;
+        seen.since = now;
+        blocked::end(hub, &mut seen.episode, now, wanted.block_warn_ns);
+        return !resting;
+    }
+    let kept = now.saturating_sub(seen.since);
+    if wanted.follows_blocks() {
+        blocked::sample(hub, &mut seen.episode, now, wanted.block_warn_ns);
+    }
+    if wanted.preempt
+        && kept >= SLICE_NS
+        && now.saturating_sub(seen.signalled) >= SLICE_NS / 2
+        && !seen.episode.in_call()
+        && blocked::running_unblocked(hub.tid(), preempt::SIGNAL)
+    {
+        hub.want_preemption();
+        preempt::send(hub.tid());
+        seen.signalled = now;
+    }
+    true
+}
+
+fn sleep(ns: u64) {
+    let ts = crate::sys::ns_timespec(ns);
+    // SAFETY: a valid relative timespec; no remainder wanted.
+    unsafe {
+        crate::sys::syscall!(
+            libc::SYS_clock_nanosleep,
+            libc::CLOCK_MONOTONIC,
+            0,
+            &ts as *const libc::timespec,
+            0
+        )
+    };
+}

@@ -1,0 +1,310 @@
+//! Preemption at the program's own code (trap 16), as Go's asynchronous preemption (`preempt.go`,
+//! `signal_unix.go`'s `doSigPreempt`, `preempt_amd64.s`): the monitor asks a hub that ran one
+//! thread for a slice, and sends its OS thread [`SIGNAL`]. The handler does not switch threads
+//! (a switch inside a signal frame would run other threads with the signal's mask, on the
+//! signal's stack): it judges whether the interrupted point is one a thread may be switched
+//! out at and, if so, rewrites the interrupted context so that on return from the handler the
+//! thread *calls* [`async_preempt`], as if the interrupted instruction had made that call.
+//!
+//! A point is safe when the running code is the program's, not the library's, libc's, the
+//! loader's or the unwinder's (they hold locks and thread-shared state a switch would expose:
+//! malloc's arenas, stdio's locks, the loader's lock), the thread runs no handler of the
+//! program's (`context::in_handler`) and is no vfork child. Anything else: the monitor tries
+//! again a little later. Frames of those objects *below* the program's code (a callback from
+//! `qsort`, a thread's start routine under the library) are no worse than the hooked calls
+//! such code may already make, which switch threads too.
+//!
+//! [`async_preempt`] (assembly) saves every general register, the flags and the whole
+//! extended state (`xsave`, with the size `cpuid` gives for the features the OS enabled),
+//! calls the hub's ordinary yield ([`crate::hub::Hub::preempted`]), restores everything and
+//! returns to the interrupted instruction with `ret 128`, stepping over the red zone the
+//! interrupted code may use below its stack pointer (the System V ABI's 128 bytes), which the
+//! injected return address was pushed below. x86-64 only; other architectures refuse.
+
+use crate::hub::Hub;
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use libc::siginfo_t;
+
+/// How close two samples of the interrupted instruction must be to count as one loop.
+const LOOP_SPAN: usize = 1024;
+/// After how many looks in one turn any safe point will do.
+const LOOKS_BEFORE_ANYWHERE: u32 = 6;
+
+/// The monitor's deliveries carry this value (`sigqueue`-style, `SI_QUEUE`): a program's own
+/// SIGURG, from the kernel, `kill` or `pthread_kill`, never does.
+pub const MONITORS_VALUE: usize = 0x6777_7379_736d_6f6e; // "gwsysmon"
+
+/// Sends the monitor's preemption request to OS thread `tid` of this process.
+pub fn send(tid: i32) {
+    // SAFETY: no arguments.
+    let pid = unsafe { crate::sys::syscall!(libc::SYS_getpid) };
+    // SAFETY: no arguments.
+    let uid = unsafe { crate::sys::syscall!(libc::SYS_getuid) };
+    // siginfo_t for SI_QUEUE on Linux: signo, errno, code, then pid, uid and the value.
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&SIGNAL.to_ne_bytes());
+    info[8..12].copy_from_slice(&libc::SI_QUEUE.to_ne_bytes());
+    info[16..20].copy_from_slice(&(pid as i32).to_ne_bytes());
+    info[20..24].copy_from_slice(&(uid as u32).to_ne_bytes());
+    info[24..32].copy_from_slice(&MONITORS_VALUE.to_ne_bytes());
+    // SAFETY: a signal with a valid siginfo to a thread of this process (one that ended makes
+    // it fail); a process may send itself any si_code.
+    unsafe { crate::sys::syscall!(libc::SYS_rt_tgsigqueueinfo, pid, tid, SIGNAL, info.as_ptr()) };
+}
+
+/// The signal the monitor sends: SIGURG, as Go chose it. Its default action is to ignore it
+/// (a stray one harms nothing), programs rarely use it (only for sockets' out-of-band data,
+/// with F_SETOWN), it is no real-time signal (no queue to fill: two sent before delivery are
+/// one) and no C library keeps it for itself. A program's own handler for it still runs: the
+/// library keeps the kernel's action (`signal::reserve`, trap 19) and forwards what is not its
+/// own.
+pub const SIGNAL: c_int = libc::SIGURG;
+
+/// Bytes `xsave` needs for the state the OS enabled (0: no preemption on this machine).
+static XSAVE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// Readies preemption: the state size, the objects to keep out of, the signal's handler.
+/// False when this machine or glibc cannot (the reason logged).
+pub fn install() -> bool {
+    if !cfg!(target_arch = "x86_64") {
+        crate::log!(Info, "preemption is implemented on x86-64 only");
+        return false;
+    }
+    let Some(size) = xsave_size() else {
+        crate::log!(Info, "no XSAVE: preemption off");
+        return false;
+    };
+    if !crate::scope::finder_ready() {
+        crate::log!(Info, "no _dl_find_object (glibc < 2.35): preemption off");
+        return false;
+    }
+    XSAVE_SIZE.store(size, Ordering::Release);
+    crate::signal::reserve(SIGNAL, on_signal)
+}
+
+/// The size of the `xsave` area for the features enabled in XCR0, if the OS enabled XSAVE.
+#[cfg(target_arch = "x86_64")]
+fn xsave_size() -> Option<usize> {
+    use core::arch::x86_64::__cpuid_count;
+    let features = __cpuid_count(1, 0);
+    const OSXSAVE: u32 = 1 << 27;
+    if features.ecx & OSXSAVE == 0 {
+        return None;
+    }
+    // Leaf 0xD exists where XSAVE does; EBX: the size for the features XCR0 enables.
+    let size = __cpuid_count(0xd, 0).ebx as usize;
+    (size >= 576).then_some(size)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn xsave_size() -> Option<usize> {
+    None
+}
+
+/// The kernel's handler for [`SIGNAL`]: the monitor's deliveries preempt, the others are the
+/// program's.
+extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
+    // SAFETY: the kernel's record of this delivery.
+    if !unsafe { from_monitor(info) } {
+        crate::signal::forward(sig, info, context);
+        return;
+    }
+    let saved = crate::sys::errno();
+    if let Some(hub) = Hub::current()
+        && hub.take_preemption()
+        && may_preempt(hub, context)
+    {
+        // SAFETY: the kernel's context of this delivery, judged safe to redirect.
+        unsafe { inject(context) };
+    }
+    crate::sys::set_errno(saved);
+}
+
+/// Is the delivery the monitor's ([`send`])?
+///
+/// # Safety
+/// `info` is the kernel's record of a delivery.
+unsafe fn from_monitor(info: *const siginfo_t) -> bool {
+    // SAFETY: the kernel's record: si_code, then for SI_QUEUE the value at offset 24 on Linux.
+    let (code, value) = unsafe {
+        (
+            (*info).si_code,
+            info.cast::<u8>().add(24).cast::<usize>().read(),
+        )
+    };
+    code == libc::SI_QUEUE && value == MONITORS_VALUE
+}
+
+/// Is the interrupted point one the running thread may be switched out at (see the module)?
+fn may_preempt(hub: &Hub, context: *mut c_void) -> bool {
+    if XSAVE_SIZE.load(Ordering::Acquire) == 0
+        || crate::context::in_handler()
+        || crate::context::in_vfork_child()
+        || (!hub.in_green() && hub.alive() == 0)
+    {
+        return false;
+    }
+    let Some((pc, sp)) = interrupted_at(context) else {
+        return false;
+    };
+    let me = hub.current_green();
+    // The injected call needs the saved state and a yield's frames below the red zone.
+    let room = XSAVE_SIZE.load(Ordering::Relaxed) + (8 << 10);
+    if !me.is_root() && !(me.stack.low + room..me.stack.low + me.stack.size).contains(&sp) {
+        // Not on its own stack (a handler on an alternate stack that no hook saw installed),
+        // or too near its end.
+        return false;
+    }
+    // A loop, not a pass: where the thread was found the time before too, within a little
+    // code of here. A spin or a tight loop is found there again; a pass through an
+    // allocator's fast path built into the program (its thread cache is a thread-local every
+    // green thread of this OS thread shares) almost never is. A loop too large for that (an
+    // interpreter's) is taken after a few looks anyway.
+    let (before, samples) = hub.resample_pc(pc);
+    let in_loop = before.is_some_and(|before| before.abs_diff(pc) <= LOOP_SPAN);
+    if !in_loop && samples < LOOKS_BEFORE_ANYWHERE {
+        return false;
+    }
+    match crate::scope::object_of(pc) {
+        // Code in no object: a JIT's (HotSpot's, V8's), the program's own.
+        None => true,
+        Some(object) => {
+            !super::is_runtime_object(object.start) && !object.file().starts_with(b"libgcc_s")
+        }
+    }
+}
+
+/// The interrupted instruction and stack pointer.
+#[cfg(target_arch = "x86_64")]
+fn interrupted_at(context: *mut c_void) -> Option<(usize, usize)> {
+    // SAFETY: the kernel's ucontext for this delivery.
+    let context = unsafe { &*context.cast::<libc::ucontext_t>() };
+    let regs = &context.uc_mcontext.gregs;
+    Some((
+        regs[libc::REG_RIP as usize] as usize,
+        regs[libc::REG_RSP as usize] as usize,
+    ))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn interrupted_at(_context: *mut c_void) -> Option<(usize, usize)> {
+    None
+}
+
+/// Makes the interrupted thread call `async_preempt` when the handler returns: its return
+/// address (the interrupted instruction) is pushed below the red zone.
+///
+/// # Safety
+/// `context` is the kernel's ucontext of a delivery on this thread, interrupted in code that
+/// keeps the System V red zone or less below its stack pointer.
+#[cfg(target_arch = "x86_64")]
+unsafe fn inject(context: *mut c_void) {
+    // SAFETY: per our contract.
+    let context = unsafe { &mut *context.cast::<libc::ucontext_t>() };
+    let regs = &mut context.uc_mcontext.gregs;
+    let sp = regs[libc::REG_RSP as usize] as usize - RED_ZONE - 8;
+    // SAFETY: below the red zone of the interrupted stack: free for a push, as a call made
+    // there would use it.
+    unsafe { (sp as *mut u64).write(regs[libc::REG_RIP as usize] as u64) };
+    regs[libc::REG_RSP as usize] = sp as i64;
+    regs[libc::REG_RIP as usize] = async_preempt as *const () as usize as i64;
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn inject(_context: *mut c_void) {}
+
+/// The System V x86-64 red zone.
+#[cfg(target_arch = "x86_64")]
+const RED_ZONE: usize = 128;
+
+/// Called by `async_preempt` with everything saved: the hub's yield, errno kept (the
+/// interrupted code may be between a call and its errno check).
+#[cfg(target_arch = "x86_64")]
+extern "C" fn preempted() {
+    let saved = crate::sys::errno();
+    if let Some(hub) = Hub::current() {
+        crate::stats::preempted();
+        hub.preempted();
+    }
+    crate::sys::set_errno(saved);
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe extern "C" {
+    /// Entered by a return from the signal handler, with the interrupted instruction's address
+    /// at the top of the stack and the red zone above it (see the module). A hidden symbol:
+    /// not exported.
+    #[link_name = "greenworld_async_preempt"]
+    fn async_preempt();
+}
+
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".pushsection .text.greenworld_async_preempt,\"ax\",@progbits",
+    ".globl greenworld_async_preempt",
+    ".hidden greenworld_async_preempt",
+    ".type greenworld_async_preempt,@function",
+    "greenworld_async_preempt:",
+    "pushfq",
+    // The interrupted code may have set the direction flag; the ABI wants it clear in calls.
+    "cld",
+    "push rax",
+    "push rbx",
+    "push rcx",
+    "push rdx",
+    "push rsi",
+    "push rdi",
+    "push rbp",
+    "push r8",
+    "push r9",
+    "push r10",
+    "push r11",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "mov rbp, rsp",
+    "mov rcx, qword ptr [rip + {size}]",
+    "sub rsp, rcx",
+    "and rsp, -64",
+    // XRSTOR wants the header's reserved bytes zero; XSAVE writes only XSTATE_BV of it.
+    "xor eax, eax",
+    "mov qword ptr [rsp + 512], rax",
+    "mov qword ptr [rsp + 520], rax",
+    "mov qword ptr [rsp + 528], rax",
+    "mov qword ptr [rsp + 536], rax",
+    "mov qword ptr [rsp + 544], rax",
+    "mov qword ptr [rsp + 552], rax",
+    "mov qword ptr [rsp + 560], rax",
+    "mov qword ptr [rsp + 568], rax",
+    "mov eax, -1",
+    "mov edx, -1",
+    "xsave64 [rsp]",
+    "call {preempted}",
+    "mov eax, -1",
+    "mov edx, -1",
+    "xrstor64 [rsp]",
+    "mov rsp, rbp",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop r11",
+    "pop r10",
+    "pop r9",
+    "pop r8",
+    "pop rbp",
+    "pop rdi",
+    "pop rsi",
+    "pop rdx",
+    "pop rcx",
+    "pop rbx",
+    "pop rax",
+    "popfq",
+    "ret 128",
+    ".size greenworld_async_preempt, . - greenworld_async_preempt",
+    ".popsection",
+    size = sym XSAVE_SIZE,
+    preempted = sym preempted,
+);
