@@ -11,7 +11,7 @@ TEST_LIB := $(patsubst preload-tests/%.c,$(TBIN)/%.so,$(wildcard preload-tests/l
 # linked and not preloaded; under the preload, ld.so takes the preloaded copy for its SONAME.
 TEST_LINKED := $(patsubst preload-tests/%.c,$(TBIN)/%,$(shell grep -l '^// link: greenworld' preload-tests/*.c))
 
-.PHONY: all build demo test test-install test-postgres test-aarch64 test-python test-programs preload-tests lint clean install uninstall header
+.PHONY: all build demo test test-hubs test-install test-postgres test-aarch64 test-python test-programs preload-tests lint clean install uninstall header
 
 all: demo
 
@@ -52,6 +52,10 @@ test: $(LIB) preload-tests
 	scripts/run-tests
 
 # CPython's threading suites, natively and under the preload (make test runs them too).
+# Every preload test again, its green threads spread over two hubs (GREENWORLD_HUBS=2).
+test-hubs: $(LIB) preload-tests
+	scripts/run-tests --hubs 2
+
 test-python: $(LIB)
 	scripts/test-python
 

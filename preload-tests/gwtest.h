@@ -85,8 +85,10 @@ static inline struct timespec gw_abs_in(clockid_t clock, long ms) {
     return ts;
 }
 
-/* Number of OS threads (kernel tasks) in this process, not counting the library's monitor
- * ("gw-sysmon", started with the first green thread: see README, Semantics of green threads). */
+/* Number of OS threads (kernel tasks) in this process, not counting the library's own: its
+ * monitor ("gw-sysmon", started with the first green thread: see README, Semantics of green
+ * threads) and the extra hubs' ("gw-hub-N", started with the first green thread under
+ * GREENWORLD_HUBS=N: see README, Several hubs). */
 static inline int gw_os_threads(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
@@ -101,7 +103,7 @@ static inline int gw_os_threads(void) {
             if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
             fclose(f);
         }
-        if (strcmp(comm, "gw-sysmon\n") != 0) n++;
+        if (strcmp(comm, "gw-sysmon\n") != 0 && strncmp(comm, "gw-hub-", 7) != 0) n++;
     }
     closedir(d);
     return n;

@@ -15,7 +15,7 @@
         "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",             \
         "-GREENWORLD_TPOOL_SIZE", "-GREENWORLD_INHERIT", "-GREENWORLD_FILEIO", "-GREENWORLD_TLS", \
         "-GREENWORLD_PATCH_FROM", "-GREENWORLD_PSYCOPG", "-GREENWORLD_PREEMPT", "-GREENWORLD_BLOCK_WARN", \
-        "-GREENWORLD_ESCAPES"
+        "-GREENWORLD_ESCAPES", "-GREENWORLD_HUBS"
 
 static void *thread_fn(void *arg) {
     struct timespec ts = {0, 1000000};
@@ -143,6 +143,13 @@ int main(int argc, char **argv) {
     CHECK(strstr(out, "accepted: off, or a whole number of milliseconds"),
           "GREENWORLD_BLOCK_WARN: accepted values not listed: %s", out);
     expect_rejected("GREENWORLD_ESCAPES=2", NULL, "GREENWORLD_ESCAPES", "2");
+    /* The number of hubs: auto or 1..256. */
+    expect_rejected("GREENWORLD_HUBS=zero", NULL, "GREENWORLD_HUBS", "zero");
+    expect_rejected("GREENWORLD_HUBS=0", NULL, "GREENWORLD_HUBS", "0");
+    expect_rejected("GREENWORLD_HUBS=-1", NULL, "GREENWORLD_HUBS", "-1");
+    expect_rejected("GREENWORLD_HUBS=1x", NULL, "GREENWORLD_HUBS", "1x");
+    CHECK(strstr(out, "accepted: auto, or a whole number of hubs"),
+          "GREENWORLD_HUBS: accepted values not listed: %s", out);
     /* A malformed value is an error even where the truth table would not look at it. */
     expect_rejected("GREENWORLD_SOCKET=1", "GREENWORLD_TIME=maybe", "GREENWORLD_TIME", "maybe");
     /* Two malformed values: still exactly one line (checked inside), naming one of them. */
@@ -199,6 +206,8 @@ int main(int argc, char **argv) {
     expect_accepted("GREENWORLD_BLOCK_WARN=50");
     expect_accepted("GREENWORLD_BLOCK_WARN=off");
     expect_accepted("GREENWORLD_ESCAPES=1");
+    expect_accepted("GREENWORLD_HUBS=2");
+    expect_accepted("GREENWORLD_HUBS=auto");
 
     /* Unknown names: a warning naming the closest known one, and the program runs. */
     expect_warned("GREENWORLD_THREADS=0", NULL, "GREENWORLD_THREAD");

@@ -23,6 +23,9 @@ const SIZES: &str = "a byte count of at least 16K, with an optional K, M or G su
 const LEVELS: &str = "off, error, warn, info, debug, optionally followed by :PATH (a file)";
 const STATS: &str = "1/0, true/false, yes/no, on/off, all, a file PATH containing '/', or all:PATH";
 const POOL_SIZES: &str = "a whole number of threads from 1 to 1024";
+const HUB_COUNTS: &str = "auto, or a whole number of hubs from 1 to 256";
+/// Most hubs (the monitor's list holds this many: `hub::watch::MAX_HUBS`).
+pub const MAX_HUBS: usize = 256;
 const FILEIO_MODES: &str = "off, pool";
 const SIGNALS: &str = "a signal name (SIGUSR2, USR2) or number from 1 to 64, not KILL or STOP";
 const PIDS: &str = "a process id (a whole number above 0)";
@@ -61,6 +64,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "GREENWORLD_PREEMPT",
     "GREENWORLD_BLOCK_WARN",
     "GREENWORLD_ESCAPES",
+    "GREENWORLD_HUBS",
     // Set by the library itself under GREENWORLD_INHERIT=0 (see `inherit`).
     "GREENWORLD_INHERIT_PID",
     // The scripts': greenrun, run-tests, test-programs, test-python.
@@ -141,6 +145,37 @@ pub struct Config {
     pub block_warn_ms: Option<u64>,
     /// At exit, the table of calls that blocked a hub's OS thread (`sysmon::escapes`).
     pub escapes: bool,
+    /// `GREENWORLD_HUBS`: how many OS threads run hubs (1: only the program's own).
+    pub hubs: Hubs,
+}
+
+/// How many hubs (`GREENWORLD_HUBS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hubs {
+    Count(usize),
+    /// As many as the CPUs the process may run on (`sched_getaffinity`), at most [`MAX_HUBS`].
+    Auto,
+}
+
+impl Hubs {
+    /// The number of hubs this process runs.
+    pub fn count(self) -> usize {
+        match self {
+            Hubs::Count(n) => n,
+            Hubs::Auto => {
+                // SAFETY: a zeroed cpu_set_t, filled by the kernel for this process.
+                let cpus = unsafe {
+                    let mut set: libc::cpu_set_t = core::mem::zeroed();
+                    if libc::sched_getaffinity(0, core::mem::size_of_val(&set), &mut set) == 0 {
+                        libc::CPU_COUNT(&set) as usize
+                    } else {
+                        1
+                    }
+                };
+                cpus.clamp(1, MAX_HUBS)
+            }
+        }
+    }
 }
 
 /// A malformed variable: what the one line on stderr says.
@@ -257,7 +292,18 @@ impl Config {
                     .ok_or_else(|| bad("GREENWORLD_BLOCK_WARN", v, MILLISECONDS))?,
             ),
         };
+        let hubs = match get("GREENWORLD_HUBS") {
+            None => Hubs::Count(1),
+            Some("auto") => Hubs::Auto,
+            Some(v) => Hubs::Count(
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_HUBS).contains(n))
+                    .ok_or_else(|| bad("GREENWORLD_HUBS", v, HUB_COUNTS))?,
+            ),
+        };
         Ok(Config {
+            hubs,
             psycopg,
             dump_at_exit: boolean("GREENWORLD_DUMP_AT_EXIT")?.unwrap_or(false),
             dump_signal,
@@ -836,6 +882,18 @@ mod tests {
         assert_eq!(edit_distance(b"kitten", b"sitting"), 3);
         assert_eq!(edit_distance(b"", b"abc"), 3);
         assert_eq!(edit_distance(&[b'a'; 65], b"a"), usize::MAX);
+    }
+
+    #[test]
+    fn hub_counts() {
+        let hubs = |v: &str| parse(&[("GREENWORLD_HUBS", v)]).map(|c| c.hubs);
+        assert_eq!(parse(&[]).unwrap().hubs, Hubs::Count(1));
+        assert_eq!(hubs("2"), Ok(Hubs::Count(2)));
+        assert_eq!(hubs("auto"), Ok(Hubs::Auto));
+        for bad in ["zero", "0", "-1", "1x", "257", "AUTO"] {
+            assert_eq!(hubs(bad).unwrap_err().name, "GREENWORLD_HUBS", "{bad}");
+        }
+        assert!(Hubs::Auto.count() >= 1);
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub enum WaitOn {
     Join(usize),
     /// A root in `pthread_exit` from `main`: every green thread of its hub must end.
     AllDone,
+    /// The root of a hub made only to run green threads (`GREENWORLD_HUBS`): it waits for
+    /// nothing but them, for good.
+    Serving,
     Mutex(usize),
     Cond(usize),
     RwLock(usize),
@@ -51,7 +54,7 @@ impl WaitOn {
         match self {
             WaitOn::Sleep => ParkReason::Sleep,
             WaitOn::Join(_) => ParkReason::Join,
-            WaitOn::AllDone => ParkReason::Exit,
+            WaitOn::AllDone | WaitOn::Serving => ParkReason::Exit,
             WaitOn::Mutex(_)
             | WaitOn::Cond(_)
             | WaitOn::RwLock(_)
@@ -95,6 +98,7 @@ impl WaitOn {
             WaitOn::File => (15, 0),
             WaitOn::Child => (16, 0),
             WaitOn::Futex(a) => (17, a as u64),
+            WaitOn::Serving => (18, 0),
         };
         (value << KIND_BITS) | (kind << REASON_BITS) | self.reason() as u64
     }
@@ -120,6 +124,7 @@ impl WaitOn {
             15 => WaitOn::File,
             16 => WaitOn::Child,
             17 => WaitOn::Futex(value),
+            18 => WaitOn::Serving,
             _ => return None,
         })
     }
@@ -245,6 +250,7 @@ mod tests {
             WaitOn::Sleep,
             WaitOn::Join(addr),
             WaitOn::AllDone,
+            WaitOn::Serving,
             WaitOn::Mutex(addr),
             WaitOn::Cond(addr),
             WaitOn::RwLock(addr),

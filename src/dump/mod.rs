@@ -283,6 +283,7 @@ fn describe_wait(line: &mut String, green: &Green, hub: &Hub, on: Option<WaitOn>
             _ => write!(line, "join of [{handle:#x}]"),
         },
         Some(WaitOn::AllDone) => line.write_str("pthread_exit: every green thread's end"),
+        Some(WaitOn::Serving) => line.write_str("serving its hub's green threads"),
         Some(WaitOn::Mutex(a)) => write!(line, "mutex {a:#x}"),
         Some(WaitOn::Cond(a)) => write!(line, "condition variable {a:#x}"),
         Some(WaitOn::RwLock(a)) => write!(line, "rwlock {a:#x}"),

@@ -46,9 +46,21 @@ pub struct Stack {
     /// Bytes of guard at the bottom.
     guard: usize,
     pooled: bool,
+    /// The hub whose pool it came from, when another hub runs its thread (0: the hub that
+    /// ends the thread keeps it). Opaque here: the hub gives it back (see `Hub::place`).
+    home: usize,
 }
 
 impl Stack {
+    /// Where the stack goes back to when its thread ends (0: the pool of the hub it ran on).
+    pub fn home(&self) -> usize {
+        self.home
+    }
+
+    pub fn set_home(&mut self, home: usize) {
+        self.home = home;
+    }
+
     /// Wraps memory the program gave with `pthread_attr_setstack`.
     ///
     /// # Safety
@@ -62,6 +74,7 @@ impl Stack {
             len: top - low,
             guard: 0,
             pooled: false,
+            home: 0,
         })
     }
 
@@ -133,10 +146,11 @@ impl StackPool {
     }
 
     /// Takes back the stack of a finished thread.
-    pub fn put(&mut self, stack: Stack) {
+    pub fn put(&mut self, mut stack: Stack) {
         if !stack.pooled {
             return;
         }
+        stack.home = 0;
         if self.hot.len() < HOT_LIMIT {
             self.hot.push(stack);
         } else {
@@ -177,6 +191,7 @@ impl StackPool {
             len,
             guard,
             pooled: true,
+            home: 0,
         })
     }
 }

@@ -76,9 +76,13 @@ pub struct Hub {
     timers: RefCell<Timers<usize>>,
     poller: poller::Poller,
     events: RefCell<Vec<libc::epoll_event>>,
-    /// Green threads of this hub woken by other OS threads.
-    inbox: Mutex<Vec<&'static Green>>,
+    /// What other OS threads hand this hub.
+    inbox: Mutex<Inbox>,
+    /// Set when the inbox's woken threads or arrivals may hold something (one flag: the
+    /// common empty case costs one load).
     inbox_full: AtomicBool,
+    /// The inbox holds stacks given back.
+    stacks_returned: AtomicBool,
     /// Descriptors registered with the poller (any OS thread may unregister one).
     watched: AtomicUsize,
     /// Green threads made by this hub that have not finished.
@@ -112,6 +116,27 @@ pub struct Hub {
     tls_resident: Cell<&'static Green>,
     /// What the monitor on another OS thread sees (see `watch`).
     watched_by_monitor: watch::Watched,
+}
+
+/// What other OS threads hand a hub, behind one lock (`os::fork` holds it across a fork).
+#[derive(Default)]
+pub struct Inbox {
+    /// Green threads of this hub woken by other OS threads.
+    woken: Vec<&'static Green>,
+    /// New green threads another hub placed here (`place`), started by this hub's own thread.
+    arrivals: Vec<Arrival>,
+    /// Stacks of threads that ended on other hubs, back to this hub's pool (`take_stack`).
+    stacks: Vec<Stack>,
+}
+
+/// A green thread made by another hub's `pthread_create` for this one: started here, where its
+/// thread-locals must be built (trap 17: a DTV points at its OS thread's static TLS blocks).
+struct Arrival {
+    green: &'static Green,
+    stack: Stack,
+    /// Its creator's signal mask (a new thread starts with it).
+    mask: masks::Bits,
+    body: fn(&'static Green) -> usize,
 }
 
 /// What a dump says about a hub. The run queue, the timers and the count of live threads are
@@ -179,8 +204,9 @@ impl Hub {
             timers: RefCell::new(Timers::default()),
             poller: poller::Poller::new()?,
             events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; 256]),
-            inbox: Mutex::new(Vec::new()),
+            inbox: Mutex::new(Inbox::default()),
             inbox_full: AtomicBool::new(false),
+            stacks_returned: AtomicBool::new(false),
             watched: AtomicUsize::new(0),
             look_requested: AtomicBool::new(false),
             masks: Masks::new(root, owners.run_handler),
@@ -236,7 +262,7 @@ impl Hub {
             run_queue: mine.then(|| self.run_queue.borrow().len()),
             timers: mine.then(|| self.timers.borrow().len()),
             alive: Some(self.alive.load(Ordering::Relaxed)),
-            inbox: self.inbox.lock().map_or(0, |inbox| inbox.len()),
+            inbox: self.inbox.lock().map_or(0, |inbox| inbox.woken.len()),
             inbox_full: self.inbox_full.load(Ordering::Relaxed),
             notified: self.poller.is_notified(),
             watched: self.watched.load(Ordering::Relaxed),
@@ -314,7 +340,87 @@ impl Hub {
     }
 
     pub fn take_stack(&self, size: usize, guard: usize) -> Option<Stack> {
+        if self.stacks_returned.load(Ordering::Relaxed) {
+            self.take_back_stacks();
+        }
         self.stacks.borrow_mut().get(size, guard)
+    }
+
+    #[cold]
+    fn take_back_stacks(&self) {
+        self.stacks_returned.store(false, Ordering::Relaxed);
+        let back = core::mem::take(&mut self.lock_inbox().stacks);
+        let mut pool = self.stacks.borrow_mut();
+        for stack in back {
+            pool.put(stack);
+        }
+    }
+
+    /// Gives a finished thread's stack back to the pool it came from.
+    fn stack_done(&self, stack: Stack) {
+        let home = stack.home();
+        if home == 0 || home == self as *const Hub as usize {
+            self.stacks.borrow_mut().put(stack);
+            return;
+        }
+        // SAFETY: a stack's home is a hub, and hubs are never freed.
+        let home = unsafe { &*(home as *const Hub) };
+        // Never waits: in a fork child the home hub's OS thread is gone, maybe with its lock.
+        match home.inbox.try_lock() {
+            Ok(mut inbox) => {
+                inbox.stacks.push(stack);
+                home.stacks_returned.store(true, Ordering::Relaxed);
+            }
+            Err(_) => self.stacks.borrow_mut().put(stack),
+        }
+    }
+
+    /// Makes `green` (not yet started, its block naming this hub) runnable on this hub, from
+    /// any OS thread: at once on this hub's own, else through the inbox, at this hub's next
+    /// look, where its thread-locals are built for this OS thread. `stack` was taken from the
+    /// calling thread's hub `from`, which gets it back when the thread ends.
+    pub fn place(
+        &'static self,
+        from: &'static Hub,
+        green: &'static Green,
+        mut stack: Stack,
+        body: fn(&'static Green) -> usize,
+    ) {
+        let mask = from.current.get().sigmask.get();
+        if !ptr::eq(from, self) {
+            stack.set_home(from as *const Hub as usize);
+        }
+        self.lock_inbox().arrivals.push(Arrival {
+            green,
+            stack,
+            mask,
+            body,
+        });
+        self.inbox_full.store(true, Ordering::Release);
+        if let Err(e) = self.poller.notify() {
+            crate::log!(Error, "cannot notify a hub: {e}");
+        }
+    }
+
+    /// Were threads placed here that have not started yet (from any OS thread)?
+    pub fn has_arrivals(&self) -> bool {
+        self.inbox
+            .lock()
+            .is_ok_and(|inbox| !inbox.arrivals.is_empty())
+    }
+
+    /// Starts the threads other hubs placed here.
+    #[cold]
+    fn start_arrivals(&self, arrived: Vec<Arrival>) {
+        for arrival in arrived {
+            if tls::private() && !self.give_private_tls(arrival.green) {
+                crate::log!(
+                    Warn,
+                    "no memory for a green thread's own thread-locals: it shares its OS thread's"
+                );
+            }
+            self.spawn_masked(arrival.green, arrival.stack, arrival.body, arrival.mask);
+        }
     }
 
     /// Gives back a stack taken for a thread that was not made after all.
@@ -329,6 +435,16 @@ impl Hub {
         stack: Stack,
         body: fn(&'static Green) -> usize,
     ) {
+        self.spawn_masked(green, stack, body, self.current.get().sigmask.get());
+    }
+
+    fn spawn_masked(
+        &self,
+        green: &'static Green,
+        stack: Stack,
+        body: fn(&'static Green) -> usize,
+        mask: masks::Bits,
+    ) {
         let coroutine = Coroutine::with_stack(stack, move |yielder: &GreenYielder, ()| {
             green.yielder.set(yielder);
             green.hub().masks.deliver(green);
@@ -337,7 +453,7 @@ impl Hub {
         // SAFETY: the thread has not started; nothing else refers to its coroutine slot.
         unsafe { *green.coroutine.get() = Some(coroutine) };
         // A new thread starts with its creator's mask, as natively.
-        self.masks.join(green, self.current.get().sigmask.get());
+        self.masks.join(green, mask);
         self.alive
             .store(self.alive.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         stats::thread_created();
@@ -404,6 +520,16 @@ impl Hub {
         crate::fatal!("an exited green thread was resumed")
     }
 
+    /// The loop of a hub's own OS thread made only to run green threads (`GREENWORLD_HUBS`):
+    /// its root waits for a wake nobody sends, so it runs the threads placed here as they
+    /// become runnable and sleeps in its poller meanwhile, until the process ends.
+    pub fn serve(&self) -> ! {
+        loop {
+            let token = self.root.arm();
+            self.park(self.root, token, WaitOn::Serving.word(), None);
+        }
+    }
+
     /// Parks the root until every green thread of this hub has finished.
     pub fn wait_all_done(&self) {
         while self.alive.load(Ordering::Relaxed) > 0 {
@@ -415,7 +541,7 @@ impl Hub {
 
     /// Held across `fork` (see `os::fork`): a pool thread waking a green thread of this hub
     /// must not be inside the inbox's lock when the child is made.
-    pub fn lock_inbox(&self) -> std::sync::MutexGuard<'_, Vec<&'static Green>> {
+    pub fn lock_inbox(&self) -> std::sync::MutexGuard<'_, Inbox> {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -423,8 +549,11 @@ impl Hub {
     /// schedule only that thread (trap 13; `os::fork` has retired the others: nothing can wake
     /// them). The parent's epoll instance and eventfd are replaced by the child's own, and
     /// pending timers and wake-ups are dropped.
-    pub fn after_fork(&self, mut inbox: std::sync::MutexGuard<'_, Vec<&'static Green>>) {
-        inbox.clear();
+    pub fn after_fork(&self, mut inbox: std::sync::MutexGuard<'_, Inbox>) {
+        // Threads placed here by hubs the child does not have: retired with them (their
+        // stacks are the parent's memory, left as they are).
+        inbox.woken.clear();
+        core::mem::forget(core::mem::take(&mut inbox.arrivals));
         drop(inbox);
         let me = self.current.get();
         self.run_queue.borrow_mut().clear();
@@ -480,10 +609,7 @@ impl Hub {
             return;
         }
         if !green.is_root() {
-            self.inbox
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(green);
+            self.lock_inbox().woken.push(green);
             self.inbox_full.store(true, Ordering::Release);
         }
         if let Err(e) = self.poller.notify() {
@@ -570,8 +696,19 @@ impl Hub {
         {
             return;
         }
-        let woken = core::mem::take(&mut *self.inbox.lock().unwrap_or_else(|e| e.into_inner()));
+        let (woken, arrived) = {
+            let mut inbox = self.lock_inbox();
+            let arrived = if inbox.arrivals.is_empty() {
+                Vec::new()
+            } else {
+                core::mem::take(&mut inbox.arrivals)
+            };
+            (core::mem::take(&mut inbox.woken), arrived)
+        };
         self.run_queue.borrow_mut().extend(woken);
+        if !arrived.is_empty() {
+            self.start_arrivals(arrived);
+        }
     }
 
     fn fire_due_timers(&self) {
@@ -794,7 +931,7 @@ impl Hub {
                 // dropping; the C frames below are abandoned as pthread_exit abandons them.
                 unsafe { coroutine.force_reset() };
             }
-            self.stacks.borrow_mut().put(coroutine.into_stack());
+            self.stack_done(coroutine.into_stack());
         }
         if ptr::eq(self.tls_resident.get(), green) {
             self.tls_home();

@@ -9,7 +9,6 @@
 
 pub use crate::context::in_vfork_child;
 use crate::context::note_process;
-use crate::green::Green;
 use crate::hub::Hub;
 use crate::park::{self, AllBuckets};
 use core::cell::UnsafeCell;
@@ -21,7 +20,7 @@ struct Locks {
     peeks: super::wait::ForkGuard,
     buckets: AllBuckets,
     pool: crate::tpool::ForkGuard,
-    inbox: Option<(&'static Hub, MutexGuard<'static, Vec<&'static Green>>)>,
+    inbox: Option<(&'static Hub, MutexGuard<'static, crate::hub::Inbox>)>,
 }
 
 /// The locks of the fork in progress, from the prepare handler to the parent or child one.
@@ -71,6 +70,7 @@ extern "C" fn child() {
     crate::thread::sync::forget_tid_after_fork();
     crate::fd::forget_registrations();
     crate::sysmon::after_fork();
+    crate::thread::hubs::after_fork();
     if let Some((hub, inbox)) = locks.inbox {
         // Each keeps only the forking thread's part, lowest layer first.
         let me = hub.current_green();

@@ -5,6 +5,7 @@
 pub mod c11;
 pub mod futex;
 pub mod handles;
+pub mod hubs;
 pub mod keys;
 pub mod sync;
 
@@ -193,6 +194,7 @@ pub(crate) unsafe fn spawn(
     let Some(hub) = hub_or_native() else {
         return EAGAIN; // not reached: create and c11::create checked first
     };
+    let home = hubs::place_from(hub);
     // SAFETY: attr per our contract.
     let wanted = unsafe { wanted(attr) };
     let stack = match wanted.stack_memory {
@@ -214,7 +216,7 @@ pub(crate) unsafe fn spawn(
         guard: stack.guard(),
     };
     let Some(green) = table::insert(Green::thread(
-        hub as *const Hub as *const (),
+        home as *const Hub as *const (),
         info,
         entry,
         wanted.detached,
@@ -226,13 +228,18 @@ pub(crate) unsafe fn spawn(
         );
         return EAGAIN;
     };
-    if crate::green::tls::private() && !hub.give_private_tls(green) {
-        // SAFETY: just made, never started nor handed out.
-        unsafe { table::remove(green) };
-        hub.put_stack(stack);
-        return EAGAIN;
+    if !core::ptr::eq(home, hub) {
+        // Started by its own hub's OS thread, where its thread-locals are built.
+        home.place(hub, green, stack, run);
+    } else {
+        if crate::green::tls::private() && !hub.give_private_tls(green) {
+            // SAFETY: just made, never started nor handed out.
+            unsafe { table::remove(green) };
+            hub.put_stack(stack);
+            return EAGAIN;
+        }
+        hub.spawn(green, stack, run);
     }
-    hub.spawn(green, stack, run);
     crate::sysmon::thread_made();
     // SAFETY: out is writable (caller).
     unsafe { *out = green.handle() };
@@ -403,6 +410,9 @@ pub fn exit(retval: usize) {
         hub.exit_current(retval);
     }
     hub.wait_all_done();
+    if hubs::count() > 1 {
+        hubs::wait_all_done(hub);
+    }
 }
 
 /// `pthread_self`: a green thread's own handle, or the OS thread's.

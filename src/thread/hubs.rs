@@ -1,0 +1,210 @@
+//! Several hubs (`GREENWORLD_HUBS`): N-1 OS threads of the library's own, each running a hub
+//! loop (`Hub::serve`), beside the program's first one. A new green thread is placed once, at
+//! `pthread_create`, and never migrates (trap 8): its thread-locals, errno, glibc's per-thread
+//! state and the TID glibc's locks record stay one OS thread's for its whole life.
+//!
+//! Placement: the hub with the fewest live green threads, ties (and the first pick) going round
+//! the hubs. A thread-per-connection server's threads each stay as long as their connection,
+//! so counting live ones spreads the connections evenly even when they end unevenly, where
+//! plain round-robin leaves one hub with the long ones (see README, Performance). The count is
+//! a relaxed read of each hub's own counter: no lock, no shared write on the way.
+//!
+//! The extra OS threads are made at the first `pthread_create` that asks for a green thread
+//! (never before: a program that makes no thread keeps glibc's single-threaded fast paths),
+//! with the real `pthread_create` and every signal blocked (as the pool's): a hub's OS thread
+//! lets a signal through only while a green thread of it that does not block it runs (the
+//! hub's masks), so a process-directed signal reaches a thread that does not block it.
+
+use crate::hub::Hub;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+const MAX: usize = crate::config::MAX_HUBS;
+
+/// The hubs a new thread may go to: the first is the hub that started the others (`main`'s,
+/// usually); 0 hubs listed: not started yet (or not wanted: one hub).
+static HUBS: [AtomicPtr<Hub>; MAX] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX];
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Where the round goes next.
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+/// 0: the extra hubs are not started; 1: being started; 2: started.
+static STARTING: AtomicUsize = AtomicUsize::new(0);
+/// 0: not decided yet; else the number of hubs wanted.
+static WANTED: AtomicUsize = AtomicUsize::new(0);
+
+fn wanted() -> usize {
+    let n = WANTED.load(Ordering::Relaxed);
+    if n != 0 {
+        return n;
+    }
+    let n = crate::config::get().hubs.count();
+    WANTED.store(n, Ordering::Relaxed);
+    n
+}
+
+/// How many hubs run green threads (1 until the extra ones are started).
+pub fn count() -> usize {
+    COUNT.load(Ordering::Acquire).max(1)
+}
+
+/// The hub a new thread made from `creator`'s hub goes to.
+#[inline]
+pub fn place_from(creator: &'static Hub) -> &'static Hub {
+    if wanted() == 1 {
+        return creator;
+    }
+    pick(creator)
+}
+
+#[cold]
+fn pick(creator: &'static Hub) -> &'static Hub {
+    let mut n = COUNT.load(Ordering::Acquire);
+    if n == 0 {
+        start(creator);
+        n = COUNT.load(Ordering::Acquire);
+        if n == 0 {
+            return creator;
+        }
+    }
+    let first = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut best: Option<(&'static Hub, usize)> = None;
+    for i in 0..n {
+        let ptr = HUBS[(first + i) % n].load(Ordering::Acquire);
+        // SAFETY: listed hubs are leaked, never freed.
+        let Some(hub) = (unsafe { ptr.as_ref() }) else {
+            continue;
+        };
+        let load = hub.alive();
+        if best.is_none_or(|(_, least)| load < least) {
+            best = Some((hub, load));
+        }
+    }
+    best.map_or(creator, |(hub, _)| hub)
+}
+
+/// Makes the extra hubs' OS threads and waits until each has its hub (done once, by the first
+/// creator; a concurrent first creator on another OS thread waits for it).
+fn start(creator: &'static Hub) {
+    if STARTING
+        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        while COUNT.load(Ordering::Acquire) == 0 && STARTING.load(Ordering::Acquire) == 1 {
+            pause();
+        }
+        return;
+    }
+    let wanted = wanted();
+    HUBS[0].store(creator as *const Hub as *mut Hub, Ordering::Release);
+    let mut made = 1;
+    for index in 1..wanted {
+        match spawn_hub_thread(index) {
+            Some(hub) => {
+                HUBS[made].store(hub as *const Hub as *mut Hub, Ordering::Release);
+                made += 1;
+            }
+            None => break,
+        }
+    }
+    crate::log!(Debug, "{made} hubs run green threads");
+    COUNT.store(made, Ordering::Release);
+    STARTING.store(2, Ordering::Release);
+}
+
+/// A moment's wait for another OS thread (the raw system call: the hooked one would yield).
+fn pause() {
+    // SAFETY: no arguments.
+    unsafe { crate::sys::syscall!(libc::SYS_sched_yield) };
+}
+
+/// The hub made by a new OS thread, handed over once it is made.
+static MADE: AtomicPtr<Hub> = AtomicPtr::new(core::ptr::null_mut());
+
+/// One more OS thread running a hub; None (one line) when it cannot be made.
+fn spawn_hub_thread(index: usize) -> Option<&'static Hub> {
+    MADE.store(core::ptr::null_mut(), Ordering::Release);
+    let real = crate::real::get();
+    let mut thread: libc::pthread_t = 0;
+    // SAFETY: sets are valid locals; the real pthread_create with a valid start routine; the
+    // mask is restored before anything else runs on this thread.
+    let rc = unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        (real.pthread_sigmask)(libc::SIG_SETMASK, &all, &mut old);
+        let rc = (real.pthread_create)(
+            &mut thread,
+            core::ptr::null(),
+            hub_thread,
+            index as *mut libc::c_void,
+        );
+        (real.pthread_sigmask)(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        rc
+    };
+    if rc != 0 {
+        crate::log!(
+            Warn,
+            "cannot start hub {index}'s OS thread (error {rc}); {index} hubs run green threads"
+        );
+        return None;
+    }
+    // SAFETY: a thread we just made and never join.
+    unsafe { (real.pthread_detach)(thread) };
+    loop {
+        let hub = MADE.load(Ordering::Acquire);
+        // SAFETY: a hub handed over by its thread: leaked, never freed.
+        if let Some(hub) = unsafe { hub.as_ref() } {
+            return Some(hub);
+        }
+        pause();
+    }
+}
+
+extern "C" fn hub_thread(arg: *mut libc::c_void) -> *mut libc::c_void {
+    let index = arg as usize;
+    let mut name = *b"gw-hub-\0\0\0\0\0\0\0\0\0";
+    let digits = index.to_string();
+    name[7..7 + digits.len().min(8)].copy_from_slice(&digits.as_bytes()[..digits.len().min(8)]);
+    // SAFETY: a NUL-terminated name of at most 16 bytes, for this thread.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+    let hub =
+        super::hub_or_native().unwrap_or_else(|| crate::fatal!("cannot make hub {index}'s poller"));
+    MADE.store(hub as *const Hub as *mut Hub, Ordering::Release);
+    hub.serve()
+}
+
+/// In a fork child: the extra hubs were other OS threads; the child's next `pthread_create`
+/// starts its own, with the forking thread's hub first.
+pub fn after_fork() {
+    for slot in &HUBS {
+        slot.store(core::ptr::null_mut(), Ordering::Relaxed);
+    }
+    COUNT.store(0, Ordering::Release);
+    STARTING.store(0, Ordering::Release);
+}
+
+/// `pthread_exit` from a root, once its own hub's threads have ended: waits for every other
+/// hub's too (a look every millisecond: no hub tells another its last thread ended), then
+/// ends the process with status 0 as glibc's last thread does (the hubs' own OS threads never
+/// end by themselves).
+pub fn wait_all_done(mine: &'static Hub) -> ! {
+    let me = mine.current_green();
+    loop {
+        let busy = (0..count()).any(|i| {
+            // SAFETY: listed hubs are leaked, never freed.
+            unsafe { HUBS[i].load(Ordering::Acquire).as_ref() }
+                .is_some_and(|hub| hub.alive() > 0 || hub.has_arrivals())
+        });
+        if !busy && mine.alive() == 0 {
+            break;
+        }
+        let token = me.arm();
+        mine.park(
+            me,
+            token,
+            crate::waiting::WaitOn::AllDone.word(),
+            Some(crate::sys::now_ns() + 1_000_000),
+        );
+    }
+    // SAFETY: exit runs atexit handlers and ends the process, as glibc's last thread does.
+    unsafe { libc::exit(0) }
+}
