@@ -131,7 +131,14 @@ fn watch(
         return Ok(());
     }
     if !current.is_null() {
-        return Err(NotReady::Elsewhere);
+        // Several hubs: the hub that watches it wakes this thread across hubs (its poller's
+        // event unparks every waiter of the key, wherever it lives). Otherwise another OS
+        // thread's hub (a real thread's) would have to poll for this one: the real call.
+        return if Hub::several() {
+            Ok(())
+        } else {
+            Err(NotReady::Elsewhere)
+        };
     }
     let hub_ptr = hub as *const Hub as *mut Hub;
     if entry

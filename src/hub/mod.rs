@@ -175,6 +175,9 @@ impl Green {
     }
 }
 
+/// Green threads run on several hubs of the library's own (`GREENWORLD_HUBS`).
+static SEVERAL: AtomicBool = AtomicBool::new(false);
+
 thread_local! {
     /// This OS thread's hub, or null. Const-initialised and destructor-free (trap 6): hubs are
     /// leaked and stay valid while `exit` runs atexit handlers that may still call hooks.
@@ -233,6 +236,17 @@ impl Hub {
         crate::log::keep_stderr();
         crate::log!(Debug, "hub created on OS thread {:#x}", hub.os_thread);
         Ok(hub)
+    }
+
+    /// Do green threads run on several hubs of the library's own (`GREENWORLD_HUBS`)? Then
+    /// a descriptor one hub watches may have waiters on another (its poller wakes them).
+    #[inline]
+    pub fn several() -> bool {
+        SEVERAL.load(Ordering::Relaxed)
+    }
+
+    pub fn set_several(several: bool) {
+        SEVERAL.store(several, Ordering::Relaxed);
     }
 
     /// Every hub of the process, oldest first.

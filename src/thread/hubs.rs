@@ -106,6 +106,7 @@ fn start(creator: &'static Hub) {
         }
     }
     crate::log!(Debug, "{made} hubs run green threads");
+    Hub::set_several(made > 1);
     COUNT.store(made, Ordering::Release);
     STARTING.store(2, Ordering::Release);
 }
@@ -180,6 +181,7 @@ pub fn after_fork() {
     }
     COUNT.store(0, Ordering::Release);
     STARTING.store(0, Ordering::Release);
+    Hub::set_several(false);
 }
 
 /// `pthread_exit` from a root, once its own hub's threads have ended: waits for every other
