@@ -50,6 +50,9 @@ pub struct Owners {
     pub ended: fn(green: &'static Green),
     /// Runs the program's handler for a signal deferred to, or sent to, the running thread.
     pub run_handler: masks::RunHandler,
+    /// A thread of another hub sent `sig` to `green`, a thread of this one (`pthread_kill`),
+    /// handed over by [`Hub::send_signal`]: it is `green`'s alone, as natively.
+    pub signal_to: fn(hub: &Hub, green: &'static Green, sig: libc::c_int),
     /// A hub was made (the first one opens the dump channel: [`CHANNEL_KEY`]).
     pub made: fn(hub: &'static Hub),
     /// A dump was asked for ([`Hub::request_dump`]: to stderr), or the dump channel is ready
@@ -127,6 +130,8 @@ pub struct Inbox {
     arrivals: Vec<Arrival>,
     /// Stacks of threads that ended on other hubs, back to this hub's pool (`take_stack`).
     stacks: Vec<Stack>,
+    /// Signals other hubs' threads sent to threads of this one (`send_signal`).
+    signals: Vec<(&'static Green, libc::c_int)>,
 }
 
 /// A green thread made by another hub's `pthread_create` for this one: started here, where its
@@ -416,6 +421,16 @@ impl Hub {
         }
     }
 
+    /// Hands `sig`, sent by a thread of another hub to `green` (of this one), to this hub's
+    /// own OS thread, which makes it `green`'s ([`Owners::signal_to`]) at its next look.
+    pub fn send_signal(&self, green: &'static Green, sig: libc::c_int) {
+        self.lock_inbox().signals.push((green, sig));
+        self.inbox_full.store(true, Ordering::Release);
+        if let Err(e) = self.poller.notify() {
+            crate::log!(Error, "cannot notify a hub: {e}");
+        }
+    }
+
     /// Were threads placed here that have not started yet (from any OS thread)?
     pub fn has_arrivals(&self) -> bool {
         self.inbox
@@ -567,6 +582,7 @@ impl Hub {
         // Threads placed here by hubs the child does not have: retired with them (their
         // stacks are the parent's memory, left as they are).
         inbox.woken.clear();
+        inbox.signals.clear();
         core::mem::forget(core::mem::take(&mut inbox.arrivals));
         drop(inbox);
         let me = self.current.get();
@@ -710,18 +726,26 @@ impl Hub {
         {
             return;
         }
-        let (woken, arrived) = {
+        let (woken, arrived, signals) = {
             let mut inbox = self.lock_inbox();
-            let arrived = if inbox.arrivals.is_empty() {
-                Vec::new()
+            let (arrived, signals) = if inbox.arrivals.is_empty() && inbox.signals.is_empty() {
+                (Vec::new(), Vec::new())
             } else {
-                core::mem::take(&mut inbox.arrivals)
+                (
+                    core::mem::take(&mut inbox.arrivals),
+                    core::mem::take(&mut inbox.signals),
+                )
             };
-            (core::mem::take(&mut inbox.woken), arrived)
+            (core::mem::take(&mut inbox.woken), arrived, signals)
         };
         self.run_queue.borrow_mut().extend(woken);
         if !arrived.is_empty() {
             self.start_arrivals(arrived);
+        }
+        for (green, sig) in signals {
+            if green.is_live() {
+                (self.owners.signal_to)(self, green, sig);
+            }
         }
     }
 
@@ -979,6 +1003,7 @@ mod tests {
         look: |_| {},
         ended: |_| {},
         run_handler: |_, _| {},
+        signal_to: |_, _, _| {},
         made: |_| {},
         dump: |_, _| {},
         maybe_deadlocked: |_| false,

@@ -99,8 +99,9 @@ pub unsafe fn get_attr(handle: pthread_t, attr: *mut pthread_attr_t) -> Outcome<
 
 /// `pthread_kill`: signal 0 checks the green thread is alive. A signal for a thread of the
 /// caller's own hub is that thread's alone, as natively (see `signal::mask::send_to`) when the program
-/// handles it or the thread blocks it; otherwise (its default action, or a thread of another
-/// OS thread) it goes to the OS thread.
+/// handles it or the thread blocks it, and so is one for a thread of another of the library's
+/// hubs (`GREENWORLD_HUBS`), handed to that hub; otherwise (its default action, or a thread of a
+/// real thread's hub) it goes to the OS thread.
 pub fn kill(handle: pthread_t, sig: c_int) -> Outcome<c_int> {
     let green = match green(handle) {
         Ok(green) => green,
@@ -115,9 +116,15 @@ pub fn kill(handle: pthread_t, sig: c_int) -> Outcome<c_int> {
     let hub = green.hub();
     let here = crate::hub::Hub::current().is_some_and(|current| core::ptr::eq(current, hub));
     let blocked = green.sigmask.get() & crate::signal::mask::bit(sig) != 0;
-    if here && (blocked || crate::signal::handled(sig)) {
-        crate::signal::mask::send_to(hub, green, sig);
-        return Done(0);
+    if blocked || crate::signal::handled(sig) {
+        if here {
+            crate::signal::mask::send_to(hub, green, sig);
+            return Done(0);
+        }
+        if crate::hub::Hub::several() {
+            hub.send_signal(green, sig);
+            return Done(0);
+        }
     }
     // SAFETY: a real, live pthread_t.
     Done(unsafe { (crate::real::get().pthread_kill)(green.hub().os_thread(), sig) })

@@ -77,6 +77,7 @@ static HUB_OWNERS: Owners = Owners {
     look: crate::signal::interrupt::look,
     ended: reap,
     run_handler: crate::signal::run_deferred,
+    signal_to: crate::signal::mask::send_to,
     made: crate::dump::channel::open,
     dump: crate::dump::on_request,
     maybe_deadlocked: crate::dump::deadlock::maybe_deadlocked,
