@@ -261,7 +261,7 @@ impl Hub {
 
     /// In a forked child whose forking thread had no hub: the hubs listed were other threads'.
     pub fn none_after_fork() {
-        watch::forget_all();
+        watch::forget_all_but(None);
     }
 
     /// Is this the calling OS thread's hub?

@@ -66,6 +66,13 @@ impl Poller {
         Ok(())
     }
 
+    /// In a fork child, for a hub whose OS thread the child does not have: its descriptors
+    /// (the child's copies) are closed, so they neither leak nor keep watching the program's.
+    pub fn close_in_child(&self) {
+        self.epoll.close();
+        self.notifier.close();
+    }
+
     /// After a failed wait (the program closed or replaced our epoll behind the hooks' back,
     /// with a raw system call): a fresh instance. The old numbers are not closed — they may be
     /// the program's by now. Registrations are not carried over (see `fd::rewatch`).

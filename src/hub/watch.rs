@@ -62,7 +62,7 @@ impl Hub {
 
     /// In a fork child: the forking thread's id is new, and the other hubs' OS threads are gone.
     pub(super) fn enlist_after_fork(&self) {
-        forget_all();
+        forget_all_but(Some(self));
         self.enlist();
     }
 
@@ -163,8 +163,18 @@ impl Hub {
     }
 }
 
-/// In a fork child: the hubs listed were the parent's threads'.
-pub(super) fn forget_all() {
+/// In a fork child: the hubs listed were the parent's threads'; the pollers of those but
+/// `keep` (the forking thread's) are closed.
+pub(super) fn forget_all_but(keep: Option<&Hub>) {
+    for hub in all() {
+        if !keep.is_some_and(|keep| core::ptr::eq(keep, hub)) {
+            hub.poller.close_in_child();
+        }
+    }
+    forget_all();
+}
+
+fn forget_all() {
     let listed = COUNT.load(Ordering::Acquire).min(MAX_HUBS);
     for entry in &HUBS[..listed] {
         entry.store(core::ptr::null_mut(), Ordering::Relaxed);

@@ -117,12 +117,13 @@ fn pause() {
     unsafe { crate::sys::syscall!(libc::SYS_sched_yield) };
 }
 
-/// The hub made by a new OS thread, handed over once it is made.
-static MADE: AtomicPtr<Hub> = AtomicPtr::new(core::ptr::null_mut());
+/// The hub made by a new OS thread, handed over once it is made ([`NO_HUB`]: it could not be).
+static MADE: AtomicUsize = AtomicUsize::new(0);
+const NO_HUB: usize = 1;
 
 /// One more OS thread running a hub; None (one line) when it cannot be made.
 fn spawn_hub_thread(index: usize) -> Option<&'static Hub> {
-    MADE.store(core::ptr::null_mut(), Ordering::Release);
+    MADE.store(0, Ordering::Release);
     let real = crate::real::get();
     let mut thread: libc::pthread_t = 0;
     // SAFETY: sets are valid locals; the real pthread_create with a valid start routine; the
@@ -148,15 +149,16 @@ fn spawn_hub_thread(index: usize) -> Option<&'static Hub> {
         );
         return None;
     }
+    // (A thread whose hub could not be made ends by itself.)
     // SAFETY: a thread we just made and never join.
     unsafe { (real.pthread_detach)(thread) };
     loop {
-        let hub = MADE.load(Ordering::Acquire);
-        // SAFETY: a hub handed over by its thread: leaked, never freed.
-        if let Some(hub) = unsafe { hub.as_ref() } {
-            return Some(hub);
+        match MADE.load(Ordering::Acquire) {
+            0 => pause(),
+            NO_HUB => return None,
+            // SAFETY: a hub handed over by its thread: leaked, never freed.
+            hub => return Some(unsafe { &*(hub as *const Hub) }),
         }
-        pause();
     }
 }
 
@@ -167,9 +169,16 @@ extern "C" fn hub_thread(arg: *mut libc::c_void) -> *mut libc::c_void {
     name[7..7 + digits.len().min(8)].copy_from_slice(&digits.as_bytes()[..digits.len().min(8)]);
     // SAFETY: a NUL-terminated name of at most 16 bytes, for this thread.
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
-    let hub =
-        super::hub_or_native().unwrap_or_else(|| crate::fatal!("cannot make hub {index}'s poller"));
-    MADE.store(hub as *const Hub as *mut Hub, Ordering::Release);
+    let Some(hub) = super::hub_or_native() else {
+        // No descriptor for its poller (the program is at RLIMIT_NOFILE): fewer hubs.
+        crate::log!(
+            Info,
+            "cannot make hub {index}'s poller; {index} hubs run green threads"
+        );
+        MADE.store(NO_HUB, Ordering::Release);
+        return core::ptr::null_mut();
+    };
+    MADE.store(hub as *const Hub as usize, Ordering::Release);
     hub.serve()
 }
 
