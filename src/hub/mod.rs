@@ -339,9 +339,11 @@ impl Hub {
     /// May the calling thread park here, other threads of this hub running meanwhile? A green
     /// thread may; so may the root while green threads of its hub are alive. A root alone
     /// makes the real, blocking call: nothing else would run while it waited.
+    /// With several hubs a root may always park: a thread of another hub may wake it (and
+    /// `close` of a descriptor it waits on does, as on one hub).
     #[inline]
     pub fn parkable(&self) -> bool {
-        self.in_green() || self.alive.load(Ordering::Relaxed) > 0
+        self.in_green() || self.alive.load(Ordering::Relaxed) > 0 || Hub::several()
     }
 
     /// The signal masks of this hub's threads.
