@@ -85,6 +85,16 @@ static inline struct timespec gw_abs_in(clockid_t clock, long ms) {
     return ts;
 }
 
+/* How many hubs the preloaded library spreads green threads over (GREENWORLD_HUBS; 1 natively,
+ * and 2 or more for "auto": the test machines have at least two CPUs). Tests that check which
+ * OS thread runs what ask it. */
+static inline int gw_hubs(void) {
+    const char *v = getenv("GREENWORLD_HUBS");
+    if (!gw_preloaded() || !v || !*v) return 1;
+    if (strcmp(v, "auto") == 0) return 2;
+    return atoi(v) > 1 ? atoi(v) : 1;
+}
+
 /* Number of OS threads (kernel tasks) in this process, not counting the library's own: its
  * monitor ("gw-sysmon", started with the first green thread: see README, Semantics of green
  * threads) and the extra hubs' ("gw-hub-N", started with the first green thread under

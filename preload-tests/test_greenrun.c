@@ -39,7 +39,7 @@ static int greenrun(int which, const char *const env[], char *const argv[]) {
 #define CLEAN                                                                                     \
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
         "-GREENWORLD_PSYCOPG", "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",                 \
-        "-GREENWORLD_INHERIT", "-GREENWORLD_INHERIT_PID", "-GREENWORLD_PATCH_FROM", "-LD_PRELOAD"
+        "-GREENWORLD_INHERIT", "-GREENWORLD_INHERIT_PID", "-GREENWORLD_PATCH_FROM", "-GREENWORLD_HUBS", "-LD_PRELOAD"
 
 static const char *const clean[] = {CLEAN, NULL};
 

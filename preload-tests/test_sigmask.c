@@ -232,7 +232,8 @@ int main(void) {
     /* main blocks SIGUSR1 (above); the sleeper unblocks it. */
     CHECK_EQ(pthread_create(&t, NULL, unblocked_sleeper, NULL), 0);
     usleep(20 * 1000);
-    if (gw_preloaded()) CHECK_EQ(os_thread_blocks(SIGUSR1), 0);
+    /* (With several hubs the sleeper may run on another OS thread than main's.) */
+    if (gw_preloaded() && gw_hubs() == 1) CHECK_EQ(os_thread_blocks(SIGUSR1), 0);
     kill(getpid(), SIGUSR1);
     wait_handled(1);
     CHECK(pthread_equal(handler_thread, t), "SIGUSR1 handled by a thread that blocks it");

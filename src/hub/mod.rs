@@ -119,6 +119,12 @@ pub struct Hub {
     tls_resident: Cell<&'static Green>,
     /// What the monitor on another OS thread sees (see `watch`).
     watched_by_monitor: watch::Watched,
+    /// The signal service's record of this OS thread's interruptible waits (opaque here), for
+    /// other hubs' handlers to look at (`forward_signal`).
+    signal_waiters: core::sync::atomic::AtomicPtr<()>,
+    /// Signals whose handlers ran on another hub that had no waiting call to interrupt,
+    /// handed here to interrupt one of this hub's (several hubs only).
+    forwarded_signals: core::sync::atomic::AtomicU64,
 }
 
 /// What other OS threads hand a hub, behind one lock (`os::fork` holds it across a fork).
@@ -231,6 +237,8 @@ impl Hub {
             quiet_checked: Cell::new(false),
             tls_resident: Cell::new(root),
             watched_by_monitor: watch::Watched::default(),
+            signal_waiters: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
+            forwarded_signals: core::sync::atomic::AtomicU64::new(0),
         }));
         root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
@@ -431,6 +439,33 @@ impl Hub {
         if let Err(e) = self.poller.notify() {
             crate::log!(Error, "cannot notify a hub: {e}");
         }
+    }
+
+    /// The signal service's record of this hub's interruptible waits (null: none yet).
+    pub fn signal_waiters(&self) -> *const () {
+        self.signal_waiters.load(Ordering::Acquire)
+    }
+
+    pub fn set_signal_waiters(&self, waiters: *const ()) {
+        self.signal_waiters
+            .store(waiters as *mut (), Ordering::Release);
+    }
+
+    /// A process-directed signal's handler ran on another hub, where no call waited: one of
+    /// this hub's waiting calls is interrupted by it at this hub's next look, as natively the
+    /// kernel may pick any thread that lets it through (async-signal-safe).
+    pub fn forward_signal(&self, bits: u64) {
+        self.forwarded_signals.fetch_or(bits, Ordering::AcqRel);
+        self.request_look();
+        let _ = self.poller.notify();
+    }
+
+    /// The signals forwarded here since the last call.
+    pub fn take_forwarded_signals(&self) -> u64 {
+        if self.forwarded_signals.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        self.forwarded_signals.swap(0, Ordering::AcqRel)
     }
 
     /// Were threads placed here that have not started yet (from any OS thread)?

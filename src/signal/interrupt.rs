@@ -71,7 +71,7 @@ fn existing() -> Option<&'static Waiters> {
     (!waiters.is_null()).then(|| unsafe { &*waiters })
 }
 
-fn waiters() -> &'static Waiters {
+fn waiters(hub: &Hub) -> &'static Waiters {
     existing().unwrap_or_else(|| {
         let made: &'static Waiters = Box::leak(Box::new(Waiters {
             list: RefCell::new(VecDeque::new()),
@@ -80,6 +80,7 @@ fn waiters() -> &'static Waiters {
             arrived: AtomicU64::new(0),
         }));
         WAITERS.with(|w| w.set(made));
+        hub.set_signal_waiters(made as *const Waiters as *const ());
         made
     })
 }
@@ -88,7 +89,7 @@ fn waiters() -> &'static Waiters {
 /// handler runs on this OS thread during it (the hub notices when it next looks), one such
 /// wait is woken with `interrupted.happened` set, as natively one thread's call returns EINTR.
 pub fn interruptibly<R>(hub: &Hub, interrupted: &Interrupt, wait: impl FnOnce() -> R) -> R {
-    let waiters = waiters();
+    let waiters = waiters(hub);
     let me = hub.current_green();
     let seq = waiters.seq.get() + 1;
     waiters.seq.set(seq);
@@ -138,10 +139,37 @@ pub fn interruptibly_with_mask<R>(
 /// From the trampoline, on `hub`'s OS thread: `sig`'s handler ran. It counts only while calls
 /// wait interruptibly (a signal handled before a call began interrupts nothing).
 pub fn arrived(hub: &Hub, sig: c_int) {
-    let Some(waiters) = existing() else { return };
-    if !super::is_own(sig) && waiters.live.load(Ordering::Acquire) > 0 {
+    if super::is_own(sig) {
+        return;
+    }
+    if let Some(waiters) = existing()
+        && waiters.live.load(Ordering::Acquire) > 0
+    {
         waiters.arrived.fetch_or(mask::bit(sig), Ordering::AcqRel);
         hub.request_look();
+        return;
+    }
+    if Hub::several() {
+        forward(hub, sig);
+    }
+}
+
+/// No call waits on this hub: the first other hub where one does is handed the signal (the
+/// kernel delivers a process-directed signal to `main`'s OS thread by preference; natively it
+/// may interrupt a call of any thread that lets it through). Async-signal-safe: atomics only.
+#[cold]
+fn forward(here: &Hub, sig: c_int) {
+    for hub in Hub::all() {
+        if ptr::eq(hub, here) {
+            continue;
+        }
+        let waiters = hub.signal_waiters().cast::<Waiters>();
+        // SAFETY: a non-null record was leaked by `waiters` and is never freed; only its
+        // atomic count is read from this OS thread.
+        if unsafe { waiters.as_ref() }.is_some_and(|w| w.live.load(Ordering::Acquire) > 0) {
+            hub.forward_signal(mask::bit(sig));
+            return;
+        }
     }
 }
 
@@ -156,9 +184,9 @@ pub fn claim_arrived(signals: Bits) -> bool {
 
 /// The hub's look (see `hub::Owners::look`): signals whose handlers ran since the last one
 /// each interrupt one waiting call.
-pub fn look(_hub: &Hub) {
+pub fn look(hub: &Hub) {
     let Some(waiters) = existing() else { return };
-    let arrived = waiters.arrived.swap(0, Ordering::AcqRel);
+    let arrived = waiters.arrived.swap(0, Ordering::AcqRel) | hub.take_forwarded_signals();
     for sig in mask::signals(arrived) {
         interrupt(waiters, sig);
     }
