@@ -281,6 +281,9 @@ int main(int argc, char **argv) {
     /* Natively the deadlocking children hang silently: nothing to check. */
     if (!gw_preloaded()) return GW_SKIP;
     if (getenv("GREENWORLD_DEADLOCK")) return GW_SKIP;
+    /* With several hubs the check is conservative: another OS thread (a hub's) might wake
+     * anyone, so it never speaks (see README, Several hubs). */
+    if (gw_hubs() > 1) return GW_SKIP;
     gw_watchdog("test_deadlock", 60);
     gw_phase = "mutexes";
     deadlock_of_mutexes();

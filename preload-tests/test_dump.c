@@ -170,11 +170,14 @@ static const char *line_of(const char *text, const char *name, char *line, size_
 static void check_dump(const char *how, const char *dump, int fd, void *mutex) {
     char line[512], want[80];
     CHECK(strstr(dump, "greenworld: dump"), "%s: no dump:\n%s", how, dump);
-    CHECK(strstr(dump, "green threads: 4, hubs: 1"), "%s: %s", how, dump);
+    char head[64];
+    snprintf(head, sizeof head, "green threads: 4, hubs: %d", gw_hubs()); /* each hub listed */
+    CHECK(strstr(dump, head), "%s: %s", how, dump);
     snprintf(want, sizeof want, "parked on fd %d readable", fd);
     CHECK(strstr(line_of(dump, "reader", line, sizeof line), want), "%s: want '%s': %s", how, want, line);
     CHECK(strstr(line_of(dump, "sleeper", line, sizeof line), "parked on sleep"), "%s: %s", how, line);
-    CHECK(strstr(line, "deadline in "), "%s: %s", how, line);
+    /* A timer's deadline is its hub's own to read: shown for the printing hub's threads. */
+    if (gw_hubs() == 1) CHECK(strstr(line, "deadline in "), "%s: %s", how, line);
     snprintf(want, sizeof want, "parked on mutex %p", mutex);
     CHECK(strstr(line_of(dump, "locker", line, sizeof line), want), "%s: want '%s': %s", how, want, line);
     CHECK(strstr(line_of(dump, "joiner", line, sizeof line), "parked on join of thread"), "%s: %s", how, line);
@@ -262,7 +265,9 @@ static void thousand(void) {
     k.text[0] = 0;
     CHECK(read_until(&k, k.err, "end of dump", 30000), "no dump of 1000 threads:\n%.2000s", k.text);
     char want[80];
-    CHECK(strstr(k.text, "green threads: 1000, hubs: 1"), "%.2000s", k.text);
+    char head[64];
+    snprintf(head, sizeof head, "green threads: 1000, hubs: %d", gw_hubs());
+    CHECK(strstr(k.text, head), "%.2000s", k.text);
     snprintf(want, sizeof want, ": parked on fd %d readable", fd);
     CHECK_EQ(count(k.text, want), 167);
     CHECK_EQ(count(k.text, ": parked on sleep, "), 167);

@@ -39,7 +39,8 @@ static void semaphore_wakeup(void) {
     CHECK_EQ(pthread_join(t, NULL), 0);
     char buf[CALLS];
     CHECK_EQ(read(pipe_fds[0], buf, CALLS), CALLS);
-    if (gw_preloaded()) CHECK(seen == 0, "main ran only after %d of the thread's writes", seen);
+    if (gw_preloaded() && gw_hubs() == 1)
+        CHECK(seen == 0, "main ran only after %d of the thread's writes", seen);
     close(pipe_fds[0]);
     close(pipe_fds[1]);
     sem_destroy(&started);
@@ -73,7 +74,9 @@ static void condvar_wakeup(void) {
     pthread_mutex_unlock(&mu);
     int seen = atomic_load(&calls_done);
     CHECK_EQ(pthread_join(t, NULL), 0);
-    if (gw_preloaded()) CHECK(seen == 0, "main ran only after %d of the thread's reads", seen);
+    /* (With several hubs the thread may run on another OS thread, as natively.) */
+    if (gw_preloaded() && gw_hubs() == 1)
+        CHECK(seen == 0, "main ran only after %d of the thread's reads", seen);
     close(pipe_fds[0]);
     close(pipe_fds[1]);
 }
