@@ -1,6 +1,7 @@
 /* echo_server: a thread-per-connection blocking TCP echo server, the way it is written without
  * an event loop: an accept loop, one detached pthread per connection, read/write until EOF.
- *   echo_server [PORT]   (default 0: any free port on 127.0.0.1)
+ *   echo_server [PORT [WORK_US]]   (default 0: any free port on 127.0.0.1; WORK_US: about that
+ *                                   many microseconds of arithmetic per request, default 0)
  * Prints "PORT <n>" on stdout once it listens, then serves until killed. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,12 +11,31 @@
 #include <unistd.h>
 #include "bench.h"
 
+/* Iterations of `work` per request (0: a plain echo). */
+static long work_iters;
+static volatile uint64_t work_sink;
+
+static uint64_t work(long iters, uint64_t x) {
+    for (long i = 0; i < iters; i++) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return x;
+}
+
+/* Iterations of `work` that take about `us` microseconds on this CPU. */
+static long calibrate(long us) {
+    long iters = 1 << 20;
+    uint64_t t0 = now_ns();
+    work_sink = work(iters, 1);
+    uint64_t ns = now_ns() - t0;
+    return ns ? (long)((double)iters * (double)us * 1000.0 / (double)ns) : iters;
+}
+
 static void *serve(void *arg) {
     int fd = (int)(intptr_t)arg;
     char buf[4096];
     for (;;) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n <= 0) break;
+        if (work_iters) work_sink = work(work_iters, (uint64_t)n);
         for (ssize_t off = 0; off < n;) {
             ssize_t w = write(fd, buf + off, (size_t)(n - off));
             if (w <= 0) goto out;
@@ -29,6 +49,8 @@ out:
 
 int main(int argc, char **argv) {
     int port = argc > 1 ? atoi(argv[1]) : 0;
+    long work_us = argc > 2 ? atol(argv[2]) : 0;
+    if (work_us > 0) work_iters = calibrate(work_us);
     signal(SIGPIPE, SIG_IGN);
     int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     if (lfd < 0) die("echo_server: socket: %s", strerror(errno));
