@@ -113,7 +113,9 @@ static inline int gw_os_threads(void) {
             if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
             fclose(f);
         }
-        if (strcmp(comm, "gw-sysmon\n") != 0 && strncmp(comm, "gw-hub-", 7) != 0) n++;
+        /* A hub's OS thread is the program's when it is the caller's (a fork child's). */
+        int hub = strncmp(comm, "gw-hub-", 7) == 0 && atoi(e->d_name) != (int)syscall(SYS_gettid);
+        if (strcmp(comm, "gw-sysmon\n") != 0 && !hub) n++;
     }
     closedir(d);
     return n;
