@@ -101,7 +101,7 @@ static inline int gw_hubs(void) {
  * GREENWORLD_HUBS=N: see README, Several hubs). */
 static inline int gw_os_threads(void) {
     DIR *d = opendir("/proc/self/task");
-    int n = 0;
+    int n = 0, self_is_hub = 0;
     struct dirent *e;
     if (!d) return -1;
     while ((e = readdir(d))) {
@@ -113,11 +113,13 @@ static inline int gw_os_threads(void) {
             if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
             fclose(f);
         }
-        /* A hub's OS thread is the program's when it is the caller's (a fork child's). */
-        int hub = strncmp(comm, "gw-hub-", 7) == 0 && atoi(e->d_name) != (int)syscall(SYS_gettid);
+        int hub = strncmp(comm, "gw-hub-", 7) == 0;
+        if (hub && atoi(e->d_name) == (int)syscall(SYS_gettid)) self_is_hub = 1;
         if (strcmp(comm, "gw-sysmon\n") != 0 && !hub) n++;
     }
     closedir(d);
+    /* A fork child of a thread on another hub: the caller, a hub's OS thread, is its only one. */
+    if (n == 0 && self_is_hub) n = 1;
     return n;
 }
 
