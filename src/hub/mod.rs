@@ -86,6 +86,8 @@ pub struct Hub {
     inbox_full: AtomicBool,
     /// The inbox holds stacks given back.
     stacks_returned: AtomicBool,
+    /// Threads placed here by other hubs and not started yet (counted in `load`).
+    arriving: AtomicUsize,
     /// Descriptors registered with the poller (any OS thread may unregister one).
     watched: AtomicUsize,
     /// Green threads made by this hub that have not finished.
@@ -221,6 +223,7 @@ impl Hub {
             inbox: Mutex::new(Inbox::default()),
             inbox_full: AtomicBool::new(false),
             stacks_returned: AtomicBool::new(false),
+            arriving: AtomicUsize::new(0),
             watched: AtomicUsize::new(0),
             look_requested: AtomicBool::new(false),
             masks: Masks::new(root, owners.run_handler),
@@ -364,6 +367,12 @@ impl Hub {
         self.alive.load(Ordering::Relaxed)
     }
 
+    /// Green threads this hub runs or is about to (placed here, not started yet): what a
+    /// placement compares (from any OS thread: relaxed reads).
+    pub fn load(&self) -> usize {
+        self.alive.load(Ordering::Relaxed) + self.arriving.load(Ordering::Relaxed)
+    }
+
     pub fn os_thread(&self) -> libc::pthread_t {
         self.os_thread
     }
@@ -419,6 +428,7 @@ impl Hub {
         if !ptr::eq(from, self) {
             stack.set_home(from as *const Hub as usize);
         }
+        self.arriving.fetch_add(1, Ordering::Relaxed);
         self.lock_inbox().arrivals.push(Arrival {
             green,
             stack,
@@ -479,6 +489,7 @@ impl Hub {
     #[cold]
     fn start_arrivals(&self, arrived: Vec<Arrival>) {
         for arrival in arrived {
+            self.arriving.fetch_sub(1, Ordering::Relaxed);
             if tls::private() && !self.give_private_tls(arrival.green) {
                 crate::log!(
                     Warn,

@@ -3,8 +3,9 @@
 //! `pthread_create`, and never migrates (trap 8): its thread-locals, errno, glibc's per-thread
 //! state and the TID glibc's locks record stay one OS thread's for its whole life.
 //!
-//! Placement: the hub with the fewest live green threads, ties (and the first pick) going round
-//! the hubs. A thread-per-connection server's threads each stay as long as their connection,
+//! Placement: the hub with the fewest live green threads (those placed there and not started
+//! yet included: a creator that makes several in a row must not see the other hubs as empty),
+//! ties (and the first pick) going round the hubs. A thread-per-connection server's threads each stay as long as their connection,
 //! so counting live ones spreads the connections evenly even when they end unevenly, where
 //! plain round-robin leaves one hub with the long ones (see README, Performance). The count is
 //! a relaxed read of each hub's own counter: no lock, no shared write on the way.
@@ -73,7 +74,7 @@ fn pick(creator: &'static Hub) -> &'static Hub {
         let Some(hub) = (unsafe { ptr.as_ref() }) else {
             continue;
         };
-        let load = hub.alive();
+        let load = hub.load();
         if best.is_none_or(|(_, least)| load < least) {
             best = Some((hub, load));
         }
