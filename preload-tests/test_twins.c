@@ -134,11 +134,11 @@ static int asleep;
 
 static void *green_sleeper(void *arg) {
     (void)arg;
-    asleep++;
+    __atomic_add_fetch(&asleep, 1, __ATOMIC_SEQ_CST); /* (two hubs: two OS threads) */
     struct timespec ts = {0, 200 * 1000 * 1000};
     CHECK_EQ(green_nanosleep(&ts, NULL), 0);
     /* All fell asleep before the first woke: the sleeps overlapped. */
-    CHECK_EQ(asleep, SLEEPERS);
+    CHECK_EQ(__atomic_load_n(&asleep, __ATOMIC_SEQ_CST), SLEEPERS);
     return NULL;
 }
 
