@@ -99,6 +99,11 @@ pub fn interruptibly<R>(hub: &Hub, interrupted: &Interrupt, wait: impl FnOnce() 
     let result = wait();
     me.interrupt_seq.set(0);
     let live = waiters.live.fetch_sub(1, Ordering::Release) - 1;
+    if live == 0 {
+        // A handler that ran after the last wait ended (as a call's own mask was restored)
+        // interrupts nothing: left here, it would end the next wait at once (claim_arrived).
+        waiters.arrived.store(0, Ordering::Release);
+    }
     let mut list = waiters.list.borrow_mut();
     if list.len() > 64 && list.len() > 2 * live {
         list.retain(|&(g, seq, _)| g.interrupt_seq.get() == seq);
