@@ -99,11 +99,6 @@ pub fn interruptibly<R>(hub: &Hub, interrupted: &Interrupt, wait: impl FnOnce() 
     let result = wait();
     me.interrupt_seq.set(0);
     let live = waiters.live.fetch_sub(1, Ordering::Release) - 1;
-    if live == 0 {
-        // A handler that ran after the last wait ended (as a call's own mask was restored)
-        // interrupts nothing: left here, it would end the next wait at once (claim_arrived).
-        waiters.arrived.store(0, Ordering::Release);
-    }
     let mut list = waiters.list.borrow_mut();
     if list.len() > 64 && list.len() > 2 * live {
         list.retain(|&(g, seq, _)| g.interrupt_seq.get() == seq);
@@ -121,6 +116,15 @@ pub fn interruptibly_with_mask<R>(
 ) -> R {
     let interrupt = Interrupt::new();
     let me = hub.current_green();
+    // A handler that ran after the last wait ended (as an earlier call's own mask was
+    // restored) interrupts nothing: left in `arrived`, it would end this call at once
+    // (`claim_arrived` below). Cleared here, off the plain waits' path.
+    if let Some(waiters) = existing()
+        && waiters.live.load(Ordering::Acquire) == 0
+        && waiters.arrived.load(Ordering::Relaxed) != 0
+    {
+        waiters.arrived.store(0, Ordering::Release);
+    }
     // Interruptible from before the mask changes: a pending signal that the call's mask
     // unblocks is delivered by that very change, and must interrupt this call, as natively.
     interruptibly(hub, &interrupt, || {
