@@ -187,6 +187,13 @@ pub fn write_all(
 /// Sets O_NONBLOCK on the open file description for one call that has no per-call flag
 /// (`connect`, `accept`, `sendfile`), then puts the program's flags back.
 pub fn with_nonblocking<T>(fd: c_int, call: impl FnOnce() -> T) -> T {
+    // With several hubs two OS threads may toggle one descriptor at once: one would see the
+    // other's O_NONBLOCK, take it for the program's, and make its call after the other had put
+    // the flag back, blocking its whole hub (two hubs' acceptors on one listening socket did).
+    // The call is non-blocking while the lock is held.
+    static TOGGLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time =
+        crate::hub::Hub::several().then(|| TOGGLING.lock().unwrap_or_else(|e| e.into_inner()));
     let fcntl = crate::real::variadic().fcntl;
     // SAFETY: F_GETFL/F_SETFL on a descriptor the caller is using.
     let flags = unsafe { fcntl(fd, libc::F_GETFL) };
