@@ -180,6 +180,26 @@ unsafe fn wanted(attr: *const pthread_attr_t) -> Wanted {
     wanted
 }
 
+/// The process has more than one thread now: glibc's `__libc_single_threaded` goes false, as
+/// its own `pthread_create` makes it (and never back). libstdc++ reads it to take a
+/// function-local static's guard without waiting (a second thread finding it pending throws
+/// `recursive_init_error`) and to count `shared_ptr` references with plain increments: both
+/// wrong once threads can switch in the middle, at a hooked call or by preemption. glibc 2.36
+/// keys its own single-thread paths on the TCB's `multiple_threads`, which stays as it is.
+fn no_longer_single_threaded() {
+    static DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if DONE.load(Ordering::Relaxed) || DONE.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: a NUL-terminated name; a data symbol's lookup (here, not in an allocator).
+    let flag = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__libc_single_threaded".as_ptr()) };
+    if !flag.is_null() {
+        // SAFETY: glibc's `char __libc_single_threaded` (glibc 2.32+), which after start-up
+        // only ever goes from 1 to 0.
+        unsafe { flag.cast::<u8>().write_volatile(0) };
+    }
+}
+
 /// Makes a green thread running `entry` on this OS thread's hub.
 ///
 /// # Safety
@@ -232,6 +252,7 @@ pub(crate) unsafe fn spawn(
         hub.put_stack(stack);
         return EAGAIN;
     }
+    no_longer_single_threaded();
     hub.spawn(green, stack, run);
     crate::sysmon::thread_made();
     // SAFETY: out is writable (caller).
