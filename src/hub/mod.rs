@@ -212,6 +212,9 @@ impl Hub {
         // A new thread starts with its creator's mask, as natively.
         self.masks.join(green, self.current.get().sigmask.get());
         self.alive.set(self.alive.get() + 1);
+        if !slice::GREEN_MADE.load(Ordering::Relaxed) {
+            slice::GREEN_MADE.store(true, Ordering::Relaxed);
+        }
         stats::thread_created();
         self.run_queue.borrow_mut().push_back(green);
     }
