@@ -21,10 +21,12 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 const PREFIX: &[u8] = b"LD_PRELOAD=";
 
-/// This library as ld.so knows it: the path it was loaded from, and that file's identity.
+/// This library as ld.so knows it: the path it was loaded from, and that file's identity
+/// (asked of the kernel only when an entry's path is not that very string: every preloaded
+/// child runs this at start).
 pub struct Me {
     path: &'static [u8],
-    file: Option<(libc::dev_t, libc::ino_t)>,
+    file: core::cell::OnceCell<Option<(libc::dev_t, libc::ino_t)>>,
 }
 
 impl Me {
@@ -43,14 +45,17 @@ impl Me {
         let path = unsafe { CStr::from_ptr(info.dli_fname) };
         Some(Me {
             path: path.to_bytes(),
-            file: file_id(path.to_bytes()),
+            file: core::cell::OnceCell::new(),
         })
     }
 
     /// Did ld.so take this library for the LD_PRELOAD entry `entry`? Allocation-free.
     pub fn is(&self, entry: &[u8]) -> bool {
         if entry.contains(&b'/') {
-            entry == self.path || (self.file.is_some() && file_id(entry) == self.file)
+            entry == self.path || {
+                let me = *self.file.get_or_init(|| file_id(self.path));
+                me.is_some() && file_id(entry) == me
+            }
         } else {
             self.path.rsplit(|&b| b == b'/').next() == Some(entry)
         }
