@@ -89,7 +89,6 @@ impl Stack {
     pub fn guard(&self) -> usize {
         self.guard
     }
-
 }
 
 // SAFETY: base() is the top of a region this Stack owns (or was lent for the thread's life),
@@ -402,7 +401,11 @@ mod tests {
         let first = pool.get(64 << 10, GUARD).unwrap();
         assert_eq!(pool.fresh.len(), BATCH - 1, "the rest of the run waits");
         let next = pool.get(64 << 10, GUARD).unwrap();
-        assert_eq!(next.low, first.low + first.len, "the next one up, from the run");
+        assert_eq!(
+            next.low,
+            first.low + first.len,
+            "the next one up, from the run"
+        );
         assert_eq!(pool.fresh.len(), BATCH - 2);
         write_ends(&first);
         write_ends(&next);
