@@ -102,6 +102,39 @@ pub(crate) fn settled(bits: u8) -> bool {
     bits & (UNSET | SCOPED) == 0
 }
 
+/// Writers of the exports' routes take turns (`abi::reroute_all`, `abi::settle`); a fork
+/// waits for the one writing (`os::fork`), so no child starts with half of them pointed.
+static ROUTES_LOCK: AtomicBool = AtomicBool::new(false);
+
+/// The routes' lock, held until dropped.
+pub(crate) struct RoutesLock(());
+
+impl RoutesLock {
+    /// The lock if nobody holds it.
+    pub(crate) fn try_take() -> Option<RoutesLock> {
+        ROUTES_LOCK
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+            .then_some(RoutesLock(()))
+    }
+
+    /// The lock, once its holder (pointing the routes: microseconds) lets go.
+    pub(crate) fn take() -> RoutesLock {
+        loop {
+            if let Some(lock) = RoutesLock::try_take() {
+                return lock;
+            }
+            core::hint::spin_loop();
+        }
+    }
+}
+
+impl Drop for RoutesLock {
+    fn drop(&mut self) {
+        ROUTES_LOCK.store(false, Ordering::Release);
+    }
+}
+
 /// The patching state now, as [`route`] reads it (UNSET before the first decision).
 #[inline]
 pub(crate) fn state() -> u8 {

@@ -6,8 +6,6 @@
 //! (trap 15), so there the functions are unused.
 #![cfg_attr(test, allow(dead_code))]
 
-use core::sync::atomic::{AtomicBool, Ordering};
-
 mod fileio;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod loader;
@@ -359,38 +357,12 @@ unsafe extern "C" {
     static __stop_gw_routes: [i32; 0];
 }
 
-/// Writers of the routes take turns (see [`reroute_all`], [`settle`]).
-static ROUTES_LOCK: AtomicBool = AtomicBool::new(false);
-
-/// The routes' lock, held until dropped.
-struct RoutesLock;
-
-impl RoutesLock {
-    fn try_take() -> Option<RoutesLock> {
-        ROUTES_LOCK
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-            .then_some(RoutesLock)
-    }
-}
-
-impl Drop for RoutesLock {
-    fn drop(&mut self) {
-        ROUTES_LOCK.store(false, Ordering::Release);
-    }
-}
-
 /// Every routed export pointed where the patching state sends it now: after anything that
 /// changes the state (`monkey_patch`, `import_patched`). Each writer reads the state under the
 /// lock, so the last one to write saw the newest: a call that raced with the change went where
 /// the state said an instant earlier, as it could have before.
 pub(crate) fn reroute_all() {
-    let _lock = loop {
-        if let Some(lock) = RoutesLock::try_take() {
-            break lock;
-        }
-        core::hint::spin_loop();
-    };
+    let _lock = crate::patch::RoutesLock::take();
     #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(test)))]
     {
         let bits = crate::patch::state();
@@ -420,7 +392,7 @@ pub(crate) fn reroute_all() {
 #[inline]
 pub(crate) fn settle(reroute: extern "C" fn(u8)) {
     if crate::patch::settled(crate::patch::state())
-        && let Some(_lock) = RoutesLock::try_take()
+        && let Some(_lock) = crate::patch::RoutesLock::try_take()
     {
         reroute(crate::patch::state());
     }
