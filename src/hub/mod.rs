@@ -340,6 +340,9 @@ impl Hub {
         self.masks.join(green, self.current.get().sigmask.get());
         self.alive
             .store(self.alive.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if !slice::GREEN_MADE.load(Ordering::Relaxed) {
+            slice::GREEN_MADE.store(true, Ordering::Relaxed);
+        }
         stats::thread_created();
         self.run_queue.borrow_mut().push_back(green);
     }
