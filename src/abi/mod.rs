@@ -84,7 +84,7 @@ macro_rules! shims {
     // all get it, and the real function ignores it. Otherwise as the plain rows below.
     (@one $plain_when_off:literal [$sub:ident caller = $caller:ident] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
         const _: () = {
-            const _: () = assert!([$(stringify!($arg)),*].len() <= 4, "the caller rides in r8");
+            const _: () = assert!([$(stringify!($arg)),*].len() <= 4, "the caller rides in the fifth register");
             $(#[$doc])*
             #[cfg(target_arch = "x86_64")]
             #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
@@ -92,15 +92,22 @@ macro_rules! shims {
             unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
                 $crate::abi::route!(ROUTE, reroute, caller_in_r8)
             }
-            #[cfg(target_arch = "x86_64")]
+            $(#[$doc])*
+            #[cfg(target_arch = "aarch64")]
+            #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
+            #[unsafe(naked)]
+            unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
+                $crate::abi::route!(ROUTE, reroute, caller_in_x4)
+            }
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             static ROUTE: core::sync::atomic::AtomicPtr<()> =
                 core::sync::atomic::AtomicPtr::new(slow as *mut ());
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             #[unsafe(naked)]
             unsafe extern "C" fn slow($($arg: $ty),*, $caller: usize) -> $ret {
                 $crate::abi::route_slow!(pick)
             }
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             extern "C" fn reroute(bits: u8) {
                 let act: unsafe extern "C" fn($($ty),*, usize) -> $ret = act;
                 let slow: unsafe extern "C" fn($($ty),*, usize) -> $ret = slow;
@@ -115,7 +122,7 @@ macro_rules! shims {
                 ROUTE.store(to as *mut (), core::sync::atomic::Ordering::Release);
             }
             $(#[$doc])*
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
             #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
             unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
                 // SAFETY: the caller's arguments.
@@ -135,7 +142,7 @@ macro_rules! shims {
                 unsafe { act($($arg),*, $caller) }
             }
             /// Where a call the fast way does not take goes (see the plain rows' `pick`).
-            #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+            #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
             extern "C" fn pick(return_address: usize) -> usize {
                 let to = if $crate::patch::routes_to_shim(return_address, $crate::patch::Subsystem::$sub) {
                     let to: unsafe extern "C" fn($($ty),*, usize) -> $ret = shim;
@@ -143,7 +150,7 @@ macro_rules! shims {
                 } else {
                     $crate::real::get().$name as usize
                 };
-                #[cfg(target_arch = "x86_64")]
+                #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
                 $crate::abi::settle(reroute);
                 to
             }
@@ -358,6 +365,21 @@ pub(crate) use route_slow;
 /// and a `bti c` landing pad accepts).
 #[cfg(target_arch = "aarch64")]
 macro_rules! route {
+    // The same, with the caller's return address (the link register) put in x4 first.
+    ($route:ident, $reroute:ident, caller_in_x4) => {
+        core::arch::naked_asm!(
+            "mov x4, x30",
+            "adrp x16, {route}",
+            "ldr x16, [x16, :lo12:{route}]",
+            "br x16",
+            ".pushsection gw_routes,\"aR\"",
+            ".balign 4",
+            ".word {reroute} - .",
+            ".popsection",
+            route = sym $route,
+            reroute = sym $reroute,
+        )
+    };
     ($route:ident, $reroute:ident) => {
         core::arch::naked_asm!(
             "adrp x16, {route}",
