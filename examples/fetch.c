@@ -23,13 +23,24 @@ static const char page[] = "<html>green</html>\n";
 static int server_fd;
 static in_port_t port;
 
+/* OS threads that run the program's code: the library's own (named "gw-...", such as the
+ * gw-sysmon monitor) are not counted. */
 static int os_threads(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
     struct dirent *e;
     if (!d) return -1;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') n++;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
+            fclose(f);
+        }
+        if (strncmp(comm, "gw-", 3) != 0) n++;
+    }
     closedir(d);
     return n;
 }

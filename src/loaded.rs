@@ -21,40 +21,72 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 const PREFIX: &[u8] = b"LD_PRELOAD=";
 
-/// This library as ld.so knows it: the path it was loaded from, and that file's identity.
+/// This library as ld.so knows it: the path it was loaded from, and that file's identity
+/// (asked of the kernel only when an entry's path is not that very string: every preloaded
+/// child runs this at start).
 pub struct Me {
     path: &'static [u8],
-    file: Option<(libc::dev_t, libc::ino_t)>,
+    file: core::cell::OnceCell<Option<(libc::dev_t, libc::ino_t)>>,
 }
 
 impl Me {
     pub fn find() -> Option<Me> {
-        // SAFETY: all-zero is a valid Dl_info for dladdr to fill.
-        let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
-        // SAFETY: the address of a static of this library, and a writable Dl_info.
-        let found =
-            unsafe { libc::dladdr(&PRELOADED as *const AtomicU8 as *const c_void, &mut info) };
-        if found == 0 || info.dli_fname.is_null() {
-            return None;
-        }
-        // SAFETY: dladdr's file name is a NUL-terminated string owned by the loader for as
-        // long as the library stays loaded; this one is never unloaded (its hooks are in use,
-        // and its threads' stacks are its own).
-        let path = unsafe { CStr::from_ptr(info.dli_fname) };
+        let path = own_path()?;
         Some(Me {
             path: path.to_bytes(),
-            file: file_id(path.to_bytes()),
+            file: core::cell::OnceCell::new(),
         })
     }
 
     /// Did ld.so take this library for the LD_PRELOAD entry `entry`? Allocation-free.
     pub fn is(&self, entry: &[u8]) -> bool {
         if entry.contains(&b'/') {
-            entry == self.path || (self.file.is_some() && file_id(entry) == self.file)
+            entry == self.path || {
+                let me = *self.file.get_or_init(|| file_id(self.path));
+                me.is_some() && file_id(entry) == me
+            }
         } else {
             self.path.rsplit(|&b| b == b'/').next() == Some(entry)
         }
     }
+}
+
+/// The path ld.so loaded this library from: the name of the loaded object whose segments hold
+/// one of its statics. `dl_iterate_phdr` walks the few objects' program headers; `dladdr`, which
+/// answered this before, also searches the object's symbols for the nearest one (a tenth of a
+/// preloaded `/bin/true`'s start-up instructions). The string is the loader's for as long as
+/// the library stays loaded; this one is never unloaded (its hooks are in use, and its
+/// threads' stacks are its own).
+fn own_path() -> Option<&'static CStr> {
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut c_void,
+    ) -> libc::c_int {
+        let mine = &PRELOADED as *const AtomicU8 as usize;
+        // SAFETY: the loader's description of one object, valid for this call; `data` is the
+        // `Option` below.
+        let (info, found) = unsafe { (&*info, &mut *data.cast::<Option<&'static CStr>>()) };
+        for i in 0..usize::from(info.dlpi_phnum) {
+            // SAFETY: one of the object's `dlpi_phnum` program headers.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            let start = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
+            if ph.p_type == libc::PT_LOAD
+                && (start..start.wrapping_add(ph.p_memsz as usize)).contains(&mine)
+                && !info.dlpi_name.is_null()
+            {
+                // SAFETY: a NUL-terminated string the loader owns (see above).
+                *found = Some(unsafe { CStr::from_ptr(info.dlpi_name) });
+                return 1;
+            }
+        }
+        0
+    }
+    let mut found: Option<&'static CStr> = None;
+    // SAFETY: `visit` only reads what the loader hands it and writes `found`, which outlives
+    // the walk.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut found).cast()) };
+    found.filter(|path| !path.is_empty())
 }
 
 /// The device and inode of the file at `path`, if there is one (a path too long for the

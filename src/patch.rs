@@ -63,20 +63,86 @@ const ENGAGED: u8 = 0x40;
 /// Patching is scoped to some shared objects: each export asks [`green_caller`] first. The
 /// subsystem bits are then every subsystem green for some caller.
 pub(crate) const SCOPED: u8 = 0x20;
-/// An export's entry (see `abi::route`) takes the fast way when, of these bits, only
-/// [`ROUTE_FAST`] is set: decided, engaged, not scoped.
+/// Where an export's route sends its calls (see `abi::route!`, [`route`]).
 #[cfg_attr(
     not(any(target_arch = "x86_64", target_arch = "aarch64")),
     allow(dead_code)
 )]
-pub(crate) const ROUTE_MASK: u8 = UNSET | ENGAGED | SCOPED;
+pub(crate) enum Route {
+    /// Its op, for every caller.
+    Act,
+    /// The real function, nothing else, for every caller.
+    Real,
+    /// The way that asks who calls (scoped) or decides first.
+    Slow,
+}
+
+/// Where an export's calls go in the patching state `bits` ([`state`]): the slow way until
+/// decided and while scoped; the real function in a library not engaged, and for a row whose op
+/// is the real function and nothing else while its subsystem is off (`plain_when_off`) when
+/// that subsystem is off for every caller (it can only be turned on by `monkey_patch` or
+/// `import_patched`, after which the routes are pointed anew); else the op.
 #[cfg_attr(
     not(any(target_arch = "x86_64", target_arch = "aarch64")),
     allow(dead_code)
 )]
-pub(crate) const ROUTE_FAST: u8 = ENGAGED;
-/// Read by every export's entry (`abi::shims`): UNSET or SCOPED send it the slow way.
-pub(crate) static PATCHED: AtomicU8 = AtomicU8::new(UNSET);
+pub(crate) fn route(bits: u8, sub: Subsystem, plain_when_off: bool) -> Route {
+    if !settled(bits) {
+        Route::Slow
+    } else if bits & ENGAGED == 0 || (plain_when_off && bits & sub.bit() == 0) {
+        Route::Real
+    } else {
+        Route::Act
+    }
+}
+
+/// Decided and not scoped: every export may go straight where [`route`] says.
+#[inline]
+pub(crate) fn settled(bits: u8) -> bool {
+    bits & (UNSET | SCOPED) == 0
+}
+
+/// Writers of the exports' routes take turns (`abi::reroute_all`, `abi::settle`); a fork
+/// waits for the one writing (`os::fork`), so no child starts with half of them pointed.
+static ROUTES_LOCK: AtomicBool = AtomicBool::new(false);
+
+/// The routes' lock, held until dropped.
+pub(crate) struct RoutesLock(());
+
+impl RoutesLock {
+    /// The lock if nobody holds it.
+    pub(crate) fn try_take() -> Option<RoutesLock> {
+        ROUTES_LOCK
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+            .then_some(RoutesLock(()))
+    }
+
+    /// The lock, once its holder (pointing the routes: microseconds) lets go.
+    pub(crate) fn take() -> RoutesLock {
+        loop {
+            if let Some(lock) = RoutesLock::try_take() {
+                return lock;
+            }
+            core::hint::spin_loop();
+        }
+    }
+}
+
+impl Drop for RoutesLock {
+    fn drop(&mut self) {
+        ROUTES_LOCK.store(false, Ordering::Release);
+    }
+}
+
+/// The patching state now, as [`route`] reads it (UNSET before the first decision).
+#[inline]
+pub(crate) fn state() -> u8 {
+    PATCHED.load(Ordering::Acquire)
+}
+
+/// The patching state: what is patched, engaged, scoped, or UNSET.
+static PATCHED: AtomicU8 = AtomicU8::new(UNSET);
 /// The subsystems green for every caller (the environment unscoped, `monkey_patch`); the
 /// others only for the callers `scope` names.
 static EVERYWHERE: AtomicU8 = AtomicU8::new(0);

@@ -96,7 +96,7 @@ pub unsafe fn syscall6(number: libc::c_long, args: [libc::c_long; 6]) -> libc::c
 /// As the system call.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-unsafe fn raw_syscall(number: libc::c_long, args: [libc::c_long; 6]) -> libc::c_long {
+pub(crate) unsafe fn raw_syscall(number: libc::c_long, args: [libc::c_long; 6]) -> libc::c_long {
     let ret;
     // SAFETY: the Linux x86-64 system-call convention; the kernel clobbers rcx and r11 only,
     // and never touches the user stack.
@@ -124,7 +124,7 @@ unsafe fn raw_syscall(number: libc::c_long, args: [libc::c_long; 6]) -> libc::c_
 /// As the system call.
 #[cfg(target_arch = "aarch64")]
 #[inline]
-unsafe fn raw_syscall(number: libc::c_long, args: [libc::c_long; 6]) -> libc::c_long {
+pub(crate) unsafe fn raw_syscall(number: libc::c_long, args: [libc::c_long; 6]) -> libc::c_long {
     let ret;
     // SAFETY: the Linux aarch64 system-call convention (number in x8, result in x0).
     unsafe {

@@ -70,28 +70,59 @@ pub(crate) use next_hooks;
 /// for every caller, every subsystem active (README: "Green twins"). Unit-test builds keep the functions but not their C names
 /// (the test binary would otherwise interpose libc for the test harness: trap 15).
 macro_rules! shims {
-    ([] [$(
+    ([] [$($rows:tt)*]) => { $crate::abi::shims!(@rows false [$($rows)*]); };
+    (@rows $plain_when_off:literal [$(
         $(#[$doc:meta])*
         $sub:ident $(($($flag:tt)*))? fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $(=> $op:expr)?;
     )*]) => {$(
-        $crate::abi::shims!(@one [$sub $($($flag)*)?] $(#[$doc])* fn $name($($arg: $ty),*) -> $ret $(=> $op)?);
+        $crate::abi::shims!(@one $plain_when_off [$sub $($($flag)*)?] $(#[$doc])* fn $name($($arg: $ty),*) -> $ret $(=> $op)?);
     )*};
-    // A row marked `(caller = NAME)` (at most four arguments) also hands its op the return
-    // address of the call as NAME, a `usize` (0 where it is not known: a twin, or not x86-64):
-    // its router puts it in the fifth argument register on both of its ways. Otherwise as
-    // below.
-    (@one [$sub:ident caller = $caller:ident] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
+    // A row marked `(caller = NAME)` (at most four arguments, x86-64) also hands its op the
+    // return address of the call as NAME, a `usize` (0 where it is not known: a twin, or
+    // another architecture): its export puts it in the fifth argument register, r8, before
+    // the jump through its route, so `act`, `slow` (which keeps r8 across `pick`) and `shim`
+    // all get it, and the real function ignores it. Otherwise as the plain rows below.
+    (@one $plain_when_off:literal [$sub:ident caller = $caller:ident] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
         const _: () = {
-            const _: () = assert!([$(stringify!($arg)),*].len() <= 4, "the caller rides in r8");
+            const _: () = assert!([$(stringify!($arg)),*].len() <= 4, "the caller rides in the fifth register");
             $(#[$doc])*
             #[cfg(target_arch = "x86_64")]
             #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
             #[unsafe(naked)]
             unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
-                $crate::abi::route!(act, pick, caller_in_r8)
+                $crate::abi::route!(ROUTE, reroute, caller_in_r8)
             }
             $(#[$doc])*
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
+            #[unsafe(naked)]
+            unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
+                $crate::abi::route!(ROUTE, reroute, caller_in_x4)
+            }
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+            static ROUTE: core::sync::atomic::AtomicPtr<()> =
+                core::sync::atomic::AtomicPtr::new(slow as *mut ());
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+            #[unsafe(naked)]
+            unsafe extern "C" fn slow($($arg: $ty),*, $caller: usize) -> $ret {
+                $crate::abi::route_slow!(pick)
+            }
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+            extern "C" fn reroute(bits: u8) {
+                let act: unsafe extern "C" fn($($ty),*, usize) -> $ret = act;
+                let slow: unsafe extern "C" fn($($ty),*, usize) -> $ret = slow;
+                let to = $crate::abi::route_for(
+                    bits,
+                    $crate::patch::Subsystem::$sub,
+                    $plain_when_off,
+                    act as usize,
+                    slow as usize,
+                    || $crate::real::get().$name as usize,
+                );
+                ROUTE.store(to as *mut (), core::sync::atomic::Ordering::Release);
+            }
+            $(#[$doc])*
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
             #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
             unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
                 // SAFETY: the caller's arguments.
@@ -111,14 +142,17 @@ macro_rules! shims {
                 unsafe { act($($arg),*, $caller) }
             }
             /// Where a call the fast way does not take goes (see the plain rows' `pick`).
-            #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+            #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
             extern "C" fn pick(return_address: usize) -> usize {
-                if $crate::patch::routes_to_shim(return_address, $crate::patch::Subsystem::$sub) {
+                let to = if $crate::patch::routes_to_shim(return_address, $crate::patch::Subsystem::$sub) {
                     let to: unsafe extern "C" fn($($ty),*, usize) -> $ret = shim;
                     to as usize
                 } else {
                     $crate::real::get().$name as usize
-                }
+                };
+                #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+                $crate::abi::settle(reroute);
+                to
             }
         };
         const _: () = {
@@ -130,17 +164,45 @@ macro_rules! shims {
             }
         };
     };
-    (@one [$sub:ident $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
-        // The export is a router (see `route!`): unscoped, a jump to `shim`; scoped, to `shim`
-        // or to the real function, as the caller's object says. In a block: the Rust names
-        // are nobody's business, the C one is the row's.
+    (@one $plain_when_off:literal [$sub:ident $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
+        // The export is a router (see `route!`): one jump through `ROUTE`, to `act`, to the
+        // real function, or to `slow`, which asks `pick` (scoped: the shim or the real
+        // function, as the caller's object says). In a block: the Rust names are nobody's
+        // business, the C one is the row's.
         const _: () = {
             $(#[$doc])*
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
             #[unsafe(naked)]
             unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
-                $crate::abi::route!(act, pick)
+                $crate::abi::route!(ROUTE, reroute)
+            }
+            /// Where the export jumps: [`slow`] until the first decision, and while patching
+            /// is scoped; then [`act`] or the real function (see [`reroute`]).
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+            static ROUTE: core::sync::atomic::AtomicPtr<()> =
+                core::sync::atomic::AtomicPtr::new(slow as *mut ());
+            /// The export's way through [`pick`] (see `route_slow!`).
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+            #[unsafe(naked)]
+            unsafe extern "C" fn slow($($arg: $ty),*) -> $ret {
+                $crate::abi::route_slow!(pick)
+            }
+            /// Points [`ROUTE`] where the patching state `bits` sends this row's calls (see
+            /// `abi::route_for`); called under the routes' lock only.
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+            extern "C" fn reroute(bits: u8) {
+                let act: unsafe extern "C" fn($($ty),*) -> $ret = act;
+                let slow: unsafe extern "C" fn($($ty),*) -> $ret = slow;
+                let to = $crate::abi::route_for(
+                    bits,
+                    $crate::patch::Subsystem::$sub,
+                    $plain_when_off,
+                    act as usize,
+                    slow as usize,
+                    || $crate::real::get().$name as usize,
+                );
+                ROUTE.store(to as *mut (), core::sync::atomic::Ordering::Release);
             }
             // Routers are written for x86-64 and aarch64: elsewhere the export is the shim,
             // and patching cannot be scoped (`scope::add` refuses).
@@ -170,12 +232,16 @@ macro_rules! shims {
             /// real function, nothing else).
             #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
             extern "C" fn pick(return_address: usize) -> usize {
-                if $crate::patch::routes_to_shim(return_address, $crate::patch::Subsystem::$sub) {
+                let to = if $crate::patch::routes_to_shim(return_address, $crate::patch::Subsystem::$sub) {
                     let to: unsafe extern "C" fn($($ty),*) -> $ret = shim;
                     to as usize
                 } else {
                     $crate::real::get().$name as usize
-                }
+                };
+                // Decided now (the first call, unless scoped): the next call jumps straight.
+                #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+                $crate::abi::settle(reroute);
+                to
             }
         };
         // Its green twin, `green_<name>`: the same op, green whatever is patched (see
@@ -206,67 +272,69 @@ macro_rules! shims {
         }
     };
     // Written by hand: a variadic C function has no Rust signature to check against.
-    (@one [$sub:ident variadic $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {};
-    (@one [$sub:ident $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+    (@one $plain_when_off:literal [$sub:ident variadic $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {};
+    (@one $plain_when_off:literal [$sub:ident $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         const _: unsafe extern "C" fn($($ty),*) -> $ret = $name;
     };
 }
 pub(crate) use shims;
 
-/// The body of a naked export: one relaxed load and compare (as the shims made before routing
-/// did), then a jump to `$act` when the library is engaged, decided and not scoped. Otherwise
-/// `$pick` is asked, with the return address the caller pushed (read here, before anything
-/// moves the stack), where to jump: the shim or the real function. The argument registers
-/// are kept across the question (and `rax`, for the alignment); no routed function takes
-/// floating-point or variadic arguments, and those past the sixth, on the stack, stay where the
-/// caller put them: the jump leaves the caller's frame as it found it.
+/// [`shims`] for a file whose every op is the real function and nothing else while its
+/// subsystem is off (not in a green twin): with that subsystem off for every caller, the
+/// exports jump straight to libc (see [`route!`]).
+macro_rules! shims_plain_when_off {
+    ([] [$($rows:tt)*]) => { $crate::abi::shims!(@rows true [$($rows)*]); };
+}
+pub(crate) use shims_plain_when_off;
+
+/// The body of a naked export: one jump through the row's `$route` (a pointer the export
+/// loads, relaxed, as the shims made before routing loaded the patching state): to its `act`
+/// when the library is engaged, decided and not scoped; to the real function when the call is
+/// plain libc for every caller (linked and not engaged, or, for a row whose op is nothing but
+/// the real function while its subsystem is off, that subsystem off: see [`route_for`]); else
+/// to its `slow` way ([`route_slow!`]). The row's `$reroute`, which points `$route` anew, goes
+/// into the table of routes ([`reroute_all`]) as an offset from the entry (no relocation for
+/// the loader).
 #[cfg(target_arch = "x86_64")]
 macro_rules! route {
-    // The same, with the caller's return address in r8 (the fifth argument register, free in a
-    // row of at most four) on both ways: for the act, and for the shim or the real function.
-    ($act:ident, $pick:ident, caller_in_r8) => {
+    // The same, with the caller's return address put in r8 first (a `caller =` row).
+    ($route:ident, $reroute:ident, caller_in_r8) => {
         core::arch::naked_asm!(
-            "movzx r11d, byte ptr [rip + {patched}]",
-            "and r11d, {mask}",
-            "cmp r11d, {fast}",
-            "jne 2f",
             "mov r8, [rsp]",
-            "jmp {act}",
-            "2:",
-            "push rdi",
-            "push rsi",
-            "push rdx",
-            "push rcx",
-            "push r8",
-            "push r9",
-            "push rax",
-            "mov rdi, [rsp + 56]",
-            "call {pick}",
-            "mov r11, rax",
-            "pop rax",
-            "pop r9",
-            "pop r8",
-            "pop rcx",
-            "pop rdx",
-            "pop rsi",
-            "pop rdi",
-            "mov r8, [rsp]",
-            "jmp r11",
-            patched = sym $crate::patch::PATCHED,
-            mask = const $crate::patch::ROUTE_MASK,
-            fast = const $crate::patch::ROUTE_FAST,
-            act = sym $act,
-            pick = sym $pick,
+            "jmp qword ptr [rip + {route}]",
+            ".pushsection gw_routes,\"aR\"",
+            ".balign 4",
+            ".long {reroute} - .",
+            ".popsection",
+            route = sym $route,
+            reroute = sym $reroute,
         )
     };
-    ($act:ident, $pick:ident) => {
+    ($route:ident, $reroute:ident) => {
         core::arch::naked_asm!(
-            "movzx r11d, byte ptr [rip + {patched}]",
-            "and r11d, {mask}",
-            "cmp r11d, {fast}",
-            "jne 2f",
-            "jmp {act}",
-            "2:",
+            "jmp qword ptr [rip + {route}]",
+            ".pushsection gw_routes,\"aR\"",
+            ".balign 4",
+            ".long {reroute} - .",
+            ".popsection",
+            route = sym $route,
+            reroute = sym $reroute,
+        )
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use route;
+
+/// The slow way of an export (see [`route!`]): `$pick` is asked, with the return address the
+/// caller pushed (read here, before anything moves the stack), where to jump: the shim or the
+/// real function. The argument registers are kept across the question (and `rax`, for the
+/// alignment); no routed function takes floating-point or variadic arguments, and those past
+/// the sixth, on the stack, stay where the caller put them: the jump leaves the caller's frame
+/// as it found it.
+#[cfg(target_arch = "x86_64")]
+macro_rules! route_slow {
+    ($pick:ident) => {
+        core::arch::naked_asm!(
             // Entry: rsp = 8 mod 16; seven pushes make the call's 16-byte alignment.
             "push rdi",
             "push rsi",
@@ -286,34 +354,58 @@ macro_rules! route {
             "pop rsi",
             "pop rdi",
             "jmp r11",
-            patched = sym $crate::patch::PATCHED,
-            mask = const $crate::patch::ROUTE_MASK,
-            fast = const $crate::patch::ROUTE_FAST,
-            act = sym $act,
             pick = sym $pick,
         )
     };
 }
 #[cfg(target_arch = "x86_64")]
-pub(crate) use route;
+pub(crate) use route_slow;
 
-/// [`route!`] for aarch64: the same test of `patch::PATCHED`, then a jump to `$act`; else
-/// `$pick` is asked with the return address, which is the link register at entry (the caller's
-/// `bl`, or its `blr` through the PLT stub, which branches without linking), and the argument
-/// registers x0–x7 and x8 (the indirect result) are kept in a frame of our own meanwhile, torn
-/// down before the jump through x16 (the register PLT stubs use, and a `bti c` landing pad
-/// accepts): the caller's frame and arguments on the stack are as it left them.
+/// [`route!`] for aarch64: the same jump through `$route`, by x16 (the register PLT stubs use,
+/// and a `bti c` landing pad accepts).
 #[cfg(target_arch = "aarch64")]
 macro_rules! route {
-    ($act:ident, $pick:ident) => {
+    // The same, with the caller's return address (the link register) put in x4 first.
+    ($route:ident, $reroute:ident, caller_in_x4) => {
         core::arch::naked_asm!(
-            "adrp x16, {patched}",
-            "ldrb w16, [x16, :lo12:{patched}]",
-            "and w16, w16, #{mask}",
-            "cmp w16, #{fast}",
-            "b.ne 2f",
-            "b {act}",
-            "2:",
+            "mov x4, x30",
+            "adrp x16, {route}",
+            "ldr x16, [x16, :lo12:{route}]",
+            "br x16",
+            ".pushsection gw_routes,\"aR\"",
+            ".balign 4",
+            ".word {reroute} - .",
+            ".popsection",
+            route = sym $route,
+            reroute = sym $reroute,
+        )
+    };
+    ($route:ident, $reroute:ident) => {
+        core::arch::naked_asm!(
+            "adrp x16, {route}",
+            "ldr x16, [x16, :lo12:{route}]",
+            "br x16",
+            ".pushsection gw_routes,\"aR\"",
+            ".balign 4",
+            ".word {reroute} - .",
+            ".popsection",
+            route = sym $route,
+            reroute = sym $reroute,
+        )
+    };
+}
+#[cfg(target_arch = "aarch64")]
+pub(crate) use route;
+
+/// [`route_slow!`] for aarch64: `$pick` is asked with the return address, which is the link
+/// register at entry (the caller's `bl`, or its `blr` through the PLT stub, which branches
+/// without linking; the export's `br` kept it), and the argument registers x0–x7 and x8 (the
+/// indirect result) are kept in a frame of our own meanwhile, torn down before the jump through
+/// x16: the caller's frame and arguments on the stack are as it left them.
+#[cfg(target_arch = "aarch64")]
+macro_rules! route_slow {
+    ($pick:ident) => {
+        core::arch::naked_asm!(
             "stp x29, x30, [sp, #-96]!",
             "mov x29, sp",
             "stp x0, x1, [sp, #16]",
@@ -331,16 +423,95 @@ macro_rules! route {
             "ldr x8, [sp, #80]",
             "ldp x29, x30, [sp], #96",
             "br x16",
-            patched = sym $crate::patch::PATCHED,
-            mask = const $crate::patch::ROUTE_MASK,
-            fast = const $crate::patch::ROUTE_FAST,
-            act = sym $act,
             pick = sym $pick,
         )
     };
 }
 #[cfg(target_arch = "aarch64")]
-pub(crate) use route;
+pub(crate) use route_slow;
+
+/// Where a routed row's calls go in the patching state `bits` (see [`route!`]): `act`, the
+/// real function (`real`, asked only then), or `slow`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) fn route_for(
+    bits: u8,
+    sub: crate::patch::Subsystem,
+    plain_when_off: bool,
+    act: usize,
+    slow: usize,
+    real: impl FnOnce() -> usize,
+) -> usize {
+    match crate::patch::route(bits, sub, plain_when_off) {
+        crate::patch::Route::Act => act,
+        crate::patch::Route::Real => real(),
+        crate::patch::Route::Slow => slow,
+    }
+}
+
+// The table of routes: one entry per routed export, the offset of its `reroute` from the entry
+// (see `route!`), after a zero that makes the section exist whatever is compiled in.
+#[cfg(all(target_arch = "x86_64", not(test)))]
+core::arch::global_asm!(
+    ".pushsection gw_routes,\"aR\"",
+    ".balign 4",
+    ".long 0",
+    ".popsection"
+);
+#[cfg(all(target_arch = "aarch64", not(test)))]
+core::arch::global_asm!(
+    ".pushsection gw_routes,\"aR\"",
+    ".balign 4",
+    ".word 0",
+    ".popsection"
+);
+
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(test)))]
+unsafe extern "C" {
+    // The linker's bounds of the table.
+    static __start_gw_routes: [i32; 0];
+    static __stop_gw_routes: [i32; 0];
+}
+
+/// Every routed export pointed where the patching state sends it now: after anything that
+/// changes the state (`monkey_patch`, `import_patched`). Each writer reads the state under the
+/// lock, so the last one to write saw the newest: a call that raced with the change went where
+/// the state said an instant earlier, as it could have before.
+pub(crate) fn reroute_all() {
+    let _lock = crate::patch::RoutesLock::take();
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(test)))]
+    {
+        let bits = crate::patch::state();
+        // The linker's bounds of one section of 4-byte entries.
+        let start = (&raw const __start_gw_routes).cast::<i32>();
+        let stop = (&raw const __stop_gw_routes).cast::<i32>();
+        let mut entry = start;
+        while entry < stop {
+            // SAFETY: inside the table.
+            let offset = unsafe { entry.read() };
+            if offset != 0 {
+                let at = (entry as usize).wrapping_add_signed(offset as isize);
+                // SAFETY: `route!` wrote the offset of a row's `reroute`, of this type.
+                let reroute = unsafe { core::mem::transmute::<usize, extern "C" fn(u8)>(at) };
+                reroute(bits);
+            }
+            // SAFETY: the next entry, or the end.
+            entry = unsafe { entry.add(1) };
+        }
+    }
+}
+
+/// A row's first call after the decision points its route (`reroute`) where the state sends
+/// it, unless another writer holds the lock (it will have its say, or the next call will).
+/// While patching is scoped, or undecided, there is nothing to settle: the route stays slow.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline]
+pub(crate) fn settle(reroute: extern "C" fn(u8)) {
+    if crate::patch::settled(crate::patch::state())
+        && let Some(_lock) = crate::patch::RoutesLock::try_take()
+    {
+        reroute(crate::patch::state());
+    }
+}
 
 /// The hooks exported by hand (rows without `=> op`) that have a green twin, written beside
 /// them; every row with an op has its twin made with its export (see [`shims`]). Read by the
@@ -474,6 +645,7 @@ pub extern "C" fn greenworld_monkey_patch(subsystems: libc::c_uint) -> libc::c_i
         Ok(_) if !crate::loaded::interposes() => libc::ENOSYS,
         Ok(flags) => match crate::patch::monkey_patch_flags(flags) {
             Ok(engaged_now) => {
+                reroute_all();
                 if engaged_now {
                     crate::signal::adopt_installed();
                 }
@@ -510,6 +682,7 @@ pub unsafe extern "C" fn greenworld_import_patched(
         Ok(_) if !crate::loaded::interposes() => libc::ENOSYS,
         Ok(flags) => match crate::patch::import_patched(library, flags.subs) {
             Ok(engaged_now) => {
+                reroute_all();
                 if engaged_now {
                     crate::signal::adopt_installed();
                 }

@@ -70,7 +70,9 @@ macro_rules! sync_hooks {
         Thread fn call_once(flag: *mut pthread_once_t, init: OnceRoutine) -> ();
     } } };
 }
-crate::sync_hooks!([crate::abi::shims] []);
+// Every op here is the real function and nothing else while `thread` is off (each begins
+// with `thread::active()`): a process without it calls glibc straight from the export.
+crate::sync_hooks!([crate::abi::shims_plain_when_off] []);
 
 /// C11 `call_once`.
 ///

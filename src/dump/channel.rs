@@ -180,9 +180,14 @@ pub fn print_dump_of(pid: c_int) -> ! {
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: one valid pollfd (raw: not through our own hook).
+        let within = libc::timespec {
+            tv_sec: ANSWER_WITHIN_S as libc::time_t,
+            tv_nsec: 0,
+        };
+        // SAFETY: one valid pollfd and timespec (raw: not through our own hook; ppoll, which
+        // every architecture has, where aarch64 has no poll).
         let ready = unsafe {
-            crate::sys::syscall!(libc::SYS_poll, &raw mut pfd, 1, ANSWER_WITHIN_S * 1000)
+            crate::sys::syscall!(libc::SYS_ppoll, &raw mut pfd, 1, &raw const within, 0, 0)
         };
         if ready < 0 && crate::sys::errno() == libc::EINTR {
             continue;

@@ -32,7 +32,11 @@ impl GreenFd {
     }
 
     fn of_entry(fd: c_int, entry: &'static Entry) -> Option<GreenFd> {
-        let kind = entry.kind(fd);
+        GreenFd::of_kind(fd, entry, entry.kind(fd))
+    }
+
+    #[inline]
+    fn of_kind(fd: c_int, entry: &'static Entry, kind: Kind) -> Option<GreenFd> {
         let subsystem = match kind {
             Kind::StreamSocket | Kind::DatagramSocket => Subsystem::Socket,
             Kind::Pipe => Subsystem::Os,
@@ -62,6 +66,23 @@ impl GreenFd {
         GreenFd::of_entry(fd, entry)
             .filter(|green| !socket_only || green.kind.is_socket())
             .ok_or(Bypass)
+    }
+
+    /// [`for_call`](GreenFd::for_call) with what the table already had of `fd`: its entry and
+    /// cached kind, if any (see `fd::cached`).
+    #[inline]
+    pub fn for_known<T>(
+        fd: c_int,
+        entry: Option<&'static Entry>,
+        kind: Kind,
+    ) -> Result<GreenFd, Outcome<T>> {
+        let Some(entry) = entry.filter(|_| kind != Kind::Unknown) else {
+            return GreenFd::for_call(fd, false);
+        };
+        if let Some(code) = entry.take_pending() {
+            return Err(Errno(code));
+        }
+        GreenFd::of_kind(fd, entry, kind).ok_or(Bypass)
     }
 
     /// Only a socket of the patched socket subsystem.

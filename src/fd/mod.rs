@@ -160,6 +160,7 @@ impl Entry {
     }
 
     /// The cached kind, Unknown when none is cached for the descriptor now behind the number.
+    #[inline]
     fn cached_kind(&self) -> Kind {
         let word = self.kind.load(Ordering::Acquire);
         if word >> KIND_BITS < self.born.load(Ordering::Acquire) {
@@ -295,6 +296,41 @@ pub fn entry(fd: c_int) -> Option<&'static Entry> {
     }
     // SAFETY: a published chunk holds CHUNK initialised entries and is never freed.
     Some(unsafe { &*chunk.add(fd % CHUNK) })
+}
+
+/// What the table already knows of `fd` without asking the kernel or making an entry: its
+/// entry and the kind cached there (Unknown when none is, or there is no entry yet; Plain for
+/// a number out of the table's range, which stays plain libc). The question every read and
+/// write asks first (see `os::plain_first`, [`plain_now`]); the green path takes the entry on
+/// from there ([`io::GreenFd::for_known`]).
+#[inline(always)]
+pub fn cached(fd: c_int) -> (Option<&'static Entry>, Kind) {
+    let Some(fd) = usize::try_from(fd).ok().filter(|&fd| fd < MAX_FDS) else {
+        return (None, Kind::Plain);
+    };
+    let chunk = CHUNK_TABLE[fd / CHUNK].load(Ordering::Acquire);
+    if chunk.is_null() {
+        return (None, Kind::Unknown);
+    }
+    // SAFETY: a published chunk holds CHUNK initialised entries and is never freed.
+    let entry = unsafe { &*chunk.add(fd % CHUNK) };
+    (Some(entry), entry.cached_kind())
+}
+
+/// Does no green path take a descriptor of this (cached) kind now: a device or other plain
+/// descriptor, a regular file while files do not go to the pool, a pipe while `os` is off?
+/// Sockets always may (a write may have left an error for the next call: `io::write_all`).
+#[inline(always)]
+pub fn plain_now(kind: Kind) -> bool {
+    match kind {
+        Kind::Plain => true,
+        Kind::File => {
+            crate::config::get().fileio != crate::config::FileIo::Pool
+                || !crate::patch::active(crate::patch::Subsystem::Os)
+        }
+        Kind::Pipe => !crate::patch::active(crate::patch::Subsystem::Os),
+        Kind::StreamSocket | Kind::DatagramSocket | Kind::Unknown => false,
+    }
 }
 
 /// Maps a chunk of entries (with mmap, not malloc: I/O hooks may run anywhere).

@@ -16,13 +16,24 @@ use corosensei::stack::StackPointer;
 pub const GUARD: usize = 64 << 10;
 /// Address space reserved at a time for stacks (lazily committed).
 const ARENA_BYTES: usize = 512 << 20;
-/// Free stacks a hub keeps with their touched pages; beyond this, a freed stack's memory goes
-/// back to the kernel (its address space stays in the pool).
+/// Free stacks a hub keeps with their touched pages; beyond this, freed stacks' memory goes
+/// back to the kernel (their address space stays in the pool), [`BATCH`] at a time.
 const HOT_LIMIT: usize = 1024;
+/// Stacks handled by one system call: carved ahead of need (their guards installed and their
+/// top pages committed together) when the pool has none of the size asked, and given back
+/// together when the hot ones are too many (`process_madvise` over a vector of ranges).
+const BATCH: usize = 32;
 /// Linux's MADV_GUARD_INSTALL (6.13+), not yet in the libc crate.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
+/// Linux's MADV_POPULATE_WRITE (5.14+).
+const MADV_POPULATE_WRITE: libc::c_int = 23;
+/// Linux's PIDFD_SELF_THREAD_GROUP (6.15+): `process_madvise` on the calling process, with no
+/// descriptor of our own to keep (nor to carry, wrong, into a forked child).
+const PIDFD_SELF: libc::c_int = -10001;
 
 static GUARD_BY_MPROTECT: AtomicBool = AtomicBool::new(false);
+/// `process_madvise` refused us once (an older kernel): one `madvise` per range from then on.
+static NO_VECTORED_ADVICE: AtomicBool = AtomicBool::new(false);
 
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -91,18 +102,6 @@ impl Stack {
     pub fn guard(&self) -> usize {
         self.guard
     }
-
-    /// Lets the kernel take back the touched pages; the address space stays ours.
-    fn release_memory(&self) {
-        // SAFETY: the usable part of a stack we own, not in use by any thread.
-        unsafe {
-            libc::madvise(
-                self.usable_low() as *mut libc::c_void,
-                self.usable(),
-                libc::MADV_DONTNEED,
-            )
-        };
-    }
 }
 
 // SAFETY: base() is the top of a region this Stack owns (or was lent for the thread's life),
@@ -123,6 +122,8 @@ unsafe impl corosensei::stack::Stack for Stack {
 pub struct StackPool {
     /// Free stacks whose touched pages are still resident (cheapest to reuse).
     hot: Vec<Stack>,
+    /// Stacks carved ahead of need, never used: guard in place, top page committed.
+    fresh: Vec<Stack>,
     /// Free stacks whose memory went back to the kernel.
     cold: Vec<Stack>,
     /// The unused part of the current arena: [next, end).
@@ -136,29 +137,79 @@ impl StackPool {
     pub fn get(&mut self, size: usize, guard: usize) -> Option<Stack> {
         let (size, guard) = (round_to_page(size)?, round_to_page(guard)?);
         let fits = |s: &Stack| s.usable() == size && s.guard == guard;
-        if let Some(i) = self.hot.iter().rposition(fits) {
-            return Some(self.hot.swap_remove(i));
+        for list in [&mut self.hot, &mut self.fresh, &mut self.cold] {
+            if let Some(i) = list.iter().rposition(fits) {
+                return Some(list.swap_remove(i));
+            }
         }
-        if let Some(i) = self.cold.iter().rposition(fits) {
-            return Some(self.cold.swap_remove(i));
-        }
-        self.carve(size, guard)
+        self.carve_ahead(size, guard)
     }
 
-    /// Takes back the stack of a finished thread.
+    /// Takes back the stack of a finished thread. When the hot ones are [`HOT_LIMIT`], the
+    /// [`BATCH`] freed longest ago give their memory back, in one call.
     pub fn put(&mut self, mut stack: Stack) {
         if !stack.pooled {
             return;
         }
         stack.home = 0;
-        if self.hot.len() < HOT_LIMIT {
-            self.hot.push(stack);
-        } else {
-            stack.release_memory();
-            self.cold.push(stack);
+        if self.hot.len() >= HOT_LIMIT {
+            let oldest = BATCH.min(self.hot.len());
+            release_memory(&self.hot[..oldest]);
+            self.cold.extend(self.hot.drain(..oldest));
         }
+        self.hot.push(stack);
     }
 
+    /// A new stack, and up to [`BATCH`] - 1 more of its size carved with it from what is left
+    /// of the arena ([`StackPool::fresh`]): their guards go in, and their top pages (which
+    /// every thread touches) are committed, in one call each.
+    fn carve_ahead(&mut self, size: usize, guard: usize) -> Option<Stack> {
+        let first = self.carve(size, guard)?;
+        let mut run = [const { None::<Stack> }; BATCH];
+        run[0] = Some(first);
+        let mut count = 1;
+        while count < BATCH {
+            match self.carve_here(size, guard) {
+                Some(stack) => run[count] = Some(stack),
+                None => break,
+            }
+            count += 1;
+        }
+        let stacks = || run[..count].iter().flatten();
+        install_guards(stacks().map(|s| (s.low, s.guard)));
+        // Committed ahead only where one call does it all: elsewhere the first touch faults
+        // the page in, as it always did.
+        let page = page_size();
+        advise_vectored(
+            stacks().map(|s| (s.low + s.len - page, page)),
+            MADV_POPULATE_WRITE,
+        );
+        let mut run = run.into_iter().flatten();
+        let first = run.next();
+        // The rest in reverse, so the next one taken (from the end) is the next address up.
+        let rest: Vec<Stack> = run.collect();
+        self.fresh.extend(rest.into_iter().rev());
+        first
+    }
+
+    /// A stack carved from what is left of the current arena, if it fits; no guard yet.
+    fn carve_here(&mut self, size: usize, guard: usize) -> Option<Stack> {
+        let len = size.checked_add(guard)?;
+        if self.end - self.next < len {
+            return None;
+        }
+        let low = self.next;
+        self.next += len;
+        Some(Stack {
+            low,
+            len,
+            guard,
+            pooled: true,
+            home: 0,
+        })
+    }
+
+    /// A stack carved from the current arena, or from a new one; no guard yet.
     fn carve(&mut self, size: usize, guard: usize) -> Option<Stack> {
         let len = size.checked_add(guard)?;
         if self.end - self.next < len {
@@ -183,17 +234,94 @@ impl StackPool {
             self.next = arena as usize;
             self.end = self.next + arena_len;
         }
-        let low = self.next;
-        self.next += len;
-        install_guard(low, guard);
-        Some(Stack {
-            low,
-            len,
-            guard,
-            pooled: true,
-            home: 0,
-        })
+        self.carve_here(size, guard)
     }
+}
+
+/// Lets the kernel take back the touched pages of free stacks, in one call; the address space
+/// stays ours.
+fn release_memory(stacks: &[Stack]) {
+    advise_all(
+        stacks.iter().map(|s| (s.usable_low(), s.usable())),
+        libc::MADV_DONTNEED,
+    );
+}
+
+/// Makes the guard of each (`low`, `len`) fault on any access: in one call when the kernel
+/// takes a vector of ranges, else one by one ([`install_guard`], which falls back to
+/// `mprotect` on kernels without guard markers).
+fn install_guards(guards: impl Iterator<Item = (usize, usize)> + Clone) {
+    if GUARD_BY_MPROTECT.load(Ordering::Relaxed)
+        || !advise_vectored(guards.clone(), MADV_GUARD_INSTALL)
+    {
+        for (low, len) in guards {
+            install_guard(low, len);
+        }
+    }
+}
+
+/// `advice` over every (address, length) range (at most [`BATCH`]), in one call when the
+/// kernel takes a vector of ranges, else one `madvise` each. Advice is a hint here (a failure
+/// leaves pages resident or uncommitted, nothing worse).
+fn advise_all(ranges: impl Iterator<Item = (usize, usize)> + Clone, advice: libc::c_int) {
+    if !advise_vectored(ranges.clone(), advice) {
+        for (addr, len) in ranges {
+            // SAFETY: ranges of stacks this pool owns, none in use by a thread.
+            unsafe { libc::madvise(addr as *mut libc::c_void, len, advice) };
+        }
+    }
+}
+
+/// `process_madvise` of the calling process over up to [`BATCH`] ranges; false when it did
+/// not do all of them (an older kernel: never asked again; the caller goes range by range,
+/// which repeats harmlessly what was done).
+fn advise_vectored(ranges: impl Iterator<Item = (usize, usize)>, advice: libc::c_int) -> bool {
+    if NO_VECTORED_ADVICE.load(Ordering::Relaxed) {
+        return false;
+    }
+    let mut iov = [libc::iovec {
+        iov_base: core::ptr::null_mut(),
+        iov_len: 0,
+    }; BATCH];
+    let mut count = 0;
+    let mut total = 0usize;
+    for (slot, (addr, len)) in iov.iter_mut().zip(ranges) {
+        *slot = libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: len,
+        };
+        count += 1;
+        total += len;
+    }
+    if count == 0 {
+        return true;
+    }
+    // SAFETY: a vector of `count` ranges of stacks this pool owns, none in use by a thread;
+    // PIDFD_SELF names the calling process. A raw system call: libc's wrapper is no older
+    // than glibc 2.36, and `syscall` is hooked (trap 2).
+    // The kernel's own answer (errno untouched: a thread is being made for the program).
+    let done = unsafe {
+        crate::sys::raw_syscall(
+            libc::SYS_process_madvise,
+            crate::sys::pad([
+                PIDFD_SELF as libc::c_long,
+                iov.as_ptr() as libc::c_long,
+                count as libc::c_long,
+                advice as libc::c_long,
+                0,
+            ]),
+        )
+    };
+    if done >= 0 && done as usize == total {
+        return true;
+    }
+    if matches!(
+        -done as libc::c_int,
+        libc::EBADF | libc::EINVAL | libc::ENOSYS | libc::EPERM | libc::ESRCH
+    ) {
+        NO_VECTORED_ADVICE.store(true, Ordering::Relaxed);
+    }
+    false
 }
 
 /// Makes `[low, low + len)` fault on any access.
@@ -272,7 +400,7 @@ mod tests {
         for s in stacks {
             pool.put(s);
         }
-        assert_eq!(pool.cold.len(), 1);
+        assert_eq!(pool.cold.len(), BATCH, "the oldest went back together");
         let cold = pool.cold.pop().unwrap();
         // SAFETY: the lowest usable byte of a pooled stack.
         assert_eq!(
@@ -280,6 +408,24 @@ mod tests {
             0,
             "memory was given back"
         );
+    }
+
+    #[test]
+    fn stacks_are_carved_ahead_in_runs() {
+        let mut pool = StackPool::default();
+        let first = pool.get(64 << 10, GUARD).unwrap();
+        assert_eq!(pool.fresh.len(), BATCH - 1, "the rest of the run waits");
+        let next = pool.get(64 << 10, GUARD).unwrap();
+        assert_eq!(
+            next.low,
+            first.low + first.len,
+            "the next one up, from the run"
+        );
+        assert_eq!(pool.fresh.len(), BATCH - 2);
+        write_ends(&first);
+        write_ends(&next);
+        let other = pool.get(128 << 10, GUARD).unwrap();
+        assert!(other.usable() == 128 << 10 && pool.fresh.len() == 2 * BATCH - 3);
     }
 
     #[test]

@@ -533,6 +533,9 @@ impl Hub {
         self.masks.join(green, mask);
         self.alive
             .store(self.alive.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if !slice::GREEN_MADE.load(Ordering::Relaxed) {
+            slice::GREEN_MADE.store(true, Ordering::Relaxed);
+        }
         stats::thread_created();
         self.run_queue.borrow_mut().push_back(green);
     }

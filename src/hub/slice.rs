@@ -25,7 +25,7 @@
 use super::Hub;
 use crate::sys::now_ns;
 use core::cell::Cell;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// How long a thread may keep its hub through calls that do not block, while others are
 /// runnable.
@@ -33,6 +33,11 @@ pub const SLICE_NS: u64 = 2_000_000;
 
 /// How many safe points pass between clock reads (a power of two).
 const CHECK_EVERY: u32 = 64;
+
+/// A green thread was made in this process (on any hub): only then can a safe point have a
+/// thread to switch to. Relaxed: the hub that makes one sees its own store, and another OS
+/// thread's hub has no green thread of its own until it makes one.
+pub(super) static GREEN_MADE: AtomicBool = AtomicBool::new(false);
 
 /// The running thread's turn on its hub.
 #[derive(Default)]
@@ -88,6 +93,11 @@ impl Hub {
     /// or if the running thread's slice is spent and another thread is runnable.
     #[inline]
     pub fn safe_point() {
+        // Until some hub runs a green thread, no thread has a turn to end (and the look at
+        // the hub is a call to `__tls_get_addr`, the cost of every plain read and write).
+        if !GREEN_MADE.load(Ordering::Relaxed) {
+            return;
+        }
         let Some(hub) = Hub::current() else { return };
         let calls = hub.turn.calls.get().wrapping_add(1);
         hub.turn.calls.set(calls);

@@ -21,6 +21,8 @@ struct Locks {
     buckets: AllBuckets,
     pool: crate::tpool::ForkGuard,
     inbox: Option<(&'static Hub, MutexGuard<'static, crate::hub::Inbox>)>,
+    /// Held last: no other thread is pointing the exports' routes.
+    _routes: crate::patch::RoutesLock,
 }
 
 /// The locks of the fork in progress, from the prepare handler to the parent or child one.
@@ -38,6 +40,7 @@ extern "C" fn prepare() {
     let buckets = park::lock_all();
     let pool = crate::tpool::before_fork();
     let inbox = Hub::current().map(|hub| (hub, hub.lock_inbox()));
+    let _routes = crate::patch::RoutesLock::take();
     // SAFETY: see `Held`: this thread holds every lock now.
     unsafe {
         *HELD.0.get() = Some(Locks {
@@ -45,6 +48,7 @@ extern "C" fn prepare() {
             buckets,
             pool,
             inbox,
+            _routes,
         })
     };
 }

@@ -47,7 +47,8 @@ pub unsafe fn pipe(fds: *mut c_int, flags: Option<c_int>) -> Outcome<c_int> {
 /// What a call's green part did; when it passed (`Bypass`: the descriptor is not a green one,
 /// or no longer is: a regular file cached as a socket), `real` (the real function with the
 /// caller's arguments) on the pool for a regular file ([`fileio::on_fd`]), else `Bypass`: libc.
-/// Inlined, as the hot path of every read and write.
+/// Inlined into the out-of-line half of each read and write, which [`plain_first`] calls for
+/// a descriptor the fd table does not know to be plain.
 #[inline(always)]
 fn green_or_plain(
     fd: c_int,
@@ -60,18 +61,53 @@ fn green_or_plain(
     }
 }
 
+/// Every read and write asks first whether the fd table already knows the descriptor to be a
+/// plain one now ([`fd::known`]: a device, a regular file without the pool, a pipe with `os`
+/// off): then libc, before anything else; else `rest`, out of line (the plain call's path keeps
+/// no frame for what the green one needs), with what the table said.
+#[inline(always)]
+fn plain_first(
+    fd: c_int,
+    rest: impl FnOnce(Option<&'static fd::Entry>, Kind) -> Outcome<ssize_t>,
+) -> Outcome<ssize_t> {
+    let (entry, kind) = fd::cached(fd);
+    if fd::plain_now(kind) {
+        return Bypass;
+    }
+    rest(entry, kind)
+}
+
 /// `read` (and glibc's fortified `__read_chk` once its check passed).
 ///
 /// # Safety
 /// As `read(2)`.
+#[inline(always)]
 pub unsafe fn read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t> {
     if len == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
+    // SAFETY: per our contract.
+    plain_first(fd, |entry, kind| unsafe {
+        read_not_plain(fd, buf, len, entry, kind)
+    })
+}
+
+/// [`read`] of a descriptor not known to be plain.
+///
+/// # Safety
+/// As [`read`].
+#[inline(never)]
+unsafe fn read_not_plain(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    entry: Option<&'static fd::Entry>,
+    kind: Kind,
+) -> Outcome<ssize_t> {
     let at = buf as usize; // the caller waits while a pool thread reads into it
     // SAFETY: per our contract; the caller's arguments, to the real function.
     unsafe {
-        green_or_plain(fd, green_read(fd, buf, len), move || {
+        green_or_plain(fd, green_read(fd, buf, len, entry, kind), move || {
             (real::get().read)(fd, at as *mut c_void, len)
         })
     }
@@ -81,9 +117,15 @@ pub unsafe fn read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t>
 ///
 /// # Safety
 /// As `read(2)`.
-unsafe fn green_read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t> {
+unsafe fn green_read(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    entry: Option<&'static fd::Entry>,
+    kind: Kind,
+) -> Outcome<ssize_t> {
     let real = real::get();
-    let mut green = match GreenFd::for_call(fd, false) {
+    let mut green = match GreenFd::for_known(fd, entry, kind) {
         Ok(green) => green,
         Err(Bypass) => return Bypass,
         Err(outcome) => return outcome,
@@ -181,11 +223,30 @@ pub(crate) fn ready_now(fd: c_int, events: libc::c_short) -> bool {
 ///
 /// # Safety
 /// As `readv(2)`.
+#[inline(always)]
 pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+    // SAFETY: per our contract.
+    plain_first(fd, |entry, kind| unsafe {
+        readv_not_plain(fd, iov, count, entry, kind)
+    })
+}
+
+/// [`readv`] of a descriptor not known to be plain.
+///
+/// # Safety
+/// As [`readv`].
+#[inline(never)]
+unsafe fn readv_not_plain(
+    fd: c_int,
+    iov: *const iovec,
+    count: c_int,
+    entry: Option<&'static fd::Entry>,
+    kind: Kind,
+) -> Outcome<ssize_t> {
     let vec = iov as usize; // the caller waits while a pool thread reads into it
     // SAFETY: per our contract; the caller's arguments, to the real function.
     unsafe {
-        green_or_plain(fd, green_readv(fd, iov, count), move || {
+        green_or_plain(fd, green_readv(fd, iov, count, entry, kind), move || {
             (real::get().readv)(fd, vec as *const iovec, count)
         })
     }
@@ -195,12 +256,18 @@ pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize
 ///
 /// # Safety
 /// As `readv(2)`.
-unsafe fn green_readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+unsafe fn green_readv(
+    fd: c_int,
+    iov: *const iovec,
+    count: c_int,
+    entry: Option<&'static fd::Entry>,
+    kind: Kind,
+) -> Outcome<ssize_t> {
     // SAFETY: the caller's vector (a negative count goes to libc).
     if count < 0 || unsafe { iov_len(iov, count as usize) } == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
-    let mut green = match GreenFd::for_call(fd, false) {
+    let mut green = match GreenFd::for_known(fd, entry, kind) {
         Ok(green) => green,
         Err(Bypass) => return Bypass,
         Err(outcome) => return outcome,
@@ -224,11 +291,30 @@ unsafe fn green_readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssi
 ///
 /// # Safety
 /// As `write(2)`.
+#[inline(always)]
 pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize_t> {
+    // SAFETY: per our contract.
+    plain_first(fd, |entry, kind| unsafe {
+        write_not_plain(fd, buf, len, entry, kind)
+    })
+}
+
+/// [`write`] of a descriptor not known to be plain.
+///
+/// # Safety
+/// As [`write`].
+#[inline(never)]
+unsafe fn write_not_plain(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    entry: Option<&'static fd::Entry>,
+    kind: Kind,
+) -> Outcome<ssize_t> {
     let at = buf as usize; // the caller waits while a pool thread writes from it
     // SAFETY: per our contract; the caller's arguments, to the real function.
     unsafe {
-        green_or_plain(fd, green_write(fd, buf, len), move || {
+        green_or_plain(fd, green_write(fd, buf, len, entry, kind), move || {
             (real::get().write)(fd, at as *const c_void, len)
         })
     }
@@ -238,8 +324,14 @@ pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize
 ///
 /// # Safety
 /// As `write(2)`.
-unsafe fn green_write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize_t> {
-    let mut green = match GreenFd::for_call(fd, false) {
+unsafe fn green_write(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    entry: Option<&'static fd::Entry>,
+    kind: Kind,
+) -> Outcome<ssize_t> {
+    let mut green = match GreenFd::for_known(fd, entry, kind) {
         Ok(green) => green,
         Err(Bypass) => return Bypass,
         Err(outcome) => return outcome,
@@ -298,11 +390,30 @@ unsafe fn write_step(
 ///
 /// # Safety
 /// As `writev(2)`.
+#[inline(always)]
 pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+    // SAFETY: per our contract.
+    plain_first(fd, |entry, kind| unsafe {
+        writev_not_plain(fd, iov, count, entry, kind)
+    })
+}
+
+/// [`writev`] of a descriptor not known to be plain.
+///
+/// # Safety
+/// As [`writev`].
+#[inline(never)]
+unsafe fn writev_not_plain(
+    fd: c_int,
+    iov: *const iovec,
+    count: c_int,
+    entry: Option<&'static fd::Entry>,
+    kind: Kind,
+) -> Outcome<ssize_t> {
     let vec = iov as usize; // the caller waits while a pool thread writes from it
     // SAFETY: per our contract; the caller's arguments, to the real function.
     unsafe {
-        green_or_plain(fd, green_writev(fd, iov, count), move || {
+        green_or_plain(fd, green_writev(fd, iov, count, entry, kind), move || {
             (real::get().writev)(fd, vec as *const iovec, count)
         })
     }
@@ -312,9 +423,15 @@ pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssiz
 ///
 /// # Safety
 /// As `writev(2)`.
-unsafe fn green_writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+unsafe fn green_writev(
+    fd: c_int,
+    iov: *const iovec,
+    count: c_int,
+    entry: Option<&'static fd::Entry>,
+    kind: Kind,
+) -> Outcome<ssize_t> {
     let real = real::get();
-    let mut green = match GreenFd::for_call(fd, false) {
+    let mut green = match GreenFd::for_known(fd, entry, kind) {
         Ok(green) => green,
         Err(Bypass) => return Bypass,
         Err(outcome) => return outcome,

@@ -221,6 +221,15 @@ fn read_task_file(tid: i32, file: &str, buf: &mut [u8]) -> Option<usize> {
 
 /// Is OS thread `tid` running user code (state R, not asleep in a system call), with `sig`
 /// not blocked (a signal it blocks would wait, pending, for the program's `sigwait`)?
+/// The time OS thread `tid` has spent on a CPU so far, in ns (`/proc/…/schedstat`'s first
+/// field); None where the kernel does not say.
+pub fn cpu_ns(tid: i32) -> Option<u64> {
+    let mut buf = [0u8; 128];
+    let n = read_task_file(tid, "schedstat", &mut buf)?;
+    let text = core::str::from_utf8(&buf[..n]).ok()?;
+    text.split_ascii_whitespace().next()?.parse().ok()
+}
+
 pub fn running_unblocked(tid: i32, sig: libc::c_int) -> bool {
     let mut buf = [0u8; 2048];
     let Some(n) = read_task_file(tid, "status", &mut buf) else {

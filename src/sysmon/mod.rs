@@ -186,8 +186,24 @@ struct Seen {
     since: u64,
     /// When it last sent the preemption signal.
     signalled: u64,
+    /// The hub's OS thread's CPU time at the last look (see [`BUSY_NS`]).
+    cpu_ns: u64,
     episode: blocked::Episode,
 }
+
+/// How much CPU a hub's OS thread must have used since the monitor's last look (of
+/// [`TICK_NS`]) to be sent the preemption signal: a thread busy in its own code, not one that
+/// only passes between two blocking calls (or waits for a CPU). A signal that lands in a
+/// system call the kernel does not restart (`poll`, a socket read with `SO_RCVTIMEO`…) makes
+/// it fail with EINTR: after 200 ms blocked in one unpatched `recv`, a thread seen running
+/// for a moment on its way into the next was signalled there (the hub had not switched for
+/// 200 ms, and the state read said running).
+const BUSY_NS: u64 = TICK_NS / 2;
+
+/// After a preemption found nothing else to run, how long before the monitor signals that
+/// hub's thread again (unless it switched meanwhile): a thread alone with work of its own is
+/// left alone, bar a look for a timer now and then.
+const ALONE_BACKOFF_NS: u64 = 4 * SLICE_NS;
 
 extern "C" fn monitor(arg: *mut libc::c_void) -> *mut libc::c_void {
     // SAFETY: the Box `start` leaked for this thread.
@@ -255,15 +271,24 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted) -> boo
     if wanted.follows_blocks() {
         blocked::sample(hub, &mut seen.episode, now, wanted.block_warn_ns);
     }
-    if wanted.preempt
-        && kept >= SLICE_NS
-        && now.saturating_sub(seen.signalled) >= SLICE_NS / 2
-        && !seen.episode.in_call()
-        && blocked::running_unblocked(hub.tid(), preempt::SIGNAL)
-    {
-        hub.want_preemption();
-        preempt::send(hub.tid());
-        seen.signalled = now;
+    if wanted.preempt {
+        // CPU used since the last look: a hub whose thread blocked throughout, or only passed
+        // through its own code, is not busy (and a kernel that does not say counts as busy).
+        let cpu = blocked::cpu_ns(hub.tid());
+        let busy = cpu.is_none_or(|cpu| cpu.saturating_sub(seen.cpu_ns) >= BUSY_NS);
+        seen.cpu_ns = cpu.unwrap_or(0);
+        let since_signal = now.saturating_sub(seen.signalled);
+        if busy
+            && kept >= SLICE_NS
+            && since_signal >= SLICE_NS / 2
+            && !(hub.alone() && since_signal < ALONE_BACKOFF_NS)
+            && !seen.episode.in_call()
+            && blocked::running_unblocked(hub.tid(), preempt::SIGNAL)
+        {
+            hub.want_preemption();
+            preempt::send(hub.tid());
+            seen.signalled = now;
+        }
     }
     true
 }

@@ -4,8 +4,12 @@
 //! thread that would wake it could never run; a private `FUTEX_WAKE` wakes those green waiters
 //! first, then the kernel's for the rest of the count. Anything else goes to the kernel, after
 //! waking every green waiter of the words it names (a futex waiter must expect a spurious
-//! wake-up; a lost one would hang it). Shared (non-private) futexes stay the kernel's: another
-//! process may wake them. The library's own futexes (Rust std's locks, through the same
+//! wake-up; a lost one would hang it). A shared (non-private) wait parks too (libstdc++'s
+//! static-initialisation guard waits on a shared futex, while the thread that will wake it is
+//! a green thread of the same OS thread), but for at most [`SHARED_RECHECK_NS`] at a time: a
+//! wake from another process, through shared memory, never passes our hook, so the wait then
+//! ends as a spurious wake-up (0), which every futex waiter must expect, and the caller looks
+//! at its word again. The library's own futexes (Rust std's locks, through the same
 //! exported `syscall`) never come here: the export passes the caller's address along.
 
 use crate::hub::Hub;
@@ -22,6 +26,9 @@ const FUTEX_WAKE_BITSET: c_long = 10;
 const FUTEX_PRIVATE_FLAG: c_long = 128;
 const FUTEX_CLOCK_REALTIME: c_long = 256;
 const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
+
+/// The longest a green thread waits on a shared futex before it answers a spurious wake-up.
+pub const SHARED_RECHECK_NS: u64 = 10_000_000;
 
 unsafe extern "C" {
     /// The ELF header of this very object (a hidden symbol the linker defines: never another
@@ -62,16 +69,25 @@ fn in_library(address: usize) -> bool {
 /// As `futex(2)` with these arguments.
 pub unsafe fn call(args: [c_long; 6], caller: usize) -> Option<c_long> {
     let op = args[1];
-    if caller == 0 || op & FUTEX_PRIVATE_FLAG == 0 || !super::active() || in_library(caller) {
+    if caller == 0 || !super::active() || in_library(caller) {
         return None;
     }
+    let shared = op & FUTEX_PRIVATE_FLAG == 0;
     let word = args[0] as usize;
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     let any = args[5] as u32 == FUTEX_BITSET_MATCH_ANY;
     match cmd {
         FUTEX_WAIT => {
             // SAFETY: per our contract.
-            unsafe { wait(word, args[2] as u32, args[3] as *const timespec, None) }
+            unsafe {
+                wait(
+                    word,
+                    args[2] as u32,
+                    args[3] as *const timespec,
+                    None,
+                    shared,
+                )
+            }
         }
         FUTEX_WAIT_BITSET if any => {
             let clock = if op & FUTEX_CLOCK_REALTIME != 0 {
@@ -86,6 +102,7 @@ pub unsafe fn call(args: [c_long; 6], caller: usize) -> Option<c_long> {
                     args[2] as u32,
                     args[3] as *const timespec,
                     Some(clock),
+                    shared,
                 )
             }
         }
@@ -107,6 +124,7 @@ unsafe fn wait(
     expected: u32,
     timeout: *const timespec,
     absolute: Option<libc::clockid_t>,
+    shared: bool,
 ) -> Option<c_long> {
     Hub::current().filter(|hub| hub.parkable())?;
     let deadline = if timeout.is_null() {
@@ -137,7 +155,15 @@ unsafe fn wait(
         crate::sys::set_errno(libc::EAGAIN);
         return Some(-1);
     }
-    match bucket.park(word, 0, deadline, WaitOn::Futex(word).word(), || {}) {
+    let recheck = shared.then(|| now_ns().saturating_add(SHARED_RECHECK_NS));
+    let park_until = match (deadline, recheck) {
+        (Some(d), Some(r)) => Some(d.min(r)),
+        (d, r) => d.or(r),
+    };
+    match bucket.park(word, 0, park_until, WaitOn::Futex(word).word(), || {}) {
+        Parked::TimedOut if deadline.is_none_or(|d| park_until.is_some_and(|p| p < d)) => {
+            Some(0) // a shared wait's recheck: a spurious wake-up
+        }
         Parked::TimedOut => {
             crate::sys::set_errno(libc::ETIMEDOUT);
             Some(-1)

@@ -16,7 +16,7 @@ use crate::hub::{Hub, Owners};
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::patch::{self, Subsystem};
 use crate::waiting::WaitOn;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use libc::{
     EAGAIN, EBUSY, EDEADLK, EINVAL, ESRCH, ETIMEDOUT, c_int, c_void, pthread_attr_t, pthread_t,
 };
@@ -182,6 +182,42 @@ unsafe fn wanted(attr: *const pthread_attr_t) -> Wanted {
     wanted
 }
 
+/// A C++ runtime in the process learns that it has more than one thread: glibc's
+/// `__libc_single_threaded` goes false, as glibc's own `pthread_create` makes it (and never
+/// back). libstdc++ reads it to take a function-local static's guard without waiting (a second
+/// thread finding it pending throws `recursive_init_error`: node's workers aborted) and to count
+/// `shared_ptr` references with plain increments, both wrong once threads can switch in the
+/// middle (at a hooked call, or by preemption in the program's own code). glibc reads the same
+/// flag for its own fast paths (no cancellation dance around each system call, no atomic
+/// stdio and malloc locks), which stay right under green threads, since they never switch
+/// inside glibc, and which cost 8 % more instructions on a socket round trip once left: so the
+/// flag goes false only when a C++ runtime is loaded (`__cxa_guard_acquire` resolves), checked
+/// at a thread's creation whenever the loaded objects changed since the last look.
+fn tell_a_cxx_runtime() {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    static LOOKED_AT: AtomicU32 = AtomicU32::new(u32::MAX);
+    if DONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let generation = crate::scope::GENERATION.load(Ordering::Acquire);
+    if LOOKED_AT.swap(generation, Ordering::Relaxed) == generation {
+        return;
+    }
+    // SAFETY: NUL-terminated names; lookups made here, not in an allocator.
+    unsafe {
+        if libc::dlsym(libc::RTLD_DEFAULT, c"__cxa_guard_acquire".as_ptr()).is_null() {
+            return;
+        }
+        let flag = libc::dlsym(libc::RTLD_DEFAULT, c"__libc_single_threaded".as_ptr());
+        DONE.store(true, Ordering::Relaxed);
+        if !flag.is_null() {
+            // SAFETY: glibc's `char __libc_single_threaded` (2.32+), which after start-up only
+            // ever goes from 1 to 0.
+            flag.cast::<u8>().write_volatile(0);
+        }
+    }
+}
+
 /// Makes a green thread running `entry` on this OS thread's hub.
 ///
 /// # Safety
@@ -229,6 +265,7 @@ pub(crate) unsafe fn spawn(
         );
         return EAGAIN;
     };
+    tell_a_cxx_runtime();
     if !core::ptr::eq(home, hub) {
         // Started by its own hub's OS thread, where its thread-locals are built.
         home.place(hub, green, stack, run);
