@@ -205,7 +205,7 @@ pub fn walk(pc: usize, sp: usize, fp: usize, top: usize) -> Frames {
     let mut frames = Frames::new(pc, Method::FramePointers);
     let mut fp = fp;
     let mut below = sp;
-    while fp >= below && fp - below < LARGEST_FRAME && fp % size_of::<usize>() == 0 {
+    while fp >= below && fp - below < LARGEST_FRAME && fp.is_multiple_of(size_of::<usize>()) {
         let (Some(next), Some(ret)) = (read_word(fp), read_word(fp + size_of::<usize>())) else {
             break;
         };
