@@ -10,8 +10,8 @@
 //! - **stack scan** otherwise (a thread in a system call: `/proc/self/task/TID/syscall` gives
 //!   only its stack and instruction pointers; code built without frame pointers): every word
 //!   from the stack pointer up that points just past a call instruction in a loaded object;
-//!   where that call is direct, its target must be the function the frame before is in (or a
-//!   PLT stub of another object's), which drops most stale words.
+//!   where that call's target is known (direct, through a PLT stub or a GOT slot), the frame
+//!   before must be in the function it calls, which drops most stale words.
 
 /// How many frames a backtrace keeps.
 pub const MAX_FRAMES: usize = 16;
@@ -65,7 +65,7 @@ impl Frames {
 }
 
 /// Copies this process's memory at `address` into `buf`; the bytes copied (0 on a bad address).
-fn read_memory(address: usize, buf: &mut [u8]) -> usize {
+pub fn read_memory(address: usize, buf: &mut [u8]) -> usize {
     let local = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -95,7 +95,7 @@ fn read_word(address: usize) -> Option<usize> {
 }
 
 /// Is `address` in a loaded object, just past a call instruction? Then Some, with the call's
-/// target where it is direct (`call rel32`).
+/// target where it is known (`call rel32`, or `call *slot(%rip)`: the slot's word).
 #[cfg(target_arch = "x86_64")]
 fn after_call(address: usize) -> Option<Option<usize>> {
     let object = crate::scope::object_of(address)?;
@@ -109,6 +109,12 @@ fn after_call(address: usize) -> Option<Option<usize>> {
     if b[2] == 0xe8 {
         let rel = i32::from_le_bytes([b[3], b[4], b[5], b[6]]) as isize;
         return Some(Some(address.wrapping_add_signed(rel)));
+    }
+    if b[1] == 0xff && b[2] == 0x15 {
+        // call *slot(%rip): through a GOT slot (code built with -fno-plt, Rust's): the word in
+        // the slot is the target.
+        let rel = i32::from_le_bytes([b[3], b[4], b[5], b[6]]) as isize;
+        return Some(read_word(address.wrapping_add_signed(rel)));
     }
     let modrm_call = |at: usize, modes: &[u8]| {
         b[at] == 0xff && (b[at + 1] >> 3) & 7 == 2 && modes.contains(&(b[at + 1] >> 6))
@@ -127,37 +133,33 @@ fn after_call(_address: usize) -> Option<Option<usize>> {
 }
 
 /// Could a direct call to `target` have led to `callee_pc` (the frame before)? The function it
-/// calls starts at the target and runs past the pc; or the target is a PLT stub (an indirect
-/// jump) and the pc in another object (a stale copy of a return address next to the live one
-/// fails both).
+/// calls starts at the target (or, for a PLT stub, where the stub's slot points) and runs past
+/// the pc. A stale copy of a return address next to the live one fails this.
 fn call_leads_to(target: usize, callee_pc: usize) -> bool {
     const LONGEST_FUNCTION: usize = 1 << 20;
-    if !is_stub(target) {
-        return target <= callee_pc && callee_pc - target < LONGEST_FUNCTION;
-    }
-    match (
-        crate::scope::object_of(target),
-        crate::scope::object_of(callee_pc),
-    ) {
-        (Some(a), Some(b)) => a.start != b.start,
-        _ => true,
-    }
+    let function = stub_destination(target).unwrap_or(target);
+    function <= callee_pc && callee_pc - function < LONGEST_FUNCTION
 }
 
-/// Does the code at `address` begin with an indirect jump through memory (a PLT entry:
-/// `jmp *x(%rip)`, maybe after `endbr64` and a `bnd` prefix)?
-fn is_stub(address: usize) -> bool {
-    let mut b = [0u8; 8];
+/// Where the code at `address` jumps, if it is a PLT entry (`jmp *slot(%rip)`, maybe after
+/// `endbr64` and a `bnd` prefix): the word in its slot.
+fn stub_destination(address: usize) -> Option<usize> {
+    let mut b = [0u8; 16];
     if read_memory(address, &mut b) != b.len() {
-        return false;
+        return None;
     }
-    let code = if b[..4] == [0xf3, 0x0f, 0x1e, 0xfa] {
-        &b[4..]
-    } else {
-        &b[..]
-    };
-    let code = code.strip_prefix(&[0xf2]).unwrap_or(code);
-    code.starts_with(&[0xff, 0x25])
+    let mut at = 0;
+    if b[..4] == [0xf3, 0x0f, 0x1e, 0xfa] {
+        at += 4;
+    }
+    if b[at] == 0xf2 {
+        at += 1;
+    }
+    if b[at..at + 2] != [0xff, 0x25] {
+        return None;
+    }
+    let disp = i32::from_le_bytes([b[at + 2], b[at + 3], b[at + 4], b[at + 5]]) as isize;
+    read_word((address + at + 6).wrapping_add_signed(disp))
 }
 
 /// The backtrace of a thread stopped at `pc` with its stack at `sp`: a scan (see the module),

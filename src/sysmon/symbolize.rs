@@ -27,7 +27,12 @@ pub fn write_place(out: &mut impl Write, address: usize) -> core::fmt::Result {
     }
     let mut name = [0u8; 256];
     let at = address.wrapping_sub(object.bias) as u64;
-    match function_at(&path, at, &mut name) {
+    // An object with no file (the vDSO) is read where it is mapped, headers and all.
+    let source = match File::open(&path) {
+        Some(file) => Source::File(file),
+        None => Source::Memory(object.start),
+    };
+    match function_at(&source, at, &mut name) {
         Some((len, offset)) => {
             let name = core::str::from_utf8(&name[..len]).unwrap_or("?");
             write_demangled(out, name)?;
@@ -53,20 +58,33 @@ impl File {
         };
         (fd >= 0).then_some(File(fd))
     }
+}
 
-    /// Fills `buf` from `offset`; false when the file is shorter.
+/// Where an object's ELF image is read from: its file, or this process's memory at its
+/// mapping's start.
+enum Source {
+    File(File),
+    Memory(usize),
+}
+
+impl Source {
+    /// Fills `buf` from `offset`; false when the image is shorter (or not mapped there).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> bool {
-        // SAFETY: a valid buffer of its length.
-        let n = unsafe {
-            crate::sys::syscall!(
-                libc::SYS_pread64,
-                self.0,
-                buf.as_mut_ptr(),
-                buf.len(),
-                offset
-            )
-        };
-        n == buf.len() as i64
+        match self {
+            // SAFETY: a valid buffer of its length.
+            Source::File(file) => unsafe {
+                crate::sys::syscall!(
+                    libc::SYS_pread64,
+                    file.0,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    offset
+                ) == buf.len() as i64
+            },
+            Source::Memory(start) => {
+                super::backtrace::read_memory(start + offset as usize, buf) == buf.len()
+            }
+        }
     }
 }
 
@@ -90,10 +108,9 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 const SHT_SYMTAB: u64 = 2;
 const SHT_DYNSYM: u64 = 11;
 
-/// The function of the 64-bit ELF file at `path` whose range holds `at` (a link-time
+/// The function of the 64-bit ELF image in `file` whose range holds `at` (a link-time
 /// address): its name's length in `name`, and `at`'s offset in it.
-fn function_at(path: &[u8], at: u64, name: &mut [u8; 256]) -> Option<(usize, u64)> {
-    let file = File::open(path)?;
+fn function_at(file: &Source, at: u64, name: &mut [u8; 256]) -> Option<(usize, u64)> {
     let mut header = [0u8; 64];
     if !file.read_at(&mut header, 0) || &header[..5] != b"\x7fELF\x02" {
         return None;
