@@ -27,12 +27,16 @@ pub fn write_place(out: &mut impl Write, address: usize) -> core::fmt::Result {
     }
     let mut name = [0u8; 256];
     let at = address.wrapping_sub(object.bias) as u64;
-    // An object with no file (the vDSO) is read where it is mapped, headers and all.
+    // An object with no file (the vDSO, named without a '/') is read where it is mapped,
+    // headers and all; any other's mapping lacks its section headers.
     let source = match File::open(&path) {
-        Some(file) => Source::File(file),
-        None => Source::Memory(object.start),
+        Some(file) => Some(Source::File(file)),
+        None if !object.path.is_empty() && !object.path.contains(&b'/') => {
+            Some(Source::Memory(object.start))
+        }
+        None => None,
     };
-    match function_at(&source, at, &mut name) {
+    match source.and_then(|source| function_at(&source, at, &mut name)) {
         Some((len, offset)) => {
             let name = core::str::from_utf8(&name[..len]).unwrap_or("?");
             write_demangled(out, name)?;
