@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -200,6 +201,91 @@ __attribute__((sentinel)) static inline int gw_run_self(const char *const env[],
         CHECK(i < 7, "gw_run_self: too many arguments");
     va_end(ap);
     return gw_run(env, argv, out, outlen);
+}
+
+/* A child that may not end by itself (a deadlock, a dump on request): this program run again
+ * as `self --child MODE`, with `env` ("NAME=value", or NULL) added, its stdout and stderr on
+ * pipes the parent reads with a deadline (gw_kid_read_until), then killed (gw_kid_stop). */
+struct gw_kid {
+    pid_t pid;
+    int out, err;
+    size_t len;
+    char text[1 << 20];
+};
+
+static inline void gw_kid_start(struct gw_kid *k, const char *mode, const char *env) {
+    int o[2], e[2];
+    CHECK(pipe(o) == 0 && pipe(e) == 0, "pipe");
+    k->pid = fork();
+    CHECK(k->pid >= 0, "fork");
+    if (k->pid == 0) {
+        if (env) putenv((char *)env);
+        dup2(o[1], 1);
+        dup2(e[1], 2);
+        execl(gw_self(), gw_self(), "--child", mode, (char *)NULL);
+        _exit(127);
+    }
+    close(o[1]);
+    close(e[1]);
+    k->out = o[0];
+    k->err = e[0];
+    k->len = 0;
+    k->text[0] = 0;
+}
+
+/* Appends what the child writes on fd (its k->out or k->err) to k->text until `needle` shows
+ * up (1), or EOF (1 when needle is NULL: read to the end, else 0), or `ms` pass (0). */
+static inline int gw_kid_read_until(struct gw_kid *k, int fd, const char *needle, int ms) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!(needle && strstr(k->text, needle))) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long long spent = (t1.tv_sec - t0.tv_sec) * 1000LL + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (spent >= ms) return 0;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)(ms - spent)) <= 0) continue;
+        ssize_t n = read(fd, k->text + k->len, sizeof k->text - 1 - k->len);
+        if (n <= 0) return needle == NULL;
+        k->len += (size_t)n;
+        k->text[k->len] = 0;
+    }
+    return 1;
+}
+
+/* Forgets what was read so far. */
+static inline void gw_kid_clear(struct gw_kid *k) {
+    k->len = 0;
+    k->text[0] = 0;
+}
+
+/* Kills the child (if it still runs), reaps it and closes its pipes. */
+static inline void gw_kid_stop(struct gw_kid *k) {
+    kill(k->pid, SIGKILL);
+    int status;
+    while (waitpid(k->pid, &status, 0) < 0 && errno == EINTR) {}
+    close(k->out);
+    close(k->err);
+}
+
+/* The dump line of the thread named `name` (`thread N "name" [handle]: state`; other lines
+ * name it too, in what they wait for), copied into `line`. */
+static inline const char *gw_dump_line_of(const char *text, const char *name, char *line, size_t len) {
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\" [", name);
+    const char *at = text;
+    while ((at = strstr(at, quoted)) != NULL) {
+        const char *close = strchr(at, ']');
+        if (close && close[1] == ':') break;
+        at++;
+    }
+    CHECK(at, "no thread %s in:\n%s", quoted, text);
+    const char *end = strchr(at, '\n');
+    size_t n = end ? (size_t)(end - at) : strlen(at);
+    if (n >= len) n = len - 1;
+    memcpy(line, at, n);
+    line[n] = 0;
+    return line;
 }
 
 /* A watchdog for a test that could hang: after `seconds`, "NAME: watchdog: hung in PHASE" on

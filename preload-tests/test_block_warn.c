@@ -6,7 +6,8 @@
  * library says nothing. Green only: the test runs itself in a child with each environment
  * (argv[1] == "--child"); a process of its own writes the pipe 300 ms later.
  * A green thread that spins 200 ms in its own code with preemption off (GREENWORLD_PREEMPT=0)
- * is named too, as running its own code ("--spin").
+ * is named too, as running its own code ("--spin"). Each warning carries a backtrace of the
+ * blocked thread naming two of the test's functions, callee first.
  * Under the preload before the monitor existed: no line at all. */
 #include "gwtest.h"
 #include <pthread.h>
@@ -14,11 +15,20 @@
 
 static int pipe_fds[2];
 
+/* Called, not inlined, and not a tail call: the warning's backtrace has read_raw then
+ * raw_reader. */
+__attribute__((noinline)) static long read_raw(int fd) {
+    char c;
+    long n = syscall(SYS_read, fd, &c, 1);
+    __asm__ volatile("" ::: "memory");
+    return n;
+}
+
 static void *raw_reader(void *arg) {
     (void)arg;
     pthread_setname_np(pthread_self(), "raw-reader");
-    char c;
-    long n = syscall(SYS_read, pipe_fds[0], &c, 1);
+    long n = read_raw(pipe_fds[0]);
+    __asm__ volatile("" ::: "memory");
     return (void *)n;
 }
 
@@ -45,12 +55,21 @@ static int child(void) {
     return 0;
 }
 
+/* As read_raw: the spinner's backtrace has spin_for then spin_200ms. */
+__attribute__((noinline)) static long spin_for(long ms) {
+    long long t0 = gw_now_ns();
+    long turns = 0;
+    while (gw_now_ns() - t0 < ms * 1000000LL) turns++;
+    __asm__ volatile("" ::: "memory");
+    return turns;
+}
+
 static void *spin_200ms(void *arg) {
     (void)arg;
     pthread_setname_np(pthread_self(), "spinner");
-    long long t0 = gw_now_ns();
-    while (gw_now_ns() - t0 < 200 * 1000000LL) {}
-    return NULL;
+    long turns = spin_for(200);
+    __asm__ volatile("" ::: "memory");
+    return (void *)turns;
 }
 
 static int spin_child(void) {
@@ -87,6 +106,12 @@ int main(int argc, char **argv) {
     const char *warned = strstr(out, "greenworld: hub of OS thread ");
     CHECK(warned && strstr(warned, " in read, a call no hook makes green"), "no warning naming read: %s", out);
     CHECK(strstr(warned, "'raw-reader'"), "the warning does not name the thread: %s", out);
+    /* A backtrace of the blocked thread, with the test's own functions named (from its symbol
+     * table: they are static; gcc may suffix a clone's name, e.g. ".constprop.0"), the callee
+     * first. */
+    const char *callee = strstr(warned, "greenworld:     #");
+    callee = callee ? strstr(callee, " read_raw") : NULL;
+    CHECK(callee && strstr(callee, " raw_reader"), "no backtrace read_raw <- raw_reader: %s", out);
     CHECK(strstr(out, "ran again after ") && strstr(out, " ms blocked in read"), "no end line: %s", out);
     CHECK(!strstr(strstr(warned, "\n"), " in read, a call no hook"), "warned twice for one episode: %s", out);
 
@@ -102,6 +127,9 @@ int main(int argc, char **argv) {
               strstr(warned, "in its own code (no system call)"),
           "no warning naming the spinner: %s", out);
     CHECK(strstr(out, "ms in one thread's own code"), "no end line: %s", out);
+    callee = strstr(warned, "greenworld:     #");
+    callee = callee ? strstr(callee, " spin_for") : NULL;
+    CHECK(callee && strstr(callee, " spin_200ms"), "no backtrace spin_for <- spin_200ms: %s", out);
 
     gw_phase = "neither";
     run("GREENWORLD_BLOCK_WARN=off", NULL);

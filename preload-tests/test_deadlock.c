@@ -5,7 +5,9 @@
  * thread in sigwait that another process signals, pause() ended by an alarm, a condition
  * variable waited with a timeout, a mutex a native thread (glibc's timer thread) unlocks.
  * Each case is this program run again as a child (--child MODE), its stderr read with a
- * deadline, then killed if it still runs. */
+ * deadline, then killed if it still runs (gw_kid_*). All of it at the default number of hubs,
+ * then again with GREENWORLD_HUBS=2 (the test runs itself again), where the threads of a
+ * deadlock sit on different hubs. */
 #include "gwtest.h"
 #include <poll.h>
 
@@ -140,133 +142,60 @@ static int child(const char *mode) {
     return 0;
 }
 
-/* A child running `mode`, its stdout and stderr on pipes. */
-struct kid {
-    pid_t pid;
-    int out, err;
-    char text[65536];
-    size_t len;
-};
-
-static void start(struct kid *k, const char *mode) {
-    int o[2], e[2];
-    CHECK(pipe(o) == 0 && pipe(e) == 0, "pipe");
-    k->pid = fork();
-    CHECK(k->pid >= 0, "fork");
-    if (k->pid == 0) {
-        dup2(o[1], 1);
-        dup2(e[1], 2);
-        execl(gw_self(), gw_self(), "--child", mode, (char *)NULL);
-        _exit(127);
-    }
-    close(o[1]);
-    close(e[1]);
-    k->out = o[0];
-    k->err = e[0];
-    k->len = 0;
-    k->text[0] = 0;
-}
-
-/* Reads fd into k->text until `needle` shows up (returns 1), EOF or `ms` pass (returns 0). */
-static int read_until(struct kid *k, int fd, const char *needle, int ms) {
-    long long t0 = gw_now_ns();
-    while (!(needle && strstr(k->text, needle))) {
-        int left = ms - (int)gw_ms_since(t0);
-        if (left <= 0) return 0;
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, left) <= 0) continue;
-        ssize_t n = read(fd, k->text + k->len, sizeof k->text - 1 - k->len);
-        if (n <= 0) return needle == NULL;
-        k->len += (size_t)n;
-        k->text[k->len] = 0;
-    }
-    return 1;
-}
-
-static void stop(struct kid *k) {
-    kill(k->pid, SIGKILL);
-    int status;
-    while (waitpid(k->pid, &status, 0) < 0 && errno == EINTR) {}
-    close(k->out);
-    close(k->err);
-}
-
-/* The dump line of the thread named `name` (`thread N "name" [handle]: state`; other lines
- * name it too, in what they wait for). */
-static const char *line_of(const char *text, const char *name, char *line, size_t len) {
-    char quoted[64];
-    snprintf(quoted, sizeof quoted, "\"%s\" [", name);
-    const char *at = text;
-    while ((at = strstr(at, quoted)) != NULL) {
-        const char *close = strchr(at, ']');
-        if (close && close[1] == ':') break;
-        at++;
-    }
-    CHECK(at, "no thread %s in:\n%s", quoted, text);
-    const char *end = strchr(at, '\n');
-    size_t n = end ? (size_t)(end - at) : strlen(at);
-    if (n >= len) n = len - 1;
-    memcpy(line, at, n);
-    line[n] = 0;
-    return line;
-}
 
 static const char MESSAGE[] = "greenworld: all green threads are asleep - deadlock!";
 
 static void deadlock_of_mutexes(void) {
-    struct kid k;
-    start(&k, "mutexes");
+    static struct gw_kid k;
+    gw_kid_start(&k, "mutexes", NULL);
     void *a = NULL, *b = NULL;
-    CHECK(read_until(&k, k.out, "\n", 10000), "no addresses from the child");
+    CHECK(gw_kid_read_until(&k, k.out, "\n", 10000), "no addresses from the child");
     CHECK_EQ(sscanf(k.text, "a=%p b=%p", &a, &b), 2);
-    k.len = 0;
-    k.text[0] = 0;
-    CHECK(read_until(&k, k.err, "end of dump", 10000), "no deadlock message within 10 s:\n%s", k.text);
+    gw_kid_clear(&k);
+    CHECK(gw_kid_read_until(&k, k.err, "end of dump", 10000), "no deadlock message within 10 s:\n%s", k.text);
     CHECK(strstr(k.text, MESSAGE), "%s", k.text);
     char line[512], want[64];
     snprintf(want, sizeof want, "parked on mutex %p", b);
-    CHECK(strstr(line_of(k.text, "lock-ab", line, sizeof line), want), "want '%s' in: %s", want, line);
+    CHECK(strstr(gw_dump_line_of(k.text, "lock-ab", line, sizeof line), want), "want '%s' in: %s", want, line);
     snprintf(want, sizeof want, "parked on mutex %p", a);
-    CHECK(strstr(line_of(k.text, "lock-ba", line, sizeof line), want), "want '%s' in: %s", want, line);
+    CHECK(strstr(gw_dump_line_of(k.text, "lock-ba", line, sizeof line), want), "want '%s' in: %s", want, line);
     CHECK(strstr(k.text, "parked on join of thread"), "the main thread's join: %s", k.text);
     /* Said once: a second and a half later, still one message, and the child still waits. */
-    read_until(&k, k.err, NULL, 1500);
+    gw_kid_read_until(&k, k.err, NULL, 1500);
     CHECK(!strstr(strstr(k.text, MESSAGE) + 1, MESSAGE), "said twice:\n%s", k.text);
     CHECK_EQ(waitpid(k.pid, NULL, WNOHANG), 0);
-    stop(&k);
+    gw_kid_stop(&k);
 }
 
 static void deadlock_of_join_and_cond(void) {
-    struct kid k;
-    start(&k, "cond");
+    static struct gw_kid k;
+    gw_kid_start(&k, "cond", NULL);
     void *c = NULL;
-    CHECK(read_until(&k, k.out, "\n", 10000), "no address from the child");
+    CHECK(gw_kid_read_until(&k, k.out, "\n", 10000), "no address from the child");
     CHECK_EQ(sscanf(k.text, "c=%p", &c), 1);
-    k.len = 0;
-    k.text[0] = 0;
-    CHECK(read_until(&k, k.err, "end of dump", 10000), "no deadlock message within 10 s:\n%s", k.text);
+    gw_kid_clear(&k);
+    CHECK(gw_kid_read_until(&k, k.err, "end of dump", 10000), "no deadlock message within 10 s:\n%s", k.text);
     CHECK(strstr(k.text, MESSAGE), "%s", k.text);
     char line[512], want[64];
     snprintf(want, sizeof want, "parked on condition variable %p", c);
-    CHECK(strstr(line_of(k.text, "forever", line, sizeof line), want), "want '%s' in: %s", want, line);
+    CHECK(strstr(gw_dump_line_of(k.text, "forever", line, sizeof line), want), "want '%s' in: %s", want, line);
     const char *root = strstr(k.text, "root");
     CHECK(root && strstr(root, "parked on join of thread") && strstr(root, "\"forever\""), "%s", k.text);
-    stop(&k);
+    gw_kid_stop(&k);
 }
 
 /* Runs to its end on its own (the parent only signals the sigwait one): never the message. */
 static void no_false_deadlocks(void) {
     static const char *modes[] = {"sigwait", "pause", "timedwait", "native"};
     enum { N = sizeof modes / sizeof *modes };
-    static struct kid kids[N];
-    for (int i = 0; i < N; i++) start(&kids[i], modes[i]);
-    CHECK(read_until(&kids[0], kids[0].out, "ready\n", 10000), "sigwait child not ready");
+    static struct gw_kid kids[N];
+    for (int i = 0; i < N; i++) gw_kid_start(&kids[i], modes[i], NULL);
+    CHECK(gw_kid_read_until(&kids[0], kids[0].out, "ready\n", 10000), "sigwait child not ready");
     gw_sleep_ms(2500); /* well past the grace period, with the thread in sigwait */
     CHECK_EQ(kill(kids[0].pid, SIGUSR1), 0);
     for (int i = 0; i < N; i++) {
-        kids[i].len = 0;
-        kids[i].text[0] = 0;
-        CHECK(read_until(&kids[i], kids[i].err, NULL, 15000), "%s: did not end", modes[i]);
+        gw_kid_clear(&kids[i]);
+        CHECK(gw_kid_read_until(&kids[i], kids[i].err, NULL, 15000), "%s: did not end", modes[i]);
         CHECK(!strstr(kids[i].text, "deadlock"), "%s: a false deadlock:\n%s", modes[i], kids[i].text);
         int status;
         while (waitpid(kids[i].pid, &status, 0) < 0 && errno == EINTR) {}
@@ -281,9 +210,6 @@ int main(int argc, char **argv) {
     /* Natively the deadlocking children hang silently: nothing to check. */
     if (!gw_preloaded()) return GW_SKIP;
     if (getenv("GREENWORLD_DEADLOCK")) return GW_SKIP;
-    /* With several hubs the check is conservative: another OS thread (a hub's) might wake
-     * anyone, so it never speaks (see README, Several hubs). */
-    if (gw_hubs() > 1) return GW_SKIP;
     gw_watchdog("test_deadlock", 60);
     gw_phase = "mutexes";
     deadlock_of_mutexes();
@@ -291,5 +217,12 @@ int main(int argc, char **argv) {
     deadlock_of_join_and_cond();
     gw_phase = "no false deadlocks";
     no_false_deadlocks();
+    /* Once more with two hubs (the threads spread over both): the check covers every hub. */
+    if (!getenv("GREENWORLD_HUBS")) {
+        setenv("GREENWORLD_HUBS", "2", 1);
+        execv(gw_self(), (char *[]){(char *)gw_self(), NULL});
+        perror("execv");
+        return 1;
+    }
     return 0;
 }

@@ -96,75 +96,6 @@ __attribute__((noinline)) static int child(const char *mode) { /* named in "crea
     for (;;) gw_sleep_ms(1000); /* until the parent kills it */
 }
 
-struct kid {
-    pid_t pid;
-    int out, err;
-    char text[1 << 20];
-    size_t len;
-};
-
-static void start(struct kid *k, const char *mode, const char *env) {
-    int o[2], e[2];
-    CHECK(pipe(o) == 0 && pipe(e) == 0, "pipe");
-    k->pid = fork();
-    CHECK(k->pid >= 0, "fork");
-    if (k->pid == 0) {
-        putenv((char *)env);
-        dup2(o[1], 1);
-        dup2(e[1], 2);
-        execl(gw_self(), gw_self(), "--child", mode, (char *)NULL);
-        _exit(127);
-    }
-    close(o[1]);
-    close(e[1]);
-    k->out = o[0];
-    k->err = e[0];
-    k->len = 0;
-    k->text[0] = 0;
-}
-
-/* Reads fd into k->text until `needle` shows up (1), or EOF or `ms` pass (0). */
-static int read_until(struct kid *k, int fd, const char *needle, int ms) {
-    long long t0 = gw_now_ns();
-    while (!strstr(k->text, needle)) {
-        int left = ms - (int)gw_ms_since(t0);
-        if (left <= 0) return 0;
-        struct pollfd pf = {fd, POLLIN, 0};
-        if (poll(&pf, 1, left) <= 0) continue;
-        ssize_t n = read(fd, k->text + k->len, sizeof k->text - 1 - k->len);
-        if (n <= 0) return 0;
-        k->len += (size_t)n;
-        k->text[k->len] = 0;
-    }
-    return 1;
-}
-
-static void stop(struct kid *k) {
-    kill(k->pid, SIGKILL);
-    int status;
-    while (waitpid(k->pid, &status, 0) < 0 && errno == EINTR) {}
-    close(k->out);
-    close(k->err);
-}
-
-/* The line of the thread named `name` (`thread N "name" [handle]: state`). */
-static const char *line_of(const char *text, const char *name, char *line, size_t len) {
-    char quoted[64];
-    snprintf(quoted, sizeof quoted, "\"%s\" [", name);
-    const char *at = text;
-    while ((at = strstr(at, quoted)) != NULL) {
-        const char *close = strchr(at, ']');
-        if (close && close[1] == ':') break;
-        at++;
-    }
-    CHECK(at, "no thread %s in:\n%s", quoted, text);
-    const char *end = strchr(at, '\n');
-    size_t n = end ? (size_t)(end - at) : strlen(at);
-    if (n >= len) n = len - 1;
-    memcpy(line, at, n);
-    line[n] = 0;
-    return line;
-}
 
 /* Every thread in the state the child put it in; `fd` and `mutex` from its first line. */
 static void check_dump(const char *how, const char *dump, int fd, void *mutex) {
@@ -174,13 +105,13 @@ static void check_dump(const char *how, const char *dump, int fd, void *mutex) {
     snprintf(head, sizeof head, "green threads: 4, hubs: %d", gw_hubs()); /* each hub listed */
     CHECK(strstr(dump, head), "%s: %s", how, dump);
     snprintf(want, sizeof want, "parked on fd %d readable", fd);
-    CHECK(strstr(line_of(dump, "reader", line, sizeof line), want), "%s: want '%s': %s", how, want, line);
-    CHECK(strstr(line_of(dump, "sleeper", line, sizeof line), "parked on sleep"), "%s: %s", how, line);
+    CHECK(strstr(gw_dump_line_of(dump, "reader", line, sizeof line), want), "%s: want '%s': %s", how, want, line);
+    CHECK(strstr(gw_dump_line_of(dump, "sleeper", line, sizeof line), "parked on sleep"), "%s: %s", how, line);
     /* A timer's deadline is its hub's own to read: shown for the printing hub's threads. */
     if (gw_hubs() == 1) CHECK(strstr(line, "deadline in "), "%s: %s", how, line);
     snprintf(want, sizeof want, "parked on mutex %p", mutex);
-    CHECK(strstr(line_of(dump, "locker", line, sizeof line), want), "%s: want '%s': %s", how, want, line);
-    CHECK(strstr(line_of(dump, "joiner", line, sizeof line), "parked on join of thread"), "%s: %s", how, line);
+    CHECK(strstr(gw_dump_line_of(dump, "locker", line, sizeof line), want), "%s: want '%s': %s", how, want, line);
+    CHECK(strstr(gw_dump_line_of(dump, "joiner", line, sizeof line), "parked on join of thread"), "%s: %s", how, line);
     CHECK(strstr(line, "\"reader\""), "%s: the joiner waits for the reader: %s", how, line);
     /* Where each started (static functions: from the program's symbol table), and a
      * backtrace into the start routine of a parked one. */
@@ -191,37 +122,36 @@ static void check_dump(const char *how, const char *dump, int fd, void *mutex) {
     CHECK(strstr(dump, "greenworld: end of dump"), "%s: %s", how, dump);
 }
 
-static void read_facts(struct kid *k, int *fd, void **mutex) {
-    CHECK(read_until(k, k->out, "\n", 10000), "no first line from the child");
+static void read_facts(struct gw_kid *k, int *fd, void **mutex) {
+    CHECK(gw_kid_read_until(k, k->out, "\n", 10000), "no first line from the child");
     CHECK_EQ(sscanf(k->text, "fd=%d mutex=%p", fd, mutex), 2);
-    k->len = 0;
-    k->text[0] = 0;
+    gw_kid_clear(k);
 }
 
 static void at_exit(void) {
-    static struct kid k;
+    static struct gw_kid k;
     int fd;
     void *mutex;
-    start(&k, "exit", "GREENWORLD_DUMP_AT_EXIT=1");
+    gw_kid_start(&k, "exit", "GREENWORLD_DUMP_AT_EXIT=1");
     read_facts(&k, &fd, &mutex);
-    CHECK(read_until(&k, k.err, "end of dump", 10000), "no dump at exit:\n%s", k.text);
+    CHECK(gw_kid_read_until(&k, k.err, "end of dump", 10000), "no dump at exit:\n%s", k.text);
     check_dump("at exit", k.text, fd, mutex);
     CHECK(strstr(k.text, "root (the OS thread's own stack): running"), "%s", k.text);
-    stop(&k);
+    gw_kid_stop(&k);
 }
 
 static void on_signal(void) {
-    static struct kid k;
+    static struct gw_kid k;
     int fd;
     void *mutex;
-    start(&k, "wait", "GREENWORLD_DUMP_SIGNAL=SIGUSR2");
+    gw_kid_start(&k, "wait", "GREENWORLD_DUMP_SIGNAL=SIGUSR2");
     read_facts(&k, &fd, &mutex);
     CHECK_EQ(kill(k.pid, SIGUSR2), 0);
-    CHECK(read_until(&k, k.err, "end of dump", 10000), "no dump on SIGUSR2:\n%s", k.text);
+    CHECK(gw_kid_read_until(&k, k.err, "end of dump", 10000), "no dump on SIGUSR2:\n%s", k.text);
     check_dump("SIGUSR2", k.text, fd, mutex);
     /* The signal was the dump's, not the program's: it still runs. */
     CHECK_EQ(waitpid(k.pid, NULL, WNOHANG), 0);
-    stop(&k);
+    gw_kid_stop(&k);
 }
 
 static void through_greenrun(void) {
@@ -229,10 +159,10 @@ static void through_greenrun(void) {
     if (!src) return;
     char greenrun[4096];
     snprintf(greenrun, sizeof greenrun, "%s/scripts/greenrun", src);
-    static struct kid k;
+    static struct gw_kid k;
     int fd;
     void *mutex;
-    start(&k, "wait", "GREENWORLD_LOG=warn");
+    gw_kid_start(&k, "wait", "GREENWORLD_LOG=warn");
     read_facts(&k, &fd, &mutex);
     char pid[16];
     snprintf(pid, sizeof pid, "%d", (int)k.pid);
@@ -242,7 +172,7 @@ static void through_greenrun(void) {
     CHECK(gw_exit_code(status) == 0, "greenrun --dump: status %d: %s", status, out);
     check_dump("greenrun --dump", out, fd, mutex);
     CHECK(!strstr(k.text, "greenworld"), "the dump went to the program's stderr: %s", k.text);
-    stop(&k);
+    gw_kid_stop(&k);
     /* Gone: one line, status 1. */
     status = gw_run(NULL, argv, out, sizeof out);
     CHECK(gw_exit_code(status) == 1 && strstr(out, "no dump channel"), "status %d: %s", status, out);
@@ -255,15 +185,14 @@ static int count(const char *text, const char *what) {
 }
 
 static void thousand(void) {
-    static struct kid k;
+    static struct gw_kid k;
     int fd;
     void *mutex, *sem, *cond;
-    start(&k, "many", "GREENWORLD_DUMP_AT_EXIT=1");
-    CHECK(read_until(&k, k.out, "\n", 20000), "no first line from the child");
+    gw_kid_start(&k, "many", "GREENWORLD_DUMP_AT_EXIT=1");
+    CHECK(gw_kid_read_until(&k, k.out, "\n", 20000), "no first line from the child");
     CHECK_EQ(sscanf(k.text, "fd=%d mutex=%p sem=%p cond=%p", &fd, &mutex, &sem, &cond), 4);
-    k.len = 0;
-    k.text[0] = 0;
-    CHECK(read_until(&k, k.err, "end of dump", 30000), "no dump of 1000 threads:\n%.2000s", k.text);
+    gw_kid_clear(&k);
+    CHECK(gw_kid_read_until(&k, k.err, "end of dump", 30000), "no dump of 1000 threads:\n%.2000s", k.text);
     char want[80];
     char head[64];
     snprintf(head, sizeof head, "green threads: 1000, hubs: %d", gw_hubs());
@@ -278,7 +207,7 @@ static void thousand(void) {
     snprintf(want, sizeof want, ": parked on semaphore %p", sem);
     CHECK_EQ(count(k.text, want), 166);
     CHECK_EQ(count(k.text, ": parked on join of thread"), 166);
-    stop(&k);
+    gw_kid_stop(&k);
 }
 
 int main(int argc, char **argv) {

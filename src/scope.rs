@@ -120,6 +120,8 @@ pub struct Object {
     pub end: usize,
     /// Its path as the loader has it (empty for the main program).
     pub path: &'static [u8],
+    /// Its load bias (`l_addr`): what its symbols' values are offset by.
+    pub bias: usize,
 }
 
 impl Object {
@@ -152,10 +154,13 @@ pub fn object_of(address: usize) -> Option<Object> {
             // SAFETY: as above: a non-null name the loader owns.
             unsafe { CStr::from_ptr(map.name) }.to_bytes()
         });
+    // SAFETY: as above.
+    let bias = unsafe { found.link_map.as_ref() }.map_or(found.map_start, |map| map.addr);
     Some(Object {
         start: found.map_start,
         end: found.map_end,
         path,
+        bias,
     })
 }
 

@@ -1,5 +1,5 @@
 //! "all green threads are asleep - deadlock!" (Go's message): said once, when every thread of
-//! the process's one hub waits on another thread of it (a mutex, a condition variable, a join…)
+//! every hub waits on another thread (a mutex, a condition variable, a join…)
 //! and nothing else could ever wake one. Then the process keeps waiting, as natively (where such
 //! a program hangs silently).
 //!
@@ -10,7 +10,8 @@
 //!   `sigsuspend`, `sigwait`: another process may send it);
 //! - a semaphore waiter, when the program has a signal handler (`sem_post` is
 //!   async-signal-safe; unlocking a mutex or signalling a condition variable from one is not);
-//! - another hub exists, or any OS thread the library does not know idle: a native thread (the
+//! - another hub is not asleep in its poller with nothing to do, or any OS thread the library
+//!   does not know idle: a native thread (the
 //!   program's own while `thread` is unpatched or patching is scoped, glibc's timer threads) may
 //!   unlock the mutex; a busy pool thread will wake its caller;
 //! - a process stopped by SIGSTOP never gets here (its hub does not run).
@@ -46,13 +47,27 @@ pub fn report(hub: &Hub) {
     super::print(&mut out, "deadlock in");
 }
 
-/// Does every thread of `hub` wait on another thread, with nothing else able to end a wait?
+/// Does every thread of every hub wait on another thread, with nothing else able to end a
+/// wait? Asked by `hub`, about to wait with nothing to do; every other hub must be asleep in
+/// its poller the same way ([`Hub::is_quiet`]).
 fn all_asleep(hub: &Hub) -> bool {
-    if Hub::all().nth(1).is_some() || hub.has_work() {
+    if hub.has_work() {
         return false;
     }
+    let mut hubs = 0;
+    for other in Hub::all() {
+        hubs += 1;
+        if !core::ptr::eq(other, hub) && !other.is_quiet() {
+            return false;
+        }
+    }
     let asleep = |green: &Green| {
-        if green.current_token() == 0 || green.sigwaiting.get() != 0 {
+        if green.current_token() == 0 {
+            return false;
+        }
+        // A sigwait is a wait on descriptors (a signalfd), which wakes by itself; the hub's
+        // own record of it is readable by its own OS thread only.
+        if green.hub().is_mine() && green.sigwaiting.get() != 0 {
             return false;
         }
         match WaitOn::unpack(green.waiting_on.load(Ordering::Relaxed)) {
@@ -61,17 +76,17 @@ fn all_asleep(hub: &Hub) -> bool {
             Some(on) => !on.wakes_by_itself(),
         }
     };
-    asleep(hub.root()) && table::all_live(asleep) && no_other_threads()
+    Hub::all().all(|h| asleep(h.root())) && table::all_live(asleep) && no_other_threads(hubs)
 }
 
 /// Is every other OS thread of the process an idle pool thread (or one of the library's quiet
 /// ones)?
-fn no_other_threads() -> bool {
+fn no_other_threads(hubs: usize) -> bool {
     let pool = crate::tpool::state();
     if pool.idle != pool.threads || pool.queued != 0 {
         return false;
     }
-    let known = 1 + pool.threads + crate::sysmon::threads();
+    let known = hubs + pool.threads + crate::sysmon::threads();
     os_threads().is_some_and(|n| n <= known)
 }
 

@@ -115,6 +115,9 @@ pub struct Hub {
     /// An idle wait found nothing to do and the owners were asked about a deadlock; nothing
     /// has happened since (see `wait_without_timer`).
     quiet_checked: Cell<bool>,
+    /// The hub waits in its poller with nothing runnable and no timer (`wait_without_timer`):
+    /// only an event or another OS thread can give it work. Read by other hubs' deadlock check.
+    quiet: AtomicBool,
     /// Whose private thread-locals are installed (`green::tls`): the hub loop runs with the
     /// last green thread's until the root goes back to its own code, so a turn costs one
     /// switch, not two.
@@ -238,6 +241,7 @@ impl Hub {
             dump_requested: AtomicBool::new(false),
             channel_ready: Cell::new(false),
             quiet_checked: Cell::new(false),
+            quiet: AtomicBool::new(false),
             tls_resident: Cell::new(root),
             watched_by_monitor: watch::Watched::default(),
             signal_waiters: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
@@ -310,6 +314,15 @@ impl Hub {
     }
 
     /// Is anything runnable, or waiting to be made runnable, on this hub (its own thread)?
+    /// From any OS thread: is this hub asleep in its poller with nothing runnable, no timer
+    /// and nothing in its inbox or on its way to it (so that only an event or another OS
+    /// thread could give it work)?
+    pub fn is_quiet(&self) -> bool {
+        self.quiet.load(Ordering::Acquire)
+            && !self.inbox_full.load(Ordering::Relaxed)
+            && self.arriving.load(Ordering::Relaxed) == 0
+    }
+
     pub fn has_work(&self) -> bool {
         !self.run_queue.borrow().is_empty()
             || !self.timers.borrow().is_empty()
@@ -836,12 +849,16 @@ impl Hub {
     /// native, until something happens again. So a busy hub pays a bounded wait instead of an
     /// endless one, and the question is asked once per quiet second, never on the way to work.
     fn wait_without_timer(&self) {
+        // Published before the wait, for the check another hub makes (`is_quiet`).
+        self.quiet.store(true, Ordering::Release);
         if self.quiet_checked.get() {
             self.poll_events(None);
+            self.quiet.store(false, Ordering::Relaxed);
             self.quiet_checked.set(false);
             return;
         }
         self.poll_events(Some(DEADLOCK_GRACE_NS));
+        self.quiet.store(false, Ordering::Relaxed);
         // The common end of the wait (work came) is a look at the run queue.
         if self.run_queue.borrow().is_empty() {
             self.after_quiet_wait();

@@ -7,11 +7,11 @@
 //! [`super::escapes`]. Sampled every [`super::TICK_NS`]: that is the resolution, and shorter
 //! calls are mostly not seen.
 //!
-//! Who made the call: its instruction pointer is usually libc's wrapper; the caller is found
-//! by reading the words at the blocked thread's stack pointer (`process_vm_readv` on this
-//! process, which fails cleanly where a plain read could fault) and taking the first that
-//! points into code of another object than libc, the loader or the library, as a return
-//! address does. A scan, not an unwind: "probable caller".
+//! Who made the call: the warning carries a backtrace of the blocked thread ([`super::backtrace`]:
+//! a stack scan from the call's stack pointer; for a thread in its own code, the frame
+//! pointers or a scan from the registers the preemption signal's handler caught), symbolized
+//! from the objects' files ([`super::symbolize`]). Everything here runs on the monitor's hidden
+//! thread: raw system calls, stack buffers, no `dladdr`, no allocation.
 
 use crate::hub::Hub;
 use crate::sys::LineBuf;
@@ -30,8 +30,10 @@ pub struct Episode {
     started: u64,
     /// The warning was printed.
     warned: bool,
-    /// The call's instruction pointer, and the probable caller (0: none found).
+    /// The call's instruction and stack pointers, and its caller (0: none found), the first
+    /// frame of the backtrace outside the runtime's objects.
     pc: usize,
+    sp: usize,
     caller: usize,
 }
 
@@ -48,12 +50,18 @@ pub fn sample(hub: &'static Hub, episode: &mut Episode, now: u64, warn_ns: Optio
     let (nr, sp, pc) = in_syscall(hub.tid()).unwrap_or((USER_CODE, 0, 0));
     if episode.call != Some(nr) {
         end(hub, episode, now, warn_ns);
+        let caller = if sp == 0 {
+            0
+        } else {
+            super::backtrace::first_caller(&super::backtrace::scan(pc, sp, stack_top(hub)))
+        };
         *episode = Episode {
             call: Some(nr),
             started: now,
             warned: false,
             pc,
-            caller: if sp == 0 { 0 } else { probable_caller(sp) },
+            sp,
+            caller,
         };
     }
     if let Some(warn_ns) = warn_ns
@@ -109,14 +117,9 @@ fn warn(hub: &'static Hub, episode: &Episode, now: u64) {
     let _ = write_thread(&mut line, hub);
     let _ = write!(
         line,
-        ": nothing else of the hub runs meanwhile ({} green threads alive); at ",
+        ": nothing else of the hub runs meanwhile ({} green threads alive)",
         hub.alive()
     );
-    let _ = write_place(&mut line, episode.pc);
-    if episode.caller != 0 {
-        let _ = line.write_str(", probable caller ");
-        let _ = write_place(&mut line, episode.caller);
-    }
     let _ = writeln!(
         line,
         " (pid {}, {})",
@@ -124,6 +127,37 @@ fn warn(hub: &'static Hub, episode: &Episode, now: u64) {
         crate::log::program()
     );
     crate::log::to_stderr(line.as_bytes());
+    let frames = super::backtrace::scan(episode.pc, episode.sp, stack_top(hub));
+    write_backtrace(&frames);
+}
+
+/// The backtrace's lines, one a frame, under one saying how it was taken.
+fn write_backtrace(frames: &super::backtrace::Frames) {
+    let mut line = LineBuf::new();
+    let _ = writeln!(
+        line,
+        "greenworld:   backtrace ({}):",
+        frames.method.describe()
+    );
+    crate::log::to_stderr(line.as_bytes());
+    for (i, &pc) in frames.as_slice().iter().enumerate() {
+        let mut line = LineBuf::new();
+        let _ = write!(line, "greenworld:     #{i} ");
+        let _ = super::symbolize::write_place(&mut line, pc);
+        let _ = line.write_str("\n");
+        crate::log::to_stderr(line.as_bytes());
+    }
+}
+
+/// The top of the running green thread's stack, where a backtrace of it stops (0: the hub's
+/// root, on its OS thread's stack: no bound known).
+fn stack_top(hub: &'static Hub) -> usize {
+    let green = hub.running();
+    if green.is_root() {
+        0
+    } else {
+        green.stack.low + green.stack.size
+    }
 }
 
 fn warn_user_code(hub: &'static Hub, episode: &Episode, now: u64) {
@@ -145,6 +179,14 @@ fn warn_user_code(hub: &'static Hub, episode: &Episode, now: u64) {
         crate::log::program()
     );
     crate::log::to_stderr(line.as_bytes());
+    // Where it runs: only a signal's handler can say (the thread is in no system call). Asked
+    // only of a thread running, not blocking the signal, so that no call of the program's is
+    // interrupted (and the handler restarts any, SA_RESTART).
+    if running_unblocked(hub.tid(), super::preempt::SIGNAL)
+        && let Some((pc, sp, fp)) = super::preempt::capture(hub.tid())
+    {
+        write_backtrace(&super::backtrace::walk(pc, sp, fp, stack_top(hub)));
+    }
 }
 
 /// "green thread 0x… 'name'" or "the main thread".
@@ -154,10 +196,16 @@ fn write_thread(out: &mut LineBuf, hub: &'static Hub) -> core::fmt::Result {
         return out.write_str("the hub's own thread (main)");
     }
     write!(out, "green thread {:#x}", green as *const _ as usize)?;
+    // A try_lock is a compare-and-swap (and a look at the global panic count), no more: fine
+    // on the monitor's hidden thread.
     if let Ok(name) = green.name.try_lock() {
         let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
         if len > 0 {
-            write!(out, " '{}'", String::from_utf8_lossy(&name[..len]))?;
+            write!(
+                out,
+                " '{}'",
+                core::str::from_utf8(&name[..len]).unwrap_or("?")
+            )?;
         }
     }
     Ok(())
@@ -168,33 +216,6 @@ pub fn write_syscall(out: &mut impl Write, nr: i64) -> core::fmt::Result {
     match syscall_name(nr) {
         Some(name) => out.write_str(name),
         None => write!(out, "syscall {nr}"),
-    }
-}
-
-/// "file!function+0xoff", or "file+0xoff" without a symbol.
-pub fn write_place(out: &mut impl Write, address: usize) -> core::fmt::Result {
-    // SAFETY: all-zero is a valid Dl_info for dladdr to fill.
-    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
-    // SAFETY: any address may be asked about; the loader's strings live while it is loaded.
-    let found = unsafe { libc::dladdr(address as *const libc::c_void, &mut info) } != 0;
-    if !found || info.dli_fname.is_null() {
-        return write!(out, "{address:#x}");
-    }
-    // SAFETY: NUL-terminated strings the loader owns.
-    let path = unsafe { core::ffi::CStr::from_ptr(info.dli_fname) }.to_bytes();
-    let file = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
-    out.write_str(&String::from_utf8_lossy(file))?;
-    if !info.dli_sname.is_null() && !info.dli_saddr.is_null() {
-        // SAFETY: as above.
-        let name = unsafe { core::ffi::CStr::from_ptr(info.dli_sname) };
-        write!(
-            out,
-            "!{}+{:#x}",
-            name.to_string_lossy(),
-            address - info.dli_saddr as usize
-        )
-    } else {
-        write!(out, "+{:#x}", address - info.dli_fbase as usize)
     }
 }
 
@@ -264,58 +285,6 @@ fn in_syscall(tid: i32) -> Option<(i64, usize, usize)> {
     let rest: [&str; 8] = core::array::from_fn(|_| fields.next().unwrap_or(""));
     let hex = |s: &str| usize::from_str_radix(s.trim_start_matches("0x"), 16).ok();
     Some((nr, hex(rest[6])?, hex(rest[7])?))
-}
-
-/// The first word at `sp` that points into another object's code than libc's, the loader's
-/// or the library's (0: none in the first few hundred bytes).
-fn probable_caller(sp: usize) -> usize {
-    const WORDS: usize = 64;
-    let mut words = [0usize; WORDS];
-    let local = libc::iovec {
-        iov_base: words.as_mut_ptr().cast(),
-        iov_len: size_of_val(&words),
-    };
-    let remote = libc::iovec {
-        iov_base: sp as *mut libc::c_void,
-        iov_len: size_of_val(&words),
-    };
-    // SAFETY: this process's own memory, into a local buffer; a bad address fails (EFAULT).
-    let got = unsafe {
-        crate::sys::syscall!(
-            libc::SYS_process_vm_readv,
-            crate::sys::syscall!(libc::SYS_getpid),
-            &local as *const libc::iovec,
-            1,
-            &remote as *const libc::iovec,
-            1,
-            0
-        )
-    };
-    if got <= 0 {
-        return 0;
-    }
-    let words = &words[..got as usize / size_of::<usize>()];
-    let mut fallback = 0;
-    for &word in words {
-        let Some(object) = crate::scope::object_of(word) else {
-            continue;
-        };
-        if super::is_runtime_object(object.start) {
-            continue;
-        }
-        // SAFETY: all-zero is a valid Dl_info for dladdr to fill.
-        let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
-        // SAFETY: any address may be asked about.
-        if unsafe { libc::dladdr(word as *const libc::c_void, &mut info) } != 0
-            && !info.dli_saddr.is_null()
-        {
-            return word;
-        }
-        if fallback == 0 {
-            fallback = word;
-        }
-    }
-    fallback
 }
 
 /// x86-64 system call names, for the calls a thread may block in (others by number).

@@ -34,7 +34,9 @@ const EMPTY: Row = Row {
 };
 static ROWS: [Row; CALLS] = [EMPTY; CALLS];
 
-/// An episode of `nr` that lasted `ns`, made from `caller` (0: unknown).
+/// An episode of `nr` that lasted `ns`, made from `caller` (a return address; 0: unknown).
+/// Callers are told apart by address, not by function: naming one takes file reads, done only
+/// for the table's top callers when it is printed.
 pub fn record(nr: i64, ns: u64, caller: usize) {
     let row = &ROWS[(nr.max(0) as usize).min(CALLS - 1)];
     row.count.store(row.count.load(Relaxed) + 1, Relaxed);
@@ -42,7 +44,6 @@ pub fn record(nr: i64, ns: u64, caller: usize) {
     if ns > row.worst_ns.load(Relaxed) {
         row.worst_ns.store(ns, Relaxed);
     }
-    let caller = function_of(caller);
     let slot = (0..CALLERS)
         .find(|&i| row.callers[i].load(Relaxed) == caller)
         .unwrap_or_else(|| {
@@ -55,22 +56,6 @@ pub fn record(nr: i64, ns: u64, caller: usize) {
         });
     let count = &row.caller_counts[slot];
     count.store(count.load(Relaxed) + 1, Relaxed);
-}
-
-/// The caller as its function (callers from one function are one), or as found.
-fn function_of(address: usize) -> usize {
-    if address == 0 {
-        return 0;
-    }
-    // SAFETY: all-zero is a valid Dl_info for dladdr to fill.
-    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
-    // SAFETY: any address may be asked about.
-    if unsafe { libc::dladdr(address as *const libc::c_void, &mut info) } != 0
-        && !info.dli_saddr.is_null()
-    {
-        return info.dli_saddr as usize;
-    }
-    address
 }
 
 /// Writes the table to `fd`, one line a call, the longest total first (nothing when no call
@@ -137,7 +122,7 @@ fn report(mut out: impl FnMut(&[u8])) {
         if top == 0 {
             let _ = line.write_str("unknown");
         } else {
-            let _ = super::blocked::write_place(&mut line, top);
+            let _ = super::symbolize::write_place(&mut line, top);
         }
         let _ = line.write_str("\n");
         out(line.as_bytes());

@@ -1,13 +1,14 @@
-//! The monitor's thread when all it does is preempt: made with glibc's `clone` wrapper, not
-//! `pthread_create`, so glibc never learns that the process has a second thread and keeps its
-//! single-threaded fast paths (trap 18: with a `pthread_create`d monitor, every cancellable
-//! system call wrapper took the multithreaded path, +9 % instructions in a socketpair
-//! ping-pong).
+//! The monitor's thread, whatever it does (preemption, the blocking detector, the escapes
+//! table): made with glibc's `clone` wrapper, not `pthread_create`, so glibc never learns that
+//! the process has a second thread and keeps its single-threaded fast paths (trap 18: with a
+//! `pthread_create`d monitor, every cancellable system call wrapper took the multithreaded
+//! path, +9 % instructions in a socketpair ping-pong; the detector's and the table's monitor
+//! was one until it learned to name code without `dladdr`: `symbolize`, `backtrace`).
 //!
 //! Such a thread must not call into glibc for anything that keys on the calling thread or
-//! assumes it is alone (locks, malloc, stdio, the loader's lock, cancellation, a panic's
-//! unwinding): the preemption loop makes raw system calls, reads atomics, reads the vDSO clock
-//! and formats into stack buffers, nothing else. Its thread pointer is a TCB of its own —
+//! assumes it is alone (locks, malloc, stdio, the loader's lock, `dladdr`, cancellation, a
+//! panic's unwinding): the monitor's loop makes raw system calls, reads atomics, reads the vDSO
+//! clock, asks `_dl_find_object` (lock-free) and formats into stack buffers, nothing else. Its thread pointer is a TCB of its own —
 //! glibc's header copied from its creator (the stack guard and pointer guard), its self
 //! pointers fixed — above a zeroed area as large as the static TLS below the creator's thread
 //! pointer, where initial-exec thread-locals such as `errno` land; its DTV is null, so a

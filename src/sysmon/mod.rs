@@ -10,17 +10,23 @@
 //!   call, printed at exit.
 //!
 //! It starts when the process makes its first green thread (before, no hub has anything to
-//! watch; and a second OS thread costs every system call glibc wraps: trap 18), blocks every signal (they are the program's threads'), never calls a hook (raw
-//! system calls, the real functions) and costs the hubs nothing but a plain store per switch
-//! (`hub::watch`). A hub asleep in its own poller, or with no green thread, is left alone.
+//! watch), on a thread glibc does not know of ([`hidden`]: a `pthread_create`d one costs every
+//! system call glibc wraps, trap 18), blocks every signal (they are the program's threads'),
+//! never calls a hook (raw system calls, the real functions), names code without the loader's
+//! lock or an allocation ([`symbolize`], [`backtrace`]) and costs the hubs nothing but a plain
+//! store per switch (`hub::watch`). A hub asleep in its own poller, or with no green thread, is
+//! left alone. Where a hidden thread cannot be made (not x86-64), the detector and the table
+//! run on a `pthread_create`d one.
 
+mod backtrace;
 pub mod blocked;
 pub mod escapes;
 mod hidden;
 pub mod preempt;
+mod symbolize;
 
 use crate::hub::Hub;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// How often the monitor looks at the hubs while one of them runs threads; it backs off to
 /// [`IDLE_TICK_NS`] while every hub sleeps in its poller or has no green thread.
@@ -93,6 +99,21 @@ impl Wanted {
         }
     }
 
+    /// One word: preempt and escapes in the low two bits, the warning's ns above (0: off).
+    fn pack(&self) -> u64 {
+        self.block_warn_ns.map_or(0, |ns| ns.max(1) << 2)
+            | (self.escapes as u64) << 1
+            | self.preempt as u64
+    }
+
+    fn unpack(word: u64) -> Wanted {
+        Wanted {
+            preempt: word & 1 != 0,
+            escapes: word & 2 != 0,
+            block_warn_ns: (word >> 2 != 0).then_some(word >> 2),
+        }
+    }
+
     fn any(&self) -> bool {
         self.preempt || self.block_warn_ns.is_some() || self.escapes
     }
@@ -126,26 +147,32 @@ fn start() {
         return;
     }
     note_runtime_objects();
-    if wanted.preempt && !preempt::install() {
+    // The handler serves the blocking detector too (a backtrace of a thread in its own code),
+    // preemption or not.
+    let handler = (wanted.preempt || wanted.block_warn_ns.is_some()) && preempt::install();
+    if wanted.preempt && !handler {
         wanted.preempt = false;
     }
     if wanted.escapes {
         escapes::at_exit();
     }
-    if !wanted.follows_blocks() {
-        // Preemption only: a thread glibc does not see (it would leave its single-threaded
-        // fast paths), which makes raw system calls only.
-        if !wanted.preempt {
+    if !wanted.any() {
+        return;
+    }
+    // A thread glibc does not see (it would leave its single-threaded fast paths, trap 18),
+    // which makes raw system calls only; everything it prints is formatted the same way.
+    HIDDEN_WANTED.store(wanted.pack(), Ordering::Release);
+    match hidden::spawn(hidden_monitor) {
+        Some(tid) => {
+            THREADS.store(1, Ordering::Relaxed);
+            name(tid);
             return;
         }
-        match hidden::spawn(preempting) {
-            Some(tid) => {
-                THREADS.store(1, Ordering::Relaxed);
-                name(tid)
-            }
-            None => crate::log!(Info, "cannot start a hidden monitor thread: no preemption"),
+        None if !wanted.follows_blocks() => {
+            crate::log!(Info, "cannot start a hidden monitor thread: no preemption");
+            return;
         }
-        return;
+        None => {}
     }
     let boxed = Box::into_raw(Box::new(wanted));
     let real = crate::real::get();
@@ -211,13 +238,12 @@ extern "C" fn monitor(arg: *mut libc::c_void) -> *mut libc::c_void {
     watch(wanted)
 }
 
-/// The hidden monitor's body: preemption only (see `hidden` for what it may call).
-extern "C" fn preempting(_: *mut libc::c_void) -> libc::c_int {
-    watch(Wanted {
-        preempt: true,
-        block_warn_ns: None,
-        escapes: false,
-    })
+/// What the hidden monitor is to do ([`Wanted::pack`]), stored before it starts.
+static HIDDEN_WANTED: AtomicU64 = AtomicU64::new(0);
+
+/// The hidden monitor's body (see `hidden` for what it may call).
+extern "C" fn hidden_monitor(_: *mut libc::c_void) -> libc::c_int {
+    watch(Wanted::unpack(HIDDEN_WANTED.load(Ordering::Acquire)))
 }
 
 /// Names the monitor thread `tid` in /proc (raw calls), before anyone can count it.

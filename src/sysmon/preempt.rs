@@ -23,7 +23,7 @@
 
 use crate::hub::Hub;
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use libc::siginfo_t;
 
 /// How close two samples of the interrupted instruction must be to count as one loop.
@@ -35,8 +35,15 @@ const LOOKS_BEFORE_ANYWHERE: u32 = 6;
 /// SIGURG, from the kernel, `kill` or `pthread_kill`, never does.
 pub const MONITORS_VALUE: usize = 0x6777_7379_736d_6f6e; // "gwsysmon"
 
+/// A capture request ([`capture`]) carries this value instead.
+const CAPTURE_VALUE: usize = 0x6777_6361_7074_7572; // "gwcaptur"
+
 /// Sends the monitor's preemption request to OS thread `tid` of this process.
 pub fn send(tid: i32) {
+    send_value(tid, MONITORS_VALUE);
+}
+
+fn send_value(tid: i32, value: usize) {
     // SAFETY: no arguments.
     let pid = unsafe { crate::sys::syscall!(libc::SYS_getpid) };
     // SAFETY: no arguments.
@@ -47,7 +54,7 @@ pub fn send(tid: i32) {
     info[8..12].copy_from_slice(&libc::SI_QUEUE.to_ne_bytes());
     info[16..20].copy_from_slice(&(pid as i32).to_ne_bytes());
     info[20..24].copy_from_slice(&(uid as u32).to_ne_bytes());
-    info[24..32].copy_from_slice(&MONITORS_VALUE.to_ne_bytes());
+    info[24..32].copy_from_slice(&value.to_ne_bytes());
     // SAFETY: a signal with a valid siginfo to a thread of this process (one that ended makes
     // it fail); a process may send itself any si_code.
     unsafe { crate::sys::syscall!(libc::SYS_rt_tgsigqueueinfo, pid, tid, SIGNAL, info.as_ptr()) };
@@ -60,6 +67,73 @@ pub fn send(tid: i32) {
 /// library keeps the kernel's action (`signal::reserve`, trap 19) and forwards what is not its
 /// own.
 pub const SIGNAL: c_int = libc::SIGURG;
+
+/// The handler is installed (by [`install`]): [`capture`] may signal.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// The OS thread a capture is asked of (0: none), and what its handler found: the interrupted
+/// instruction, stack and frame pointers, then `CAPTURED` set.
+static CAPTURE_TID: AtomicI32 = AtomicI32::new(0);
+static CAPTURED_REGS: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
+static CAPTURED: AtomicBool = AtomicBool::new(false);
+
+/// Where OS thread `tid`, running its own code, is right now: (pc, sp, fp), caught by this
+/// signal's handler (a capture, not a preemption: nothing else is done to the thread). The
+/// monitor's only, for the blocking detector's backtrace of a thread that keeps its hub in
+/// its own code. None when the handler is not installed, the thread blocks the signal, or it
+/// did not answer within a few milliseconds (in a system call after all: the signal, restarting,
+/// waits there until it returns).
+pub fn capture(tid: i32) -> Option<(usize, usize, usize)> {
+    if !INSTALLED.load(Ordering::Acquire) {
+        return None;
+    }
+    CAPTURED.store(false, Ordering::Relaxed);
+    CAPTURE_TID.store(tid, Ordering::Release);
+    send_value(tid, CAPTURE_VALUE);
+    let mut answered = false;
+    for _ in 0..20 {
+        let ts = crate::sys::ns_timespec(500_000);
+        // SAFETY: a valid relative timespec; no remainder wanted.
+        unsafe {
+            crate::sys::syscall!(
+                libc::SYS_clock_nanosleep,
+                libc::CLOCK_MONOTONIC,
+                0,
+                &ts as *const libc::timespec,
+                0
+            )
+        };
+        if CAPTURED.load(Ordering::Acquire) {
+            answered = true;
+            break;
+        }
+    }
+    CAPTURE_TID.store(0, Ordering::Release);
+    answered.then(|| {
+        let [pc, sp, fp] = &CAPTURED_REGS;
+        (
+            pc.load(Ordering::Relaxed),
+            sp.load(Ordering::Relaxed),
+            fp.load(Ordering::Relaxed),
+        )
+    })
+}
+
+/// The handler's part of [`capture`]: notes where this thread was interrupted, if asked.
+fn note_capture(context: *mut c_void) {
+    // SAFETY: no arguments.
+    let me = unsafe { crate::sys::syscall!(libc::SYS_gettid) } as i32;
+    if CAPTURE_TID.load(Ordering::Acquire) != me {
+        return;
+    }
+    if let Some((pc, sp, fp)) = interrupted_regs(context) {
+        let [a, b, c] = &CAPTURED_REGS;
+        a.store(pc, Ordering::Relaxed);
+        b.store(sp, Ordering::Relaxed);
+        c.store(fp, Ordering::Relaxed);
+        CAPTURED.store(true, Ordering::Release);
+    }
+}
 
 /// Bytes `xsave` needs for the state the OS enabled (0: no preemption on this machine).
 static XSAVE_SIZE: AtomicUsize = AtomicUsize::new(0);
@@ -80,7 +154,9 @@ pub fn install() -> bool {
         return false;
     }
     XSAVE_SIZE.store(size, Ordering::Release);
-    crate::signal::reserve(SIGNAL, on_signal)
+    let installed = crate::signal::reserve(SIGNAL, on_signal);
+    INSTALLED.store(installed, Ordering::Release);
+    installed
 }
 
 /// The size of the `xsave` area for the features enabled in XCR0, if the OS enabled XSAVE.
@@ -106,9 +182,13 @@ fn xsave_size() -> Option<usize> {
 /// program's.
 extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
     // SAFETY: the kernel's record of this delivery.
-    if !unsafe { from_monitor(info) } {
-        crate::signal::forward(sig, info, context);
-        return;
+    match unsafe { monitor_value(info) } {
+        Some(MONITORS_VALUE) => {}
+        Some(CAPTURE_VALUE) => return note_capture(context),
+        _ => {
+            crate::signal::forward(sig, info, context);
+            return;
+        }
     }
     let saved = crate::sys::errno();
     if let Some(hub) = Hub::current()
@@ -121,11 +201,11 @@ extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, context: *mut c_void) 
     crate::sys::set_errno(saved);
 }
 
-/// Is the delivery the monitor's ([`send`])?
+/// The value the monitor's delivery carries ([`send`], [`capture`]); None for another's.
 ///
 /// # Safety
 /// `info` is the kernel's record of a delivery.
-unsafe fn from_monitor(info: *const siginfo_t) -> bool {
+unsafe fn monitor_value(info: *const siginfo_t) -> Option<usize> {
     // SAFETY: the kernel's record: si_code, then for SI_QUEUE the value at offset 24 on Linux.
     let (code, value) = unsafe {
         (
@@ -133,7 +213,7 @@ unsafe fn from_monitor(info: *const siginfo_t) -> bool {
             info.cast::<u8>().add(24).cast::<usize>().read(),
         )
     };
-    code == libc::SI_QUEUE && value == MONITORS_VALUE
+    (code == libc::SI_QUEUE && (value == MONITORS_VALUE || value == CAPTURE_VALUE)).then_some(value)
 }
 
 /// Is the interrupted point one the running thread may be switched out at (see the module)?
@@ -173,6 +253,24 @@ fn may_preempt(hub: &Hub, context: *mut c_void) -> bool {
             !super::is_runtime_object(object.start) && !object.file().starts_with(b"libgcc_s")
         }
     }
+}
+
+/// The interrupted instruction, stack and frame pointers.
+#[cfg(target_arch = "x86_64")]
+fn interrupted_regs(context: *mut c_void) -> Option<(usize, usize, usize)> {
+    // SAFETY: the kernel's ucontext for this delivery.
+    let context = unsafe { &*context.cast::<libc::ucontext_t>() };
+    let regs = &context.uc_mcontext.gregs;
+    Some((
+        regs[libc::REG_RIP as usize] as usize,
+        regs[libc::REG_RSP as usize] as usize,
+        regs[libc::REG_RBP as usize] as usize,
+    ))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn interrupted_regs(_context: *mut c_void) -> Option<(usize, usize, usize)> {
+    None
 }
 
 /// The interrupted instruction and stack pointer.
