@@ -119,6 +119,8 @@ pub struct Hub {
     /// last green thread's until the root goes back to its own code, so a turn costs one
     /// switch, not two.
     tls_resident: Cell<&'static Green>,
+    /// Finished threads' thread-local memory, and a new thread's DTV (`tls::Kept`).
+    tls_kept: tls::Kept,
     /// What the monitor on another OS thread sees (see `watch`).
     watched_by_monitor: watch::Watched,
     /// The signal service's record of this OS thread's interruptible waits (opaque here), for
@@ -239,6 +241,7 @@ impl Hub {
             channel_ready: Cell::new(false),
             quiet_checked: Cell::new(false),
             tls_resident: Cell::new(root),
+            tls_kept: tls::Kept::new(),
             watched_by_monitor: watch::Watched::default(),
             signal_waiters: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
             forwarded_signals: core::sync::atomic::AtomicU64::new(0),
@@ -952,7 +955,7 @@ impl Hub {
                 None => return false,
             }
         }
-        match tls::for_new_thread() {
+        match tls::for_new_thread(&self.tls_kept) {
             Some(state) => {
                 green.tls.set(state);
                 true
@@ -1026,7 +1029,7 @@ impl Hub {
             self.tls_home();
         }
         // SAFETY: the thread has run for the last time; its thread-locals are switched out.
-        unsafe { tls::release(green.tls.replace(tls::State::NONE)) };
+        unsafe { tls::release(&self.tls_kept, green.tls.replace(tls::State::NONE)) };
         if green.timers_in_heap.get() > 0 {
             self.timers
                 .borrow_mut()
