@@ -138,6 +138,7 @@ impl Kept {
     ///
     /// # Safety
     /// `from` is a valid DTV of this OS thread.
+    #[inline]
     unsafe fn template(&self, layout: &Layout, from: *mut usize) -> Option<*mut usize> {
         // SAFETY: entry 0 is the generation, entry -1 the number of module slots.
         let key = unsafe { (*from, *from.sub(2)) };
@@ -146,10 +147,24 @@ impl Kept {
             return Some(template);
         }
         // SAFETY: per our contract.
+        unsafe { self.remake_template(layout, from, key) }
+    }
+
+    /// # Safety
+    /// As `template`; `key` is `from`'s generation and slots.
+    #[cold]
+    unsafe fn remake_template(
+        &self,
+        layout: &Layout,
+        from: *mut usize,
+        key: (usize, usize),
+    ) -> Option<*mut usize> {
+        // SAFETY: per our contract.
         let (fresh, dynamic) = unsafe { fresh_dtv(layout, from) }?;
-        if !template.is_null() {
+        let old = self.template.get();
+        if !old.is_null() {
             // SAFETY: our own array; threads' DTVs are copies, never the template itself.
-            unsafe { libc::free(template.cast()) };
+            unsafe { libc::free(old.cast()) };
         }
         let mem = fresh.wrapping_sub(2);
         self.template.set(mem);
@@ -475,28 +490,16 @@ fn read_layout() -> Option<Layout> {
 /// The state of a new green thread: the initial image, and a DTV with no dynamic block yet,
 /// in memory `kept` holds when it has some. None when memory is short (`pthread_create` then
 /// fails with EAGAIN).
+#[inline]
 pub fn for_new_thread(kept: &Kept) -> Option<State> {
     let layout = layout()?;
     // SAFETY: the running thread's DTV is valid.
     let template = unsafe { kept.template(layout, current_dtv()) }?;
     // SAFETY: the template is made.
-    let (mut mem, image) = match unsafe { kept.pop() } {
-        Some(pair) => pair,
-        None => (core::ptr::null_mut(), alloc_image(layout)?),
+    let (mem, image) = match unsafe { kept.pop() } {
+        Some((mem, image)) if !mem.is_null() => (mem, image),
+        kept => fresh_memory(layout, template, kept.map(|(_, image)| image))?,
     };
-    if mem.is_null() {
-        // SAFETY: a template's word 0 is its capacity.
-        let slots = unsafe { *template };
-        // SAFETY: calloc as glibc allocates DTVs (it may realloc and will free it like its own).
-        mem = unsafe { libc::calloc(slots + 2, 2 * size_of::<usize>()) }.cast::<usize>();
-        if mem.is_null() {
-            // SAFETY: allocated or kept for this thread, not handed out.
-            unsafe { free_image(layout, image) };
-            return None;
-        }
-        // SAFETY: both arrays have (slots + 2) * 2 words.
-        unsafe { core::ptr::copy_nonoverlapping(template, mem, (slots + 2) * 2) };
-    }
     if layout.total != 0 {
         // SAFETY: the image and the initial one have `total` bytes (no module with private
         // static TLS: no image to fill).
@@ -509,6 +512,31 @@ pub fn for_new_thread(kept: &Kept) -> Option<State> {
         dtv: mem.wrapping_add(2),
         owns_dtv: true,
     })
+}
+
+/// A new DTV array, a copy of `template`, and an image (`image` when one was kept).
+#[cold]
+fn fresh_memory(
+    layout: &Layout,
+    template: *mut usize,
+    image: Option<*mut u8>,
+) -> Option<(*mut usize, *mut u8)> {
+    let image = match image {
+        Some(image) => image,
+        None => alloc_image(layout)?,
+    };
+    // SAFETY: a template's word 0 is its capacity.
+    let slots = unsafe { *template };
+    // SAFETY: calloc as glibc allocates DTVs (it may realloc and will free it like its own).
+    let mem = unsafe { libc::calloc(slots + 2, 2 * size_of::<usize>()) }.cast::<usize>();
+    if mem.is_null() {
+        // SAFETY: allocated or kept for this thread, not handed out.
+        unsafe { free_image(layout, image) };
+        return None;
+    }
+    // SAFETY: both arrays have (slots + 2) * 2 words.
+    unsafe { core::ptr::copy_nonoverlapping(template, mem, (slots + 2) * 2) };
+    Some((mem, image))
 }
 
 /// A root's state: a place for its bytes while a green thread runs (its DTV is saved at the
@@ -578,22 +606,28 @@ pub unsafe fn switch(from: &Cell<State>, to: &Cell<State>) {
     let Some(layout) = LAYOUT.get().and_then(Option::as_ref) else {
         return;
     };
-    let (mut out, into) = (from.get(), to.get());
-    let tp = thread_pointer();
-    let mut at = 0;
-    for range in &layout.ranges[..layout.count] {
-        let live = (tp - range.below) as *mut u8;
-        // SAFETY: the ranges lie in this OS thread's static TLS; images have `total` bytes.
-        unsafe {
-            core::ptr::copy_nonoverlapping(live, out.image.add(at), range.len);
-            core::ptr::copy_nonoverlapping(into.image.add(at), live, range.len);
+    let (from, to) = (from.as_ptr(), to.as_ptr());
+    if layout.count != 0 {
+        // SAFETY: both states are valid (per our contract) and not borrowed elsewhere.
+        let (out, into) = unsafe { ((*from).image, (*to).image) };
+        let tp = thread_pointer();
+        let mut at = 0;
+        for range in &layout.ranges[..layout.count] {
+            let live = (tp - range.below) as *mut u8;
+            // SAFETY: the ranges lie in this OS thread's static TLS; images have `total` bytes.
+            unsafe {
+                core::ptr::copy_nonoverlapping(live, out.add(at), range.len);
+                core::ptr::copy_nonoverlapping(into.add(at), live, range.len);
+            }
+            at += range.len;
         }
-        at += range.len;
     }
-    out.dtv = current_dtv();
-    from.set(out);
-    // SAFETY: `to`'s DTV is valid: a root's, saved here, or one made by `fresh_dtv`.
-    unsafe { install_dtv(into.dtv) };
+    // SAFETY: as above; `to`'s DTV is valid: a root's, saved here, or one made by
+    // `for_new_thread`.
+    unsafe {
+        (*from).dtv = current_dtv();
+        install_dtv((*to).dtv);
+    }
 }
 
 /// Frees a finished green thread's dynamic TLS blocks, as `_dl_deallocate_tls` does, and keeps
@@ -601,6 +635,7 @@ pub unsafe fn switch(from: &Cell<State>, to: &Cell<State>) {
 ///
 /// # Safety
 /// The state is not installed and never used again; `kept` is its OS thread's.
+#[inline]
 pub unsafe fn release(kept: &Kept, state: State) {
     let Some(layout) = LAYOUT.get().and_then(Option::as_ref) else {
         return;
@@ -616,17 +651,27 @@ pub unsafe fn release(kept: &Kept, state: State) {
     // SAFETY: as above.
     let untouched = unsafe { kept.untouched(mem, slots) };
     if !untouched {
-        for module in 1..=slots {
-            // SAFETY: inside the array; entry `module`'s second word is what glibc would free.
-            let to_free = unsafe { *state.dtv.add(module * 2 + 1) };
-            if to_free != 0 {
-                // SAFETY: a block `__tls_get_addr` allocated for this thread alone.
-                unsafe { libc::free(to_free as *mut c_void) };
-            }
-        }
+        // SAFETY: as above.
+        unsafe { free_dynamic_blocks(state.dtv, slots) };
     }
     // SAFETY: nobody refers to the array or the image any more.
     unsafe { kept.push(layout, mem, state.image, untouched) };
+}
+
+/// Frees the blocks `__tls_get_addr` allocated for a finished thread.
+///
+/// # Safety
+/// `dtv` is that thread's DTV, of `slots` slots, never used again.
+#[cold]
+unsafe fn free_dynamic_blocks(dtv: *mut usize, slots: usize) {
+    for module in 1..=slots {
+        // SAFETY: inside the array; entry `module`'s second word is what glibc would free.
+        let to_free = unsafe { *dtv.add(module * 2 + 1) };
+        if to_free != 0 {
+            // SAFETY: a block `__tls_get_addr` allocated for this thread alone.
+            unsafe { libc::free(to_free as *mut c_void) };
+        }
+    }
 }
 
 /// # Safety

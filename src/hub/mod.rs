@@ -949,15 +949,23 @@ impl Hub {
     /// Gives `green` private thread-locals (`green::tls`), and the root a place to keep its
     /// own while green threads run. False when memory is short.
     pub fn give_private_tls(&self, green: &'static Green) -> bool {
-        if !self.root.tls.get().is_private() {
-            match tls::for_root() {
-                Some(state) => self.root.tls.set(state),
-                None => return false,
-            }
+        if !self.root.tls.get().is_private() && !self.give_root_private_tls() {
+            return false;
         }
         match tls::for_new_thread(&self.tls_kept) {
             Some(state) => {
                 green.tls.set(state);
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[cold]
+    fn give_root_private_tls(&self) -> bool {
+        match tls::for_root() {
+            Some(state) => {
+                self.root.tls.set(state);
                 true
             }
             None => false,
