@@ -88,7 +88,7 @@ thread_local! {
 static LAYOUT: OnceLock<Option<Layout>> = OnceLock::new();
 
 /// Finished threads' states a hub keeps for reuse, at most this many (a spawn and a join then
-/// cost no `calloc`, `malloc` and `free`s).
+/// cost no `malloc` and `free`s).
 const KEPT_STATES: usize = 64;
 
 /// One OS thread's (its hub's) reusable thread-local state: finished threads' DTVs and images,
@@ -237,7 +237,7 @@ impl Kept {
     /// template.
     ///
     /// # Safety
-    /// `mem` is a DTV array made by `calloc` (maybe grown by glibc) and `image` one made by
+    /// `mem` is a DTV array made by `malloc` (maybe grown by glibc) and `image` one made by
     /// `alloc_image`, both referred to by nobody any more.
     unsafe fn push(&self, layout: &Layout, mem: *mut usize, image: *mut u8, clean: bool) {
         if self.free_count.get() >= KEPT_STATES {
@@ -299,7 +299,7 @@ fn current_dtv() -> *mut usize {
 }
 
 /// # Safety
-/// `dtv` is a valid DTV (entry 0 of a `calloc`ed array, its length at entry -1).
+/// `dtv` is a valid DTV (entry 0 of a `malloc`ed array, its length at entry -1).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 unsafe fn install_dtv(dtv: *mut usize) {
@@ -527,8 +527,9 @@ fn fresh_memory(
     };
     // SAFETY: a template's word 0 is its capacity.
     let slots = unsafe { *template };
-    // SAFETY: calloc as glibc allocates DTVs (it may realloc and will free it like its own).
-    let mem = unsafe { libc::calloc(slots + 2, 2 * size_of::<usize>()) }.cast::<usize>();
+    // SAFETY: malloc'ed as glibc allocates DTVs (it may realloc it); not zeroed: the template
+    // is copied over all of it just below.
+    let mem = unsafe { libc::malloc((slots + 2) * 2 * size_of::<usize>()) }.cast::<usize>();
     if mem.is_null() {
         // SAFETY: allocated or kept for this thread, not handed out.
         unsafe { free_image(layout, image) };
