@@ -18,7 +18,8 @@
 //!   creator's whose static entries point at the OS thread's blocks (where the thread's own bytes
 //!   are while it runs) and whose dynamic entries are unallocated, so `__tls_get_addr` allocates
 //!   the thread's own block on first use, as in a new pthread. At the thread's end its dynamic
-//!   blocks and the DTV are freed as `_dl_deallocate_tls` frees them.
+//!   blocks are freed as `_dl_deallocate_tls` frees them, and its DTV and image are kept by its
+//!   hub for the next thread ([`Kept`]: a spawn and join then allocate nothing).
 //!
 //! A library `dlopen`ed later with initial-exec TLS in the static surplus stays shared between
 //! the green threads of an OS thread (its block is not in the copied ranges; glibc's
