@@ -9,7 +9,9 @@
  * errno stays per thread; thread_local destructors registered with __cxa_thread_atexit_impl (what
  * a C++ thread_local with a destructor compiles to) run at each thread's exit, in that thread,
  * before its joiner returns, for a return and for pthread_exit; a child forked by a thread sees
- * that thread's values. Under GREENWORLD_TLS=shared the green threads share their OS thread's
+ * that thread's values; threads made one after another (whose memory for thread-locals the
+ * library reuses) each start at the initial values again, whether the one before them used the
+ * dynamic TLS or not. Under GREENWORLD_TLS=shared the green threads share their OS thread's
  * thread-locals by request: not applicable. */
 
 #define THREADS 1000
@@ -77,6 +79,23 @@ static void *body(void *arg) {
     return arg;
 }
 
+/* One of the threads made one at a time: starts at the initial values, then dirties them. */
+static void *successor(void *arg) {
+    long i = (long)arg;
+    CHECK(mine == 0 && obj.a == 41 && obj.b == 43 && strcmp(obj.tag, "init") == 0 && zeroed[15] == 0,
+          "successor %ld starts with its predecessor's static TLS (mine=%d a=%d tag=%s)", i, mine, obj.a, obj.tag);
+    mine = (int)i;
+    obj.a = obj.b = i;
+    strcpy(obj.tag, "dirty");
+    zeroed[15] = i;
+    if (i % 3 != 0) { /* two in three use the dynamic TLS, so some follow one that did not */
+        CHECK(dyn_get() == 7 && dyn_name0() == 'i', "successor %ld starts with its predecessor's dynamic TLS (%d)",
+              i, dyn_get());
+        dyn_set((int)i);
+    }
+    return arg;
+}
+
 static void *forker(void *arg) {
     mine = 4242;
     dyn_set(99);
@@ -128,6 +147,13 @@ int main(void) {
     }
     CHECK_EQ(dtors_ran, THREADS);
     CHECK_EQ(dtor_saw_own, THREADS);
+    CHECK(mine == -1 && dyn_get() == -3, "main's thread-locals changed: %d %d", mine, dyn_get());
+
+    for (long i = 1; i <= 300; i++) {
+        pthread_t s;
+        CHECK_EQ(pthread_create(&s, NULL, successor, (void *)i), 0);
+        CHECK_EQ(pthread_join(s, NULL), 0);
+    }
     CHECK(mine == -1 && dyn_get() == -3, "main's thread-locals changed: %d %d", mine, dyn_get());
 
     /* fork from a thread: the child continues with that thread's thread-locals. */

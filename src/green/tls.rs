@@ -18,7 +18,8 @@
 //!   creator's whose static entries point at the OS thread's blocks (where the thread's own bytes
 //!   are while it runs) and whose dynamic entries are unallocated, so `__tls_get_addr` allocates
 //!   the thread's own block on first use, as in a new pthread. At the thread's end its dynamic
-//!   blocks and the DTV are freed as `_dl_deallocate_tls` frees them.
+//!   blocks are freed as `_dl_deallocate_tls` frees them, and its DTV and image are kept by its
+//!   hub for the next thread ([`Kept`]: a spawn and join then allocate nothing).
 //!
 //! A library `dlopen`ed later with initial-exec TLS in the static surplus stays shared between
 //! the green threads of an OS thread (its block is not in the copied ranges; glibc's
@@ -49,7 +50,7 @@ struct Layout {
     /// Sum of the ranges' lengths: the size of an image.
     total: usize,
     /// The initial image (each module's `.tdata`, zeroed `.tbss`), ranges back to back.
-    template: Vec<u8>,
+    initial_image: Vec<u8>,
     /// The static TLS area: [tp - static_size, tp).
     static_size: usize,
     /// This library's own module id: its block stays the OS thread's in every DTV.
@@ -87,14 +88,183 @@ thread_local! {
 
 static LAYOUT: OnceLock<Option<Layout>> = OnceLock::new();
 
-/// Free DTVs kept for reuse on this OS thread, at most this many (a spawn and a join cost a
-/// `calloc` and a `free` less each).
-const KEPT_DTVS: usize = 64;
+/// Finished threads' states a hub keeps for reuse, at most this many (a spawn and a join then
+/// cost no `malloc` and `free`s).
+const KEPT_STATES: usize = 64;
 
-thread_local! {
-    /// Kept DTVs, linked through the unused second word of their entry -1. Const-initialised,
-    /// destructor-free (trap 6); a DTV kept here belongs to this library, not to glibc.
-    static FREE_DTVS: Cell<(*mut usize, usize)> = const { Cell::new((core::ptr::null_mut(), 0)) };
+/// One OS thread's (its hub's) reusable thread-local state: finished threads' DTVs and images,
+/// and the DTV a new thread starts with, so that making and ending a thread that allocated no
+/// dynamic TLS block costs a few loads and stores (and the copy of the initial image when
+/// some module has private static TLS), not a walk over the DTV's slots and three
+/// allocations.
+///
+/// A DTV's static entries point at its OS thread's blocks: what is kept here serves this OS
+/// thread only (`Hub::tls_kept`).
+pub struct Kept {
+    /// A new thread's DTV array (entry -1 first): the creator's with its dynamic entries
+    /// unallocated and nothing to free; null until the first thread.
+    template: Cell<*mut usize>,
+    /// The generation and slots of the DTV `template` was made from.
+    template_from: Cell<(usize, usize)>,
+    /// The template has entries of modules with dynamic TLS (`__tls_get_addr` may allocate a
+    /// block in a thread's copy without changing its generation).
+    template_dynamic: Cell<bool>,
+    /// Counts the templates made: a kept array known to equal the template is marked with it.
+    template_epoch: Cell<usize>,
+    /// Kept DTV arrays, linked through word 1 (entry -1's unused half); word 2 holds the image
+    /// kept with it, word 3 the epoch of the template it equals (0: unknown). While kept, only
+    /// word 0 (the capacity) means anything to glibc, and words 1 to 3 are the template's
+    /// again before the array is handed out.
+    free: Cell<*mut usize>,
+    free_count: Cell<usize>,
+}
+
+/// Words of a kept array used for the keeping (1 to 3).
+const KEEPING: core::ops::Range<usize> = 1..4;
+
+impl Kept {
+    pub const fn new() -> Kept {
+        Kept {
+            template: Cell::new(core::ptr::null_mut()),
+            template_from: Cell::new((0, 0)),
+            template_dynamic: Cell::new(false),
+            template_epoch: Cell::new(0),
+            free: Cell::new(core::ptr::null_mut()),
+            free_count: Cell::new(0),
+        }
+    }
+
+    /// The template for a thread made while `from` (a DTV as `%fs:8` holds it) is installed:
+    /// remade when `from` has another generation or size (a module with TLS was loaded).
+    ///
+    /// # Safety
+    /// `from` is a valid DTV of this OS thread.
+    #[inline]
+    unsafe fn template(&self, layout: &Layout, from: *mut usize) -> Option<*mut usize> {
+        // SAFETY: entry 0 is the generation, entry -1 the number of module slots.
+        let key = unsafe { (*from, *from.sub(2)) };
+        let template = self.template.get();
+        if !template.is_null() && self.template_from.get() == key {
+            return Some(template);
+        }
+        // SAFETY: per our contract.
+        unsafe { self.remake_template(layout, from, key) }
+    }
+
+    /// # Safety
+    /// As `template`; `key` is `from`'s generation and slots.
+    #[cold]
+    unsafe fn remake_template(
+        &self,
+        layout: &Layout,
+        from: *mut usize,
+        key: (usize, usize),
+    ) -> Option<*mut usize> {
+        // SAFETY: per our contract.
+        let (fresh, dynamic) = unsafe { fresh_dtv(layout, from) }?;
+        let old = self.template.get();
+        if !old.is_null() {
+            // SAFETY: our own array; threads' DTVs are copies, never the template itself.
+            unsafe { libc::free(old.cast()) };
+        }
+        let mem = fresh.wrapping_sub(2);
+        self.template.set(mem);
+        self.template_from.set(key);
+        self.template_dynamic.set(dynamic);
+        self.template_epoch.set(self.template_epoch.get() + 1);
+        Some(mem)
+    }
+
+    /// Did a finished thread leave its DTV array `mem` (its capacity `slots`) as it got it? Then
+    /// there is nothing to free in it, and it equals the template. Without modules with dynamic
+    /// TLS a block could only be allocated after a generation change, which glibc records in
+    /// entry 0 first; otherwise the arrays are compared.
+    ///
+    /// # Safety
+    /// `mem` is a valid DTV array of `slots` slots.
+    unsafe fn untouched(&self, mem: *mut usize, slots: usize) -> bool {
+        let template = self.template.get();
+        // SAFETY: the template is a valid array (word 0 its capacity).
+        if template.is_null() || unsafe { *template } != slots {
+            return false;
+        }
+        let bytes = (slots + 2) * 2 * size_of::<usize>();
+        // SAFETY: both arrays have (slots + 2) * 2 words; word 2 is entry 0, the generation.
+        unsafe {
+            if self.template_dynamic.get() {
+                libc::memcmp(mem.cast(), template.cast(), bytes) == 0
+            } else {
+                *mem.add(2) == *template.add(2)
+            }
+        }
+    }
+
+    /// A kept DTV array of the template's capacity, equal to the template, with its image; None
+    /// when none is kept.
+    ///
+    /// # Safety
+    /// The template is made (`template`).
+    unsafe fn pop(&self) -> Option<(*mut usize, *mut u8)> {
+        let head = self.free.get();
+        if head.is_null() {
+            return None;
+        }
+        let template = self.template.get();
+        // SAFETY: kept arrays are ours, their keeping in words 1 to 3.
+        let (next, image, epoch) = unsafe { (*head.add(1), *head.add(2), *head.add(3)) };
+        self.free.set(next as *mut usize);
+        self.free_count.set(self.free_count.get() - 1);
+        // SAFETY: both arrays' word 0 is their capacity.
+        let (slots, capacity) = unsafe { (*template, *head) };
+        if capacity != slots {
+            // SAFETY: a kept array nobody refers to (grown by glibc for an older thread).
+            unsafe { libc::free(head.cast()) };
+            return Some((core::ptr::null_mut(), image as *mut u8));
+        }
+        // SAFETY: both arrays have (slots + 2) * 2 words.
+        unsafe {
+            if epoch == self.template_epoch.get() {
+                for word in KEEPING {
+                    *head.add(word) = *template.add(word);
+                }
+            } else {
+                core::ptr::copy_nonoverlapping(template, head, (slots + 2) * 2);
+            }
+        }
+        Some((head, image as *mut u8))
+    }
+
+    /// Keeps a DTV array and an image for reuse, or frees them; `clean`: the array equals the
+    /// template.
+    ///
+    /// # Safety
+    /// `mem` is a DTV array made by `malloc` (maybe grown by glibc) and `image` one made by
+    /// `alloc_image`, both referred to by nobody any more.
+    unsafe fn push(&self, layout: &Layout, mem: *mut usize, image: *mut u8, clean: bool) {
+        if self.free_count.get() >= KEPT_STATES {
+            // SAFETY: per our contract.
+            unsafe {
+                libc::free(mem.cast());
+                free_image(layout, image);
+            }
+            return;
+        }
+        let epoch = if clean { self.template_epoch.get() } else { 0 };
+        // SAFETY: per our contract; a DTV array has at least 4 words (entries -1 and 0).
+        unsafe {
+            *mem.add(1) = self.free.get() as usize;
+            *mem.add(2) = image as usize;
+            *mem.add(3) = epoch;
+        }
+        self.free.set(mem);
+        self.free_count.set(self.free_count.get() + 1);
+    }
+}
+
+impl Default for Kept {
+    fn default() -> Kept {
+        Kept::new()
+    }
 }
 
 /// An image for a layout with no private bytes: never read or written, never freed.
@@ -130,7 +300,7 @@ fn current_dtv() -> *mut usize {
 }
 
 /// # Safety
-/// `dtv` is a valid DTV (entry 0 of a `calloc`ed array, its length at entry -1).
+/// `dtv` is a valid DTV (entry 0 of a `malloc`ed array, its length at entry -1).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 unsafe fn install_dtv(dtv: *mut usize) {
@@ -258,7 +428,7 @@ fn read_layout() -> Option<Layout> {
     scan.blocks.sort_by_key(|b| b.addr);
     let tp = scan.tp;
     let mut ranges = [Range::default(); MAX_RANGES];
-    let (mut count, mut template) = (0, Vec::new());
+    let (mut count, mut initial_image) = (0, Vec::new());
     // Consecutive private blocks make one range (the padding between them is copied too).
     let mut open: Option<(usize, usize)> = None; // (start, end) addresses
     let mut flush = |open: &mut Option<(usize, usize)>, count: &mut usize| -> Option<()> {
@@ -288,8 +458,8 @@ fn read_layout() -> Option<Layout> {
     flush(&mut open, &mut count)?;
     for range in &ranges[..count] {
         let start = tp - range.below;
-        let base = template.len();
-        template.resize(base + range.len, 0);
+        let base = initial_image.len();
+        initial_image.resize(base + range.len, 0);
         for block in scan.blocks.iter().filter(|b| !b.shared) {
             if block.addr < start || block.addr >= start + range.len {
                 continue;
@@ -298,10 +468,10 @@ fn read_layout() -> Option<Layout> {
             // SAFETY: the module's initialisation image, p_filesz bytes of its mapped segment.
             let init =
                 unsafe { core::slice::from_raw_parts(block.init as *const u8, block.filesz) };
-            template[at..at + block.filesz].copy_from_slice(init);
+            initial_image[at..at + block.filesz].copy_from_slice(init);
         }
     }
-    let total = template.len();
+    let total = initial_image.len();
     // SAFETY: the running thread's DTV is valid; entry -1 holds its number of module slots.
     let dtv_bytes = (unsafe { *current_dtv().sub(2) } + 2) * 2 * size_of::<usize>();
     crate::log!(
@@ -312,30 +482,63 @@ fn read_layout() -> Option<Layout> {
         ranges,
         count,
         total,
-        template,
+        initial_image,
         static_size,
         own_module: scan.own_module,
     })
 }
 
-/// The state of a new green thread: the initial image, and a DTV with no dynamic block yet.
-/// None when memory is short (`pthread_create` then fails with EAGAIN).
-pub fn for_new_thread() -> Option<State> {
+/// The state of a new green thread: the initial image, and a DTV with no dynamic block yet,
+/// in memory `kept` holds when it has some. None when memory is short (`pthread_create` then
+/// fails with EAGAIN).
+#[inline]
+pub fn for_new_thread(kept: &Kept) -> Option<State> {
     let layout = layout()?;
-    let image = alloc_image(layout)?;
-    // SAFETY: the template has `total` bytes, the image as many.
-    unsafe { core::ptr::copy_nonoverlapping(layout.template.as_ptr(), image, layout.total) };
-    // SAFETY: the running thread's DTV is valid; the new one is ours until `release`.
-    let Some(dtv) = (unsafe { fresh_dtv(layout, current_dtv()) }) else {
-        // SAFETY: allocated just above.
-        unsafe { free_image(layout, image) };
-        return None;
+    // SAFETY: the running thread's DTV is valid.
+    let template = unsafe { kept.template(layout, current_dtv()) }?;
+    // SAFETY: the template is made.
+    let (mem, image) = match unsafe { kept.pop() } {
+        Some((mem, image)) if !mem.is_null() => (mem, image),
+        kept => fresh_memory(layout, template, kept.map(|(_, image)| image))?,
     };
+    if layout.total != 0 {
+        // SAFETY: the image and the initial one have `total` bytes (no module with private
+        // static TLS: no image to fill).
+        unsafe {
+            core::ptr::copy_nonoverlapping(layout.initial_image.as_ptr(), image, layout.total)
+        };
+    }
     Some(State {
         image,
-        dtv,
+        dtv: mem.wrapping_add(2),
         owns_dtv: true,
     })
+}
+
+/// A new DTV array, a copy of `template`, and an image (`image` when one was kept).
+#[cold]
+fn fresh_memory(
+    layout: &Layout,
+    template: *mut usize,
+    image: Option<*mut u8>,
+) -> Option<(*mut usize, *mut u8)> {
+    let image = match image {
+        Some(image) => image,
+        None => alloc_image(layout)?,
+    };
+    // SAFETY: a template's word 0 is its capacity.
+    let slots = unsafe { *template };
+    // SAFETY: malloc'ed as glibc allocates DTVs (it may realloc it); not zeroed: the template
+    // is copied over all of it just below.
+    let mem = unsafe { libc::malloc((slots + 2) * 2 * size_of::<usize>()) }.cast::<usize>();
+    if mem.is_null() {
+        // SAFETY: allocated or kept for this thread, not handed out.
+        unsafe { free_image(layout, image) };
+        return None;
+    }
+    // SAFETY: both arrays have (slots + 2) * 2 words.
+    unsafe { core::ptr::copy_nonoverlapping(template, mem, (slots + 2) * 2) };
+    Some((mem, image))
 }
 
 /// A root's state: a place for its bytes while a green thread runs (its DTV is saved at the
@@ -358,58 +561,17 @@ fn alloc_image(layout: &Layout) -> Option<*mut u8> {
     (!image.is_null()).then_some(image)
 }
 
-/// A kept DTV array of `slots` module slots (its memory, entry -1 first), if there is one.
-fn kept_dtv(slots: usize) -> Option<*mut usize> {
-    FREE_DTVS.with(|free| {
-        let (head, count) = free.get();
-        if head.is_null() {
-            return None;
-        }
-        // SAFETY: kept arrays are valid, their link in word 1.
-        let next = unsafe { *head.add(1) } as *mut usize;
-        free.set((next, count - 1));
-        // SAFETY: as above; word 0 is the array's capacity.
-        if unsafe { *head } == slots {
-            Some(head)
-        } else {
-            // SAFETY: a calloc'ed array nobody else refers to.
-            unsafe { libc::free(head.cast()) };
-            None
-        }
-    })
-}
-
-/// Keeps a DTV array (its memory) for reuse, or frees it.
-///
-/// # Safety
-/// `mem` is a DTV array made by `calloc` that nobody refers to any more.
-unsafe fn keep_dtv(mem: *mut usize) {
-    FREE_DTVS.with(|free| {
-        let (head, count) = free.get();
-        if count >= KEPT_DTVS {
-            // SAFETY: per our contract.
-            unsafe { libc::free(mem.cast()) };
-            return;
-        }
-        // SAFETY: per our contract; word 1 (entry -1's second half) is unused by glibc.
-        unsafe { *mem.add(1) = head as usize };
-        free.set((mem, count + 1));
-    });
-}
-
-/// A copy of `from` (a DTV as `%fs:8` holds it) for a new thread.
+/// A copy of `from` (a DTV as `%fs:8` holds it) for a new thread: its static entries kept, its
+/// dynamic ones unallocated, nothing to free; and whether it has dynamic entries.
 ///
 /// # Safety
 /// `from` is a valid DTV.
-unsafe fn fresh_dtv(layout: &Layout, from: *mut usize) -> Option<*mut usize> {
+unsafe fn fresh_dtv(layout: &Layout, from: *mut usize) -> Option<(*mut usize, bool)> {
     // SAFETY: entry -1 holds the number of module slots (each entry is two words).
     let slots = unsafe { *from.sub(2) };
     let words = (slots + 2) * 2;
-    let mem = match kept_dtv(slots) {
-        Some(mem) => mem,
-        // SAFETY: calloc as glibc allocates DTVs (it may realloc and will free it like its own).
-        None => unsafe { libc::calloc(slots + 2, 2 * size_of::<usize>()) }.cast::<usize>(),
-    };
+    // SAFETY: calloc has no preconditions.
+    let mem = unsafe { libc::calloc(slots + 2, 2 * size_of::<usize>()) }.cast::<usize>();
     if mem.is_null() {
         return None;
     }
@@ -418,17 +580,22 @@ unsafe fn fresh_dtv(layout: &Layout, from: *mut usize) -> Option<*mut usize> {
     let dtv = mem.wrapping_add(2);
     let tp = thread_pointer();
     let in_static = |a: usize| a < tp && a >= tp - layout.static_size;
+    let mut dynamic = false;
     for module in 1..=slots {
         // SAFETY: module <= slots: inside the array.
         let entry = unsafe { &mut *dtv.add(module * 2).cast::<[usize; 2]>() };
         let val = entry[0];
+        // An unallocated entry or a block of the creator's is a module with dynamic TLS; an
+        // empty slot (0) is no module yet.
+        dynamic |=
+            val == UNALLOCATED || (val != 0 && !in_static(val) && module != layout.own_module);
         if val == UNALLOCATED || in_static(val) || module == layout.own_module {
             entry[1] = 0; // never freed as this thread's
             continue;
         }
         *entry = [UNALLOCATED, 0];
     }
-    Some(dtv)
+    Some((dtv, dynamic))
 }
 
 /// Switches the running OS thread's thread-locals from `from`'s to `to`'s: saves the static
@@ -441,46 +608,71 @@ pub unsafe fn switch(from: &Cell<State>, to: &Cell<State>) {
     let Some(layout) = LAYOUT.get().and_then(Option::as_ref) else {
         return;
     };
-    let (mut out, into) = (from.get(), to.get());
-    let tp = thread_pointer();
-    let mut at = 0;
-    for range in &layout.ranges[..layout.count] {
-        let live = (tp - range.below) as *mut u8;
-        // SAFETY: the ranges lie in this OS thread's static TLS; images have `total` bytes.
-        unsafe {
-            core::ptr::copy_nonoverlapping(live, out.image.add(at), range.len);
-            core::ptr::copy_nonoverlapping(into.image.add(at), live, range.len);
+    let (from, to) = (from.as_ptr(), to.as_ptr());
+    if layout.count != 0 {
+        // SAFETY: both states are valid (per our contract) and not borrowed elsewhere.
+        let (out, into) = unsafe { ((*from).image, (*to).image) };
+        let tp = thread_pointer();
+        let mut at = 0;
+        for range in &layout.ranges[..layout.count] {
+            let live = (tp - range.below) as *mut u8;
+            // SAFETY: the ranges lie in this OS thread's static TLS; images have `total` bytes.
+            unsafe {
+                core::ptr::copy_nonoverlapping(live, out.add(at), range.len);
+                core::ptr::copy_nonoverlapping(into.add(at), live, range.len);
+            }
+            at += range.len;
         }
-        at += range.len;
     }
-    out.dtv = current_dtv();
-    from.set(out);
-    // SAFETY: `to`'s DTV is valid: a root's, saved here, or one made by `fresh_dtv`.
-    unsafe { install_dtv(into.dtv) };
+    // SAFETY: as above; `to`'s DTV is valid: a root's, saved here, or one made by
+    // `for_new_thread`.
+    unsafe {
+        (*from).dtv = current_dtv();
+        install_dtv((*to).dtv);
+    }
 }
 
-/// Frees a finished green thread's thread-locals: its dynamic TLS blocks and DTV, as
-/// `_dl_deallocate_tls` does, and its image.
+/// Frees a finished green thread's dynamic TLS blocks, as `_dl_deallocate_tls` does, and keeps
+/// its DTV and image in `kept` for the next thread (or frees them).
 ///
 /// # Safety
-/// The state is not installed and never used again.
-pub unsafe fn release(state: State) {
-    if state.owns_dtv && !state.dtv.is_null() {
-        // SAFETY: a DTV made by `fresh_dtv` (maybe grown by glibc): its length at entry -1.
-        unsafe {
-            let slots = *state.dtv.sub(2);
-            for module in 1..=slots {
-                let to_free = *state.dtv.add(module * 2 + 1);
-                if to_free != 0 {
-                    libc::free(to_free as *mut c_void);
-                }
-            }
-            keep_dtv(state.dtv.sub(2));
-        }
-    }
-    if let Some(layout) = LAYOUT.get().and_then(Option::as_ref) {
+/// The state is not installed and never used again; `kept` is its OS thread's.
+#[inline]
+pub unsafe fn release(kept: &Kept, state: State) {
+    let Some(layout) = LAYOUT.get().and_then(Option::as_ref) else {
+        return;
+    };
+    if !state.owns_dtv || state.dtv.is_null() {
         // SAFETY: allocated by `alloc_image`, not used any more.
         unsafe { free_image(layout, state.image) };
+        return;
+    }
+    let mem = state.dtv.wrapping_sub(2);
+    // SAFETY: a DTV made by `for_new_thread` (maybe grown by glibc): its capacity at entry -1.
+    let slots = unsafe { *mem };
+    // SAFETY: as above.
+    let untouched = unsafe { kept.untouched(mem, slots) };
+    if !untouched {
+        // SAFETY: as above.
+        unsafe { free_dynamic_blocks(state.dtv, slots) };
+    }
+    // SAFETY: nobody refers to the array or the image any more.
+    unsafe { kept.push(layout, mem, state.image, untouched) };
+}
+
+/// Frees the blocks `__tls_get_addr` allocated for a finished thread.
+///
+/// # Safety
+/// `dtv` is that thread's DTV, of `slots` slots, never used again.
+#[cold]
+unsafe fn free_dynamic_blocks(dtv: *mut usize, slots: usize) {
+    for module in 1..=slots {
+        // SAFETY: inside the array; entry `module`'s second word is what glibc would free.
+        let to_free = unsafe { *dtv.add(module * 2 + 1) };
+        if to_free != 0 {
+            // SAFETY: a block `__tls_get_addr` allocated for this thread alone.
+            unsafe { libc::free(to_free as *mut c_void) };
+        }
     }
 }
 

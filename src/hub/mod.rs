@@ -122,6 +122,8 @@ pub struct Hub {
     /// last green thread's until the root goes back to its own code, so a turn costs one
     /// switch, not two.
     tls_resident: Cell<&'static Green>,
+    /// Finished threads' thread-local memory, and a new thread's DTV (`tls::Kept`).
+    tls_kept: tls::Kept,
     /// What the monitor on another OS thread sees (see `watch`).
     watched_by_monitor: watch::Watched,
     /// The signal service's record of this OS thread's interruptible waits (opaque here), for
@@ -243,6 +245,7 @@ impl Hub {
             quiet_checked: Cell::new(false),
             quiet: AtomicBool::new(false),
             tls_resident: Cell::new(root),
+            tls_kept: tls::Kept::new(),
             watched_by_monitor: watch::Watched::default(),
             signal_waiters: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
             forwarded_signals: core::sync::atomic::AtomicU64::new(0),
@@ -963,15 +966,23 @@ impl Hub {
     /// Gives `green` private thread-locals (`green::tls`), and the root a place to keep its
     /// own while green threads run. False when memory is short.
     pub fn give_private_tls(&self, green: &'static Green) -> bool {
-        if !self.root.tls.get().is_private() {
-            match tls::for_root() {
-                Some(state) => self.root.tls.set(state),
-                None => return false,
-            }
+        if !self.root.tls.get().is_private() && !self.give_root_private_tls() {
+            return false;
         }
-        match tls::for_new_thread() {
+        match tls::for_new_thread(&self.tls_kept) {
             Some(state) => {
                 green.tls.set(state);
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[cold]
+    fn give_root_private_tls(&self) -> bool {
+        match tls::for_root() {
+            Some(state) => {
+                self.root.tls.set(state);
                 true
             }
             None => false,
@@ -1043,7 +1054,7 @@ impl Hub {
             self.tls_home();
         }
         // SAFETY: the thread has run for the last time; its thread-locals are switched out.
-        unsafe { tls::release(green.tls.replace(tls::State::NONE)) };
+        unsafe { tls::release(&self.tls_kept, green.tls.replace(tls::State::NONE)) };
         if green.timers_in_heap.get() > 0 {
             self.timers
                 .borrow_mut()

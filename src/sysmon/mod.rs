@@ -69,7 +69,8 @@ fn is_runtime_object(start: usize) -> bool {
         .any(|slot| slot.load(Ordering::Relaxed) == start)
 }
 
-/// Is the monitor running (in this process)?
+/// Was the monitor started, or found not wanted, in this process? (Decided once: with nothing
+/// wanted, each green thread made would otherwise read the configuration again.)
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 /// OS threads the monitor runs (0 or 1): they never wake a green thread, so the deadlock
@@ -143,7 +144,7 @@ pub fn after_fork() {
 #[cold]
 fn start() {
     let mut wanted = Wanted::from_config();
-    if !wanted.any() || STARTED.swap(true, Ordering::AcqRel) {
+    if STARTED.swap(true, Ordering::AcqRel) || !wanted.any() {
         return;
     }
     note_runtime_objects();
