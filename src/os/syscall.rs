@@ -51,7 +51,9 @@ pub enum Effect {
 pub fn effect(number: c_long) -> Option<Effect> {
     use libc::*;
     Some(match number {
-        SYS_fork | SYS_vfork | SYS_clone | SYS_clone3 => Effect::Process,
+        #[cfg(target_arch = "x86_64")]
+        SYS_fork | SYS_vfork => Effect::Process,
+        SYS_clone | SYS_clone3 => Effect::Process,
         SYS_close => Effect::Close,
         SYS_close_range => Effect::CloseRange,
         #[cfg(target_arch = "x86_64")]
