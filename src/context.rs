@@ -4,7 +4,7 @@
 //! process, `signal`'s trampoline counts handlers) and read here, below them all.
 
 use core::cell::Cell;
-use core::sync::atomic::{AtomicI32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// This process's id as the library last saw it: set at start and in every fork child. 0: not
 /// known yet.
@@ -20,13 +20,36 @@ pub fn note_process() {
     PROCESS.store(own_pid(), Ordering::Relaxed);
 }
 
+/// Bumped by the program's every `vfork` and `clone` (`abi::loader`) before libc's runs: a
+/// child that shares this memory may be running.
+pub static VFORKS: AtomicU32 = AtomicU32::new(0);
+
+thread_local! {
+    /// `VFORKS + 1` when this OS thread last found itself the library's own process, not a
+    /// `vfork` child: until the next `vfork` or `clone`, it still is (a child runs on its
+    /// parent's thread-locals, but only after the bump). Const-initialised, no destructor.
+    static OWN_PROCESS_AT: Cell<u32> = const { Cell::new(0) };
+}
+
 /// Is this the child of a `vfork` (or of a `clone` that shares memory) before its `exec`? Its
 /// memory is the parent's, which waits meanwhile: what the child does through our hooks
 /// (Python's subprocess resets signal handlers, closes and `dup2`s descriptors, sets its mask)
-/// must not change the library's tables, which are the parent's.
+/// must not change the library's tables, which are the parent's. Asked at every green wait: the
+/// kernel is asked (a `getpid`) only once after each `vfork` or `clone` of the program.
 pub fn in_vfork_child() -> bool {
     let known = PROCESS.load(Ordering::Relaxed);
-    known != 0 && own_pid() != known
+    if known == 0 {
+        return false;
+    }
+    let epoch = VFORKS.load(Ordering::Acquire).wrapping_add(1);
+    if OWN_PROCESS_AT.with(Cell::get) == epoch {
+        return false;
+    }
+    let child = own_pid() != known;
+    if !child {
+        OWN_PROCESS_AT.with(|at| at.set(epoch));
+    }
+    child
 }
 
 thread_local! {

@@ -502,6 +502,10 @@ pub(crate) mod tests {
         "dlclose",
         "dlmopen",
         "dlopen",
+        // Watched for `context::in_vfork_child`, not hooked (see `abi::loader`).
+        "_Fork",
+        "clone",
+        "vfork",
         "greenworld_import_patched",
         "greenworld_is_monkey_patched",
         "greenworld_monkey_patch",

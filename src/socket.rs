@@ -44,6 +44,10 @@ pub unsafe fn socketpair(
         let (a, b) = unsafe { (*sv, *sv.add(1)) };
         fd::born(a, Kind::of_socket_type(ty));
         fd::born(b, Kind::of_socket_type(ty));
+        if Kind::of_socket_type(ty) == Kind::StreamSocket {
+            fd::pair(a, b);
+            fd::pair(b, a);
+        }
     }
     Done(rc)
 }

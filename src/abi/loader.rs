@@ -15,6 +15,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 #[cfg(target_arch = "x86_64")]
 macro_rules! watched {
     ($real:ident, $resolve:ident) => {
+        watched!($real, $resolve, scope::GENERATION)
+    };
+    ($real:ident, $resolve:ident, $counter:path) => {
         core::arch::naked_asm!(
             "lock add dword ptr [rip + {generation}], 1",
             "mov r11, qword ptr [rip + {real}]",
@@ -32,7 +35,7 @@ macro_rules! watched {
             "pop rsi",
             "pop rdi",
             "jmp r11",
-            generation = sym scope::GENERATION,
+            generation = sym $counter,
             real = sym $real,
             resolve = sym $resolve,
         )
@@ -46,6 +49,9 @@ macro_rules! watched {
 #[cfg(target_arch = "aarch64")]
 macro_rules! watched {
     ($real:ident, $resolve:ident) => {
+        watched!($real, $resolve, scope::GENERATION)
+    };
+    ($real:ident, $resolve:ident, $counter:path) => {
         core::arch::naked_asm!(
             "adrp x16, {generation}",
             "add x16, x16, :lo12:{generation}",
@@ -71,7 +77,7 @@ macro_rules! watched {
             "ldp x2, x3, [sp, #32]",
             "ldp x29, x30, [sp], #48",
             "br x16",
-            generation = sym scope::GENERATION,
+            generation = sym $counter,
             real = sym $real,
             resolve = sym $resolve,
         )
@@ -129,6 +135,64 @@ pub unsafe extern "C" fn dlmopen(
     mode: c_int,
 ) -> *mut c_void {
     watched!(REAL_DLMOPEN, resolve_dlmopen)
+}
+
+static REAL_VFORK: AtomicUsize = AtomicUsize::new(0);
+static REAL_CLONE: AtomicUsize = AtomicUsize::new(0);
+static REAL_FORK_NO_HANDLERS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn resolve_vfork() -> usize {
+    next(&REAL_VFORK, c"vfork")
+}
+
+extern "C" fn resolve_clone() -> usize {
+    next(&REAL_CLONE, c"clone")
+}
+
+extern "C" fn resolve_fork_no_handlers() -> usize {
+    next(&REAL_FORK_NO_HANDLERS, c"_Fork")
+}
+
+/// libc's `_Fork`, as [`vfork`]: its child runs no fork handlers, so it does not know itself
+/// a new process (`context::note_process`) and must ask.
+///
+/// # Safety
+/// As libc's `_Fork`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+#[unsafe(naked)]
+pub unsafe extern "C" fn _Fork() -> libc::pid_t {
+    watched!(
+        REAL_FORK_NO_HANDLERS,
+        resolve_fork_no_handlers,
+        crate::context::VFORKS
+    )
+}
+
+/// libc's `vfork`, after telling `context` that a child sharing this memory (and this OS
+/// thread's thread-locals) may run before the call returns: `context::in_vfork_child` asks the
+/// kernel again. A jump, not a call: the child returns on the parent's stack.
+///
+/// # Safety
+/// As libc's `vfork`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+#[unsafe(naked)]
+pub unsafe extern "C" fn vfork() -> libc::pid_t {
+    watched!(REAL_VFORK, resolve_vfork, crate::context::VFORKS)
+}
+
+/// libc's `clone`, as [`vfork`]: a child made with `CLONE_VM` shares this memory.
+///
+/// # Safety
+/// As libc's `clone` (variadic: the registers are passed on untouched).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+#[unsafe(naked)]
+pub unsafe extern "C" fn clone(
+    entry: extern "C" fn(*mut c_void) -> c_int,
+    stack: *mut c_void,
+    flags: c_int,
+    arg: *mut c_void,
+) -> c_int {
+    watched!(REAL_CLONE, resolve_clone, crate::context::VFORKS)
 }
 
 /// libc's `dlclose`, between two bumps: the object is unmapped inside, and another may be

@@ -77,94 +77,20 @@ macro_rules! shims {
     )*]) => {$(
         $crate::abi::shims!(@one $plain_when_off [$sub $($($flag)*)?] $(#[$doc])* fn $name($($arg: $ty),*) -> $ret $(=> $op)?);
     )*};
-    // A row marked `(caller = NAME)` (at most four arguments, x86-64) also hands its op the
-    // return address of the call as NAME, a `usize` (0 where it is not known: a twin, or
-    // another architecture): its export puts it in the fifth argument register, r8, before
-    // the jump through its route, so `act`, `slow` (which keeps r8 across `pick`) and `shim`
-    // all get it, and the real function ignores it. Otherwise as the plain rows below.
+    // A row marked `(caller = NAME)` (at most four arguments) also hands its op the return
+    // address of the call as NAME, a `usize` (0 where it is not known: a twin, or another
+    // architecture): its export puts it in the fifth argument register (r8, x4) before the
+    // jump through its route, so `act`, `slow` (which keeps the argument registers across
+    // `pick`) and `shim` all get it as a fifth argument, and the real function ignores it.
+    // Otherwise as the plain rows.
     (@one $plain_when_off:literal [$sub:ident caller = $caller:ident] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
-        const _: () = {
-            const _: () = assert!([$(stringify!($arg)),*].len() <= 4, "the caller rides in the fifth register");
-            $(#[$doc])*
-            #[cfg(target_arch = "x86_64")]
-            #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
-            #[unsafe(naked)]
-            unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
-                $crate::abi::route!(ROUTE, reroute, caller_in_r8)
-            }
-            $(#[$doc])*
-            #[cfg(target_arch = "aarch64")]
-            #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
-            #[unsafe(naked)]
-            unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
-                $crate::abi::route!(ROUTE, reroute, caller_in_x4)
-            }
-            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-            static ROUTE: core::sync::atomic::AtomicPtr<()> =
-                core::sync::atomic::AtomicPtr::new(slow as *mut ());
-            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-            #[unsafe(naked)]
-            unsafe extern "C" fn slow($($arg: $ty),*, $caller: usize) -> $ret {
-                $crate::abi::route_slow!(pick)
-            }
-            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-            extern "C" fn reroute(bits: u8) {
-                let act: unsafe extern "C" fn($($ty),*, usize) -> $ret = act;
-                let slow: unsafe extern "C" fn($($ty),*, usize) -> $ret = slow;
-                let to = $crate::abi::route_for(
-                    bits,
-                    $crate::patch::Subsystem::$sub,
-                    $plain_when_off,
-                    act as usize,
-                    slow as usize,
-                    || $crate::real::get().$name as usize,
-                );
-                ROUTE.store(to as *mut (), core::sync::atomic::Ordering::Release);
-            }
-            $(#[$doc])*
-            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-            #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
-            unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
-                // SAFETY: the caller's arguments.
-                unsafe { shim($($arg),*, 0) }
-            }
-            /// The engaged library's work for every caller it serves.
-            unsafe extern "C" fn act($($arg: $ty),*, $caller: usize) -> $ret {
-                $crate::abi::shims!(@act $name($($arg),*) -> $ret => $op)
-            }
-            /// The slow way in (see `route!`).
-            unsafe extern "C" fn shim($($arg: $ty),*, $caller: usize) -> $ret {
-                if $crate::abi::unengaged() {
-                    // SAFETY: the caller's arguments, to the real function.
-                    return unsafe { ($crate::real::get().$name)($($arg),*) };
-                }
-                // SAFETY: the caller's arguments.
-                unsafe { act($($arg),*, $caller) }
-            }
-            /// Where a call the fast way does not take goes (see the plain rows' `pick`).
-            #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
-            extern "C" fn pick(return_address: usize) -> usize {
-                let to = if $crate::patch::routes_to_shim(return_address, $crate::patch::Subsystem::$sub) {
-                    let to: unsafe extern "C" fn($($ty),*, usize) -> $ret = shim;
-                    to as usize
-                } else {
-                    $crate::real::get().$name as usize
-                };
-                #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-                $crate::abi::settle(reroute);
-                to
-            }
-        };
-        const _: () = {
-            #[cfg_attr(not(test), unsafe(export_name = concat!("green_", stringify!($name))))]
-            unsafe extern "C" fn twin($($arg: $ty),*) -> $ret {
-                let _twin = $crate::patch::Twin::enter();
-                let $caller = 0usize;
-                $crate::abi::shims!(@act $name($($arg),*) -> $ret => $op)
-            }
-        };
+        const _: () = assert!([$(stringify!($arg)),*].len() <= 4, "the caller rides in the fifth register");
+        $crate::abi::shims!(@routed $plain_when_off [$sub] [$caller: usize] $(#[$doc])* fn $name($($arg: $ty),*) -> $ret => $op);
     };
     (@one $plain_when_off:literal [$sub:ident $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
+        $crate::abi::shims!(@routed $plain_when_off [$sub] [] $(#[$doc])* fn $name($($arg: $ty),*) -> $ret => $op);
+    };
+    (@routed $plain_when_off:literal [$sub:ident] [$($caller:ident: $caller_ty:ty)?] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
         // The export is a router (see `route!`): one jump through `ROUTE`, to `act`, to the
         // real function, or to `slow`, which asks `pick` (scoped: the shim or the real
         // function, as the caller's object says). In a block: the Rust names are nobody's
@@ -175,7 +101,7 @@ macro_rules! shims {
             #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
             #[unsafe(naked)]
             unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
-                $crate::abi::route!(ROUTE, reroute)
+                $crate::abi::route!(ROUTE, reroute $(, fifth = $caller)?)
             }
             /// Where the export jumps: [`slow`] until the first decision, and while patching
             /// is scoped; then [`act`] or the real function (see [`reroute`]).
@@ -185,15 +111,15 @@ macro_rules! shims {
             /// The export's way through [`pick`] (see `route_slow!`).
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             #[unsafe(naked)]
-            unsafe extern "C" fn slow($($arg: $ty),*) -> $ret {
+            unsafe extern "C" fn slow($($arg: $ty),* $(, $caller: $caller_ty)?) -> $ret {
                 $crate::abi::route_slow!(pick)
             }
             /// Points [`ROUTE`] where the patching state `bits` sends this row's calls (see
             /// `abi::route_for`); called under the routes' lock only.
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             extern "C" fn reroute(bits: u8) {
-                let act: unsafe extern "C" fn($($ty),*) -> $ret = act;
-                let slow: unsafe extern "C" fn($($ty),*) -> $ret = slow;
+                let act: unsafe extern "C" fn($($ty),* $(, $caller_ty)?) -> $ret = act;
+                let slow: unsafe extern "C" fn($($ty),* $(, $caller_ty)?) -> $ret = slow;
                 let to = $crate::abi::route_for(
                     bits,
                     $crate::patch::Subsystem::$sub,
@@ -211,21 +137,21 @@ macro_rules! shims {
             #[cfg_attr(not(test), unsafe(export_name = stringify!($name)))]
             unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
                 // SAFETY: the caller's arguments.
-                unsafe { shim($($arg),*) }
+                unsafe { shim($($arg),* $(, 0 as $caller_ty)?) }
             }
             /// The engaged library's work for every caller it serves.
-            unsafe extern "C" fn act($($arg: $ty),*) -> $ret {
+            unsafe extern "C" fn act($($arg: $ty),* $(, $caller: $caller_ty)?) -> $ret {
                 $crate::abi::shims!(@act $name($($arg),*) -> $ret => $op)
             }
             /// The slow way in (see `route!`): the first decision, or a library linked on
             /// purpose and not engaged (plain libc), or a scoped caller [`pick`] let in.
-            unsafe extern "C" fn shim($($arg: $ty),*) -> $ret {
+            unsafe extern "C" fn shim($($arg: $ty),* $(, $caller: $caller_ty)?) -> $ret {
                 if $crate::abi::unengaged() {
                     // SAFETY: the caller's arguments, to the real function.
                     return unsafe { ($crate::real::get().$name)($($arg),*) };
                 }
                 // SAFETY: the caller's arguments.
-                unsafe { act($($arg),*) }
+                unsafe { act($($arg),* $(, $caller)?) }
             }
             /// Where a call the fast way does not take goes: the shim, unless patching is
             /// scoped and its caller's object is not green for the row's subsystem (then the
@@ -233,7 +159,7 @@ macro_rules! shims {
             #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
             extern "C" fn pick(return_address: usize) -> usize {
                 let to = if $crate::patch::routes_to_shim(return_address, $crate::patch::Subsystem::$sub) {
-                    let to: unsafe extern "C" fn($($ty),*) -> $ret = shim;
+                    let to: unsafe extern "C" fn($($ty),* $(, $caller_ty)?) -> $ret = shim;
                     to as usize
                 } else {
                     $crate::real::get().$name as usize
@@ -251,6 +177,7 @@ macro_rules! shims {
             #[cfg_attr(not(test), unsafe(export_name = concat!("green_", stringify!($name))))]
             unsafe extern "C" fn twin($($arg: $ty),*) -> $ret {
                 let _twin = $crate::patch::Twin::enter();
+                $(let $caller: $caller_ty = 0;)?
                 $crate::abi::shims!(@act $name($($arg),*) -> $ret => $op)
             }
         };
@@ -297,10 +224,11 @@ pub(crate) use shims_plain_when_off;
 /// the loader).
 #[cfg(target_arch = "x86_64")]
 macro_rules! route {
-    // The same, with the caller's return address put in r8 first (a `caller =` row).
-    ($route:ident, $reroute:ident, caller_in_r8) => {
+    // `fifth = NAME` (a `caller =` row): the caller's return address put in the fifth
+    // argument register, r8, first.
+    ($route:ident, $reroute:ident $(, fifth = $caller:ident)?) => {
         core::arch::naked_asm!(
-            "mov r8, [rsp]",
+            $($crate::abi::route!(@fifth $caller),)?
             "jmp qword ptr [rip + {route}]",
             ".pushsection gw_routes,\"aR\"",
             ".balign 4",
@@ -310,16 +238,8 @@ macro_rules! route {
             reroute = sym $reroute,
         )
     };
-    ($route:ident, $reroute:ident) => {
-        core::arch::naked_asm!(
-            "jmp qword ptr [rip + {route}]",
-            ".pushsection gw_routes,\"aR\"",
-            ".balign 4",
-            ".long {reroute} - .",
-            ".popsection",
-            route = sym $route,
-            reroute = sym $reroute,
-        )
+    (@fifth $caller:ident) => {
+        "mov r8, [rsp]"
     };
 }
 #[cfg(target_arch = "x86_64")]
@@ -365,10 +285,10 @@ pub(crate) use route_slow;
 /// and a `bti c` landing pad accepts).
 #[cfg(target_arch = "aarch64")]
 macro_rules! route {
-    // The same, with the caller's return address (the link register) put in x4 first.
-    ($route:ident, $reroute:ident, caller_in_x4) => {
+    // `fifth = NAME`: the caller's return address (the link register) put in x4 first.
+    ($route:ident, $reroute:ident $(, fifth = $caller:ident)?) => {
         core::arch::naked_asm!(
-            "mov x4, x30",
+            $($crate::abi::route!(@fifth $caller),)?
             "adrp x16, {route}",
             "ldr x16, [x16, :lo12:{route}]",
             "br x16",
@@ -380,18 +300,8 @@ macro_rules! route {
             reroute = sym $reroute,
         )
     };
-    ($route:ident, $reroute:ident) => {
-        core::arch::naked_asm!(
-            "adrp x16, {route}",
-            "ldr x16, [x16, :lo12:{route}]",
-            "br x16",
-            ".pushsection gw_routes,\"aR\"",
-            ".balign 4",
-            ".word {reroute} - .",
-            ".popsection",
-            route = sym $route,
-            reroute = sym $reroute,
-        )
+    (@fifth $caller:ident) => {
+        "mov x4, x30"
     };
 }
 #[cfg(target_arch = "aarch64")]

@@ -117,12 +117,40 @@ impl GreenFd {
                 return Errno(code);
             }
             if let Err(not_ready) = self.wait(dir) {
-                return match not_ready {
-                    NotReady::Unwatchable | NotReady::Elsewhere => Bypass,
-                    other => Errno(other.errno()),
-                };
+                return not_ready.outcome();
             }
         }
+    }
+
+    /// [`retry`](GreenFd::retry) for a plain read (no peek, no flags) of a pipe or stream
+    /// socket, which keeps what the entry knows of its emptiness (`Entry::known_empty`): a
+    /// blocking read of a descriptor known to be empty parks first, without the system call
+    /// that would only answer EAGAIN.
+    #[inline]
+    pub fn read(&mut self, mut attempt: impl FnMut() -> ssize_t) -> Outcome<ssize_t> {
+        let entry = self.entry;
+        if self.kind == Kind::DatagramSocket {
+            return self.retry(Direction::Read, attempt);
+        }
+        if entry.known_empty()
+            && !self.program_nonblocking()
+            && let Err(not_ready) = self.wait(Direction::Read)
+        {
+            return not_ready.outcome();
+        }
+        self.retry(Direction::Read, || {
+            // Read before the call: an edge reported after it may be a write it did not see.
+            let edges = entry.read_edges.load(core::sync::atomic::Ordering::Acquire);
+            let n = attempt();
+            if n > 0 {
+                entry.took(n as usize);
+            } else if n < 0 && errno() == EAGAIN {
+                // Only EAGAIN proves it: a short read may stop before the end (an O_DIRECT
+                // pipe's packet, a change of writer's credentials on a Unix socket).
+                entry.found_empty(edges);
+            }
+            n
+        })
     }
 
     /// Waits until the descriptor may be ready in `dir`: Err(TimedOut) at once for a descriptor

@@ -12,7 +12,7 @@ pub mod io;
 pub mod socket;
 pub mod wait;
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use libc::c_int;
 
 /// What a descriptor is, as far as green I/O cares.
@@ -76,6 +76,18 @@ pub struct Entry {
     /// An error a blocking write met after moving some bytes: the kernel reports it on the
     /// next call, so we do too.
     pub(crate) pending_error: core::sync::atomic::AtomicI32,
+    /// Where this descriptor's writes land when one hooked `pipe` or `socketpair` made both
+    /// ends in this process: the other end's `generation << 32 | fd + 1` (0: not known). A
+    /// write here wakes that end's readers at once, as its epoll edge would later.
+    peer: AtomicU64,
+    /// Readable edges epoll has reported for this descriptor (`wait::dispatch`).
+    pub(crate) read_edges: AtomicU32,
+    /// `read_edges + 1` as it was just before a read found the descriptor empty (EAGAIN, or a
+    /// short read of a pipe or stream socket); 0: not seen empty since it was made.
+    drained_at: AtomicU32,
+    /// Bytes written by the peer's hooked writes, less those read by hooked reads here, since
+    /// the descriptor was last seen empty.
+    unread: AtomicI64,
 }
 
 const KIND_BITS: u32 = 3;
@@ -152,6 +164,10 @@ impl Entry {
             write_ready: AtomicBool::new(false),
             flags: AtomicU64::new(0),
             pending_error: core::sync::atomic::AtomicI32::new(0),
+            peer: AtomicU64::new(0),
+            read_edges: AtomicU32::new(0),
+            drained_at: AtomicU32::new(0),
+            unread: AtomicI64::new(0),
         }
     }
 
@@ -420,11 +436,89 @@ fn renew(fd: c_int, kind: Kind) {
     entry.generation.fetch_add(1, Ordering::AcqRel);
     entry.read_ready.store(false, Ordering::Relaxed);
     entry.write_ready.store(false, Ordering::Relaxed);
+    entry.peer.store(0, Ordering::Relaxed);
+    entry.drained_at.store(0, Ordering::Release);
     // SAFETY: hubs are never freed.
     if let Some(hub) = unsafe { hub.as_ref() } {
         hub.unwatch(fd);
     }
     wait::wake_all(entry);
+}
+
+/// One hooked call made both ends of a pipe (`from` its write end `to` its read end) or of a
+/// socketpair (each way: call it twice), in this process and just now: `from`'s writes wake
+/// `to`'s readers at once. A link to a number since closed or reused is never followed (the
+/// generation moved on), and a write that goes elsewhere — through a `dup`, from another
+/// process, past the hooks — still reaches the reader by its epoll edge.
+pub fn pair(from: c_int, to: c_int) {
+    let (Some(entry), Some(peer)) = (entry(from), entry(to)) else {
+        return;
+    };
+    let Ok(to) = u32::try_from(to) else { return };
+    entry.peer.store(
+        u64::from(peer.generation()) << 32 | u64::from(to + 1),
+        Ordering::Release,
+    );
+}
+
+impl Entry {
+    /// The descriptor this one's writes land in, if a hooked call made both here and neither
+    /// number has been closed or reused since.
+    fn peer(&self) -> Option<&'static Entry> {
+        let link = self.peer.load(Ordering::Acquire);
+        if link == 0 {
+            return None;
+        }
+        let peer = entry((link as u32 - 1) as c_int)?;
+        (peer.generation() == (link >> 32) as u32).then_some(peer)
+    }
+
+    /// A hooked write just put `n` bytes into this descriptor (`n` > 0): its in-process peer's
+    /// readers are woken now (or the next one tries before parking), not when the hub next
+    /// asks epoll.
+    ///
+    /// Not with several hubs: the reader's hub, likely asleep in its own `epoll_pwait2`, is
+    /// woken by the edge anyway, and a wake across hubs added a notification (a `write` and a
+    /// `read` of its eventfd) and 1 200 instructions a round trip to `bench/pingpong`.
+    pub fn wrote(&self, n: usize) {
+        if crate::hub::Hub::several() {
+            return;
+        }
+        if let Some(peer) = self.peer() {
+            peer.unread.fetch_add(n as i64, Ordering::AcqRel);
+            wait::wake_readers(peer);
+        }
+    }
+
+    /// Is the descriptor known to hold nothing to read, so that a blocking read may wait before
+    /// it tries? Only when a read found it empty, every byte since came from its in-process
+    /// peer's hooked writes and has been read, and epoll has reported no edge since (which
+    /// may be a write from elsewhere: a `dup`, another process, a call past the hooks).
+    /// Whatever was written since by anyone still wakes the waiter: the peer's writes directly,
+    /// any other by its edge, not yet reported.
+    #[inline]
+    pub fn known_empty(&self) -> bool {
+        let at = self.drained_at.load(Ordering::Acquire);
+        at != 0
+            && at.wrapping_sub(1) == self.read_edges.load(Ordering::Acquire)
+            && self.unread.load(Ordering::Acquire) == 0
+    }
+
+    /// A read that began when `read_edges` was `edges` found the descriptor empty.
+    #[inline]
+    pub fn found_empty(&self, edges: u32) {
+        self.unread.store(0, Ordering::Release);
+        self.drained_at
+            .store(edges.wrapping_add(1).max(1), Ordering::Release);
+    }
+
+    /// A read took `n` bytes and left the descriptor's emptiness unknown.
+    #[inline]
+    pub fn took(&self, n: usize) {
+        if self.drained_at.load(Ordering::Relaxed) != 0 {
+            self.unread.fetch_sub(n as i64, Ordering::AcqRel);
+        }
+    }
 }
 
 /// A green call on `fd` failed with `code`, which a descriptor of another kind than the cached
@@ -473,6 +567,8 @@ pub fn forget_registrations() {
             // the generation makes any stale key harmless.
             entry.generation.fetch_add(1, Ordering::AcqRel);
         }
+        // The parent may read and write the same descriptors now.
+        entry.drained_at.store(0, Ordering::Release);
     });
 }
 

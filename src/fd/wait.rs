@@ -51,6 +51,15 @@ pub enum NotReady {
 }
 
 impl NotReady {
+    /// What the call that waited answers: the real call (the wait cannot be made here), or
+    /// its error.
+    pub fn outcome<T>(self) -> crate::outcome::Outcome<T> {
+        match self {
+            NotReady::Unwatchable | NotReady::Elsewhere => crate::outcome::Outcome::Bypass,
+            other => crate::outcome::Outcome::Errno(other.errno()),
+        }
+    }
+
     pub fn errno(self) -> c_int {
         match self {
             NotReady::TimedOut => EAGAIN,
@@ -212,6 +221,9 @@ pub fn dispatch(key: usize, readable: bool, writable: bool) {
         return;
     }
     if readable {
+        // Maybe a write from outside this process or past the hooks: emptiness is unknown
+        // again (`Entry::known_empty`).
+        entry.read_edges.fetch_add(1, Ordering::AcqRel);
         ready(entry, Direction::Read);
     }
     if writable {
@@ -232,8 +244,15 @@ fn ready(entry: &Entry, dir: Direction) {
     wakers.wake_all();
 }
 
+/// An in-process write just landed in `entry`: its readers retry, or the next would-be reader
+/// does (an epoll edge comes too, later).
+pub fn wake_readers(entry: &Entry) {
+    ready(entry, Direction::Read);
+}
+
 /// As an edge in both directions: waiters retry, or the next would-be waiter does.
 pub fn wake_as_ready(entry: &Entry) {
+    entry.read_edges.fetch_add(1, Ordering::AcqRel);
     ready(entry, Direction::Read);
     ready(entry, Direction::Write);
 }

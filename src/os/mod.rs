@@ -40,6 +40,7 @@ pub unsafe fn pipe(fds: *mut c_int, flags: Option<c_int>) -> Outcome<c_int> {
         let (r, w) = unsafe { (*fds, *fds.add(1)) };
         fd::born(r, Kind::Pipe);
         fd::born(w, Kind::Pipe);
+        fd::pair(w, r);
     }
     Done(rc)
 }
@@ -132,16 +133,14 @@ unsafe fn green_read(
     };
     if green.kind.is_socket() {
         // SAFETY: the caller's buffer.
-        return green.retry(Direction::Read, || unsafe {
-            (real.recv)(fd, buf, len, MSG_DONTWAIT)
-        });
+        return green.read(|| unsafe { (real.recv)(fd, buf, len, MSG_DONTWAIT) });
     }
     let iov = iovec {
         iov_base: buf,
         iov_len: len,
     };
     // SAFETY: one iovec over the caller's buffer; offset -1 reads at the current position.
-    green.retry(Direction::Read, || unsafe { pipe_readv(fd, &iov, 1) })
+    green.read(|| unsafe { pipe_readv(fd, &iov, 1) })
 }
 
 /// A pipe read that does not block: `RWF_NOWAIT`; where the kernel refuses that flag (a FIFO
@@ -351,7 +350,11 @@ unsafe fn green_write(
     if green.kind == Kind::DatagramSocket || len == 0 {
         return green.retry(Direction::Write, || attempt(0, false));
     }
-    write_all(&mut green, len, attempt)
+    let written = write_all(&mut green, len, attempt);
+    if let Done(n @ 1..) = written {
+        green.entry.wrote(n as usize);
+    }
+    written
 }
 
 /// One try of a `write`/`writev` step: `len` bytes from `at`, `done` bytes into the call;

@@ -12,6 +12,9 @@ use libc::{c_int, c_long};
 /// What a system call does to the fd table.
 #[derive(Clone, Copy)]
 pub enum Effect {
+    /// Makes a process or thread that may share this memory (`clone`) or may not have run the
+    /// fork handlers (`fork`): `context::in_vfork_child` asks the kernel again.
+    Process,
     /// Closes descriptor `a1`.
     Close,
     /// `close_range(a1, a2, a3)`.
@@ -48,6 +51,9 @@ pub enum Effect {
 pub fn effect(number: c_long) -> Option<Effect> {
     use libc::*;
     Some(match number {
+        #[cfg(target_arch = "x86_64")]
+        SYS_fork | SYS_vfork => Effect::Process,
+        SYS_clone | SYS_clone3 => Effect::Process,
         SYS_close => Effect::Close,
         SYS_close_range => Effect::CloseRange,
         #[cfg(target_arch = "x86_64")]
@@ -105,6 +111,10 @@ pub unsafe fn call(effect: Effect, number: c_long, args: [c_long; 6]) -> c_long 
     // The library's own descriptors stay out of reach here too, as through `close`, `dup2` and
     // `close_range` (see `own_fd`).
     let ret = match effect {
+        Effect::Process => {
+            crate::context::VFORKS.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+            return real();
+        }
         Effect::Close => return answer(super::close(a1 as c_int), real),
         // The kernel takes unsigned ints: the low halves of the registers.
         Effect::CloseRange => {
