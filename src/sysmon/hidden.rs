@@ -38,6 +38,7 @@ const TCB_HEADER: usize = 0x80;
 /// signal blocked; its kernel thread id, or none when this machine or process cannot.
 #[cfg(target_arch = "x86_64")]
 pub fn spawn(entry: extern "C" fn(*mut c_void) -> c_int) -> Option<i32> {
+    let real_clone = real_clone_fn()?;
     let tp = thread_pointer();
     let errno_at = crate::sys::errno_address();
     if errno_at > tp {
@@ -93,7 +94,7 @@ pub fn spawn(entry: extern "C" fn(*mut c_void) -> c_int) -> Option<i32> {
         let mut before: libc::sigset_t = core::mem::zeroed();
         libc::sigfillset(&mut all);
         (real.pthread_sigmask)(libc::SIG_SETMASK, &all, &mut before);
-        let tid = libc::clone(
+        let tid = real_clone(
             entry,
             stack_top as *mut c_void,
             flags,
@@ -121,4 +122,23 @@ fn thread_pointer() -> usize {
         core::arch::asm!("mov {}, qword ptr fs:0", out(reg) tp, options(nostack, readonly, preserves_flags))
     };
     tp
+}
+
+/// glibc's `clone` wrapper, the next definition after ours: the library exports `clone` (to
+/// learn of a child sharing memory, `abi::loader`), and the runtime never calls its own hooks.
+#[cfg(target_arch = "x86_64")]
+type CloneFn = unsafe extern "C" fn(
+    extern "C" fn(*mut c_void) -> c_int,
+    *mut c_void,
+    c_int,
+    *mut c_void,
+    ...
+) -> c_int;
+
+#[cfg(target_arch = "x86_64")]
+fn real_clone_fn() -> Option<CloneFn> {
+    // SAFETY: a NUL-terminated name; spawn runs on a thread glibc knows, where dlsym may be called.
+    let found = unsafe { libc::dlsym(libc::RTLD_NEXT, c"clone".as_ptr()) };
+    // SAFETY: glibc's `clone` has this signature.
+    (!found.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, CloneFn>(found) })
 }
