@@ -34,7 +34,9 @@ impl Hub {
     /// if this hub has woken another hub's thread since it last slept. True when work came
     /// (the caller loops again instead of sleeping).
     pub(super) fn spin_for_work(&self, root: &'static Green, token: u64) -> bool {
-        if !self.woke_another.replace(false) {
+        // Only the library's own hubs (`GREENWORLD_HUBS` > 1): at one hub a wake across OS
+        // threads comes from a pool thread or a real thread's hub, whose answers are slower.
+        if !self.woke_another.replace(false) || !Hub::several() {
             return false;
         }
         let end = match self.timers.borrow().next_deadline() {
