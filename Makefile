@@ -51,11 +51,12 @@ demo: $(LIB) $(TBIN)/demo_sleepers
 test: $(LIB) preload-tests
 	scripts/run-tests
 
-# CPython's threading suites, natively and under the preload (make test runs them too).
-# Every preload test again, its green threads spread over two hubs (GREENWORLD_HUBS=2).
+# Only the preload tests' third pass of make test: each under the preload with its green threads
+# spread over two hubs (GREENWORLD_HUBS=2).
 test-hubs: $(LIB) preload-tests
 	scripts/run-tests --hubs 2
 
+# CPython's threading suites, natively and under the preload (make test runs them too).
 test-python: $(LIB)
 	scripts/test-python
 

@@ -48,7 +48,28 @@ static void *job_main(void *arg) {
 
 static pid_t main_tid;
 
+static pthread_t start_elsewhere_held(struct job *j);
+
+/* A thread that keeps main's hub loaded (placement prefers the creator's hub while it is among
+ * the least loaded) until released. */
+static volatile int hold_released;
+static void *hold_main(void *arg) {
+    (void)arg;
+    while (!__atomic_load_n(&hold_released, __ATOMIC_ACQUIRE)) gw_sleep_ms(1);
+    return NULL;
+}
+
 static pthread_t start_elsewhere(struct job *j) {
+    pthread_t hold;
+    hold_released = 0;
+    CHECK_EQ(pthread_create(&hold, NULL, hold_main, NULL), 0);
+    pthread_t t = start_elsewhere_held(j);
+    __atomic_store_n(&hold_released, 1, __ATOMIC_RELEASE);
+    CHECK_EQ(pthread_join(hold, NULL), 0);
+    return t;
+}
+
+static pthread_t start_elsewhere_held(struct job *j) {
     for (int tries = 0; tries < 16; tries++) {
         pthread_t t;
         j->tid = 0;

@@ -15,6 +15,7 @@ pub mod masks;
 pub mod poller;
 mod slice;
 pub use slice::SLICE_NS;
+mod spin;
 pub mod timers;
 pub mod watch;
 
@@ -124,6 +125,8 @@ pub struct Hub {
     tls_resident: Cell<&'static Green>,
     /// Finished threads' thread-local memory, and a new thread's DTV (`tls::Kept`).
     tls_kept: tls::Kept,
+    /// This hub's thread woke a thread of another hub since it last went idle (see `spin`).
+    woke_another: Cell<bool>,
     /// What the monitor on another OS thread sees (see `watch`).
     watched_by_monitor: watch::Watched,
     /// The signal service's record of this OS thread's interruptible waits (opaque here), for
@@ -246,6 +249,7 @@ impl Hub {
             quiet: AtomicBool::new(false),
             tls_resident: Cell::new(root),
             tls_kept: tls::Kept::new(),
+            woke_another: Cell::new(false),
             watched_by_monitor: watch::Watched::default(),
             signal_waiters: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
             forwarded_signals: core::sync::atomic::AtomicU64::new(0),
@@ -443,6 +447,7 @@ impl Hub {
         let mask = from.current.get().sigmask.get();
         if !ptr::eq(from, self) {
             stack.set_home(from as *const Hub as usize);
+            from.note_woke_another();
         }
         self.arriving.fetch_add(1, Ordering::Relaxed);
         self.lock_inbox().arrivals.push(Arrival {
@@ -705,6 +710,9 @@ impl Hub {
             }
             return;
         }
+        if let Some(here) = Hub::current() {
+            here.note_woke_another();
+        }
         if !green.is_root() {
             self.lock_inbox().woken.push(green);
             self.inbox_full.store(true, Ordering::Release);
@@ -758,7 +766,7 @@ impl Hub {
             match next {
                 Some(green) => self.resume(green),
                 None if self.root_gone.get() || root.is_parked_on(token) => {
-                    if !self.masks.deliver_idle() {
+                    if !self.masks.deliver_idle() && !self.spin_for_work(root, token) {
                         self.wait_for_events();
                     }
                 }

@@ -7,7 +7,7 @@
 //! goes through libc here (it will export `epoll_wait` itself): raw syscalls only.
 
 use crate::own_fd::{self as own, OwnFd};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering, fence};
 use libc::{c_int, epoll_event};
 use std::io;
 
@@ -20,6 +20,9 @@ pub struct Poller {
     notifier: OwnFd,
     /// A wake-up is pending in the eventfd: further notifies need not write.
     notified: AtomicBool,
+    /// The hub's own thread spins for work instead of sleeping (`hub::spin`): it looks at
+    /// everything a notify announces before it sleeps, so notifies need not write.
+    spinning: AtomicBool,
 }
 
 /// One readiness event.
@@ -50,6 +53,7 @@ impl Poller {
             epoll,
             notifier,
             notified: AtomicBool::new(false),
+            spinning: AtomicBool::new(false),
         })
     }
 
@@ -159,8 +163,16 @@ impl Poller {
         self.notified.load(Ordering::Relaxed)
     }
 
-    /// Wakes the thread blocked in `wait` (from any thread), or the next `wait`.
+    /// Wakes the thread blocked in `wait` (from any thread), or the next `wait`. The caller
+    /// has stored what the wake-up is for (the hub's inbox flag, a look asked for, a root's
+    /// token) before the call: a spinning hub finds it there without a write.
     pub fn notify(&self) -> io::Result<()> {
+        // Pairs with the fence in `stop_spinning`: either the hub, once it stops, sees what
+        // the caller stored, or this load sees it has stopped and the write wakes its wait.
+        fence(Ordering::SeqCst);
+        if self.spinning.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         if self.notified.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -170,6 +182,18 @@ impl Poller {
             crate::sys::syscall!(libc::SYS_write, self.notifier.get(), &raw const one, 8)
         })
         .map(drop)
+    }
+
+    /// The hub's own thread spins for work: notifies need not write until `stop_spinning`.
+    pub fn start_spinning(&self) {
+        self.spinning.store(true, Ordering::Relaxed);
+    }
+
+    /// The hub's own thread stops spinning; it must look for work once more after this (a
+    /// notify that saw it spinning did not write).
+    pub fn stop_spinning(&self) {
+        self.spinning.store(false, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
     }
 
     /// Waits up to `timeout_ns` (None: forever) and passes each event to `on_event`. Returns
@@ -192,6 +216,12 @@ impl Poller {
                     crate::sys::syscall!(libc::SYS_read, self.notifier.get(), &raw mut count, 8)
                 };
                 self.notified.store(false, Ordering::Release);
+                // Pairs with the fence in `notify`: the hub looks at its inbox after this
+                // wait, and that load must not pass this store (x86 lets a load pass an
+                // earlier store): a waker that still saw `notified` set did not write, so
+                // the hub must see what it stored before. Without it a wake-up sat in the
+                // inbox while the hub slept (test_hubs_sync, now and then, at HUBS=2).
+                fence(Ordering::SeqCst);
                 continue;
             }
             let broken = flags & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;

@@ -4,8 +4,9 @@
 //! state and the TID glibc's locks record stay one OS thread's for its whole life.
 //!
 //! Placement: the hub with the fewest live green threads (those placed there and not started
-//! yet included: a creator that makes several in a row must not see the other hubs as empty),
-//! ties (and the first pick) going round the hubs. A thread-per-connection server's threads each stay as long as their connection,
+//! yet included: a creator that makes several in a row must not see the other hubs as empty);
+//! the creator's own hub when it is one of the least loaded (no hand-off: a create+join pair
+//! stays on one hub), else the others' ties going round. A thread-per-connection server's threads each stay as long as their connection,
 //! so counting live ones spreads the connections evenly even when they end unevenly, where
 //! plain round-robin leaves one hub with the long ones (see README, Performance). The count is
 //! a relaxed read of each hub's own counter: no lock, no shared write on the way.
@@ -17,7 +18,7 @@
 //! hub's masks), so a process-directed signal reaches a thread that does not block it.
 
 use crate::hub::Hub;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 const MAX: usize = crate::config::MAX_HUBS;
 
@@ -47,17 +48,18 @@ pub fn count() -> usize {
     COUNT.load(Ordering::Acquire).max(1)
 }
 
-/// The hub a new thread made from `creator`'s hub goes to.
+/// The hub a new thread made from `creator`'s hub goes to; `attr` (null or initialised) may
+/// name CPUs (`pthread_attr_setaffinity_np`), which narrow the choice (see [`hubs_for_cpus`]).
 #[inline]
-pub fn place_from(creator: &'static Hub) -> &'static Hub {
+pub fn place_from(creator: &'static Hub, attr: *const libc::pthread_attr_t) -> &'static Hub {
     if wanted() == 1 {
         return creator;
     }
-    pick(creator)
+    pick(creator, attr)
 }
 
 #[cold]
-fn pick(creator: &'static Hub) -> &'static Hub {
+fn pick(creator: &'static Hub, attr: *const libc::pthread_attr_t) -> &'static Hub {
     let mut n = COUNT.load(Ordering::Acquire);
     if n == 0 {
         start(creator);
@@ -66,20 +68,92 @@ fn pick(creator: &'static Hub) -> &'static Hub {
             return creator;
         }
     }
-    let first = NEXT.fetch_add(1, Ordering::Relaxed);
-    let mut best: Option<(&'static Hub, usize)> = None;
-    for i in 0..n {
-        let ptr = HUBS[(first + i) % n].load(Ordering::Acquire);
+    let allowed = hubs_for_cpus(attr, n);
+    let listed = |i: usize| {
+        let ok = i >= 128 || allowed >> i & 1 != 0;
         // SAFETY: listed hubs are leaked, never freed.
-        let Some(hub) = (unsafe { ptr.as_ref() }) else {
-            continue;
-        };
+        ok.then(|| unsafe { HUBS[i].load(Ordering::Acquire).as_ref() })
+            .flatten()
+    };
+    // The creator's own hub when no (allowed) hub has fewer live threads: a thread made there
+    // starts without a hand-off, and a create+join pair costs no cross-hub wake.
+    let mut least = usize::MAX;
+    let mut creator_load = None;
+    for hub in (0..n).filter_map(listed) {
         let load = hub.load();
-        if best.is_none_or(|(_, least)| load < least) {
-            best = Some((hub, load));
+        least = least.min(load);
+        if core::ptr::eq(hub, creator) {
+            creator_load = Some(load);
         }
     }
-    best.map_or(creator, |(hub, _)| hub)
+    if creator_load.is_some_and(|load| load <= least) {
+        return creator;
+    }
+    // Else one of the least loaded, ties going round.
+    let first = NEXT.fetch_add(1, Ordering::Relaxed);
+    (0..n)
+        .filter_map(|i| listed((first + i) % n))
+        .find(|hub| hub.load() <= least)
+        .unwrap_or(creator)
+}
+
+/// The hubs (bit i: hub i; with more than 128 hubs, every one) a thread whose attributes name
+/// CPUs may go to. Hubs are not pinned (an OS thread's mask is what `sched_getaffinity` says
+/// in every green thread on it, and programs size their pools by it), so CPUs stand for hubs:
+/// the k-th CPU the process may run on is hub k mod N's. Threads that ask for different CPUs
+/// then run in parallel on different hubs, threads that ask for one CPU share its hub, as
+/// natively. No CPUs named, or none the process may run on: every hub.
+fn hubs_for_cpus(attr: *const libc::pthread_attr_t, n: usize) -> u128 {
+    const EVERY: u128 = u128::MAX;
+    if attr.is_null() || n > 128 {
+        return EVERY;
+    }
+    // SAFETY: a zeroed set is valid; attr is initialised (the caller's contract); the real
+    // function (not hooked). glibc fills every bit when the attributes name no CPU.
+    let asked = unsafe {
+        let mut asked: libc::cpu_set_t = core::mem::zeroed();
+        if libc::pthread_attr_getaffinity_np(attr, CPU_SET_BYTES, &mut asked) != 0 {
+            return EVERY;
+        }
+        // SAFETY: cpu_set_t is 1024 bits, as 16 words.
+        core::mem::transmute::<libc::cpu_set_t, [u64; CPU_WORDS]>(asked)
+    };
+    let mut hubs = 0u128;
+    let mut k = 0; // the rank among the process's CPUs
+    let mut all = true;
+    for (word, asked) in PROCESS_CPUS.iter().zip(asked) {
+        let word = word.load(Ordering::Relaxed);
+        all &= word & !asked == 0;
+        let mut both = word & asked;
+        while both != 0 {
+            let bit = both.trailing_zeros();
+            let rank = k + (word & ((1u64 << bit) - 1)).count_ones() as usize;
+            hubs |= 1 << (rank % n);
+            both &= both - 1;
+        }
+        k += word.count_ones() as usize;
+    }
+    if all || hubs == 0 { EVERY } else { hubs }
+}
+
+const CPU_SET_BYTES: usize = core::mem::size_of::<libc::cpu_set_t>();
+const CPU_WORDS: usize = CPU_SET_BYTES / 8;
+
+/// The CPUs the process could run on when the hubs started (what [`hubs_for_cpus`] ranks).
+static PROCESS_CPUS: [AtomicU64; CPU_WORDS] = [const { AtomicU64::new(0) }; CPU_WORDS];
+
+fn note_process_cpus() {
+    // SAFETY: a zeroed set is valid, filled by the kernel; cpu_set_t is 16 words.
+    let words = unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        if libc::sched_getaffinity(0, CPU_SET_BYTES, &mut set) != 0 {
+            return;
+        }
+        core::mem::transmute::<libc::cpu_set_t, [u64; CPU_WORDS]>(set)
+    };
+    for (slot, word) in PROCESS_CPUS.iter().zip(words) {
+        slot.store(word, Ordering::Relaxed);
+    }
 }
 
 /// Makes the extra hubs' OS threads and waits until each has its hub (done once, by the first
@@ -95,6 +169,7 @@ fn start(creator: &'static Hub) {
         return;
     }
     let wanted = wanted();
+    note_process_cpus();
     HUBS[0].store(creator as *const Hub as *mut Hub, Ordering::Release);
     let mut made = 1;
     for index in 1..wanted {

@@ -231,7 +231,7 @@ pub(crate) unsafe fn spawn(
     let Some(hub) = hub_or_native() else {
         return EAGAIN; // not reached: create and c11::create checked first
     };
-    let home = hubs::place_from(hub);
+    let home = hubs::place_from(hub, attr);
     // SAFETY: attr per our contract.
     let wanted = unsafe { wanted(attr) };
     let stack = match wanted.stack_memory {
