@@ -88,6 +88,10 @@ pub struct Entry {
     /// Bytes written by the peer's hooked writes, less those read by hooked reads here, since
     /// the descriptor was last seen empty.
     unread: AtomicI64,
+    /// Held across a look and the blocking call it allows (`with_call_lock`): where the kernel
+    /// has no non-blocking form of a call (a FIFO opened by name refuses `RWF_NOWAIT`), two
+    /// hubs' threads must not both see room (or data) and both make the call.
+    call_lock: AtomicBool,
 }
 
 const KIND_BITS: u32 = 3;
@@ -168,6 +172,7 @@ impl Entry {
             read_edges: AtomicU32::new(0),
             drained_at: AtomicU32::new(0),
             unread: AtomicI64::new(0),
+            call_lock: AtomicBool::new(false),
         }
     }
 
@@ -443,6 +448,33 @@ fn renew(fd: c_int, kind: Kind) {
         hub.unwatch(fd);
     }
     wait::wake_all(entry);
+}
+
+/// `call` with `fd`'s call lock held (see `Entry::call_lock`): a look at the descriptor and the
+/// blocking call it allows, made by one thread of the process at a time. Never held across a
+/// park: `call` makes system calls only. Without an entry, `call` runs alone.
+pub fn with_call_lock<R>(fd: c_int, call: impl FnOnce() -> R) -> R {
+    let Some(entry) = entry(fd) else {
+        return call();
+    };
+    let mut spins = 0u32;
+    while entry
+        .call_lock
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        spins += 1;
+        if spins.is_multiple_of(64) {
+            // The holder's OS thread may have been descheduled: give it the CPU.
+            // SAFETY: sched_yield takes no arguments (raw: it may be hooked).
+            unsafe { crate::sys::syscall!(libc::SYS_sched_yield) };
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+    let result = call();
+    entry.call_lock.store(false, Ordering::Release);
+    result
 }
 
 /// One hooked call made both ends of a pipe (`from` its write end `to` its read end) or of a

@@ -155,12 +155,15 @@ unsafe fn pipe_readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
     if n >= 0 || crate::sys::errno() != libc::EOPNOTSUPP {
         return n;
     }
-    if !ready_now(fd, libc::POLLIN) {
-        crate::sys::set_errno(libc::EAGAIN);
-        return -1;
-    }
-    // SAFETY: as above.
-    unsafe { (real::get().readv)(fd, iov, count) }
+    // Another hub's reader must not take the data between the look and the read.
+    crate::fd::with_call_lock(fd, || {
+        if !ready_now(fd, libc::POLLIN) {
+            crate::sys::set_errno(libc::EAGAIN);
+            return -1;
+        }
+        // SAFETY: as above.
+        unsafe { (real::get().readv)(fd, iov, count) }
+    })
 }
 
 /// A pipe write that does not block: `RWF_NOWAIT`; where the kernel refuses that flag, the
@@ -175,6 +178,18 @@ unsafe fn pipe_writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
     if n >= 0 || crate::sys::errno() != libc::EOPNOTSUPP {
         return n;
     }
+    // Another hub's writer must not fill the room between the look and the write.
+    crate::fd::with_call_lock(fd, || {
+        // SAFETY: per our contract.
+        unsafe { fifo_writev(fd, iov, count) }
+    })
+}
+
+/// [`pipe_writev`] where the kernel refuses `RWF_NOWAIT`, with the descriptor's call lock held.
+///
+/// # Safety
+/// As `writev(2)`.
+unsafe fn fifo_writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
     // SAFETY: the caller's vector.
     let len = unsafe { iov_len(iov, count as usize) };
     let fcntl = real::variadic().fcntl;
