@@ -197,8 +197,12 @@ static void one(enum kind k, int how) {
     } else {
         CHECK(p.revents == POLLIN, "%s via poll: revents %#x", n, p.revents);
     }
-    CHECK(ms >= 40 && ms < 2000, "%s via %s: ready after %lld ms (made ready at ~50 ms)", n, via, ms);
-    CHECK(ticked >= 6, "%s via %s: the ticker ran %ld times in %lld ms", n, via, ticked, ms);
+    /* Not before it was made ready; an upper bound would only measure the machine's load (the
+     * 5 s timeout already fails a wait that was never woken). */
+    CHECK(ms >= 40, "%s via %s: ready after %lld ms (made ready at ~50 ms)", n, via, ms);
+    /* The wait let other threads run: a hub blocked in the real call would tick 0 times
+     * (countable, not timed: a loaded machine may give the 1 ms ticker only a few turns). */
+    CHECK(ticked >= 1, "%s via %s: the ticker ran %ld times in %lld ms", n, via, ticked, ms);
     consume(&s);
     /* Consumed: not ready any more (a zero-timeout check). */
     p.fd = s.fd;
