@@ -950,7 +950,9 @@ mod tests {
         assert_eq!(slice("1s"), Ok((Some(1_000_000_000), true)));
         assert_eq!(slice("100US"), Ok((Some(100_000), true)));
         assert_eq!(slice("off"), Ok((None, false)));
-        for bad in ["fast", "0", "99us", "11s", "-1ms", "2 ms", "ms", "1.5ms", "2m", "µs"] {
+        for bad in [
+            "fast", "0", "99us", "11s", "-1ms", "2 ms", "ms", "1.5ms", "2m", "µs",
+        ] {
             assert_eq!(slice(bad).unwrap_err().name, "GREENWORLD_SLICE", "{bad}");
         }
         let both = parse(&[("GREENWORLD_SLICE", "20ms"), ("GREENWORLD_PREEMPT", "0")]).unwrap();
