@@ -87,7 +87,18 @@ impl Hub {
             && (!self.run_queue.borrow().is_empty()
                 || self.inbox_full.load(Ordering::Relaxed)
                 || self.watched.load(Ordering::Relaxed) > 0
-                || !self.timers.borrow().is_empty())
+                || !self.timers.borrow().is_empty()
+                || self.root_waits())
+    }
+
+    /// Does the root wait for the hub while a green thread runs: woken (by this hub's threads,
+    /// or by another hub's, whose wake-up of a root only notifies the poller and so leaves no
+    /// entry in the inbox), or yielding? Its wait's token is then taken. Without this look, a
+    /// `main` woken from another hub while its own hub's green thread computed ran only once
+    /// that thread blocked: a preemption found nothing else to run (xz -T2 at HUBS=2: the
+    /// thread that feeds the workers sat behind one of them).
+    fn root_waits(&self) -> bool {
+        self.in_green() && (self.turn.root_woken.get() || self.root.current_token() == 0)
     }
 
     /// Is this a moment a thread may be switched out at? Not in a signal handler (it may have
@@ -104,8 +115,7 @@ impl Hub {
         if self.watched.load(Ordering::Relaxed) > 0 {
             self.poll_events(Some(0));
         }
-        let root_runnable = self.turn.root_woken.get() && self.in_green();
-        if self.run_queue.borrow().is_empty() && !root_runnable {
+        if self.run_queue.borrow().is_empty() && !self.root_waits() {
             return false;
         }
         self.yield_now()
