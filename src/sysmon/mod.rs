@@ -293,6 +293,8 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_
     let switches = hub.switches();
     let resting = hub.alive() == 0 || hub.idle();
     if switches != seen.switches || resting || seen.since == 0 {
+        // A switch since the last look let a woken root run (it runs before any other).
+        hub.take_root_woken_remotely();
         seen.switches = switches;
         seen.since = now;
         blocked::end(hub, &mut seen.episode, now, wanted.block_warn_ns);
@@ -309,8 +311,10 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_
         let busy = cpu.is_none_or(|cpu| cpu.saturating_sub(seen.cpu_ns) >= BUSY_NS);
         seen.cpu_ns = cpu.unwrap_or(0);
         let since_signal = now.saturating_sub(seen.signalled);
+        // A root woken from another hub waits for the thread that runs: it has had a tick.
+        let root_waits = hub.take_root_woken_remotely();
         if busy
-            && kept >= slice_ns
+            && (kept >= slice_ns || root_waits)
             && since_signal >= slice_ns / 2
             && !(hub.alone() && since_signal < ALONE_BACKOFF_SLICES * slice_ns)
             && !seen.episode.in_call()
