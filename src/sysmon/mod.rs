@@ -1,6 +1,7 @@
 //! The monitor ("sysmon", as Go's runtime calls its own): one OS thread, `gw-sysmon`, that
 //! watches every hub from outside, every [`TICK_NS`], and serves three features:
-//! - preemption ([`preempt`]): a hub that ran one thread for a slice without a switch,
+//! - preemption ([`preempt`]): a hub that ran one thread for a slice without a switch (or for
+//!   a tick, when a thread of another hub woke its root meanwhile),
 //!   its OS thread running (not in a system call), is sent a signal whose handler makes that
 //!   thread yield if it was interrupted in the program's own code;
 //! - the blocking detector (`GREENWORLD_BLOCK_WARN=MS`, [`blocked`]): a hub whose OS thread has
