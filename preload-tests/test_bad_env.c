@@ -15,7 +15,7 @@
         "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",             \
         "-GREENWORLD_TPOOL_SIZE", "-GREENWORLD_INHERIT", "-GREENWORLD_FILEIO", "-GREENWORLD_TLS", \
         "-GREENWORLD_PATCH_FROM", "-GREENWORLD_PSYCOPG", "-GREENWORLD_PREEMPT", "-GREENWORLD_BLOCK_WARN", \
-        "-GREENWORLD_ESCAPES", "-GREENWORLD_HUBS"
+        "-GREENWORLD_ESCAPES", "-GREENWORLD_HUBS", "-GREENWORLD_SLICE"
 
 static void *thread_fn(void *arg) {
     struct timespec ts = {0, 1000000};
@@ -150,6 +150,14 @@ int main(int argc, char **argv) {
     expect_rejected("GREENWORLD_HUBS=1x", NULL, "GREENWORLD_HUBS", "1x");
     CHECK(strstr(out, "accepted: auto, or a whole number of hubs"),
           "GREENWORLD_HUBS: accepted values not listed: %s", out);
+    /* The time slice: off, or a duration from 100us to 10s (a plain number is milliseconds). */
+    expect_rejected("GREENWORLD_SLICE=fast", NULL, "GREENWORLD_SLICE", "fast");
+    expect_rejected("GREENWORLD_SLICE=0", NULL, "GREENWORLD_SLICE", "0");
+    expect_rejected("GREENWORLD_SLICE=50us", NULL, "GREENWORLD_SLICE", "50us");
+    expect_rejected("GREENWORLD_SLICE=20s", NULL, "GREENWORLD_SLICE", "20s");
+    expect_rejected("GREENWORLD_SLICE=1.5ms", NULL, "GREENWORLD_SLICE", "1.5ms");
+    CHECK(strstr(out, "accepted: off, or a duration from 100us to 10s"),
+          "GREENWORLD_SLICE: accepted values not listed: %s", out);
     /* A malformed value is an error even where the truth table would not look at it. */
     expect_rejected("GREENWORLD_SOCKET=1", "GREENWORLD_TIME=maybe", "GREENWORLD_TIME", "maybe");
     /* Two malformed values: still exactly one line (checked inside), naming one of them. */
@@ -208,6 +216,10 @@ int main(int argc, char **argv) {
     expect_accepted("GREENWORLD_ESCAPES=1");
     expect_accepted("GREENWORLD_HUBS=2");
     expect_accepted("GREENWORLD_HUBS=auto");
+    expect_accepted("GREENWORLD_SLICE=off");
+    expect_accepted("GREENWORLD_SLICE=20ms");
+    expect_accepted("GREENWORLD_SLICE=500us");
+    expect_accepted("GREENWORLD_SLICE=10");
 
     /* Unknown names: a warning naming the closest known one, and the program runs. */
     expect_warned("GREENWORLD_THREADS=0", NULL, "GREENWORLD_THREAD");

@@ -31,6 +31,12 @@ const SIGNALS: &str = "a signal name (SIGUSR2, USR2) or number from 1 to 64, not
 const PIDS: &str = "a process id (a whole number above 0)";
 const TLS_MODES: &str = "private, shared";
 const MILLISECONDS: &str = "off, or a whole number of milliseconds from 1 to 3600000";
+const SLICES: &str = "off, or a duration from 100us to 10s (e.g. 2ms, 500us, 10ms, 1s; a plain number is milliseconds)";
+/// The time slice's bounds (`GREENWORLD_SLICE`): below 100 µs a thread would spend its turn
+/// switching; above 10 s a spinner would hold its hub for longer than any program waits.
+const SLICE_RANGE_NS: core::ops::RangeInclusive<u64> = 100_000..=10_000_000_000;
+/// The default slice: 2 ms (see `hub::slice` and `sysmon` for why shorter than Go's 10 ms).
+pub const DEFAULT_SLICE_NS: u64 = 2_000_000;
 const SHARED_OBJECTS: &str = "a comma-separated list of at most 16 shared object names or paths \
      (sonames or file names such as libcurl.so.4, or paths with a '/'), each at most 63 bytes";
 /// eventlet's tpool default.
@@ -62,6 +68,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "GREENWORLD_DUMP_OF",
     "GREENWORLD_TLS",
     "GREENWORLD_PREEMPT",
+    "GREENWORLD_SLICE",
     "GREENWORLD_BLOCK_WARN",
     "GREENWORLD_ESCAPES",
     "GREENWORLD_HUBS",
@@ -139,8 +146,12 @@ pub struct Config {
     pub deadlock: bool,
     /// `GREENWORLD_DUMP_OF`: this process only prints that process's dump, then exits.
     pub dump_of: Option<i32>,
-    /// Preempt a thread that keeps its hub for a slice without a switch (`sysmon`).
+    /// Preempt a thread that keeps its hub for a slice without a switch (`sysmon`); false
+    /// under `GREENWORLD_SLICE=off` too.
     pub preempt: bool,
+    /// `GREENWORLD_SLICE`: how long a thread may keep its hub while others are runnable, in
+    /// ns; None (`off`): no time slice at all (no preemption, no yield at safe points).
+    pub slice_ns: Option<u64>,
     /// Warn when a hub's OS thread is blocked this long (ms) in a call no hook sees.
     pub block_warn_ms: Option<u64>,
     /// At exit, the table of calls that blocked a hub's OS thread (`sysmon::escapes`).
@@ -292,6 +303,15 @@ impl Config {
                     .ok_or_else(|| bad("GREENWORLD_BLOCK_WARN", v, MILLISECONDS))?,
             ),
         };
+        let slice_ns = match get("GREENWORLD_SLICE") {
+            None => Some(DEFAULT_SLICE_NS),
+            Some(v) if v.eq_ignore_ascii_case("off") => None,
+            Some(v) => Some(
+                parse_duration_ns(v)
+                    .filter(|ns| SLICE_RANGE_NS.contains(ns))
+                    .ok_or_else(|| bad("GREENWORLD_SLICE", v, SLICES))?,
+            ),
+        };
         let hubs = match get("GREENWORLD_HUBS") {
             None => Hubs::Count(1),
             Some("auto") => Hubs::Auto,
@@ -309,7 +329,8 @@ impl Config {
             dump_signal,
             deadlock: boolean("GREENWORLD_DEADLOCK")?.unwrap_or(true),
             dump_of,
-            preempt: boolean("GREENWORLD_PREEMPT")?.unwrap_or(true),
+            preempt: boolean("GREENWORLD_PREEMPT")?.unwrap_or(true) && slice_ns.is_some(),
+            slice_ns,
             block_warn_ms,
             escapes: boolean("GREENWORLD_ESCAPES")?.unwrap_or(false),
             patch_from,
@@ -594,6 +615,29 @@ fn parse_bool(v: &str) -> Option<bool> {
     } else {
         None
     }
+}
+
+/// A duration in ns: digits with a unit (`us`, `ms`, `s`), or plain digits, milliseconds.
+fn parse_duration_ns(v: &str) -> Option<u64> {
+    let lower = |suffix: &str| {
+        v.len()
+            .checked_sub(suffix.len())
+            .filter(|&at| v.is_char_boundary(at) && v[at..].eq_ignore_ascii_case(suffix))
+            .map(|at| &v[..at])
+    };
+    let (digits, ns_per_unit) = if let Some(d) = lower("us") {
+        (d, 1_000)
+    } else if let Some(d) = lower("ms") {
+        (d, 1_000_000)
+    } else if let Some(d) = lower("s") {
+        (d, 1_000_000_000)
+    } else {
+        (v, 1_000_000)
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(ns_per_unit)
 }
 
 fn parse_size(v: &str) -> Option<usize> {
@@ -894,6 +938,25 @@ mod tests {
             assert_eq!(hubs(bad).unwrap_err().name, "GREENWORLD_HUBS", "{bad}");
         }
         assert!(Hubs::Auto.count() >= 1);
+    }
+
+    #[test]
+    fn slices() {
+        let slice = |v: &str| parse(&[("GREENWORLD_SLICE", v)]).map(|c| (c.slice_ns, c.preempt));
+        assert_eq!(parse(&[]).unwrap().slice_ns, Some(DEFAULT_SLICE_NS));
+        assert_eq!(slice("2ms"), Ok((Some(2_000_000), true)));
+        assert_eq!(slice("500us"), Ok((Some(500_000), true)));
+        assert_eq!(slice("10"), Ok((Some(10_000_000), true)));
+        assert_eq!(slice("1s"), Ok((Some(1_000_000_000), true)));
+        assert_eq!(slice("100US"), Ok((Some(100_000), true)));
+        assert_eq!(slice("off"), Ok((None, false)));
+        for bad in [
+            "fast", "0", "99us", "11s", "-1ms", "2 ms", "ms", "1.5ms", "2m", "µs",
+        ] {
+            assert_eq!(slice(bad).unwrap_err().name, "GREENWORLD_SLICE", "{bad}");
+        }
+        let both = parse(&[("GREENWORLD_SLICE", "20ms"), ("GREENWORLD_PREEMPT", "0")]).unwrap();
+        assert_eq!((both.slice_ns, both.preempt), (Some(20_000_000), false));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 pub mod masks;
 pub mod poller;
 mod slice;
-pub use slice::SLICE_NS;
+pub use slice::slice_ns;
 mod spin;
 pub mod timers;
 pub mod watch;
@@ -555,7 +555,7 @@ impl Hub {
         self.alive
             .store(self.alive.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         if !slice::GREEN_MADE.load(Ordering::Relaxed) {
-            slice::GREEN_MADE.store(true, Ordering::Relaxed);
+            slice::note_green_made();
         }
         stats::thread_created();
         self.run_queue.borrow_mut().push_back(green);
@@ -716,6 +716,8 @@ impl Hub {
         if !green.is_root() {
             self.lock_inbox().woken.push(green);
             self.inbox_full.store(true, Ordering::Release);
+        } else {
+            self.note_root_woken_remotely();
         }
         if let Err(e) = self.poller.notify() {
             crate::log!(Error, "cannot notify a hub: {e}");

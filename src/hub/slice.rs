@@ -6,8 +6,9 @@
 //!
 //! So the hooked calls that could have blocked are safe points (entry, before the library holds
 //! anything): every [`CHECK_EVERY`]th one since the hub last switched threads reads the clock,
-//! and once the running thread has had the hub for [`SLICE_NS`], the hub looks for work (inbox,
-//! due timers, ready descriptors) and, if another thread is runnable, the caller yields. A
+//! and once the running thread has had the hub for [`SLICE_NS`] (`GREENWORLD_SLICE`; never
+//! under `off`), the hub looks for work (inbox, due timers, ready descriptors) and, if another
+//! thread is runnable, the caller yields. A
 //! zero-timeout poll that finds nothing ready is no yield point of its own (gevent's
 //! `sleep(0)`): natively it returns at once however busy the other threads are, and
 //! `test_poll_edge` holds it to that; it yields like any other call once the slice is spent.
@@ -25,18 +26,39 @@
 use super::Hub;
 use crate::sys::now_ns;
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// How long a thread may keep its hub through calls that do not block, while others are
-/// runnable.
-pub const SLICE_NS: u64 = 2_000_000;
+/// runnable (`GREENWORLD_SLICE`, 2 ms by default; [`NO_SLICE`] when `off`). Set once, with the
+/// process's first green thread ([`note_green_made`]), before any safe point looks at it: a
+/// safe point reads a static, not the configuration.
+static SLICE_NS: AtomicU64 = AtomicU64::new(crate::config::DEFAULT_SLICE_NS);
+
+/// [`SLICE_NS`] under `GREENWORLD_SLICE=off`: no turn ever ends for its length.
+const NO_SLICE: u64 = u64::MAX;
+
+/// The time slice in ns, None when `GREENWORLD_SLICE=off` (the monitor's preemption uses it).
+pub fn slice_ns() -> Option<u64> {
+    let ns = SLICE_NS.load(Ordering::Relaxed);
+    (ns != NO_SLICE).then_some(ns)
+}
+
+/// The process made its first green thread: from now on safe points look at turns, with the
+/// configured slice.
+#[cold]
+pub(super) fn note_green_made() {
+    let slice = crate::config::get().slice_ns.unwrap_or(NO_SLICE);
+    SLICE_NS.store(slice, Ordering::Relaxed);
+    GREEN_MADE.store(true, Ordering::Relaxed);
+}
 
 /// How many safe points pass between clock reads (a power of two).
 const CHECK_EVERY: u32 = 64;
 
 /// A green thread was made in this process (on any hub): only then can a safe point have a
-/// thread to switch to. Relaxed: the hub that makes one sees its own store, and another OS
-/// thread's hub has no green thread of its own until it makes one.
+/// thread to switch to. Relaxed: the hub that makes one sees its own store (and [`SLICE_NS`]
+/// stored before it), and another OS thread's hub has no green thread of its own until it
+/// makes one.
 pub(super) static GREEN_MADE: AtomicBool = AtomicBool::new(false);
 
 /// The running thread's turn on its hub.
@@ -65,7 +87,18 @@ impl Hub {
             && (!self.run_queue.borrow().is_empty()
                 || self.inbox_full.load(Ordering::Relaxed)
                 || self.watched.load(Ordering::Relaxed) > 0
-                || !self.timers.borrow().is_empty())
+                || !self.timers.borrow().is_empty()
+                || self.root_waits())
+    }
+
+    /// Does the root wait for the hub while a green thread runs: woken (by this hub's threads,
+    /// or by another hub's, whose wake-up of a root only notifies the poller and so leaves no
+    /// entry in the inbox), or yielding? Its wait's token is then taken. Without this look, a
+    /// `main` woken from another hub while its own hub's green thread computed ran only once
+    /// that thread blocked: a preemption found nothing else to run (xz -T2 at HUBS=2: the
+    /// thread that feeds the workers sat behind one of them).
+    fn root_waits(&self) -> bool {
+        self.in_green() && (self.turn.root_woken.get() || self.root.current_token() == 0)
     }
 
     /// Is this a moment a thread may be switched out at? Not in a signal handler (it may have
@@ -82,8 +115,7 @@ impl Hub {
         if self.watched.load(Ordering::Relaxed) > 0 {
             self.poll_events(Some(0));
         }
-        let root_runnable = self.turn.root_woken.get() && self.in_green();
-        if self.run_queue.borrow().is_empty() && !root_runnable {
+        if self.run_queue.borrow().is_empty() && !self.root_waits() {
             return false;
         }
         self.yield_now()
@@ -137,7 +169,8 @@ impl Hub {
 
     #[cold]
     fn check_slice(&self) {
-        if !self.may_switch_here() || !self.others_may_run() {
+        let slice = SLICE_NS.load(Ordering::Relaxed);
+        if slice == NO_SLICE || !self.may_switch_here() || !self.others_may_run() {
             return;
         }
         let now = now_ns();
@@ -147,7 +180,7 @@ impl Hub {
             self.turn.started.set(now);
             return;
         }
-        if now.saturating_sub(started) < SLICE_NS {
+        if now.saturating_sub(started) < slice {
             return;
         }
         if !self.look_and_yield() {

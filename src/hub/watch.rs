@@ -29,6 +29,9 @@ pub(super) struct Watched {
     idle: AtomicBool,
     /// The monitor asked for a preemption; the signal handler takes it.
     preempt_wanted: AtomicBool,
+    /// A thread of another hub woke this hub's root while a green thread ran here: the monitor
+    /// preempts that thread at its next look rather than once its slice is spent.
+    root_woken_remotely: AtomicBool,
     /// The switch count at which a preemption found nothing else to run, plus one (0: none).
     alone_at: AtomicU32,
     /// Where the preemption signal last found the running thread, at which switch count, and
@@ -128,6 +131,24 @@ impl Hub {
         // SAFETY: null or a control block of this hub; blocks are never freed (the handle
         // table keeps them).
         unsafe { green.as_ref() }.unwrap_or(self.root)
+    }
+
+    /// A thread of another OS thread woke this hub's root: if a green thread runs here, the
+    /// root waits for it (see [`Hub::take_root_woken_remotely`]).
+    pub(super) fn note_root_woken_remotely(&self) {
+        let watched = &self.watched_by_monitor;
+        if !watched.idle.load(Ordering::Relaxed) {
+            watched.root_woken_remotely.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// For the monitor: was the root woken from another OS thread since the last call, while
+    /// the hub was not idle? Natively it would get a core at once (the kernel preempts a
+    /// thread that has run for its wake-up granularity, about a millisecond, for a thread that
+    /// slept): the thread the hub runs has had one monitor tick, so it is preempted now.
+    pub fn take_root_woken_remotely(&self) -> bool {
+        let flag = &self.watched_by_monitor.root_woken_remotely;
+        flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::Relaxed)
     }
 
     /// The monitor asks for a preemption (before it sends the signal).

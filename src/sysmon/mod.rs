@@ -1,6 +1,7 @@
 //! The monitor ("sysmon", as Go's runtime calls its own): one OS thread, `gw-sysmon`, that
 //! watches every hub from outside, every [`TICK_NS`], and serves three features:
-//! - preemption ([`preempt`]): a hub that ran one thread for [`SLICE_NS`] without a switch,
+//! - preemption ([`preempt`]): a hub that ran one thread for a slice without a switch (or for
+//!   a tick, when a thread of another hub woke its root meanwhile),
 //!   its OS thread running (not in a system call), is sent a signal whose handler makes that
 //!   thread yield if it was interrupted in the program's own code;
 //! - the blocking detector (`GREENWORLD_BLOCK_WARN=MS`, [`blocked`]): a hub whose OS thread has
@@ -33,11 +34,11 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 pub const TICK_NS: u64 = 1_000_000;
 const IDLE_TICK_NS: u64 = 16_000_000;
 
-/// How long a thread may keep its hub, without a switch, before it is preempted: the slice
-/// the hooked calls' safe points give it (`hub::slice`). Go's is 10 ms; ours is shorter
-/// because the threads preempted here are often spin-waiting for each other (redis's main
-/// thread and its I/O threads each spin before they sleep): each handoff costs a slice.
-pub const SLICE_NS: u64 = crate::hub::SLICE_NS;
+// How long a thread may keep its hub, without a switch, before it is preempted: the slice
+// the hooked calls' safe points give it (`hub::slice`, `GREENWORLD_SLICE`; with `off` the
+// monitor does not preempt). Go's is 10 ms; ours is 2 ms by default because the threads
+// preempted here are often spin-waiting for each other (redis's main thread and its I/O
+// threads each spin before they sleep): each handoff costs a slice.
 
 /// Where the objects whose code is the runtime's own start (`scope::Object::start`): this
 /// library, libc and the dynamic loader; a preemption never interrupts them, and a caller
@@ -228,10 +229,10 @@ struct Seen {
 /// 200 ms, and the state read said running).
 const BUSY_NS: u64 = TICK_NS / 2;
 
-/// After a preemption found nothing else to run, how long before the monitor signals that
-/// hub's thread again (unless it switched meanwhile): a thread alone with work of its own is
-/// left alone, bar a look for a timer now and then.
-const ALONE_BACKOFF_NS: u64 = 4 * SLICE_NS;
+/// After a preemption found nothing else to run, how many slices before the monitor signals
+/// that hub's thread again (unless it switched meanwhile): a thread alone with work of its own
+/// is left alone, bar a look for a timer now and then.
+const ALONE_BACKOFF_SLICES: u64 = 4;
 
 extern "C" fn monitor(arg: *mut libc::c_void) -> *mut libc::c_void {
     // SAFETY: the Box `start` leaked for this thread.
@@ -267,6 +268,10 @@ fn name(tid: i32) {
 }
 
 fn watch(wanted: Wanted) -> ! {
+    // Read once (the configuration was parsed before any green thread, so before the monitor).
+    let slice_ns = crate::config::get()
+        .slice_ns
+        .unwrap_or(crate::config::DEFAULT_SLICE_NS);
     let mut seen = [Seen::default(); crate::hub::watch::MAX_HUBS];
     let mut tick = TICK_NS;
     loop {
@@ -274,7 +279,7 @@ fn watch(wanted: Wanted) -> ! {
         let now = crate::sys::now_ns();
         let mut busy = false;
         for (hub, seen) in crate::hub::watch::all().zip(seen.iter_mut()) {
-            busy |= look_at(hub, seen, now, &wanted);
+            busy |= look_at(hub, seen, now, &wanted, slice_ns);
         }
         tick = if busy {
             TICK_NS
@@ -285,10 +290,12 @@ fn watch(wanted: Wanted) -> ! {
 }
 
 /// One look at `hub`; false when it sleeps in its poller or has no green thread.
-fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted) -> bool {
+fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_ns: u64) -> bool {
     let switches = hub.switches();
     let resting = hub.alive() == 0 || hub.idle();
     if switches != seen.switches || resting || seen.since == 0 {
+        // A switch since the last look let a woken root run (it runs before any other).
+        hub.take_root_woken_remotely();
         seen.switches = switches;
         seen.since = now;
         blocked::end(hub, &mut seen.episode, now, wanted.block_warn_ns);
@@ -305,10 +312,12 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted) -> boo
         let busy = cpu.is_none_or(|cpu| cpu.saturating_sub(seen.cpu_ns) >= BUSY_NS);
         seen.cpu_ns = cpu.unwrap_or(0);
         let since_signal = now.saturating_sub(seen.signalled);
+        // A root woken from another hub waits for the thread that runs: it has had a tick.
+        let root_waits = hub.take_root_woken_remotely();
         if busy
-            && kept >= SLICE_NS
-            && since_signal >= SLICE_NS / 2
-            && !(hub.alone() && since_signal < ALONE_BACKOFF_NS)
+            && (kept >= slice_ns || root_waits)
+            && since_signal >= slice_ns / 2
+            && !(hub.alone() && since_signal < ALONE_BACKOFF_SLICES * slice_ns)
             && !seen.episode.in_call()
             && blocked::running_unblocked(hub.tid(), preempt::SIGNAL)
         {
