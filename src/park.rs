@@ -27,17 +27,9 @@ enum Wake {
     Futex(AtomicU32),
 }
 
-impl Node {
-    fn key(&self) -> usize {
-        self.key.load(Ordering::Relaxed)
-    }
-}
-
 /// A waiter, linked into its key's bucket while it waits.
 pub struct Node {
-    /// Changed only under the locks of both its old and new keys' buckets ([`requeue`]);
-    /// atomic for the waiter, which reads it to find which bucket to lock.
-    key: core::sync::atomic::AtomicUsize,
+    key: usize,
     /// What the waiter asks for (a reader or a writer, say); the waker's to read.
     pub data: usize,
     /// Set by a waker that handed the waiter what it waited for (a lock, a semaphore unit).
@@ -66,7 +58,6 @@ static TABLE: [Mutex<Queue>; BUCKETS] = [const {
 /// A locked bucket: the waiters of every key that hashes to it.
 pub struct Bucket {
     guard: MutexGuard<'static, Queue>,
-    table_slot: *const Mutex<Queue>,
 }
 
 /// Every bucket, locked: held across `fork`, so that no bucket is copied into the child in the
@@ -93,79 +84,13 @@ impl AllBuckets {
     }
 }
 
-fn bucket_of(key: usize) -> &'static Mutex<Queue> {
-    // Fibonacci hashing of the address, dropping the alignment bits.
-    &TABLE[((key >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) % BUCKETS]
-}
-
 /// Locks the bucket of `key`.
 pub fn lock(key: usize) -> Bucket {
-    let slot = bucket_of(key);
+    // Fibonacci hashing of the address, dropping the alignment bits.
+    let index = ((key >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) % BUCKETS;
     Bucket {
-        guard: slot.lock().unwrap_or_else(|e| e.into_inner()),
-        table_slot: slot,
+        guard: TABLE[index].lock().unwrap_or_else(|e| e.into_inner()),
     }
-}
-
-/// Moves the first waiter of `from` whose `data` is `to` (every such waiter when `all`) to the
-/// tail of `to`'s queue, if `may_move` (asked with both buckets locked, and only when there is
-/// such a waiter) agrees; true when some moved. The waiter sleeps on: whoever wakes `to`'s
-/// waiters wakes it. A condition variable's signal with the mutex held (wait morphing): the
-/// waiter would only wake to find the mutex taken and park again.
-pub fn requeue(from: usize, to: usize, all: bool, may_move: impl FnOnce() -> bool) -> bool {
-    let (a, b) = (bucket_of(from), bucket_of(to));
-    let same = core::ptr::eq(a, b);
-    // Two buckets are locked in address order, as everywhere two are held.
-    let (first, second) = if (a as *const _) <= (b as *const _) {
-        (a, b)
-    } else {
-        (b, a)
-    };
-    let first_guard = first.lock().unwrap_or_else(|e| e.into_inner());
-    let second_guard = (!same).then(|| second.lock().unwrap_or_else(|e| e.into_inner()));
-    let (from_guard, to_guard) = match second_guard {
-        None => (first_guard, None),
-        Some(second_guard) if core::ptr::eq(first, a) => (first_guard, Some(second_guard)),
-        Some(second_guard) => (second_guard, Some(first_guard)),
-    };
-    let mut from_bucket = Bucket {
-        guard: from_guard,
-        table_slot: a,
-    };
-    let moving = |n: &Node| n.key() == from && n.data == to;
-    if !from_bucket.iter().any(moving) || !may_move() {
-        return false;
-    }
-    let mut moved: [*const Node; 32] = [ptr::null(); 32];
-    let mut count = 0;
-    let mut at = from_bucket.guard.head;
-    // SAFETY: as in `iter`; the next pointer is read before the node is unlinked.
-    while let Some(node) = unsafe { at.as_ref() } {
-        at = node.next.get();
-        if moving(node) && count < moved.len() {
-            from_bucket.unlink(node);
-            moved[count] = node;
-            count += 1;
-            if !all {
-                break;
-            }
-        }
-    }
-    let mut to_bucket = match to_guard {
-        Some(guard) => Bucket {
-            guard,
-            table_slot: b,
-        },
-        None => from_bucket,
-    };
-    for &node in &moved[..count] {
-        // SAFETY: unlinked just now under the lock, still parked on it (it cannot leave
-        // `park` without this bucket's lock, which we hold).
-        let node = unsafe { &*node };
-        node.key.store(to, Ordering::Relaxed);
-        to_bucket.push(node);
-    }
-    true
 }
 
 /// How a park ended.
@@ -178,11 +103,6 @@ pub enum Parked {
 }
 
 impl Bucket {
-    /// Is `node`'s key one of this bucket's (then it cannot change while the lock is held)?
-    fn holds(&self, node: &Node) -> bool {
-        core::ptr::eq(self.table_slot, bucket_of(node.key()))
-    }
-
     /// Is any waiter of `key` queued?
     pub fn has_waiters(&self, key: usize) -> bool {
         self.waiters(key).next().is_some()
@@ -190,7 +110,7 @@ impl Bucket {
 
     /// The `data` of each waiter of `key`, in queue order.
     pub fn waiters(&self, key: usize) -> impl Iterator<Item = usize> {
-        self.iter().filter(move |n| n.key() == key).map(|n| n.data)
+        self.iter().filter(move |n| n.key == key).map(|n| n.data)
     }
 
     fn iter(&self) -> impl Iterator<Item = &Node> {
@@ -238,7 +158,7 @@ impl Bucket {
         key: usize,
         mut choose: impl FnMut(&Node) -> bool,
     ) -> Option<Waker> {
-        let node = self.iter().find(|n| n.key() == key && choose(n))? as *const Node;
+        let node = self.iter().find(|n| n.key == key && choose(n))? as *const Node;
         // SAFETY: found in the queue just now, under the lock.
         let node = unsafe { &*node };
         self.unlink(node);
@@ -264,7 +184,7 @@ impl Bucket {
         // SAFETY: as in `iter`; the next pointer is read before the node is unlinked.
         while let Some(node) = unsafe { at.as_ref() } {
             at = node.next.get();
-            if node.key() == key && choose(node) {
+            if node.key == key && choose(node) {
                 self.unlink(node);
                 wakers.push(Waker::of(node));
             }
@@ -294,7 +214,7 @@ impl Bucket {
             None => Wake::Futex(AtomicU32::new(0)),
         };
         let node = Node {
-            key: core::sync::atomic::AtomicUsize::new(key),
+            key,
             data,
             handed_off: Cell::new(false),
             wake,
@@ -313,20 +233,10 @@ impl Bucket {
         };
         if timed_out || node.linked.get() {
             // The deadline passed — or a timer fired just as a waker took the node: the
-            // bucket decides which came first. The node may have been moved to another key
-            // meanwhile (`requeue`): its bucket is the one whose lock holds its key still.
-            let mut bucket = lock(node.key());
-            while !bucket.holds(&node) {
-                drop(bucket);
-                bucket = lock(node.key());
-            }
+            // bucket decides which came first.
+            let mut bucket = lock(key);
             if node.linked.get() {
                 bucket.unlink(&node);
-                if node.key() != key {
-                    // Moved onto another queue (`requeue`) by a waker before the deadline:
-                    // its wake came in time, only what it was moved to wait for did not.
-                    return Parked::Unparked { handed_off: false };
-                }
                 return Parked::TimedOut;
             }
             drop(bucket);
@@ -358,7 +268,7 @@ pub fn park_many(
     let token = green.arm();
     let nodes: Vec<Node> = keys
         .map(|key| Node {
-            key: core::sync::atomic::AtomicUsize::new(key),
+            key,
             data: 0,
             handed_off: Cell::new(false),
             wake: Wake::Green { green, token },
@@ -369,11 +279,11 @@ pub fn park_many(
         .collect();
     // The vector never grows again: node addresses are stable while they are queued.
     for node in &nodes {
-        lock(node.key()).push(node);
+        lock(node.key).push(node);
     }
     let timed_out = hub.park(green, token, on, deadline);
     for node in &nodes {
-        let mut bucket = lock(node.key());
+        let mut bucket = lock(node.key);
         if node.linked.get() {
             bucket.unlink(node);
         }

@@ -110,8 +110,7 @@ pub(crate) unsafe fn wait_green(
     }
     let bucket = park::lock(key);
     let mut unlocked = 0;
-    // The node names the mutex: a signal sent while it is held moves the waiter onto it.
-    let parked = bucket.park(key, m as usize, deadline, WaitOn::Cond(key).word(), || {
+    let parked = bucket.park(key, 0, deadline, WaitOn::Cond(key).word(), || {
         // SAFETY: m is initialised (caller).
         unlocked = unsafe { mutex::unlock_green(m) }
     });
@@ -119,12 +118,6 @@ pub(crate) unsafe fn wait_green(
         // The caller did not own the mutex (EPERM from an error-checking one): nothing was
         // released, so there is nothing to take back.
         return unlocked;
-    }
-    if let Parked::Unparked { handed_off: true } = parked {
-        // Moved onto the mutex by a signal, and handed it by its unlock.
-        // SAFETY: as above; the lock word is ours.
-        unsafe { mutex::handed_over(m) };
-        return 0;
     }
     // SAFETY: as above.
     let relocked = unsafe { mutex::lock_green(m, Wait::Forever) };
@@ -168,34 +161,7 @@ pub unsafe fn broadcast(c: *mut pthread_cond_t) -> Outcome<c_int> {
     Done(0)
 }
 
-/// Wait morphing: when the first waiter's mutex (its node's data) is held — by the signaller,
-/// as a rule — the waiter is moved onto the mutex's queue instead of woken, so the unlock hands
-/// it the mutex: one switch, where a wake would run it only to find the mutex taken and park it
-/// again. True when it (or, with `all`, every waiter of that mutex) was moved.
-///
-/// Only with several hubs: on one OS thread the signaller keeps running until it waits or
-/// unlocks, so the woken waiter finds the mutex free anyway, and the move (two buckets locked,
-/// then the unlock's hand-off) costs more instructions than the wake it saves (1 636 against
-/// 1 258 a round trip of `bench/pingpong cond`).
-#[inline(never)]
-fn morph(key: usize, all: bool) -> bool {
-    let first = {
-        let bucket = park::lock(key);
-        bucket.waiters(key).next()
-    };
-    let Some(m) = first.filter(|&m| m != 0) else {
-        return false;
-    };
-    park::requeue(key, m, all, || {
-        // SAFETY: a waiter on it is parked inside its wait, which the mutex must outlive.
-        unsafe { mutex::held_for_requeue(m as *mut pthread_mutex_t) }
-    })
-}
-
 pub(crate) fn wake_one(key: usize) {
-    if crate::hub::Hub::several() && morph(key, false) {
-        return;
-    }
     let mut bucket = park::lock(key);
     let waker = bucket.unpark_first(key, |_| true);
     drop(bucket);
@@ -205,10 +171,6 @@ pub(crate) fn wake_one(key: usize) {
 }
 
 pub(crate) fn wake_all(key: usize) {
-    // Those that wait with another mutex (or beyond a batch) are woken below.
-    if crate::hub::Hub::several() {
-        morph(key, true);
-    }
     let mut wakers = WakeList::default();
     let mut bucket = park::lock(key);
     bucket.unpark_all(key, |_| true, &mut wakers);

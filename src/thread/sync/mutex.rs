@@ -107,54 +107,6 @@ pub(crate) unsafe fn lock_green(m: *mut pthread_mutex_t, wait: Wait) -> c_int {
     }
 }
 
-/// A condition variable's signal would move a waiter of `m` onto it (`park::requeue`, with
-/// `m`'s bucket locked): true when `m` is one of ours and held, now marked as having waiters so
-/// that its unlock hands it over; false when it is free (the waiter is woken as usual) or
-/// follows glibc's protocol.
-///
-/// # Safety
-/// `m` points to a live mutex.
-pub(crate) unsafe fn held_for_requeue(m: *mut pthread_mutex_t) -> bool {
-    // SAFETY: per our contract.
-    let f = unsafe { fields(m) };
-    if kind_of(&f) & FOREIGN_BITS != 0 {
-        return false;
-    }
-    // SAFETY: as above.
-    let word = unsafe { &*f.lock };
-    let mut now = word.load(Ordering::Relaxed);
-    loop {
-        if now == 0 {
-            return false;
-        }
-        match word.compare_exchange_weak(now, 2, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return true,
-            Err(seen) => now = seen,
-        }
-    }
-}
-
-/// A condition variable's waiter moved onto `m` was handed it by an unlock (see
-/// [`held_for_requeue`]): it takes ownership as [`lock_green`] would after taking the word.
-///
-/// # Safety
-/// `m` points to a live mutex of ours whose lock word the caller was just handed.
-pub(crate) unsafe fn handed_over(m: *mut pthread_mutex_t) {
-    // SAFETY: per our contract: the caller owns the mutex now.
-    unsafe {
-        let f = fields(m);
-        let kind = kind_of(&f);
-        let me = if matches!(kind & KIND_TYPE_MASK, RECURSIVE | ERRORCHECK) {
-            owner_id()
-        } else {
-            0
-        };
-        (*f.owner).store(me, Ordering::Relaxed);
-        *f.count = 1;
-        *f.nusers += 1;
-    }
-}
-
 /// Takes the lock word.
 ///
 /// # Safety
