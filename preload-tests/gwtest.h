@@ -191,6 +191,20 @@ static inline const char *gw_self(void) {
     return path;
 }
 
+/* The kernel id of the calling OS thread: a green thread's is its hub's. */
+static inline pid_t gw_tid(void) { return (pid_t)syscall(SYS_gettid); }
+
+/* Under the preload with no GREENWORLD_HUBS given, replaces this process by this program again,
+ * without arguments, at GREENWORLD_HUBS=hubs: a test of several hubs has them whatever the run's
+ * mode. Otherwise returns. */
+static inline void gw_rerun_with_hubs(const char *hubs) {
+    if (!gw_preloaded() || getenv("GREENWORLD_HUBS")) return;
+    setenv("GREENWORLD_HUBS", hubs, 1);
+    execv(gw_self(), (char *[]){(char *)gw_self(), NULL});
+    perror("execv");
+    exit(1);
+}
+
 /* Runs this program again (gw_run) with the arguments that follow outlen, up to a NULL. */
 __attribute__((sentinel)) static inline int gw_run_self(const char *const env[], char *out, size_t outlen,
                                                       ...) {

@@ -50,7 +50,6 @@ static pid_t main_tid;
 static int in_flight, max_in_flight, os_threads_at_peak, wrong_tid, failures;
 static long long query_start_ns, last_done_ns;
 
-static pid_t tid(void) { return (pid_t)syscall(SYS_gettid); }
 
 static void fail(long n, const char *what, PGconn *conn) {
     fprintf(stderr, "pq_sleepers: thread %ld: %s: %s", n, what, conn ? PQ(PQerrorMessage)(conn) : "\n");
@@ -59,7 +58,7 @@ static void fail(long n, const char *what, PGconn *conn) {
 
 static void *client(void *arg) {
     long n = (long)(intptr_t)arg;
-    if (tid() != main_tid) __atomic_add_fetch(&wrong_tid, 1, __ATOMIC_RELAXED);
+    if (gw_tid() != main_tid) __atomic_add_fetch(&wrong_tid, 1, __ATOMIC_RELAXED);
     PGconn *conn = PQ(PQconnectdb)(conninfo);
     int ok = PQ(PQstatus)(conn) == CONNECTION_OK;
     if (!ok) fail(n, "connect", conn);
@@ -86,7 +85,7 @@ static void *client(void *arg) {
         last_done_ns = gw_now_ns();
     }
     PQ(PQfinish)(conn);
-    if (tid() != main_tid) __atomic_add_fetch(&wrong_tid, 1, __ATOMIC_RELAXED);
+    if (gw_tid() != main_tid) __atomic_add_fetch(&wrong_tid, 1, __ATOMIC_RELAXED);
     return NULL;
 }
 
@@ -136,7 +135,7 @@ int main(int argc, char **argv) {
     }
     gw_watchdog("pq_sleepers", 60);
     conninfo = argv[1];
-    main_tid = tid();
+    main_tid = gw_tid();
     int preloaded = getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "libgreenworld");
     CHECK(preloaded == (strcmp(argv[2], "preloaded") == 0), "mode %s, LD_PRELOAD=%s", argv[2],
           getenv("LD_PRELOAD") ? getenv("LD_PRELOAD") : "(unset)");

@@ -218,11 +218,6 @@ int main(int argc, char **argv) {
     gw_phase = "no false deadlocks";
     no_false_deadlocks();
     /* Once more with two hubs (the threads spread over both): the check covers every hub. */
-    if (!getenv("GREENWORLD_HUBS")) {
-        setenv("GREENWORLD_HUBS", "2", 1);
-        execv(gw_self(), (char *[]){(char *)gw_self(), NULL});
-        perror("execv");
-        return 1;
-    }
+    gw_rerun_with_hubs("2");
     return 0;
 }

@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <sched.h>
 
-static pid_t tid(void) { return (pid_t)syscall(SYS_gettid); }
 
 struct seen {
     int cpu;
@@ -21,7 +20,7 @@ static pthread_barrier_t all_made;
 
 static void *record(void *arg) {
     struct seen *s = arg;
-    s->tid = tid();
+    s->tid = gw_tid();
     s->ran_on = sched_getcpu();
     pthread_barrier_wait(&all_made); /* every thread alive while the others are placed */
     return NULL;
@@ -76,7 +75,7 @@ int main(void) {
         CHECK(s[0].tid != s[2].tid, "CPUs %d and %d's threads both on OS thread %d", cpus[0],
               cpus[1], s[0].tid);
     } else {
-        for (int i = 0; i < 5; i++) CHECK_EQ(s[i].tid, tid()); /* one hub: main's OS thread */
+        for (int i = 0; i < 5; i++) CHECK_EQ(s[i].tid, gw_tid()); /* one hub: main's OS thread */
     }
     printf("test_hubs_affinity: ok (%d hubs)\n", hubs);
     return 0;

@@ -19,7 +19,6 @@ static int hubs_on(void) {
     return gw_preloaded() && v && atoi(v) > 1;
 }
 
-static pid_t tid(void) { return (pid_t)syscall(SYS_gettid); }
 
 static int pipefd[2];
 static int got[2];
@@ -27,7 +26,7 @@ static pid_t reader_tid[2];
 
 static void *pipe_reader(void *arg) {
     long i = (long)arg;
-    reader_tid[i] = tid();
+    reader_tid[i] = gw_tid();
     char b;
     ssize_t n = read(pipefd[0], &b, 1);
     CHECK_EQ(n, 1);
@@ -45,7 +44,7 @@ struct reader {
 
 static void *sock_reader(void *arg) {
     struct reader *r = arg;
-    r->tid = tid();
+    r->tid = gw_tid();
     char buf[64];
     __atomic_store_n(&r->started, 1, __ATOMIC_RELEASE);
     r->n = read(r->fd, buf, sizeof buf);
@@ -63,7 +62,7 @@ static void *tls_user(void *arg) {
     sched_yield();
     CHECK_EQ(tls_value, (int)i);
     CHECK_EQ(errno, 1000 + (int)i);
-    return (void *)(long)tid();
+    return (void *)(long)gw_tid();
 }
 
 static long long woke_at[4];
@@ -75,14 +74,9 @@ static void *sleeper(void *arg) {
 }
 
 int main(void) {
-    if (gw_preloaded() && !getenv("GREENWORLD_HUBS")) {
-        setenv("GREENWORLD_HUBS", "2", 1);
-        execv(gw_self(), (char *[]){(char *)gw_self(), NULL});
-        perror("execv");
-        return 1;
-    }
+    gw_rerun_with_hubs("2");
     gw_watchdog("test_hubs_io", 60);
-    pid_t main_tid = tid();
+    pid_t main_tid = gw_tid();
 
     gw_phase = "two hubs read one pipe";
     CHECK_EQ(pipe(pipefd), 0);

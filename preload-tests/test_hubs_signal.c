@@ -18,7 +18,6 @@ static int hubs_on(void) {
     return gw_preloaded() && v && atoi(v) > 1;
 }
 
-static pid_t tid(void) { return (pid_t)syscall(SYS_gettid); }
 
 static volatile sig_atomic_t handled;
 static volatile pthread_t handled_in;
@@ -40,7 +39,7 @@ struct job {
 
 static void *job_main(void *arg) {
     struct job *j = arg;
-    __atomic_store_n(&j->tid, tid(), __ATOMIC_RELEASE);
+    __atomic_store_n(&j->tid, gw_tid(), __ATOMIC_RELEASE);
     while (!__atomic_load_n(&j->verdict, __ATOMIC_ACQUIRE)) gw_sleep_ms(1);
     if (j->verdict == -1) return NULL;
     return j->fn(j);
@@ -166,14 +165,9 @@ static void *forker(void *arg) {
 static volatile int main_spins;
 
 int main(void) {
-    if (gw_preloaded() && !getenv("GREENWORLD_HUBS")) {
-        setenv("GREENWORLD_HUBS", "2", 1);
-        execv(gw_self(), (char *[]){(char *)gw_self(), NULL});
-        perror("execv");
-        return 1;
-    }
+    gw_rerun_with_hubs("2");
     gw_watchdog("test_hubs_signal", 60);
-    main_tid = tid();
+    main_tid = gw_tid();
     struct sigaction sa = {.sa_handler = on_usr1};
     sigemptyset(&sa.sa_mask);
     CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);

@@ -22,17 +22,16 @@
 #define SLOTS 4
 #define RUNS 3
 
-static pid_t tid(void) { return (pid_t)syscall(SYS_gettid); }
 
 static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
 static volatile long counter;
 
 static pid_t tids[THREADS];
 
-static void note_tid(long me) { tids[me] = tid(); }
+static void note_tid(long me) { tids[me] = gw_tid(); }
 static void check_tid(long me, const char *what) {
-    CHECK(tids[me] == tid(), "%s: thread %ld moved from OS thread %d to %d", what, me, tids[me],
-          tid());
+    CHECK(tids[me] == gw_tid(), "%s: thread %ld moved from OS thread %d to %d", what, me, tids[me],
+          gw_tid());
 }
 
 static void *increment(void *arg) {

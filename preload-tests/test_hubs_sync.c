@@ -18,7 +18,6 @@ static int preloaded_hubs(void) {
     return gw_preloaded() && v && atoi(v) > 1;
 }
 
-static pid_t tid(void) { return (pid_t)syscall(SYS_gettid); }
 
 /* Two threads that each run `fn(i)`; both must run on different OS threads under hubs. */
 struct pair {
@@ -30,7 +29,7 @@ static struct pair *current;
 
 static void *pair_main(void *arg) {
     long i = (long)arg;
-    current->tids[i] = tid();
+    current->tids[i] = gw_tid();
     return current->fn(arg);
 }
 
@@ -160,7 +159,7 @@ static void *once_race(void *arg) {
 static void *return_tid(void *arg) {
     (void)arg;
     usleep(5000);
-    return (void *)(long)tid();
+    return (void *)(long)gw_tid();
 }
 static pthread_t to_join;
 static void *join_other(void *arg) {
@@ -179,12 +178,7 @@ static void *detached_fn(void *arg) {
 }
 
 int main(void) {
-    if (gw_preloaded() && !getenv("GREENWORLD_HUBS")) {
-        setenv("GREENWORLD_HUBS", "2", 1);
-        execv(gw_self(), (char *[]){(char *)gw_self(), NULL});
-        perror("execv");
-        return 1;
-    }
+    gw_rerun_with_hubs("2");
     gw_watchdog("test_hubs_sync", 100);
 
     pthread_mutexattr_t a;

@@ -15,7 +15,6 @@
  * the watchdog fails it. Sockets too: green_accept, green_connect, green_recv over loopback. */
 
 static pid_t main_tid;
-static pid_t tid(void) { return (pid_t)syscall(SYS_gettid); }
 
 /* Is one of process `pid`'s OS threads blocked in read(2)? (With several hubs the reader may
  * be another hub's OS thread than main's.) */
@@ -60,7 +59,7 @@ static int pipe_fds[2];
 static void *green_reader(void *arg) {
     (void)arg;
     char c = 0;
-    if (gw_hubs() == 1) CHECK_EQ(tid(), main_tid); /* else maybe another hub's */
+    if (gw_hubs() == 1) CHECK_EQ(gw_tid(), main_tid); /* else maybe another hub's */
     ssize_t n = green_read(pipe_fds[0], &c, 1);
     CHECK_EQ(n, 1);
     return (void *)(intptr_t)c;
@@ -68,7 +67,7 @@ static void *green_reader(void *arg) {
 
 static void *green_writer(void *arg) {
     (void)arg;
-    if (gw_hubs() == 1) CHECK_EQ(tid(), main_tid); /* else maybe another hub's */
+    if (gw_hubs() == 1) CHECK_EQ(gw_tid(), main_tid); /* else maybe another hub's */
     CHECK_EQ(green_write(pipe_fds[1], "g", 1), 1);
     return NULL;
 }
@@ -283,7 +282,7 @@ static void *whose_tid(void *arg) {
     char comm[17] = "";
     prctl(PR_GET_NAME, comm);
     if (strncmp(comm, "gw-hub-", 7) == 0) return (void *)(intptr_t)main_tid;
-    return (void *)(intptr_t)tid();
+    return (void *)(intptr_t)gw_tid();
 }
 
 static void *plain_reader(void *arg) {
@@ -366,7 +365,7 @@ static int on(const char *subsystem, int preloaded) {
 }
 
 static void scenario(int preloaded) {
-    main_tid = tid();
+    main_tid = gw_tid();
     int time_on = on("TIME", preloaded), thread_on = on("THREAD", preloaded), os_on = on("OS", preloaded);
     CHECK_EQ(greenworld_is_monkey_patched("time"), time_on);
     CHECK_EQ(greenworld_is_monkey_patched("thread"), thread_on);
