@@ -13,7 +13,13 @@
 //!   flag are per OS thread) and libc's (its `tcache` and arena, locale, `dlerror` and resolver
 //!   state, `tls_dtor_list`: glibc 2.36 exports no way to free another thread's tcache, so a
 //!   private libc block would leak one per green thread; errno, which lives there, is saved and
-//!   restored at every switch as before, trap 7).
+//!   restored at every switch as before, trap 7). A third is shared when `malloc` comes from
+//!   another library (jemalloc, tcmalloc, mimalloc as the program's allocator): such an
+//!   allocator links its per-thread caches into global lists *by their thread-local address*
+//!   (jemalloc's arena lists of tcache descriptors, walked by its statistics), and that address
+//!   is the OS thread's for every green thread on it, so private copies would swap list nodes
+//!   under the walker's feet (redis-server crashed at `HUBS=2` in its first `serverCron`). The
+//!   allocator's per-thread state is then per OS thread, as glibc's own malloc state is.
 //! * dynamic TLS (`dlopen`ed libraries): each green thread has its own DTV, a copy of its
 //!   creator's whose static entries point at the OS thread's blocks (where the thread's own bytes
 //!   are while it runs) and whose dynamic entries are unallocated, so `__tls_get_addr` allocates
@@ -359,6 +365,8 @@ struct Scan {
     static_size: usize,
     own: usize,
     errno: usize,
+    /// Where the program's `malloc` is: its module's block stays shared (see the module docs).
+    allocator: usize,
     own_module: usize,
     blocks: Vec<Block>,
 }
@@ -381,6 +389,12 @@ unsafe extern "C" fn scan_object(
     };
     let memsz = tls.p_memsz as usize;
     let in_block = |a: usize| (addr..addr + memsz).contains(&a);
+    let in_object = |a: usize| {
+        phdrs.iter().any(|p| {
+            let start = info.dlpi_addr as usize + p.p_vaddr as usize;
+            p.p_type == libc::PT_LOAD && (start..start + p.p_memsz as usize).contains(&a)
+        })
+    };
     if in_block(scan.own) {
         scan.own_module = info.dlpi_tls_modid;
     }
@@ -392,7 +406,7 @@ unsafe extern "C" fn scan_object(
         memsz,
         init: info.dlpi_addr as usize + tls.p_vaddr as usize,
         filesz: tls.p_filesz as usize,
-        shared: in_block(scan.own) || in_block(scan.errno),
+        shared: in_block(scan.own) || in_block(scan.errno) || in_object(scan.allocator),
     });
     0
 }
@@ -420,6 +434,9 @@ fn read_layout() -> Option<Layout> {
         own: OWN_MARK.with(|m| m as *const Cell<u8> as usize),
         // SAFETY: __errno_location has no preconditions.
         errno: unsafe { __errno_location() } as usize,
+        // SAFETY: a lookup by a NUL-terminated name; this runs at the first green spawn, never
+        // inside the loader (trap 2).
+        allocator: unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) } as usize,
         own_module: 0,
         blocks: Vec::new(),
     };
