@@ -27,10 +27,11 @@ $(TBIN)/lib%.so: preload-tests/lib%.c $(wildcard preload-tests/*.h)
 	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -pthread -ldl
 
 # A test that names a preload-tests library in a "// link: libNAME" line is linked against it;
-# "// link: greenworld", against the library (by its SONAME, a link beside the tests).
+# "// link: greenworld", against the library (by its SONAME, a link beside the tests); a
+# "// build: FLAGS" line adds compiler flags (-no-pie).
 $(TBIN)/%: preload-tests/%.c $(wildcard preload-tests/*.h) $(TEST_LIB)
 	@mkdir -p $(TBIN)
-	$(CC) $(CFLAGS) -Iinclude -o $@ $< $$(sed -n -e 's|^// link: lib\([a-z0-9_]*\).*|-L$(TBIN) -l\1 -Wl,-rpath,$$ORIGIN|p' \
+	$(CC) $(CFLAGS) $$(sed -n 's|^// build: ||p' $<) -Iinclude -o $@ $< $$(sed -n -e 's|^// link: lib\([a-z0-9_]*\).*|-L$(TBIN) -l\1 -Wl,-rpath,$$ORIGIN|p' \
 		-e 's|^// link: greenworld.*|$(TBIN)/libgreenworld.so.0 -Wl,-rpath,$$ORIGIN|p' $<) -pthread -ldl
 
 # C++ tests (thread_local objects with destructors).

@@ -411,6 +411,32 @@ unsafe extern "C" fn scan_object(
     0
 }
 
+/// Where the program's `malloc` is defined. Not merely where `dlsym` points: a non-PIE
+/// executable that takes `malloc`'s address (node does) makes its PLT stub the canonical
+/// address, exported as an undefined symbol with that value, and that stub is no allocator.
+fn allocator() -> usize {
+    const RTLD_DL_SYMENT: libc::c_int = 1;
+    // SAFETY: a lookup by a NUL-terminated name; this runs at the first green spawn, never
+    // inside the loader (trap 2).
+    let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) };
+    // SAFETY: an all-zero Dl_info is a valid out-parameter.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    let mut symbol: *mut c_void = core::ptr::null_mut();
+    // SAFETY: dladdr1 only reads the loader's tables, for any address; with RTLD_DL_SYMENT it
+    // stores a pointer to the matching ElfW(Sym) of the object's dynamic symbol table.
+    let named = !found.is_null()
+        && unsafe { libc::dladdr1(found, &mut info, &mut symbol, RTLD_DL_SYMENT) } != 0;
+    // SAFETY: when non-null, `symbol` points at a symbol table entry the loader keeps mapped.
+    let defined = named
+        && !symbol.is_null()
+        && unsafe { (*symbol.cast::<libc::Elf64_Sym>()).st_shndx } != 0; // SHN_UNDEF
+    if defined && info.dli_saddr == found {
+        found as usize
+    } else {
+        0
+    }
+}
+
 fn read_layout() -> Option<Layout> {
     if !cfg!(target_arch = "x86_64") {
         return None;
@@ -434,9 +460,7 @@ fn read_layout() -> Option<Layout> {
         own: OWN_MARK.with(|m| m as *const Cell<u8> as usize),
         // SAFETY: __errno_location has no preconditions.
         errno: unsafe { __errno_location() } as usize,
-        // SAFETY: a lookup by a NUL-terminated name; this runs at the first green spawn, never
-        // inside the loader (trap 2).
-        allocator: unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) } as usize,
+        allocator: allocator(),
         own_module: 0,
         blocks: Vec::new(),
     };
