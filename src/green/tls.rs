@@ -427,9 +427,8 @@ fn allocator() -> usize {
     let named = !found.is_null()
         && unsafe { libc::dladdr1(found, &mut info, &mut symbol, RTLD_DL_SYMENT) } != 0;
     // SAFETY: when non-null, `symbol` points at a symbol table entry the loader keeps mapped.
-    let defined = named
-        && !symbol.is_null()
-        && unsafe { (*symbol.cast::<libc::Elf64_Sym>()).st_shndx } != 0; // SHN_UNDEF
+    let defined =
+        named && !symbol.is_null() && unsafe { (*symbol.cast::<libc::Elf64_Sym>()).st_shndx } != 0; // SHN_UNDEF
     if defined && info.dli_saddr == found {
         found as usize
     } else {
