@@ -142,21 +142,38 @@ impl Green {
         }
     }
 
-    /// A new green thread's block, before it is placed in the table. `created_at`: the return
-    /// address of its `pthread_create` call (0: not known), for the dump.
-    pub fn thread(
+    /// Makes a freed table slot (a [`Green::dead`] block) a new green thread's block, in place:
+    /// only what a new thread has other than a dead block is written, since building a whole
+    /// block and moving it into the slot cost two copies of it (a tenth of a spawn and join).
+    /// `created_at`: the return address of its `pthread_create` call (0: not known), for the
+    /// dump. `live` goes true last, for `table::lookup`.
+    ///
+    /// # Safety
+    /// `slot` holds a dead block that nothing else writes (stale handles and timer entries
+    /// may still read its atomics, so no `&mut` is made of it).
+    pub(crate) unsafe fn revive(
+        slot: *mut Green,
         hub: *const (),
         stack: StackInfo,
         entry: Entry,
         detached: bool,
         created_at: usize,
-    ) -> Green {
-        let mut g = Green::new(false, hub, stack, Some(entry));
-        g.created_at = created_at;
-        if detached {
-            *g.join.lock().unwrap_or_else(|e| e.into_inner()) = Join::Detached;
+    ) {
+        // SAFETY: per our contract the plain fields are ours to write; the rest go through
+        // their cells.
+        unsafe {
+            (&raw mut (*slot).stack).write(stack);
+            (&raw mut (*slot).created_at).write(created_at);
         }
-        g
+        // SAFETY: a valid block (per our contract).
+        let green = unsafe { &*slot };
+        debug_assert!(!green.root && !green.live.load(Ordering::Relaxed));
+        green.hub.set(hub);
+        green.entry.set(Some(entry));
+        if detached {
+            *green.join.lock().unwrap_or_else(|e| e.into_inner()) = Join::Detached;
+        }
+        green.live.store(true, Ordering::Release);
     }
 
     /// A hub's root: the OS thread itself.

@@ -47,30 +47,42 @@ fn table() -> Option<&'static Table> {
         .as_ref()
 }
 
-/// Places `green` in a free slot; None when the table is full (or could not be mapped).
-pub fn insert(green: Green) -> Option<&'static Green> {
+/// A new green thread's block in a free slot, made by `make` from the dead block the slot
+/// holds ([`Green::revive`], whose contract the slot meets); None when the table is full (or
+/// could not be mapped).
+#[inline]
+pub fn insert(make: impl FnOnce(*mut Green)) -> Option<&'static Green> {
     let table = table()?;
-    let index = match table.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+    let freed = table.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let index = match freed {
         Some(i) => i,
-        None => {
-            let i = table.used.fetch_add(1, Ordering::Relaxed);
-            if i >= CAPACITY {
-                table.used.fetch_sub(1, Ordering::Relaxed);
-                return None;
-            }
-            i
-        }
+        None => first_use(table)?,
     };
     let slot = (table.base + index * size_of::<Green>()) as *mut Green;
     // SAFETY: the slot is inside the mapping, aligned (the mapping is page-aligned and slots are
-    // size_of::<Green>() apart), and not in use: it was free or never handed out. Writing
-    // without dropping is right: a free slot's previous occupant was already dropped.
-    let green = unsafe {
-        slot.write(green);
-        &*slot
-    };
-    green.id.set(GREEN_ID_BIT | index as i32);
-    Some(green)
+    // size_of::<Green>() apart) and holds a dead block (written by `remove` or `first_use`),
+    // which was free: nothing else writes it (stale readers only read its atomics, which
+    // refuse every wake).
+    unsafe { (*slot).id.set(GREEN_ID_BIT | index as i32) };
+    make(slot);
+    // SAFETY: a valid block, made a live one.
+    Some(unsafe { &*slot })
+}
+
+/// A slot never handed out before, made a dead block; None when the table is full.
+#[cold]
+fn first_use(table: &Table) -> Option<usize> {
+    let i = table.used.fetch_add(1, Ordering::Relaxed);
+    if i >= CAPACITY {
+        table.used.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    }
+    let slot = (table.base + i * size_of::<Green>()) as *mut Green;
+    // SAFETY: inside the mapping, aligned, never handed out (nothing to drop); `lookup` reads
+    // only slots below `used`, so it may see this one now: it then sees a dead block or, before
+    // this write, zeroed memory whose `live` is false.
+    unsafe { slot.write(Green::dead()) };
+    Some(i)
 }
 
 /// A handle inside the table whose thread is gone (ESRCH).

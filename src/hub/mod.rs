@@ -215,10 +215,16 @@ impl Hub {
     }
 
     /// This OS thread's hub, made on first use.
+    #[inline]
     pub fn get_or_create(owners: &'static Owners) -> std::io::Result<&'static Hub> {
-        if let Some(hub) = Hub::current() {
-            return Ok(hub);
+        match Hub::current() {
+            Some(hub) => Ok(hub),
+            None => Hub::create(owners),
         }
+    }
+
+    #[cold]
+    fn create(owners: &'static Owners) -> std::io::Result<&'static Hub> {
         let root: &'static Green = Box::leak(Box::new(Green::root()));
         let hub: &'static Hub = Box::leak(Box::new(Hub {
             owners,

@@ -62,11 +62,14 @@ pub unsafe fn create(
     arg: *mut c_void,
     created_at: usize,
 ) -> Outcome<c_int> {
-    if !active() || hub_or_native().is_none() {
+    if !active() {
         return Bypass;
     }
+    let Some(hub) = hub_or_native() else {
+        return Bypass;
+    };
     // SAFETY: forwarded from our caller's contract.
-    Done(unsafe { spawn(out, attr, Entry::Posix(start, arg), created_at) })
+    Done(unsafe { spawn(hub, out, attr, Entry::Posix(start, arg), created_at) })
 }
 
 /// Who handles what a hub sees: descriptor readiness is `fd`'s (its keys), a look asked for by a
@@ -106,7 +109,16 @@ fn reap(green: &'static Green) {
 /// This OS thread's hub, made on first use; None when it cannot be made (no descriptor left
 /// for its epoll and eventfd: the program is at `RLIMIT_NOFILE`), and the new thread is then a
 /// real OS thread, as natively — a call that succeeds natively must not fail here.
+#[inline]
 pub(crate) fn hub_or_native() -> Option<&'static Hub> {
+    if let Some(hub) = Hub::current() {
+        return Some(hub);
+    }
+    make_hub_or_native()
+}
+
+#[cold]
+fn make_hub_or_native() -> Option<&'static Hub> {
     match Hub::get_or_create(&HUB_OWNERS) {
         Ok(hub) => Some(hub),
         Err(e) => {
@@ -218,19 +230,17 @@ fn tell_a_cxx_runtime() {
     }
 }
 
-/// Makes a green thread running `entry` on this OS thread's hub.
+/// Makes a green thread running `entry` on `hub`, this OS thread's.
 ///
 /// # Safety
 /// `out` writable; `attr` null or initialised.
 pub(crate) unsafe fn spawn(
+    hub: &'static Hub,
     out: *mut pthread_t,
     attr: *const pthread_attr_t,
     entry: Entry,
     created_at: usize,
 ) -> c_int {
-    let Some(hub) = hub_or_native() else {
-        return EAGAIN; // not reached: create and c11::create checked first
-    };
     let home = hubs::place_from(hub, attr);
     // SAFETY: attr per our contract.
     let wanted = unsafe { wanted(attr) };
@@ -252,13 +262,17 @@ pub(crate) unsafe fn spawn(
         size: stack.usable(),
         guard: stack.guard(),
     };
-    let Some(green) = table::insert(Green::thread(
-        home as *const Hub as *const (),
-        info,
-        entry,
-        wanted.detached,
-        created_at,
-    )) else {
+    // SAFETY: `insert` hands a free slot holding a dead block, as `revive` needs.
+    let Some(green) = table::insert(|slot| unsafe {
+        Green::revive(
+            slot,
+            home as *const Hub as *const (),
+            info,
+            entry,
+            wanted.detached,
+            created_at,
+        )
+    }) else {
         crate::log!(
             Warn,
             "green thread table full; pthread_create fails with EAGAIN"
