@@ -293,8 +293,17 @@ impl Hub {
     }
 
     /// Is this the calling OS thread's hub?
+    #[inline]
     pub fn is_mine(&self) -> bool {
-        ptr::eq(HUB.with(Cell::get), self)
+        if cfg!(target_arch = "x86_64") {
+            // The thread pointer is the OS thread's `pthread_t`: one load, where the
+            // thread-local costs a call to `__tls_get_addr` (this library is loaded, not
+            // linked: its thread-locals are dynamic). Another OS thread could have the same
+            // only after this hub's own ended, and a hub's OS thread outlives its threads.
+            self.os_thread as usize == tls::thread_pointer()
+        } else {
+            ptr::eq(HUB.with(Cell::get), self)
+        }
     }
 
     /// The OS thread's own block (its `main`, or the thread that made the hub).
@@ -706,8 +715,7 @@ impl Hub {
 
     /// Wakes `green`, whose token was just taken by `Green::unpark`.
     pub(crate) fn wake(&'static self, green: &'static Green) {
-        let here = HUB.with(Cell::get);
-        if ptr::eq(here, self) {
+        if self.is_mine() {
             if !green.is_root() {
                 self.run_queue.borrow_mut().push_back(green);
             } else {

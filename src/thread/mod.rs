@@ -212,9 +212,11 @@ fn tell_a_cxx_runtime() {
         return;
     }
     let generation = crate::scope::GENERATION.load(Ordering::Acquire);
-    if LOOKED_AT.swap(generation, Ordering::Relaxed) == generation {
+    // A load, not a swap: this runs at every spawn, and two hubs looking at once only look twice.
+    if LOOKED_AT.load(Ordering::Relaxed) == generation {
         return;
     }
+    LOOKED_AT.store(generation, Ordering::Relaxed);
     // SAFETY: NUL-terminated names; lookups made here, not in an allocator.
     unsafe {
         if libc::dlsym(libc::RTLD_DEFAULT, c"__cxa_guard_acquire".as_ptr()).is_null() {
