@@ -20,7 +20,7 @@ pub mod timers;
 pub mod watch;
 
 use crate::green::stack::{Stack, StackPool};
-use crate::green::{Green, GreenYielder, tls};
+use crate::green::{Green, GreenYielder, table, tls};
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
 use crate::waiting::{self as wait_record, WaitOn, WaitWord};
@@ -125,6 +125,8 @@ pub struct Hub {
     tls_resident: Cell<&'static Green>,
     /// Finished threads' thread-local memory, and a new thread's DTV (`tls::Kept`).
     tls_kept: tls::Kept,
+    /// Table slots of reaped threads, for this OS thread's next spawns (`table::LocalSlots`).
+    free_slots: table::LocalSlots,
     /// This hub's thread woke a thread of another hub since it last went idle (see `spin`).
     woke_another: Cell<bool>,
     /// What the monitor on another OS thread sees (see `watch`).
@@ -255,6 +257,7 @@ impl Hub {
             quiet: AtomicBool::new(false),
             tls_resident: Cell::new(root),
             tls_kept: tls::Kept::new(),
+            free_slots: table::LocalSlots::new(),
             woke_another: Cell::new(false),
             watched_by_monitor: watch::Watched::default(),
             signal_waiters: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
@@ -406,6 +409,11 @@ impl Hub {
     /// placement compares (from any OS thread: relaxed reads).
     pub fn load(&self) -> usize {
         self.alive.load(Ordering::Relaxed) + self.arriving.load(Ordering::Relaxed)
+    }
+
+    /// Free table slots kept for this hub's OS thread: only that thread may use them.
+    pub fn free_slots(&self) -> &table::LocalSlots {
+        &self.free_slots
     }
 
     pub fn os_thread(&self) -> libc::pthread_t {

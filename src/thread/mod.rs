@@ -94,8 +94,9 @@ fn reap(green: &'static Green) {
     match *join {
         Join::Detached => {
             drop(join);
-            // SAFETY: detached and finished: nobody may refer to it any more.
-            unsafe { table::remove(green) };
+            // SAFETY: detached and finished: nobody may refer to it any more. Its hub reaps it
+            // on its own OS thread.
+            unsafe { table::remove(green, Some(green.hub().free_slots())) };
         }
         Join::Waiting { joiner, token } => {
             *join = Join::Done;
@@ -265,7 +266,7 @@ pub(crate) unsafe fn spawn(
         guard: stack.guard(),
     };
     // SAFETY: `insert` hands a free slot holding a dead block, as `revive` needs.
-    let Some(green) = table::insert(|slot| unsafe {
+    let Some(green) = table::insert(hub.free_slots(), |slot| unsafe {
         Green::revive(
             slot,
             home as *const Hub as *const (),
@@ -287,8 +288,8 @@ pub(crate) unsafe fn spawn(
         home.place(hub, green, stack, run);
     } else {
         if crate::green::tls::private() && !hub.give_private_tls(green) {
-            // SAFETY: just made, never started nor handed out.
-            unsafe { table::remove(green) };
+            // SAFETY: just made, never started nor handed out; `hub` is this OS thread's.
+            unsafe { table::remove(green, Some(hub.free_slots())) };
             hub.put_stack(stack);
             return EAGAIN;
         }
@@ -394,8 +395,9 @@ pub(crate) fn join_green(green: &'static Green, wait: JoinWait) -> Result<usize,
             Join::Done => {
                 drop(state);
                 let value = green.retval.load(Ordering::Acquire);
-                // SAFETY: finished and joined by us: no one else may refer to it any more.
-                unsafe { table::remove(green) };
+                // SAFETY: finished and joined by us: no one else may refer to it any more;
+                // `hub` is this OS thread's.
+                unsafe { table::remove(green, Some(hub.free_slots())) };
                 return Ok(value);
             }
             Join::Detached => return Err(EINVAL),
@@ -445,7 +447,7 @@ pub(crate) fn detach_green(green: &'static Green) -> c_int {
         Join::Done => {
             drop(state);
             // SAFETY: finished, and detaching gives up the last claim on it.
-            unsafe { table::remove(green) };
+            unsafe { table::remove(green, None) };
         }
     }
     0
