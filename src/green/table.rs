@@ -175,12 +175,17 @@ pub unsafe fn remove(green: &'static Green, local: Option<&LocalSlots>) {
     let addr = green as *const Green as usize;
     green.retire();
     let slot = addr as *mut Green;
+    let last_token = green.last_token.load(Ordering::Relaxed);
     // SAFETY: per the contract, nothing uses the slot's non-atomic state any more; dropping in
     // place releases its key table. The atomics stay readable (memory is never unmapped), and
     // `retire` made them refuse every wake.
     unsafe { core::ptr::drop_in_place(slot) };
-    // SAFETY: re-initialise the dropped slot as a dead block so stale readers see valid data.
-    unsafe { slot.write(Green::dead()) };
+    // SAFETY: re-initialise the dropped slot as a dead block so stale readers see valid data;
+    // its tokens go on from the last one (see `Green::last_token`).
+    unsafe {
+        slot.write(Green::dead());
+        (*slot).last_token.store(last_token, Ordering::Relaxed);
+    }
     let index = (addr - table.base) / size_of::<Green>();
     if local.is_some_and(|local| local.push(index)) {
         return;

@@ -107,6 +107,8 @@ pub struct Hub {
     poller_failures: Cell<u32>,
     /// The OS thread's real `pthread_t`.
     os_thread: libc::pthread_t,
+    /// The OS thread's errno (`__errno_location`, asked once: every switch saves and sets it).
+    errno_at: *mut libc::c_int,
     /// The running thread's turn on the hub (see `slice`).
     turn: slice::Turn,
     /// A dump to stderr was asked for (maybe by a signal handler); served at the next look.
@@ -250,6 +252,7 @@ impl Hub {
             poller_failures: Cell::new(0),
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
+            errno_at: crate::sys::errno_address() as *mut libc::c_int,
             turn: slice::Turn::default(),
             dump_requested: AtomicBool::new(false),
             channel_ready: Cell::new(false),
@@ -301,8 +304,10 @@ impl Hub {
         if cfg!(target_arch = "x86_64") {
             // The thread pointer is the OS thread's `pthread_t`: one load, where the
             // thread-local costs a call to `__tls_get_addr` (this library is loaded, not
-            // linked: its thread-locals are dynamic). Another OS thread could have the same
-            // only after this hub's own ended, and a hub's OS thread outlives its threads.
+            // linked: its thread-locals are dynamic). Another OS thread has the same only once
+            // this hub's has ended (glibc reuses thread descriptors), and nothing wakes a
+            // thread of such a hub: its threads ended first (a root waits for them), or, in a
+            // fork child, were retired with it.
             self.os_thread as usize == tls::thread_pointer()
         } else {
             ptr::eq(HUB.with(Cell::get), self)
@@ -818,11 +823,17 @@ impl Hub {
         ready > 0
     }
 
+    #[inline]
     fn drain_inbox(&self) {
-        // A load first: the common case (nothing from other OS threads) costs no locked RMW.
-        if !self.inbox_full.load(Ordering::Relaxed)
-            || !self.inbox_full.swap(false, Ordering::Acquire)
-        {
+        // A load first, inline: the common case (nothing from other OS threads) costs no
+        // locked RMW and no call.
+        if self.inbox_full.load(Ordering::Relaxed) {
+            self.take_inbox();
+        }
+    }
+
+    fn take_inbox(&self) {
+        if !self.inbox_full.swap(false, Ordering::Acquire) {
             return;
         }
         let (woken, arrived, signals) = {
@@ -848,10 +859,14 @@ impl Hub {
         }
     }
 
+    #[inline]
     fn fire_due_timers(&self) {
-        if self.timers.borrow().is_empty() {
-            return;
+        if !self.timers.borrow().is_empty() {
+            self.fire_timers();
         }
+    }
+
+    fn fire_timers(&self) {
         let now = now_ns();
         loop {
             let due = self.timers.borrow_mut().pop_due(now);
@@ -1045,7 +1060,8 @@ impl Hub {
             self.tls_resident.set(green);
         }
         self.note_switch(green);
-        set_errno(green.errno.get());
+        // SAFETY: this OS thread's errno (hubs are made on their own OS thread).
+        unsafe { *self.errno_at = green.errno.get() };
         stats::switched();
         // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
         // a green thread never resumes another (it suspends back to this loop).
@@ -1054,7 +1070,8 @@ impl Hub {
             crate::fatal!("resumed a green thread with no stack")
         };
         let result = coroutine.resume(());
-        green.errno.set(errno());
+        // SAFETY: as above.
+        green.errno.set(unsafe { *self.errno_at });
         self.current.set(self.root);
         self.start_turn();
         self.note_return();
