@@ -396,6 +396,7 @@ fn load() -> Config {
             open_sinks(&config);
             install_panic_policy();
             if config.stats != Stats::Off {
+                crate::stats::turn_on();
                 // SAFETY: print_stats is an extern "C" fn taking nothing, as atexit expects.
                 if unsafe { libc::atexit(print_stats) } != 0 {
                     crate::log!(Warn, "cannot register the stats summary with atexit");

@@ -1,7 +1,22 @@
-//! Counters for `GREENWORLD_STATS`: process-wide relaxed atomics, cheap enough to keep always on
-//! while one hub runs (per-hub counters will be needed when several hubs run hot).
+//! Counters for `GREENWORLD_STATS`: process-wide relaxed atomics, counted only when the summary
+//! was asked for (decided once, by the configuration): each is a locked read-modify-write on a
+//! line every hub shares, four to six of them per spawn and join or per condition-variable
+//! hand-off, for a summary nobody reads otherwise.
 
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// `GREENWORLD_STATS` is set: the counters count.
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// Starts counting (the configuration, when `GREENWORLD_STATS` asks for the summary).
+pub fn turn_on() {
+    ON.store(true, Relaxed);
+}
+
+#[inline]
+fn on() -> bool {
+    ON.load(Relaxed)
+}
 
 /// Why a green thread (or a hub's root) parked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,28 +71,45 @@ static SWITCHES: AtomicU64 = AtomicU64::new(0);
 static PREEMPTED: AtomicU64 = AtomicU64::new(0);
 static PARKS: [AtomicU64; REASONS] = [const { AtomicU64::new(0) }; REASONS];
 
+#[inline]
 pub fn thread_created() {
+    if !on() {
+        return;
+    }
     CREATED.fetch_add(1, Relaxed);
     let alive = ALIVE.fetch_add(1, Relaxed) + 1;
     PEAK_ALIVE.fetch_max(alive, Relaxed);
 }
 
+#[inline]
 pub fn thread_ended() {
+    if !on() {
+        return;
+    }
     ALIVE.fetch_sub(1, Relaxed);
 }
 
 /// A thread was preempted (made to call the hub's yield by `sysmon`).
 pub fn preempted() {
+    if !on() {
+        return;
+    }
     PREEMPTED.fetch_add(1, Relaxed);
 }
 
 #[inline]
 pub fn switched() {
+    if !on() {
+        return;
+    }
     SWITCHES.fetch_add(1, Relaxed);
 }
 
 #[inline]
 pub fn parked(reason: ParkReason) {
+    if !on() {
+        return;
+    }
     PARKS[reason as usize].fetch_add(1, Relaxed);
 }
 

@@ -63,6 +63,10 @@ pub struct Green {
     pub(crate) sigwaiting: Cell<u64>,
     /// The token of the current wait, 0 when not parked.
     park_token: AtomicU64,
+    /// The last token this block handed out (`arm`): tokens are told apart per block, and a
+    /// table slot keeps counting across the threads it holds (`table::remove`), so a stale
+    /// waker or timer of an earlier thread in the slot never matches a later wait.
+    pub(crate) last_token: AtomicU64,
     pub(crate) timed_out: Cell<bool>,
     /// Timer entries that still name this thread (stale ones included).
     pub(crate) timers_in_heap: Cell<u32>,
@@ -107,7 +111,28 @@ unsafe impl Sync for Green {}
 // SAFETY: as above; a Green is only ever shared by reference, never moved across threads.
 unsafe impl Send for Green {}
 
-static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+/// The next token of a block, from its own count, not a process-wide one: no locked RMW on a
+/// line every hub shares at each wait. Only the block's own hub's OS thread arms it, but a
+/// signal handler that waits may interrupt an `arm` there: the increment is one instruction
+/// (unlocked `xadd`), which a signal cannot split.
+#[inline]
+fn next_token(last: &AtomicU64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut value = 1u64;
+        // SAFETY: one read-modify-write of the atomic's own memory; atomic with respect to this
+        // OS thread (its signal handlers included), the only one that arms this block.
+        unsafe {
+            core::arch::asm!("xadd qword ptr [{at}], {value}", at = in(reg) last.as_ptr(),
+                value = inout(reg) value, options(nostack));
+        }
+        value + 1
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        last.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
 
 impl Green {
     fn new(root: bool, hub: *const (), stack: StackInfo, entry: Option<Entry>) -> Green {
@@ -124,6 +149,7 @@ impl Green {
             pending: Cell::new(0),
             sigwaiting: Cell::new(0),
             park_token: AtomicU64::new(0),
+            last_token: AtomicU64::new(0),
             timed_out: Cell::new(false),
             timers_in_heap: Cell::new(0),
             exiting: Cell::new(false),
@@ -142,21 +168,38 @@ impl Green {
         }
     }
 
-    /// A new green thread's block, before it is placed in the table. `created_at`: the return
-    /// address of its `pthread_create` call (0: not known), for the dump.
-    pub fn thread(
+    /// Makes a freed table slot (a [`Green::dead`] block) a new green thread's block, in place:
+    /// only what a new thread has other than a dead block is written, since building a whole
+    /// block and moving it into the slot cost two copies of it (a tenth of a spawn and join).
+    /// `created_at`: the return address of its `pthread_create` call (0: not known), for the
+    /// dump. `live` goes true last, for `table::lookup`.
+    ///
+    /// # Safety
+    /// `slot` holds a dead block that nothing else writes (stale handles and timer entries
+    /// may still read its atomics, so no `&mut` is made of it).
+    pub(crate) unsafe fn revive(
+        slot: *mut Green,
         hub: *const (),
         stack: StackInfo,
         entry: Entry,
         detached: bool,
         created_at: usize,
-    ) -> Green {
-        let mut g = Green::new(false, hub, stack, Some(entry));
-        g.created_at = created_at;
-        if detached {
-            *g.join.lock().unwrap_or_else(|e| e.into_inner()) = Join::Detached;
+    ) {
+        // SAFETY: per our contract the plain fields are ours to write; the rest go through
+        // their cells.
+        unsafe {
+            (&raw mut (*slot).stack).write(stack);
+            (&raw mut (*slot).created_at).write(created_at);
         }
-        g
+        // SAFETY: a valid block (per our contract).
+        let green = unsafe { &*slot };
+        debug_assert!(!green.root && !green.live.load(Ordering::Relaxed));
+        green.hub.set(hub);
+        green.entry.set(Some(entry));
+        if detached {
+            *green.join.lock().unwrap_or_else(|e| e.into_inner()) = Join::Detached;
+        }
+        green.live.store(true, Ordering::Release);
     }
 
     /// A hub's root: the OS thread itself.
@@ -203,7 +246,7 @@ impl Green {
     /// Starts a wait: returns the token a waker must present. Called by the thread itself,
     /// before it makes itself findable by wakers.
     pub(crate) fn arm(&self) -> u64 {
-        let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        let token = next_token(&self.last_token);
         self.park_token.store(token, Ordering::Release);
         token
     }

@@ -35,10 +35,19 @@ static GUARD_BY_MPROTECT: AtomicBool = AtomicBool::new(false);
 /// `process_madvise` refused us once (an older kernel): one `madvise` per range from then on.
 static NO_VECTORED_ADVICE: AtomicBool = AtomicBool::new(false);
 
+/// The page size, asked of the kernel once: every `pthread_create` rounds its stack and guard
+/// sizes to it, and `sysconf` costs about 50 instructions a call (a tenth of a spawn's own).
 fn page_size() -> usize {
+    static CACHED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    let cached = CACHED.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 { size as usize } else { 4096 }
+    let size = if size > 0 { size as usize } else { 4096 };
+    CACHED.store(size, Ordering::Relaxed);
+    size
 }
 
 fn round_to_page(n: usize) -> Option<usize> {

@@ -47,30 +47,91 @@ fn table() -> Option<&'static Table> {
         .as_ref()
 }
 
-/// Places `green` in a free slot; None when the table is full (or could not be mapped).
-pub fn insert(green: Green) -> Option<&'static Green> {
+/// Free slots one OS thread (its hub) keeps for itself: a spawn and join on one hub then take
+/// and give back a slot without the table's lock (two locked read-modify-writes each way on a
+/// line every hub shares). At most [`LOCAL_SLOTS`]; the rest go to the table's list.
+pub struct LocalSlots {
+    slots: core::cell::UnsafeCell<[u32; LOCAL_SLOTS]>,
+    len: core::cell::Cell<usize>,
+}
+
+const LOCAL_SLOTS: usize = 64;
+
+impl LocalSlots {
+    pub const fn new() -> LocalSlots {
+        LocalSlots {
+            slots: core::cell::UnsafeCell::new([0; LOCAL_SLOTS]),
+            len: core::cell::Cell::new(0),
+        }
+    }
+
+    fn pop(&self) -> Option<usize> {
+        let len = self.len.get().checked_sub(1)?;
+        self.len.set(len);
+        // SAFETY: touched only by its own OS thread, not re-entrantly; len < LOCAL_SLOTS.
+        Some(unsafe { (*self.slots.get())[len] } as usize)
+    }
+
+    /// False when full.
+    fn push(&self, index: usize) -> bool {
+        let len = self.len.get();
+        if len == LOCAL_SLOTS {
+            return false;
+        }
+        // SAFETY: as in `pop`.
+        unsafe { (*self.slots.get())[len] = index as u32 };
+        self.len.set(len + 1);
+        true
+    }
+}
+
+impl Default for LocalSlots {
+    fn default() -> LocalSlots {
+        LocalSlots::new()
+    }
+}
+
+/// A new green thread's block in a free slot (one of `local`'s, the calling OS thread's, when
+/// it has one), made by `make` from the dead block the slot holds ([`Green::revive`], whose
+/// contract the slot meets); None when the table is full (or could not be mapped).
+#[inline]
+pub fn insert(local: &LocalSlots, make: impl FnOnce(*mut Green)) -> Option<&'static Green> {
     let table = table()?;
-    let index = match table.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+    let index = match local.pop() {
         Some(i) => i,
         None => {
-            let i = table.used.fetch_add(1, Ordering::Relaxed);
-            if i >= CAPACITY {
-                table.used.fetch_sub(1, Ordering::Relaxed);
-                return None;
+            let freed = table.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match freed {
+                Some(i) => i,
+                None => first_use(table)?,
             }
-            i
         }
     };
     let slot = (table.base + index * size_of::<Green>()) as *mut Green;
     // SAFETY: the slot is inside the mapping, aligned (the mapping is page-aligned and slots are
-    // size_of::<Green>() apart), and not in use: it was free or never handed out. Writing
-    // without dropping is right: a free slot's previous occupant was already dropped.
-    let green = unsafe {
-        slot.write(green);
-        &*slot
-    };
-    green.id.set(GREEN_ID_BIT | index as i32);
-    Some(green)
+    // size_of::<Green>() apart) and holds a dead block (written by `remove` or `first_use`),
+    // which was free: nothing else writes it (stale readers only read its atomics, which
+    // refuse every wake).
+    unsafe { (*slot).id.set(GREEN_ID_BIT | index as i32) };
+    make(slot);
+    // SAFETY: a valid block, made a live one.
+    Some(unsafe { &*slot })
+}
+
+/// A slot never handed out before, made a dead block; None when the table is full.
+#[cold]
+fn first_use(table: &Table) -> Option<usize> {
+    let i = table.used.fetch_add(1, Ordering::Relaxed);
+    if i >= CAPACITY {
+        table.used.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    }
+    let slot = (table.base + i * size_of::<Green>()) as *mut Green;
+    // SAFETY: inside the mapping, aligned, never handed out (nothing to drop); `lookup` reads
+    // only slots below `used`, so it may see this one now: it then sees a dead block or, before
+    // this write, zeroed memory whose `live` is false.
+    unsafe { slot.write(Green::dead()) };
+    Some(i)
 }
 
 /// A handle inside the table whose thread is gone (ESRCH).
@@ -102,23 +163,33 @@ pub fn lookup(handle: usize) -> Result<Option<&'static Green>, Gone> {
     }
 }
 
-/// Returns a finished, reaped thread's slot to the table.
+/// Returns a finished, reaped thread's slot to `local` (the calling OS thread's) or, when it
+/// is full or there is none, to the table.
 ///
 /// # Safety
 /// `green` must come from [`insert`], be finished, and no longer be referenced by anything
-/// but stale handles and stale timer entries (which only ever read its atomics).
-pub unsafe fn remove(green: &'static Green) {
+/// but stale handles and stale timer entries (which only ever read its atomics). `local`, if
+/// given, is the calling OS thread's own.
+pub unsafe fn remove(green: &'static Green, local: Option<&LocalSlots>) {
     let Some(table) = table() else { return };
     let addr = green as *const Green as usize;
     green.retire();
     let slot = addr as *mut Green;
+    let last_token = green.last_token.load(Ordering::Relaxed);
     // SAFETY: per the contract, nothing uses the slot's non-atomic state any more; dropping in
     // place releases its key table. The atomics stay readable (memory is never unmapped), and
     // `retire` made them refuse every wake.
     unsafe { core::ptr::drop_in_place(slot) };
-    // SAFETY: re-initialise the dropped slot as a dead block so stale readers see valid data.
-    unsafe { slot.write(Green::dead()) };
+    // SAFETY: re-initialise the dropped slot as a dead block so stale readers see valid data;
+    // its tokens go on from the last one (see `Green::last_token`).
+    unsafe {
+        slot.write(Green::dead());
+        (*slot).last_token.store(last_token, Ordering::Relaxed);
+    }
     let index = (addr - table.base) / size_of::<Green>();
+    if local.is_some_and(|local| local.push(index)) {
+        return;
+    }
     table
         .free
         .lock()

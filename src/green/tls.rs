@@ -280,10 +280,11 @@ unsafe extern "C" {
     fn __errno_location() -> *mut c_int;
 }
 
-/// The thread pointer (`%fs:0` holds it: glibc's `tcbhead_t.tcb`).
+/// The thread pointer (`%fs:0` holds it: glibc's `tcbhead_t.tcb`), which is also the OS
+/// thread's `pthread_t` (glibc's `THREAD_SELF`).
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn thread_pointer() -> usize {
+pub(crate) fn thread_pointer() -> usize {
     let tp: usize;
     // SAFETY: reads the first word of the TCB, which glibc keeps pointing at itself.
     unsafe {
@@ -320,7 +321,7 @@ unsafe fn install_dtv(dtv: *mut usize) {
 // Elsewhere (aarch64 keeps the DTV pointer at the thread pointer itself, TLS_DTV_AT_TP) the
 // layout is never read (`read_layout`), so these are never reached.
 #[cfg(not(target_arch = "x86_64"))]
-fn thread_pointer() -> usize {
+pub(crate) fn thread_pointer() -> usize {
     0
 }
 #[cfg(not(target_arch = "x86_64"))]

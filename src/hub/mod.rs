@@ -20,7 +20,7 @@ pub mod timers;
 pub mod watch;
 
 use crate::green::stack::{Stack, StackPool};
-use crate::green::{Green, GreenYielder, tls};
+use crate::green::{Green, GreenYielder, table, tls};
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
 use crate::waiting::{self as wait_record, WaitOn, WaitWord};
@@ -107,6 +107,8 @@ pub struct Hub {
     poller_failures: Cell<u32>,
     /// The OS thread's real `pthread_t`.
     os_thread: libc::pthread_t,
+    /// The OS thread's errno (`__errno_location`, asked once: every switch saves and sets it).
+    errno_at: *mut libc::c_int,
     /// The running thread's turn on the hub (see `slice`).
     turn: slice::Turn,
     /// A dump to stderr was asked for (maybe by a signal handler); served at the next look.
@@ -125,6 +127,8 @@ pub struct Hub {
     tls_resident: Cell<&'static Green>,
     /// Finished threads' thread-local memory, and a new thread's DTV (`tls::Kept`).
     tls_kept: tls::Kept,
+    /// Table slots of reaped threads, for this OS thread's next spawns (`table::LocalSlots`).
+    free_slots: table::LocalSlots,
     /// This hub's thread woke a thread of another hub since it last went idle (see `spin`).
     woke_another: Cell<bool>,
     /// What the monitor on another OS thread sees (see `watch`).
@@ -215,10 +219,16 @@ impl Hub {
     }
 
     /// This OS thread's hub, made on first use.
+    #[inline]
     pub fn get_or_create(owners: &'static Owners) -> std::io::Result<&'static Hub> {
-        if let Some(hub) = Hub::current() {
-            return Ok(hub);
+        match Hub::current() {
+            Some(hub) => Ok(hub),
+            None => Hub::create(owners),
         }
+    }
+
+    #[cold]
+    fn create(owners: &'static Owners) -> std::io::Result<&'static Hub> {
         let root: &'static Green = Box::leak(Box::new(Green::root()));
         let hub: &'static Hub = Box::leak(Box::new(Hub {
             owners,
@@ -242,6 +252,7 @@ impl Hub {
             poller_failures: Cell::new(0),
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
+            errno_at: crate::sys::errno_address() as *mut libc::c_int,
             turn: slice::Turn::default(),
             dump_requested: AtomicBool::new(false),
             channel_ready: Cell::new(false),
@@ -249,6 +260,7 @@ impl Hub {
             quiet: AtomicBool::new(false),
             tls_resident: Cell::new(root),
             tls_kept: tls::Kept::new(),
+            free_slots: table::LocalSlots::new(),
             woke_another: Cell::new(false),
             watched_by_monitor: watch::Watched::default(),
             signal_waiters: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
@@ -287,8 +299,19 @@ impl Hub {
     }
 
     /// Is this the calling OS thread's hub?
+    #[inline]
     pub fn is_mine(&self) -> bool {
-        ptr::eq(HUB.with(Cell::get), self)
+        if cfg!(target_arch = "x86_64") {
+            // The thread pointer is the OS thread's `pthread_t`: one load, where the
+            // thread-local costs a call to `__tls_get_addr` (this library is loaded, not
+            // linked: its thread-locals are dynamic). Another OS thread has the same only once
+            // this hub's has ended (glibc reuses thread descriptors), and nothing wakes a
+            // thread of such a hub: its threads ended first (a root waits for them), or, in a
+            // fork child, were retired with it.
+            self.os_thread as usize == tls::thread_pointer()
+        } else {
+            ptr::eq(HUB.with(Cell::get), self)
+        }
     }
 
     /// The OS thread's own block (its `main`, or the thread that made the hub).
@@ -391,6 +414,11 @@ impl Hub {
     /// placement compares (from any OS thread: relaxed reads).
     pub fn load(&self) -> usize {
         self.alive.load(Ordering::Relaxed) + self.arriving.load(Ordering::Relaxed)
+    }
+
+    /// Free table slots kept for this hub's OS thread: only that thread may use them.
+    pub fn free_slots(&self) -> &table::LocalSlots {
+        &self.free_slots
     }
 
     pub fn os_thread(&self) -> libc::pthread_t {
@@ -700,8 +728,7 @@ impl Hub {
 
     /// Wakes `green`, whose token was just taken by `Green::unpark`.
     pub(crate) fn wake(&'static self, green: &'static Green) {
-        let here = HUB.with(Cell::get);
-        if ptr::eq(here, self) {
+        if self.is_mine() {
             if !green.is_root() {
                 self.run_queue.borrow_mut().push_back(green);
             } else {
@@ -796,11 +823,17 @@ impl Hub {
         ready > 0
     }
 
+    #[inline]
     fn drain_inbox(&self) {
-        // A load first: the common case (nothing from other OS threads) costs no locked RMW.
-        if !self.inbox_full.load(Ordering::Relaxed)
-            || !self.inbox_full.swap(false, Ordering::Acquire)
-        {
+        // A load first, inline: the common case (nothing from other OS threads) costs no
+        // locked RMW and no call.
+        if self.inbox_full.load(Ordering::Relaxed) {
+            self.take_inbox();
+        }
+    }
+
+    fn take_inbox(&self) {
+        if !self.inbox_full.swap(false, Ordering::Acquire) {
             return;
         }
         let (woken, arrived, signals) = {
@@ -826,10 +859,14 @@ impl Hub {
         }
     }
 
+    #[inline]
     fn fire_due_timers(&self) {
-        if self.timers.borrow().is_empty() {
-            return;
+        if !self.timers.borrow().is_empty() {
+            self.fire_timers();
         }
+    }
+
+    fn fire_timers(&self) {
         let now = now_ns();
         loop {
             let due = self.timers.borrow_mut().pop_due(now);
@@ -1023,7 +1060,8 @@ impl Hub {
             self.tls_resident.set(green);
         }
         self.note_switch(green);
-        set_errno(green.errno.get());
+        // SAFETY: this OS thread's errno (hubs are made on their own OS thread).
+        unsafe { *self.errno_at = green.errno.get() };
         stats::switched();
         // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
         // a green thread never resumes another (it suspends back to this loop).
@@ -1032,7 +1070,8 @@ impl Hub {
             crate::fatal!("resumed a green thread with no stack")
         };
         let result = coroutine.resume(());
-        green.errno.set(errno());
+        // SAFETY: as above.
+        green.errno.set(unsafe { *self.errno_at });
         self.current.set(self.root);
         self.start_turn();
         self.note_return();

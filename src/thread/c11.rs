@@ -33,12 +33,15 @@ pub unsafe fn create(
     start: crate::real::C11Start,
     arg: *mut libc::c_void,
 ) -> Outcome<c_int> {
-    if !active() || super::hub_or_native().is_none() {
+    if !active() {
         return Bypass;
     }
+    let Some(hub) = super::hub_or_native() else {
+        return Bypass;
+    };
     // SAFETY: out is writable (caller); a null attribute means defaults.
     Done(from_errno(unsafe {
-        super::spawn(out, core::ptr::null(), Entry::C11(start, arg), 0)
+        super::spawn(hub, out, core::ptr::null(), Entry::C11(start, arg), 0)
     }))
 }
 

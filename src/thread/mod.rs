@@ -62,11 +62,14 @@ pub unsafe fn create(
     arg: *mut c_void,
     created_at: usize,
 ) -> Outcome<c_int> {
-    if !active() || hub_or_native().is_none() {
+    if !active() {
         return Bypass;
     }
+    let Some(hub) = hub_or_native() else {
+        return Bypass;
+    };
     // SAFETY: forwarded from our caller's contract.
-    Done(unsafe { spawn(out, attr, Entry::Posix(start, arg), created_at) })
+    Done(unsafe { spawn(hub, out, attr, Entry::Posix(start, arg), created_at) })
 }
 
 /// Who handles what a hub sees: descriptor readiness is `fd`'s (its keys), a look asked for by a
@@ -91,8 +94,9 @@ fn reap(green: &'static Green) {
     match *join {
         Join::Detached => {
             drop(join);
-            // SAFETY: detached and finished: nobody may refer to it any more.
-            unsafe { table::remove(green) };
+            // SAFETY: detached and finished: nobody may refer to it any more. Its hub reaps it
+            // on its own OS thread.
+            unsafe { table::remove(green, Some(green.hub().free_slots())) };
         }
         Join::Waiting { joiner, token } => {
             *join = Join::Done;
@@ -106,7 +110,16 @@ fn reap(green: &'static Green) {
 /// This OS thread's hub, made on first use; None when it cannot be made (no descriptor left
 /// for its epoll and eventfd: the program is at `RLIMIT_NOFILE`), and the new thread is then a
 /// real OS thread, as natively — a call that succeeds natively must not fail here.
+#[inline]
 pub(crate) fn hub_or_native() -> Option<&'static Hub> {
+    if let Some(hub) = Hub::current() {
+        return Some(hub);
+    }
+    make_hub_or_native()
+}
+
+#[cold]
+fn make_hub_or_native() -> Option<&'static Hub> {
     match Hub::get_or_create(&HUB_OWNERS) {
         Ok(hub) => Some(hub),
         Err(e) => {
@@ -200,9 +213,11 @@ fn tell_a_cxx_runtime() {
         return;
     }
     let generation = crate::scope::GENERATION.load(Ordering::Acquire);
-    if LOOKED_AT.swap(generation, Ordering::Relaxed) == generation {
+    // A load, not a swap: this runs at every spawn, and two hubs looking at once only look twice.
+    if LOOKED_AT.load(Ordering::Relaxed) == generation {
         return;
     }
+    LOOKED_AT.store(generation, Ordering::Relaxed);
     // SAFETY: NUL-terminated names; lookups made here, not in an allocator.
     unsafe {
         if libc::dlsym(libc::RTLD_DEFAULT, c"__cxa_guard_acquire".as_ptr()).is_null() {
@@ -218,19 +233,17 @@ fn tell_a_cxx_runtime() {
     }
 }
 
-/// Makes a green thread running `entry` on this OS thread's hub.
+/// Makes a green thread running `entry` on `hub`, this OS thread's.
 ///
 /// # Safety
 /// `out` writable; `attr` null or initialised.
 pub(crate) unsafe fn spawn(
+    hub: &'static Hub,
     out: *mut pthread_t,
     attr: *const pthread_attr_t,
     entry: Entry,
     created_at: usize,
 ) -> c_int {
-    let Some(hub) = hub_or_native() else {
-        return EAGAIN; // not reached: create and c11::create checked first
-    };
     let home = hubs::place_from(hub, attr);
     // SAFETY: attr per our contract.
     let wanted = unsafe { wanted(attr) };
@@ -252,13 +265,17 @@ pub(crate) unsafe fn spawn(
         size: stack.usable(),
         guard: stack.guard(),
     };
-    let Some(green) = table::insert(Green::thread(
-        home as *const Hub as *const (),
-        info,
-        entry,
-        wanted.detached,
-        created_at,
-    )) else {
+    // SAFETY: `insert` hands a free slot holding a dead block, as `revive` needs.
+    let Some(green) = table::insert(hub.free_slots(), |slot| unsafe {
+        Green::revive(
+            slot,
+            home as *const Hub as *const (),
+            info,
+            entry,
+            wanted.detached,
+            created_at,
+        )
+    }) else {
         crate::log!(
             Warn,
             "green thread table full; pthread_create fails with EAGAIN"
@@ -271,8 +288,8 @@ pub(crate) unsafe fn spawn(
         home.place(hub, green, stack, run);
     } else {
         if crate::green::tls::private() && !hub.give_private_tls(green) {
-            // SAFETY: just made, never started nor handed out.
-            unsafe { table::remove(green) };
+            // SAFETY: just made, never started nor handed out; `hub` is this OS thread's.
+            unsafe { table::remove(green, Some(hub.free_slots())) };
             hub.put_stack(stack);
             return EAGAIN;
         }
@@ -378,8 +395,9 @@ pub(crate) fn join_green(green: &'static Green, wait: JoinWait) -> Result<usize,
             Join::Done => {
                 drop(state);
                 let value = green.retval.load(Ordering::Acquire);
-                // SAFETY: finished and joined by us: no one else may refer to it any more.
-                unsafe { table::remove(green) };
+                // SAFETY: finished and joined by us: no one else may refer to it any more;
+                // `hub` is this OS thread's.
+                unsafe { table::remove(green, Some(hub.free_slots())) };
                 return Ok(value);
             }
             Join::Detached => return Err(EINVAL),
@@ -429,7 +447,7 @@ pub(crate) fn detach_green(green: &'static Green) -> c_int {
         Join::Done => {
             drop(state);
             // SAFETY: finished, and detaching gives up the last claim on it.
-            unsafe { table::remove(green) };
+            unsafe { table::remove(green, None) };
         }
     }
     0

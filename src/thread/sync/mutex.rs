@@ -338,6 +338,12 @@ mod foreign_owners {
     /// Entries in use: a green thread's exit looks at the table only when some are.
     static TRACKED: AtomicUsize = AtomicUsize::new(0);
 
+    /// Is any mutex's owner tracked?
+    #[inline]
+    pub fn any() -> bool {
+        TRACKED.load(Ordering::Acquire) != 0
+    }
+
     /// The mutexes `owner` holds (at most `out.len()`), for a thread that is going away.
     pub fn held_by(owner: i32, out: &mut [usize; 16]) -> usize {
         if TRACKED.load(Ordering::Acquire) == 0 {
@@ -395,6 +401,9 @@ mod foreign_owners {
 /// makes them when an OS thread dies (their next locker gets EOWNERDEAD). glibc sees every green
 /// thread of an OS thread as that OS thread, so nothing else would ever tell it.
 pub fn green_thread_ending() {
+    if !foreign_owners::any() {
+        return; // the common case, at every thread's end: no owner lookup, no scan
+    }
     let me = owner_id();
     let mut held = [0usize; 16];
     let n = foreign_owners::held_by(me, &mut held);
