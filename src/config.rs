@@ -950,6 +950,18 @@ mod tests {
     }
 
     #[test]
+    fn the_prefix_check_reads_no_further_than_it_must() {
+        // SAFETY: NUL-terminated literals.
+        let has = |s: &CStr| unsafe { has_var_prefix(s.as_ptr()) };
+        assert!(has(c"GREENWORLD_THREAD=0"));
+        assert!(has(c"GREENWORLD_"));
+        assert!(!has(c"GREENWORLD"));
+        assert!(!has(c"GREENWORLDX_THREAD=0"));
+        assert!(!has(c"PATH=/bin"));
+        assert!(!has(c""));
+    }
+
+    #[test]
     fn unknown_variables_get_the_closest_known_name() {
         assert_eq!(unknown_var("GREENWORLD_THREADS"), Some("GREENWORLD_THREAD"));
         assert_eq!(unknown_var("GREENWORLD_STAT"), Some("GREENWORLD_STATS"));
