@@ -348,8 +348,13 @@ impl Config {
         })
     }
 
-    /// Reads the process environment with `getenv` (no lock, no hook, safe this early).
+    /// Reads the process environment with `getenv` (no lock, no hook, safe this early). Every
+    /// preloaded child parses this at start, most with no variable of ours set: one pass over
+    /// `environ` finds that, and spares the forty `getenv` walks of the whole environment.
     pub fn from_env() -> Result<Config, BadVar> {
+        if !any_greenworld_var() {
+            return Config::parse(|_| None);
+        }
         Config::parse(|name| {
             let mut cname = [0u8; 64];
             cname[..name.len()].copy_from_slice(name.as_bytes());
@@ -546,8 +551,12 @@ pub fn warn_unknown_vars() {
     unsafe {
         let mut slot = crate::sys::environ;
         while !slot.is_null() && !(*slot).is_null() {
-            let entry = CStr::from_ptr(*slot).to_bytes();
+            let entry = *slot;
             slot = slot.add(1);
+            if !has_var_prefix(entry) {
+                continue; // `unknown_var` names only these: the others are not even measured
+            }
+            let entry = CStr::from_ptr(entry).to_bytes();
             let name = entry.split(|&b| b == b'=').next().unwrap_or(entry);
             let Ok(name) = core::str::from_utf8(name) else {
                 continue;
@@ -560,6 +569,38 @@ pub fn warn_unknown_vars() {
             }
         }
     }
+}
+
+/// What every variable of ours starts with.
+const VAR_PREFIX: &[u8] = b"GREENWORLD_";
+
+/// Does any `environ` entry start with [`VAR_PREFIX`]? (One pass, no allocation.)
+fn any_greenworld_var() -> bool {
+    // SAFETY: `environ` is NULL or a NULL-terminated array of NUL-terminated strings, read at
+    // load (as `getenv` would read it).
+    unsafe {
+        let mut slot = crate::sys::environ;
+        while !slot.is_null() && !(*slot).is_null() {
+            if has_var_prefix(*slot) {
+                return true;
+            }
+            slot = slot.add(1);
+        }
+    }
+    false
+}
+
+/// Does the NUL-terminated `entry` start with [`VAR_PREFIX`]? Reads no byte past the first
+/// that differs (the NUL of a shorter entry differs), so most entries cost one byte.
+///
+/// # Safety
+/// `entry` points to a NUL-terminated string.
+unsafe fn has_var_prefix(entry: *const libc::c_char) -> bool {
+    VAR_PREFIX.iter().enumerate().all(|(i, &want)| {
+        // SAFETY: every byte before index i matched a non-NUL byte of the prefix, so the
+        // string goes on at least to i.
+        unsafe { *entry.add(i) as u8 == want }
+    })
 }
 
 /// A signal by name (`SIGUSR2`, `USR2`, any case) or number; never one no handler can catch.
@@ -907,6 +948,18 @@ mod tests {
                 "{name} is not in KNOWN_VARS"
             );
         }
+    }
+
+    #[test]
+    fn the_prefix_check_reads_no_further_than_it_must() {
+        // SAFETY: NUL-terminated literals.
+        let has = |s: &CStr| unsafe { has_var_prefix(s.as_ptr()) };
+        assert!(has(c"GREENWORLD_THREAD=0"));
+        assert!(has(c"GREENWORLD_"));
+        assert!(!has(c"GREENWORLD"));
+        assert!(!has(c"GREENWORLDX_THREAD=0"));
+        assert!(!has(c"PATH=/bin"));
+        assert!(!has(c""));
     }
 
     #[test]

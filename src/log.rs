@@ -198,6 +198,8 @@ struct Sinks {
     stats: Option<Sink>,
 }
 
+// In `.data`, not `.bss`: every process touches it at start (see `loaded::PRELOADED`).
+#[unsafe(link_section = ".data.greenworld_start")]
 static SINKS: OnceCell<Sinks> = OnceCell::new();
 /// The (device, inode) of descriptor 2 at load, if it was open.
 static STDERR_AT_LOAD: OnceCell<Option<(u64, u64)>> = OnceCell::new();

@@ -145,6 +145,8 @@ pub(crate) fn state() -> u8 {
 static PATCHED: AtomicU8 = AtomicU8::new(UNSET);
 /// The subsystems green for every caller (the environment unscoped, `monkey_patch`); the
 /// others only for the callers `scope` names.
+// In `.data`, not `.bss`: every process touches it at start (see `loaded::PRELOADED`).
+#[unsafe(link_section = ".data.greenworld_start")]
 static EVERYWHERE: AtomicU8 = AtomicU8::new(0);
 
 /// The subsystem bits and [`ENGAGED`]: preloaded, what the environment says; linked, nothing
