@@ -21,7 +21,7 @@ use crate::waiting::WaitOn;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
 use libc::c_int;
-use symbols::{Maps, SymbolFiles};
+use symbols::Names;
 
 /// Where a dump goes.
 #[derive(Clone, Copy)]
@@ -137,13 +137,11 @@ pub fn print(out: &mut Out, headline: &str) {
         greens.len(),
         hubs.len()
     );
-    let maps = Maps::read();
-    let mut files = SymbolFiles::default();
-    let ours = symbols::object_base(print as *const () as usize).unwrap_or(0);
+    let named = symbols::ready();
     let mut ctx = Context {
-        maps: &maps,
-        files: &mut files,
-        ours,
+        names: Names::default(),
+        ours: symbols::object_start(print as *const () as usize).unwrap_or(0),
+        named,
     };
     for (number, hub) in hubs.iter().rev().enumerate() {
         hub_line(out, number + 1, hub);
@@ -158,10 +156,12 @@ pub fn print(out: &mut Out, headline: &str) {
     let _ = writeln!(out, "end of dump");
 }
 
-struct Context<'a> {
-    maps: &'a Maps,
-    files: &'a mut SymbolFiles,
+struct Context {
+    names: Names,
+    /// Where this library's object starts.
     ours: usize,
+    /// Objects can be named and stacks scanned (glibc 2.35+).
+    named: bool,
 }
 
 fn hub_line(out: &mut Out, number: usize, hub: &Hub) {
@@ -197,7 +197,7 @@ fn thread_name(green: &Green) -> String {
     text
 }
 
-fn thread_lines(out: &mut Out, ctx: &mut Context<'_>, green: &'static Green, hub: &Hub) {
+fn thread_lines(out: &mut Out, ctx: &mut Context, green: &'static Green, hub: &Hub) {
     let token = green.current_token();
     // A hub's root is its current thread while the hub loop runs, parked all the same.
     let running = token == 0 && hub.is_mine() && core::ptr::eq(hub.current_green(), green);
@@ -228,10 +228,10 @@ fn thread_lines(out: &mut Out, ctx: &mut Context<'_>, green: &'static Green, hub
             Entry::C11(f, _) => f as usize,
         };
         let mut text = String::new();
-        symbols::describe(&mut text, ctx.files, start);
+        ctx.names.describe(&mut text, start);
         if green.created_at != 0 {
             let _ = text.write_str(", created at ");
-            symbols::describe(&mut text, ctx.files, green.created_at);
+            ctx.names.describe(&mut text, green.created_at);
         }
         let _ = writeln!(out, "      started at {text}");
     }
@@ -242,17 +242,13 @@ fn thread_lines(out: &mut Out, ctx: &mut Context<'_>, green: &'static Green, hub
 }
 
 /// The parked thread's return addresses, read off its stack from where it switched out.
-fn backtrace(out: &mut Out, ctx: &mut Context<'_>, green: &Green, hub: &Hub) {
+fn backtrace(out: &mut Out, ctx: &mut Context, green: &Green, hub: &Hub) {
     let (sp, top) = if green.is_root() {
         // A root parks in its own hub loop: when that hub prints, its stack is ours now.
         if !hub.is_mine() {
             return;
         }
-        let sp = crate::waiting::stack_pointer();
-        match ctx.maps.holding(sp) {
-            Some((_, end, _)) => (sp, end),
-            None => return,
-        }
+        (crate::waiting::stack_pointer(), 0)
     } else {
         let stack = green.stack;
         let sp = green.switched_sp.load(Ordering::Relaxed);
@@ -266,10 +262,13 @@ fn backtrace(out: &mut Out, ctx: &mut Context<'_>, green: &Green, hub: &Hub) {
         }
         (sp, top)
     };
-    let frames = ctx.maps.scan_stack(sp, top, ctx.ours, 12);
+    if !ctx.named {
+        return;
+    }
+    let frames = symbols::frames(sp, top, ctx.ours, 12);
     for (i, addr) in frames.into_iter().enumerate() {
         let mut text = String::new();
-        symbols::describe(&mut text, ctx.files, addr);
+        ctx.names.describe(&mut text, addr);
         let _ = writeln!(out, "      #{i} {text} (scan)");
     }
 }

@@ -19,12 +19,12 @@
 //! left alone. Where a hidden thread cannot be made (not x86-64), the detector and the table
 //! run on a `pthread_create`d one.
 
-mod backtrace;
+pub mod backtrace;
 pub mod blocked;
 pub mod escapes;
 mod hidden;
 pub mod preempt;
-mod symbolize;
+pub mod symbolize;
 
 use crate::hub::Hub;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
