@@ -93,6 +93,18 @@ pub unsafe fn get_attr(handle: pthread_t, attr: *mut pthread_attr_t) -> Outcome<
         libc::pthread_attr_setstack(attr, green.stack.low as *mut libc::c_void, green.stack.size);
         libc::pthread_attr_setguardsize(attr, green.stack.guard);
         libc::pthread_attr_setdetachstate(attr, state);
+        // As glibc's: the thread's CPUs too.
+        if let Some(mask) = super::affinity::for_attr(green) {
+            let rc = libc::pthread_attr_setaffinity_np(
+                attr,
+                core::mem::size_of_val(&mask),
+                mask.as_ptr().cast(),
+            );
+            if rc != 0 {
+                libc::pthread_attr_destroy(attr);
+                return Done(rc);
+            }
+        }
     }
     Done(0)
 }
