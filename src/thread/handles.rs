@@ -1,6 +1,6 @@
 //! The pthread functions that take a `pthread_t` and would crash on a green handle in glibc
-//! (trap 7): names and attributes are per green thread; scheduling, affinity, CPU clocks and
-//! signals belong to the OS thread the green thread runs on.
+//! (trap 7): names, attributes and CPU affinity (`affinity`) are per green thread; scheduling,
+//! CPU clocks and signals belong to the OS thread the green thread runs on.
 
 use super::{active, green_handle as green, green_of};
 use crate::green::Join;
