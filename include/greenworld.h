@@ -289,6 +289,8 @@ __attribute__((__noreturn__)) void green_pthread_exit(void *retval);
 #ifdef _GNU_SOURCE /* cpu_set_t */
 int green_pthread_setaffinity_np(pthread_t t, size_t size, const cpu_set_t *set);
 int green_pthread_getaffinity_np(pthread_t t, size_t size, cpu_set_t *set);
+int green_sched_setaffinity(pid_t pid, size_t size, const cpu_set_t *set);
+int green_sched_getaffinity(pid_t pid, size_t size, cpu_set_t *set);
 #endif
 /* glibc's internal entry points (what _FORTIFY_SOURCE and stdio's macros compile to) */
 int green___cxa_thread_atexit_impl(void (*dtor)(void *), void *obj, void *dso);

@@ -86,9 +86,14 @@ macro_rules! thread_hooks {
         Thread fn pthread_setschedprio(t: pthread_t, prio: c_int) -> c_int
             => on_os_thread(t, |os| ($crate::real::get().pthread_setschedprio)(os, prio));
         Thread fn pthread_setaffinity_np(t: pthread_t, size: size_t, set: *const cpu_set_t) -> c_int
-            => on_os_thread(t, |os| ($crate::real::get().pthread_setaffinity_np)(os, size, set));
+            => thread::affinity::pthread_set_of(t, size, set);
         Thread fn pthread_getaffinity_np(t: pthread_t, size: size_t, set: *mut cpu_set_t) -> c_int
-            => on_os_thread(t, |os| ($crate::real::get().pthread_getaffinity_np)(os, size, set));
+            => thread::affinity::pthread_get_of(t, size, set);
+        /// A green thread's own mask (`thread::affinity`): kept, never applied.
+        Thread fn sched_setaffinity(pid: libc::pid_t, size: size_t, set: *const cpu_set_t) -> c_int
+            => thread::affinity::sched_set(pid, size, set);
+        Thread fn sched_getaffinity(pid: libc::pid_t, size: size_t, set: *mut cpu_set_t) -> c_int
+            => thread::affinity::sched_get(pid, size, set);
         Thread fn pthread_key_create(key: *mut pthread_key_t, destructor: Option<KeyDestructor>) -> c_int
             => keys::create(key, destructor);
         Thread fn pthread_key_delete(key: pthread_key_t) -> c_int => keys::delete(key);

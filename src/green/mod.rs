@@ -9,7 +9,7 @@ pub mod table;
 pub mod tls;
 
 use core::cell::{Cell, UnsafeCell};
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use corosensei::{Coroutine, Yielder};
 use libc::c_int;
 use stack::Stack;
@@ -39,6 +39,9 @@ pub struct StackInfo {
     pub size: usize,
     pub guard: usize,
 }
+
+/// A set of CPUs, as a `cpu_set_t` holds it (1 024 bits).
+pub type CpuMask = [u64; 16];
 
 /// A green thread's control block (or a hub's root: the OS thread's own stack, which runs the
 /// hub loop when it waits). Its address is the green thread's `pthread_t`.
@@ -93,6 +96,9 @@ pub struct Green {
     /// `thread_local` destructors registered by it (`__cxa_thread_atexit_impl`), run at its
     /// end, last registered first.
     pub(crate) tls_dtors: UnsafeCell<Vec<(crate::real::KeyDestructor, *mut libc::c_void)>>,
+    /// The CPUs it may run on as it reports them (`thread::affinity`: kept, never applied; a
+    /// mask is never freed); null: its OS thread's.
+    pub(crate) affinity: AtomicPtr<CpuMask>,
 }
 
 /// What a green thread runs: the C start routine (POSIX or C11) and its argument.
@@ -104,7 +110,7 @@ pub enum Entry {
 
 // SAFETY: the non-atomic fields (Cells, UnsafeCells) are touched only by the OS thread of the
 // hub the green thread belongs to (green threads never migrate: trap 8); what other OS threads
-// touch (live, park_token, retval, join, name, and the dump's waiting_*, switched_sp) is atomic
+// touch (live, park_token, retval, join, name, affinity, and the dump's waiting_*, switched_sp) is atomic
 // or behind a Mutex. A dump printed by another hub also reads `id`, `entry`, `stack` and `created_at`, which
 // are written once, before the thread can be found in the table.
 unsafe impl Sync for Green {}
@@ -165,6 +171,7 @@ impl Green {
             created_at: 0,
             tls: Cell::new(tls::State::NONE),
             tls_dtors: UnsafeCell::new(Vec::new()),
+            affinity: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The pthread functions that take a `pthread_t` and would crash on a green handle in glibc
-//! (trap 7): names and attributes are per green thread; scheduling, affinity, CPU clocks and
-//! signals belong to the OS thread the green thread runs on.
+//! (trap 7): names, attributes and CPU affinity (`affinity`) are per green thread; scheduling,
+//! CPU clocks and signals belong to the OS thread the green thread runs on.
 
 use super::{active, green_handle as green, green_of};
 use crate::green::Join;
@@ -93,6 +93,18 @@ pub unsafe fn get_attr(handle: pthread_t, attr: *mut pthread_attr_t) -> Outcome<
         libc::pthread_attr_setstack(attr, green.stack.low as *mut libc::c_void, green.stack.size);
         libc::pthread_attr_setguardsize(attr, green.stack.guard);
         libc::pthread_attr_setdetachstate(attr, state);
+        // As glibc's: the thread's CPUs too.
+        if let Some(mask) = super::affinity::for_attr(green) {
+            let rc = libc::pthread_attr_setaffinity_np(
+                attr,
+                core::mem::size_of_val(&mask),
+                mask.as_ptr().cast(),
+            );
+            if rc != 0 {
+                libc::pthread_attr_destroy(attr);
+                return Done(rc);
+            }
+        }
     }
     Done(0)
 }

@@ -17,6 +17,7 @@
 //! lets a signal through only while a green thread of it that does not block it runs (the
 //! hub's masks), so a process-directed signal reaches a thread that does not block it.
 
+use crate::green::CpuMask;
 use crate::hub::Hub;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
@@ -48,18 +49,18 @@ pub fn count() -> usize {
     COUNT.load(Ordering::Acquire).max(1)
 }
 
-/// The hub a new thread made from `creator`'s hub goes to; `attr` (null or initialised) may
-/// name CPUs (`pthread_attr_setaffinity_np`), which narrow the choice (see [`hubs_for_cpus`]).
+/// The hub a new thread made from `creator`'s hub goes to; its CPU mask (`thread::affinity`:
+/// its attributes', else its creator's) narrows the choice (see [`hubs_for_cpus`]).
 #[inline]
-pub fn place_from(creator: &'static Hub, attr: *const libc::pthread_attr_t) -> &'static Hub {
+pub fn place_from(creator: &'static Hub, cpus: Option<&CpuMask>) -> &'static Hub {
     if wanted() == 1 {
         return creator;
     }
-    pick(creator, attr)
+    pick(creator, cpus)
 }
 
 #[cold]
-fn pick(creator: &'static Hub, attr: *const libc::pthread_attr_t) -> &'static Hub {
+fn pick(creator: &'static Hub, cpus: Option<&CpuMask>) -> &'static Hub {
     let mut n = COUNT.load(Ordering::Acquire);
     if n == 0 {
         start(creator);
@@ -68,7 +69,7 @@ fn pick(creator: &'static Hub, attr: *const libc::pthread_attr_t) -> &'static Hu
             return creator;
         }
     }
-    let allowed = hubs_for_cpus(attr, n);
+    let allowed = hubs_for_cpus(cpus, n);
     let listed = |i: usize| {
         let ok = i >= 128 || allowed >> i & 1 != 0;
         // SAFETY: listed hubs are leaked, never freed.
@@ -97,31 +98,22 @@ fn pick(creator: &'static Hub, attr: *const libc::pthread_attr_t) -> &'static Hu
         .unwrap_or(creator)
 }
 
-/// The hubs (bit i: hub i; with more than 128 hubs, every one) a thread whose attributes name
+/// The hubs (bit i: hub i; with more than 128 hubs, every one) a thread whose mask names
 /// CPUs may go to. Hubs are not pinned (an OS thread's mask is what `sched_getaffinity` says
 /// in every green thread on it, and programs size their pools by it), so CPUs stand for hubs:
 /// the k-th CPU the process may run on is hub k mod N's. Threads that ask for different CPUs
 /// then run in parallel on different hubs, threads that ask for one CPU share its hub, as
 /// natively. No CPUs named, or none the process may run on: every hub.
-fn hubs_for_cpus(attr: *const libc::pthread_attr_t, n: usize) -> u128 {
+fn hubs_for_cpus(cpus: Option<&CpuMask>, n: usize) -> u128 {
     const EVERY: u128 = u128::MAX;
-    if attr.is_null() || n > 128 {
+    let Some(asked) = cpus else { return EVERY };
+    if n > 128 {
         return EVERY;
     }
-    // SAFETY: a zeroed set is valid; attr is initialised (the caller's contract); the real
-    // function (not hooked). glibc fills every bit when the attributes name no CPU.
-    let asked = unsafe {
-        let mut asked: libc::cpu_set_t = core::mem::zeroed();
-        if libc::pthread_attr_getaffinity_np(attr, CPU_SET_BYTES, &mut asked) != 0 {
-            return EVERY;
-        }
-        // SAFETY: cpu_set_t is 1024 bits, as 16 words.
-        core::mem::transmute::<libc::cpu_set_t, [u64; CPU_WORDS]>(asked)
-    };
     let mut hubs = 0u128;
     let mut k = 0; // the rank among the process's CPUs
     let mut all = true;
-    for (word, asked) in PROCESS_CPUS.iter().zip(asked) {
+    for (word, &asked) in PROCESS_CPUS.iter().zip(asked) {
         let word = word.load(Ordering::Relaxed);
         all &= word & !asked == 0;
         let mut both = word & asked;
@@ -136,20 +128,15 @@ fn hubs_for_cpus(attr: *const libc::pthread_attr_t, n: usize) -> u128 {
     if all || hubs == 0 { EVERY } else { hubs }
 }
 
-const CPU_SET_BYTES: usize = core::mem::size_of::<libc::cpu_set_t>();
-const CPU_WORDS: usize = CPU_SET_BYTES / 8;
+const CPU_WORDS: usize = core::mem::size_of::<CpuMask>() / 8;
 
 /// The CPUs the process could run on when the hubs started (what [`hubs_for_cpus`] ranks).
 static PROCESS_CPUS: [AtomicU64; CPU_WORDS] = [const { AtomicU64::new(0) }; CPU_WORDS];
 
 fn note_process_cpus() {
-    // SAFETY: a zeroed set is valid, filled by the kernel; cpu_set_t is 16 words.
-    let words = unsafe {
-        let mut set: libc::cpu_set_t = core::mem::zeroed();
-        if libc::sched_getaffinity(0, CPU_SET_BYTES, &mut set) != 0 {
-            return;
-        }
-        core::mem::transmute::<libc::cpu_set_t, [u64; CPU_WORDS]>(set)
+    // The OS thread's own (a green creator's kept mask is not the process's).
+    let Some(words) = super::affinity::os_mask() else {
+        return;
     };
     for (slot, word) in PROCESS_CPUS.iter().zip(words) {
         slot.store(word, Ordering::Relaxed);

@@ -2,6 +2,7 @@
 //! calling OS thread's hub, and every pthread function that takes a `pthread_t` accepts a green
 //! handle (trap 7).
 
+pub mod affinity;
 pub mod c11;
 pub mod futex;
 pub mod handles;
@@ -244,7 +245,12 @@ pub(crate) unsafe fn spawn(
     entry: Entry,
     created_at: usize,
 ) -> c_int {
-    let home = hubs::place_from(hub, attr);
+    // SAFETY: attr per our contract.
+    let affinity = match unsafe { affinity::for_new_thread(hub, attr) } {
+        Ok(mask) => mask,
+        Err(code) => return code,
+    };
+    let home = hubs::place_from(hub, affinity);
     // SAFETY: attr per our contract.
     let wanted = unsafe { wanted(attr) };
     let stack = match wanted.stack_memory {
@@ -282,6 +288,7 @@ pub(crate) unsafe fn spawn(
         );
         return EAGAIN;
     };
+    affinity::start_with(green, affinity);
     tell_a_cxx_runtime();
     if !core::ptr::eq(home, hub) {
         // Started by its own hub's OS thread, where its thread-locals are built.
