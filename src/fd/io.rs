@@ -122,12 +122,12 @@ impl GreenFd {
         }
     }
 
-    /// [`retry`](GreenFd::retry) for a plain read (no peek, no flags) of a pipe or stream
-    /// socket, which keeps what the entry knows of its emptiness (`Entry::known_empty`): a
-    /// blocking read of a descriptor known to be empty parks first, without the system call
-    /// that would only answer EAGAIN.
+    /// [`retry`](GreenFd::retry) for a plain read (no peek, no flags) of `len` bytes from a
+    /// pipe or stream socket, which keeps what the entry knows of its emptiness
+    /// (`Entry::known_empty`): a blocking read of a descriptor known to be empty parks first,
+    /// without the system call that would only answer EAGAIN.
     #[inline]
-    pub fn read(&mut self, mut attempt: impl FnMut() -> ssize_t) -> Outcome<ssize_t> {
+    pub fn read(&mut self, len: usize, mut attempt: impl FnMut() -> ssize_t) -> Outcome<ssize_t> {
         let entry = self.entry;
         if self.kind == Kind::DatagramSocket {
             return self.retry(Direction::Read, attempt);
@@ -138,15 +138,20 @@ impl GreenFd {
         {
             return not_ready.outcome();
         }
+        let (fd, stream) = (self.fd, self.kind == Kind::StreamSocket);
         self.retry(Direction::Read, || {
             // Read before the call: an edge reported after it may be a write it did not see.
             let edges = entry.read_edges.load(core::sync::atomic::Ordering::Acquire);
             let n = attempt();
             if n > 0 {
                 entry.took(n as usize);
+                // A short read proves it only of plain TCP: elsewhere it may stop before the
+                // end (an O_DIRECT pipe's packet, a change of writer's credentials on a Unix
+                // socket).
+                if stream && (n as usize) < len && entry.short_read_drains(fd) {
+                    entry.found_drained(edges);
+                }
             } else if n < 0 && errno() == EAGAIN {
-                // Only EAGAIN proves it: a short read may stop before the end (an O_DIRECT
-                // pipe's packet, a change of writer's credentials on a Unix socket).
                 entry.found_empty(edges);
             }
             n

@@ -83,8 +83,16 @@ pub struct Entry {
     /// Readable edges epoll has reported for this descriptor (`wait::dispatch`).
     pub(crate) read_edges: AtomicU32,
     /// `read_edges + 1` as it was just before a read found the descriptor empty (EAGAIN, or a
-    /// short read of a pipe or stream socket); 0: not seen empty since it was made.
+    /// short read of a plain TCP socket: see `short_reads`); 0: not seen empty since it was
+    /// made.
     drained_at: AtomicU32,
+    /// `drained_at` was set by a short read, which proves emptiness only while `short_reads`
+    /// still says so.
+    drained_by_short_read: AtomicBool,
+    /// `stamp << SHORT_BITS | ShortReads`, of the descriptor now behind the number when the
+    /// stamp is not older than `born` (as `kind`): does a read that returned fewer bytes than
+    /// asked leave the socket drained, or a new epoll edge already queued?
+    short_reads: AtomicU64,
     /// Bytes written by the peer's hooked writes, less those read by hooked reads here, since
     /// the descriptor was last seen empty.
     unread: AtomicI64,
@@ -96,6 +104,12 @@ pub struct Entry {
 
 const KIND_BITS: u32 = 3;
 const FLAG_BITS: u32 = 4;
+const SHORT_BITS: u32 = 2;
+
+/// What a short read of a stream socket proves (`Entry::short_reads`; 0: not known yet).
+/// Ordered: where two answers of one stamp meet, `fetch_max` keeps the distrust.
+const SHORT_READ_DRAINS: u64 = 1;
+const SHORT_READ_PROVES_NOTHING: u64 = 2;
 
 /// Stamps: taken fresh (`fetch_add`) by births and flag changes, read by cache fills. Starts at
 /// 1 so that a fresh entry's zero words are older than anything.
@@ -171,6 +185,8 @@ impl Entry {
             peer: AtomicU64::new(0),
             read_edges: AtomicU32::new(0),
             drained_at: AtomicU32::new(0),
+            drained_by_short_read: AtomicBool::new(false),
+            short_reads: AtomicU64::new(0),
             unread: AtomicI64::new(0),
             call_lock: AtomicBool::new(false),
         }
@@ -262,6 +278,38 @@ fn socket_timeout(fd: c_int, option: c_int) -> u64 {
         return 0;
     }
     (tv.tv_sec.max(0) as u64) * 1_000_000_000 + (tv.tv_usec.max(0) as u64) * 1_000
+}
+
+/// Is `fd` a TCP socket with no upper-layer protocol (`TCP_ULP` names none)?
+fn plain_tcp(fd: c_int) -> bool {
+    let mut protocol: c_int = 0;
+    let mut len = size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: protocol and len are valid for getsockopt to write.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PROTOCOL,
+            (&raw mut protocol).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || protocol != libc::IPPROTO_TCP {
+        return false;
+    }
+    let mut name = [0u8; 16];
+    let mut len = name.len() as libc::socklen_t;
+    // SAFETY: name and len are valid for getsockopt to write.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_TCP,
+            libc::TCP_ULP,
+            name.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && (len == 0 || name[0] == 0)
 }
 
 fn classify(fd: c_int) -> Kind {
@@ -534,14 +582,80 @@ impl Entry {
         at != 0
             && at.wrapping_sub(1) == self.read_edges.load(Ordering::Acquire)
             && self.unread.load(Ordering::Acquire) == 0
+            && (!self.drained_by_short_read.load(Ordering::Acquire)
+                || self.cached_short_reads() == Some(true))
     }
 
     /// A read that began when `read_edges` was `edges` found the descriptor empty.
     #[inline]
     pub fn found_empty(&self, edges: u32) {
+        self.drained_by_short_read.store(false, Ordering::Release);
         self.unread.store(0, Ordering::Release);
         self.drained_at
             .store(edges.wrapping_add(1).max(1), Ordering::Release);
+    }
+
+    /// A read that began when `read_edges` was `edges` returned fewer bytes than it asked of a
+    /// stream socket whose short reads prove it drained ([`Entry::short_read_drains`]).
+    #[inline]
+    pub fn found_drained(&self, edges: u32) {
+        self.drained_by_short_read.store(true, Ordering::Release);
+        self.unread.store(0, Ordering::Release);
+        self.drained_at
+            .store(edges.wrapping_add(1).max(1), Ordering::Release);
+    }
+
+    /// Does a read of this stream socket that returned fewer bytes than it asked leave it
+    /// drained, or a new edge already queued in its epoll (so the next read may park without
+    /// trying)? Only plain TCP, asked once per descriptor (two `getsockopt`): `tcp_recvmsg`
+    /// stops short only when the receive queue is empty — and what arrives while it holds the
+    /// socket is queued after it with a wake-up, an edge of the edge-triggered registration,
+    /// as is all that arrives later; a registration made later reports data already there —
+    /// or at the urgent mark. Not a Unix socket (a read stops at a change of credentials or
+    /// after passed descriptors), SCTP (a message at a time), MPTCP, nor a TCP socket with an
+    /// upper-layer protocol (kernel TLS stops before a control record). Urgent data (an
+    /// EPOLLPRI edge, a program's `MSG_OOB` read) and a later `TCP_ULP` or `TCP_REPAIR`
+    /// withdraw it for the descriptor's life ([`Entry::distrust_short_reads`]).
+    #[inline]
+    pub fn short_read_drains(&self, fd: c_int) -> bool {
+        if let Some(drains) = self.cached_short_reads() {
+            return drains;
+        }
+        let stamp = STAMP.load(Ordering::SeqCst);
+        let drains = plain_tcp(fd);
+        let answer = if drains {
+            SHORT_READ_DRAINS
+        } else {
+            SHORT_READ_PROVES_NOTHING
+        };
+        self.short_reads
+            .fetch_max(stamp << SHORT_BITS | answer, Ordering::SeqCst);
+        self.cached_short_reads().unwrap_or(false)
+    }
+
+    /// What is known of the descriptor's short reads, None when nothing is.
+    #[inline]
+    fn cached_short_reads(&self) -> Option<bool> {
+        let word = self.short_reads.load(Ordering::SeqCst);
+        let answer = word & ((1 << SHORT_BITS) - 1);
+        if answer == 0 || word >> SHORT_BITS < self.born.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(answer == SHORT_READ_DRAINS)
+    }
+
+    /// The socket may stop a read short with data left and no new edge (urgent data, an
+    /// upper-layer protocol): its short reads prove nothing from now on, for the descriptor's
+    /// life. Made before the edge that told it is counted (`wait::dispatch`), so a read that
+    /// began after that count sees it.
+    pub fn distrust_short_reads(&self) {
+        if self.cached_short_reads() == Some(false) {
+            return;
+        }
+        self.short_reads.fetch_max(
+            fresh_stamp() << SHORT_BITS | SHORT_READ_PROVES_NOTHING,
+            Ordering::SeqCst,
+        );
     }
 
     /// A read took `n` bytes and left the descriptor's emptiness unknown.

@@ -210,8 +210,8 @@ fn event_key(fd: c_int, generation: u32) -> usize {
     (u64::from(generation) << 32 | fd as u32 as u64) as usize
 }
 
-/// An event from the hub's epoll for `key`.
-pub fn dispatch(key: usize, readable: bool, writable: bool) {
+/// An event from the hub's epoll for `key` (`urgent`: EPOLLPRI, out-of-band data).
+pub fn dispatch(key: usize, readable: bool, writable: bool, urgent: bool) {
     let fd = (key as u64 & 0xffff_ffff) as c_int;
     let generation = (key as u64 >> 32) as u32;
     let Some(entry) = super::entry(fd) else {
@@ -219,6 +219,11 @@ pub fn dispatch(key: usize, readable: bool, writable: bool) {
     };
     if entry.generation() != generation {
         return;
+    }
+    if urgent {
+        // Before the edge is counted: a read stopped at the urgent mark leaves data and no
+        // new edge.
+        entry.distrust_short_reads();
     }
     if readable {
         // Maybe a write from outside this process or past the hooks: emptiness is unknown

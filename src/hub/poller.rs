@@ -31,6 +31,8 @@ pub struct Event {
     pub key: usize,
     pub readable: bool,
     pub writable: bool,
+    /// EPOLLPRI: a socket holds urgent (out-of-band) data.
+    pub urgent: bool,
 }
 
 fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
@@ -230,6 +232,7 @@ impl Poller {
                 readable: broken
                     || flags & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) as u32 != 0,
                 writable: broken || flags & libc::EPOLLOUT as u32 != 0,
+                urgent: flags & libc::EPOLLPRI as u32 != 0,
             });
         }
         Ok(false)
