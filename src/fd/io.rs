@@ -4,7 +4,7 @@
 //! again.
 
 use super::wait::{Direction, NotReady, wait_fd};
-use super::{Entry, Kind};
+use super::{BeforeRead, Entry, Kind};
 use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
@@ -132,17 +132,24 @@ impl GreenFd {
         if self.kind == Kind::DatagramSocket {
             return self.retry(Direction::Read, attempt);
         }
-        if entry.known_empty()
-            && !self.program_nonblocking()
+        let mut first = entry.before_read();
+        if first != BeforeRead::Try && self.program_nonblocking() {
+            first = BeforeRead::Try;
+        }
+        if first == BeforeRead::Park
             && let Err(not_ready) = self.wait(Direction::Read)
         {
             return not_ready.outcome();
         }
         let (fd, stream) = (self.fd, self.kind == Kind::StreamSocket);
+        let mut learn = first == BeforeRead::TryAfterShort;
         self.retry(Direction::Read, || {
             // Read before the call: an edge reported after it may be a write it did not see.
             let edges = entry.read_edges.load(core::sync::atomic::Ordering::Acquire);
             let n = attempt();
+            if core::mem::take(&mut learn) {
+                entry.tried_after_short(n < 0 && errno() == EAGAIN);
+            }
             if n > 0 {
                 entry.took(n as usize);
                 // A short read proves it only of plain TCP: elsewhere it may stop before the

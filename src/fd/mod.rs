@@ -12,7 +12,9 @@ pub mod io;
 pub mod socket;
 pub mod wait;
 
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering,
+};
 use libc::c_int;
 
 /// What a descriptor is, as far as green I/O cares.
@@ -89,6 +91,12 @@ pub struct Entry {
     /// `drained_at` was set by a short read, which proves emptiness only while `short_reads`
     /// still says so.
     drained_by_short_read: AtomicBool,
+    /// How often, lately, a read that tried after a short read found nothing (0..=7: +1 when
+    /// it did, -1 when data had come): see `Entry::before_read`.
+    empty_after_short: AtomicU8,
+    /// Reads after a short read that parked without trying, wrapping: every
+    /// `SAMPLE_EVERY`-th tries anyway, to notice when data starts coming first.
+    parked_after_short: AtomicU8,
     /// `stamp << SHORT_BITS | ShortReads`, of the descriptor now behind the number when the
     /// stamp is not older than `born` (as `kind`): does a read that returned fewer bytes than
     /// asked leave the socket drained, or a new epoll edge already queued?
@@ -105,6 +113,24 @@ pub struct Entry {
 const KIND_BITS: u32 = 3;
 const FLAG_BITS: u32 = 4;
 const SHORT_BITS: u32 = 2;
+
+/// `Entry::empty_after_short`: its ceiling, and the count from which reads park first.
+const EMPTY_MAX: u8 = 7;
+const EMPTY_MOSTLY: u8 = 4;
+/// One read in this many that would park first after a short read tries instead.
+const SAMPLE_EVERY: u8 = 8;
+
+/// What a blocking read does first ([`Entry::before_read`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BeforeRead {
+    /// Try the call.
+    Try,
+    /// Park: the descriptor is empty, or an edge will come.
+    Park,
+    /// Try the call, though a short read said an edge will come; tell
+    /// [`Entry::tried_after_short`] what it found.
+    TryAfterShort,
+}
 
 /// What a short read of a stream socket proves (`Entry::short_reads`; 0: not known yet).
 /// Ordered: where two answers of one stamp meet, `fetch_max` keeps the distrust.
@@ -186,6 +212,8 @@ impl Entry {
             read_edges: AtomicU32::new(0),
             drained_at: AtomicU32::new(0),
             drained_by_short_read: AtomicBool::new(false),
+            empty_after_short: AtomicU8::new(0),
+            parked_after_short: AtomicU8::new(0),
             short_reads: AtomicU64::new(0),
             unread: AtomicI64::new(0),
             call_lock: AtomicBool::new(false),
@@ -584,6 +612,49 @@ impl Entry {
             && self.unread.load(Ordering::Acquire) == 0
             && (!self.drained_by_short_read.load(Ordering::Acquire)
                 || self.cached_short_reads() == Some(true))
+    }
+
+    /// What a blocking read does first (the program's non-blocking descriptors aside).
+    ///
+    /// After a short read the socket is empty or an edge is on its way, but it may hold data
+    /// already: a peer that answered before this thread came back (the server was slowed or
+    /// preempted, the client pipelines) — then parking costs the hub an `epoll_pwait2` that
+    /// returns at once, where trying would have read at once. So a descriptor parks first
+    /// only while most of its recent tries after a short read found nothing (an echo server
+    /// under load: its thread is back long before the answer), and still tries one read in
+    /// `SAMPLE_EVERY` to notice when that changes.
+    #[inline]
+    pub fn before_read(&self) -> BeforeRead {
+        if !self.known_empty() {
+            return BeforeRead::Try;
+        }
+        if !self.drained_by_short_read.load(Ordering::Relaxed) {
+            return BeforeRead::Park;
+        }
+        if self.empty_after_short.load(Ordering::Relaxed) >= EMPTY_MOSTLY {
+            let n = self
+                .parked_after_short
+                .load(Ordering::Relaxed)
+                .wrapping_add(1);
+            self.parked_after_short.store(n, Ordering::Relaxed);
+            if !n.is_multiple_of(SAMPLE_EVERY) {
+                return BeforeRead::Park;
+            }
+        }
+        BeforeRead::TryAfterShort
+    }
+
+    /// A read that tried after a short read ([`BeforeRead::TryAfterShort`]) found nothing
+    /// (`empty`) or data.
+    #[inline]
+    pub fn tried_after_short(&self, empty: bool) {
+        let was = self.empty_after_short.load(Ordering::Relaxed);
+        let now = if empty {
+            (was + 1).min(EMPTY_MAX)
+        } else {
+            was.saturating_sub(1)
+        };
+        self.empty_after_short.store(now, Ordering::Relaxed);
     }
 
     /// A read that began when `read_edges` was `edges` found the descriptor empty.
