@@ -118,7 +118,7 @@ const SHORT_BITS: u32 = 2;
 const EMPTY_MAX: u8 = 7;
 const EMPTY_MOSTLY: u8 = 4;
 /// One read in this many that would park first after a short read tries instead.
-const SAMPLE_EVERY: u8 = 8;
+const SAMPLE_EVERY: u8 = 16;
 
 /// What a blocking read does first ([`Entry::before_read`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
