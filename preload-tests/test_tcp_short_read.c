@@ -10,7 +10,10 @@
  *    come; the next read returns that data (the out-of-band byte skipped), as natively; and a
  *    program's MSG_OOB read of the byte, then the plain read of the rest;
  *  - a descriptor the program made non-blocking: after a short read, the next read answers
- *    EAGAIN, never waits. */
+ *    EAGAIN, never waits;
+ *  - the last bytes with the peer's FIN in one segment: the read that takes them is short, and
+ *    the next one returns 0 at once (no edge comes after it); the same with a reset after the
+ *    bytes: ECONNRESET. */
 #include "gwtest.h"
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -74,11 +77,30 @@ static void *peer_echo(void *arg) {
     return NULL;
 }
 
+/* Rounds of one byte each way, the server's reads short and its next tries finding nothing:
+ * after them its reads park first (README, Performance). */
+enum { PINGS = 12 };
+static void pings(int fd) {
+    char c;
+    for (int i = 0; i < PINGS; i++) {
+        send_all(fd, "x", 1, 0);
+        recv_exact(fd, &c, 1);
+        CHECK_EQ(c, 'k');
+    }
+}
+
+static void serve_pings(int fd) {
+    char buf[64];
+    for (int i = 0; i < PINGS; i++) {
+        CHECK_EQ(read(fd, buf, sizeof buf), 1);
+        send_all(fd, "k", 1, 0);
+    }
+}
+
 static void peer_urgent(int fd) {
     char c;
-    /* Once: the reader parks in a read first, so the socket is watched. */
-    send_all(fd, "x", 1, 0);
-    recv_exact(fd, &c, 1);
+    /* The reader parks in reads first: the socket is watched, and its reads park first. */
+    pings(fd);
     for (int variant = 0; variant < 2; variant++) {
         int on = 1, off = 0;
         /* "abc", the urgent "d", "ef" in one segment: one edge for all of it. */
@@ -108,6 +130,34 @@ static void peer_nonblocking(int fd) {
     close(fd);
 }
 
+/* The last bytes and the FIN in one segment, then (on the next connection) bytes and a reset:
+ * a read takes the bytes (short), the next one must return 0, or the error, at once. */
+static void peer_ends(const struct sockaddr_in *a) {
+    char c;
+    for (int round = 0; round < 20; round++) {
+        int fd = tcp_connect(a), on = 1;
+        pings(fd);
+        CHECK_EQ(setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on), 0);
+        send_all(fd, "tail", 4, 0);
+        CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+        CHECK_EQ(recv(fd, &c, 1, 0), 0);
+        close(fd);
+    }
+    for (int round = 0; round < 20; round++) {
+        int fd = tcp_connect(a);
+        pings(fd);
+        send_all(fd, "tail", 4, 0);
+        struct linger hard = {1, 0};
+        CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard), 0);
+        close(fd);
+        /* Wait for the server's word that it saw the reset (over the listener's next
+         * connection, so this one stays closed). */
+        int sync = tcp_connect(a);
+        recv_exact(sync, &c, 1);
+        close(sync);
+    }
+}
+
 static void run_peer(const struct sockaddr_in *a) {
     pthread_t t[CONNS];
     for (int i = 0; i < CONNS; i++) {
@@ -117,6 +167,7 @@ static void run_peer(const struct sockaddr_in *a) {
     for (int i = 0; i < CONNS; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
     peer_urgent(tcp_connect(a));
     peer_nonblocking(tcp_connect(a));
+    peer_ends(a);
 }
 
 /* The process under test: two readers per connection, taking turns, each turn one read (asked
@@ -157,9 +208,8 @@ static void *reader(void *arg) {
 
 static void serve_urgent(int fd) {
     char buf[64];
-    gw_phase = "urgent: first read";
-    CHECK_EQ(read(fd, buf, sizeof buf), 1);
-    send_all(fd, "k", 1, 0);
+    gw_phase = "urgent: pings";
+    serve_pings(fd);
     /* A read stops short at the urgent mark; the next one skips the out-of-band byte. */
     gw_phase = "urgent: read up to the mark";
     CHECK_EQ(read(fd, buf, sizeof buf), 3);
@@ -209,6 +259,38 @@ static void serve_nonblocking(int fd) {
     close(fd);
 }
 
+static void serve_ends(int l) {
+    char buf[64];
+    for (int round = 0; round < 20; round++) {
+        int fd = accept(l, NULL, NULL);
+        CHECK(fd >= 0, "accept: %s", strerror(errno));
+        gw_phase = "end of file: pings";
+        serve_pings(fd);
+        gw_phase = "end of file: the last bytes";
+        CHECK_EQ(read(fd, buf, sizeof buf), 4);
+        gw_phase = "end of file after a short read";
+        CHECK_EQ(read(fd, buf, sizeof buf), 0);
+        close(fd);
+    }
+    for (int round = 0; round < 20; round++) {
+        int fd = accept(l, NULL, NULL);
+        CHECK(fd >= 0, "accept: %s", strerror(errno));
+        gw_phase = "reset: pings";
+        serve_pings(fd);
+        /* "tail" then the reset: the bytes (if the reset left them), then ECONNRESET. */
+        gw_phase = "reset after a short read";
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) CHECK(n <= 4, "reset: read %zd", n);
+        CHECK_EQ(n, -1);
+        CHECK_EQ(errno, ECONNRESET);
+        close(fd);
+        int sync = accept(l, NULL, NULL);
+        CHECK(sync >= 0, "accept: %s", strerror(errno));
+        send_all(sync, "k", 1, 0);
+        close(sync);
+    }
+}
+
 int main(void) {
     gw_watchdog("test_tcp_short_read", 40);
     signal(SIGPIPE, SIG_IGN);
@@ -249,6 +331,7 @@ int main(void) {
     fd = accept(l, NULL, NULL);
     CHECK(fd >= 0, "accept: %s", strerror(errno));
     serve_nonblocking(fd);
+    serve_ends(l);
     close(l);
 
     gw_phase = "peer";

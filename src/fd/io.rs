@@ -132,17 +132,20 @@ impl GreenFd {
         if self.kind == Kind::DatagramSocket {
             return self.retry(Direction::Read, attempt);
         }
-        let mut first = entry.before_read();
-        if first != BeforeRead::Try && self.program_nonblocking() {
-            first = BeforeRead::Try;
-        }
-        if first == BeforeRead::Park
-            && let Err(not_ready) = self.wait(Direction::Read)
-        {
-            return not_ready.outcome();
+        // A descriptor the program made non-blocking always tries (EAGAIN is its answer).
+        let mut learn = false;
+        match entry.before_read() {
+            BeforeRead::Try => {}
+            BeforeRead::Park => {
+                if !self.program_nonblocking()
+                    && let Err(not_ready) = self.wait(Direction::Read)
+                {
+                    return not_ready.outcome();
+                }
+            }
+            BeforeRead::TryAfterShort => learn = !self.program_nonblocking(),
         }
         let (fd, stream) = (self.fd, self.kind == Kind::StreamSocket);
-        let mut learn = first == BeforeRead::TryAfterShort;
         self.retry(Direction::Read, || {
             // Read before the call: an edge reported after it may be a write it did not see.
             let edges = entry.read_edges.load(core::sync::atomic::Ordering::Acquire);
@@ -155,8 +158,8 @@ impl GreenFd {
                 // A short read proves it only of plain TCP: elsewhere it may stop before the
                 // end (an O_DIRECT pipe's packet, a change of writer's credentials on a Unix
                 // socket).
-                if stream && (n as usize) < len && entry.short_read_drains(fd) {
-                    entry.found_drained(edges);
+                if stream && (n as usize) < len {
+                    entry.read_short(fd, edges);
                 }
             } else if n < 0 && errno() == EAGAIN {
                 entry.found_empty(edges);

@@ -519,6 +519,7 @@ fn renew(fd: c_int, kind: Kind) {
     entry.write_ready.store(false, Ordering::Relaxed);
     entry.peer.store(0, Ordering::Relaxed);
     entry.drained_at.store(0, Ordering::Release);
+    entry.empty_after_short.store(0, Ordering::Relaxed);
     // SAFETY: hubs are never freed.
     if let Some(hub) = unsafe { hub.as_ref() } {
         hub.unwatch(fd);
@@ -604,14 +605,14 @@ impl Entry {
     /// may be a write from elsewhere: a `dup`, another process, a call past the hooks).
     /// Whatever was written since by anyone still wakes the waiter: the peer's writes directly,
     /// any other by its edge, not yet reported.
+    /// (A short read proves it only while the socket's short reads still do: see
+    /// [`Entry::before_read`].)
     #[inline]
-    pub fn known_empty(&self) -> bool {
+    fn known_empty(&self) -> bool {
         let at = self.drained_at.load(Ordering::Acquire);
         at != 0
             && at.wrapping_sub(1) == self.read_edges.load(Ordering::Acquire)
             && self.unread.load(Ordering::Acquire) == 0
-            && (!self.drained_by_short_read.load(Ordering::Acquire)
-                || self.cached_short_reads() == Some(true))
     }
 
     /// What a blocking read does first (the program's non-blocking descriptors aside).
@@ -628,8 +629,17 @@ impl Entry {
         if !self.known_empty() {
             return BeforeRead::Try;
         }
-        if !self.drained_by_short_read.load(Ordering::Relaxed) {
+        if !self.drained_by_short_read.load(Ordering::Acquire) {
             return BeforeRead::Park;
+        }
+        self.before_read_after_short()
+    }
+
+    /// [`Entry::before_read`] of a descriptor a short read found drained.
+    #[inline(never)]
+    fn before_read_after_short(&self) -> BeforeRead {
+        if self.cached_short_reads() != Some(true) {
+            return BeforeRead::Try;
         }
         if self.empty_after_short.load(Ordering::Relaxed) >= EMPTY_MOSTLY {
             let n = self
@@ -646,7 +656,7 @@ impl Entry {
 
     /// A read that tried after a short read ([`BeforeRead::TryAfterShort`]) found nothing
     /// (`empty`) or data.
-    #[inline]
+    #[inline(never)]
     pub fn tried_after_short(&self, empty: bool) {
         let was = self.empty_after_short.load(Ordering::Relaxed);
         let now = if empty {
@@ -666,10 +676,19 @@ impl Entry {
             .store(edges.wrapping_add(1).max(1), Ordering::Release);
     }
 
+    /// A read of stream socket `fd` that began when `read_edges` was `edges` returned fewer
+    /// bytes than it asked: drained, if its short reads prove that.
+    #[inline(never)]
+    pub fn read_short(&self, fd: c_int, edges: u32) {
+        if self.short_read_drains(fd) {
+            self.found_drained(edges);
+        }
+    }
+
     /// A read that began when `read_edges` was `edges` returned fewer bytes than it asked of a
     /// stream socket whose short reads prove it drained ([`Entry::short_read_drains`]).
     #[inline]
-    pub fn found_drained(&self, edges: u32) {
+    fn found_drained(&self, edges: u32) {
         self.drained_by_short_read.store(true, Ordering::Release);
         self.unread.store(0, Ordering::Release);
         self.drained_at
@@ -682,11 +701,14 @@ impl Entry {
     /// stops short only when the receive queue is empty — and what arrives while it holds the
     /// socket is queued after it with a wake-up, an edge of the edge-triggered registration,
     /// as is all that arrives later; a registration made later reports data already there —
-    /// or at the urgent mark. Not a Unix socket (a read stops at a change of credentials or
-    /// after passed descriptors), SCTP (a message at a time), MPTCP, nor a TCP socket with an
-    /// upper-layer protocol (kernel TLS stops before a control record). Urgent data (an
-    /// EPOLLPRI edge, a program's `MSG_OOB` read) and a later `TCP_ULP` or `TCP_REPAIR`
-    /// withdraw it for the descriptor's life ([`Entry::distrust_short_reads`]).
+    /// or at the urgent mark, or with the peer's FIN or reset behind the bytes it took (the
+    /// next read returns 0 or the error at once, and their edge may be reported already).
+    /// Not a Unix socket (a read stops at a change of credentials or after passed
+    /// descriptors), SCTP (a message at a time), MPTCP, nor a TCP socket with an upper-layer
+    /// protocol (kernel TLS stops before a control record). An edge with urgent data, the
+    /// peer's shutdown, a hang-up or an error (EPOLLPRI, EPOLLRDHUP, EPOLLHUP, EPOLLERR), a
+    /// program's `MSG_OOB` read, and a later `TCP_ULP` or `TCP_REPAIR` withdraw it for the
+    /// descriptor's life ([`Entry::distrust_short_reads`]).
     #[inline]
     pub fn short_read_drains(&self, fd: c_int) -> bool {
         if let Some(drains) = self.cached_short_reads() {
@@ -715,9 +737,9 @@ impl Entry {
         Some(answer == SHORT_READ_DRAINS)
     }
 
-    /// The socket may stop a read short with data left and no new edge (urgent data, an
-    /// upper-layer protocol): its short reads prove nothing from now on, for the descriptor's
-    /// life. Made before the edge that told it is counted (`wait::dispatch`), so a read that
+    /// The socket may stop a read short with something left to read and no new edge (urgent
+    /// data, the end of file, an error, an upper-layer protocol): its short reads prove
+    /// nothing from now on, for the descriptor's life. Made before the edge that told it is counted (`wait::dispatch`), so a read that
     /// began after that count sees it.
     pub fn distrust_short_reads(&self) {
         if self.cached_short_reads() == Some(false) {

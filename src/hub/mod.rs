@@ -40,8 +40,8 @@ const CHECK_EVERY: u32 = 64;
 /// same for every hub). Plain function pointers: no allocation or trait object per event.
 pub struct Owners {
     /// The poller saw `key` (as registered with [`Hub::watch`]) ready in these directions
-    /// (`urgent`: with out-of-band data, EPOLLPRI).
-    pub io_ready: fn(key: usize, readable: bool, writable: bool, urgent: bool),
+    /// (`exceptional`: with urgent data, the peer's shutdown, a hang-up or an error).
+    pub io_ready: fn(key: usize, readable: bool, writable: bool, exceptional: bool),
     /// The hub's poller was replaced: nothing is registered with it any more.
     pub poller_renewed: fn(hub: &Hub),
     /// The hub looks around (before it runs more threads, after each poll) and someone asked
@@ -899,7 +899,7 @@ impl Hub {
                 self.channel_ready.set(true);
                 self.request_look();
             } else {
-                io_ready(event.key, event.readable, event.writable, event.urgent);
+                io_ready(event.key, event.readable, event.writable, event.exceptional);
             }
         });
         // An EINTR alone says nothing: a signal that nobody handles ends epoll_wait too (a
