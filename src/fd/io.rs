@@ -124,8 +124,9 @@ impl GreenFd {
 
     /// [`retry`](GreenFd::retry) for a plain read (no peek, no flags) of `len` bytes from a
     /// pipe or stream socket, which keeps what the entry knows of its emptiness
-    /// (`Entry::known_empty`): a blocking read of a descriptor known to be empty parks first,
-    /// without the system call that would only answer EAGAIN.
+    /// (`Entry::before_read`): a blocking read of a descriptor known to be empty (or, after a
+    /// short read of plain TCP, to have an edge on its way) parks first, without the system
+    /// call that would only answer EAGAIN.
     #[inline]
     pub fn read(&mut self, len: usize, mut attempt: impl FnMut() -> ssize_t) -> Outcome<ssize_t> {
         let entry = self.entry;
