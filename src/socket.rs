@@ -164,6 +164,7 @@ pub unsafe fn recvfrom(
     addr: *mut sockaddr,
     alen: *mut socklen_t,
 ) -> Outcome<ssize_t> {
+    reads_urgent(fd, flags);
     if flags & MSG_DONTWAIT != 0 {
         return Bypass;
     }
@@ -209,11 +210,23 @@ pub unsafe fn recvfrom(
     Done(got as ssize_t)
 }
 
+/// A program that reads urgent data (`MSG_OOB`) may have taken it before its edge was seen:
+/// the socket's short reads prove nothing from now on (`fd::Entry::short_read_drains`).
+#[inline]
+fn reads_urgent(fd: c_int, flags: c_int) {
+    if flags & libc::MSG_OOB != 0
+        && let Some(entry) = fd::entry(fd)
+    {
+        entry.distrust_short_reads();
+    }
+}
+
 /// `recvmsg` (and `readv` on a socket). Descriptors received with SCM_RIGHTS are new here.
 ///
 /// # Safety
 /// As `recvmsg(2)`.
 pub unsafe fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> Outcome<ssize_t> {
+    reads_urgent(fd, flags);
     if flags & MSG_DONTWAIT != 0 {
         return Bypass;
     }
@@ -442,6 +455,15 @@ pub unsafe fn setsockopt(
     let rc = unsafe { (real::get().setsockopt)(fd, level, name, value, len) };
     if rc == 0 && sets_timeout(level, name) {
         fd::flags_changed();
+    }
+    if rc == 0
+        && level == libc::SOL_TCP
+        && matches!(name, libc::TCP_ULP | libc::TCP_REPAIR)
+        && let Some(entry) = fd::entry(fd)
+    {
+        // Kernel TLS stops a read before a control record; a socket in repair mode reads
+        // its queues by other rules.
+        entry.distrust_short_reads();
     }
     Done(rc)
 }

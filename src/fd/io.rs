@@ -4,7 +4,7 @@
 //! again.
 
 use super::wait::{Direction, NotReady, wait_fd};
-use super::{Entry, Kind};
+use super::{BeforeRead, Entry, Kind};
 use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
@@ -122,31 +122,47 @@ impl GreenFd {
         }
     }
 
-    /// [`retry`](GreenFd::retry) for a plain read (no peek, no flags) of a pipe or stream
-    /// socket, which keeps what the entry knows of its emptiness (`Entry::known_empty`): a
-    /// blocking read of a descriptor known to be empty parks first, without the system call
-    /// that would only answer EAGAIN.
+    /// [`retry`](GreenFd::retry) for a plain read (no peek, no flags) of `len` bytes from a
+    /// pipe or stream socket, which keeps what the entry knows of its emptiness
+    /// (`Entry::before_read`): a blocking read of a descriptor known to be empty (or, after a
+    /// short read of plain TCP, to have an edge on its way) parks first, without the system
+    /// call that would only answer EAGAIN.
     #[inline]
-    pub fn read(&mut self, mut attempt: impl FnMut() -> ssize_t) -> Outcome<ssize_t> {
+    pub fn read(&mut self, len: usize, mut attempt: impl FnMut() -> ssize_t) -> Outcome<ssize_t> {
         let entry = self.entry;
         if self.kind == Kind::DatagramSocket {
             return self.retry(Direction::Read, attempt);
         }
-        if entry.known_empty()
-            && !self.program_nonblocking()
-            && let Err(not_ready) = self.wait(Direction::Read)
-        {
-            return not_ready.outcome();
+        // A descriptor the program made non-blocking always tries (EAGAIN is its answer).
+        let mut learn = false;
+        match entry.before_read() {
+            BeforeRead::Try => {}
+            BeforeRead::Park => {
+                if !self.program_nonblocking()
+                    && let Err(not_ready) = self.wait(Direction::Read)
+                {
+                    return not_ready.outcome();
+                }
+            }
+            BeforeRead::TryAfterShort => learn = !self.program_nonblocking(),
         }
+        let (fd, stream) = (self.fd, self.kind == Kind::StreamSocket);
         self.retry(Direction::Read, || {
             // Read before the call: an edge reported after it may be a write it did not see.
             let edges = entry.read_edges.load(core::sync::atomic::Ordering::Acquire);
             let n = attempt();
+            if core::mem::take(&mut learn) {
+                entry.tried_after_short(n < 0 && errno() == EAGAIN);
+            }
             if n > 0 {
                 entry.took(n as usize);
+                // A short read proves it only of plain TCP: elsewhere it may stop before the
+                // end (an O_DIRECT pipe's packet, a change of writer's credentials on a Unix
+                // socket).
+                if stream && (n as usize) < len {
+                    entry.read_short(fd, edges);
+                }
             } else if n < 0 && errno() == EAGAIN {
-                // Only EAGAIN proves it: a short read may stop before the end (an O_DIRECT
-                // pipe's packet, a change of writer's credentials on a Unix socket).
                 entry.found_empty(edges);
             }
             n

@@ -12,7 +12,9 @@ pub mod io;
 pub mod socket;
 pub mod wait;
 
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering,
+};
 use libc::c_int;
 
 /// What a descriptor is, as far as green I/O cares.
@@ -83,8 +85,22 @@ pub struct Entry {
     /// Readable edges epoll has reported for this descriptor (`wait::dispatch`).
     pub(crate) read_edges: AtomicU32,
     /// `read_edges + 1` as it was just before a read found the descriptor empty (EAGAIN, or a
-    /// short read of a pipe or stream socket); 0: not seen empty since it was made.
+    /// short read of a plain TCP socket: see `short_reads`); 0: not seen empty since it was
+    /// made.
     drained_at: AtomicU32,
+    /// `drained_at` was set by a short read, which proves emptiness only while `short_reads`
+    /// still says so.
+    drained_by_short_read: AtomicBool,
+    /// How often, lately, a read that tried after a short read found nothing (0..=7: +1 when
+    /// it did, -1 when data had come): see `Entry::before_read`.
+    empty_after_short: AtomicU8,
+    /// Reads after a short read that parked without trying, wrapping: every
+    /// `SAMPLE_EVERY`-th tries anyway, to notice when data starts coming first.
+    parked_after_short: AtomicU8,
+    /// `stamp << SHORT_BITS | ShortReads`, of the descriptor now behind the number when the
+    /// stamp is not older than `born` (as `kind`): does a read that returned fewer bytes than
+    /// asked leave the socket drained, or a new epoll edge already queued?
+    short_reads: AtomicU64,
     /// Bytes written by the peer's hooked writes, less those read by hooked reads here, since
     /// the descriptor was last seen empty.
     unread: AtomicI64,
@@ -96,6 +112,30 @@ pub struct Entry {
 
 const KIND_BITS: u32 = 3;
 const FLAG_BITS: u32 = 4;
+const SHORT_BITS: u32 = 2;
+
+/// `Entry::empty_after_short`: its ceiling, and the count from which reads park first.
+const EMPTY_MAX: u8 = 7;
+const EMPTY_MOSTLY: u8 = 4;
+/// One read in this many that would park first after a short read tries instead.
+const SAMPLE_EVERY: u8 = 16;
+
+/// What a blocking read does first ([`Entry::before_read`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BeforeRead {
+    /// Try the call.
+    Try,
+    /// Park: the descriptor is empty, or an edge will come.
+    Park,
+    /// Try the call, though a short read said an edge will come; tell
+    /// [`Entry::tried_after_short`] what it found.
+    TryAfterShort,
+}
+
+/// What a short read of a stream socket proves (`Entry::short_reads`; 0: not known yet).
+/// Ordered: where two answers of one stamp meet, `fetch_max` keeps the distrust.
+const SHORT_READ_DRAINS: u64 = 1;
+const SHORT_READ_PROVES_NOTHING: u64 = 2;
 
 /// Stamps: taken fresh (`fetch_add`) by births and flag changes, read by cache fills. Starts at
 /// 1 so that a fresh entry's zero words are older than anything.
@@ -171,6 +211,10 @@ impl Entry {
             peer: AtomicU64::new(0),
             read_edges: AtomicU32::new(0),
             drained_at: AtomicU32::new(0),
+            drained_by_short_read: AtomicBool::new(false),
+            empty_after_short: AtomicU8::new(0),
+            parked_after_short: AtomicU8::new(0),
+            short_reads: AtomicU64::new(0),
             unread: AtomicI64::new(0),
             call_lock: AtomicBool::new(false),
         }
@@ -262,6 +306,38 @@ fn socket_timeout(fd: c_int, option: c_int) -> u64 {
         return 0;
     }
     (tv.tv_sec.max(0) as u64) * 1_000_000_000 + (tv.tv_usec.max(0) as u64) * 1_000
+}
+
+/// Is `fd` a TCP socket with no upper-layer protocol (`TCP_ULP` names none)?
+fn plain_tcp(fd: c_int) -> bool {
+    let mut protocol: c_int = 0;
+    let mut len = size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: protocol and len are valid for getsockopt to write.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PROTOCOL,
+            (&raw mut protocol).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || protocol != libc::IPPROTO_TCP {
+        return false;
+    }
+    let mut name = [0u8; 16];
+    let mut len = name.len() as libc::socklen_t;
+    // SAFETY: name and len are valid for getsockopt to write.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_TCP,
+            libc::TCP_ULP,
+            name.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && (len == 0 || name[0] == 0)
 }
 
 fn classify(fd: c_int) -> Kind {
@@ -443,6 +519,7 @@ fn renew(fd: c_int, kind: Kind) {
     entry.write_ready.store(false, Ordering::Relaxed);
     entry.peer.store(0, Ordering::Relaxed);
     entry.drained_at.store(0, Ordering::Release);
+    entry.empty_after_short.store(0, Ordering::Relaxed);
     // SAFETY: hubs are never freed.
     if let Some(hub) = unsafe { hub.as_ref() } {
         hub.unwatch(fd);
@@ -528,20 +605,150 @@ impl Entry {
     /// may be a write from elsewhere: a `dup`, another process, a call past the hooks).
     /// Whatever was written since by anyone still wakes the waiter: the peer's writes directly,
     /// any other by its edge, not yet reported.
+    /// (A short read proves it only while the socket's short reads still do: see
+    /// [`Entry::before_read`].)
     #[inline]
-    pub fn known_empty(&self) -> bool {
+    fn known_empty(&self) -> bool {
         let at = self.drained_at.load(Ordering::Acquire);
         at != 0
             && at.wrapping_sub(1) == self.read_edges.load(Ordering::Acquire)
             && self.unread.load(Ordering::Acquire) == 0
     }
 
+    /// What a blocking read does first (the program's non-blocking descriptors aside).
+    ///
+    /// After a short read the socket is empty or an edge is on its way, but it may hold data
+    /// already: a peer that answered before this thread came back (the server was slowed or
+    /// preempted, the client pipelines) — then parking costs the hub an `epoll_pwait2` that
+    /// returns at once, where trying would have read at once. So a descriptor parks first
+    /// only while most of its recent tries after a short read found nothing (an echo server
+    /// under load: its thread is back long before the answer), and still tries one read in
+    /// `SAMPLE_EVERY` to notice when that changes.
+    #[inline]
+    pub fn before_read(&self) -> BeforeRead {
+        if !self.known_empty() {
+            return BeforeRead::Try;
+        }
+        if !self.drained_by_short_read.load(Ordering::Acquire) {
+            return BeforeRead::Park;
+        }
+        self.before_read_after_short()
+    }
+
+    /// [`Entry::before_read`] of a descriptor a short read found drained.
+    #[inline(never)]
+    fn before_read_after_short(&self) -> BeforeRead {
+        if self.cached_short_reads() != Some(true) {
+            return BeforeRead::Try;
+        }
+        if self.empty_after_short.load(Ordering::Relaxed) >= EMPTY_MOSTLY {
+            let n = self
+                .parked_after_short
+                .load(Ordering::Relaxed)
+                .wrapping_add(1);
+            self.parked_after_short.store(n, Ordering::Relaxed);
+            if !n.is_multiple_of(SAMPLE_EVERY) {
+                return BeforeRead::Park;
+            }
+        }
+        BeforeRead::TryAfterShort
+    }
+
+    /// A read that tried after a short read ([`BeforeRead::TryAfterShort`]) found nothing
+    /// (`empty`) or data.
+    #[inline(never)]
+    pub fn tried_after_short(&self, empty: bool) {
+        let was = self.empty_after_short.load(Ordering::Relaxed);
+        let now = if empty {
+            (was + 1).min(EMPTY_MAX)
+        } else {
+            was.saturating_sub(1)
+        };
+        self.empty_after_short.store(now, Ordering::Relaxed);
+    }
+
     /// A read that began when `read_edges` was `edges` found the descriptor empty.
     #[inline]
     pub fn found_empty(&self, edges: u32) {
+        self.drained_by_short_read.store(false, Ordering::Release);
         self.unread.store(0, Ordering::Release);
         self.drained_at
             .store(edges.wrapping_add(1).max(1), Ordering::Release);
+    }
+
+    /// A read of stream socket `fd` that began when `read_edges` was `edges` returned fewer
+    /// bytes than it asked: drained, if its short reads prove that.
+    #[inline(never)]
+    pub fn read_short(&self, fd: c_int, edges: u32) {
+        if self.short_read_drains(fd) {
+            self.found_drained(edges);
+        }
+    }
+
+    /// A read that began when `read_edges` was `edges` returned fewer bytes than it asked of a
+    /// stream socket whose short reads prove it drained ([`Entry::short_read_drains`]).
+    #[inline]
+    fn found_drained(&self, edges: u32) {
+        self.drained_by_short_read.store(true, Ordering::Release);
+        self.unread.store(0, Ordering::Release);
+        self.drained_at
+            .store(edges.wrapping_add(1).max(1), Ordering::Release);
+    }
+
+    /// Does a read of this stream socket that returned fewer bytes than it asked leave it
+    /// drained, or a new edge already queued in its epoll (so the next read may park without
+    /// trying)? Only plain TCP, asked once per descriptor (two `getsockopt`): `tcp_recvmsg`
+    /// stops short only when the receive queue is empty — and what arrives while it holds the
+    /// socket is queued after it with a wake-up, an edge of the edge-triggered registration,
+    /// as is all that arrives later; a registration made later reports data already there —
+    /// or at the urgent mark, or with the peer's FIN or reset behind the bytes it took (the
+    /// next read returns 0 or the error at once, and their edge may be reported already).
+    /// Not a Unix socket (a read stops at a change of credentials or after passed
+    /// descriptors), SCTP (a message at a time), MPTCP, nor a TCP socket with an upper-layer
+    /// protocol (kernel TLS stops before a control record). An edge with urgent data, the
+    /// peer's shutdown, a hang-up or an error (EPOLLPRI, EPOLLRDHUP, EPOLLHUP, EPOLLERR), a
+    /// program's `MSG_OOB` read, and a later `TCP_ULP` or `TCP_REPAIR` withdraw it for the
+    /// descriptor's life ([`Entry::distrust_short_reads`]).
+    #[inline]
+    pub fn short_read_drains(&self, fd: c_int) -> bool {
+        if let Some(drains) = self.cached_short_reads() {
+            return drains;
+        }
+        let stamp = STAMP.load(Ordering::SeqCst);
+        let drains = plain_tcp(fd);
+        let answer = if drains {
+            SHORT_READ_DRAINS
+        } else {
+            SHORT_READ_PROVES_NOTHING
+        };
+        self.short_reads
+            .fetch_max(stamp << SHORT_BITS | answer, Ordering::SeqCst);
+        self.cached_short_reads().unwrap_or(false)
+    }
+
+    /// What is known of the descriptor's short reads, None when nothing is.
+    #[inline]
+    fn cached_short_reads(&self) -> Option<bool> {
+        let word = self.short_reads.load(Ordering::SeqCst);
+        let answer = word & ((1 << SHORT_BITS) - 1);
+        if answer == 0 || word >> SHORT_BITS < self.born.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(answer == SHORT_READ_DRAINS)
+    }
+
+    /// The socket may stop a read short with something left to read and no new edge (urgent
+    /// data, the end of file, an error, an upper-layer protocol): its short reads prove
+    /// nothing from now on, for the descriptor's life. Made before the edge that told it is counted (`wait::dispatch`), so a read that
+    /// began after that count sees it.
+    pub fn distrust_short_reads(&self) {
+        if self.cached_short_reads() == Some(false) {
+            return;
+        }
+        self.short_reads.fetch_max(
+            fresh_stamp() << SHORT_BITS | SHORT_READ_PROVES_NOTHING,
+            Ordering::SeqCst,
+        );
     }
 
     /// A read took `n` bytes and left the descriptor's emptiness unknown.

@@ -210,8 +210,9 @@ fn event_key(fd: c_int, generation: u32) -> usize {
     (u64::from(generation) << 32 | fd as u32 as u64) as usize
 }
 
-/// An event from the hub's epoll for `key`.
-pub fn dispatch(key: usize, readable: bool, writable: bool) {
+/// An event from the hub's epoll for `key` (`exceptional`: urgent data, the peer's shutdown,
+/// a hang-up or an error).
+pub fn dispatch(key: usize, readable: bool, writable: bool, exceptional: bool) {
     let fd = (key as u64 & 0xffff_ffff) as c_int;
     let generation = (key as u64 >> 32) as u32;
     let Some(entry) = super::entry(fd) else {
@@ -219,6 +220,12 @@ pub fn dispatch(key: usize, readable: bool, writable: bool) {
     };
     if entry.generation() != generation {
         return;
+    }
+    if exceptional {
+        // Before the edge is counted: a read that stopped at the urgent mark leaves data, one
+        // that took the last bytes before the peer's FIN or reset leaves the end of file or the
+        // error, and no new edge comes for either.
+        entry.distrust_short_reads();
     }
     if readable {
         // Maybe a write from outside this process or past the hooks: emptiness is unknown

@@ -39,8 +39,9 @@ const CHECK_EVERY: u32 = 64;
 /// What the services above the hub do at the hub's moments, given by whoever makes hubs (the
 /// same for every hub). Plain function pointers: no allocation or trait object per event.
 pub struct Owners {
-    /// The poller saw `key` (as registered with [`Hub::watch`]) ready in these directions.
-    pub io_ready: fn(key: usize, readable: bool, writable: bool),
+    /// The poller saw `key` (as registered with [`Hub::watch`]) ready in these directions
+    /// (`exceptional`: with urgent data, the peer's shutdown, a hang-up or an error).
+    pub io_ready: fn(key: usize, readable: bool, writable: bool, exceptional: bool),
     /// The hub's poller was replaced: nothing is registered with it any more.
     pub poller_renewed: fn(hub: &Hub),
     /// The hub looks around (before it runs more threads, after each poll) and someone asked
@@ -935,7 +936,7 @@ impl Hub {
                 self.channel_ready.set(true);
                 self.request_look();
             } else {
-                io_ready(event.key, event.readable, event.writable);
+                io_ready(event.key, event.readable, event.writable, event.exceptional);
             }
         });
         // An EINTR alone says nothing: a signal that nobody handles ends epoll_wait too (a
@@ -1126,7 +1127,7 @@ mod tests {
     use super::*;
 
     static TEST_OWNERS: Owners = Owners {
-        io_ready: |_, _, _| {},
+        io_ready: |_, _, _, _| {},
         poller_renewed: |_| {},
         look: |_| {},
         ended: |_| {},

@@ -31,6 +31,9 @@ pub struct Event {
     pub key: usize,
     pub readable: bool,
     pub writable: bool,
+    /// EPOLLPRI, EPOLLRDHUP, EPOLLHUP or EPOLLERR: urgent data, the peer's shutdown, a hang-up
+    /// or an error, which a read may meet without a new edge after it.
+    pub exceptional: bool,
 }
 
 fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
@@ -230,6 +233,9 @@ impl Poller {
                 readable: broken
                     || flags & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) as u32 != 0,
                 writable: broken || flags & libc::EPOLLOUT as u32 != 0,
+                exceptional: flags
+                    & (libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32
+                    != 0,
             });
         }
         Ok(false)

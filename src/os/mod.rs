@@ -133,14 +133,14 @@ unsafe fn green_read(
     };
     if green.kind.is_socket() {
         // SAFETY: the caller's buffer.
-        return green.read(|| unsafe { (real.recv)(fd, buf, len, MSG_DONTWAIT) });
+        return green.read(len, || unsafe { (real.recv)(fd, buf, len, MSG_DONTWAIT) });
     }
     let iov = iovec {
         iov_base: buf,
         iov_len: len,
     };
     // SAFETY: one iovec over the caller's buffer; offset -1 reads at the current position.
-    green.read(|| unsafe { pipe_readv(fd, &iov, 1) })
+    green.read(len, || unsafe { pipe_readv(fd, &iov, 1) })
 }
 
 /// A pipe read that does not block: `RWF_NOWAIT`; where the kernel refuses that flag (a FIFO
