@@ -39,6 +39,8 @@ pub(super) struct Watched {
     /// has not moved, the monitor preempts the running thread at its next look rather than
     /// once its slice is spent.
     woken_remotely: AtomicU64,
+    /// When that wake came (CLOCK_MONOTONIC ns).
+    woken_ns: AtomicU64,
     /// The switch count at which a preemption found nothing else to run, plus one (0: none).
     alone_at: AtomicU32,
     /// Where the preemption signal last found the running thread, at which switch count, and
@@ -142,27 +144,32 @@ impl Hub {
 
     /// A thread of another OS thread woke one of this hub's threads (its root, or a green
     /// thread through the inbox): if a thread runs here, the woken one waits for it (see
-    /// [`Hub::woken_waits`]).
+    /// [`Hub::woken_waits_since`]). A clock read, on a wake across hubs only.
     pub(super) fn note_woken_remotely(&self) {
         let watched = &self.watched_by_monitor;
         if !watched.idle.load(Ordering::Relaxed) {
             let at = watched.switches.load(Ordering::Relaxed);
             watched
+                .woken_ns
+                .store(crate::sys::now_ns(), Ordering::Relaxed);
+            watched
                 .woken_remotely
-                .store(WOKEN | u64::from(at), Ordering::Relaxed);
+                .store(WOKEN | u64::from(at), Ordering::Release);
         }
     }
 
-    /// For the monitor: was one of the hub's threads woken from another OS thread while the hub
-    /// was not idle, and has the hub not switched since? Natively the woken thread would get a
-    /// core at once (the kernel preempts a thread that has run for its wake-up granularity,
-    /// about a millisecond, for a thread that slept); here it waits for the thread that runs.
-    /// A switch since the wake let a woken root run (it runs before any other) and put a woken
-    /// green thread in the run queue, its turn to come without a preemption.
-    pub fn woken_waits(&self) -> bool {
+    /// For the monitor: since when has one of the hub's threads, woken from another OS thread
+    /// while the hub was not idle, waited for the thread that runs, which has had the hub at
+    /// least that long (None: no such wake, or the hub switched since)? Natively the woken
+    /// thread would get a core at once (the kernel preempts a thread that has run for its
+    /// wake-up granularity, about a millisecond, for a thread that slept). A switch since the
+    /// wake let a woken root run (it runs before any other) and put a woken green thread in
+    /// the run queue, its turn to come without a preemption.
+    pub fn woken_waits_since(&self) -> Option<u64> {
         let watched = &self.watched_by_monitor;
-        let woken = watched.woken_remotely.load(Ordering::Relaxed);
-        woken & WOKEN != 0 && woken as u32 == watched.switches.load(Ordering::Relaxed)
+        let woken = watched.woken_remotely.load(Ordering::Acquire);
+        (woken & WOKEN != 0 && woken as u32 == watched.switches.load(Ordering::Relaxed))
+            .then(|| watched.woken_ns.load(Ordering::Relaxed))
     }
 
     /// For the monitor: the running thread was preempted for the woken one.

@@ -229,11 +229,16 @@ struct Seen {
 /// 200 ms, and the state read said running).
 const BUSY_NS: u64 = TICK_NS / 2;
 
-/// The same, when a thread woken from another hub waits for the running one: a thread that
-/// has computed for a fifth of the tick is preempted for it even when the machine is loaded
-/// and the hub's OS thread got less than half a core (then a thread woken natively would still
+/// The same, when a thread woken from another hub waits for the running one: a hub whose OS
+/// thread computed for [`WOKEN_WAIT_NS`] of the tick is preempted for it even when the machine
+/// is loaded and that thread got less than half a core (a thread woken natively would still
 /// run first: the kernel favours a thread that slept).
-const WOKEN_BUSY_NS: u64 = TICK_NS / 5;
+const WOKEN_BUSY_NS: u64 = WOKEN_WAIT_NS;
+
+/// How long a thread woken from another hub must have waited for the running thread (which
+/// has had the hub at least that long) before the monitor preempts it: short runs are left
+/// alone.
+const WOKEN_WAIT_NS: u64 = 200_000;
 
 /// Between the two deliveries of a preemption for a thread woken from another hub, when the
 /// running thread has not been sampled this turn (see `preempt::may_preempt`).
@@ -303,31 +308,48 @@ fn watch(wanted: Wanted) -> ! {
 fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_ns: u64) -> bool {
     let switches = hub.switches();
     let resting = hub.alive() == 0 || hub.idle();
-    if switches != seen.switches || resting || seen.since == 0 {
-        seen.switches = switches;
-        seen.since = now;
-        blocked::end(hub, &mut seen.episode, now, wanted.block_warn_ns);
-        return !resting;
-    }
-    let kept = now.saturating_sub(seen.since);
-    if wanted.follows_blocks() {
-        blocked::sample(hub, &mut seen.episode, now, wanted.block_warn_ns);
-    }
-    if wanted.preempt {
-        // CPU used since the last look: a hub whose thread blocked throughout, or only passed
-        // through its own code, is not busy (and a kernel that does not say counts as busy).
+    // A thread woken from another hub has waited a while for the thread that runs, which has
+    // had the hub at least as long (no switch came between): natively the woken one would run
+    // now. The running thread is not alone any more.
+    let woken_waits = wanted.preempt
+        && !resting
+        && hub
+            .woken_waits_since()
+            .is_some_and(|at| now.saturating_sub(at) >= WOKEN_WAIT_NS);
+    // CPU used since the last look: a hub whose thread blocked throughout, or only passed
+    // through its own code, is not busy (and a kernel that does not say counts as busy).
+    let used = if wanted.preempt && !resting {
         let cpu = blocked::cpu_ns(hub.tid());
         let used = cpu.map_or(u64::MAX, |cpu| cpu.saturating_sub(seen.cpu_ns));
         seen.cpu_ns = cpu.unwrap_or(0);
+        used
+    } else {
+        0
+    };
+    let switched = switches != seen.switches || resting || seen.since == 0;
+    if switched {
+        seen.switches = switches;
+        seen.since = now;
+        blocked::end(hub, &mut seen.episode, now, wanted.block_warn_ns);
+        if !woken_waits {
+            return !resting;
+        }
+    }
+    let kept = now.saturating_sub(seen.since);
+    if wanted.follows_blocks() && !switched {
+        blocked::sample(hub, &mut seen.episode, now, wanted.block_warn_ns);
+    }
+    if wanted.preempt {
         let since_signal = now.saturating_sub(seen.signalled);
-        // A thread woken from another hub waits for the thread that runs, which has had the
-        // hub since before the last look (a tick or more) and used it: natively the woken one
-        // would run now. The running thread is not alone any more.
-        let woken_waits = hub.woken_waits();
         let busy = used >= if woken_waits { WOKEN_BUSY_NS } else { BUSY_NS };
         if busy
             && (kept >= slice_ns || woken_waits)
-            && since_signal >= slice_ns / 2
+            && since_signal
+                >= if woken_waits {
+                    WOKEN_WAIT_NS
+                } else {
+                    slice_ns / 2
+                }
             && !(hub.alone() && !woken_waits && since_signal < ALONE_BACKOFF_SLICES * slice_ns)
             && !seen.episode.in_call()
             && blocked::running_unblocked(hub.tid(), preempt::SIGNAL)
