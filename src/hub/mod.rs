@@ -744,9 +744,8 @@ impl Hub {
         if !green.is_root() {
             self.lock_inbox().woken.push(green);
             self.inbox_full.store(true, Ordering::Release);
-        } else {
-            self.note_root_woken_remotely();
         }
+        self.note_woken_remotely();
         if let Err(e) = self.poller.notify() {
             crate::log!(Error, "cannot notify a hub: {e}");
         }

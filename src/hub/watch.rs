@@ -8,7 +8,12 @@
 
 use super::Hub;
 use crate::green::Green;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
+
+/// Marks [`Watched::woken_remotely`] as set (the switch count is in the low half).
+const WOKEN: u64 = 1 << 32;
 
 /// How many hubs the monitor can watch; hubs past it run unwatched (one line says so).
 pub const MAX_HUBS: usize = 256;
@@ -29,9 +34,13 @@ pub(super) struct Watched {
     idle: AtomicBool,
     /// The monitor asked for a preemption; the signal handler takes it.
     preempt_wanted: AtomicBool,
-    /// A thread of another hub woke this hub's root while a green thread ran here: the monitor
-    /// preempts that thread at its next look rather than once its slice is spent.
-    root_woken_remotely: AtomicBool,
+    /// A thread of another hub woke one of this hub's (its root, or a green thread) while a
+    /// thread ran here: the switch count then, with [`WOKEN`] set (0: none). While the count
+    /// has not moved, the monitor preempts the running thread at its next look rather than
+    /// once its slice is spent.
+    woken_remotely: AtomicU64,
+    /// When that wake came (CLOCK_MONOTONIC ns).
+    woken_ns: AtomicU64,
     /// The switch count at which a preemption found nothing else to run, plus one (0: none).
     alone_at: AtomicU32,
     /// Where the preemption signal last found the running thread, at which switch count, and
@@ -133,22 +142,41 @@ impl Hub {
         unsafe { green.as_ref() }.unwrap_or(self.root)
     }
 
-    /// A thread of another OS thread woke this hub's root: if a green thread runs here, the
-    /// root waits for it (see [`Hub::take_root_woken_remotely`]).
-    pub(super) fn note_root_woken_remotely(&self) {
+    /// A thread of another OS thread woke one of this hub's threads (its root, or a green
+    /// thread through the inbox): if a thread runs here, the woken one waits for it (see
+    /// [`Hub::woken_waits_since`]). A clock read, on a wake across hubs only.
+    pub(super) fn note_woken_remotely(&self) {
         let watched = &self.watched_by_monitor;
         if !watched.idle.load(Ordering::Relaxed) {
-            watched.root_woken_remotely.store(true, Ordering::Relaxed);
+            let at = watched.switches.load(Ordering::Relaxed);
+            watched
+                .woken_ns
+                .store(crate::sys::now_ns(), Ordering::Relaxed);
+            watched
+                .woken_remotely
+                .store(WOKEN | u64::from(at), Ordering::Release);
         }
     }
 
-    /// For the monitor: was the root woken from another OS thread since the last call, while
-    /// the hub was not idle? Natively it would get a core at once (the kernel preempts a
-    /// thread that has run for its wake-up granularity, about a millisecond, for a thread that
-    /// slept): the thread the hub runs has had one monitor tick, so it is preempted now.
-    pub fn take_root_woken_remotely(&self) -> bool {
-        let flag = &self.watched_by_monitor.root_woken_remotely;
-        flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::Relaxed)
+    /// For the monitor: since when has one of the hub's threads, woken from another OS thread
+    /// while the hub was not idle, waited for the thread that runs, which has had the hub at
+    /// least that long (None: no such wake, or the hub switched since)? Natively the woken
+    /// thread would get a core at once (the kernel preempts a thread that has run for its
+    /// wake-up granularity, about a millisecond, for a thread that slept). A switch since the
+    /// wake let a woken root run (it runs before any other) and put a woken green thread in
+    /// the run queue, its turn to come without a preemption.
+    pub fn woken_waits_since(&self) -> Option<u64> {
+        let watched = &self.watched_by_monitor;
+        let woken = watched.woken_remotely.load(Ordering::Acquire);
+        (woken & WOKEN != 0 && woken as u32 == watched.switches.load(Ordering::Relaxed))
+            .then(|| watched.woken_ns.load(Ordering::Relaxed))
+    }
+
+    /// For the monitor: the running thread was preempted for the woken one.
+    pub fn woken_served(&self) {
+        self.watched_by_monitor
+            .woken_remotely
+            .store(0, Ordering::Relaxed);
     }
 
     /// The monitor asks for a preemption (before it sends the signal).
@@ -175,6 +203,15 @@ impl Hub {
         watched.sampled_at.store(now, Ordering::Relaxed);
         watched.samples.store(samples, Ordering::Relaxed);
         (before, samples)
+    }
+
+    /// Has the preemption signal found the running thread since the last switch (so one more
+    /// delivery can tell a loop from a pass)?
+    pub fn sampled_this_turn(&self) -> bool {
+        let watched = &self.watched_by_monitor;
+        watched.samples.load(Ordering::Relaxed) > 0
+            && watched.sampled_at.load(Ordering::Relaxed)
+                == watched.switches.load(Ordering::Relaxed)
     }
 
     /// The signal handler takes the request, if there is one.

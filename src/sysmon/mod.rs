@@ -1,7 +1,7 @@
 //! The monitor ("sysmon", as Go's runtime calls its own): one OS thread, `gw-sysmon`, that
 //! watches every hub from outside, every [`TICK_NS`], and serves three features:
 //! - preemption ([`preempt`]): a hub that ran one thread for a slice without a switch (or for
-//!   a tick, when a thread of another hub woke its root meanwhile),
+//!   a tick, when a thread of another hub woke one of its threads meanwhile),
 //!   its OS thread running (not in a system call), is sent a signal whose handler makes that
 //!   thread yield if it was interrupted in the program's own code;
 //! - the blocking detector (`GREENWORLD_BLOCK_WARN=MS`, [`blocked`]): a hub whose OS thread has
@@ -229,6 +229,21 @@ struct Seen {
 /// 200 ms, and the state read said running).
 const BUSY_NS: u64 = TICK_NS / 2;
 
+/// The same, when a thread woken from another hub waits for the running one: a hub whose OS
+/// thread computed for [`WOKEN_WAIT_NS`] of the tick is preempted for it even when the machine
+/// is loaded and that thread got less than half a core (a thread woken natively would still
+/// run first: the kernel favours a thread that slept).
+const WOKEN_BUSY_NS: u64 = WOKEN_WAIT_NS;
+
+/// How long a thread woken from another hub must have waited for the running thread (which
+/// has had the hub at least that long) before the monitor preempts it: short runs are left
+/// alone.
+const WOKEN_WAIT_NS: u64 = 200_000;
+
+/// Between the two deliveries of a preemption for a thread woken from another hub, when the
+/// running thread has not been sampled this turn (see `preempt::may_preempt`).
+const SAMPLE_GAP_NS: u64 = 100_000;
+
 /// After a preemption found nothing else to run, how many slices before the monitor signals
 /// that hub's thread again (unless it switched meanwhile): a thread alone with work of its own
 /// is left alone, bar a look for a timer now and then.
@@ -293,34 +308,63 @@ fn watch(wanted: Wanted) -> ! {
 fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_ns: u64) -> bool {
     let switches = hub.switches();
     let resting = hub.alive() == 0 || hub.idle();
-    if switches != seen.switches || resting || seen.since == 0 {
-        // A switch since the last look let a woken root run (it runs before any other).
-        hub.take_root_woken_remotely();
+    // A thread woken from another hub has waited a while for the thread that runs, which has
+    // had the hub at least as long (no switch came between): natively the woken one would run
+    // now. The running thread is not alone any more.
+    let woken_waits = wanted.preempt
+        && !resting
+        && hub
+            .woken_waits_since()
+            .is_some_and(|at| now.saturating_sub(at) >= WOKEN_WAIT_NS);
+    // CPU used since the last look: a hub whose thread blocked throughout, or only passed
+    // through its own code, is not busy (and a kernel that does not say counts as busy).
+    let used = if wanted.preempt && !resting {
+        let cpu = blocked::cpu_ns(hub.tid());
+        let used = cpu.map_or(u64::MAX, |cpu| cpu.saturating_sub(seen.cpu_ns));
+        seen.cpu_ns = cpu.unwrap_or(0);
+        used
+    } else {
+        0
+    };
+    let switched = switches != seen.switches || resting || seen.since == 0;
+    if switched {
         seen.switches = switches;
         seen.since = now;
         blocked::end(hub, &mut seen.episode, now, wanted.block_warn_ns);
-        return !resting;
+        if !woken_waits {
+            return !resting;
+        }
     }
     let kept = now.saturating_sub(seen.since);
-    if wanted.follows_blocks() {
+    if wanted.follows_blocks() && !switched {
         blocked::sample(hub, &mut seen.episode, now, wanted.block_warn_ns);
     }
     if wanted.preempt {
-        // CPU used since the last look: a hub whose thread blocked throughout, or only passed
-        // through its own code, is not busy (and a kernel that does not say counts as busy).
-        let cpu = blocked::cpu_ns(hub.tid());
-        let busy = cpu.is_none_or(|cpu| cpu.saturating_sub(seen.cpu_ns) >= BUSY_NS);
-        seen.cpu_ns = cpu.unwrap_or(0);
         let since_signal = now.saturating_sub(seen.signalled);
-        // A root woken from another hub waits for the thread that runs: it has had a tick.
-        let root_waits = hub.take_root_woken_remotely();
+        let busy = used >= if woken_waits { WOKEN_BUSY_NS } else { BUSY_NS };
         if busy
-            && (kept >= slice_ns || root_waits)
-            && since_signal >= slice_ns / 2
-            && !(hub.alone() && since_signal < ALONE_BACKOFF_SLICES * slice_ns)
+            && (kept >= slice_ns || woken_waits)
+            && since_signal
+                >= if woken_waits {
+                    WOKEN_WAIT_NS
+                } else {
+                    slice_ns / 2
+                }
+            && !(hub.alone() && !woken_waits && since_signal < ALONE_BACKOFF_SLICES * slice_ns)
             && !seen.episode.in_call()
             && blocked::running_unblocked(hub.tid(), preempt::SIGNAL)
         {
+            if woken_waits {
+                hub.woken_served();
+                if !hub.sampled_this_turn() {
+                    // The handler switches only at a point found twice in one turn (a loop,
+                    // not a pass): a first delivery now, so that the one below can, rather than
+                    // the next look's, half a slice later.
+                    hub.want_preemption();
+                    preempt::send(hub.tid());
+                    sleep(SAMPLE_GAP_NS);
+                }
+            }
             hub.want_preemption();
             preempt::send(hub.tid());
             seen.signalled = now;

@@ -1,0 +1,112 @@
+/* A green thread woken from another hub while a thread of its own hub computes runs while that
+ * thread still computes, however long the time slice (GREENWORLD_SLICE=10s here): natively the
+ * kernel runs a thread that slept before one that has computed for a while. The sleeper and the
+ * spinner are made for the process's second CPU (so one hub, or one CPU natively), the waker for
+ * its first; the spinner computes until the sleeper has run, or gives up after 5 s (then the
+ * test fails). Before the fix only a woken root got the spinner preempted at the monitor's next
+ * look: a green thread waited for the spinner's slice to end.
+ * Under the preload the test runs itself again at GREENWORLD_HUBS=2 (unless a hub count is
+ * given) with the 10 s slice; one hub: not applicable (the waker would wait for the spinner). */
+#include "gwtest.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int posted, waiting;
+static atomic_int sleeper_ran, spinning, spinner_gave_up;
+static pid_t tid_sleeper, tid_spinner, tid_waker;
+
+static void *sleeper(void *arg) {
+    (void)arg;
+    tid_sleeper = (pid_t)syscall(SYS_gettid);
+    pthread_mutex_lock(&lock);
+    waiting = 1;
+    while (!posted) pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+    atomic_store(&sleeper_ran, 1);
+    return NULL;
+}
+
+static void *spinner(void *arg) {
+    (void)arg;
+    tid_spinner = (pid_t)syscall(SYS_gettid);
+    long long t0 = gw_now_ns();
+    unsigned long x = 1;
+    atomic_store(&spinning, 1);
+    while (!atomic_load_explicit(&sleeper_ran, memory_order_relaxed)) {
+        for (int k = 0; k < 4096; k++) x = x * 6364136223846793005UL + 1442695040888963407UL;
+        if (gw_ms_since(t0) > 5000) {
+            atomic_store(&spinner_gave_up, 1);
+            break;
+        }
+    }
+    return (void *)(x & 1);
+}
+
+static void *waker(void *arg) {
+    (void)arg;
+    tid_waker = (pid_t)syscall(SYS_gettid);
+    while (!atomic_load(&spinning)) gw_sleep_ms(1);
+    gw_sleep_ms(20); /* the spinner has had its hub for a while */
+    pthread_mutex_lock(&lock);
+    posted = 1;
+    pthread_cond_signal(&cond);
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+static pthread_t start_on(int cpu, void *(*body)(void *)) {
+    pthread_attr_t attr;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    CHECK_EQ(pthread_attr_init(&attr), 0);
+    CHECK_EQ(pthread_attr_setaffinity_np(&attr, sizeof set, &set), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, &attr, body, NULL), 0);
+    pthread_attr_destroy(&attr);
+    return t;
+}
+
+int main(void) {
+    if (gw_preloaded() && !getenv("GREENWORLD_SLICE")) {
+        setenv("GREENWORLD_SLICE", "10s", 1);
+        if (!getenv("GREENWORLD_HUBS")) setenv("GREENWORLD_HUBS", "2", 1);
+        execv(gw_self(), (char *[]){(char *)gw_self(), NULL});
+        perror("execv");
+        return 1;
+    }
+    if (gw_preloaded() && gw_hubs() < 2) return 77;
+    gw_watchdog("test_hubs_wake_busy", 60);
+    cpu_set_t mine;
+    CHECK_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
+    int cpus[2], n = 0;
+    for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+        if (CPU_ISSET(c, &mine)) cpus[n++] = c;
+    if (n < 2) return 77;
+    gw_phase = "a thread woken from another hub while a thread of its hub computes";
+    pthread_t s = start_on(cpus[1], sleeper);
+    for (;;) {
+        pthread_mutex_lock(&lock);
+        int w = waiting;
+        pthread_mutex_unlock(&lock);
+        if (w) break;
+        gw_sleep_ms(1);
+    }
+    pthread_t p = start_on(cpus[1], spinner);
+    pthread_t w = start_on(cpus[0], waker);
+    CHECK_EQ(pthread_join(w, NULL), 0);
+    CHECK_EQ(pthread_join(s, NULL), 0);
+    CHECK_EQ(pthread_join(p, NULL), 0);
+    if (gw_preloaded()) {
+        CHECK(tid_sleeper == tid_spinner, "the sleeper and the spinner are on different hubs");
+        CHECK(tid_waker != tid_spinner, "the waker shares the spinner's hub");
+    }
+    CHECK(!atomic_load(&spinner_gave_up), "the woken thread did not run while the spinner computed (5 s)");
+    CHECK(atomic_load(&sleeper_ran), "the sleeper did not run");
+    printf("ok\n");
+    return 0;
+}
