@@ -61,7 +61,14 @@ impl GreenFd {
         if !patch::active(subsystem) {
             return None;
         }
-        let hub = hub.or_else(current_hub).filter(|hub| hub.parkable())?;
+        let hub = match hub {
+            Some(hub) => hub,
+            None if !Hub::any_parkable() => return None,
+            None => current_hub()?,
+        };
+        if !hub.parkable() {
+            return None;
+        }
         Some(GreenFd {
             fd,
             entry,

@@ -404,6 +404,15 @@ impl Hub {
         self.in_green() || self.alive.load(Ordering::Relaxed) > 0 || Hub::several()
     }
 
+    /// Could some hub's thread be [`parkable`](Hub::parkable)? Not before the process made its
+    /// first green thread (until then no hub runs one, or has one alive), unless hubs are
+    /// several: asked first, it spares a thread that never parks the look at its hub (a
+    /// `__tls_get_addr` call).
+    #[inline]
+    pub fn any_parkable() -> bool {
+        slice::GREEN_MADE.load(Ordering::Relaxed) || Hub::several()
+    }
+
     /// The signal masks of this hub's threads.
     pub fn masks(&self) -> &Masks {
         &self.masks
