@@ -37,17 +37,25 @@ thread_local! {
 /// must not change the library's tables, which are the parent's. Asked at every green wait: the
 /// kernel is asked (a `getpid`) only once after each `vfork` or `clone` of the program.
 pub fn in_vfork_child() -> bool {
+    PROCESS.load(Ordering::Relaxed) != 0 && OWN_PROCESS_AT.with(in_vfork_child_by)
+}
+
+/// [`in_vfork_child`] with this OS thread's record of its last answer kept by the caller
+/// (`own_process_at`, a hub's: one per OS thread, as [`OWN_PROCESS_AT`], without the
+/// `__tls_get_addr` call a look at a thread-local of this library costs).
+#[inline]
+pub fn in_vfork_child_by(own_process_at: &Cell<u32>) -> bool {
     let known = PROCESS.load(Ordering::Relaxed);
     if known == 0 {
         return false;
     }
     let epoch = VFORKS.load(Ordering::Acquire).wrapping_add(1);
-    if OWN_PROCESS_AT.with(Cell::get) == epoch {
+    if own_process_at.get() == epoch {
         return false;
     }
     let child = own_pid() != known;
     if !child {
-        OWN_PROCESS_AT.with(|at| at.set(epoch));
+        own_process_at.set(epoch);
     }
     child
 }

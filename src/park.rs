@@ -202,7 +202,21 @@ impl Bucket {
         on: WaitWord,
         before_sleep: impl FnOnce(),
     ) -> Parked {
-        let hub = Hub::current().filter(|hub| hub.parkable());
+        self.park_on(Hub::current(), key, data, deadline, on, before_sleep)
+    }
+
+    /// [`park`](Bucket::park) with this OS thread's hub (if any) already looked up by the
+    /// caller: each look is a `__tls_get_addr` call.
+    pub fn park_on(
+        self,
+        hub: Option<&'static Hub>,
+        key: usize,
+        data: usize,
+        deadline: Option<u64>,
+        on: WaitWord,
+        before_sleep: impl FnOnce(),
+    ) -> Parked {
+        let hub = hub.filter(|hub| hub.parkable());
         let wake = match hub {
             Some(hub) => {
                 let green = hub.current_green();

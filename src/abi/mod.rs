@@ -477,6 +477,11 @@ pub(crate) fn unengaged() -> bool {
 /// An op of a call that could have blocked: its entry is a safe point, where the running
 /// thread yields when its time slice is spent or it woke `main` (see `hub::slice`).
 macro_rules! safe_point {
+    // `hub => op`: the op is handed the hub the safe point looked up (see `Hub::safe_point`).
+    ($hub:ident => $op:expr) => {{
+        let $hub = $crate::hub::Hub::safe_point();
+        $op
+    }};
     ($op:expr) => {{
         $crate::hub::Hub::safe_point();
         $op

@@ -12,12 +12,12 @@ macro_rules! os_hooks {
     ($($chain:tt)*) => { $crate::abi::next_hooks! { $($chain)* {
         Os fn pipe(fds: *mut c_int) -> c_int => os::pipe(fds, None);
         Os fn pipe2(fds: *mut c_int, flags: c_int) -> c_int => os::pipe(fds, Some(flags));
-        Os fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t => safe_point!(os::read(fd, buf, len));
-        Os fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t => safe_point!(os::write(fd, buf, len));
-        Os fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(os::readv(fd, iov, count));
-        Os fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(os::writev(fd, iov, count));
+        Os fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t => safe_point!(hub => os::read(fd, buf, len, hub));
+        Os fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t => safe_point!(hub => os::write(fd, buf, len, hub));
+        Os fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(hub => os::readv(fd, iov, count, hub));
+        Os fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(hub => os::writev(fd, iov, count, hub));
         Os fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t
-            => safe_point!(if len > buflen { Bypass } else { os::read(fd, buf, len) });
+            => safe_point!(hub => if len > buflen { Bypass } else { os::read(fd, buf, len, hub) });
         Os fn close(fd: c_int) -> c_int => os::close(fd);
         Os fn fclose(stream: *mut libc::FILE) -> c_int => os::fclose(stream);
         Os(optional) fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> c_int => os::close_range(first, last, flags);

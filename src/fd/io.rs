@@ -4,12 +4,22 @@
 //! again.
 
 use super::wait::{Direction, NotReady, wait_fd};
-use super::{BeforeRead, Entry, Kind};
+use super::{BeforeRead, Entry, Kind, ProgramFlags};
 use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::sys::{errno, now_ns};
 use libc::{EAGAIN, c_int, c_void, iovec, ssize_t};
+
+/// What a call already knows of its descriptor before it asks for a [`GreenFd`]: the table's
+/// entry and cached kind, if any (see `fd::cached`), and this OS thread's hub if it looked it up
+/// already (a look at a thread-local of this library is a `__tls_get_addr` call).
+#[derive(Clone, Copy)]
+pub struct Known {
+    pub entry: Option<&'static Entry>,
+    pub kind: Kind,
+    pub hub: Option<&'static Hub>,
+}
 
 /// A descriptor green I/O may handle now, with what it needs to wait on it.
 pub struct GreenFd {
@@ -32,11 +42,17 @@ impl GreenFd {
     }
 
     fn of_entry(fd: c_int, entry: &'static Entry) -> Option<GreenFd> {
-        GreenFd::of_kind(fd, entry, entry.kind(fd))
+        GreenFd::of_kind(fd, entry, entry.kind(fd), None)
     }
 
+    /// `hub`: this OS thread's hub if the caller already looked it up (else looked up here).
     #[inline]
-    fn of_kind(fd: c_int, entry: &'static Entry, kind: Kind) -> Option<GreenFd> {
+    fn of_kind(
+        fd: c_int,
+        entry: &'static Entry,
+        kind: Kind,
+        hub: Option<&'static Hub>,
+    ) -> Option<GreenFd> {
         let subsystem = match kind {
             Kind::StreamSocket | Kind::DatagramSocket => Subsystem::Socket,
             Kind::Pipe => Subsystem::Os,
@@ -45,7 +61,14 @@ impl GreenFd {
         if !patch::active(subsystem) {
             return None;
         }
-        let hub = Hub::current().filter(|hub| hub.parkable())?;
+        let hub = match hub {
+            Some(hub) => hub,
+            None if !Hub::any_parkable() => return None,
+            None => current_hub()?,
+        };
+        if !hub.parkable() {
+            return None;
+        }
         Some(GreenFd {
             fd,
             entry,
@@ -68,21 +91,18 @@ impl GreenFd {
             .ok_or(Bypass)
     }
 
-    /// [`for_call`](GreenFd::for_call) with what the table already had of `fd`: its entry and
-    /// cached kind, if any (see `fd::cached`).
+    /// [`for_call`](GreenFd::for_call) with what the call already knew of `fd` (see
+    /// [`Known`]).
     #[inline]
-    pub fn for_known<T>(
-        fd: c_int,
-        entry: Option<&'static Entry>,
-        kind: Kind,
-    ) -> Result<GreenFd, Outcome<T>> {
+    pub fn for_known<T>(fd: c_int, known: Known) -> Result<GreenFd, Outcome<T>> {
+        let Known { entry, kind, hub } = known;
         let Some(entry) = entry.filter(|_| kind != Kind::Unknown) else {
             return GreenFd::for_call(fd, false);
         };
         if let Some(code) = entry.take_pending() {
             return Err(Errno(code));
         }
-        GreenFd::of_kind(fd, entry, kind).ok_or(Bypass)
+        GreenFd::of_kind(fd, entry, kind, hub).ok_or(Bypass)
     }
 
     /// Only a socket of the patched socket subsystem.
@@ -138,8 +158,10 @@ impl GreenFd {
         match entry.before_read() {
             BeforeRead::Try => {}
             BeforeRead::Park => {
-                if !self.program_nonblocking()
-                    && let Err(not_ready) = self.wait(Direction::Read)
+                // One look at the flags for the question and the wait.
+                let flags = entry.program_flags(self.fd);
+                if !flags.nonblocking()
+                    && let Err(not_ready) = self.wait_with(Direction::Read, flags)
                 {
                     return not_ready.outcome();
                 }
@@ -172,11 +194,15 @@ impl GreenFd {
     /// Waits until the descriptor may be ready in `dir`: Err(TimedOut) at once for a descriptor
     /// the program made non-blocking (it gets EAGAIN, as natively).
     pub fn wait(&mut self, dir: Direction) -> Result<(), NotReady> {
-        let flags = self.entry.program_flags(self.fd);
+        self.wait_with(dir, self.entry.program_flags(self.fd))
+    }
+
+    /// [`wait`](GreenFd::wait) with the program's flags just read.
+    fn wait_with(&mut self, dir: Direction, flags: ProgramFlags) -> Result<(), NotReady> {
         if flags.nonblocking() {
             return Err(NotReady::TimedOut);
         }
-        if crate::context::in_vfork_child() {
+        if self.hub.in_vfork_child() {
             // Its parent's hub waits for it: the real call blocks only this child.
             return Err(NotReady::Elsewhere);
         }
@@ -187,6 +213,13 @@ impl GreenFd {
         });
         wait_fd(self, dir, deadline)
     }
+}
+
+/// [`Hub::current`] out of line: inlined, the compiler may compute the thread-local's address
+/// (the `__tls_get_addr` call) before the test of the hub the caller already had.
+#[inline(never)]
+fn current_hub() -> Option<&'static Hub> {
+    Hub::current()
 }
 
 impl Entry {

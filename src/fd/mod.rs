@@ -9,6 +9,7 @@
 //! and inherited copies in children keep seeing the blocking file the program made.
 
 pub mod io;
+pub use io::Known;
 pub mod socket;
 pub mod wait;
 

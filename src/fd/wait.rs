@@ -118,7 +118,7 @@ fn wait_ready(
         Direction::Read => WaitOn::FdRead(fd).word(),
         Direction::Write => WaitOn::FdWrite(fd).word(),
     };
-    let parked = bucket.park(key, 0, deadline, on, || {});
+    let parked = bucket.park_on(Some(hub), key, 0, deadline, on, || {});
     if entry.generation() != generation {
         return Err(NotReady::Closed);
     }

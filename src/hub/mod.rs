@@ -140,6 +140,8 @@ pub struct Hub {
     /// Signals whose handlers ran on another hub that had no waiting call to interrupt,
     /// handed here to interrupt one of this hub's (several hubs only).
     forwarded_signals: core::sync::atomic::AtomicU64,
+    /// This OS thread's record for `context::in_vfork_child_by` (read by its own thread only).
+    own_process_at: Cell<u32>,
 }
 
 /// What other OS threads hand a hub, behind one lock (`os::fork` holds it across a fork).
@@ -266,6 +268,7 @@ impl Hub {
             watched_by_monitor: watch::Watched::default(),
             signal_waiters: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
             forwarded_signals: core::sync::atomic::AtomicU64::new(0),
+            own_process_at: Cell::new(0),
         }));
         root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
@@ -401,6 +404,15 @@ impl Hub {
         self.in_green() || self.alive.load(Ordering::Relaxed) > 0 || Hub::several()
     }
 
+    /// Could some hub's thread be [`parkable`](Hub::parkable)? Not before the process made its
+    /// first green thread (until then no hub runs one, or has one alive), unless hubs are
+    /// several: asked first, it spares a thread that never parks the look at its hub (a
+    /// `__tls_get_addr` call).
+    #[inline]
+    pub fn any_parkable() -> bool {
+        slice::GREEN_MADE.load(Ordering::Relaxed) || Hub::several()
+    }
+
     /// The signal masks of this hub's threads.
     pub fn masks(&self) -> &Masks {
         &self.masks
@@ -499,6 +511,12 @@ impl Hub {
         if let Err(e) = self.poller.notify() {
             crate::log!(Error, "cannot notify a hub: {e}");
         }
+    }
+
+    /// `context::in_vfork_child`, asked on this hub's own OS thread.
+    #[inline]
+    pub fn in_vfork_child(&self) -> bool {
+        crate::context::in_vfork_child_by(&self.own_process_at)
     }
 
     /// The signal service's record of this hub's interruptible waits (null: none yet).

@@ -122,15 +122,17 @@ impl Hub {
     }
 
     /// A hooked call that could have blocked begins: yield if the root was woken meanwhile,
-    /// or if the running thread's slice is spent and another thread is runnable.
+    /// or if the running thread's slice is spent and another thread is runnable. Returns the
+    /// hub it looked up, for the call to use rather than look again (green threads never
+    /// migrate: trap 8); None when it did not look, or this OS thread has none.
     #[inline]
-    pub fn safe_point() {
+    pub fn safe_point() -> Option<&'static Hub> {
         // Until some hub runs a green thread, no thread has a turn to end (and the look at
         // the hub is a call to `__tls_get_addr`, the cost of every plain read and write).
         if !GREEN_MADE.load(Ordering::Relaxed) {
-            return;
+            return None;
         }
-        let Some(hub) = Hub::current() else { return };
+        let hub = Hub::current()?;
         let calls = hub.turn.calls.get().wrapping_add(1);
         hub.turn.calls.set(calls);
         if hub.turn.root_woken.get() {
@@ -138,6 +140,7 @@ impl Hub {
         } else if calls % CHECK_EVERY == 0 {
             hub.check_slice();
         }
+        Some(hub)
     }
 
     /// The root (the program's main thread) was woken by the running green thread: natively

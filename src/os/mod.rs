@@ -17,6 +17,7 @@ use crate::fd::io::{GreenFd, iov_len, quiet_after, vectored_step, write_all};
 use crate::fd::wait::Direction;
 use crate::fd::{self, Kind};
 use crate::fileio;
+use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::own_fd;
 use crate::real;
@@ -65,17 +66,19 @@ fn green_or_plain(
 /// Every read and write asks first whether the fd table already knows the descriptor to be a
 /// plain one now ([`fd::known`]: a device, a regular file without the pool, a pipe with `os`
 /// off): then libc, before anything else; else `rest`, out of line (the plain call's path keeps
-/// no frame for what the green one needs), with what the table said.
+/// no frame for what the green one needs), with what the table said and the hub the shim's
+/// safe point already looked up (`hub`: each look is a `__tls_get_addr` call).
 #[inline(always)]
 fn plain_first(
     fd: c_int,
-    rest: impl FnOnce(Option<&'static fd::Entry>, Kind) -> Outcome<ssize_t>,
+    hub: Option<&'static Hub>,
+    rest: impl FnOnce(fd::Known) -> Outcome<ssize_t>,
 ) -> Outcome<ssize_t> {
     let (entry, kind) = fd::cached(fd);
     if fd::plain_now(kind) {
         return Bypass;
     }
-    rest(entry, kind)
+    rest(fd::Known { entry, kind, hub })
 }
 
 /// `read` (and glibc's fortified `__read_chk` once its check passed).
@@ -83,13 +86,18 @@ fn plain_first(
 /// # Safety
 /// As `read(2)`.
 #[inline(always)]
-pub unsafe fn read(fd: c_int, buf: *mut c_void, len: size_t) -> Outcome<ssize_t> {
+pub unsafe fn read(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    hub: Option<&'static Hub>,
+) -> Outcome<ssize_t> {
     if len == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
     // SAFETY: per our contract.
-    plain_first(fd, |entry, kind| unsafe {
-        read_not_plain(fd, buf, len, entry, kind)
+    plain_first(fd, hub, |known| unsafe {
+        read_not_plain(fd, buf, len, known)
     })
 }
 
@@ -102,13 +110,12 @@ unsafe fn read_not_plain(
     fd: c_int,
     buf: *mut c_void,
     len: size_t,
-    entry: Option<&'static fd::Entry>,
-    kind: Kind,
+    known: fd::Known,
 ) -> Outcome<ssize_t> {
     let at = buf as usize; // the caller waits while a pool thread reads into it
     // SAFETY: per our contract; the caller's arguments, to the real function.
     unsafe {
-        green_or_plain(fd, green_read(fd, buf, len, entry, kind), move || {
+        green_or_plain(fd, green_read(fd, buf, len, known), move || {
             (real::get().read)(fd, at as *mut c_void, len)
         })
     }
@@ -122,11 +129,10 @@ unsafe fn green_read(
     fd: c_int,
     buf: *mut c_void,
     len: size_t,
-    entry: Option<&'static fd::Entry>,
-    kind: Kind,
+    known: fd::Known,
 ) -> Outcome<ssize_t> {
     let real = real::get();
-    let mut green = match GreenFd::for_known(fd, entry, kind) {
+    let mut green = match GreenFd::for_known(fd, known) {
         Ok(green) => green,
         Err(Bypass) => return Bypass,
         Err(outcome) => return outcome,
@@ -238,10 +244,15 @@ pub(crate) fn ready_now(fd: c_int, events: libc::c_short) -> bool {
 /// # Safety
 /// As `readv(2)`.
 #[inline(always)]
-pub unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+pub unsafe fn readv(
+    fd: c_int,
+    iov: *const iovec,
+    count: c_int,
+    hub: Option<&'static Hub>,
+) -> Outcome<ssize_t> {
     // SAFETY: per our contract.
-    plain_first(fd, |entry, kind| unsafe {
-        readv_not_plain(fd, iov, count, entry, kind)
+    plain_first(fd, hub, |known| unsafe {
+        readv_not_plain(fd, iov, count, known)
     })
 }
 
@@ -254,13 +265,12 @@ unsafe fn readv_not_plain(
     fd: c_int,
     iov: *const iovec,
     count: c_int,
-    entry: Option<&'static fd::Entry>,
-    kind: Kind,
+    known: fd::Known,
 ) -> Outcome<ssize_t> {
     let vec = iov as usize; // the caller waits while a pool thread reads into it
     // SAFETY: per our contract; the caller's arguments, to the real function.
     unsafe {
-        green_or_plain(fd, green_readv(fd, iov, count, entry, kind), move || {
+        green_or_plain(fd, green_readv(fd, iov, count, known), move || {
             (real::get().readv)(fd, vec as *const iovec, count)
         })
     }
@@ -274,14 +284,13 @@ unsafe fn green_readv(
     fd: c_int,
     iov: *const iovec,
     count: c_int,
-    entry: Option<&'static fd::Entry>,
-    kind: Kind,
+    known: fd::Known,
 ) -> Outcome<ssize_t> {
     // SAFETY: the caller's vector (a negative count goes to libc).
     if count < 0 || unsafe { iov_len(iov, count as usize) } == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
-    let mut green = match GreenFd::for_known(fd, entry, kind) {
+    let mut green = match GreenFd::for_known(fd, known) {
         Ok(green) => green,
         Err(Bypass) => return Bypass,
         Err(outcome) => return outcome,
@@ -306,10 +315,15 @@ unsafe fn green_readv(
 /// # Safety
 /// As `write(2)`.
 #[inline(always)]
-pub unsafe fn write(fd: c_int, buf: *const c_void, len: size_t) -> Outcome<ssize_t> {
+pub unsafe fn write(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    hub: Option<&'static Hub>,
+) -> Outcome<ssize_t> {
     // SAFETY: per our contract.
-    plain_first(fd, |entry, kind| unsafe {
-        write_not_plain(fd, buf, len, entry, kind)
+    plain_first(fd, hub, |known| unsafe {
+        write_not_plain(fd, buf, len, known)
     })
 }
 
@@ -322,13 +336,12 @@ unsafe fn write_not_plain(
     fd: c_int,
     buf: *const c_void,
     len: size_t,
-    entry: Option<&'static fd::Entry>,
-    kind: Kind,
+    known: fd::Known,
 ) -> Outcome<ssize_t> {
     let at = buf as usize; // the caller waits while a pool thread writes from it
     // SAFETY: per our contract; the caller's arguments, to the real function.
     unsafe {
-        green_or_plain(fd, green_write(fd, buf, len, entry, kind), move || {
+        green_or_plain(fd, green_write(fd, buf, len, known), move || {
             (real::get().write)(fd, at as *const c_void, len)
         })
     }
@@ -342,10 +355,9 @@ unsafe fn green_write(
     fd: c_int,
     buf: *const c_void,
     len: size_t,
-    entry: Option<&'static fd::Entry>,
-    kind: Kind,
+    known: fd::Known,
 ) -> Outcome<ssize_t> {
-    let mut green = match GreenFd::for_known(fd, entry, kind) {
+    let mut green = match GreenFd::for_known(fd, known) {
         Ok(green) => green,
         Err(Bypass) => return Bypass,
         Err(outcome) => return outcome,
@@ -409,10 +421,15 @@ unsafe fn write_step(
 /// # Safety
 /// As `writev(2)`.
 #[inline(always)]
-pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Outcome<ssize_t> {
+pub unsafe fn writev(
+    fd: c_int,
+    iov: *const iovec,
+    count: c_int,
+    hub: Option<&'static Hub>,
+) -> Outcome<ssize_t> {
     // SAFETY: per our contract.
-    plain_first(fd, |entry, kind| unsafe {
-        writev_not_plain(fd, iov, count, entry, kind)
+    plain_first(fd, hub, |known| unsafe {
+        writev_not_plain(fd, iov, count, known)
     })
 }
 
@@ -425,13 +442,12 @@ unsafe fn writev_not_plain(
     fd: c_int,
     iov: *const iovec,
     count: c_int,
-    entry: Option<&'static fd::Entry>,
-    kind: Kind,
+    known: fd::Known,
 ) -> Outcome<ssize_t> {
     let vec = iov as usize; // the caller waits while a pool thread writes from it
     // SAFETY: per our contract; the caller's arguments, to the real function.
     unsafe {
-        green_or_plain(fd, green_writev(fd, iov, count, entry, kind), move || {
+        green_or_plain(fd, green_writev(fd, iov, count, known), move || {
             (real::get().writev)(fd, vec as *const iovec, count)
         })
     }
@@ -445,11 +461,10 @@ unsafe fn green_writev(
     fd: c_int,
     iov: *const iovec,
     count: c_int,
-    entry: Option<&'static fd::Entry>,
-    kind: Kind,
+    known: fd::Known,
 ) -> Outcome<ssize_t> {
     let real = real::get();
-    let mut green = match GreenFd::for_known(fd, entry, kind) {
+    let mut green = match GreenFd::for_known(fd, known) {
         Ok(green) => green,
         Err(Bypass) => return Bypass,
         Err(outcome) => return outcome,

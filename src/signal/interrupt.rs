@@ -71,7 +71,22 @@ fn existing() -> Option<&'static Waiters> {
     (!waiters.is_null()).then(|| unsafe { &*waiters })
 }
 
+/// The waiters of `hub`, which is this OS thread's: the hub keeps the same pointer as
+/// [`WAITERS`] (read there, not through `__tls_get_addr`, on every wait).
 fn waiters(hub: &Hub) -> &'static Waiters {
+    let known = hub.signal_waiters();
+    if !known.is_null() {
+        // SAFETY: set below to the leaked WAITERS of this OS thread, never freed.
+        return unsafe { &*known.cast::<Waiters>() };
+    }
+    first_waiters(hub)
+}
+
+/// [`waiters`] the first time: out of line, so the compiler does not compute the address of
+/// [`WAITERS`] (a `__tls_get_addr` call) before the test above.
+#[cold]
+#[inline(never)]
+fn first_waiters(hub: &Hub) -> &'static Waiters {
     existing().unwrap_or_else(|| {
         let made: &'static Waiters = Box::leak(Box::new(Waiters {
             list: RefCell::new(VecDeque::new()),
