@@ -194,6 +194,21 @@ static inline const char *gw_self(void) {
 /* The kernel id of the calling OS thread: a green thread's is its hub's. */
 static inline pid_t gw_tid(void) { return (pid_t)syscall(SYS_gettid); }
 
+/* Makes a thread running body(arg) with an affinity attribute naming CPU `cpu` alone (under the
+ * preload: placed on that CPU's hub). */
+static inline pthread_t gw_create_on_cpu(int cpu, void *(*body)(void *), void *arg) {
+    pthread_attr_t attr;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    CHECK_EQ(pthread_attr_init(&attr), 0);
+    CHECK_EQ(pthread_attr_setaffinity_np(&attr, sizeof set, &set), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, &attr, body, arg), 0);
+    pthread_attr_destroy(&attr);
+    return t;
+}
+
 /* Under the preload with no GREENWORLD_HUBS given, replaces this process by this program again,
  * without arguments, at GREENWORLD_HUBS=hubs: a test of several hubs has them whatever the run's
  * mode. Otherwise returns. */

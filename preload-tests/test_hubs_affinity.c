@@ -27,15 +27,8 @@ static void *record(void *arg) {
 }
 
 static void make_on(pthread_t *t, struct seen *s, int cpu) {
-    pthread_attr_t a;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    CHECK_EQ(pthread_attr_init(&a), 0);
-    CHECK_EQ(pthread_attr_setaffinity_np(&a, sizeof set, &set), 0);
     s->cpu = cpu;
-    CHECK_EQ(pthread_create(t, &a, record, s), 0);
-    pthread_attr_destroy(&a);
+    *t = gw_create_on_cpu(cpu, record, s);
 }
 
 int main(void) {

@@ -58,19 +58,6 @@ static void *waker(void *arg) {
     return NULL;
 }
 
-static pthread_t start_on(int cpu, void *(*body)(void *)) {
-    pthread_attr_t attr;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    CHECK_EQ(pthread_attr_init(&attr), 0);
-    CHECK_EQ(pthread_attr_setaffinity_np(&attr, sizeof set, &set), 0);
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, &attr, body, NULL), 0);
-    pthread_attr_destroy(&attr);
-    return t;
-}
-
 int main(void) {
     if (gw_preloaded() && !getenv("GREENWORLD_SLICE")) {
         setenv("GREENWORLD_SLICE", "10s", 1);
@@ -88,7 +75,7 @@ int main(void) {
         if (CPU_ISSET(c, &mine)) cpus[n++] = c;
     if (n < 2) return 77;
     gw_phase = "a thread woken from another hub while a thread of its hub computes";
-    pthread_t s = start_on(cpus[1], sleeper);
+    pthread_t s = gw_create_on_cpu(cpus[1], sleeper, NULL);
     for (;;) {
         pthread_mutex_lock(&lock);
         int w = waiting;
@@ -96,8 +83,8 @@ int main(void) {
         if (w) break;
         gw_sleep_ms(1);
     }
-    pthread_t p = start_on(cpus[1], spinner);
-    pthread_t w = start_on(cpus[0], waker);
+    pthread_t p = gw_create_on_cpu(cpus[1], spinner, NULL);
+    pthread_t w = gw_create_on_cpu(cpus[0], waker, NULL);
     CHECK_EQ(pthread_join(w, NULL), 0);
     CHECK_EQ(pthread_join(s, NULL), 0);
     CHECK_EQ(pthread_join(p, NULL), 0);
