@@ -137,7 +137,8 @@ pub fn print(out: &mut Out, headline: &str) {
         greens.len(),
         hubs.len()
     );
-    let named = symbols::ready();
+    // Objects can be named only with `_dl_find_object` (glibc 2.35 and later).
+    let named = crate::scope::finder_ready();
     let mut ctx = Context {
         names: Names::default(),
         ours: symbols::object_start(print as *const () as usize).unwrap_or(0),

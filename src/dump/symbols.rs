@@ -28,11 +28,6 @@ impl Names {
     }
 }
 
-/// Can objects be named? (`_dl_find_object`, glibc 2.35 and later.)
-pub fn ready() -> bool {
-    crate::scope::finder_ready()
-}
-
 /// Where the object holding `addr` starts.
 pub fn object_start(addr: usize) -> Option<usize> {
     crate::scope::object_of(addr).map(|object| object.start)
