@@ -9,7 +9,7 @@ pub mod table;
 pub mod tls;
 
 use core::cell::{Cell, UnsafeCell};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use corosensei::{Coroutine, Yielder};
 use libc::c_int;
 use stack::Stack;
@@ -38,6 +38,31 @@ pub struct StackInfo {
     pub low: usize,
     pub size: usize,
     pub guard: usize,
+}
+
+/// What a green thread made but not run yet starts with, at its first run (`Hub::resume`).
+pub struct Unstarted {
+    /// Its reserved stack (see `stack`): it runs on it, or on a resident one of the same size.
+    pub stack: Stack,
+    /// What it runs on its stack.
+    pub body: fn(&'static Green) -> usize,
+}
+
+/// Where a green thread's stack stands ([`Green::stack`]).
+const STACK_UNSETTLED: u8 = 0;
+/// Its reserved stack was reported (`pthread_getattr_np`) before it ran: it runs on it.
+const STACK_PINNED: u8 = 1;
+/// It runs (or ran) on `Green::started_on`.
+const STACK_SETTLED: u8 = 2;
+
+impl StackInfo {
+    pub fn of(stack: &Stack) -> StackInfo {
+        StackInfo {
+            low: stack.usable_low(),
+            size: stack.usable(),
+            guard: stack.guard(),
+        }
+    }
 }
 
 /// A set of CPUs, as a `cpu_set_t` holds it (1 024 bits).
@@ -80,7 +105,15 @@ pub struct Green {
     /// This thread's pthread_key values (trap 7): (key, value), few per thread.
     pub(crate) keys: UnsafeCell<Vec<(libc::pthread_key_t, *mut libc::c_void)>>,
     pub(crate) name: Mutex<[u8; 16]>,
-    pub(crate) stack: StackInfo,
+    /// The stack reserved for it at its creation, which it reports until it starts.
+    reserved: StackInfo,
+    /// The lowest usable address of the stack it runs on (of the reserved one's size and
+    /// guard), written by its hub at its first run before `stack_state` goes
+    /// [`STACK_SETTLED`] (and read only then by other OS threads).
+    started_low: UnsafeCell<usize>,
+    stack_state: AtomicU8,
+    /// Its stack and body until its first run (its hub's thread only).
+    pub(crate) unstarted: UnsafeCell<Option<Unstarted>>,
     /// The thread's entry, called once on its own stack.
     pub(crate) entry: Cell<Option<Entry>>,
     /// What it waits on while parked (`waiting::WaitOn::word`; 0: never parked) and since when
@@ -111,8 +144,9 @@ pub enum Entry {
 // SAFETY: the non-atomic fields (Cells, UnsafeCells) are touched only by the OS thread of the
 // hub the green thread belongs to (green threads never migrate: trap 8); what other OS threads
 // touch (live, park_token, retval, join, name, affinity, and the dump's waiting_*, switched_sp) is atomic
-// or behind a Mutex. A dump printed by another hub also reads `id`, `entry`, `stack` and `created_at`, which
-// are written once, before the thread can be found in the table.
+// or behind a Mutex. A dump printed by another hub also reads `id`, `entry`, `reserved` and `created_at`, which
+// are written once, before the thread can be found in the table; `started_low` is read by
+// other OS threads only once `stack_state` (atomic) says it is written for good.
 unsafe impl Sync for Green {}
 // SAFETY: as above; a Green is only ever shared by reference, never moved across threads.
 unsafe impl Send for Green {}
@@ -163,7 +197,10 @@ impl Green {
             join: Mutex::new(Join::Joinable),
             keys: UnsafeCell::new(Vec::new()),
             name: Mutex::new([0; 16]),
-            stack,
+            reserved: stack,
+            started_low: UnsafeCell::new(stack.low),
+            stack_state: AtomicU8::new(STACK_SETTLED),
+            unstarted: UnsafeCell::new(None),
             entry: Cell::new(entry),
             waiting_on: AtomicU64::new(0),
             waiting_since: AtomicU64::new(0),
@@ -179,7 +216,9 @@ impl Green {
     /// only what a new thread has other than a dead block is written, since building a whole
     /// block and moving it into the slot cost two copies of it (a tenth of a spawn and join).
     /// `created_at`: the return address of its `pthread_create` call (0: not known), for the
-    /// dump. `live` goes true last, for `table::lookup`.
+    /// dump. `stack`: its reserved stack, which it may still trade for a resident one at its
+    /// first run (`settled`: never, the program's own memory). `live` goes true last, for
+    /// `table::lookup`.
     ///
     /// # Safety
     /// `slot` holds a dead block that nothing else writes (stale handles and timer entries
@@ -188,6 +227,7 @@ impl Green {
         slot: *mut Green,
         hub: *const (),
         stack: StackInfo,
+        settled: bool,
         entry: Entry,
         detached: bool,
         created_at: usize,
@@ -195,12 +235,20 @@ impl Green {
         // SAFETY: per our contract the plain fields are ours to write; the rest go through
         // their cells.
         unsafe {
-            (&raw mut (*slot).stack).write(stack);
+            (&raw mut (*slot).reserved).write(stack);
             (&raw mut (*slot).created_at).write(created_at);
         }
         // SAFETY: a valid block (per our contract).
         let green = unsafe { &*slot };
         debug_assert!(!green.root && !green.live.load(Ordering::Relaxed));
+        // SAFETY: not findable yet, nor running: nothing reads it.
+        unsafe { *green.started_low.get() = stack.low };
+        let state = if settled {
+            STACK_SETTLED
+        } else {
+            STACK_UNSETTLED
+        };
+        green.stack_state.store(state, Ordering::Relaxed);
         green.hub.set(hub);
         green.entry.set(Some(entry));
         if detached {
@@ -223,6 +271,78 @@ impl Green {
 
     pub fn is_root(&self) -> bool {
         self.root
+    }
+
+    /// The usable stack of the thread, as `pthread_getattr_np` reports it, from any OS thread.
+    /// Asked before the thread started, it is the reserved one, and the thread then runs on
+    /// it (it may no longer start on another): what is reported is where it runs.
+    pub fn stack(&self) -> StackInfo {
+        let state = match self.stack_state.compare_exchange(
+            STACK_UNSETTLED,
+            STACK_PINNED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => STACK_PINNED,
+            Err(state) => state,
+        };
+        if state == STACK_SETTLED {
+            // SAFETY: settled: written for good before the state said so (Acquire above).
+            let low = unsafe { *self.started_low.get() };
+            StackInfo {
+                low,
+                ..self.reserved
+            }
+        } else {
+            self.reserved
+        }
+    }
+
+    /// The stack the thread runs on, once it has started (None before: nothing is asked of
+    /// it, unlike [`Green::stack`]); from any OS thread.
+    pub fn started_stack(&self) -> Option<StackInfo> {
+        (self.stack_state.load(Ordering::Acquire) == STACK_SETTLED).then(|| StackInfo {
+            // SAFETY: settled: written for good before the state said so.
+            low: unsafe { *self.started_low.get() },
+            ..self.reserved
+        })
+    }
+
+    /// At the thread's first run, by its hub: may it start on the stack whose lowest usable
+    /// address is `other_low` (of its reserved one's size and guard) instead? True: it must,
+    /// and reports it from now on. False: its reserved stack was reported before (or is the
+    /// program's own): it starts on that, settled by this call.
+    pub(crate) fn settle_stack_on(&self, other_low: usize) -> bool {
+        if self.stack_state.load(Ordering::Relaxed) != STACK_UNSETTLED {
+            self.settle_stack();
+            return false;
+        }
+        // SAFETY: not settled: no other OS thread reads it, and only its hub's writes it.
+        unsafe { *self.started_low.get() = other_low };
+        if self
+            .stack_state
+            .compare_exchange(
+                STACK_UNSETTLED,
+                STACK_SETTLED,
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            return true;
+        }
+        // Pinned meanwhile.
+        // SAFETY: as above.
+        unsafe { *self.started_low.get() = self.reserved.low };
+        self.settle_stack();
+        false
+    }
+
+    /// At the thread's first run, by its hub: it starts on its reserved stack.
+    pub(crate) fn settle_stack(&self) {
+        if self.stack_state.load(Ordering::Relaxed) != STACK_SETTLED {
+            self.stack_state.store(STACK_SETTLED, Ordering::Release);
+        }
     }
 
     pub fn is_live(&self) -> bool {
