@@ -9,7 +9,7 @@ pub mod table;
 pub mod tls;
 
 use core::cell::{Cell, UnsafeCell};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use corosensei::{Coroutine, Yielder};
 use libc::c_int;
 use stack::Stack;
@@ -48,12 +48,14 @@ pub struct Unstarted {
     pub body: fn(&'static Green) -> usize,
 }
 
-/// Where a green thread's stack stands ([`Green::stack`]).
-const STACK_UNSETTLED: u8 = 0;
-/// Its reserved stack was reported (`pthread_getattr_np`) before it ran: it runs on it.
-const STACK_PINNED: u8 = 1;
-/// It runs (or ran) on `Green::started_on`.
-const STACK_SETTLED: u8 = 2;
+/// Where a green thread's stack stands, in the low bits of `Green::stack_word` (stacks are
+/// 16-byte aligned): not settled yet (it may start on another than its reserved one)...
+const STACK_UNSETTLED: usize = 0;
+/// ...its reserved stack was reported (`pthread_getattr_np`) before it ran: it runs on it...
+const STACK_PINNED: usize = 1;
+/// ...it runs (or ran) on the stack whose lowest usable address is the word's other bits.
+const STACK_SETTLED: usize = 2;
+const STACK_STATE_BITS: usize = 3;
 
 impl StackInfo {
     pub fn of(stack: &Stack) -> StackInfo {
@@ -107,11 +109,9 @@ pub struct Green {
     pub(crate) name: Mutex<[u8; 16]>,
     /// The stack reserved for it at its creation, which it reports until it starts.
     reserved: StackInfo,
-    /// The lowest usable address of the stack it runs on (of the reserved one's size and
-    /// guard), written by its hub at its first run before `stack_state` goes
-    /// [`STACK_SETTLED`] (and read only then by other OS threads).
-    started_low: UnsafeCell<usize>,
-    stack_state: AtomicU8,
+    /// Where its stack stands ([`STACK_SETTLED`] and the others), and once settled, the
+    /// lowest usable address of the stack it runs on (of its reserved one's size and guard).
+    stack_word: AtomicUsize,
     /// Its stack and body until its first run (its hub's thread only).
     pub(crate) unstarted: UnsafeCell<Option<Unstarted>>,
     /// The thread's entry, called once on its own stack.
@@ -145,8 +145,7 @@ pub enum Entry {
 // hub the green thread belongs to (green threads never migrate: trap 8); what other OS threads
 // touch (live, park_token, retval, join, name, affinity, and the dump's waiting_*, switched_sp) is atomic
 // or behind a Mutex. A dump printed by another hub also reads `id`, `entry`, `reserved` and `created_at`, which
-// are written once, before the thread can be found in the table; `started_low` is read by
-// other OS threads only once `stack_state` (atomic) says it is written for good.
+// are written once, before the thread can be found in the table.
 unsafe impl Sync for Green {}
 // SAFETY: as above; a Green is only ever shared by reference, never moved across threads.
 unsafe impl Send for Green {}
@@ -198,8 +197,7 @@ impl Green {
             keys: UnsafeCell::new(Vec::new()),
             name: Mutex::new([0; 16]),
             reserved: stack,
-            started_low: UnsafeCell::new(stack.low),
-            stack_state: AtomicU8::new(STACK_SETTLED),
+            stack_word: AtomicUsize::new(stack.low | STACK_SETTLED),
             unstarted: UnsafeCell::new(None),
             entry: Cell::new(entry),
             waiting_on: AtomicU64::new(0),
@@ -241,14 +239,15 @@ impl Green {
         // SAFETY: a valid block (per our contract).
         let green = unsafe { &*slot };
         debug_assert!(!green.root && !green.live.load(Ordering::Relaxed));
-        // SAFETY: not findable yet, nor running: nothing reads it.
-        unsafe { *green.started_low.get() = stack.low };
+        debug_assert_eq!(stack.low & STACK_STATE_BITS, 0, "stacks are 16-byte aligned");
         let state = if settled {
             STACK_SETTLED
         } else {
             STACK_UNSETTLED
         };
-        green.stack_state.store(state, Ordering::Relaxed);
+        green
+            .stack_word
+            .store(stack.low | state, Ordering::Relaxed);
         green.hub.set(hub);
         green.entry.set(Some(entry));
         if detached {
@@ -277,33 +276,30 @@ impl Green {
     /// Asked before the thread started, it is the reserved one, and the thread then runs on
     /// it (it may no longer start on another): what is reported is where it runs.
     pub fn stack(&self) -> StackInfo {
-        let state = match self.stack_state.compare_exchange(
-            STACK_UNSETTLED,
-            STACK_PINNED,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => STACK_PINNED,
-            Err(state) => state,
-        };
-        if state == STACK_SETTLED {
-            // SAFETY: settled: written for good before the state said so (Acquire above).
-            let low = unsafe { *self.started_low.get() };
-            StackInfo {
-                low,
-                ..self.reserved
-            }
-        } else {
-            self.reserved
+        let mut word = self.stack_word.load(Ordering::Acquire);
+        if word & STACK_STATE_BITS == STACK_UNSETTLED {
+            word = match self.stack_word.compare_exchange(
+                word,
+                word | STACK_PINNED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => word | STACK_PINNED,
+                Err(now) => now,
+            };
+        }
+        StackInfo {
+            low: word & !STACK_STATE_BITS,
+            ..self.reserved
         }
     }
 
     /// The stack the thread runs on, once it has started (None before: nothing is asked of
     /// it, unlike [`Green::stack`]); from any OS thread.
     pub fn started_stack(&self) -> Option<StackInfo> {
-        (self.stack_state.load(Ordering::Acquire) == STACK_SETTLED).then(|| StackInfo {
-            // SAFETY: settled: written for good before the state said so.
-            low: unsafe { *self.started_low.get() },
+        let word = self.stack_word.load(Ordering::Acquire);
+        (word & STACK_STATE_BITS == STACK_SETTLED).then(|| StackInfo {
+            low: word & !STACK_STATE_BITS,
             ..self.reserved
         })
     }
@@ -313,17 +309,12 @@ impl Green {
     /// and reports it from now on. False: its reserved stack was reported before (or is the
     /// program's own): it starts on that, settled by this call.
     pub(crate) fn settle_stack_on(&self, other_low: usize) -> bool {
-        if self.stack_state.load(Ordering::Relaxed) != STACK_UNSETTLED {
-            self.settle_stack();
-            return false;
-        }
-        // SAFETY: not settled: no other OS thread reads it, and only its hub's writes it.
-        unsafe { *self.started_low.get() = other_low };
+        let unsettled = self.reserved.low | STACK_UNSETTLED;
         if self
-            .stack_state
+            .stack_word
             .compare_exchange(
-                STACK_UNSETTLED,
-                STACK_SETTLED,
+                unsettled,
+                other_low | STACK_SETTLED,
                 Ordering::Release,
                 Ordering::Relaxed,
             )
@@ -331,17 +322,15 @@ impl Green {
         {
             return true;
         }
-        // Pinned meanwhile.
-        // SAFETY: as above.
-        unsafe { *self.started_low.get() = self.reserved.low };
         self.settle_stack();
         false
     }
 
     /// At the thread's first run, by its hub: it starts on its reserved stack.
     pub(crate) fn settle_stack(&self) {
-        if self.stack_state.load(Ordering::Relaxed) != STACK_SETTLED {
-            self.stack_state.store(STACK_SETTLED, Ordering::Release);
+        let settled = self.reserved.low | STACK_SETTLED;
+        if self.stack_word.load(Ordering::Relaxed) != settled {
+            self.stack_word.store(settled, Ordering::Release);
         }
     }
 

@@ -210,7 +210,7 @@ impl StackPool {
 
     /// Makes a reserved stack ready for its thread's first run: its guard goes in and its
     /// top page is committed, together with up to [`BATCH`] - 1 more of its size (free ones
-    /// not resident, else carved from what is left of the arena), kept resident
+    /// not resident, else carved, while address space can be had), kept resident
     /// ([`StackPool::fresh`]) for the next threads that start: one call each for them all.
     /// Never fails: nothing needs address space it does not have.
     pub fn ready(&mut self, stack: Stack) -> Stack {
@@ -224,7 +224,7 @@ impl StackPool {
         while count < BATCH {
             let spare = match self.cold.iter().rposition(|s| s.fits(size, guard)) {
                 Some(i) => Some(self.cold.swap_remove(i)),
-                None => self.carve_here(size, guard),
+                None => self.carve(size, guard),
             };
             let Some(spare) = spare else { break };
             run[count] = Some(spare);
@@ -243,8 +243,12 @@ impl StackPool {
             stacks().map(|s| (s.low + s.len - page, page)),
             MADV_POPULATE_WRITE,
         );
+        // All this pool's now, the one made ready too (reserved by another hub's pool, which
+        // carves address space again when it needs more): a hub whose threads were all made
+        // by another must have resident stacks of its own to start them on.
         let mut run = run.into_iter().flatten().map(|s| Stack {
             state: State::Resident,
+            home: 0,
             ..s
         });
         let first = run.next().expect("the stack made ready is the first of the run");
@@ -520,10 +524,71 @@ mod tests {
         assert!(other.usable() == 128 << 10 && pool.fresh.len() == 2 * BATCH - 3);
     }
 
+    /// Is the top page of `stack` resident?
+    fn top_resident(stack: &Stack) -> bool {
+        let page = page_size();
+        let mut vec = [0u8; 1];
+        // SAFETY: a page-aligned page of the pool's own mapping; `vec` has room for one page.
+        let rc = unsafe {
+            libc::mincore(
+                (stack.low + stack.len - page) as *mut libc::c_void,
+                page,
+                vec.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0);
+        vec[0] & 1 != 0
+    }
+
+    #[test]
+    fn reservations_touch_nothing_until_made_ready() {
+        let mut pool = StackPool::default();
+        let reserved: Vec<Stack> = (0..3)
+            .map(|_| pool.reserve(64 << 10, GUARD).unwrap())
+            .collect();
+        for s in &reserved {
+            assert_eq!(s.state, State::Bare);
+            assert!(!s.ready_to_run());
+            assert!(!top_resident(s), "a reservation's top page is not touched");
+        }
+        assert!(pool.hot.is_empty() && pool.fresh.is_empty() && pool.cold.is_empty());
+        let mut reserved = reserved.into_iter();
+        let first = pool.ready(reserved.next().unwrap());
+        assert!(first.ready_to_run() && top_resident(&first));
+        assert_eq!(pool.fresh.len(), BATCH - 1, "made ready with a run of spares");
+        assert!(pool.fresh.iter().all(top_resident));
+        write_ends(&first);
+        // A reservation given back goes cold; a stack run on goes hot, and is taken first.
+        let second = reserved.next().unwrap();
+        pool.put(first);
+        let hot = pool.hot.last().unwrap().low;
+        let resident = pool.take_resident(&second).unwrap();
+        assert_eq!(resident.low, hot, "the stack the last thread finished on");
+        pool.put(second);
+        assert_eq!(pool.cold.len(), 1, "the reservation, not run on, is cold");
+        assert_eq!(pool.cold[0].state, State::Bare);
+        // Reserving takes resident stacks first, then cold ones, before carving.
+        pool.put(resident);
+        assert_eq!(pool.reserve(64 << 10, GUARD).unwrap().low, hot);
+        let cold = pool.cold[0].low;
+        pool.fresh.clear();
+        assert_eq!(pool.reserve(64 << 10, GUARD).unwrap().low, cold);
+    }
+
+    #[test]
+    fn a_stack_made_ready_belongs_to_the_pool_that_made_it() {
+        let (mut creator, mut runner) = (StackPool::default(), StackPool::default());
+        let mut reserved = creator.reserve(64 << 10, GUARD).unwrap();
+        reserved.set_home(0xdead0);
+        let ready = runner.ready(reserved);
+        assert_eq!(ready.home(), 0, "it stays with the hub that runs threads on it");
+        assert_eq!(runner.fresh.len(), BATCH - 1, "spares carved by the runner's own pool");
+    }
+
     #[test]
     fn impossible_sizes_fail_cleanly() {
         let mut pool = StackPool::default();
-        assert!(pool.get(1 << 62, GUARD).is_none());
-        assert!(pool.get(usize::MAX - 10, GUARD).is_none());
+        assert!(pool.reserve(1 << 62, GUARD).is_none());
+        assert!(pool.reserve(usize::MAX - 10, GUARD).is_none());
     }
 }
