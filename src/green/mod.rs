@@ -239,15 +239,17 @@ impl Green {
         // SAFETY: a valid block (per our contract).
         let green = unsafe { &*slot };
         debug_assert!(!green.root && !green.live.load(Ordering::Relaxed));
-        debug_assert_eq!(stack.low & STACK_STATE_BITS, 0, "stacks are 16-byte aligned");
+        debug_assert_eq!(
+            stack.low & STACK_STATE_BITS,
+            0,
+            "stacks are 16-byte aligned"
+        );
         let state = if settled {
             STACK_SETTLED
         } else {
             STACK_UNSETTLED
         };
-        green
-            .stack_word
-            .store(stack.low | state, Ordering::Relaxed);
+        green.stack_word.store(stack.low | state, Ordering::Relaxed);
         green.hub.set(hub);
         green.entry.set(Some(entry));
         if detached {
@@ -298,7 +300,7 @@ impl Green {
     /// it, unlike [`Green::stack`]); from any OS thread.
     pub fn started_stack(&self) -> Option<StackInfo> {
         let word = self.stack_word.load(Ordering::Acquire);
-        (word & STACK_STATE_BITS == STACK_SETTLED).then(|| StackInfo {
+        (word & STACK_STATE_BITS == STACK_SETTLED).then_some(StackInfo {
             low: word & !STACK_STATE_BITS,
             ..self.reserved
         })

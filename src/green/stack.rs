@@ -251,7 +251,9 @@ impl StackPool {
             home: 0,
             ..s
         });
-        let first = run.next().expect("the stack made ready is the first of the run");
+        let first = run
+            .next()
+            .expect("the stack made ready is the first of the run");
         // The rest in reverse, so the next one taken (from the end) is the next address up.
         let rest: Vec<Stack> = run.collect();
         self.fresh.extend(rest.into_iter().rev());
@@ -555,7 +557,11 @@ mod tests {
         let mut reserved = reserved.into_iter();
         let first = pool.ready(reserved.next().unwrap());
         assert!(first.ready_to_run() && top_resident(&first));
-        assert_eq!(pool.fresh.len(), BATCH - 1, "made ready with a run of spares");
+        assert_eq!(
+            pool.fresh.len(),
+            BATCH - 1,
+            "made ready with a run of spares"
+        );
         assert!(pool.fresh.iter().all(top_resident));
         write_ends(&first);
         // A reservation given back goes cold; a stack run on goes hot, and is taken first.
@@ -581,8 +587,16 @@ mod tests {
         let mut reserved = creator.reserve(64 << 10, GUARD).unwrap();
         reserved.set_home(0xdead0);
         let ready = runner.ready(reserved);
-        assert_eq!(ready.home(), 0, "it stays with the hub that runs threads on it");
-        assert_eq!(runner.fresh.len(), BATCH - 1, "spares carved by the runner's own pool");
+        assert_eq!(
+            ready.home(),
+            0,
+            "it stays with the hub that runs threads on it"
+        );
+        assert_eq!(
+            runner.fresh.len(),
+            BATCH - 1,
+            "spares carved by the runner's own pool"
+        );
     }
 
     #[test]

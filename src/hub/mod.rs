@@ -20,7 +20,7 @@ pub mod timers;
 pub mod watch;
 
 use crate::green::stack::{Stack, StackPool};
-use crate::green::{Green, GreenCoroutine, GreenYielder, Unstarted, table, tls};
+use crate::green::{Green, GreenYielder, Unstarted, table, tls};
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
 use crate::waiting::{self as wait_record, WaitOn, WaitWord};
@@ -1077,10 +1077,14 @@ impl Hub {
         stats::switched();
         // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
         // a green thread never resumes another (it suspends back to this loop).
-        let coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
-        let coroutine = match coroutine {
-            Some(coroutine) => coroutine,
-            None => self.first_run(green),
+        let mut coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
+        if coroutine.is_none() {
+            self.first_run(green);
+            // SAFETY: as above.
+            coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
+        }
+        let Some(coroutine) = coroutine else {
+            crate::fatal!("resumed a green thread with no stack")
         };
         let result = coroutine.resume(());
         // SAFETY: as above.
@@ -1113,10 +1117,11 @@ impl Hub {
 
     /// What a thread made but not run yet takes at its first run when its creation found no
     /// resident stack for it (`spawn_masked`), so that nothing was touched for it before: its
-    /// stack (see [`Hub::stack_to_start_on`]) and its private thread-locals. Returns its
-    /// coroutine, made.
+    /// stack (see [`Hub::stack_to_start_on`]) and its private thread-locals, and its coroutine
+    /// is made.
+    #[cold]
     #[inline(never)]
-    fn first_run(&self, green: &'static Green) -> &mut GreenCoroutine {
+    fn first_run(&self, green: &'static Green) {
         // SAFETY: only this hub's OS thread touches a thread's start, once, at its first run.
         let Some(Unstarted { stack, body }) = (unsafe { (*green.unstarted.get()).take() }) else {
             crate::fatal!("resumed a green thread with no stack")
@@ -1125,11 +1130,6 @@ impl Hub {
         self.give_tls(green);
         self.install_tls_of(green);
         self.make_coroutine(green, stack, body);
-        // SAFETY: as above.
-        match unsafe { (*green.coroutine.get()).as_mut() } {
-            Some(coroutine) => coroutine,
-            None => unreachable!("a coroutine was just made"),
-        }
     }
 
     /// Gives a new thread its private thread-locals (`green::tls`), built on the OS thread it
