@@ -9,7 +9,8 @@
  * itself; an asked one reports for itself the range reported before it ran, its local lies in
  * that range, and a byte written at the range's lowest address before it ran is still there when
  * it runs (the range is memory, and its own). The ranges of threads alive at once do not overlap.
- * A detached thread asked before it ran reports itself detached and runs on its range too.
+ * A detached thread asked before it ran reports itself detached and runs on its range too; so
+ * does a thread on memory the program gave it (pthread_attr_setstack), whose range is that memory.
  * Under the preload with one hub, the threads have not started when asked (the creator has
  * not blocked yet): the case this test is about.
  */
@@ -125,6 +126,30 @@ int main(void) {
     CHECK(d->detached_ok, "the detached thread does not report itself detached");
     CHECK(contains(d->addr, d->size, d->local), "detached thread: its local is outside its own stack");
     CHECK(d->addr == daddr && d->size == dsize && d->guard == dguard, "detached thread: ran elsewhere than reported");
+
+    /* On the program's own memory. */
+    size_t own_size = 1 << 20;
+    void *own = NULL;
+    CHECK_EQ(posix_memalign(&own, 4096, own_size), 0);
+    struct seen *o = &seen[1];
+    memset(o, 0, sizeof *o);
+    __atomic_store_n(&go, 0, __ATOMIC_SEQ_CST);
+    pthread_attr_t a;
+    CHECK_EQ(pthread_attr_init(&a), 0);
+    CHECK_EQ(pthread_attr_setstack(&a, own, own_size), 0);
+    pthread_t ot;
+    CHECK_EQ(pthread_create(&ot, &a, body, o), 0);
+    CHECK_EQ(pthread_attr_destroy(&a), 0);
+    void *oaddr;
+    size_t osize, oguard;
+    own_stack(ot, &oaddr, &osize, &oguard, NULL);
+    CHECK(oaddr == own && osize == own_size, "program-owned stack [%p, +%zu) reported as [%p, +%zu)", own, own_size,
+          oaddr, osize);
+    __atomic_store_n(&go, 1, __ATOMIC_SEQ_CST);
+    CHECK_EQ(pthread_join(ot, NULL), 0);
+    CHECK(o->addr == own && o->size == own_size, "program-owned stack: reports [%p, +%zu) for itself", o->addr, o->size);
+    CHECK(contains(own, own_size, o->local), "program-owned stack: its local %p is outside it", o->local);
+    free(own);
 
     printf("stack_attr_unstarted: all passed\n");
     return 0;
