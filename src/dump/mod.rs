@@ -251,7 +251,8 @@ fn backtrace(out: &mut Out, ctx: &mut Context, green: &Green, hub: &Hub) {
         }
         (crate::waiting::stack_pointer(), 0)
     } else {
-        let stack = green.stack;
+        // A parked thread has started: its stack is settled.
+        let stack = green.started_stack().unwrap_or_default();
         let sp = green.switched_sp.load(Ordering::Relaxed);
         let top = stack.low + stack.size;
         if !(stack.low..top).contains(&sp) {

@@ -40,6 +40,33 @@ pub struct StackInfo {
     pub guard: usize,
 }
 
+/// What a green thread made but not run yet starts with, at its first run (`Hub::resume`).
+pub struct Unstarted {
+    /// Its reserved stack (see `stack`): it runs on it, or on a resident one of the same size.
+    pub stack: Stack,
+    /// What it runs on its stack.
+    pub body: fn(&'static Green) -> usize,
+}
+
+/// Where a green thread's stack stands, in the low bits of `Green::stack_word` (stacks are
+/// 16-byte aligned): not settled yet (it may start on another than its reserved one)...
+const STACK_UNSETTLED: usize = 0;
+/// ...its reserved stack was reported (`pthread_getattr_np`) before it ran: it runs on it...
+const STACK_PINNED: usize = 1;
+/// ...it runs (or ran) on the stack whose lowest usable address is the word's other bits.
+const STACK_SETTLED: usize = 2;
+const STACK_STATE_BITS: usize = 3;
+
+impl StackInfo {
+    pub fn of(stack: &Stack) -> StackInfo {
+        StackInfo {
+            low: stack.usable_low(),
+            size: stack.usable(),
+            guard: stack.guard(),
+        }
+    }
+}
+
 /// A set of CPUs, as a `cpu_set_t` holds it (1 024 bits).
 pub type CpuMask = [u64; 16];
 
@@ -80,7 +107,13 @@ pub struct Green {
     /// This thread's pthread_key values (trap 7): (key, value), few per thread.
     pub(crate) keys: UnsafeCell<Vec<(libc::pthread_key_t, *mut libc::c_void)>>,
     pub(crate) name: Mutex<[u8; 16]>,
-    pub(crate) stack: StackInfo,
+    /// The stack reserved for it at its creation, which it reports until it starts.
+    reserved: StackInfo,
+    /// Where its stack stands ([`STACK_SETTLED`] and the others), and once settled, the
+    /// lowest usable address of the stack it runs on (of its reserved one's size and guard).
+    stack_word: AtomicUsize,
+    /// Its stack and body until its first run (its hub's thread only).
+    pub(crate) unstarted: UnsafeCell<Option<Unstarted>>,
     /// The thread's entry, called once on its own stack.
     pub(crate) entry: Cell<Option<Entry>>,
     /// What it waits on while parked (`waiting::WaitOn::word`; 0: never parked) and since when
@@ -111,7 +144,7 @@ pub enum Entry {
 // SAFETY: the non-atomic fields (Cells, UnsafeCells) are touched only by the OS thread of the
 // hub the green thread belongs to (green threads never migrate: trap 8); what other OS threads
 // touch (live, park_token, retval, join, name, affinity, and the dump's waiting_*, switched_sp) is atomic
-// or behind a Mutex. A dump printed by another hub also reads `id`, `entry`, `stack` and `created_at`, which
+// or behind a Mutex. A dump printed by another hub also reads `id`, `entry`, `reserved` and `created_at`, which
 // are written once, before the thread can be found in the table.
 unsafe impl Sync for Green {}
 // SAFETY: as above; a Green is only ever shared by reference, never moved across threads.
@@ -163,7 +196,9 @@ impl Green {
             join: Mutex::new(Join::Joinable),
             keys: UnsafeCell::new(Vec::new()),
             name: Mutex::new([0; 16]),
-            stack,
+            reserved: stack,
+            stack_word: AtomicUsize::new(stack.low | STACK_SETTLED),
+            unstarted: UnsafeCell::new(None),
             entry: Cell::new(entry),
             waiting_on: AtomicU64::new(0),
             waiting_since: AtomicU64::new(0),
@@ -179,7 +214,9 @@ impl Green {
     /// only what a new thread has other than a dead block is written, since building a whole
     /// block and moving it into the slot cost two copies of it (a tenth of a spawn and join).
     /// `created_at`: the return address of its `pthread_create` call (0: not known), for the
-    /// dump. `live` goes true last, for `table::lookup`.
+    /// dump. `stack`: its reserved stack, which it may still trade for a resident one at its
+    /// first run (`settled`: never, the program's own memory). `live` goes true last, for
+    /// `table::lookup`.
     ///
     /// # Safety
     /// `slot` holds a dead block that nothing else writes (stale handles and timer entries
@@ -188,6 +225,7 @@ impl Green {
         slot: *mut Green,
         hub: *const (),
         stack: StackInfo,
+        settled: bool,
         entry: Entry,
         detached: bool,
         created_at: usize,
@@ -195,12 +233,23 @@ impl Green {
         // SAFETY: per our contract the plain fields are ours to write; the rest go through
         // their cells.
         unsafe {
-            (&raw mut (*slot).stack).write(stack);
+            (&raw mut (*slot).reserved).write(stack);
             (&raw mut (*slot).created_at).write(created_at);
         }
         // SAFETY: a valid block (per our contract).
         let green = unsafe { &*slot };
         debug_assert!(!green.root && !green.live.load(Ordering::Relaxed));
+        debug_assert_eq!(
+            stack.low & STACK_STATE_BITS,
+            0,
+            "stacks are 16-byte aligned"
+        );
+        let state = if settled {
+            STACK_SETTLED
+        } else {
+            STACK_UNSETTLED
+        };
+        green.stack_word.store(stack.low | state, Ordering::Relaxed);
         green.hub.set(hub);
         green.entry.set(Some(entry));
         if detached {
@@ -223,6 +272,68 @@ impl Green {
 
     pub fn is_root(&self) -> bool {
         self.root
+    }
+
+    /// The usable stack of the thread, as `pthread_getattr_np` reports it, from any OS thread.
+    /// Asked before the thread started, it is the reserved one, and the thread then runs on
+    /// it (it may no longer start on another): what is reported is where it runs.
+    pub fn stack(&self) -> StackInfo {
+        let mut word = self.stack_word.load(Ordering::Acquire);
+        if word & STACK_STATE_BITS == STACK_UNSETTLED {
+            word = match self.stack_word.compare_exchange(
+                word,
+                word | STACK_PINNED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => word | STACK_PINNED,
+                Err(now) => now,
+            };
+        }
+        StackInfo {
+            low: word & !STACK_STATE_BITS,
+            ..self.reserved
+        }
+    }
+
+    /// The stack the thread runs on, once it has started (None before: nothing is asked of
+    /// it, unlike [`Green::stack`]); from any OS thread.
+    pub fn started_stack(&self) -> Option<StackInfo> {
+        let word = self.stack_word.load(Ordering::Acquire);
+        (word & STACK_STATE_BITS == STACK_SETTLED).then_some(StackInfo {
+            low: word & !STACK_STATE_BITS,
+            ..self.reserved
+        })
+    }
+
+    /// At the thread's first run, by its hub: may it start on the stack whose lowest usable
+    /// address is `other_low` (of its reserved one's size and guard) instead? True: it must,
+    /// and reports it from now on. False: its reserved stack was reported before (or is the
+    /// program's own): it starts on that, settled by this call.
+    pub(crate) fn settle_stack_on(&self, other_low: usize) -> bool {
+        let unsettled = self.reserved.low | STACK_UNSETTLED;
+        if self
+            .stack_word
+            .compare_exchange(
+                unsettled,
+                other_low | STACK_SETTLED,
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            return true;
+        }
+        self.settle_stack();
+        false
+    }
+
+    /// At the thread's first run, by its hub: it starts on its reserved stack.
+    pub(crate) fn settle_stack(&self) {
+        let settled = self.reserved.low | STACK_SETTLED;
+        if self.stack_word.load(Ordering::Relaxed) != settled {
+            self.stack_word.store(settled, Ordering::Release);
+        }
     }
 
     pub fn is_live(&self) -> bool {

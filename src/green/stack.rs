@@ -2,6 +2,15 @@
 //! carved from big arenas and pooled per hub, because a fresh `mmap` + `mprotect` per thread
 //! costs microseconds and two VMAs.
 //!
+//! A thread gets its stack in two steps. `pthread_create` *reserves* one
+//! ([`StackPool::reserve`]): address space only, so that a stack that cannot be had fails the
+//! create with EAGAIN, as glibc's `mmap` does, but no page of it is touched (no guard either:
+//! a guard's page-table page is fresh memory too). At its first run the thread starts on a
+//! stack whose pages are resident ([`StackPool::take_resident`]: the one the last thread
+//! finished on), giving its reservation back, or else on the reserved one, made ready then
+//! ([`StackPool::ready`]). Threads made in a batch and not yet run then hold no memory, and
+//! no-op threads run one after another on one hot stack.
+//!
 //! Guards are installed with `MADV_GUARD_INSTALL` (Linux 6.13+), which marks pages as faulting
 //! without splitting the arena's VMA: live threads are then bounded by address space and
 //! memory, not by `vm.max_map_count`. On older kernels the guard is an `mprotect(PROT_NONE)`,
@@ -50,9 +59,22 @@ fn page_size() -> usize {
     size
 }
 
-fn round_to_page(n: usize) -> Option<usize> {
-    let page = page_size();
+fn round_to_page(n: usize, page: usize) -> Option<usize> {
     Some(n.checked_add(page - 1)? & !(page - 1))
+}
+
+/// How far a stack is from being run on (ordered: each has what the ones before have).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum State {
+    /// Address space only: no guard yet, nothing touched (a reservation just carved).
+    Bare,
+    /// Guard in place, no memory resident (given back to the kernel, or never touched).
+    Guarded,
+    /// Guard in place and its top pages (most likely) resident: a thread ran on it, or it was
+    /// made ready ahead. Reused first; a stack not resident costs fresh pages when run on.
+    Resident,
+    /// Memory the program lent (`pthread_attr_setstack`): never pooled.
+    Lent,
 }
 
 /// A green thread's stack: a slice of one of the hub's arenas (returned to the pool when the
@@ -65,7 +87,7 @@ pub struct Stack {
     len: usize,
     /// Bytes of guard at the bottom.
     guard: usize,
-    pooled: bool,
+    state: State,
     /// The hub whose pool it came from, when another hub runs its thread (0: the hub that
     /// ends the thread keeps it). Opaque here: the hub gives it back (see `Hub::place`).
     home: usize,
@@ -93,7 +115,7 @@ impl Stack {
             low,
             len: top - low,
             guard: 0,
-            pooled: false,
+            state: State::Lent,
             home: 0,
         })
     }
@@ -110,6 +132,16 @@ impl Stack {
 
     pub fn guard(&self) -> usize {
         self.guard
+    }
+
+    /// Can a thread run on it as it is (no guard to install, its top pages resident, or the
+    /// program's own memory)? Then nothing is gained by starting on another.
+    pub fn ready_to_run(&self) -> bool {
+        self.state >= State::Resident
+    }
+
+    fn fits(&self, size: usize, guard: usize) -> bool {
+        self.usable() == size && self.guard == guard
     }
 }
 
@@ -131,9 +163,10 @@ unsafe impl corosensei::stack::Stack for Stack {
 pub struct StackPool {
     /// Free stacks whose touched pages are still resident (cheapest to reuse).
     hot: Vec<Stack>,
-    /// Stacks carved ahead of need, never used: guard in place, top page committed.
+    /// Stacks made ready ahead of need, never run on: guard in place, top page committed.
     fresh: Vec<Stack>,
-    /// Free stacks whose memory went back to the kernel.
+    /// Free stacks with no resident memory: reservations given back (maybe with no guard
+    /// yet), and stacks whose memory went back to the kernel.
     cold: Vec<Stack>,
     /// The unused part of the current arena: [next, end).
     next: usize,
@@ -141,51 +174,68 @@ pub struct StackPool {
 }
 
 impl StackPool {
-    /// A stack with at least `size` usable bytes and `guard` bytes of guard; None when no
-    /// address space can be had.
-    pub fn get(&mut self, size: usize, guard: usize) -> Option<Stack> {
-        let (size, guard) = (round_to_page(size)?, round_to_page(guard)?);
-        let fits = |s: &Stack| s.usable() == size && s.guard == guard;
+    /// A stack for a thread that has not run yet, with at least `size` usable bytes and
+    /// `guard` bytes of guard: a free one (resident ones first), else address space carved from
+    /// the arena, touched by nothing (its guard goes in when it is made [`ready`]). None when
+    /// no address space can be had; no system call but an arena's `mmap`.
+    ///
+    /// [`ready`]: StackPool::ready
+    pub fn reserve(&mut self, size: usize, guard: usize) -> Option<Stack> {
+        let page = page_size();
+        let (size, guard) = (round_to_page(size, page)?, round_to_page(guard, page)?);
+        // The common case first: the stack the last thread finished on.
+        if self.hot.last().is_some_and(|s| s.fits(size, guard)) {
+            return self.hot.pop();
+        }
         for list in [&mut self.hot, &mut self.fresh, &mut self.cold] {
+            if let Some(i) = list.iter().rposition(|s| s.fits(size, guard)) {
+                return Some(list.swap_remove(i));
+            }
+        }
+        self.carve(size, guard)
+    }
+
+    /// A free stack of `like`'s size whose pages are resident (freed by a thread that ran on
+    /// it, or made ready ahead), for a thread starting now in place of `like`, its
+    /// reservation.
+    pub fn take_resident(&mut self, like: &Stack) -> Option<Stack> {
+        let fits = |s: &Stack| s.fits(like.usable(), like.guard);
+        for list in [&mut self.hot, &mut self.fresh] {
             if let Some(i) = list.iter().rposition(fits) {
                 return Some(list.swap_remove(i));
             }
         }
-        self.carve_ahead(size, guard)
+        None
     }
 
-    /// Takes back the stack of a finished thread. When the hot ones are [`HOT_LIMIT`], the
-    /// [`BATCH`] freed longest ago give their memory back, in one call.
-    pub fn put(&mut self, mut stack: Stack) {
-        if !stack.pooled {
-            return;
+    /// Makes a reserved stack ready for its thread's first run: its guard goes in and its
+    /// top page is committed, together with up to [`BATCH`] - 1 more of its size (free ones
+    /// not resident, else carved, while address space can be had), kept resident
+    /// ([`StackPool::fresh`]) for the next threads that start: one call each for them all.
+    /// Never fails: nothing needs address space it does not have.
+    pub fn ready(&mut self, stack: Stack) -> Stack {
+        if stack.ready_to_run() {
+            return stack;
         }
-        stack.home = 0;
-        if self.hot.len() >= HOT_LIMIT {
-            let oldest = BATCH.min(self.hot.len());
-            release_memory(&self.hot[..oldest]);
-            self.cold.extend(self.hot.drain(..oldest));
-        }
-        self.hot.push(stack);
-    }
-
-    /// A new stack, and up to [`BATCH`] - 1 more of its size carved with it from what is left
-    /// of the arena ([`StackPool::fresh`]): their guards go in, and their top pages (which
-    /// every thread touches) are committed, in one call each.
-    fn carve_ahead(&mut self, size: usize, guard: usize) -> Option<Stack> {
-        let first = self.carve(size, guard)?;
+        let (size, guard) = (stack.usable(), stack.guard);
         let mut run = [const { None::<Stack> }; BATCH];
-        run[0] = Some(first);
+        run[0] = Some(stack);
         let mut count = 1;
         while count < BATCH {
-            match self.carve_here(size, guard) {
-                Some(stack) => run[count] = Some(stack),
-                None => break,
-            }
+            let spare = match self.cold.iter().rposition(|s| s.fits(size, guard)) {
+                Some(i) => Some(self.cold.swap_remove(i)),
+                None => self.carve(size, guard),
+            };
+            let Some(spare) = spare else { break };
+            run[count] = Some(spare);
             count += 1;
         }
         let stacks = || run[..count].iter().flatten();
-        install_guards(stacks().map(|s| (s.low, s.guard)));
+        install_guards(
+            stacks()
+                .filter(|s| s.state == State::Bare)
+                .map(|s| (s.low, s.guard)),
+        );
         // Committed ahead only where one call does it all: elsewhere the first touch faults
         // the page in, as it always did.
         let page = page_size();
@@ -193,12 +243,51 @@ impl StackPool {
             stacks().map(|s| (s.low + s.len - page, page)),
             MADV_POPULATE_WRITE,
         );
-        let mut run = run.into_iter().flatten();
-        let first = run.next();
+        // All this pool's now, the one made ready too (reserved by another hub's pool, which
+        // carves address space again when it needs more): a hub whose threads were all made
+        // by another must have resident stacks of its own to start them on.
+        let mut run = run.into_iter().flatten().map(|s| Stack {
+            state: State::Resident,
+            home: 0,
+            ..s
+        });
+        let first = run
+            .next()
+            .expect("the stack made ready is the first of the run");
         // The rest in reverse, so the next one taken (from the end) is the next address up.
         let rest: Vec<Stack> = run.collect();
         self.fresh.extend(rest.into_iter().rev());
         first
+    }
+
+    /// A stack ready to run on, at once ([`StackPool::reserve`], then [`StackPool::ready`]).
+    #[cfg(test)]
+    fn get(&mut self, size: usize, guard: usize) -> Option<Stack> {
+        let stack = self.reserve(size, guard)?;
+        Some(self.ready(stack))
+    }
+
+    /// Takes back the stack of a finished thread, or a reservation not run on. When the hot
+    /// ones are [`HOT_LIMIT`], the [`BATCH`] freed longest ago give their memory back, in one
+    /// call.
+    pub fn put(&mut self, mut stack: Stack) {
+        if stack.state != State::Resident {
+            if stack.state != State::Lent {
+                stack.home = 0;
+                self.cold.push(stack);
+            }
+            return;
+        }
+        stack.home = 0;
+        if self.hot.len() >= HOT_LIMIT {
+            let oldest = BATCH.min(self.hot.len());
+            release_memory(&self.hot[..oldest]);
+            self.cold.extend(self.hot.drain(..oldest).map(|s| Stack {
+                state: State::Guarded,
+                ..s
+            }));
+        }
+        self.hot.push(stack);
     }
 
     /// A stack carved from what is left of the current arena, if it fits; no guard yet.
@@ -213,7 +302,7 @@ impl StackPool {
             low,
             len,
             guard,
-            pooled: true,
+            state: State::Bare,
             home: 0,
         })
     }
@@ -437,10 +526,83 @@ mod tests {
         assert!(other.usable() == 128 << 10 && pool.fresh.len() == 2 * BATCH - 3);
     }
 
+    /// Is the top page of `stack` resident?
+    fn top_resident(stack: &Stack) -> bool {
+        let page = page_size();
+        let mut vec = [0u8; 1];
+        // SAFETY: a page-aligned page of the pool's own mapping; `vec` has room for one page.
+        let rc = unsafe {
+            libc::mincore(
+                (stack.low + stack.len - page) as *mut libc::c_void,
+                page,
+                vec.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0);
+        vec[0] & 1 != 0
+    }
+
+    #[test]
+    fn reservations_touch_nothing_until_made_ready() {
+        let mut pool = StackPool::default();
+        let reserved: Vec<Stack> = (0..3)
+            .map(|_| pool.reserve(64 << 10, GUARD).unwrap())
+            .collect();
+        for s in &reserved {
+            assert_eq!(s.state, State::Bare);
+            assert!(!s.ready_to_run());
+            assert!(!top_resident(s), "a reservation's top page is not touched");
+        }
+        assert!(pool.hot.is_empty() && pool.fresh.is_empty() && pool.cold.is_empty());
+        let mut reserved = reserved.into_iter();
+        let first = pool.ready(reserved.next().unwrap());
+        assert!(first.ready_to_run() && top_resident(&first));
+        assert_eq!(
+            pool.fresh.len(),
+            BATCH - 1,
+            "made ready with a run of spares"
+        );
+        assert!(pool.fresh.iter().all(top_resident));
+        write_ends(&first);
+        // A reservation given back goes cold; a stack run on goes hot, and is taken first.
+        let second = reserved.next().unwrap();
+        pool.put(first);
+        let hot = pool.hot.last().unwrap().low;
+        let resident = pool.take_resident(&second).unwrap();
+        assert_eq!(resident.low, hot, "the stack the last thread finished on");
+        pool.put(second);
+        assert_eq!(pool.cold.len(), 1, "the reservation, not run on, is cold");
+        assert_eq!(pool.cold[0].state, State::Bare);
+        // Reserving takes resident stacks first, then cold ones, before carving.
+        pool.put(resident);
+        assert_eq!(pool.reserve(64 << 10, GUARD).unwrap().low, hot);
+        let cold = pool.cold[0].low;
+        pool.fresh.clear();
+        assert_eq!(pool.reserve(64 << 10, GUARD).unwrap().low, cold);
+    }
+
+    #[test]
+    fn a_stack_made_ready_belongs_to_the_pool_that_made_it() {
+        let (mut creator, mut runner) = (StackPool::default(), StackPool::default());
+        let mut reserved = creator.reserve(64 << 10, GUARD).unwrap();
+        reserved.set_home(0xdead0);
+        let ready = runner.ready(reserved);
+        assert_eq!(
+            ready.home(),
+            0,
+            "it stays with the hub that runs threads on it"
+        );
+        assert_eq!(
+            runner.fresh.len(),
+            BATCH - 1,
+            "spares carved by the runner's own pool"
+        );
+    }
+
     #[test]
     fn impossible_sizes_fail_cleanly() {
         let mut pool = StackPool::default();
-        assert!(pool.get(1 << 62, GUARD).is_none());
-        assert!(pool.get(usize::MAX - 10, GUARD).is_none());
+        assert!(pool.reserve(1 << 62, GUARD).is_none());
+        assert!(pool.reserve(usize::MAX - 10, GUARD).is_none());
     }
 }

@@ -20,7 +20,7 @@ pub mod timers;
 pub mod watch;
 
 use crate::green::stack::{Stack, StackPool};
-use crate::green::{Green, GreenYielder, table, tls};
+use crate::green::{Green, GreenYielder, Unstarted, table, tls};
 use crate::stats::{self, ParkReason};
 use crate::sys::{errno, now_ns, set_errno};
 use crate::waiting::{self as wait_record, WaitOn, WaitWord};
@@ -438,11 +438,13 @@ impl Hub {
         self.os_thread
     }
 
-    pub fn take_stack(&self, size: usize, guard: usize) -> Option<Stack> {
+    /// A stack for a thread being made (`StackPool::reserve`: address space, nothing
+    /// touched); None when none can be had.
+    pub fn reserve_stack(&self, size: usize, guard: usize) -> Option<Stack> {
         if self.stacks_returned.load(Ordering::Relaxed) {
             self.take_back_stacks();
         }
-        self.stacks.borrow_mut().get(size, guard)
+        self.stacks.borrow_mut().reserve(size, guard)
     }
 
     #[cold]
@@ -456,6 +458,7 @@ impl Hub {
     }
 
     /// Gives a finished thread's stack back to the pool it came from.
+    #[inline(always)]
     fn stack_done(&self, stack: Stack) {
         let home = stack.home();
         if home == 0 || home == self as *const Hub as usize {
@@ -476,8 +479,8 @@ impl Hub {
 
     /// Makes `green` (not yet started, its block naming this hub) runnable on this hub, from
     /// any OS thread: at once on this hub's own, else through the inbox, at this hub's next
-    /// look, where its thread-locals are built for this OS thread. `stack` was taken from the
-    /// calling thread's hub `from`, which gets it back when the thread ends.
+    /// look. `stack` was reserved from the calling thread's hub `from`, which gets it back
+    /// when the thread ends (or when it starts on another).
     pub fn place(
         &'static self,
         from: &'static Hub,
@@ -558,12 +561,6 @@ impl Hub {
     fn start_arrivals(&self, arrived: Vec<Arrival>) {
         for arrival in arrived {
             self.arriving.fetch_sub(1, Ordering::Relaxed);
-            if tls::private() && !self.give_private_tls(arrival.green) {
-                crate::log!(
-                    Warn,
-                    "no memory for a green thread's own thread-locals: it shares its OS thread's"
-                );
-            }
             self.spawn_masked(arrival.green, arrival.stack, arrival.body, arrival.mask);
         }
     }
@@ -573,7 +570,8 @@ impl Hub {
         self.stacks.borrow_mut().put(stack);
     }
 
-    /// Makes `green` (not yet started) runnable on this hub, running `body` on `stack`.
+    /// Makes `green` (not yet started) runnable on this hub, running `body` on `stack` (a
+    /// reserved one: it may start on a resident one instead, see [`Hub::first_run`]).
     pub fn spawn(
         &'static self,
         green: &'static Green,
@@ -590,13 +588,15 @@ impl Hub {
         body: fn(&'static Green) -> usize,
         mask: masks::Bits,
     ) {
-        let coroutine = Coroutine::with_stack(stack, move |yielder: &GreenYielder, ()| {
-            green.yielder.set(yielder);
-            green.hub().masks.deliver(green);
-            body(green)
-        });
-        // SAFETY: the thread has not started; nothing else refers to its coroutine slot.
-        unsafe { *green.coroutine.get() = Some(coroutine) };
+        if stack.ready_to_run() {
+            // Nothing fresh to touch (a resident stack, or the program's): made now, as a
+            // create+join pair then costs nothing more.
+            self.give_tls(green);
+            self.make_coroutine(green, stack, body);
+        } else {
+            // SAFETY: the thread has not started; nothing else refers to it.
+            unsafe { *green.unstarted.get() = Some(Unstarted { stack, body }) };
+        }
         // A new thread starts with its creator's mask, as natively.
         self.masks.join(green, mask);
         self.alive
@@ -1070,20 +1070,19 @@ impl Hub {
     fn resume(&self, green: &'static Green) {
         self.current.set(green);
         self.start_turn();
-        let resident = self.tls_resident.get();
-        if green.tls.get().is_private() && !ptr::eq(resident, green) {
-            // SAFETY: the root's state is private whenever a green thread's is
-            // (`give_private_tls`), and `resident`'s thread-locals are the installed ones.
-            unsafe { tls::switch(&resident.tls, &green.tls) };
-            self.tls_resident.set(green);
-        }
+        self.install_tls_of(green);
         self.note_switch(green);
         // SAFETY: this OS thread's errno (hubs are made on their own OS thread).
         unsafe { *self.errno_at = green.errno.get() };
         stats::switched();
         // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
         // a green thread never resumes another (it suspends back to this loop).
-        let coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
+        let mut coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
+        if coroutine.is_none() {
+            self.first_run(green);
+            // SAFETY: as above.
+            coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
+        }
         let Some(coroutine) = coroutine else {
             crate::fatal!("resumed a green thread with no stack")
         };
@@ -1101,6 +1100,86 @@ impl Hub {
             CoroutineResult::Yield(()) if green.exiting.get() => self.finish(green),
             CoroutineResult::Yield(()) => {}
         }
+    }
+
+    /// Installs `green`'s private thread-locals, if it has some and they are not the installed
+    /// ones.
+    #[inline]
+    fn install_tls_of(&self, green: &'static Green) {
+        let resident = self.tls_resident.get();
+        if green.tls.get().is_private() && !ptr::eq(resident, green) {
+            // SAFETY: the root's state is private whenever a green thread's is
+            // (`give_private_tls`), and `resident`'s thread-locals are the installed ones.
+            unsafe { tls::switch(&resident.tls, &green.tls) };
+            self.tls_resident.set(green);
+        }
+    }
+
+    /// What a thread made but not run yet takes at its first run when its creation found no
+    /// resident stack for it (`spawn_masked`), so that nothing was touched for it before: its
+    /// stack (see [`Hub::stack_to_start_on`]) and its private thread-locals, and its coroutine
+    /// is made.
+    #[cold]
+    #[inline(never)]
+    fn first_run(&self, green: &'static Green) {
+        // SAFETY: only this hub's OS thread touches a thread's start, once, at its first run.
+        let Some(Unstarted { stack, body }) = (unsafe { (*green.unstarted.get()).take() }) else {
+            crate::fatal!("resumed a green thread with no stack")
+        };
+        let stack = self.stack_to_start_on(green, stack);
+        self.give_tls(green);
+        self.install_tls_of(green);
+        self.make_coroutine(green, stack, body);
+    }
+
+    /// Gives a new thread its private thread-locals (`green::tls`), built on the OS thread it
+    /// runs on (trap 17: a DTV points at its OS thread's static TLS blocks). When memory is
+    /// short it shares its OS thread's, as said.
+    #[inline]
+    fn give_tls(&self, green: &'static Green) {
+        if tls::private() && !self.give_private_tls(green) {
+            crate::log!(
+                Warn,
+                "no memory for a green thread's own thread-locals: it shares its OS thread's"
+            );
+        }
+    }
+
+    /// Makes the coroutine of a thread not started yet, running `body` on `stack`.
+    fn make_coroutine(
+        &self,
+        green: &'static Green,
+        stack: Stack,
+        body: fn(&'static Green) -> usize,
+    ) {
+        let coroutine = Coroutine::with_stack(stack, move |yielder: &GreenYielder, ()| {
+            green.yielder.set(yielder);
+            green.hub().masks.deliver(green);
+            body(green)
+        });
+        // SAFETY: the thread has not started; only its hub's OS thread touches its coroutine
+        // slot.
+        unsafe { *green.coroutine.get() = Some(coroutine) };
+    }
+
+    /// The stack a thread starts on: a resident one of its reservation's size, when there is
+    /// one and its reservation was not reported (`Green::settle_stack_on`), the reservation
+    /// going back to its pool (no fresh page touched: 10 000 threads made in a row and each
+    /// run to its end in turn all run on one stack); else its reservation, made ready.
+    fn stack_to_start_on(&self, green: &'static Green, reserved: Stack) -> Stack {
+        if self.stacks_returned.load(Ordering::Relaxed) {
+            self.take_back_stacks();
+        }
+        let resident = self.stacks.borrow_mut().take_resident(&reserved);
+        if let Some(resident) = resident {
+            if green.settle_stack_on(resident.usable_low()) {
+                self.stack_done(reserved);
+                return resident;
+            }
+            self.stacks.borrow_mut().put(resident);
+        }
+        green.settle_stack();
+        self.stacks.borrow_mut().ready(reserved)
     }
 
     /// Releases a finished thread's stack, timers and place in the counts, then hands it to

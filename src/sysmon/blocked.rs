@@ -156,7 +156,9 @@ fn stack_top(hub: &'static Hub) -> usize {
     if green.is_root() {
         0
     } else {
-        green.stack.low + green.stack.size
+        green
+            .started_stack()
+            .map_or(0, |stack| stack.low + stack.size)
     }
 }
 

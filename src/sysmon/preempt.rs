@@ -231,10 +231,13 @@ fn may_preempt(hub: &Hub, context: *mut c_void) -> bool {
     let me = hub.current_green();
     // The injected call needs the saved state and a yield's frames below the red zone.
     let room = XSAVE_SIZE.load(Ordering::Relaxed) + (8 << 10);
-    if !me.is_root() && !(me.stack.low + room..me.stack.low + me.stack.size).contains(&sp) {
-        // Not on its own stack (a handler on an alternate stack that no hook saw installed),
-        // or too near its end.
-        return false;
+    if !me.is_root() {
+        let stack = me.started_stack().unwrap_or_default();
+        if !(stack.low + room..stack.low + stack.size).contains(&sp) {
+            // Not on its own stack (a handler on an alternate stack that no hook saw
+            // installed, or not started yet: its hub makes its first run), or too near its end.
+            return false;
+        }
     }
     // A loop, not a pass: where the thread was found the time before too, within a little
     // code of here. A spin or a tight loop is found there again; a pass through an

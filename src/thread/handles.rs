@@ -90,8 +90,10 @@ pub unsafe fn get_attr(handle: pthread_t, attr: *mut pthread_attr_t) -> Outcome<
         if rc != 0 {
             return Done(rc);
         }
-        libc::pthread_attr_setstack(attr, green.stack.low as *mut libc::c_void, green.stack.size);
-        libc::pthread_attr_setguardsize(attr, green.stack.guard);
+        // A thread not started yet reports its reserved stack, and then runs on it.
+        let stack = green.stack();
+        libc::pthread_attr_setstack(attr, stack.low as *mut libc::c_void, stack.size);
+        libc::pthread_attr_setguardsize(attr, stack.guard);
         libc::pthread_attr_setdetachstate(attr, state);
         // As glibc's: the thread's CPUs too.
         if let Some(mask) = super::affinity::for_attr(green) {

@@ -253,10 +253,12 @@ pub(crate) unsafe fn spawn(
     let home = hubs::place_from(hub, affinity);
     // SAFETY: attr per our contract.
     let wanted = unsafe { wanted(attr) };
+    // Reserved (at least address space, so that EAGAIN comes here, as glibc's): unless it is a
+    // resident one, the thread takes its memory at its first run (`Hub::first_run`).
     let stack = match wanted.stack_memory {
         // SAFETY: pthread_attr_setstack's contract gives the memory to the new thread.
         Some((addr, size)) => unsafe { Stack::borrowed(addr, size) },
-        None => hub.take_stack(wanted.stack_size, wanted.guard),
+        None => hub.reserve_stack(wanted.stack_size, wanted.guard),
     };
     let Some(stack) = stack else {
         crate::log!(
@@ -266,17 +268,16 @@ pub(crate) unsafe fn spawn(
         );
         return EAGAIN;
     };
-    let info = StackInfo {
-        low: stack.usable_low(),
-        size: stack.usable(),
-        guard: stack.guard(),
-    };
+    let info = StackInfo::of(&stack);
+    // A resident (or the program's own) stack is taken at once, and for good.
+    let settled = stack.ready_to_run();
     // SAFETY: `insert` hands a free slot holding a dead block, as `revive` needs.
     let Some(green) = table::insert(hub.free_slots(), |slot| unsafe {
         Green::revive(
             slot,
             home as *const Hub as *const (),
             info,
+            settled,
             entry,
             wanted.detached,
             created_at,
@@ -286,21 +287,15 @@ pub(crate) unsafe fn spawn(
             Warn,
             "green thread table full; pthread_create fails with EAGAIN"
         );
+        hub.put_stack(stack);
         return EAGAIN;
     };
     affinity::start_with(green, affinity);
     tell_a_cxx_runtime();
-    if !core::ptr::eq(home, hub) {
-        // Started by its own hub's OS thread, where its thread-locals are built.
-        home.place(hub, green, stack, run);
-    } else {
-        if crate::green::tls::private() && !hub.give_private_tls(green) {
-            // SAFETY: just made, never started nor handed out; `hub` is this OS thread's.
-            unsafe { table::remove(green, Some(hub.free_slots())) };
-            hub.put_stack(stack);
-            return EAGAIN;
-        }
+    if core::ptr::eq(home, hub) {
         hub.spawn(green, stack, run);
+    } else {
+        home.place(hub, green, stack, run);
     }
     crate::sysmon::thread_made();
     // SAFETY: out is writable (caller).
