@@ -227,7 +227,6 @@ impl Bucket {
             }
             None => Wake::Futex(AtomicU32::new(0)),
         };
-        let copied = matches!(&wake, Wake::Green { green, .. } if green.shared_stack.get());
         let node = Node {
             key,
             data,
@@ -237,12 +236,28 @@ impl Bucket {
             next: Cell::new(ptr::null()),
             linked: Cell::new(false),
         };
-        if copied {
-            // Its stack is copied out while it waits: the node must be where wakers find it.
-            let spare = spare::Node::hold(node);
-            return self.wait_on(hub, spare.get(), deadline, on, before_sleep);
+        if let (Wake::Green { green, .. }, Some(hub)) = (&node.wake, hub) {
+            if green.shared_stack.get() {
+                return self.park_held(hub, node, deadline, on, before_sleep);
+            }
         }
         self.wait_on(hub, &node, deadline, on, before_sleep)
+    }
+
+    /// `park_on` for a green thread whose stack is copied out while it waits
+    /// (`green::copied`): the node must stay where wakers find it, so it is held off the stack.
+    #[cold]
+    #[inline(never)]
+    fn park_held(
+        self,
+        hub: &'static Hub,
+        node: Node,
+        deadline: Option<u64>,
+        on: WaitWord,
+        before_sleep: impl FnOnce(),
+    ) -> Parked {
+        let held = spare::Node::hold(node);
+        self.wait_on(Some(hub), held.get(), deadline, on, before_sleep)
     }
 
     /// Queues `node` (the caller's, on its stack or held off it) and waits (see `park_on`).
