@@ -236,10 +236,10 @@ impl Bucket {
             next: Cell::new(ptr::null()),
             linked: Cell::new(false),
         };
-        if let (Wake::Green { green, .. }, Some(hub)) = (&node.wake, hub) {
-            if green.shared_stack.get() {
-                return self.park_held(hub, node, deadline, on, before_sleep);
-            }
+        if let (Wake::Green { green, .. }, Some(hub)) = (&node.wake, hub)
+            && green.shared_stack.get()
+        {
+            return self.park_held(hub, node, deadline, on, before_sleep);
         }
         self.wait_on(hub, &node, deadline, on, before_sleep)
     }

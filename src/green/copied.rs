@@ -234,9 +234,7 @@ impl Region {
 
     fn save(&self, occupant: &Green) {
         let sp = occupant.switched_sp.load(Ordering::Relaxed);
-        let from = sp
-            .saturating_sub(BELOW_SWITCHED)
-            .max(self.low + self.guard);
+        let from = sp.saturating_sub(BELOW_SWITCHED).max(self.low + self.guard);
         let len = self.top - from;
         let mut saved = occupant.copied.get();
         if !saved.reserve(len) {

@@ -1189,10 +1189,10 @@ impl Hub {
         }
         // SAFETY: the thread has run for the last time; its thread-locals are switched out.
         unsafe { tls::release(&self.tls_kept, green.tls.replace(tls::State::NONE)) };
-        if green.shared_stack.get() {
-            if let Some(region) = self.region() {
-                region.leave(green);
-            }
+        if green.shared_stack.get()
+            && let Some(region) = self.region()
+        {
+            region.leave(green);
         }
         if green.timers_in_heap.get() > 0 {
             self.timers
