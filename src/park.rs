@@ -256,7 +256,7 @@ impl Bucket {
         on: WaitWord,
         before_sleep: impl FnOnce(),
     ) -> Parked {
-        let held = spare::Node::hold(node);
+        let held = spare::Node::hold(hub, node);
         self.wait_on(Some(hub), held.get(), deadline, on, before_sleep)
     }
 
@@ -342,20 +342,15 @@ pub fn park_many(
 
 /// Nodes of waiters whose stacks are copied out while they wait (`green::copied`): a waker on
 /// another thread, or a thread that runs on the same region meanwhile, must find the node
-/// where it was put. Carved from mappings of their own, per OS thread (a thread parks and
-/// returns its node on its own OS thread): never malloc's, whose locks may be what the waiter
-/// waits for.
+/// where it was put. Carved from mappings of their own, kept free per hub (a thread parks and
+/// returns its node on its own hub's OS thread): never malloc's, whose locks may be what the
+/// waiter waits for.
 mod spare {
-    use core::cell::Cell;
+    use crate::hub::Hub;
     use core::ptr;
 
     /// Nodes carved at a time (one mapping).
     const CHUNK: usize = 256;
-
-    thread_local! {
-        /// Free slots, linked through their first word. Const, destructor-free (trap 6).
-        static FREE: Cell<*mut Slot> = const { Cell::new(ptr::null_mut()) };
-    }
 
     #[repr(C)]
     union Slot {
@@ -363,23 +358,22 @@ mod spare {
         node: core::mem::ManuallyDrop<super::Node>,
     }
 
-    /// A node held off the stack for one wait, back to the free slots when dropped.
-    pub struct Node(*mut Slot);
+    /// A node held off the stack for one wait, back to its hub's free slots when dropped.
+    pub struct Node(*mut Slot, &'static Hub);
 
     impl Node {
-        pub fn hold(node: super::Node) -> Node {
-            let slot = FREE.with(|free| {
-                let mut head = free.get();
-                if head.is_null() {
-                    head = carve();
-                }
-                // SAFETY: a free slot (carved or given back): its first word links the next.
-                free.set(unsafe { (*head).next });
-                head
-            });
+        /// `hub`: the caller's, on its own OS thread.
+        pub fn hold(hub: &'static Hub, node: super::Node) -> Node {
+            let free = hub.spare_nodes();
+            let mut head = free.get().cast::<Slot>();
+            if head.is_null() {
+                head = carve();
+            }
+            // SAFETY: a free slot (carved or given back): its first word links the next.
+            free.set(unsafe { (*head).next }.cast());
             // SAFETY: a free slot, ours now, sized and aligned for a node.
-            unsafe { (&raw mut (*slot).node).cast::<super::Node>().write(node) };
-            Node(slot)
+            unsafe { (&raw mut (*head).node).cast::<super::Node>().write(node) };
+            Node(head, hub)
         }
 
         pub fn get(&self) -> &super::Node {
@@ -390,12 +384,11 @@ mod spare {
 
     impl Drop for Node {
         fn drop(&mut self) {
-            FREE.with(|free| {
-                // SAFETY: our slot; the node holds nothing that needs dropping (cells, a
-                // reference, an atomic), and no waker touches it after the wait.
-                unsafe { (*self.0).next = free.get() };
-                free.set(self.0);
-            });
+            let free = self.1.spare_nodes();
+            // SAFETY: our slot; the node holds nothing that needs dropping (cells, a
+            // reference, an atomic), and no waker touches it after the wait.
+            unsafe { (*self.0).next = free.get().cast() };
+            free.set(self.0.cast());
         }
     }
 

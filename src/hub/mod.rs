@@ -108,6 +108,8 @@ pub struct Hub {
     /// The stack region its threads share in the copied-stack mode (`green::copied`), mapped
     /// on first use; null until then.
     copied: core::sync::atomic::AtomicPtr<Region>,
+    /// Free parking-lot nodes for that mode's waiters (opaque here: `park`'s).
+    spare_nodes: Cell<*mut ()>,
     /// Poller waits that failed in a row (each makes a fresh poller; a few in a row stop).
     poller_failures: Cell<u32>,
     /// The OS thread's real `pthread_t`.
@@ -257,6 +259,7 @@ impl Hub {
             all_done_token: Cell::new(0),
             stacks: RefCell::new(StackPool::default()),
             copied: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
+            spare_nodes: Cell::new(ptr::null_mut()),
             poller_failures: Cell::new(0),
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
@@ -454,6 +457,12 @@ impl Hub {
     /// any OS thread. None when it cannot be mapped.
     pub fn shared_stack(&self) -> Option<Stack> {
         Region::of(&self.copied).map(Region::stack)
+    }
+
+    /// Free parking-lot nodes kept for this hub's threads on copied stacks (`park`'s list;
+    /// this hub's own OS thread only).
+    pub fn spare_nodes(&self) -> &Cell<*mut ()> {
+        &self.spare_nodes
     }
 
     /// The region, once mapped.
