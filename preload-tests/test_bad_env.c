@@ -15,7 +15,7 @@
         "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",             \
         "-GREENWORLD_TPOOL_SIZE", "-GREENWORLD_INHERIT", "-GREENWORLD_FILEIO", "-GREENWORLD_TLS", \
         "-GREENWORLD_PATCH_FROM", "-GREENWORLD_PSYCOPG", "-GREENWORLD_PREEMPT", "-GREENWORLD_BLOCK_WARN", \
-        "-GREENWORLD_ESCAPES", "-GREENWORLD_HUBS", "-GREENWORLD_SLICE"
+        "-GREENWORLD_ESCAPES", "-GREENWORLD_HUBS", "-GREENWORLD_SLICE", "-GREENWORLD_STACK_COPY"
 
 static void *thread_fn(void *arg) {
     struct timespec ts = {0, 1000000};
@@ -143,6 +143,11 @@ int main(int argc, char **argv) {
     CHECK(strstr(out, "accepted: off, or a whole number of milliseconds"),
           "GREENWORLD_BLOCK_WARN: accepted values not listed: %s", out);
     expect_rejected("GREENWORLD_ESCAPES=2", NULL, "GREENWORLD_ESCAPES", "2");
+    /* The copied-stack mode (issue 15): a boolean, not a size. */
+    expect_rejected("GREENWORLD_STACK_COPY=64K", NULL, "GREENWORLD_STACK_COPY", "64K");
+    expect_rejected("GREENWORLD_STACK_COPY=copy", NULL, "GREENWORLD_STACK_COPY", "copy");
+    CHECK(strstr(out, "accepted: 1/0, true/false, yes/no, on/off\n"),
+          "GREENWORLD_STACK_COPY: accepted values not listed: %s", out);
     /* The number of hubs: auto or 1..256. */
     expect_rejected("GREENWORLD_HUBS=zero", NULL, "GREENWORLD_HUBS", "zero");
     expect_rejected("GREENWORLD_HUBS=0", NULL, "GREENWORLD_HUBS", "0");
@@ -195,6 +200,8 @@ int main(int argc, char **argv) {
     expect_accepted("GREENWORLD_FILEIO=off");
     expect_accepted("GREENWORLD_FILEIO=pool");
     expect_accepted("GREENWORLD_FILEIO=");
+    expect_accepted("GREENWORLD_STACK_COPY=1");
+    expect_accepted("GREENWORLD_STACK_COPY=off");
     expect_accepted("GREENWORLD_TLS=private");
     expect_accepted("GREENWORLD_TLS=shared");
     expect_accepted("GREENWORLD_TLS=");

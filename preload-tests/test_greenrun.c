@@ -38,7 +38,7 @@ static int greenrun(int which, const char *const env[], char *const argv[]) {
 
 #define CLEAN                                                                                     \
     "-GREENWORLD_OS", "-GREENWORLD_SELECT", "-GREENWORLD_SOCKET", "-GREENWORLD_THREAD", "-GREENWORLD_TIME", \
-        "-GREENWORLD_PSYCOPG", "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE",                 \
+        "-GREENWORLD_PSYCOPG", "-GREENWORLD_STATUS", "-GREENWORLD_STATS", "-GREENWORLD_LOG", "-GREENWORLD_STACK_SIZE", "-GREENWORLD_STACK_COPY",                 \
         "-GREENWORLD_INHERIT", "-GREENWORLD_INHERIT_PID", "-GREENWORLD_PATCH_FROM", "-GREENWORLD_HUBS", "-LD_PRELOAD"
 
 static const char *const clean[] = {CLEAN, NULL};
@@ -352,12 +352,12 @@ int main(int argc, char **argv) {
 
     /* The options become the library's variables; --only unsets the other four. */
     const char *env_preset[] = {CLEAN, "GREENWORLD_THREAD=0", "GREENWORLD_OS=1", NULL};
-    char *opts[] = {"--only", "socket", "--stack-size", "256K", "--stats", "--log", "info", "/bin/sh", "-c",
+    char *opts[] = {"--only", "socket", "--stack-size", "256K", "--stack-copy", "--stats", "--log", "info", "/bin/sh", "-c",
                     "env | grep '^GREENWORLD_[A-Z_]*=' | grep -v '^GREENWORLD_\\(LIB\\|SRC\\)=' | sort", NULL};
     st = greenrun(STDOUT_ONLY, env_preset, opts);
-    CHECK(gw_exit_code(st) == 0 && strcmp(out, "GREENWORLD_LOG=info\nGREENWORLD_SOCKET=1\nGREENWORLD_STACK_SIZE=256K\n"
-                                          "GREENWORLD_STATS=1\n") == 0,
-          "--only socket --stack-size 256K --stats --log info: %d:\n%s", st, out);
+    CHECK(gw_exit_code(st) == 0 && strcmp(out, "GREENWORLD_LOG=info\nGREENWORLD_SOCKET=1\nGREENWORLD_STACK_COPY=1\n"
+                                          "GREENWORLD_STACK_SIZE=256K\nGREENWORLD_STATS=1\n") == 0,
+          "--only socket --stack-size 256K --stack-copy --stats --log info: %d:\n%s", st, out);
     char *no_opts[] = {"--no", "time,os", "/bin/sh", "-c",
                        "env | grep '^GREENWORLD_[A-Z_]*=' | grep -v '^GREENWORLD_\\(LIB\\|SRC\\)=' | sort", NULL};
     st = greenrun(STDOUT_ONLY, env_preset, no_opts);

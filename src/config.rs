@@ -54,6 +54,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "GREENWORLD_TIME",
     "GREENWORLD_PSYCOPG",
     "GREENWORLD_STACK_SIZE",
+    "GREENWORLD_STACK_COPY",
     "GREENWORLD_STATS",
     "GREENWORLD_LOG",
     "GREENWORLD_STATUS",
@@ -123,6 +124,9 @@ pub struct Config {
     /// subsystems patched for every caller are patched for libpq's calls too.
     pub psycopg: bool,
     pub stack_size: usize,
+    /// `GREENWORLD_STACK_COPY`: the green threads of a hub share one stack region, each
+    /// parked one's used bytes copied out to the heap (`green::copied`).
+    pub stack_copy: bool,
     pub stats: Stats,
     /// `GREENWORLD_STATS` names a file for the summary (see [`stats_value`]).
     pub stats_to_file: bool,
@@ -346,6 +350,7 @@ impl Config {
             tls,
             patched,
             stack_size,
+            stack_copy: boolean("GREENWORLD_STACK_COPY")?.unwrap_or(false),
             stats,
             stats_to_file: stats_file.is_some(),
             log,
@@ -891,6 +896,18 @@ mod tests {
         assert_eq!(inherit("0"), Ok(false));
         assert_eq!(inherit("No"), Ok(false));
         assert_eq!(inherit("on"), Ok(true));
+    }
+
+    #[test]
+    fn stack_copy_is_off_unless_asked() {
+        let copy = |v: &str| parse(&[("GREENWORLD_STACK_COPY", v)]).map(|c| c.stack_copy);
+        assert!(!parse(&[]).unwrap().stack_copy);
+        assert_eq!(copy("1"), Ok(true));
+        assert_eq!(copy("off"), Ok(false));
+        assert_eq!(
+            copy("64K").unwrap_err().to_string(),
+            "GREENWORLD_STACK_COPY='64K' is not valid; accepted: 1/0, true/false, yes/no, on/off"
+        );
     }
 
     #[test]

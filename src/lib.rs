@@ -26,8 +26,8 @@
 //!   sends name resolution there, [`fileio`] regular-file I/O (`GREENWORLD_FILEIO=pool`).
 //! - [`hub`]: a hub per OS thread, scheduling only — run queue, timers, poller, the root's loop,
 //!   each thread's signal mask; what its poller's keys mean is its owners' (`hub::Owners`).
-//! - [`green`]: green-thread control blocks, their handle table, their pooled stacks, and their
-//!   private thread-locals (`green::tls`).
+//! - [`green`]: green-thread control blocks, their handle table, their pooled stacks, their
+//!   private thread-locals (`green::tls`), and the opt-in copied stacks (`green::copied`).
 //! - [`real`]: the real libc functions, resolved once (a symbol some glibc lacks, on first call).
 //! - [`runtime`]: the constructor; [`log`], [`stats`], [`sys`];
 //!   [`context`]: whether the caller runs in a vfork child or a signal handler; [`own_fd`]: the

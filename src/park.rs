@@ -236,8 +236,43 @@ impl Bucket {
             next: Cell::new(ptr::null()),
             linked: Cell::new(false),
         };
+        if let (Wake::Green { green, .. }, Some(hub)) = (&node.wake, hub)
+            && green.shared_stack.get()
+        {
+            return self.park_held(hub, node, deadline, on, before_sleep);
+        }
+        self.wait_on(hub, &node, deadline, on, before_sleep)
+    }
+
+    /// `park_on` for a green thread whose stack is copied out while it waits
+    /// (`green::copied`): the node must stay where wakers find it, so it is held off the stack.
+    #[cold]
+    #[inline(never)]
+    fn park_held(
+        self,
+        hub: &'static Hub,
+        node: Node,
+        deadline: Option<u64>,
+        on: WaitWord,
+        before_sleep: impl FnOnce(),
+    ) -> Parked {
+        let held = spare::Node::hold(hub, node);
+        self.wait_on(Some(hub), held.get(), deadline, on, before_sleep)
+    }
+
+    /// Queues `node` (the caller's, on its stack or held off it) and waits (see `park_on`).
+    #[inline(always)]
+    fn wait_on(
+        self,
+        hub: Option<&'static Hub>,
+        node: &Node,
+        deadline: Option<u64>,
+        on: WaitWord,
+        before_sleep: impl FnOnce(),
+    ) -> Parked {
+        let key = node.key;
         let mut bucket = self;
-        bucket.push(&node);
+        bucket.push(node);
         drop(bucket);
         before_sleep();
         let timed_out = match (&node.wake, hub) {
@@ -250,7 +285,7 @@ impl Bucket {
             // bucket decides which came first.
             let mut bucket = lock(key);
             if node.linked.get() {
-                bucket.unlink(&node);
+                bucket.unlink(node);
                 return Parked::TimedOut;
             }
             drop(bucket);
@@ -303,6 +338,91 @@ pub fn park_many(
         }
     }
     timed_out
+}
+
+/// Nodes of waiters whose stacks are copied out while they wait (`green::copied`): a waker on
+/// another thread, or a thread that runs on the same region meanwhile, must find the node
+/// where it was put. Carved from mappings of their own, kept free per hub (a thread parks and
+/// returns its node on its own hub's OS thread): never malloc's, whose locks may be what the
+/// waiter waits for.
+mod spare {
+    use crate::hub::Hub;
+    use core::ptr;
+
+    /// Nodes carved at a time (one mapping).
+    const CHUNK: usize = 256;
+
+    #[repr(C)]
+    union Slot {
+        next: *mut Slot,
+        node: core::mem::ManuallyDrop<super::Node>,
+    }
+
+    /// A node held off the stack for one wait, back to its hub's free slots when dropped.
+    pub struct Node(*mut Slot, &'static Hub);
+
+    impl Node {
+        /// `hub`: the caller's, on its own OS thread.
+        pub fn hold(hub: &'static Hub, node: super::Node) -> Node {
+            let free = hub.spare_nodes();
+            let mut head = free.get().cast::<Slot>();
+            if head.is_null() {
+                head = carve();
+            }
+            // SAFETY: a free slot (carved or given back): its first word links the next.
+            free.set(unsafe { (*head).next }.cast());
+            // SAFETY: a free slot, ours now, sized and aligned for a node.
+            unsafe { (&raw mut (*head).node).cast::<super::Node>().write(node) };
+            Node(head, hub)
+        }
+
+        pub fn get(&self) -> &super::Node {
+            // SAFETY: written by `hold`, valid until dropped.
+            unsafe { &(*self.0).node }
+        }
+    }
+
+    impl Drop for Node {
+        fn drop(&mut self) {
+            let free = self.1.spare_nodes();
+            // SAFETY: our slot; the node holds nothing that needs dropping (cells, a
+            // reference, an atomic), and no waker touches it after the wait.
+            unsafe { (*self.0).next = free.get().cast() };
+            free.set(self.0.cast());
+        }
+    }
+
+    /// A fresh chunk of slots, linked; the first is returned. Out of memory stops the process
+    /// (a wait cannot fail here).
+    #[cold]
+    fn carve() -> *mut Slot {
+        let len = CHUNK * core::mem::size_of::<Slot>();
+        // SAFETY: a fresh anonymous private mapping.
+        let at = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if at == libc::MAP_FAILED {
+            crate::fatal!("no memory for a parked thread's node (GREENWORLD_STACK_COPY)");
+        }
+        let slots = at.cast::<Slot>();
+        for i in 0..CHUNK {
+            let next = if i + 1 < CHUNK {
+                slots.wrapping_add(i + 1)
+            } else {
+                ptr::null_mut()
+            };
+            // SAFETY: within the mapping, aligned (page-aligned start, whole slots).
+            unsafe { (*slots.add(i)).next = next };
+        }
+        slots
+    }
 }
 
 /// Wakes one unparked waiter; call it after the bucket is unlocked.

@@ -70,10 +70,15 @@ pub fn would_park() -> bool {
 }
 
 /// The caller's hub, when a pool call would park the caller on it: not from a signal handler,
-/// whose calls must stay what they are natively (a hand-off locks and allocates).
+/// whose calls must stay what they are natively (a hand-off locks and allocates), nor from a
+/// thread on a copied stack (`green::copied`): the pool thread would read and write the call's
+/// arguments and result on that stack while another thread's bytes are there, so the call is
+/// made inline, blocking the hub as it blocks natively.
 #[inline]
 fn parking_hub() -> Option<&'static Hub> {
-    Hub::current().filter(|hub| hub.parkable() && !crate::context::in_handler())
+    Hub::current().filter(|hub| {
+        hub.parkable() && !crate::context::in_handler() && !hub.current_green().shared_stack.get()
+    })
 }
 
 /// Runs `call` on a pool thread while the calling green thread parks; inline when nothing else

@@ -262,7 +262,16 @@ fn backtrace(out: &mut Out, ctx: &mut Context, green: &Green, hub: &Hub) {
             );
             return;
         }
-        (sp, top)
+        match copied_view(green, hub, sp, top) {
+            Some(view) => view,
+            None => {
+                let _ = writeln!(
+                    out,
+                    "      (no backtrace: its stack is copied out, GREENWORLD_STACK_COPY)"
+                );
+                return;
+            }
+        }
     };
     if !ctx.named {
         return;
@@ -273,6 +282,20 @@ fn backtrace(out: &mut Out, ctx: &mut Context, green: &Green, hub: &Hub) {
         ctx.names.describe(&mut text, addr);
         let _ = writeln!(out, "      #{i} {text} (scan)");
     }
+}
+
+/// Where the bytes of `green`'s stack `[sp, top)` are to be read now: in place, or in its
+/// saved copy while another thread runs on the region they share (`green::copied`), which only
+/// its own hub's thread may read (another could catch a copy half made).
+fn copied_view(green: &Green, hub: &Hub, sp: usize, top: usize) -> Option<(usize, usize)> {
+    if !hub.is_mine() {
+        return (!crate::green::copied::enabled()).then_some((sp, top));
+    }
+    if !green.shared_stack.get() {
+        return Some((sp, top));
+    }
+    let from = hub.locate_on_stack(green, sp)?;
+    Some((from, from + (top - sp)))
 }
 
 fn describe_wait(line: &mut String, green: &Green, hub: &Hub, on: Option<WaitOn>) {

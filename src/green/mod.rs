@@ -4,6 +4,7 @@
 //! A green thread parks with a fresh token and is woken only by whoever presents that token, so
 //! a stale timer or a late waker can never wake it out of a later, unrelated wait.
 
+pub mod copied;
 pub mod stack;
 pub mod table;
 pub mod tls;
@@ -124,6 +125,10 @@ pub struct Green {
     pub(crate) switched_sp: AtomicUsize,
     /// The return address of the `pthread_create` call that made it (0: not known).
     pub(crate) created_at: usize,
+    /// It runs on its hub's shared stack region (`GREENWORLD_STACK_COPY`; see `copied`).
+    pub(crate) shared_stack: Cell<bool>,
+    /// Its stack bytes while another thread occupies that region.
+    pub(crate) copied: Cell<copied::Saved>,
     /// Its thread-locals while switched out (private mode; see `tls`).
     pub(crate) tls: Cell<tls::State>,
     /// `thread_local` destructors registered by it (`__cxa_thread_atexit_impl`), run at its
@@ -204,6 +209,8 @@ impl Green {
             waiting_since: AtomicU64::new(0),
             switched_sp: AtomicUsize::new(0),
             created_at: 0,
+            shared_stack: Cell::new(false),
+            copied: Cell::new(copied::Saved::NONE),
             tls: Cell::new(tls::State::NONE),
             tls_dtors: UnsafeCell::new(Vec::new()),
             affinity: AtomicPtr::new(core::ptr::null_mut()),

@@ -88,6 +88,8 @@ pub struct Stack {
     /// Bytes of guard at the bottom.
     guard: usize,
     state: State,
+    /// The hub's shared region of copied stacks (`green::copied`), which many threads use.
+    shared: bool,
     /// The hub whose pool it came from, when another hub runs its thread (0: the hub that
     /// ends the thread keeps it). Opaque here: the hub gives it back (see `Hub::place`).
     home: usize,
@@ -116,8 +118,28 @@ impl Stack {
             len: top - low,
             guard: 0,
             state: State::Lent,
+            shared: false,
             home: 0,
         })
+    }
+
+    /// A view of a hub's shared region of copied stacks (`green::copied::Region::stack`).
+    pub(crate) fn shared(low: usize, len: usize, guard: usize) -> Stack {
+        Stack {
+            low,
+            len,
+            guard,
+            // Never pooled, and ready to run on at once.
+            state: State::Lent,
+            shared: true,
+            home: 0,
+        }
+    }
+
+    /// Is this a hub's shared region (`green::copied`)?
+    #[inline]
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Usable bytes (guard excluded).
@@ -303,6 +325,7 @@ impl StackPool {
             len,
             guard,
             state: State::Bare,
+            shared: false,
             home: 0,
         })
     }
@@ -423,7 +446,7 @@ fn advise_vectored(ranges: impl Iterator<Item = (usize, usize)>, advice: libc::c
 }
 
 /// Makes `[low, low + len)` fault on any access.
-fn install_guard(low: usize, len: usize) {
+pub(crate) fn install_guard(low: usize, len: usize) {
     if len == 0 {
         return;
     }

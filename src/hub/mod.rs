@@ -19,6 +19,7 @@ mod spin;
 pub mod timers;
 pub mod watch;
 
+use crate::green::copied::Region;
 use crate::green::stack::{Stack, StackPool};
 use crate::green::{Green, GreenYielder, Unstarted, table, tls};
 use crate::stats::{self, ParkReason};
@@ -104,6 +105,11 @@ pub struct Hub {
     /// The root's token while it waits for `alive` to reach zero (`pthread_exit` from `main`).
     all_done_token: Cell<u64>,
     stacks: RefCell<StackPool>,
+    /// The stack region its threads share in the copied-stack mode (`green::copied`), mapped
+    /// on first use; null until then.
+    copied: core::sync::atomic::AtomicPtr<Region>,
+    /// Free parking-lot nodes for that mode's waiters (opaque here: `park`'s).
+    spare_nodes: Cell<*mut ()>,
     /// Poller waits that failed in a row (each makes a fresh poller; a few in a row stop).
     poller_failures: Cell<u32>,
     /// The OS thread's real `pthread_t`.
@@ -252,6 +258,8 @@ impl Hub {
             alive: AtomicUsize::new(0),
             all_done_token: Cell::new(0),
             stacks: RefCell::new(StackPool::default()),
+            copied: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
+            spare_nodes: Cell::new(ptr::null_mut()),
             poller_failures: Cell::new(0),
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },
@@ -447,6 +455,46 @@ impl Hub {
         self.stacks.borrow_mut().reserve(size, guard)
     }
 
+    /// This hub's shared stack region (`GREENWORLD_STACK_COPY`), as a new thread's stack; from
+    /// any OS thread. None when it cannot be mapped.
+    pub fn shared_stack(&self) -> Option<Stack> {
+        Region::of(&self.copied).map(Region::stack)
+    }
+
+    /// Free parking-lot nodes kept for this hub's threads on copied stacks (`park`'s list;
+    /// this hub's own OS thread only).
+    pub fn spare_nodes(&self) -> &Cell<*mut ()> {
+        &self.spare_nodes
+    }
+
+    /// The region, once mapped.
+    fn region(&self) -> Option<&'static Region> {
+        let region = self.copied.load(Ordering::Acquire);
+        // SAFETY: published by `Region::of`, never freed.
+        unsafe { region.as_ref() }
+    }
+
+    /// Where the byte `green` (of this hub) has at stack address `addr` is now: in its saved
+    /// copy while another thread occupies the shared region it runs on (`green::copied`),
+    /// else `addr`. None: not in its copy. This hub's own OS thread only.
+    pub fn locate_on_stack(&self, green: &Green, addr: usize) -> Option<usize> {
+        match self.region() {
+            Some(region) if green.shared_stack.get() => region.locate(green, addr),
+            _ => Some(addr),
+        }
+    }
+
+    /// Puts `green`'s copied stack in place on the shared region before it runs.
+    #[cold]
+    fn enter_shared_stack(&self, green: &'static Green) {
+        let Some(region) = self.region() else {
+            crate::fatal!("a green thread on a shared stack with no region")
+        };
+        // SAFETY: on this hub's OS thread, in the root's loop (not on the region); `green`
+        // runs on it and is about to be resumed; whoever occupies it is suspended.
+        unsafe { region.enter(green) };
+    }
+
     #[cold]
     fn take_back_stacks(&self) {
         self.stacks_returned.store(false, Ordering::Relaxed);
@@ -589,8 +637,8 @@ impl Hub {
         mask: masks::Bits,
     ) {
         if stack.ready_to_run() {
-            // Nothing fresh to touch (a resident stack, or the program's): made now, as a
-            // create+join pair then costs nothing more.
+            // Nothing fresh to touch (a resident stack, the program's, or the shared region of
+            // copied stacks): made now, as a create+join pair then costs nothing more.
             self.give_tls(green);
             self.make_coroutine(green, stack, body);
         } else {
@@ -606,6 +654,23 @@ impl Hub {
         }
         stats::thread_created();
         self.run_queue.borrow_mut().push_back(green);
+    }
+
+    /// A new thread's coroutine on this hub's shared region (`green::copied`): its first frame
+    /// goes to its saved copy, the region's occupant undisturbed.
+    #[cold]
+    fn start_on_shared_stack(
+        &self,
+        green: &'static Green,
+        stack: Stack,
+        start: impl FnOnce(&GreenYielder, ()) -> usize + 'static,
+    ) -> crate::green::GreenCoroutine {
+        let Some(region) = self.region() else {
+            crate::fatal!("a shared stack with no region")
+        };
+        // SAFETY: on this hub's OS thread; `make` only builds the coroutine on the region.
+        let made = unsafe { region.start(green, || Coroutine::with_stack(stack, start)) };
+        made.unwrap_or_else(|| crate::fatal!("no memory for a new green thread's stack copy"))
     }
 
     /// Puts the calling thread (green or root) to sleep until a waker presents `token` (from
@@ -723,6 +788,9 @@ impl Hub {
             self.root.retire();
             self.alive.store(1, Ordering::Relaxed);
             self.root_gone.set(true);
+        }
+        if let Some(region) = self.region() {
+            region.after_fork(me);
         }
         if let Err(e) = self.poller.reopen() {
             crate::fatal!("cannot make a poller in a forked child: {e}");
@@ -1071,6 +1139,9 @@ impl Hub {
         self.current.set(green);
         self.start_turn();
         self.install_tls_of(green);
+        if green.shared_stack.get() {
+            self.enter_shared_stack(green);
+        }
         self.note_switch(green);
         // SAFETY: this OS thread's errno (hubs are made on their own OS thread).
         unsafe { *self.errno_at = green.errno.get() };
@@ -1152,11 +1223,16 @@ impl Hub {
         stack: Stack,
         body: fn(&'static Green) -> usize,
     ) {
-        let coroutine = Coroutine::with_stack(stack, move |yielder: &GreenYielder, ()| {
+        let start = move |yielder: &GreenYielder, ()| {
             green.yielder.set(yielder);
             green.hub().masks.deliver(green);
             body(green)
-        });
+        };
+        let coroutine = if stack.is_shared() {
+            self.start_on_shared_stack(green, stack, start)
+        } else {
+            Coroutine::with_stack(stack, start)
+        };
         // SAFETY: the thread has not started; only its hub's OS thread touches its coroutine
         // slot.
         unsafe { *green.coroutine.get() = Some(coroutine) };
@@ -1201,6 +1277,11 @@ impl Hub {
         }
         // SAFETY: the thread has run for the last time; its thread-locals are switched out.
         unsafe { tls::release(&self.tls_kept, green.tls.replace(tls::State::NONE)) };
+        if green.shared_stack.get()
+            && let Some(region) = self.region()
+        {
+            region.leave(green);
+        }
         if green.timers_in_heap.get() > 0 {
             self.timers
                 .borrow_mut()

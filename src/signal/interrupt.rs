@@ -17,6 +17,19 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use libc::c_int;
 use std::collections::VecDeque;
 
+/// Ends `green`'s interruptible wait, whose record is at `interrupted` on its stack: in its
+/// saved copy while another thread runs on the stack region they share (`green::copied`).
+///
+/// # Safety
+/// `interrupted` is the record of `green`'s current interruptible wait, on this OS thread.
+unsafe fn end(green: &'static Green, interrupted: *const Interrupt, sig: c_int) {
+    let Some(at) = green.hub().locate_on_stack(green, interrupted as usize) else {
+        return;
+    };
+    // SAFETY: per our contract, where the record's bytes are now.
+    unsafe { (*(at as *const Interrupt)).end(green, sig) };
+}
+
 /// A wait a signal may interrupt (by the mask its thread has while it waits): whether, and by
 /// which signal, it was interrupted.
 pub struct Interrupt {
@@ -234,7 +247,7 @@ fn interrupt(waiters: &Waiters, sig: c_int) {
         drop(list);
         // SAFETY: a live entry's Interrupt is on its waiter's stack, which is parked inside
         // `interruptibly` (its wait number still matches).
-        unsafe { (*interrupted).end(green, sig) };
+        unsafe { end(green, interrupted, sig) };
     }
 }
 
@@ -249,7 +262,7 @@ pub fn interrupt_thread(target: &'static Green, sig: c_int) {
     if let Some((green, _, interrupted)) = at.and_then(|at| list.remove(at)) {
         drop(list);
         // SAFETY: as in `interrupt`.
-        unsafe { (*interrupted).end(green, sig) };
+        unsafe { end(green, interrupted, sig) };
     }
 }
 

@@ -258,6 +258,8 @@ pub(crate) unsafe fn spawn(
     let stack = match wanted.stack_memory {
         // SAFETY: pthread_attr_setstack's contract gives the memory to the new thread.
         Some((addr, size)) => unsafe { Stack::borrowed(addr, size) },
+        // The copied-stack mode: the hub it runs on lends its shared region (`green::copied`).
+        None if crate::green::copied::wanted_for(wanted.stack_size) => home.shared_stack(),
         None => hub.reserve_stack(wanted.stack_size, wanted.guard),
     };
     let Some(stack) = stack else {
