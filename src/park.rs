@@ -2,7 +2,12 @@
 //! variable, a semaphore…), as in Go's `semtable` and Rust's `parking_lot`.
 //!
 //! A waiter's node lives on its own stack while it waits, so parking never allocates (an
-//! allocator's own locks reach `pthread_mutex_lock`). A green thread — or the root of a hub
+//! allocator's own locks reach `pthread_mutex_lock`). A key whose owner outlives every wait on
+//! it (a descriptor's fd-table entry) may keep its waiters in a queue of its own
+//! ([`lock_own`]), still under its bucket's lock: with thousands of parked threads a bucket's
+//! shared queue holds other keys' waiters, each on another thread's stack, and a walk past
+//! them is a cache miss apiece (at 10 000 connections of a thread-per-connection server, a
+//! fifth of its CPU went to that walk). A green thread — or the root of a hub
 //! with green work — parks on its hub; an OS thread with nothing else to run waits on a futex
 //! in its node, so a real thread that contends for a lock needs no hub at all.
 
@@ -35,29 +40,56 @@ pub struct Node {
     /// Set by a waker that handed the waiter what it waited for (a lock, a semaphore unit).
     pub handed_off: Cell<bool>,
     wake: Wake,
+    /// The queue it is linked into (its bucket's, or its key's own).
+    queue: Cell<*const Queue>,
     prev: Cell<*const Node>,
     next: Cell<*const Node>,
     linked: Cell<bool>,
 }
 
-struct Queue {
-    head: *const Node,
-    tail: *const Node,
+/// Waiters in the order they came: a bucket's (every key that hashes to it), or one key's own
+/// (kept by the key's owner, touched only under the key's bucket lock: [`lock_own`]).
+pub struct Queue {
+    head: Cell<*const Node>,
+    tail: Cell<*const Node>,
 }
 
-// SAFETY: the raw pointers name nodes that are only touched under the bucket's Mutex.
+impl Queue {
+    pub const fn new() -> Queue {
+        Queue {
+            head: Cell::new(ptr::null()),
+            tail: Cell::new(ptr::null()),
+        }
+    }
+
+    /// Forgets every waiter: in a forked child, whose waiters were other threads.
+    fn empty(&self) {
+        self.head.set(ptr::null());
+        self.tail.set(ptr::null());
+    }
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue::new()
+    }
+}
+
+// SAFETY: the raw pointers name nodes that are only touched under the bucket's Mutex (a key's
+// own queue: under its key's bucket Mutex, `lock_own`).
 unsafe impl Send for Queue {}
+// SAFETY: as above: every read and write of a queue happens under one bucket lock.
+unsafe impl Sync for Queue {}
 
-static TABLE: [Mutex<Queue>; BUCKETS] = [const {
-    Mutex::new(Queue {
-        head: ptr::null(),
-        tail: ptr::null(),
-    })
-}; BUCKETS];
+static TABLE: [Mutex<Queue>; BUCKETS] = [const { Mutex::new(Queue::new()) }; BUCKETS];
 
-/// A locked bucket: the waiters of every key that hashes to it.
+/// A locked bucket: the waiters of every key that hashes to it, or, from [`lock_own`], of one
+/// key in its own queue.
 pub struct Bucket {
-    guard: MutexGuard<'static, Queue>,
+    /// Held while the bucket is: it guards `queue`.
+    _held: MutexGuard<'static, Queue>,
+    /// The queue this bucket's waits and wakes use: the bucket's own, or the key's.
+    queue: &'static Queue,
 }
 
 /// Every bucket, locked: held across `fork`, so that no bucket is copied into the child in the
@@ -78,19 +110,42 @@ impl AllBuckets {
     /// a lock hand-off, say — never goes to a thread that does not exist.
     pub fn empty_in_child(&mut self) {
         for queue in &mut self.0 {
-            queue.head = ptr::null();
-            queue.tail = ptr::null();
+            queue.empty();
         }
+    }
+
+    /// In a forked child, as [`empty_in_child`](AllBuckets::empty_in_child), for a key's own
+    /// queue (every bucket is held, so its key's is).
+    pub fn empty_own_in_child(&self, queue: &Queue) {
+        queue.empty();
     }
 }
 
 /// Locks the bucket of `key`.
 pub fn lock(key: usize) -> Bucket {
+    let guard = lock_bucket(key);
+    // SAFETY: the queue inside a static Mutex lives for ever; it is only touched through
+    // `Bucket`, which holds that Mutex.
+    let queue = unsafe { &*(&*guard as *const Queue) };
+    Bucket {
+        _held: guard,
+        queue,
+    }
+}
+
+/// Locks the bucket of `key`, whose waiters queue in `own`, a queue only `key`'s waits and
+/// wakes use (always through this function with the same `key`).
+pub fn lock_own(key: usize, own: &'static Queue) -> Bucket {
+    Bucket {
+        _held: lock_bucket(key),
+        queue: own,
+    }
+}
+
+fn lock_bucket(key: usize) -> MutexGuard<'static, Queue> {
     // Fibonacci hashing of the address, dropping the alignment bits.
     let index = ((key >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) % BUCKETS;
-    Bucket {
-        guard: TABLE[index].lock().unwrap_or_else(|e| e.into_inner()),
-    }
+    TABLE[index].lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// How a park ended.
@@ -114,7 +169,7 @@ impl Bucket {
     }
 
     fn iter(&self) -> impl Iterator<Item = &Node> {
-        let mut at = self.guard.head;
+        let mut at = self.queue.head.get();
         core::iter::from_fn(move || {
             // SAFETY: linked nodes stay valid while queued (their waiters are parked on them),
             // and the queue is only changed under this bucket's lock, which we hold.
@@ -125,27 +180,33 @@ impl Bucket {
     }
 
     fn push(&mut self, node: &Node) {
-        node.prev.set(self.guard.tail);
+        let queue = self.queue;
+        node.queue.set(queue);
+        node.prev.set(queue.tail.get());
         node.next.set(ptr::null());
         // SAFETY: the tail, if any, is a linked node (valid while queued; we hold the lock).
-        match unsafe { self.guard.tail.as_ref() } {
+        match unsafe { queue.tail.get().as_ref() } {
             Some(tail) => tail.next.set(node),
-            None => self.guard.head = node,
+            None => queue.head.set(node),
         }
-        self.guard.tail = node;
+        queue.tail.set(node);
         node.linked.set(true);
     }
 
+    /// Takes `node` off the queue it was pushed on (this bucket's, or its key's own: either is
+    /// guarded by the lock we hold, the lock of the node's key).
     fn unlink(&mut self, node: &Node) {
+        // SAFETY: a linked node's queue is this bucket's or its key's own, both 'static.
+        let queue = unsafe { &*node.queue.get() };
         // SAFETY: neighbours of a linked node are linked nodes (valid; we hold the lock).
         unsafe {
             match node.prev.get().as_ref() {
                 Some(prev) => prev.next.set(node.next.get()),
-                None => self.guard.head = node.next.get(),
+                None => queue.head.set(node.next.get()),
             }
             match node.next.get().as_ref() {
                 Some(next) => next.prev.set(node.prev.get()),
-                None => self.guard.tail = node.prev.get(),
+                None => queue.tail.set(node.prev.get()),
             }
         }
         node.linked.set(false);
@@ -180,7 +241,7 @@ impl Bucket {
         mut choose: impl FnMut(&Node) -> bool,
         wakers: &mut WakeList,
     ) {
-        let mut at = self.guard.head;
+        let mut at = self.queue.head.get();
         // SAFETY: as in `iter`; the next pointer is read before the node is unlinked.
         while let Some(node) = unsafe { at.as_ref() } {
             at = node.next.get();
@@ -232,6 +293,7 @@ impl Bucket {
             data,
             handed_off: Cell::new(false),
             wake,
+            queue: Cell::new(ptr::null()),
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
             linked: Cell::new(false),
@@ -305,22 +367,24 @@ impl Bucket {
 
 /// Parks the calling green thread under every key in `keys` at once, until a waker takes any
 /// of its nodes or `deadline` passes; then takes the other nodes back. For waits on many
-/// descriptors (`poll`, `select`): the first edge on any of them wakes it. Returns true when
-/// the deadline passed.
+/// descriptors (`poll`, `select`): the first edge on any of them wakes it. A key with its own
+/// queue comes with it (as [`lock_own`] takes it). Returns true when the deadline passed.
 pub fn park_many(
     hub: &Hub,
-    keys: impl Iterator<Item = usize>,
+    keys: impl Iterator<Item = (usize, Option<&'static Queue>)>,
     deadline: Option<u64>,
     on: WaitWord,
 ) -> bool {
     let green = hub.current_green();
     let token = green.arm();
     let nodes: Vec<Node> = keys
-        .map(|key| Node {
+        .map(|(key, own)| Node {
             key,
             data: 0,
             handed_off: Cell::new(false),
             wake: Wake::Green { green, token },
+            // Until pushed: the key's own queue, if any.
+            queue: Cell::new(own.map_or(ptr::null(), |own| own as *const Queue)),
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
             linked: Cell::new(false),
@@ -328,7 +392,11 @@ pub fn park_many(
         .collect();
     // The vector never grows again: node addresses are stable while they are queued.
     for node in &nodes {
-        lock(node.key).push(node);
+        // SAFETY: null, or the 'static queue the caller named for this key.
+        match unsafe { node.queue.get().as_ref() } {
+            Some(own) => lock_own(node.key, own).push(node),
+            None => lock(node.key).push(node),
+        }
     }
     let timed_out = hub.park(green, token, on, deadline);
     for node in &nodes {

@@ -74,6 +74,10 @@ pub struct Entry {
     /// An edge arrived while no one waited: the next waiter retries instead of parking.
     pub(crate) read_ready: AtomicBool,
     pub(crate) write_ready: AtomicBool,
+    /// The threads parked on each direction (keyed by the ready flag's address, under its
+    /// parking-lot bucket's lock: `wait::Entry::lock_waiters`), apart from other keys' waiters.
+    read_waiters: crate::park::Queue,
+    write_waiters: crate::park::Queue,
     /// `stamp << FLAG_BITS | ProgramFlags` (0: never read).
     flags: AtomicU64,
     /// An error a blocking write met after moving some bytes: the kernel reports it on the
@@ -207,6 +211,8 @@ impl Entry {
             registered: AtomicPtr::new(core::ptr::null_mut()),
             read_ready: AtomicBool::new(false),
             write_ready: AtomicBool::new(false),
+            read_waiters: crate::park::Queue::new(),
+            write_waiters: crate::park::Queue::new(),
             flags: AtomicU64::new(0),
             pending_error: core::sync::atomic::AtomicI32::new(0),
             peer: AtomicU64::new(0),
@@ -809,6 +815,15 @@ pub fn forget_registrations() {
         }
         // The parent may read and write the same descriptors now.
         entry.drained_at.store(0, Ordering::Release);
+    });
+}
+
+/// In a forked child, with every parking-lot bucket held: nobody waits on a descriptor (the
+/// waiters were other threads).
+pub fn forget_waiters(buckets: &crate::park::AllBuckets) {
+    each_entry(|entry| {
+        buckets.empty_own_in_child(&entry.read_waiters);
+        buckets.empty_own_in_child(&entry.write_waiters);
     });
 }
 

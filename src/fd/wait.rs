@@ -32,6 +32,19 @@ impl Entry {
     fn key(&self, dir: Direction) -> usize {
         self.ready_flag(dir) as *const _ as usize
     }
+
+    /// The queue of the waiters of one direction, their own (entries are never freed).
+    fn waiters(&'static self, dir: Direction) -> &'static park::Queue {
+        match dir {
+            Direction::Read => &self.read_waiters,
+            Direction::Write => &self.write_waiters,
+        }
+    }
+
+    /// The parking-lot bucket of one direction's waiters.
+    fn lock_waiters(&'static self, dir: Direction) -> park::Bucket {
+        park::lock_own(self.key(dir), self.waiters(dir))
+    }
 }
 
 /// Why a wait did not end with the descriptor (maybe) ready.
@@ -107,7 +120,7 @@ fn wait_ready(
 ) -> Result<(), NotReady> {
     watch(hub, fd, entry, generation)?;
     let key = entry.key(dir);
-    let bucket = park::lock(key);
+    let bucket = entry.lock_waiters(dir);
     if entry.generation() != generation {
         return Err(NotReady::Closed);
     }
@@ -198,9 +211,9 @@ pub fn wait_any(
         }
     }
     let on = WaitOn::Fds(fds.clone().count()).word();
-    let keys = fds
-        .filter_map(super::entry)
-        .flat_map(|entry| [entry.key(Direction::Read), entry.key(Direction::Write)]);
+    let keys = fds.filter_map(super::entry).flat_map(|entry| {
+        [Direction::Read, Direction::Write].map(|dir| (entry.key(dir), Some(entry.waiters(dir))))
+    });
     Ok(park::park_many(hub, keys, deadline, on))
 }
 
@@ -238,10 +251,10 @@ pub fn dispatch(key: usize, readable: bool, writable: bool, exceptional: bool) {
     }
 }
 
-fn ready(entry: &Entry, dir: Direction) {
+fn ready(entry: &'static Entry, dir: Direction) {
     let key = entry.key(dir);
     let mut wakers = WakeList::default();
-    let mut bucket = park::lock(key);
+    let mut bucket = entry.lock_waiters(dir);
     if bucket.has_waiters(key) {
         bucket.unpark_all(key, |_| true, &mut wakers);
     } else {
@@ -253,23 +266,23 @@ fn ready(entry: &Entry, dir: Direction) {
 
 /// An in-process write just landed in `entry`: its readers retry, or the next would-be reader
 /// does (an epoll edge comes too, later).
-pub fn wake_readers(entry: &Entry) {
+pub fn wake_readers(entry: &'static Entry) {
     ready(entry, Direction::Read);
 }
 
 /// As an edge in both directions: waiters retry, or the next would-be waiter does.
-pub fn wake_as_ready(entry: &Entry) {
+pub fn wake_as_ready(entry: &'static Entry) {
     entry.read_edges.fetch_add(1, Ordering::AcqRel);
     ready(entry, Direction::Read);
     ready(entry, Direction::Write);
 }
 
 /// Wakes every waiter of both directions (the descriptor is going away).
-pub fn wake_all(entry: &Entry) {
+pub fn wake_all(entry: &'static Entry) {
     for dir in [Direction::Read, Direction::Write] {
         let key = entry.key(dir);
         let mut wakers = WakeList::default();
-        let mut bucket = park::lock(key);
+        let mut bucket = entry.lock_waiters(dir);
         bucket.unpark_all(key, |_| true, &mut wakers);
         drop(bucket);
         wakers.wake_all();

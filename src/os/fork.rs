@@ -68,6 +68,7 @@ extern "C" fn child() {
         return;
     };
     locks.buckets.empty_in_child();
+    crate::fd::forget_waiters(&locks.buckets);
     drop(locks.buckets);
     locks.peeks.in_child();
     locks.pool.in_child();

@@ -470,7 +470,7 @@ pub unsafe fn suspend(mask: *const libc::sigset_t) -> crate::outcome::Outcome<c_
         while !interrupt.happened.get() {
             crate::park::park_many(
                 hub,
-                core::iter::empty(),
+                core::iter::empty::<(usize, Option<&'static crate::park::Queue>)>(),
                 None,
                 crate::waiting::WaitOn::Signal.word(),
             );
