@@ -5,6 +5,8 @@
  * its first; the spinner computes until the sleeper has run, or gives up after 5 s (then the
  * test fails). Before the fix only a woken root got the spinner preempted at the monitor's next
  * look: a green thread waited for the spinner's slice to end.
+ * The program has its own SIGURG handler (the monitor's signal): none of the library's deliveries
+ * (the waker's request, the handler's own second look by a timer, the monitor's) may reach it.
  * Under the preload the test runs itself again at GREENWORLD_HUBS=2 (unless a hub count is
  * given) with the 10 s slice; one hub: not applicable (the waker would wait for the spinner). */
 #include "gwtest.h"
@@ -18,6 +20,12 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int posted, waiting;
 static atomic_int sleeper_ran, spinning, spinner_gave_up;
 static pid_t tid_sleeper, tid_spinner, tid_waker;
+static atomic_int urgent;
+
+static void on_urgent(int sig) {
+    (void)sig;
+    atomic_fetch_add(&urgent, 1);
+}
 
 static void *sleeper(void *arg) {
     (void)arg;
@@ -74,6 +82,9 @@ int main(void) {
     for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
         if (CPU_ISSET(c, &mine)) cpus[n++] = c;
     if (n < 2) return 77;
+    struct sigaction sa = {.sa_handler = on_urgent, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGURG, &sa, NULL), 0);
     gw_phase = "a thread woken from another hub while a thread of its hub computes";
     pthread_t s = gw_create_on_cpu(cpus[1], sleeper, NULL);
     for (;;) {
@@ -94,6 +105,7 @@ int main(void) {
     }
     CHECK(!atomic_load(&spinner_gave_up), "the woken thread did not run while the spinner computed (5 s)");
     CHECK(atomic_load(&sleeper_ran), "the sleeper did not run");
+    CHECK_EQ(atomic_load(&urgent), 0);
     printf("ok\n");
     return 0;
 }
