@@ -194,10 +194,16 @@ extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, context: *mut c_void) 
     if let Some(hub) = Hub::current()
         && hub.take_preemption()
     {
+        // Asked for a thread woken from another hub (not for a slice spent)?
+        let for_woken = hub.take_follow_up();
         match may_preempt(hub, context) {
             // SAFETY: the kernel's context of this delivery, judged safe to redirect.
             Verdict::Switch => unsafe { inject(context) },
-            Verdict::LookAgain if hub.take_follow_up() => follow_up(hub),
+            Verdict::LookAgain if for_woken => {
+                hub.yield_at_next_safe_point();
+                follow_up(hub);
+            }
+            Verdict::Not if for_woken => hub.yield_at_next_safe_point(),
             Verdict::LookAgain | Verdict::Not => {}
         }
     }
