@@ -1,7 +1,8 @@
 //! The monitor ("sysmon", as Go's runtime calls its own): one OS thread, `gw-sysmon`, that
 //! watches every hub from outside, every [`TICK_NS`], and serves three features:
 //! - preemption ([`preempt`]): a hub that ran one thread for a slice without a switch (or for
-//!   a tick, when a thread of another hub woke one of its threads meanwhile),
+//!   a tick, when a thread of another hub woke one of its threads meanwhile; that waker asks
+//!   at once, through [`preempt_for_woken`], when the turn was already seen under way),
 //!   its OS thread running (not in a system call), is sent a signal whose handler makes that
 //!   thread yield if it was interrupted in the program's own code;
 //! - the blocking detector (`GREENWORLD_BLOCK_WARN=MS`, [`blocked`]): a hub whose OS thread has
