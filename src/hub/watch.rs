@@ -52,9 +52,6 @@ pub(super) struct Watched {
     /// A preemption for a woken thread was asked: if the interrupted point cannot be told a
     /// loop yet, the handler looks again shortly rather than waiting for the monitor.
     follow_up_wanted: AtomicBool,
-    /// When the monitor is to ask for a preemption for a woken thread (CLOCK_MONOTONIC ns; 0:
-    /// not asked): a waker found the turn too young, or nobody had seen it yet.
-    ask_due_ns: AtomicU64,
     /// The POSIX timer that brings that second look (its id plus one; 0: not made yet, or
     /// made by a parent before a fork: timers are not inherited).
     follow_up_timer: AtomicI64,
@@ -161,11 +158,10 @@ impl Hub {
 
     /// A thread of another OS thread woke one of this hub's threads (its root, or a green
     /// thread through the inbox): if a thread runs here, the woken one waits for it (see
-    /// [`Hub::woken_waits_since`]). A clock read, on a wake across hubs only. The waker asks for
-    /// the running thread's preemption ([`set_preempt_for_woken`]) at once when its turn is
-    /// known to have lasted [`ASK_AFTER_NS`] already, else for when it will have (a turn nobody
-    /// saw before counts from now), rather than leave it to the monitor's next look; once a
-    /// turn.
+    /// [`Hub::woken_waits_since`]). A clock read, on a wake across hubs only. When the running
+    /// thread's turn is known to have lasted [`ASK_AFTER_NS`] already, the waker asks for its
+    /// preemption at once ([`set_preempt_for_woken`]), rather than leave it to the monitor's
+    /// next look.
     pub(super) fn note_woken_remotely(&self) {
         let watched = &self.watched_by_monitor;
         if watched.idle.load(Ordering::Relaxed) {
@@ -183,17 +179,16 @@ impl Hub {
         }
         let ask = PREEMPT_FOR_WOKEN.load(Ordering::Relaxed);
         if ask != 0
+            && lasted.is_some_and(|ns| ns >= ASK_AFTER_NS)
             && watched.asked_at.load(Ordering::Relaxed) != at.wrapping_add(1)
             && !watched.preempt_wanted.load(Ordering::Relaxed)
         {
             watched
                 .asked_at
                 .store(at.wrapping_add(1), Ordering::Relaxed);
-            // How much longer the turn must last before it is preempted for the woken thread.
-            let wait = ASK_AFTER_NS.saturating_sub(lasted.unwrap_or(0));
-            // SAFETY: only ever a `fn(&'static Hub, u64)` (`set_preempt_for_woken`).
-            let ask: fn(&'static Hub, u64) = unsafe { core::mem::transmute(ask) };
-            ask(self.leaked(), wait);
+            // SAFETY: only ever a `fn(&'static Hub)` (`set_preempt_for_woken`).
+            let ask: fn(&'static Hub) = unsafe { core::mem::transmute(ask) };
+            ask(self.leaked());
         }
     }
 
@@ -300,32 +295,6 @@ impl Hub {
         wanted.load(Ordering::Relaxed) && wanted.swap(false, Ordering::Relaxed)
     }
 
-    /// For the monitor: ask for a preemption for a woken thread at `due_ns` (unless asked
-    /// already).
-    pub fn ask_at(&self, due_ns: u64) {
-        let _ = self.watched_by_monitor.ask_due_ns.compare_exchange(
-            0,
-            due_ns.max(1),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
-    }
-
-    /// For the monitor: when it is to ask for a preemption for a woken thread (None: not).
-    pub fn ask_due(&self) -> Option<u64> {
-        let due = self.watched_by_monitor.ask_due_ns.load(Ordering::Relaxed);
-        (due != 0).then_some(due)
-    }
-
-    /// For the monitor: the ask is due; it takes it, and says whether the thread woken then
-    /// still waits for the same turn.
-    pub fn take_ask(&self) -> bool {
-        self.watched_by_monitor
-            .ask_due_ns
-            .store(0, Ordering::Relaxed);
-        self.woken_waits_since().is_some()
-    }
-
     /// The hub's follow-up timer (see `sysmon::preempt`), its id plus one, 0 when none was made
     /// in this process.
     pub fn follow_up_timer(&self) -> i64 {
@@ -348,18 +317,18 @@ impl Hub {
     }
 }
 
-/// How long a turn must be known to have lasted before a wake across hubs has it preempted:
-/// a thread that has just started is left its moment.
+/// How long a turn must be known to have lasted for a wake across hubs to ask for its
+/// preemption at once: a thread that has just started is left its moment (the monitor still
+/// preempts it for the woken one, at its next look).
 pub const ASK_AFTER_NS: u64 = 100_000;
 
-/// What a wake across hubs calls to ask for the preemption of a hub's running thread, now
-/// or once the turn is older (0: nobody asks; set once by the monitor when it preempts).
+/// What a wake across hubs calls to ask for the preemption of a hub's running thread (0:
+/// nobody asks; set once by the monitor when it preempts).
 static PREEMPT_FOR_WOKEN: AtomicUsize = AtomicUsize::new(0);
 
 /// The monitor's way to preempt a hub's running thread for a thread woken from another hub,
-/// at once (a wait of 0) or after the given ns, which judges whether the hub's OS thread may
-/// be signalled then.
-pub fn set_preempt_for_woken(ask: fn(&'static Hub, u64)) {
+/// which judges whether the hub's OS thread may be signalled now.
+pub fn set_preempt_for_woken(ask: fn(&'static Hub)) {
     PREEMPT_FOR_WOKEN.store(ask as usize, Ordering::Relaxed);
 }
 

@@ -28,7 +28,7 @@ pub mod preempt;
 pub mod symbolize;
 
 use crate::hub::Hub;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// How often the monitor looks at the hubs while one of them runs threads; it backs off to
 /// [`IDLE_TICK_NS`] while every hub sleeps in its poller or has no green thread.
@@ -286,10 +286,6 @@ fn name(tid: i32) {
     }
 }
 
-/// Set (1) by a waker that left the monitor an ask ([`preempt_for_woken`]), with a futex
-/// wake; the monitor naps on it between looks.
-static ASKS: AtomicU32 = AtomicU32::new(0);
-
 fn watch(wanted: Wanted) -> ! {
     // Read once (the configuration was parsed before any green thread, so before the monitor).
     let slice_ns = crate::config::get()
@@ -297,25 +293,9 @@ fn watch(wanted: Wanted) -> ! {
         .unwrap_or(crate::config::DEFAULT_SLICE_NS);
     let mut seen = [Seen::default(); crate::hub::watch::MAX_HUBS];
     let mut tick = TICK_NS;
-    let mut next_look = crate::sys::now_ns() + tick;
     loop {
-        // Cleared before the asks are read: a waker that leaves one after this sets it again,
-        // and the nap below returns at once.
-        ASKS.store(0, Ordering::Release);
+        sleep(tick);
         let now = crate::sys::now_ns();
-        let wake_at = crate::hub::watch::all()
-            .filter_map(|hub| hub.ask_due())
-            .fold(next_look, u64::min);
-        if wake_at > now {
-            nap(wake_at - now);
-        }
-        let now = crate::sys::now_ns();
-        if wanted.preempt {
-            serve_asks(now);
-        }
-        if now < next_look {
-            continue;
-        }
         let mut busy = false;
         for (hub, seen) in crate::hub::watch::all().zip(seen.iter_mut()) {
             busy |= look_at(hub, seen, now, &wanted, slice_ns);
@@ -325,34 +305,7 @@ fn watch(wanted: Wanted) -> ! {
         } else {
             (tick * 2).min(IDLE_TICK_NS)
         };
-        next_look = now + tick;
     }
-}
-
-/// The asks wakers left that are due: each hub whose woken thread still waits for the same
-/// turn is asked now (the look's rules for a woken thread, without waiting for the look).
-fn serve_asks(now: u64) {
-    for hub in crate::hub::watch::all() {
-        if hub.ask_due().is_some_and(|due| due <= now) && hub.take_ask() {
-            ask_now(hub);
-        }
-    }
-}
-
-/// Sleeps `ns`, or until a waker leaves an ask ([`ASKS`]).
-fn nap(ns: u64) {
-    let ts = crate::sys::ns_timespec(ns);
-    // SAFETY: a futex word of this process and a valid relative timeout; returns at once if a
-    // waker set the word since the monitor cleared it.
-    unsafe {
-        crate::sys::syscall!(
-            libc::SYS_futex,
-            ASKS.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            0,
-            &ts as *const libc::timespec
-        )
-    };
 }
 
 /// One look at `hub`; false when it sleeps in its poller or has no green thread.
@@ -436,32 +389,7 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_
 /// thread runs user code (a signal that lands in a system call the kernel does not restart
 /// makes it fail with EINTR) and does not block the signal. One delivery, plus the handler's
 /// own second look if the point cannot be told a loop yet.
-///
-/// When the turn is younger than that, or nobody saw it before the wake (`wait_ns` > 0), the
-/// waker wakes the monitor instead (a futex: one system call), which asks once the turn has
-/// lasted that long, if no switch came meanwhile: not at its next look, up to a tick later.
-fn preempt_for_woken(hub: &'static Hub, wait_ns: u64) {
-    if wait_ns > 0 {
-        hub.ask_at(crate::sys::now_ns() + wait_ns);
-        if ASKS.swap(1, Ordering::AcqRel) == 0 {
-            // SAFETY: a futex word of this process; wakes the monitor if it naps on it.
-            unsafe {
-                crate::sys::syscall!(
-                    libc::SYS_futex,
-                    ASKS.as_ptr(),
-                    libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                    1
-                )
-            };
-        }
-        return;
-    }
-    ask_now(hub);
-}
-
-/// Asks `hub`'s OS thread, if it runs user code and lets the signal through, to preempt its
-/// running thread for a woken one.
-fn ask_now(hub: &'static Hub) {
+fn preempt_for_woken(hub: &'static Hub) {
     if blocked::running_unblocked_lean(hub.tid(), preempt::SIGNAL) {
         hub.want_follow_up();
         hub.want_preemption();
