@@ -5,12 +5,19 @@
  * its first; the spinner computes until the sleeper has run, or gives up after 5 s (then the
  * test fails). Before the fix only a woken root got the spinner preempted at the monitor's next
  * look: a green thread waited for the spinner's slice to end.
+ * A second phase does the same with a hub-mate that computes nothing but keeps its hub through
+ * calls that never block (a byte written to a socket and read back, over and over: nearly all
+ * its time is in libc and the kernel, where a preemption may not switch it out); the woken
+ * thread must still run (before, only once the 10 s slice was spent: the spinner gave up).
+ * The program has its own SIGURG handler (the monitor's signal): none of the library's deliveries
+ * (the waker's request, the handler's own second look by a timer, the monitor's) may reach it.
  * Under the preload the test runs itself again at GREENWORLD_HUBS=2 (unless a hub count is
  * given) with the 10 s slice; one hub: not applicable (the waker would wait for the spinner). */
 #include "gwtest.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -18,6 +25,13 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int posted, waiting;
 static atomic_int sleeper_ran, spinning, spinner_gave_up;
 static pid_t tid_sleeper, tid_spinner, tid_waker;
+static atomic_int urgent;
+static int busy_in_calls, pair[2];
+
+static void on_urgent(int sig) {
+    (void)sig;
+    atomic_fetch_add(&urgent, 1);
+}
 
 static void *sleeper(void *arg) {
     (void)arg;
@@ -37,7 +51,13 @@ static void *spinner(void *arg) {
     unsigned long x = 1;
     atomic_store(&spinning, 1);
     while (!atomic_load_explicit(&sleeper_ran, memory_order_relaxed)) {
-        for (int k = 0; k < 4096; k++) x = x * 6364136223846793005UL + 1442695040888963407UL;
+        if (busy_in_calls) {
+            char c = 'x';
+            CHECK_EQ(write(pair[0], &c, 1), 1);
+            CHECK_EQ(read(pair[1], &c, 1), 1);
+        } else {
+            for (int k = 0; k < 4096; k++) x = x * 6364136223846793005UL + 1442695040888963407UL;
+        }
         if (gw_ms_since(t0) > 5000) {
             atomic_store(&spinner_gave_up, 1);
             break;
@@ -58,6 +78,8 @@ static void *waker(void *arg) {
     return NULL;
 }
 
+static void run_phase(const int cpus[2]);
+
 int main(void) {
     if (gw_preloaded() && !getenv("GREENWORLD_SLICE")) {
         setenv("GREENWORLD_SLICE", "10s", 1);
@@ -74,7 +96,24 @@ int main(void) {
     for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
         if (CPU_ISSET(c, &mine)) cpus[n++] = c;
     if (n < 2) return 77;
+    struct sigaction sa = {.sa_handler = on_urgent, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGURG, &sa, NULL), 0);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
     gw_phase = "a thread woken from another hub while a thread of its hub computes";
+    run_phase(cpus);
+    gw_phase = "a thread woken from another hub while a thread of its hub makes calls that never block";
+    busy_in_calls = 1;
+    posted = waiting = 0;
+    atomic_store(&sleeper_ran, 0);
+    atomic_store(&spinning, 0);
+    run_phase(cpus);
+    CHECK_EQ(atomic_load(&urgent), 0);
+    printf("ok\n");
+    return 0;
+}
+
+static void run_phase(const int cpus[2]) {
     pthread_t s = gw_create_on_cpu(cpus[1], sleeper, NULL);
     for (;;) {
         pthread_mutex_lock(&lock);
@@ -94,6 +133,4 @@ int main(void) {
     }
     CHECK(!atomic_load(&spinner_gave_up), "the woken thread did not run while the spinner computed (5 s)");
     CHECK(atomic_load(&sleeper_ran), "the sleeper did not run");
-    printf("ok\n");
-    return 0;
 }

@@ -820,7 +820,10 @@ impl Hub {
                 self.run_queue.borrow_mut().push_back(green);
             } else {
                 // Its loop checks its token after every step.
-                self.turn.root_woken.set(true);
+                let asked = self.turn.asked.load(Ordering::Relaxed);
+                self.turn
+                    .asked
+                    .store(asked | slice::ROOT_WOKEN, Ordering::Relaxed);
             }
             return;
         }

@@ -26,7 +26,7 @@
 use super::Hub;
 use crate::sys::now_ns;
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 /// How long a thread may keep its hub through calls that do not block, while others are
 /// runnable (`GREENWORLD_SLICE`, 2 ms by default; [`NO_SLICE`] when `off`). Set once, with the
@@ -68,9 +68,19 @@ pub(super) struct Turn {
     calls: Cell<u32>,
     /// When the running thread's slice began (CLOCK_MONOTONIC ns), 0 until first looked at.
     started: Cell<u64>,
-    /// The root was woken while a green thread ran.
-    pub(super) root_woken: Cell<bool>,
+    /// What the next safe point is asked to yield for ([`ROOT_WOKEN`], [`WOKEN_WAITS`]; 0:
+    /// nothing). An atomic only because the preemption handler may set it on this same OS
+    /// thread (a relaxed load or store is a plain move).
+    pub(super) asked: AtomicU8,
 }
+
+/// [`Turn::asked`]: the root was woken while a green thread ran.
+pub(super) const ROOT_WOKEN: u8 = 1;
+/// [`Turn::asked`]: a thread woken from another OS thread waits, and a preemption for it found
+/// the running thread where it may not be switched out (in libc, the kernel or this library:
+/// a thread that keeps its hub through calls that never block, such as a server worker with
+/// a request always ready).
+const WOKEN_WAITS: u8 = 2;
 
 impl Hub {
     /// Marks the start of a thread's turn on the hub (every switch, either way).
@@ -78,7 +88,7 @@ impl Hub {
     pub(super) fn start_turn(&self) {
         self.turn.calls.set(0);
         self.turn.started.set(0);
-        self.turn.root_woken.set(false);
+        self.turn.asked.store(0, Ordering::Relaxed);
     }
 
     /// Could another thread of this hub be runnable, or become runnable by a look?
@@ -98,7 +108,9 @@ impl Hub {
     /// that thread blocked: a preemption found nothing else to run (xz -T2 at HUBS=2: the
     /// thread that feeds the workers sat behind one of them).
     fn root_waits(&self) -> bool {
-        self.in_green() && (self.turn.root_woken.get() || self.root.current_token() == 0)
+        self.in_green()
+            && (self.turn.asked.load(Ordering::Relaxed) & ROOT_WOKEN != 0
+                || self.root.current_token() == 0)
     }
 
     /// Is this a moment a thread may be switched out at? Not in a signal handler (it may have
@@ -135,24 +147,50 @@ impl Hub {
         let hub = Hub::current()?;
         let calls = hub.turn.calls.get().wrapping_add(1);
         hub.turn.calls.set(calls);
-        if hub.turn.root_woken.get() {
-            hub.let_root_run();
+        if hub.turn.asked.load(Ordering::Relaxed) != 0 {
+            hub.answer_ask();
         } else if calls % CHECK_EVERY == 0 {
             hub.check_slice();
         }
         Some(hub)
     }
 
+    /// A safe point was asked to yield ([`Turn::asked`]).
+    #[cold]
+    fn answer_ask(&self) {
+        let asked = self.turn.asked.load(Ordering::Relaxed);
+        if asked & ROOT_WOKEN != 0 {
+            self.let_root_run();
+        } else if asked & WOKEN_WAITS != 0 {
+            self.turn
+                .asked
+                .store(asked & !WOKEN_WAITS, Ordering::Relaxed);
+            if self.may_switch_here() {
+                self.look_and_yield();
+            }
+        }
+    }
+
     /// The root (the program's main thread) was woken by the running green thread: natively
     /// it would run at once on another core, so it runs now, before the waker goes on.
-    #[cold]
     fn let_root_run(&self) {
         if !self.in_green() {
             // Woken by its own hub loop: it is running.
-            self.turn.root_woken.set(false);
+            self.turn.asked.store(0, Ordering::Relaxed);
         } else if self.may_switch_here() {
             self.yield_now();
         }
+    }
+
+    /// For the preemption handler, on this hub's OS thread: a preemption for a thread woken
+    /// from another hub could not switch where it found the running thread, so the running
+    /// thread's next safe point (its next hooked call that could block) yields to it, however
+    /// much of its slice is left. Costs the safe point nothing: it already looks at this word.
+    pub fn yield_at_next_safe_point(&self) {
+        let asked = self.turn.asked.load(Ordering::Relaxed);
+        self.turn
+            .asked
+            .store(asked | WOKEN_WAITS, Ordering::Relaxed);
     }
 
     /// The running thread was preempted (`sysmon`: it kept the hub for a slice without a
@@ -163,7 +201,7 @@ impl Hub {
         if !self.may_switch_here() {
             return;
         }
-        if self.turn.root_woken.get() {
+        if self.turn.asked.load(Ordering::Relaxed) & ROOT_WOKEN != 0 {
             self.let_root_run();
         } else if !self.others_may_run() || !self.look_and_yield() {
             self.note_alone();

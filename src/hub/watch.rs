@@ -9,7 +9,7 @@
 use super::Hub;
 use crate::green::Green;
 use core::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 
 /// Marks [`Watched::woken_remotely`] as set (the switch count is in the low half).
@@ -41,6 +41,20 @@ pub(super) struct Watched {
     woken_remotely: AtomicU64,
     /// When that wake came (CLOCK_MONOTONIC ns).
     woken_ns: AtomicU64,
+    /// The earliest moment someone on another OS thread saw the running thread's turn under
+    /// way (the monitor at a look, a waker at a wake): the switch count in the low half, the
+    /// time in µs (wrapping) in the high half. A lower bound on how long the turn has lasted,
+    /// kept without a clock read on the switch path.
+    turn_seen: AtomicU64,
+    /// The switch count, plus one, of the turn a waker last asked to preempt for a woken
+    /// thread (0: none): one request a turn.
+    asked_at: AtomicU32,
+    /// A preemption for a woken thread was asked: if the interrupted point cannot be told a
+    /// loop yet, the handler looks again shortly rather than waiting for the monitor.
+    follow_up_wanted: AtomicBool,
+    /// The POSIX timer that brings that second look (its id plus one; 0: not made yet, or
+    /// made by a parent before a fork: timers are not inherited).
+    follow_up_timer: AtomicI64,
     /// The switch count at which a preemption found nothing else to run, plus one (0: none).
     alone_at: AtomicU32,
     /// Where the preemption signal last found the running thread, at which switch count, and
@@ -59,9 +73,9 @@ fn gettid() -> i32 {
 impl Hub {
     /// Lists a new hub for the monitor, on its own OS thread.
     pub(super) fn enlist(&self) {
-        self.watched_by_monitor
-            .tid
-            .store(gettid(), Ordering::Relaxed);
+        let watched = &self.watched_by_monitor;
+        watched.tid.store(gettid(), Ordering::Relaxed);
+        watched.follow_up_timer.store(0, Ordering::Relaxed);
         let slot = COUNT.fetch_add(1, Ordering::AcqRel);
         match HUBS.get(slot) {
             Some(entry) => entry.store(self as *const Hub as *mut Hub, Ordering::Release),
@@ -144,17 +158,70 @@ impl Hub {
 
     /// A thread of another OS thread woke one of this hub's threads (its root, or a green
     /// thread through the inbox): if a thread runs here, the woken one waits for it (see
-    /// [`Hub::woken_waits_since`]). A clock read, on a wake across hubs only.
+    /// [`Hub::woken_waits_since`]). A clock read, on a wake across hubs only. When the running
+    /// thread's turn is known to have lasted [`ASK_AFTER_NS`] already, the waker asks for its
+    /// preemption at once ([`set_preempt_for_woken`]), rather than leave it to the monitor's
+    /// next look.
     pub(super) fn note_woken_remotely(&self) {
         let watched = &self.watched_by_monitor;
-        if !watched.idle.load(Ordering::Relaxed) {
-            let at = watched.switches.load(Ordering::Relaxed);
+        if watched.idle.load(Ordering::Relaxed) {
+            return;
+        }
+        let at = watched.switches.load(Ordering::Relaxed);
+        let now = crate::sys::now_ns();
+        watched.woken_ns.store(now, Ordering::Relaxed);
+        watched
+            .woken_remotely
+            .store(WOKEN | u64::from(at), Ordering::Release);
+        let lasted = self.turn_lasted(at, now);
+        if lasted.is_none() {
+            self.note_turn_seen(at, now);
+        }
+        let ask = PREEMPT_FOR_WOKEN.load(Ordering::Relaxed);
+        if ask != 0
+            && lasted.is_some_and(|ns| ns >= ASK_AFTER_NS)
+            && watched.asked_at.load(Ordering::Relaxed) != at.wrapping_add(1)
+            && !watched.preempt_wanted.load(Ordering::Relaxed)
+        {
             watched
-                .woken_ns
-                .store(crate::sys::now_ns(), Ordering::Relaxed);
-            watched
-                .woken_remotely
-                .store(WOKEN | u64::from(at), Ordering::Release);
+                .asked_at
+                .store(at.wrapping_add(1), Ordering::Relaxed);
+            // SAFETY: only ever a `fn(&'static Hub)` (`set_preempt_for_woken`).
+            let ask: fn(&'static Hub) = unsafe { core::mem::transmute(ask) };
+            ask(self.leaked());
+        }
+    }
+
+    /// This hub as the `'static` it is (hubs are leaked, never freed).
+    fn leaked(&self) -> &'static Hub {
+        // SAFETY: every hub is leaked at its creation (see the module).
+        unsafe { &*(self as *const Hub) }
+    }
+
+    /// Someone on another OS thread saw the turn at switch count `at` under way at `now_ns`;
+    /// kept if it is the first sighting of that turn.
+    fn note_turn_seen(&self, at: u32, now_ns: u64) {
+        let us = (now_ns / 1_000) as u32;
+        self.watched_by_monitor
+            .turn_seen
+            .store(u64::from(us) << 32 | u64::from(at), Ordering::Relaxed);
+    }
+
+    /// How long, at least, the turn at switch count `at` has lasted at `now_ns`, if anyone saw
+    /// it under way before.
+    fn turn_lasted(&self, at: u32, now_ns: u64) -> Option<u64> {
+        let seen = self.watched_by_monitor.turn_seen.load(Ordering::Relaxed);
+        (seen as u32 == at).then(|| {
+            let since_us = ((now_ns / 1_000) as u32).wrapping_sub((seen >> 32) as u32);
+            u64::from(since_us) * 1_000
+        })
+    }
+
+    /// For the monitor, at each look at a hub that is not resting: the turn at switch count
+    /// `at` is under way at `now_ns` (noted if it is the first sighting).
+    pub fn seen_at_look(&self, at: u32, now_ns: u64) {
+        if self.turn_lasted(at, now_ns).is_none() {
+            self.note_turn_seen(at, now_ns);
         }
     }
 
@@ -214,11 +281,55 @@ impl Hub {
                 == watched.switches.load(Ordering::Relaxed)
     }
 
+    /// A preemption for a woken thread is asked (with [`Hub::want_preemption`]): the handler
+    /// may look again shortly ([`Hub::take_follow_up`]).
+    pub fn want_follow_up(&self) {
+        self.watched_by_monitor
+            .follow_up_wanted
+            .store(true, Ordering::Relaxed);
+    }
+
+    /// The handler takes the follow-up request, if there is one.
+    pub fn take_follow_up(&self) -> bool {
+        let wanted = &self.watched_by_monitor.follow_up_wanted;
+        wanted.load(Ordering::Relaxed) && wanted.swap(false, Ordering::Relaxed)
+    }
+
+    /// The hub's follow-up timer (see `sysmon::preempt`), its id plus one, 0 when none was made
+    /// in this process.
+    pub fn follow_up_timer(&self) -> i64 {
+        self.watched_by_monitor
+            .follow_up_timer
+            .load(Ordering::Relaxed)
+    }
+
+    /// Keeps the follow-up timer made on the hub's own OS thread (its id plus one).
+    pub fn keep_follow_up_timer(&self, id_plus_one: i64) {
+        self.watched_by_monitor
+            .follow_up_timer
+            .store(id_plus_one, Ordering::Relaxed);
+    }
+
     /// The signal handler takes the request, if there is one.
     pub fn take_preemption(&self) -> bool {
         let wanted = &self.watched_by_monitor.preempt_wanted;
         wanted.load(Ordering::Relaxed) && wanted.swap(false, Ordering::Acquire)
     }
+}
+
+/// How long a turn must be known to have lasted for a wake across hubs to ask for its
+/// preemption at once: a thread that has just started is left its moment (the monitor still
+/// preempts it for the woken one, at its next look).
+pub const ASK_AFTER_NS: u64 = 100_000;
+
+/// What a wake across hubs calls to ask for the preemption of a hub's running thread (0:
+/// nobody asks; set once by the monitor when it preempts).
+static PREEMPT_FOR_WOKEN: AtomicUsize = AtomicUsize::new(0);
+
+/// The monitor's way to preempt a hub's running thread for a thread woken from another hub,
+/// which judges whether the hub's OS thread may be signalled now.
+pub fn set_preempt_for_woken(ask: fn(&'static Hub)) {
+    PREEMPT_FOR_WOKEN.store(ask as usize, Ordering::Relaxed);
 }
 
 /// In a fork child: the hubs listed were the parent's threads'; the pollers of those but

@@ -293,6 +293,31 @@ pub fn running_unblocked(tid: i32, sig: libc::c_int) -> bool {
     running && !blocked
 }
 
+/// [`running_unblocked`] from `/proc/…/stat` (its state, and its blocked mask's low 64 bits,
+/// enough for a standard signal), with a smaller buffer: for a waker on a green thread's stack,
+/// which may be small.
+pub fn running_unblocked_lean(tid: i32, sig: libc::c_int) -> bool {
+    let mut buf = [0u8; 768];
+    let Some(n) = read_task_file(tid, "stat", &mut buf) else {
+        return false;
+    };
+    // After the name in parentheses (which may hold anything): the state, then field 32 of
+    // the line, the blocked mask in decimal, 29 fields on.
+    let Some(close) = buf[..n].iter().rposition(|&b| b == b')') else {
+        return false;
+    };
+    let mut fields = buf[close + 1..n]
+        .split(|&b| b == b' ')
+        .filter(|field| !field.is_empty());
+    let running = fields.next() == Some(b"R".as_slice());
+    let blocked = fields
+        .nth(28)
+        .and_then(|mask| core::str::from_utf8(mask).ok())
+        .and_then(|mask| mask.parse::<u64>().ok())
+        .is_none_or(|mask| mask & (1 << (sig - 1)) != 0);
+    running && !blocked
+}
+
 /// The system call OS thread `tid` is in, with its stack and instruction pointers; none when
 /// it runs user code.
 fn in_syscall(tid: i32) -> Option<(i64, usize, usize)> {
@@ -383,4 +408,38 @@ fn syscall_name(nr: i64) -> Option<&'static str> {
         441 => "epoll_pwait2",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gettid() -> i32 {
+        // SAFETY: no arguments.
+        unsafe { crate::sys::syscall!(libc::SYS_gettid) as i32 }
+    }
+
+    /// The lean reading agrees with the full one: a thread reading its own files runs, and the
+    /// signal it blocks counts as blocked.
+    #[test]
+    fn lean_and_full_readings_agree() {
+        let me = gettid();
+        assert!(running_unblocked_lean(me, libc::SIGURG));
+        assert!(running_unblocked(me, libc::SIGURG));
+        // SAFETY: valid sets; this test thread's own mask, restored below.
+        unsafe {
+            let mut set: libc::sigset_t = core::mem::zeroed();
+            let mut old: libc::sigset_t = core::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGURG);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            let (lean, full) = (
+                running_unblocked_lean(me, libc::SIGURG),
+                running_unblocked(me, libc::SIGURG),
+            );
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+            assert!(!lean && !full);
+        }
+        assert!(!running_unblocked_lean(-1, libc::SIGURG));
+    }
 }

@@ -1,7 +1,8 @@
 //! The monitor ("sysmon", as Go's runtime calls its own): one OS thread, `gw-sysmon`, that
 //! watches every hub from outside, every [`TICK_NS`], and serves three features:
 //! - preemption ([`preempt`]): a hub that ran one thread for a slice without a switch (or for
-//!   a tick, when a thread of another hub woke one of its threads meanwhile),
+//!   a tick, when a thread of another hub woke one of its threads meanwhile; that waker asks
+//!   at once, through [`preempt_for_woken`], when the turn was already seen under way),
 //!   its OS thread running (not in a system call), is sent a signal whose handler makes that
 //!   thread yield if it was interrupted in the program's own code;
 //! - the blocking detector (`GREENWORLD_BLOCK_WARN=MS`, [`blocked`]): a hub whose OS thread has
@@ -154,6 +155,9 @@ fn start() {
     let handler = (wanted.preempt || wanted.block_warn_ns.is_some()) && preempt::install();
     if wanted.preempt && !handler {
         wanted.preempt = false;
+    }
+    if wanted.preempt {
+        crate::hub::watch::set_preempt_for_woken(preempt_for_woken);
     }
     if wanted.escapes {
         escapes::at_exit();
@@ -327,6 +331,9 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_
         0
     };
     let switched = switches != seen.switches || resting || seen.since == 0;
+    if wanted.preempt && !resting {
+        hub.seen_at_look(switches, now);
+    }
     if switched {
         seen.switches = switches;
         seen.since = now;
@@ -356,14 +363,16 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_
         {
             if woken_waits {
                 hub.woken_served();
-                if !hub.sampled_this_turn() {
+                if !preempt::follows_up() && !hub.sampled_this_turn() {
                     // The handler switches only at a point found twice in one turn (a loop,
                     // not a pass): a first delivery now, so that the one below can, rather than
-                    // the next look's, half a slice later.
+                    // the next look's, half a slice later. (Where the handler can ask for its
+                    // own second look, it does: `preempt::FOLLOW_UP_NS`.)
                     hub.want_preemption();
                     preempt::send(hub.tid());
                     sleep(SAMPLE_GAP_NS);
                 }
+                hub.want_follow_up();
             }
             hub.want_preemption();
             preempt::send(hub.tid());
@@ -371,6 +380,21 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_
         }
     }
     true
+}
+
+/// A thread of another hub woke one of `hub`'s while its running thread's turn had lasted a
+/// while (`hub::watch::ASK_AFTER_NS`): natively the woken thread would get a core now, so the
+/// waker, on its own OS thread, asks for the preemption the monitor would ask at its next look
+/// (up to a tick later), with the check the monitor makes before any delivery: the hub's OS
+/// thread runs user code (a signal that lands in a system call the kernel does not restart
+/// makes it fail with EINTR) and does not block the signal. One delivery, plus the handler's
+/// own second look if the point cannot be told a loop yet.
+fn preempt_for_woken(hub: &'static Hub) {
+    if blocked::running_unblocked_lean(hub.tid(), preempt::SIGNAL) {
+        hub.want_follow_up();
+        hub.want_preemption();
+        preempt::send(hub.tid());
+    }
 }
 
 fn sleep(ns: u64) {

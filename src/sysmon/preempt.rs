@@ -193,10 +193,19 @@ extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, context: *mut c_void) 
     let saved = crate::sys::errno();
     if let Some(hub) = Hub::current()
         && hub.take_preemption()
-        && may_preempt(hub, context)
     {
-        // SAFETY: the kernel's context of this delivery, judged safe to redirect.
-        unsafe { inject(context) };
+        // Asked for a thread woken from another hub (not for a slice spent)?
+        let for_woken = hub.take_follow_up();
+        match may_preempt(hub, context) {
+            // SAFETY: the kernel's context of this delivery, judged safe to redirect.
+            Verdict::Switch => unsafe { inject(context) },
+            Verdict::LookAgain if for_woken => {
+                hub.yield_at_next_safe_point();
+                follow_up(hub);
+            }
+            Verdict::Not if for_woken => hub.yield_at_next_safe_point(),
+            Verdict::LookAgain | Verdict::Not => {}
+        }
     }
     crate::sys::set_errno(saved);
 }
@@ -213,20 +222,104 @@ unsafe fn monitor_value(info: *const siginfo_t) -> Option<usize> {
             info.cast::<u8>().add(24).cast::<usize>().read(),
         )
     };
-    (code == libc::SI_QUEUE && (value == MONITORS_VALUE || value == CAPTURE_VALUE)).then_some(value)
+    match (code, value) {
+        (libc::SI_QUEUE, MONITORS_VALUE | CAPTURE_VALUE) | (libc::SI_TIMER, MONITORS_VALUE) => {
+            Some(value)
+        }
+        _ => None,
+    }
+}
+
+/// What the handler makes of a preemption request.
+enum Verdict {
+    /// The interrupted point is safe: the thread yields on return.
+    Switch,
+    /// Safe but for the loop rule: the thread was not found near here before in this turn.
+    LookAgain,
+    Not,
+}
+
+/// How soon after a delivery that could not yet tell a loop from a pass the handler's own
+/// second look comes, when the request was for a thread woken from another hub: long enough
+/// that a pass through a short function (an allocator's fast path) is over, short beside the
+/// monitor's tick (the second delivery it would otherwise wait for).
+pub const FOLLOW_UP_NS: u64 = 30_000;
+
+/// Can the handler ask for its own second look (a timer could be made)? Cleared for good when
+/// the kernel refuses one; the monitor then sends two deliveries itself.
+static FOLLOWS_UP: AtomicBool = AtomicBool::new(true);
+
+/// Does a preemption for a woken thread need one delivery only (the handler looks again by
+/// itself: [`FOLLOW_UP_NS`])?
+pub fn follows_up() -> bool {
+    FOLLOWS_UP.load(Ordering::Relaxed)
+}
+
+/// In the handler, on the hub's own OS thread: asks for the preemption again and arms the
+/// hub's one-shot timer to deliver it in [`FOLLOW_UP_NS`] (made on first need: a POSIX timer
+/// that signals this OS thread with the monitor's value).
+fn follow_up(hub: &Hub) {
+    let mut timer = hub.follow_up_timer();
+    if timer == 0 {
+        timer = make_timer().map_or(0, |id| i64::from(id) + 1);
+        if timer == 0 {
+            FOLLOWS_UP.store(false, Ordering::Relaxed);
+            return;
+        }
+        hub.keep_follow_up_timer(timer);
+    }
+    hub.want_preemption();
+    let spec = libc::itimerspec {
+        it_interval: crate::sys::ns_timespec(0),
+        it_value: crate::sys::ns_timespec(FOLLOW_UP_NS),
+    };
+    // SAFETY: a timer of this process and a valid itimerspec; no old value wanted.
+    unsafe {
+        crate::sys::syscall!(
+            libc::SYS_timer_settime,
+            (timer - 1) as libc::c_int,
+            0,
+            &spec as *const libc::itimerspec,
+            0
+        )
+    };
+}
+
+/// A one-shot CLOCK_MONOTONIC timer that sends [`SIGNAL`] with [`MONITORS_VALUE`] to this OS
+/// thread (`SIGEV_THREAD_ID`); None when the kernel refuses.
+fn make_timer() -> Option<libc::c_int> {
+    // SAFETY: no arguments.
+    let tid = unsafe { crate::sys::syscall!(libc::SYS_gettid) } as i32;
+    // struct sigevent on Linux: the value, signo, notify, then the thread id; 64 bytes.
+    let mut event = [0u8; 64];
+    event[0..8].copy_from_slice(&MONITORS_VALUE.to_ne_bytes());
+    event[8..12].copy_from_slice(&SIGNAL.to_ne_bytes());
+    event[12..16].copy_from_slice(&libc::SIGEV_THREAD_ID.to_ne_bytes());
+    event[16..20].copy_from_slice(&tid.to_ne_bytes());
+    let mut id: libc::c_int = 0;
+    // SAFETY: a valid sigevent and a place for the id.
+    let rc = unsafe {
+        crate::sys::syscall!(
+            libc::SYS_timer_create,
+            libc::CLOCK_MONOTONIC,
+            event.as_ptr(),
+            &mut id as *mut libc::c_int
+        )
+    };
+    (rc == 0).then_some(id)
 }
 
 /// Is the interrupted point one the running thread may be switched out at (see the module)?
-fn may_preempt(hub: &Hub, context: *mut c_void) -> bool {
+fn may_preempt(hub: &Hub, context: *mut c_void) -> Verdict {
     if XSAVE_SIZE.load(Ordering::Acquire) == 0
         || crate::context::in_handler()
         || crate::context::in_vfork_child()
         || (!hub.in_green() && hub.alive() == 0)
     {
-        return false;
+        return Verdict::Not;
     }
     let Some((pc, sp)) = interrupted_at(context) else {
-        return false;
+        return Verdict::Not;
     };
     let me = hub.current_green();
     // The injected call needs the saved state and a yield's frames below the red zone.
@@ -236,7 +329,7 @@ fn may_preempt(hub: &Hub, context: *mut c_void) -> bool {
         if !(stack.low + room..stack.low + stack.size).contains(&sp) {
             // Not on its own stack (a handler on an alternate stack that no hook saw
             // installed, or not started yet: its hub makes its first run), or too near its end.
-            return false;
+            return Verdict::Not;
         }
     }
     // A loop, not a pass: where the thread was found the time before too, within a little
@@ -246,15 +339,19 @@ fn may_preempt(hub: &Hub, context: *mut c_void) -> bool {
     // interpreter's) is taken after a few looks anyway.
     let (before, samples) = hub.resample_pc(pc);
     let in_loop = before.is_some_and(|before| before.abs_diff(pc) <= LOOP_SPAN);
-    if !in_loop && samples < LOOKS_BEFORE_ANYWHERE {
-        return false;
-    }
-    match crate::scope::object_of(pc) {
+    let programs = match crate::scope::object_of(pc) {
         // Code in no object: a JIT's (HotSpot's, V8's), the program's own.
         None => true,
         Some(object) => {
             !super::is_runtime_object(object.start) && !object.file().starts_with(b"libgcc_s")
         }
+    };
+    if !programs {
+        Verdict::Not
+    } else if !in_loop && samples < LOOKS_BEFORE_ANYWHERE {
+        Verdict::LookAgain
+    } else {
+        Verdict::Switch
     }
 }
 
