@@ -40,35 +40,65 @@ pub struct Node {
     linked: Cell<bool>,
 }
 
+mod solo;
+
+/// The waiters of every key that hashes to one bucket, in arrival order.
 struct Queue {
-    head: *const Node,
-    tail: *const Node,
+    head: Cell<*const Node>,
+    tail: Cell<*const Node>,
 }
 
-// SAFETY: the raw pointers name nodes that are only touched under the bucket's Mutex.
-unsafe impl Send for Queue {}
+/// A bucket: its queue, and the lock that guards it once the lot is shared (`solo`: while one
+/// OS thread alone uses the lot, its sections guard every queue and no lock is taken).
+struct Slot {
+    lock: Mutex<()>,
+    queue: Queue,
+}
 
-static TABLE: [Mutex<Queue>; BUCKETS] = [const {
-    Mutex::new(Queue {
-        head: ptr::null(),
-        tail: ptr::null(),
-    })
+// SAFETY: a slot's queue is only touched under its lock, or inside a `solo::Section` (no other
+// OS thread touches any queue then); the raw pointers name nodes valid while queued.
+unsafe impl Sync for Slot {}
+
+static TABLE: [Slot; BUCKETS] = [const {
+    Slot {
+        lock: Mutex::new(()),
+        queue: Queue {
+            head: Cell::new(ptr::null()),
+            tail: Cell::new(ptr::null()),
+        },
+    }
 }; BUCKETS];
 
 /// A locked bucket: the waiters of every key that hashes to it.
 pub struct Bucket {
-    guard: MutexGuard<'static, Queue>,
+    queue: &'static Queue,
+    _held: Held,
+}
+
+/// What makes a bucket the holder's alone (released when the bucket is dropped).
+enum Held {
+    Lock(#[allow(dead_code)] MutexGuard<'static, ()>),
+    Alone(#[allow(dead_code)] solo::Section),
 }
 
 /// Every bucket, locked: held across `fork`, so that no bucket is copied into the child in the
 /// middle of a change by a thread the child will not have.
-pub struct AllBuckets(Vec<MutexGuard<'static, Queue>>);
+pub enum AllBuckets {
+    Locked(#[allow(dead_code)] Vec<MutexGuard<'static, ()>>),
+    /// The forking thread uses the lot alone: one section, held across the fork, keeps every
+    /// other OS thread out as the locks would.
+    Alone(#[allow(dead_code)] solo::Section),
+}
 
 pub fn lock_all() -> AllBuckets {
-    AllBuckets(
+    if let Some(section) = solo::enter() {
+        return AllBuckets::Alone(section);
+    }
+    solo::share();
+    AllBuckets::Locked(
         TABLE
             .iter()
-            .map(|bucket| bucket.lock().unwrap_or_else(|e| e.into_inner()))
+            .map(|slot| slot.lock.lock().unwrap_or_else(|e| e.into_inner()))
             .collect(),
     )
 }
@@ -77,20 +107,39 @@ impl AllBuckets {
     /// In a forked child: nobody waits any more (the waiters were other threads), so a wake —
     /// a lock hand-off, say — never goes to a thread that does not exist.
     pub fn empty_in_child(&mut self) {
-        for queue in &mut self.0 {
-            queue.head = ptr::null();
-            queue.tail = ptr::null();
+        for slot in &TABLE {
+            slot.queue.head.set(ptr::null());
+            slot.queue.tail.set(ptr::null());
         }
     }
 }
 
+/// From now on every OS thread takes the bucket locks (see `solo`): for a process about to
+/// run green threads on several OS threads, which would share the lot anyway.
+pub fn share() {
+    solo::share();
+}
+
 /// Locks the bucket of `key`.
+#[inline]
 pub fn lock(key: usize) -> Bucket {
     // Fibonacci hashing of the address, dropping the alignment bits.
     let index = ((key >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) % BUCKETS;
+    let slot = &TABLE[index];
+    let held = match solo::enter() {
+        Some(section) => Held::Alone(section),
+        None => lock_shared(slot),
+    };
     Bucket {
-        guard: TABLE[index].lock().unwrap_or_else(|e| e.into_inner()),
+        queue: &slot.queue,
+        _held: held,
     }
+}
+
+#[inline(never)]
+fn lock_shared(slot: &'static Slot) -> Held {
+    solo::share();
+    Held::Lock(slot.lock.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// How a park ended.
@@ -114,7 +163,7 @@ impl Bucket {
     }
 
     fn iter(&self) -> impl Iterator<Item = &Node> {
-        let mut at = self.guard.head;
+        let mut at = self.queue.head.get();
         core::iter::from_fn(move || {
             // SAFETY: linked nodes stay valid while queued (their waiters are parked on them),
             // and the queue is only changed under this bucket's lock, which we hold.
@@ -125,14 +174,14 @@ impl Bucket {
     }
 
     fn push(&mut self, node: &Node) {
-        node.prev.set(self.guard.tail);
+        node.prev.set(self.queue.tail.get());
         node.next.set(ptr::null());
         // SAFETY: the tail, if any, is a linked node (valid while queued; we hold the lock).
-        match unsafe { self.guard.tail.as_ref() } {
+        match unsafe { self.queue.tail.get().as_ref() } {
             Some(tail) => tail.next.set(node),
-            None => self.guard.head = node,
+            None => self.queue.head.set(node),
         }
-        self.guard.tail = node;
+        self.queue.tail.set(node);
         node.linked.set(true);
     }
 
@@ -141,11 +190,11 @@ impl Bucket {
         unsafe {
             match node.prev.get().as_ref() {
                 Some(prev) => prev.next.set(node.next.get()),
-                None => self.guard.head = node.next.get(),
+                None => self.queue.head.set(node.next.get()),
             }
             match node.next.get().as_ref() {
                 Some(next) => next.prev.set(node.prev.get()),
-                None => self.guard.tail = node.prev.get(),
+                None => self.queue.tail.set(node.prev.get()),
             }
         }
         node.linked.set(false);
@@ -180,7 +229,7 @@ impl Bucket {
         mut choose: impl FnMut(&Node) -> bool,
         wakers: &mut WakeList,
     ) {
-        let mut at = self.guard.head;
+        let mut at = self.queue.head.get();
         // SAFETY: as in `iter`; the next pointer is read before the node is unlinked.
         while let Some(node) = unsafe { at.as_ref() } {
             at = node.next.get();
