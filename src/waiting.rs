@@ -162,8 +162,9 @@ impl WaitWord {
 /// A cheap, monotonic stamp for "parked since", turned into nanoseconds only when a dump is
 /// printed ([`ns_since`]). On x86-64 the kernel's coarse monotonic clock in nanoseconds (a vDSO
 /// read of the time at the last scheduler tick, so precise to a tick, 1-4 ms): the time-stamp
-/// counter it replaced is one instruction, but `rdtsc` took 30-150 ns on the Firecracker VM
-/// the benchmarks run on, a fifth of a mutex + condvar round trip with its two parks (issue 15).
+/// counter it replaced is one instruction, but `rdtsc` takes 15 ns on the Firecracker VM the
+/// benchmarks run on (50-150 beside other jobs) and the coarse clock 5 (issue 15: two parks a
+/// mutex + condvar round trip).
 /// On aarch64 the virtual counter (one `mrs`, not trapped).
 #[inline]
 pub fn ticks() -> u64 {

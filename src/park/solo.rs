@@ -1,9 +1,9 @@
 //! The parking lot without its bucket locks while one OS thread alone has used it (one hub, no
 //! pool thread or foreign thread touching a lock): a biased lock for the whole lot.
 //!
-//! On this VM a locked instruction costs about 16 ns, and a mutex + condvar hand-off locked and
-//! unlocked a bucket four times (two in the signal, two in the wait): a quarter of the round
-//! trip. The first OS thread that locks a bucket becomes the lot's *user*; while it is, its
+//! On the VM the benchmarks run on a locked instruction costs 6 ns (16 beside other jobs), and
+//! a mutex + condvar hand-off locked and unlocked a bucket twice (in the signal and in the
+//! wait): 8 of a round trip's 14 locked instructions. The first OS thread that locks a bucket becomes the lot's *user*; while it is, its
 //! sections (what a bucket lock would cover) only count themselves in [`DEPTH`] with plain
 //! stores. Any other OS thread that wants a bucket first makes the lot shared for good
 //! ([`share`]): it marks it so, makes the user's CPU order its memory accesses with
