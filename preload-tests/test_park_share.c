@@ -5,8 +5,9 @@
 /* The parking lot's buckets go unlocked while one OS thread alone has used them (README,
  * Performance, issue 15): a second OS thread that starts to use them takes them over while the
  * first may be in the middle of a change. Two green threads of main's hub hand a turn back and
- * forth through a mutex and two conditions (the green twins); half-way, another thread joins in
- * on the same objects: signals to both conditions, mutex hand-offs and timed waits. Natively (the
+ * forth through a mutex and two conditions (the green twins) until, after WARM_UP turns, another
+ * thread has joined in on the same objects and is done: signals to both conditions, mutex
+ * hand-offs and timed waits. Natively (the
  * library linked, nothing patched) it is a green thread of another OS thread's hub, and the lot
  * is shared at its first call, in the middle of the hand-offs; preloaded it is a green thread of
  * main's hub, or at GREENWORLD_HUBS=2 of the second hub's OS thread. Every hand-off
