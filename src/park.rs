@@ -47,6 +47,8 @@ pub struct Node {
     linked: Cell<bool>,
 }
 
+mod solo;
+
 /// Waiters in the order they came: a bucket's (every key that hashes to it), or one key's own
 /// (kept by the key's owner, touched only under the key's bucket lock: [`lock_own`]).
 pub struct Queue {
@@ -75,32 +77,59 @@ impl Default for Queue {
     }
 }
 
-// SAFETY: the raw pointers name nodes that are only touched under the bucket's Mutex (a key's
-// own queue: under its key's bucket Mutex, `lock_own`).
+// SAFETY: the raw pointers name nodes that are only touched under the bucket's lock, or inside
+// a `solo::Section` (a key's own queue: under its key's bucket, `lock_own`).
 unsafe impl Send for Queue {}
-// SAFETY: as above: every read and write of a queue happens under one bucket lock.
+// SAFETY: as above: every read and write of a queue happens while one bucket is held.
 unsafe impl Sync for Queue {}
 
-static TABLE: [Mutex<Queue>; BUCKETS] = [const { Mutex::new(Queue::new()) }; BUCKETS];
+/// A bucket: its queue, and the lock that guards it once the lot is shared (`solo`: while one
+/// OS thread alone uses the lot, its sections guard every queue and no lock is taken).
+struct Slot {
+    lock: Mutex<()>,
+    queue: Queue,
+}
 
-/// A locked bucket: the waiters of every key that hashes to it, or, from [`lock_own`], of one
+static TABLE: [Slot; BUCKETS] = [const {
+    Slot {
+        lock: Mutex::new(()),
+        queue: Queue::new(),
+    }
+}; BUCKETS];
+
+/// A held bucket: the waiters of every key that hashes to it, or, from [`lock_own`], of one
 /// key in its own queue.
 pub struct Bucket {
-    /// Held while the bucket is: it guards `queue`.
-    _held: MutexGuard<'static, Queue>,
     /// The queue this bucket's waits and wakes use: the bucket's own, or the key's.
     queue: &'static Queue,
+    /// Held while the bucket is: it guards `queue`.
+    _held: Held,
+}
+
+/// What makes a bucket the holder's alone (released when the bucket is dropped).
+enum Held {
+    Lock(#[allow(dead_code)] MutexGuard<'static, ()>),
+    Alone(#[allow(dead_code)] solo::Section),
 }
 
 /// Every bucket, locked: held across `fork`, so that no bucket is copied into the child in the
 /// middle of a change by a thread the child will not have.
-pub struct AllBuckets(Vec<MutexGuard<'static, Queue>>);
+pub enum AllBuckets {
+    Locked(#[allow(dead_code)] Vec<MutexGuard<'static, ()>>),
+    /// The forking thread uses the lot alone: one section, held across the fork, keeps every
+    /// other OS thread out as the locks would.
+    Alone(#[allow(dead_code)] solo::Section),
+}
 
 pub fn lock_all() -> AllBuckets {
-    AllBuckets(
+    if let Some(section) = solo::enter() {
+        return AllBuckets::Alone(section);
+    }
+    solo::share();
+    AllBuckets::Locked(
         TABLE
             .iter()
-            .map(|bucket| bucket.lock().unwrap_or_else(|e| e.into_inner()))
+            .map(|slot| slot.lock.lock().unwrap_or_else(|e| e.into_inner()))
             .collect(),
     )
 }
@@ -109,8 +138,8 @@ impl AllBuckets {
     /// In a forked child: nobody waits any more (the waiters were other threads), so a wake —
     /// a lock hand-off, say — never goes to a thread that does not exist.
     pub fn empty_in_child(&mut self) {
-        for queue in &mut self.0 {
-            queue.empty();
+        for slot in &TABLE {
+            slot.queue.empty();
         }
     }
 
@@ -121,31 +150,51 @@ impl AllBuckets {
     }
 }
 
+/// From now on every OS thread takes the bucket locks (see `solo`): for a process about to
+/// run green threads on several OS threads, which would share the lot anyway.
+pub fn share() {
+    solo::share();
+}
+
 /// Locks the bucket of `key`.
+#[inline]
 pub fn lock(key: usize) -> Bucket {
-    let guard = lock_bucket(key);
-    // SAFETY: the queue inside a static Mutex lives for ever; it is only touched through
-    // `Bucket`, which holds that Mutex.
-    let queue = unsafe { &*(&*guard as *const Queue) };
+    let slot = slot_of(key);
     Bucket {
-        _held: guard,
-        queue,
+        queue: &slot.queue,
+        _held: hold(slot),
     }
 }
 
 /// Locks the bucket of `key`, whose waiters queue in `own`, a queue only `key`'s waits and
 /// wakes use (always through this function with the same `key`).
+#[inline]
 pub fn lock_own(key: usize, own: &'static Queue) -> Bucket {
     Bucket {
-        _held: lock_bucket(key),
         queue: own,
+        _held: hold(slot_of(key)),
     }
 }
 
-fn lock_bucket(key: usize) -> MutexGuard<'static, Queue> {
+#[inline]
+fn slot_of(key: usize) -> &'static Slot {
     // Fibonacci hashing of the address, dropping the alignment bits.
     let index = ((key >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) % BUCKETS;
-    TABLE[index].lock().unwrap_or_else(|e| e.into_inner())
+    &TABLE[index]
+}
+
+#[inline]
+fn hold(slot: &'static Slot) -> Held {
+    match solo::enter() {
+        Some(section) => Held::Alone(section),
+        None => lock_shared(slot),
+    }
+}
+
+#[inline(never)]
+fn lock_shared(slot: &'static Slot) -> Held {
+    solo::share();
+    Held::Lock(slot.lock.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// How a park ended.

@@ -684,7 +684,7 @@ impl Hub {
         deadline: Option<u64>,
     ) -> bool {
         stats::parked(on.reason());
-        // For the dump: two plain stores (and a time-stamp read), nothing shared is written.
+        // For the dump: two plain stores (and a coarse clock read), nothing shared is written.
         me.waiting_on.store(on.0, Ordering::Relaxed);
         me.waiting_since
             .store(wait_record::ticks(), Ordering::Relaxed);

@@ -156,6 +156,9 @@ fn start(creator: &'static Hub) {
         return;
     }
     let wanted = wanted();
+    // The parking lot stops being one OS thread's now, while nothing waits on it yet, rather
+    // than at a second hub's first lock, in the middle of its thread's first wait.
+    crate::park::share();
     note_process_cpus();
     HUBS[0].store(creator as *const Hub as *mut Hub, Ordering::Release);
     let mut made = 1;
