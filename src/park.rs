@@ -417,12 +417,15 @@ impl Bucket {
 /// Parks the calling green thread under every key in `keys` at once, until a waker takes any
 /// of its nodes or `deadline` passes; then takes the other nodes back. For waits on many
 /// descriptors (`poll`, `select`): the first edge on any of them wakes it. A key with its own
-/// queue comes with it (as [`lock_own`] takes it). Returns true when the deadline passed.
+/// queue comes with it (as [`lock_own`] takes it). `still_quiet`, asked once every node is
+/// queued, says whether no wake-up came unseen since the caller last looked: when one may have,
+/// it returns at once. Returns true when the deadline passed.
 pub fn park_many(
     hub: &Hub,
     keys: impl Iterator<Item = (usize, Option<&'static Queue>)>,
     deadline: Option<u64>,
     on: WaitWord,
+    still_quiet: impl FnOnce() -> bool,
 ) -> bool {
     let green = hub.current_green();
     let token = green.arm();
@@ -447,7 +450,14 @@ pub fn park_many(
             None => lock(node.key).push(node),
         }
     }
-    let timed_out = hub.park(green, token, on, deadline);
+    // Queued on every key: a wake from now on finds the thread. One that came between the
+    // caller's look and the queueing found nobody: `still_quiet` says whether one did.
+    let timed_out = if still_quiet() || !green.take_token(token) {
+        // (A waker that took the token already will make the thread run: the park absorbs it.)
+        hub.park(green, token, on, deadline)
+    } else {
+        false
+    };
     for node in &nodes {
         let mut bucket = lock(node.key);
         if node.linked.get() {

@@ -60,6 +60,7 @@ fn wait_until_ready(
             if interrupt.happened.get() {
                 break Errno(EINTR);
             }
+            let seen = crate::fd::wait::wakes_of(fds.clone());
             let n = check();
             if n != 0 {
                 break if n > 0 { Done(n) } else { Errno(errno()) };
@@ -70,7 +71,7 @@ fn wait_until_ready(
             if interrupt.happened.get() {
                 break Errno(EINTR);
             }
-            match wait_any(hub, fds.clone(), deadline) {
+            match wait_any(hub, fds.clone(), deadline, Some(seen)) {
                 Ok(_) => waited = true,
                 Err(NotReady::Elsewhere) if !waited => break Bypass,
                 Err(_) => break Done(check()),

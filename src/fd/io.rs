@@ -32,6 +32,9 @@ pub struct GreenFd {
     /// The deadline of the whole call once the first wait started (SO_RCVTIMEO/SO_SNDTIMEO
     /// bound the call, not each wait).
     deadline: Option<Option<u64>>,
+    /// The count of wake-ups of the direction tried, taken just before the try (`wait_fd`
+    /// takes it: see `Entry::read_wakes`).
+    pub(super) wakes_seen: core::cell::Cell<Option<u32>>,
 }
 
 impl GreenFd {
@@ -76,6 +79,7 @@ impl GreenFd {
             hub,
             generation: entry.generation(),
             deadline: None,
+            wakes_seen: core::cell::Cell::new(None),
         })
     }
 
@@ -123,6 +127,7 @@ impl GreenFd {
         mut attempt: impl FnMut() -> ssize_t,
     ) -> Outcome<ssize_t> {
         loop {
+            self.note_wakes(dir);
             let n = attempt();
             if n >= 0 {
                 return Done(n);
@@ -155,6 +160,7 @@ impl GreenFd {
         }
         // A descriptor the program made non-blocking always tries (EAGAIN is its answer).
         let mut learn = false;
+        self.note_wakes(Direction::Read);
         match entry.before_read() {
             BeforeRead::Try => {}
             BeforeRead::Park => {
@@ -189,6 +195,13 @@ impl GreenFd {
             }
             n
         })
+    }
+
+    /// Takes the count of `dir`'s wake-ups before a try, for the wait after it.
+    #[inline]
+    fn note_wakes(&self, dir: Direction) {
+        let wakes = self.entry.wakes(dir).load(core::sync::atomic::Ordering::Acquire);
+        self.wakes_seen.set(Some(wakes));
     }
 
     /// Waits until the descriptor may be ready in `dir`: Err(TimedOut) at once for a descriptor

@@ -74,6 +74,11 @@ pub struct Entry {
     /// An edge arrived while no one waited: the next waiter retries instead of parking.
     pub(crate) read_ready: AtomicBool,
     pub(crate) write_ready: AtomicBool,
+    /// Wake-ups of each direction so far (edges and in-process writes, `wait::ready`), counted
+    /// under the waiters' bucket: a thread whose try began before one and that parks after it
+    /// was not among the woken, nor is the flag left for it, so it tries again instead.
+    pub(crate) read_wakes: AtomicU32,
+    pub(crate) write_wakes: AtomicU32,
     /// The threads parked on each direction (keyed by the ready flag's address, under its
     /// parking-lot bucket's lock: `wait::Entry::lock_waiters`), apart from other keys' waiters.
     read_waiters: crate::park::Queue,
@@ -211,6 +216,8 @@ impl Entry {
             registered: AtomicPtr::new(core::ptr::null_mut()),
             read_ready: AtomicBool::new(false),
             write_ready: AtomicBool::new(false),
+            read_wakes: AtomicU32::new(0),
+            write_wakes: AtomicU32::new(0),
             read_waiters: crate::park::Queue::new(),
             write_waiters: crate::park::Queue::new(),
             flags: AtomicU64::new(0),

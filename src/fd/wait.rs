@@ -3,7 +3,10 @@
 //! Each green descriptor is registered once with its hub's epoll, edge-triggered, for both
 //! directions. An edge wakes every waiter of that direction (they retry and park again on
 //! EAGAIN), or, when no one waits, leaves a ready flag so the next would-be waiter retries
-//! instead of parking: no edge is lost between a failed try and the park.
+//! instead of parking. A thread between its failed try and its park (on another hub) when an
+//! edge wakes the others is neither woken nor finds the flag: it finds the count of wake-ups
+//! moved since its try began, and tries again. No edge is lost between a failed try and the
+//! park.
 
 use super::Entry;
 use super::io::GreenFd;
@@ -25,6 +28,14 @@ impl Entry {
         match dir {
             Direction::Read => &self.read_ready,
             Direction::Write => &self.write_ready,
+        }
+    }
+
+    /// The count of one direction's wake-ups (see `Entry::read_wakes`).
+    pub(super) fn wakes(&self, dir: Direction) -> &core::sync::atomic::AtomicU32 {
+        match dir {
+            Direction::Read => &self.read_wakes,
+            Direction::Write => &self.write_wakes,
         }
     }
 
@@ -90,8 +101,9 @@ impl NotReady {
 pub fn wait_fd(fd: &GreenFd, dir: Direction, deadline: Option<u64>) -> Result<(), NotReady> {
     loop {
         let interrupt = Interrupt::new();
+        let seen = fd.wakes_seen.take();
         let ready = crate::signal::interruptibly(fd.hub, &interrupt, || {
-            wait_ready(fd.hub, fd.fd, fd.entry, fd.generation, dir, deadline)
+            wait_ready(fd.hub, fd.fd, fd.entry, fd.generation, dir, seen, deadline)
         });
         if !interrupt.happened.get() {
             return ready;
@@ -109,13 +121,15 @@ pub fn wait_fd(fd: &GreenFd, dir: Direction, deadline: Option<u64>) -> Result<()
 }
 
 /// Parks the calling green thread until `fd` (of generation `generation`) may be ready in
-/// `dir`, or until `deadline`.
+/// `dir`, or until `deadline`; at once when the direction's wake-ups moved on from `seen`
+/// (their count when the failed try began, if the caller took it).
 fn wait_ready(
     hub: &'static Hub,
     fd: c_int,
     entry: &'static Entry,
     generation: u32,
     dir: Direction,
+    seen: Option<u32>,
     deadline: Option<u64>,
 ) -> Result<(), NotReady> {
     watch(hub, fd, entry, generation)?;
@@ -125,6 +139,9 @@ fn wait_ready(
         return Err(NotReady::Closed);
     }
     if entry.ready_flag(dir).swap(false, Ordering::AcqRel) {
+        return Ok(());
+    }
+    if seen.is_some_and(|seen| entry.wakes(dir).load(Ordering::Acquire) != seen) {
         return Ok(());
     }
     let on = match dir {
@@ -202,6 +219,7 @@ pub fn wait_any(
     hub: &'static Hub,
     fds: impl Iterator<Item = c_int> + Clone,
     deadline: Option<u64>,
+    seen: Option<u32>,
 ) -> Result<bool, NotReady> {
     for fd in fds.clone() {
         let entry = super::entry(fd).ok_or(NotReady::Elsewhere)?;
@@ -211,10 +229,20 @@ pub fn wait_any(
         }
     }
     let on = WaitOn::Fds(fds.clone().count()).word();
-    let keys = fds.filter_map(super::entry).flat_map(|entry| {
+    let keys = fds.clone().filter_map(super::entry).flat_map(|entry| {
         [Direction::Read, Direction::Write].map(|dir| (entry.key(dir), Some(entry.waiters(dir))))
     });
-    Ok(park::park_many(hub, keys, deadline, on))
+    let still_quiet = || seen.is_none_or(|seen| wakes_of(fds) == seen);
+    Ok(park::park_many(hub, keys, deadline, on, still_quiet))
+}
+
+/// The wake-ups so far of both directions of every descriptor in `fds`, summed (it moves when
+/// any count does): taken before a look at their readiness, for [`wait_any`] after it.
+pub fn wakes_of(fds: impl Iterator<Item = c_int>) -> u32 {
+    fds.filter_map(super::entry).fold(0u32, |sum, entry| {
+        sum.wrapping_add(entry.read_wakes.load(Ordering::Acquire))
+            .wrapping_add(entry.write_wakes.load(Ordering::Acquire))
+    })
 }
 
 /// The epoll key of a descriptor's registration: its number and generation, so that events
@@ -255,6 +283,10 @@ fn ready(entry: &'static Entry, dir: Direction) {
     let key = entry.key(dir);
     let mut wakers = WakeList::default();
     let mut bucket = entry.lock_waiters(dir);
+    // Under the bucket, so a would-be waiter sees it moved or is queued already. One writer at
+    // a time (the bucket's holder): no locked add.
+    let wakes = entry.wakes(dir);
+    wakes.store(wakes.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
     if bucket.has_waiters(key) {
         bucket.unpark_all(key, |_| true, &mut wakers);
     } else {

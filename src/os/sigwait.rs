@@ -62,7 +62,7 @@ pub unsafe fn wait_for(
             break Errno(libc::EAGAIN);
         }
         if let Err(not_ready) =
-            crate::fd::wait::wait_any(hub, core::iter::once(own.get()), deadline)
+            crate::fd::wait::wait_any(hub, core::iter::once(own.get()), deadline, None)
         {
             break Errno(not_ready.errno());
         }

@@ -189,7 +189,8 @@ fn await_exit(hub: &'static Hub, pid: pid_t) -> Option<Option<c_int>> {
     crate::fd::born(pidfd.get(), crate::fd::Kind::Unknown);
     let interrupt = Interrupt::new();
     let waited = crate::signal::interruptibly(hub, &interrupt, || {
-        wait_any(hub, core::iter::once(pidfd.get()), None)
+        // Its own descriptor, watched by this hub alone: no edge is dispatched while it looks.
+        wait_any(hub, core::iter::once(pidfd.get()), None, None)
     });
     crate::fd::forget(pidfd.get());
     pidfd.close();

@@ -473,6 +473,7 @@ pub unsafe fn suspend(mask: *const libc::sigset_t) -> crate::outcome::Outcome<c_
                 core::iter::empty::<(usize, Option<&'static crate::park::Queue>)>(),
                 None,
                 crate::waiting::WaitOn::Signal.word(),
+                || true,
             );
         }
     });
