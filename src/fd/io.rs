@@ -200,7 +200,10 @@ impl GreenFd {
     /// Takes the count of `dir`'s wake-ups before a try, for the wait after it.
     #[inline]
     fn note_wakes(&self, dir: Direction) {
-        let wakes = self.entry.wakes(dir).load(core::sync::atomic::Ordering::Acquire);
+        let wakes = self
+            .entry
+            .wakes(dir)
+            .load(core::sync::atomic::Ordering::Acquire);
         self.wakes_seen.set(Some(wakes));
     }
 

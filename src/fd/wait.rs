@@ -286,7 +286,10 @@ fn ready(entry: &'static Entry, dir: Direction) {
     // Under the bucket, so a would-be waiter sees it moved or is queued already. One writer at
     // a time (the bucket's holder): no locked add.
     let wakes = entry.wakes(dir);
-    wakes.store(wakes.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
+    wakes.store(
+        wakes.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Release,
+    );
     if bucket.has_waiters(key) {
         bucket.unpark_all(key, |_| true, &mut wakers);
     } else {
