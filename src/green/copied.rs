@@ -144,21 +144,7 @@ impl Region {
 
     fn map(size: usize) -> Option<Region> {
         let len = size.checked_add(GUARD)?;
-        // SAFETY: a fresh anonymous private mapping, committed lazily.
-        let at = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if at == libc::MAP_FAILED {
-            return None;
-        }
-        let low = at as usize;
+        let low = super::stack::map_stack_memory(len)?;
         super::stack::install_guard(low, GUARD);
         Some(Region {
             low,

@@ -335,28 +335,32 @@ impl StackPool {
         let len = size.checked_add(guard)?;
         if self.end - self.next < len {
             let arena_len = len.max(ARENA_BYTES);
-            // SAFETY: a fresh anonymous private mapping, committed lazily. Not MAP_NORESERVE:
-            // the kernel's overcommit check then refuses an impossible stack as it refuses
-            // glibc's (EAGAIN), while 512 MiB arenas pass it.
-            let arena = unsafe {
-                libc::mmap(
-                    core::ptr::null_mut(),
-                    arena_len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                    -1,
-                    0,
-                )
-            };
-            if arena == libc::MAP_FAILED {
-                return None;
-            }
+            let arena = map_stack_memory(arena_len)?;
             // The rest of the previous arena is abandoned: at most one stack's worth.
-            self.next = arena as usize;
+            self.next = arena;
             self.end = self.next + arena_len;
         }
         self.carve_here(size, guard)
     }
+}
+
+/// `len` bytes of fresh stack memory (an arena of the pool, a hub's shared region of copied
+/// stacks), committed lazily; its address, or None when the kernel refuses.
+pub(crate) fn map_stack_memory(len: usize) -> Option<usize> {
+    // SAFETY: a fresh anonymous private mapping, committed lazily. Not MAP_NORESERVE: the
+    // kernel's overcommit check then refuses an impossible stack as it refuses glibc's
+    // (EAGAIN), while 512 MiB arenas pass it.
+    let at = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    (at != libc::MAP_FAILED).then_some(at as usize)
 }
 
 /// Lets the kernel take back the touched pages of free stacks, in one call; the address space
