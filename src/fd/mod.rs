@@ -496,7 +496,10 @@ pub fn born(fd: c_int, kind: Kind) {
 }
 
 fn renew(fd: c_int, kind: Kind) {
-    let Some(entry) = entry(fd) else { return };
+    let Some(entry) = entry(fd) else {
+        crate::plain_fds::withdraw(fd);
+        return;
+    };
     let was = entry.cached_kind();
     let green = matches!(was, Kind::StreamSocket | Kind::DatagramSocket | Kind::Pipe);
     // A vfork child's descriptors are its own, but this table (and the epoll instance) are its
@@ -513,6 +516,8 @@ fn renew(fd: c_int, kind: Kind) {
     // before this point.
     let stamp = fresh_stamp();
     entry.born.fetch_max(stamp, Ordering::AcqRel);
+    // After the stamp: a router's byte marked from now on was marked on the new life's kind.
+    crate::plain_fds::withdraw(fd);
     if !more {
         return;
     }
