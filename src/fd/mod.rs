@@ -899,6 +899,18 @@ mod tests {
     }
 
     #[test]
+    fn every_birth_and_close_withdraws_the_number_s_plain_route() {
+        let fd = 902;
+        let route = &crate::plain_fds::ROUTES[fd as usize];
+        for renewal in [born as fn(c_int, Kind), |fd, _| forget(fd)] {
+            route.fetch_or(1, Ordering::SeqCst);
+            assert!(crate::plain_fds::is_plain(fd));
+            renewal(fd, Kind::StreamSocket);
+            assert!(!crate::plain_fds::is_plain(fd));
+        }
+    }
+
+    #[test]
     fn flags_read_before_an_fionbio_never_look_current() {
         let (a, b) = socket_at(900, false);
         let entry = entry(a).unwrap();
