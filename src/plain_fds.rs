@@ -117,15 +117,12 @@ pub(crate) fn withdraw_all() {
 /// [`green_made`] calls it, so that the exports stop asking for bytes none will set.
 static REROUTE: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
-/// May descriptors be marked from now on (as far as green threads go): a `plain_fd` row's route
-/// is its router only then.
-pub(crate) fn may_mark() -> bool {
-    !GREEN_MADE.load(SeqCst)
-}
-
-/// `reroute` points the exports' routes anew, when [`green_made`] asks.
-pub(crate) fn on_green_made(reroute: fn()) {
+/// `reroute` points the exports' routes anew when [`green_made`] asks; true while no green
+/// thread was made (a `plain_fd` row's route may be its router only then). Stored before the
+/// look, as [`green_made`] stores before its own: one of the two sees the other's.
+pub(crate) fn on_green_made(reroute: fn()) -> bool {
     REROUTE.store(reroute as *mut (), SeqCst);
+    !GREEN_MADE.load(SeqCst)
 }
 
 /// The process made its first green thread: from now on reads and writes are safe points,

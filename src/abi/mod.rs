@@ -157,10 +157,13 @@ macro_rules! shims {
                     || $crate::real::get().$name as usize,
                 );
                 // Descriptors are marked only while the op runs for every caller, and no
-                // green thread was made.
-                $(let to = if to == act as usize && $crate::plain_fds::may_mark() {
+                // green thread was made. Told first what to call when one is: the first green
+                // thread either finds that (and points the routes anew, after this writer), or
+                // was made before the look (then the route is `act`).
+                $(let to = if to == act as usize
+                    && $crate::plain_fds::on_green_made($crate::abi::reroute_all)
+                {
                     $plain.store($crate::real::get().$name as *mut (), core::sync::atomic::Ordering::Release);
-                    $crate::plain_fds::on_green_made($crate::abi::reroute_all);
                     plain_router as *const () as usize
                 } else {
                     to
