@@ -66,6 +66,12 @@ pub(crate) fn markable(fd: libc::c_int) -> bool {
 /// plain descriptor whose byte is not set (its first plain call, or every call while scoped).
 #[inline(never)]
 pub(crate) fn mark(fd: libc::c_int, still_plain: impl FnOnce() -> bool) {
+    mark_if(fd, allowed, still_plain);
+}
+
+/// [`mark`], with what says whether marks are allowed at all.
+#[inline(always)]
+fn mark_if(fd: libc::c_int, allowed: impl Fn() -> bool, still_plain: impl FnOnce() -> bool) {
     let Some(byte) = usize::try_from(fd).ok().and_then(|at| ROUTES.get(at)) else {
         return;
     };
@@ -178,6 +184,67 @@ mod tests {
         byte.store(0xff, SeqCst);
         withdraw(fd);
         assert_eq!(byte.load(SeqCst), 0, "the count of lives wraps, clear");
+    }
+
+    #[test]
+    fn a_number_reborn_green_is_never_left_marked_whatever_a_racing_mark_read() {
+        // One thread marks the number whenever its kind (the table, here one flag) says plain,
+        // looking slowly; the other makes it plain, waits a little for a mark, then makes it
+        // green (the kind first, then the withdrawal, as `fd::renew`), and checks that no mark
+        // survives the green birth.
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicU64;
+        let fd = 60_003;
+        let plain = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let marks = Arc::new(AtomicU64::new(0));
+        let marker = {
+            let (plain, done, marks) = (plain.clone(), done.clone(), marks.clone());
+            std::thread::spawn(move || {
+                let mut delay = 0u32;
+                while !done.load(SeqCst) {
+                    // A slow look at the table: the birth often lands between it and the mark.
+                    delay = (delay + 7) % 64;
+                    mark_if(
+                        fd,
+                        || true,
+                        || {
+                            let plain = plain.load(SeqCst);
+                            for _ in 0..delay {
+                                core::hint::spin_loop();
+                            }
+                            plain
+                        },
+                    );
+                    if is_plain(fd) {
+                        marks.fetch_add(1, SeqCst);
+                    }
+                }
+            })
+        };
+        let mut births = 0;
+        while births < 20_000 || marks.load(SeqCst) < 1_000 {
+            assert!(
+                births < 5_000_000,
+                "the marker never marked: the test tested nothing"
+            );
+            births += 1;
+            plain.store(true, SeqCst);
+            withdraw(fd);
+            for _ in 0..64 {
+                if is_plain(fd) {
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+            plain.store(false, SeqCst);
+            withdraw(fd);
+            for _ in 0..256 {
+                assert!(!is_plain(fd), "marked after a green birth");
+            }
+        }
+        done.store(true, SeqCst);
+        marker.join().unwrap();
     }
 
     #[test]
