@@ -30,7 +30,7 @@ use core::sync::atomic::{
 /// `.bss`, whose pages are touched only where a descriptor was marked).
 pub(crate) const PLAIN_FDS: usize = 65536;
 
-/// The routers' bytes (see the module's doc), read by `abi::route!` as `[ROUTES + fd]`.
+/// The routers' bytes (see the module's doc), read by `abi::route_plain_fd!` as `[ROUTES + fd]`.
 pub(crate) static ROUTES: [AtomicU8; PLAIN_FDS] = [const { AtomicU8::new(0) }; PLAIN_FDS];
 
 /// One more than the highest number ever marked: [`withdraw_all`] looks no further.
