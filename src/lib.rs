@@ -33,7 +33,8 @@
 //!   [`context`]: whether the caller runs in a vfork child or a signal handler; [`own_fd`]: the
 //!   library's own descriptors;
 //!   [`inherit`]: at start-up, the library out of `LD_PRELOAD` when children must not inherit it;
-//!   [`loaded`]: whether the library was preloaded or linked on purpose.
+//!   [`loaded`]: whether the library was preloaded or linked on purpose; [`plain_fds`]: the
+//!   descriptors whose reads and writes the exports send straight to libc.
 //!
 //! The design, and the numbered traps that comments cite as "trap N": `docs/design.md`.
 //!
@@ -60,6 +61,7 @@ pub mod outcome;
 pub mod own_fd;
 pub mod park;
 pub mod patch;
+pub mod plain_fds;
 pub mod real;
 pub mod resolver;
 pub mod runtime;

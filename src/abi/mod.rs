@@ -87,10 +87,22 @@ macro_rules! shims {
         const _: () = assert!([$(stringify!($arg)),*].len() <= 4, "the caller rides in the fifth register");
         $crate::abi::shims!(@routed $plain_when_off [$sub] [$caller: usize] $(#[$doc])* fn $name($($arg: $ty),*) -> $ret => $op);
     };
+    // A row marked `(plain_fd)` (its first argument a descriptor, its op the plain libc call
+    // and nothing else on a descriptor `plain_fds` marks): while descriptors may be marked,
+    // its route is its `plain_router`, which jumps to the real function (through its
+    // `PLAIN_FD`) when the descriptor's byte is set, else to `act`.
+    (@one $plain_when_off:literal [$sub:ident plain_fd] $(#[$doc:meta])* fn $name:ident($fd:ident: $fd_ty:ty $(, $arg:ident: $ty:ty)*) -> $ret:ty => $op:expr) => {
+        // The router reads the descriptor as the first argument register's low 32 bits.
+        const _: fn($fd_ty) -> libc::c_int = |fd| fd;
+        $crate::abi::shims!(@routed $plain_when_off [$sub] [] [PLAIN_FD] $(#[$doc])* fn $name($fd: $fd_ty $(, $arg: $ty)*) -> $ret => $op);
+    };
     (@one $plain_when_off:literal [$sub:ident $($flag:tt)*] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
         $crate::abi::shims!(@routed $plain_when_off [$sub] [] $(#[$doc])* fn $name($($arg: $ty),*) -> $ret => $op);
     };
     (@routed $plain_when_off:literal [$sub:ident] [$($caller:ident: $caller_ty:ty)?] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
+        $crate::abi::shims!(@routed $plain_when_off [$sub] [$($caller: $caller_ty)?] [] $(#[$doc])* fn $name($($arg: $ty),*) -> $ret => $op);
+    };
+    (@routed $plain_when_off:literal [$sub:ident] [$($caller:ident: $caller_ty:ty)?] [$($plain:ident)?] $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $op:expr) => {
         // The export is a router (see `route!`): one jump through `ROUTE`, to `act`, to the
         // real function, or to `slow`, which asks `pick` (scoped: the shim or the real
         // function, as the caller's object says). In a block: the Rust names are nobody's
@@ -103,6 +115,22 @@ macro_rules! shims {
             unsafe extern "C" fn export($($arg: $ty),*) -> $ret {
                 $crate::abi::route!(ROUTE, reroute $(, fifth = $caller)?)
             }
+            $(
+                /// Where [`plain_router`] sends a descriptor `plain_fds` marks: [`slow`] (always
+                /// right) until [`reroute`] first points the route at the router, then the
+                /// real function.
+                #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+                static $plain: core::sync::atomic::AtomicPtr<()> =
+                    core::sync::atomic::AtomicPtr::new(slow as *mut ());
+                /// The route while descriptors may be marked (see `route_plain_fd!`); it
+                /// takes and returns what the export does (naked: the types are not Rust's
+                /// business).
+                #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+                #[unsafe(naked)]
+                unsafe extern "C" fn plain_router() {
+                    $crate::abi::route_plain_fd!($plain, act)
+                }
+            )?
             /// Where the export jumps: [`slow`] until the first decision, and while patching
             /// is scoped; then [`act`] or the real function (see [`reroute`]).
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -128,6 +156,18 @@ macro_rules! shims {
                     slow as usize,
                     || $crate::real::get().$name as usize,
                 );
+                // Descriptors are marked only while the op runs for every caller, and no
+                // green thread was made. Told first what to call when one is: the first green
+                // thread either finds that (and points the routes anew, after this writer), or
+                // was made before the look (then the route is `act`).
+                $(let to = if to == act as usize
+                    && $crate::plain_fds::on_green_made($crate::abi::reroute_all)
+                {
+                    $plain.store($crate::real::get().$name as *mut (), core::sync::atomic::Ordering::Release);
+                    plain_router as *const () as usize
+                } else {
+                    to
+                };)?
                 ROUTE.store(to as *mut (), core::sync::atomic::Ordering::Release);
             }
             // Routers are written for x86-64 and aarch64: elsewhere the export is the shim,
@@ -245,6 +285,33 @@ macro_rules! route {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use route;
 
+/// The body of a `plain_fd` row's router, its route while descriptors may be marked (see
+/// `crate::plain_fds`): a descriptor (the first argument) whose byte is set goes where `$plain`
+/// points (the real function), any other to `$act`. Six instructions before the jump; a
+/// negative descriptor is above the limit, unsigned; eax and r11 are the call's scratch.
+#[cfg(target_arch = "x86_64")]
+macro_rules! route_plain_fd {
+    ($plain:ident, $act:ident) => {
+        core::arch::naked_asm!(
+            "cmp edi, {limit}",
+            "jae 2f",
+            "mov eax, edi",
+            "lea r11, [rip + {routes}]",
+            "test byte ptr [r11 + rax], 1",
+            "jz 2f",
+            "jmp qword ptr [rip + {plain}]",
+            "2:",
+            "jmp {act}",
+            plain = sym $plain,
+            act = sym $act,
+            routes = sym $crate::plain_fds::ROUTES,
+            limit = const $crate::plain_fds::PLAIN_FDS,
+        )
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use route_plain_fd;
+
 /// The slow way of an export (see [`route!`]): `$pick` is asked, with the return address the
 /// caller pushed (read here, before anything moves the stack), where to jump: the shim or the
 /// real function. The argument registers are kept across the question (and `rax`, for the
@@ -306,6 +373,34 @@ macro_rules! route {
 }
 #[cfg(target_arch = "aarch64")]
 pub(crate) use route;
+
+/// [`route_plain_fd!`] for aarch64: the descriptor in w0; x16 and x17 are the call's scratch
+/// (the PLT's own), the jumps by x16 (as `route!`'s).
+#[cfg(target_arch = "aarch64")]
+macro_rules! route_plain_fd {
+    ($plain:ident, $act:ident) => {
+        core::arch::naked_asm!(
+            "mov w17, #{limit}",
+            "cmp w0, w17",
+            "b.hs 2f",
+            "adrp x16, {routes}",
+            "add x16, x16, :lo12:{routes}",
+            "ldrb w17, [x16, w0, uxtw]",
+            "tbz w17, #0, 2f",
+            "adrp x16, {plain}",
+            "ldr x16, [x16, :lo12:{plain}]",
+            "br x16",
+            "2:",
+            "b {act}",
+            plain = sym $plain,
+            act = sym $act,
+            routes = sym $crate::plain_fds::ROUTES,
+            limit = const $crate::plain_fds::PLAIN_FDS,
+        )
+    };
+}
+#[cfg(target_arch = "aarch64")]
+pub(crate) use route_plain_fd;
 
 /// [`route_slow!`] for aarch64: `$pick` is asked with the return address, which is the link
 /// register at entry (the caller's `bl`, or its `blr` through the PLT stub, which branches
@@ -408,6 +503,9 @@ pub(crate) fn reroute_all() {
             entry = unsafe { entry.add(1) };
         }
     }
+    // A descriptor plain in the old state may not be in the new one (a pipe once `os` is
+    // patched; any, once scoped).
+    crate::plain_fds::withdraw_all();
 }
 
 /// A row's first call after the decision points its route (`reroute`) where the state sends

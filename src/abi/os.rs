@@ -12,10 +12,10 @@ macro_rules! os_hooks {
     ($($chain:tt)*) => { $crate::abi::next_hooks! { $($chain)* {
         Os fn pipe(fds: *mut c_int) -> c_int => os::pipe(fds, None);
         Os fn pipe2(fds: *mut c_int, flags: c_int) -> c_int => os::pipe(fds, Some(flags));
-        Os fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t => safe_point!(hub => os::read(fd, buf, len, hub));
-        Os fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t => safe_point!(hub => os::write(fd, buf, len, hub));
-        Os fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(hub => os::readv(fd, iov, count, hub));
-        Os fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(hub => os::writev(fd, iov, count, hub));
+        Os(plain_fd) fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t => safe_point!(hub => os::read(fd, buf, len, hub));
+        Os(plain_fd) fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t => safe_point!(hub => os::write(fd, buf, len, hub));
+        Os(plain_fd) fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(hub => os::readv(fd, iov, count, hub));
+        Os(plain_fd) fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(hub => os::writev(fd, iov, count, hub));
         Os fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t
             => safe_point!(hub => if len > buflen { Bypass } else { os::read(fd, buf, len, hub) });
         Os fn close(fd: c_int) -> c_int => os::close(fd);

@@ -496,7 +496,10 @@ pub fn born(fd: c_int, kind: Kind) {
 }
 
 fn renew(fd: c_int, kind: Kind) {
-    let Some(entry) = entry(fd) else { return };
+    let Some(entry) = entry(fd) else {
+        crate::plain_fds::withdraw(fd);
+        return;
+    };
     let was = entry.cached_kind();
     let green = matches!(was, Kind::StreamSocket | Kind::DatagramSocket | Kind::Pipe);
     // A vfork child's descriptors are its own, but this table (and the epoll instance) are its
@@ -513,6 +516,8 @@ fn renew(fd: c_int, kind: Kind) {
     // before this point.
     let stamp = fresh_stamp();
     entry.born.fetch_max(stamp, Ordering::AcqRel);
+    // After the stamp: a router's byte marked from now on was marked on the new life's kind.
+    crate::plain_fds::withdraw(fd);
     if !more {
         return;
     }
@@ -891,6 +896,18 @@ mod tests {
     fn close(fd: c_int) {
         // SAFETY: a descriptor of the test's own.
         unsafe { libc::close(fd) };
+    }
+
+    #[test]
+    fn every_birth_and_close_withdraws_the_number_s_plain_route() {
+        let fd = 902;
+        let route = &crate::plain_fds::ROUTES[fd as usize];
+        for renewal in [born as fn(c_int, Kind), |fd, _| forget(fd)] {
+            route.fetch_or(1, Ordering::SeqCst);
+            assert!(crate::plain_fds::is_plain(fd));
+            renewal(fd, Kind::StreamSocket);
+            assert!(!crate::plain_fds::is_plain(fd));
+        }
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub(super) fn note_green_made() {
     let slice = crate::config::get().slice_ns.unwrap_or(NO_SLICE);
     SLICE_NS.store(slice, Ordering::Relaxed);
     GREEN_MADE.store(true, Ordering::Relaxed);
+    // Reads and writes are safe points from now on: none may skip its own.
+    crate::plain_fds::green_made();
 }
 
 /// How many safe points pass between clock reads (a power of two).

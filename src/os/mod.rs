@@ -65,9 +65,11 @@ fn green_or_plain(
 
 /// Every read and write asks first whether the fd table already knows the descriptor to be a
 /// plain one now ([`fd::known`]: a device, a regular file without the pool, a pipe with `os`
-/// off): then libc, before anything else; else `rest`, out of line (the plain call's path keeps
-/// no frame for what the green one needs), with what the table said and the hub the shim's
-/// safe point already looked up (`hub`: each look is a `__tls_get_addr` call).
+/// off): then libc, before anything else, and the descriptor's byte in [`crate::plain_fds`] is
+/// set when it may be (the exports then jump to libc without coming here); else `rest`, out of
+/// line (the plain call's path keeps no frame for what the green one needs), with what the
+/// table said and the hub the shim's safe point already looked up (`hub`: each look is a
+/// `__tls_get_addr` call).
 #[inline(always)]
 fn plain_first(
     fd: c_int,
@@ -76,6 +78,10 @@ fn plain_first(
 ) -> Outcome<ssize_t> {
     let (entry, kind) = fd::cached(fd);
     if fd::plain_now(kind) {
+        // The next call on it need not come here at all (the exports' routers).
+        if crate::plain_fds::markable(fd) {
+            crate::plain_fds::mark(fd, || fd::plain_now(fd::cached(fd).1));
+        }
         return Bypass;
     }
     rest(fd::Known { entry, kind, hub })
