@@ -3,8 +3,9 @@
 //!
 //! The OS thread itself is the hub's *root*: it is not a coroutine. When the root would block it
 //! runs the hub loop on its own stack until its own wait is over; a green thread that would block
-//! suspends back into that loop. Green threads stay on the hub that made them (trap 8); a wake
-//! from another OS thread goes through the hub's inbox and notifier (trap 12).
+//! suspends back into that loop, or runs the next runnable thread itself when it may
+//! (`handoff`). Green threads stay on the hub that made them (trap 8); a wake from another OS
+//! thread goes through the hub's inbox and notifier (trap 12).
 //!
 //! Its one job is scheduling (and each thread's signal mask, which changes as it switches). What
 //! its events mean belongs to the services above, its [`Owners`]: a poller key is `fd`'s, a look
