@@ -857,12 +857,12 @@ impl Hub {
     /// without a switch if it was woken meanwhile.
     fn suspend(&self, me: &'static Green) {
         let twin = crate::patch::leave_twin();
+        // Where the dump's backtrace of a parked thread starts (this frame, just above the
+        // registers the switch saves, or the frames of the threads it hosts).
+        me.switched_sp
+            .store(wait_record::stack_pointer(), Ordering::Relaxed);
         if !self.hand_off(me) {
             let yielder = me.yielder.get();
-            // Where the dump's backtrace of a parked thread starts (this frame, just above the
-            // registers the switch saves).
-            me.switched_sp
-                .store(wait_record::stack_pointer(), Ordering::Relaxed);
             // SAFETY: `me` is the running coroutine of this hub (not the root), so its yielder
             // was set when it started and lives on its stack for as long as it runs.
             unsafe { (*yielder).suspend(()) };
