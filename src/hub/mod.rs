@@ -3,14 +3,16 @@
 //!
 //! The OS thread itself is the hub's *root*: it is not a coroutine. When the root would block it
 //! runs the hub loop on its own stack until its own wait is over; a green thread that would block
-//! suspends back into that loop. Green threads stay on the hub that made them (trap 8); a wake
-//! from another OS thread goes through the hub's inbox and notifier (trap 12).
+//! suspends back into that loop, or runs the next runnable thread itself when it may
+//! (`handoff`). Green threads stay on the hub that made them (trap 8); a wake from another OS
+//! thread goes through the hub's inbox and notifier (trap 12).
 //!
 //! Its one job is scheduling (and each thread's signal mask, which changes as it switches). What
 //! its events mean belongs to the services above, its [`Owners`]: a poller key is `fd`'s, a look
 //! asked for by a signal handler is `signal`'s, an ended thread is reaped by `thread`; a fork
 //! child's reset is each module's own, in order, from `os::fork`.
 
+mod handoff;
 pub mod masks;
 pub mod poller;
 mod slice;
@@ -148,6 +150,12 @@ pub struct Hub {
     forwarded_signals: core::sync::atomic::AtomicU64,
     /// This OS thread's record for `context::in_vfork_child_by` (read by its own thread only).
     own_process_at: Cell<u32>,
+    /// Threads run before the hub loop looks at its inbox, timers and poller again (counted
+    /// down by the loop and by a host's hand-offs alike: see `handoff`).
+    checks_due_in: Cell<u32>,
+    /// The parked green thread that runs the run queue from its own stack (`handoff`); null
+    /// when none does (the root's loop does).
+    host: Cell<*const Green>,
 }
 
 /// What other OS threads hand a hub, behind one lock (`os::fork` holds it across a fork).
@@ -277,6 +285,8 @@ impl Hub {
             signal_waiters: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
             forwarded_signals: core::sync::atomic::AtomicU64::new(0),
             own_process_at: Cell::new(0),
+            checks_due_in: Cell::new(0),
+            host: Cell::new(ptr::null()),
         }));
         root.set_hub_ptr(hub as *const Hub as *const ());
         HUB.with(|h| h.set(hub));
@@ -843,16 +853,20 @@ impl Hub {
     /// Gives the OS thread back to the hub loop until `me` is resumed. A green twin's call
     /// (`patch::Twin`) in progress is `me`'s, not the OS thread's: it is put aside meanwhile
     /// (the loop and the threads it resumes run outside it) and back once `me`'s handlers ran.
+    /// When it may, `me` runs the next runnable threads itself first (`handoff`), and goes on
+    /// without a switch if it was woken meanwhile.
     fn suspend(&self, me: &'static Green) {
         let twin = crate::patch::leave_twin();
-        let yielder = me.yielder.get();
         // Where the dump's backtrace of a parked thread starts (this frame, just above the
-        // registers the switch saves).
+        // registers the switch saves, or the frames of the threads it hosts).
         me.switched_sp
             .store(wait_record::stack_pointer(), Ordering::Relaxed);
-        // SAFETY: `me` is the running coroutine of this hub (not the root), so its yielder was
-        // set when it started and lives on its stack for as long as it runs.
-        unsafe { (*yielder).suspend(()) };
+        if !self.hand_off(me) {
+            let yielder = me.yielder.get();
+            // SAFETY: `me` is the running coroutine of this hub (not the root), so its yielder
+            // was set when it started and lives on its stack for as long as it runs.
+            unsafe { (*yielder).suspend(()) };
+        }
         self.masks.deliver(me);
         crate::patch::resume_twin(twin);
     }
@@ -860,7 +874,7 @@ impl Hub {
     /// The hub loop, run by the root on its own stack until its wait `token` is over.
     fn run_until_woken(&self, root: &'static Green, token: u64) {
         let saved_errno = errno();
-        let mut since_check = 0;
+        self.checks_due_in.set(0);
         while self.root_gone.get() || root.is_parked_on(token) {
             if self.root_gone.get() && self.alive.load(Ordering::Relaxed) == 0 {
                 // The forking green thread was this child's only thread, and it has ended.
@@ -869,20 +883,20 @@ impl Hub {
                 // thread does.
                 unsafe { libc::exit(0) };
             }
-            if since_check == 0 || self.run_queue.borrow().is_empty() {
+            if self.checks_due_in.get() == 0 || self.run_queue.borrow().is_empty() {
                 self.drain_inbox();
                 self.fire_due_timers();
                 self.look();
-                if since_check == 0 && self.watched.load(Ordering::Relaxed) > 0 {
+                if self.checks_due_in.get() == 0 && self.watched.load(Ordering::Relaxed) > 0 {
                     // Busy green threads must not starve I/O: look without blocking.
                     self.poll_events(Some(0));
                 }
-                since_check = CHECK_EVERY;
+                self.checks_due_in.set(CHECK_EVERY);
             }
-            since_check -= 1;
+            self.checks_due_in.set(self.checks_due_in.get() - 1);
             let next = self.run_queue.borrow_mut().pop_front();
             match next {
-                Some(green) => self.resume(green),
+                Some(green) => self.resume(green, root),
                 None if self.root_gone.get() || root.is_parked_on(token) => {
                     if !self.masks.deliver_idle() && !self.spin_for_work(root, token) {
                         self.wait_for_events();
@@ -904,7 +918,7 @@ impl Hub {
         for _ in 0..ready {
             let next = self.run_queue.borrow_mut().pop_front();
             if let Some(green) = next {
-                self.resume(green);
+                self.resume(green, self.root);
             }
         }
         self.tls_home();
@@ -1137,8 +1151,9 @@ impl Hub {
         }
     }
 
-    /// Switches to `green` until it parks, yields or ends.
-    fn resume(&self, green: &'static Green) {
+    /// Switches to `green` until it parks, yields or ends. `from` runs this: the root, or a
+    /// parked green thread that hosts (`handoff`), whose stack `green`'s suspend returns to.
+    fn resume(&self, green: &'static Green, from: &'static Green) {
         self.current.set(green);
         self.start_turn();
         self.install_tls_of(green);
@@ -1150,7 +1165,8 @@ impl Hub {
         unsafe { *self.errno_at = green.errno.get() };
         stats::switched();
         // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
-        // a green thread never resumes another (it suspends back to this loop).
+        // `green` is suspended (the root's loop and a host only resume what they popped from
+        // the run queue, and the host is never there while it hosts).
         let mut coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
         if coroutine.is_none() {
             self.first_run(green);
@@ -1163,9 +1179,9 @@ impl Hub {
         let result = coroutine.resume(());
         // SAFETY: as above.
         green.errno.set(unsafe { *self.errno_at });
-        self.current.set(self.root);
+        self.current.set(from);
         self.start_turn();
-        self.note_return();
+        self.note_return(from);
         match result {
             CoroutineResult::Return(retval) => {
                 green.retval.store(retval, Ordering::Release);

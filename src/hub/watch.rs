@@ -92,14 +92,14 @@ impl Hub {
         self.enlist();
     }
 
-    /// Back to the root from a green thread: one plain store (the switch was counted when
-    /// the green thread was resumed, which is enough to tell that the hub moved).
+    /// Back to `to` (the root, or a host: see `handoff`) from a green thread: one plain store
+    /// (the switch was counted when the green thread was resumed, which is enough to tell
+    /// that the hub moved).
     #[inline]
-    pub(super) fn note_return(&self) {
-        let root = self.root as *const Green as *mut Green;
+    pub(super) fn note_return(&self, to: &'static Green) {
         self.watched_by_monitor
             .running
-            .store(root, Ordering::Release);
+            .store(to as *const Green as *mut Green, Ordering::Release);
     }
 
     /// One switch to `to`: two plain stores.
