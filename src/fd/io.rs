@@ -97,7 +97,7 @@ impl GreenFd {
 
     /// [`for_call`](GreenFd::for_call) with what the call already knew of `fd` (see
     /// [`Known`]).
-    #[inline]
+    #[inline(always)]
     pub fn for_known<T>(fd: c_int, known: Known) -> Result<GreenFd, Outcome<T>> {
         let Known { entry, kind, hub } = known;
         let Some(entry) = entry.filter(|_| kind != Kind::Unknown) else {
