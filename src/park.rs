@@ -176,6 +176,13 @@ pub fn lock_own(key: usize, own: &'static Queue) -> Bucket {
     }
 }
 
+/// Do `a` and `b` hash to the same bucket (one hold of it covers both: see
+/// [`Bucket::turn_to_own`])? Keys that differ only in their three low bits always do.
+#[inline]
+pub fn same_bucket(a: usize, b: usize) -> bool {
+    ptr::eq(slot_of(a), slot_of(b))
+}
+
 #[inline]
 fn slot_of(key: usize) -> &'static Slot {
     // Fibonacci hashing of the address, dropping the alignment bits.
@@ -210,6 +217,38 @@ impl Bucket {
     /// Is any waiter of `key` queued?
     pub fn has_waiters(&self, key: usize) -> bool {
         self.waiters(key).next().is_some()
+    }
+
+    /// Turns a bucket of [`lock_own`]`(held, ..)` to `key`'s own queue `own`, a key of the same
+    /// bucket ([`same_bucket`]): one hold for the waiters of two keys (a descriptor's readers
+    /// and writers).
+    #[inline]
+    pub fn turn_to_own(&mut self, held: usize, key: usize, own: &'static Queue) {
+        debug_assert!(same_bucket(held, key));
+        let _ = held;
+        self.queue = own;
+    }
+
+    /// Takes every waiter off a key's own queue (from [`lock_own`] or
+    /// [`turn_to_own`](Bucket::turn_to_own): every node on it waits on that key), in queue
+    /// order; false when none waited.
+    #[inline]
+    pub fn unpark_every(&mut self, wakers: &mut WakeList) -> bool {
+        let mut at = self.queue.head.replace(ptr::null());
+        if at.is_null() {
+            return false;
+        }
+        self.queue.tail.set(ptr::null());
+        // SAFETY: as in `iter`: the queue was whole under the lock we hold. Its next pointer
+        // and waker are read before the node is marked off the queue (a waiter that finds it
+        // off may leave, and its node with it).
+        while let Some(node) = unsafe { at.as_ref() } {
+            at = node.next.get();
+            let waker = Waker::of(node);
+            node.linked.set(false);
+            wakers.push(waker);
+        }
+        true
     }
 
     /// The `data` of each waiter of `key`, in queue order.

@@ -97,7 +97,7 @@ impl GreenFd {
 
     /// [`for_call`](GreenFd::for_call) with what the call already knew of `fd` (see
     /// [`Known`]).
-    #[inline]
+    #[inline(always)]
     pub fn for_known<T>(fd: c_int, known: Known) -> Result<GreenFd, Outcome<T>> {
         let Known { entry, kind, hub } = known;
         let Some(entry) = entry.filter(|_| kind != Kind::Unknown) else {
@@ -183,12 +183,13 @@ impl GreenFd {
                 entry.tried_after_short(n < 0 && errno() == EAGAIN);
             }
             if n > 0 {
-                entry.took(n as usize);
                 // A short read proves it only of plain TCP: elsewhere it may stop before the
                 // end (an O_DIRECT pipe's packet, a change of writer's credentials on a Unix
-                // socket).
-                if stream && (n as usize) < len {
-                    entry.read_short(fd, edges);
+                // socket). Drained, the count of unread bytes starts again at 0: no need to
+                // take `n` off it first (a locked instruction on every read of a TCP echo).
+                let drained = stream && (n as usize) < len && entry.read_short(fd, edges);
+                if !drained {
+                    entry.took(n as usize);
                 }
             } else if n < 0 && errno() == EAGAIN {
                 entry.found_empty(edges);

@@ -696,12 +696,14 @@ impl Entry {
     }
 
     /// A read of stream socket `fd` that began when `read_edges` was `edges` returned fewer
-    /// bytes than it asked: drained, if its short reads prove that.
+    /// bytes than it asked: drained, if its short reads prove that (then true).
     #[inline(never)]
-    pub fn read_short(&self, fd: c_int, edges: u32) {
-        if self.short_read_drains(fd) {
+    pub fn read_short(&self, fd: c_int, edges: u32) -> bool {
+        let drains = self.short_read_drains(fd);
+        if drains {
             self.found_drained(edges);
         }
+        drains
     }
 
     /// A read that began when `read_edges` was `edges` returned fewer bytes than it asked of a
