@@ -16,6 +16,7 @@ pub mod poller;
 mod slice;
 pub use slice::slice_ns;
 mod spin;
+mod steal;
 pub mod timers;
 pub mod watch;
 
@@ -91,6 +92,9 @@ pub struct Hub {
     stacks_returned: AtomicBool,
     /// Threads placed here by other hubs and not started yet (counted in `load`).
     arriving: AtomicUsize,
+    /// Threads made here and not started yet, which a hub with nothing to run may take
+    /// (`steal`).
+    unstarted: steal::Unstarted,
     /// Descriptors registered with the poller (any OS thread may unregister one).
     watched: AtomicUsize,
     /// Green threads made by this hub that have not finished.
@@ -161,6 +165,9 @@ pub struct Inbox {
     stacks: Vec<Stack>,
     /// Signals other hubs' threads sent to threads of this one (`send_signal`).
     signals: Vec<(&'static Green, libc::c_int)>,
+    /// Threads made by this hub's own thread and not started yet, oldest first: this hub
+    /// starts them, unless an idle hub takes them first (`steal`).
+    shelf: VecDeque<Arrival>,
 }
 
 /// A green thread made by another hub's `pthread_create` for this one: started here, where its
@@ -251,6 +258,7 @@ impl Hub {
             inbox_full: AtomicBool::new(false),
             stacks_returned: AtomicBool::new(false),
             arriving: AtomicUsize::new(0),
+            unstarted: steal::Unstarted::new(),
             watched: AtomicUsize::new(0),
             look_requested: AtomicBool::new(false),
             masks: Masks::new(root, owners.run_handler),
@@ -363,6 +371,7 @@ impl Hub {
         self.quiet.load(Ordering::Acquire)
             && !self.inbox_full.load(Ordering::Relaxed)
             && self.arriving.load(Ordering::Relaxed) == 0
+            && self.shelved() == 0
     }
 
     pub fn has_work(&self) -> bool {
@@ -431,10 +440,10 @@ impl Hub {
         self.alive.load(Ordering::Relaxed)
     }
 
-    /// Green threads this hub runs or is about to (placed here, not started yet): what a
-    /// placement compares (from any OS thread: relaxed reads).
+    /// Green threads this hub runs or is about to (placed or shelved here, not started yet):
+    /// what a placement compares (from any OS thread: relaxed reads).
     pub fn load(&self) -> usize {
-        self.alive.load(Ordering::Relaxed) + self.arriving.load(Ordering::Relaxed)
+        self.alive.load(Ordering::Relaxed) + self.arriving.load(Ordering::Relaxed) + self.shelved()
     }
 
     /// Free table slots kept for this hub's OS thread: only that thread may use them.
@@ -533,10 +542,21 @@ impl Hub {
         &'static self,
         from: &'static Hub,
         green: &'static Green,
-        mut stack: Stack,
+        stack: Stack,
         body: fn(&'static Green) -> usize,
     ) {
-        let mask = from.current.get().sigmask.get();
+        self.place_masked(from, green, stack, body, from.current.get().sigmask.get());
+    }
+
+    /// [`Hub::place`], with the mask the thread starts with.
+    fn place_masked(
+        &'static self,
+        from: &'static Hub,
+        green: &'static Green,
+        mut stack: Stack,
+        body: fn(&'static Green) -> usize,
+        mask: masks::Bits,
+    ) {
         if !ptr::eq(from, self) {
             stack.set_home(from as *const Hub as usize);
             from.note_woke_another();
@@ -597,11 +617,12 @@ impl Hub {
         self.forwarded_signals.swap(0, Ordering::AcqRel)
     }
 
-    /// Were threads placed here that have not started yet (from any OS thread)?
+    /// Were threads placed or shelved here that have not started yet (from any OS thread)?
     pub fn has_arrivals(&self) -> bool {
         self.inbox
             .lock()
             .is_ok_and(|inbox| !inbox.arrivals.is_empty())
+            || self.shelved() > 0
     }
 
     /// Starts the threads other hubs placed here.
@@ -636,6 +657,20 @@ impl Hub {
         body: fn(&'static Green) -> usize,
         mask: masks::Bits,
     ) {
+        self.adopt(green, stack, body, mask);
+        self.run_queue.borrow_mut().push_back(green);
+    }
+
+    /// Makes `green` (not yet started) one of this hub's threads, as [`Hub::spawn`] but not
+    /// runnable yet.
+    #[inline(always)]
+    fn adopt(
+        &self,
+        green: &'static Green,
+        stack: Stack,
+        body: fn(&'static Green) -> usize,
+        mask: masks::Bits,
+    ) {
         if stack.ready_to_run() {
             // Nothing fresh to touch (a resident stack, the program's, or the shared region of
             // copied stacks): made now, as a create+join pair then costs nothing more.
@@ -653,7 +688,6 @@ impl Hub {
             slice::note_green_made();
         }
         stats::thread_created();
-        self.run_queue.borrow_mut().push_back(green);
     }
 
     /// A new thread's coroutine on this hub's shared region (`green::copied`): its first frame
@@ -768,6 +802,8 @@ impl Hub {
         inbox.woken.clear();
         inbox.signals.clear();
         core::mem::forget(core::mem::take(&mut inbox.arrivals));
+        core::mem::forget(core::mem::take(&mut inbox.shelf));
+        self.unstarted_after_fork();
         drop(inbox);
         let me = self.current.get();
         self.run_queue.borrow_mut().clear();
@@ -884,7 +920,10 @@ impl Hub {
             match next {
                 Some(green) => self.resume(green),
                 None if self.root_gone.get() || root.is_parked_on(token) => {
-                    if !self.masks.deliver_idle() && !self.spin_for_work(root, token) {
+                    let found = self.masks.deliver_idle()
+                        || (Hub::several() && self.take_from_others())
+                        || self.spin_for_work(root, token);
+                    if !found {
                         self.wait_for_events();
                     }
                 }
@@ -942,8 +981,15 @@ impl Hub {
             self.start_arrivals(arrived);
         }
         for (green, sig) in signals {
-            if green.is_live() {
+            if !green.is_live() {
+                continue;
+            }
+            let hub = green.hub();
+            if ptr::eq(hub, self) {
                 (self.owners.signal_to)(self, green, sig);
+            } else {
+                // Taken from this hub's shelf by another (`steal`) since it was sent.
+                hub.send_signal(green, sig);
             }
         }
     }
@@ -974,9 +1020,16 @@ impl Hub {
     fn wait_for_events(&self) {
         let next = self.timers.borrow().next_deadline();
         self.set_idle(true);
-        match next {
-            Some(deadline) => self.poll_events(Some(deadline.saturating_sub(now_ns()))),
-            None => self.wait_without_timer(),
+        // Another hub's shelf (`steal`) may want a look before the next timer.
+        let look_in = self.shelf_to_watch();
+        match (next, look_in) {
+            (_, Some(0)) => {}
+            (Some(deadline), look_in) => {
+                let timeout = deadline.saturating_sub(now_ns());
+                self.poll_events(Some(look_in.map_or(timeout, |ns| ns.min(timeout))));
+            }
+            (None, Some(ns)) => self.poll_events(Some(ns)),
+            (None, None) => self.wait_without_timer(),
         }
         self.set_idle(false);
     }
@@ -1139,6 +1192,16 @@ impl Hub {
 
     /// Switches to `green` until it parks, yields or ends.
     fn resume(&self, green: &'static Green) {
+        // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
+        // a green thread never resumes another (it suspends back to this loop).
+        let green = if unsafe { &*green.coroutine.get() }.is_none() {
+            match self.first_run(green) {
+                Some(green) => green,
+                None => return,
+            }
+        } else {
+            green
+        };
         self.current.set(green);
         self.start_turn();
         self.install_tls_of(green);
@@ -1149,14 +1212,8 @@ impl Hub {
         // SAFETY: this OS thread's errno (hubs are made on their own OS thread).
         unsafe { *self.errno_at = green.errno.get() };
         stats::switched();
-        // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
-        // a green thread never resumes another (it suspends back to this loop).
-        let mut coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
-        if coroutine.is_none() {
-            self.first_run(green);
-            // SAFETY: as above.
-            coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
-        }
+        // SAFETY: as above.
+        let coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
         let Some(coroutine) = coroutine else {
             crate::fatal!("resumed a green thread with no stack")
         };
@@ -1192,10 +1249,21 @@ impl Hub {
     /// What a thread made but not run yet takes at its first run when its creation found no
     /// resident stack for it (`spawn_masked`), so that nothing was touched for it before: its
     /// stack (see [`Hub::stack_to_start_on`]) and its private thread-locals, and its coroutine
-    /// is made.
+    /// is made. A shelf's mark (`steal`) stands for the oldest thread still shelved here:
+    /// that one starts (None: there is none left). Returns the thread to resume.
     #[cold]
     #[inline(never)]
-    fn first_run(&self, green: &'static Green) {
+    fn first_run(&self, green: &'static Green) -> Option<&'static Green> {
+        let green = if ptr::eq(green, self.unstarted.mark) {
+            let green = self.take_own_shelved()?;
+            // SAFETY: as below.
+            if unsafe { &*green.coroutine.get() }.is_some() {
+                return Some(green);
+            }
+            green
+        } else {
+            green
+        };
         // SAFETY: only this hub's OS thread touches a thread's start, once, at its first run.
         let Some(Unstarted { stack, body }) = (unsafe { (*green.unstarted.get()).take() }) else {
             crate::fatal!("resumed a green thread with no stack")
@@ -1204,6 +1272,7 @@ impl Hub {
         self.give_tls(green);
         self.install_tls_of(green);
         self.make_coroutine(green, stack, body);
+        Some(green)
     }
 
     /// Gives a new thread its private thread-locals (`green::tls`), built on the OS thread it

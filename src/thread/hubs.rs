@@ -49,26 +49,42 @@ pub fn count() -> usize {
     COUNT.load(Ordering::Acquire).max(1)
 }
 
-/// The hub a new thread made from `creator`'s hub goes to; its CPU mask (`thread::affinity`:
-/// its attributes', else its creator's) narrows the choice (see [`hubs_for_cpus`]).
+/// The hub a new thread made from `creator`'s hub goes to, or None: onto `creator`'s shelf,
+/// to be placed at its first run (`hub::steal`: an idle hub may take it). Its CPU mask
+/// (`thread::affinity`: its attributes', else its creator's) narrows the choice (see
+/// [`hubs_for_cpus`]); a thread with one, or on a copied stack (`copied`: its hub's region
+/// is its stack from the start), is placed now (`copied` is asked only with several hubs).
 #[inline]
-pub fn place_from(creator: &'static Hub, cpus: Option<&CpuMask>) -> &'static Hub {
+pub fn place_from(
+    creator: &'static Hub,
+    cpus: Option<&CpuMask>,
+    copied: impl FnOnce() -> bool,
+) -> Option<&'static Hub> {
     if wanted() == 1 {
-        return creator;
+        return Some(creator);
     }
-    pick(creator, cpus)
+    pick(creator, cpus, copied())
 }
 
 #[cold]
-fn pick(creator: &'static Hub, cpus: Option<&CpuMask>) -> &'static Hub {
+fn pick(creator: &'static Hub, cpus: Option<&CpuMask>, copied: bool) -> Option<&'static Hub> {
     let mut n = COUNT.load(Ordering::Acquire);
     if n == 0 {
         start(creator);
         n = COUNT.load(Ordering::Acquire);
         if n == 0 {
-            return creator;
+            return Some(creator);
         }
     }
+    if n > 1 && cpus.is_none() && !copied && creator.is_pooled() {
+        return None;
+    }
+    Some(place_by_load(creator, cpus, n))
+}
+
+/// The creator's hub when no (allowed) hub has fewer live threads, else one of the least
+/// loaded, ties going round.
+fn place_by_load(creator: &'static Hub, cpus: Option<&CpuMask>, n: usize) -> &'static Hub {
     let allowed = hubs_for_cpus(cpus, n);
     let listed = |i: usize| {
         let ok = i >= 128 || allowed >> i & 1 != 0;
@@ -161,10 +177,12 @@ fn start(creator: &'static Hub) {
     crate::park::share();
     note_process_cpus();
     HUBS[0].store(creator as *const Hub as *mut Hub, Ordering::Release);
+    creator.set_pooled(wanted > 1);
     let mut made = 1;
     for index in 1..wanted {
         match spawn_hub_thread(index) {
             Some(hub) => {
+                hub.set_pooled(true);
                 HUBS[made].store(hub as *const Hub as *mut Hub, Ordering::Release);
                 made += 1;
             }

@@ -250,9 +250,13 @@ pub(crate) unsafe fn spawn(
         Ok(mask) => mask,
         Err(code) => return code,
     };
-    let home = hubs::place_from(hub, affinity);
     // SAFETY: attr per our contract.
     let wanted = unsafe { wanted(attr) };
+    // None: on this hub's shelf, placed at its first run (`hub::steal`).
+    let placed = hubs::place_from(hub, affinity, || {
+        wanted.stack_memory.is_none() && crate::green::copied::wanted_for(wanted.stack_size)
+    });
+    let home = placed.unwrap_or(hub);
     // Reserved (at least address space, so that EAGAIN comes here, as glibc's): unless it is a
     // resident one, the thread takes its memory at its first run (`Hub::first_run`).
     let stack = match wanted.stack_memory {
@@ -294,7 +298,9 @@ pub(crate) unsafe fn spawn(
     };
     affinity::start_with(green, affinity);
     tell_a_cxx_runtime();
-    if core::ptr::eq(home, hub) {
+    if placed.is_none() {
+        hub.spawn_stealable(green, stack, run);
+    } else if core::ptr::eq(home, hub) {
         hub.spawn(green, stack, run);
     } else {
         home.place(hub, green, stack, run);
