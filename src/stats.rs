@@ -98,7 +98,7 @@ pub fn preempted() {
     PREEMPTED.fetch_add(1, Relaxed);
 }
 
-/// Threads made on one hub were taken by another before they first ran (`hub::steal`).
+/// Threads made on one hub were started by another (`hub::steal`: taken, or handed over).
 pub fn taken(threads: usize) {
     if !on() {
         return;

@@ -178,6 +178,7 @@ impl Hub {
         if let Some(other) = self.less_busy_hub(arrival.green) {
             // SAFETY: hubs are leaked when made, never freed.
             let this: &'static Hub = unsafe { &*(self as *const Hub) };
+            crate::stats::taken(1);
             arrival.green.set_hub_ptr(other as *const Hub as *const ());
             other.place_masked(
                 this,

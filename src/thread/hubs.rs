@@ -82,6 +82,12 @@ fn pick(creator: &'static Hub, cpus: Option<&CpuMask>, copied: bool) -> Option<&
     Some(place_by_load(creator, cpus, n))
 }
 
+/// Where a thread that could have been shelved (see [`place_from`]) goes at once: by load.
+#[cold]
+pub fn place_now(creator: &'static Hub) -> &'static Hub {
+    place_by_load(creator, None, COUNT.load(Ordering::Acquire))
+}
+
 /// The creator's hub when no (allowed) hub has fewer live threads, else one of the least
 /// loaded, ties going round.
 fn place_by_load(creator: &'static Hub, cpus: Option<&CpuMask>, n: usize) -> &'static Hub {

@@ -274,6 +274,14 @@ pub(crate) unsafe fn spawn(
         );
         return EAGAIN;
     };
+    // A thread given a resident stack (one a thread just ended on) is placed now, by load,
+    // and its creator's hub makes it at once (`Hub::spawn`): a create+join pair costs nothing
+    // more than at one hub. The others wait on the shelf (`hub::steal`).
+    let (home, shelved) = match placed {
+        Some(home) => (home, false),
+        None if stack.ready_to_run() => (hubs::place_now(hub), false),
+        None => (hub, true),
+    };
     let info = StackInfo::of(&stack);
     // A resident (or the program's own) stack is taken at once, and for good.
     let settled = stack.ready_to_run();
@@ -298,7 +306,7 @@ pub(crate) unsafe fn spawn(
     };
     affinity::start_with(green, affinity);
     tell_a_cxx_runtime();
-    if placed.is_none() {
+    if shelved {
         hub.spawn_stealable(green, stack, run);
     } else if core::ptr::eq(home, hub) {
         hub.spawn(green, stack, run);
