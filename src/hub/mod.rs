@@ -663,7 +663,7 @@ impl Hub {
 
     /// Makes `green` (not yet started) one of this hub's threads, as [`Hub::spawn`] but not
     /// runnable yet.
-    #[inline(always)]
+    #[inline]
     fn adopt(
         &self,
         green: &'static Green,

@@ -18,6 +18,7 @@
 //! hub's masks), so a process-directed signal reaches a thread that does not block it.
 
 use crate::green::CpuMask;
+use crate::green::stack::Stack;
 use crate::hub::Hub;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
@@ -82,10 +83,20 @@ fn pick(creator: &'static Hub, cpus: Option<&CpuMask>, copied: bool) -> Option<&
     Some(place_by_load(creator, cpus, n))
 }
 
-/// Where a thread that could have been shelved (see [`place_from`]) goes at once: by load.
+/// Where a thread [`place_from`] did not place goes, and whether it waits on the shelf: one
+/// given a resident stack (one a thread just ended on) is placed now, by load, so that its
+/// creator's hub makes it at once (`Hub::spawn`) and a create+join pair costs nothing more
+/// than at one hub; the others wait on their creator's shelf (`hub::steal`).
 #[cold]
-pub fn place_now(creator: &'static Hub) -> &'static Hub {
-    place_by_load(creator, None, COUNT.load(Ordering::Acquire))
+pub fn unplaced(creator: &'static Hub, stack: &Stack) -> (&'static Hub, bool) {
+    if stack.ready_to_run() {
+        (
+            place_by_load(creator, None, COUNT.load(Ordering::Acquire)),
+            false,
+        )
+    } else {
+        (creator, true)
+    }
 }
 
 /// The creator's hub when no (allowed) hub has fewer live threads, else one of the least

@@ -274,13 +274,9 @@ pub(crate) unsafe fn spawn(
         );
         return EAGAIN;
     };
-    // A thread given a resident stack (one a thread just ended on) is placed now, by load,
-    // and its creator's hub makes it at once (`Hub::spawn`): a create+join pair costs nothing
-    // more than at one hub. The others wait on the shelf (`hub::steal`).
     let (home, shelved) = match placed {
         Some(home) => (home, false),
-        None if stack.ready_to_run() => (hubs::place_now(hub), false),
-        None => (hub, true),
+        None => hubs::unplaced(hub, &stack),
     };
     let info = StackInfo::of(&stack);
     // A resident (or the program's own) stack is taken at once, and for good.
