@@ -3,7 +3,8 @@
 //!
 //! The OS thread itself is the hub's *root*: it is not a coroutine. When the root would block it
 //! runs the hub loop on its own stack until its own wait is over; a green thread that would block
-//! suspends back into that loop. Green threads stay on the hub that made them (trap 8); a wake
+//! suspends back into that loop. Green threads stay on the hub that started them (trap 8; one
+//! not started yet may be taken by another, `steal`); a wake
 //! from another OS thread goes through the hub's inbox and notifier (trap 12).
 //!
 //! Its one job is scheduling (and each thread's signal mask, which changes as it switches). What

@@ -1,9 +1,11 @@
 //! Several hubs (`GREENWORLD_HUBS`): N-1 OS threads of the library's own, each running a hub
-//! loop (`Hub::serve`), beside the program's first one. A new green thread is placed once, at
-//! `pthread_create`, and never migrates (trap 8): its thread-locals, errno, glibc's per-thread
+//! loop (`Hub::serve`), beside the program's first one. A new green thread is placed once, by
+//! its first run, and never migrates (trap 8): its thread-locals, errno, glibc's per-thread
 //! state and the TID glibc's locks record stay one OS thread's for its whole life.
 //!
-//! Placement: the hub with the fewest live green threads (those placed there and not started
+//! Most new threads go on their creator's shelf and are placed when they first run
+//! (`hub::steal`: [`place_from`] returns None). Placement at creation, for the others (a CPU
+//! mask, a copied stack, a resident stack, a real OS thread's hub): the hub with the fewest live green threads (those placed there and not started
 //! yet included: a creator that makes several in a row must not see the other hubs as empty);
 //! the creator's own hub when it is one of the least loaded (no hand-off: a create+join pair
 //! stays on one hub), else the others' ties going round. A thread-per-connection server's threads each stay as long as their connection,
