@@ -19,9 +19,11 @@
 //! A shelf that moves belongs to a hub that is busy making threads or getting to them (a
 //! batch being made, a create+join pair): taking from it would move short threads to another
 //! CPU and back for nothing. One that stands still has a creator that went on computing, or a
-//! long thread running in front of it. How many: enough to even the two hubs' loads (live
-//! threads plus shelved ones), at least one (Go takes half the queue; a thread here never
-//! moves again, so the count that matters is the hubs' loads).
+//! long thread running in front of it (or an OS thread the kernel set aside for a while). How
+//! many: enough to even the two hubs' loads (live threads plus shelved ones), at least one, at
+//! most [`TAKE_AT_MOST`], and the next take waits for another [`GRACE_NS`] of stillness (Go
+//! takes half the queue; here the hub that made them evens the rest as it starts them:
+//! `less_busy_hub`).
 //!
 //! Who looks: a hub about to sleep in its poller with nothing to run. A hub that shelves a
 //! thread notifies one hub asleep (Go's `wakep`), once until that hub looks again; a hub that
@@ -40,6 +42,12 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering
 
 /// How long a shelf must stand still before another hub takes from it.
 const GRACE_NS: u64 = 50_000;
+
+/// The most threads one look takes from a still shelf: enough to start a few workers that
+/// their creator left waiting (the rest spread as their own hub starts them, `less_busy_hub`),
+/// few enough that a hub whose OS thread the kernel set aside for a moment (a loaded machine)
+/// does not lose a whole batch of short threads to the other CPU.
+const TAKE_AT_MOST: usize = 8;
 
 /// A hub's part in placement at first run.
 pub(super) struct Unstarted {
@@ -249,9 +257,11 @@ impl Hub {
         let Some(victim) = self.still_shelf() else {
             return false;
         };
-        // Enough to even the loads, at least one (this hub has nothing to run).
+        // Enough to even the loads, at least one (this hub has nothing to run), at most a few.
         let (theirs, mine) = (victim.load(), self.load());
-        let wanted = (theirs.saturating_sub(mine).div_ceil(2)).max(1);
+        let wanted = (theirs.saturating_sub(mine).div_ceil(2)).clamp(1, TAKE_AT_MOST);
+        // The next take waits for the shelf to stand still again.
+        self.unstarted.seen.set((0, 0, 0));
         self.take_from(victim, wanted)
     }
 
