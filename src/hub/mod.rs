@@ -651,6 +651,7 @@ impl Hub {
         self.spawn_masked(green, stack, body, self.current.get().sigmask.get());
     }
 
+    #[inline(always)]
     fn spawn_masked(
         &self,
         green: &'static Green,
@@ -664,7 +665,7 @@ impl Hub {
 
     /// Makes `green` (not yet started) one of this hub's threads, as [`Hub::spawn`] but not
     /// runnable yet.
-    #[inline]
+    #[inline(always)]
     fn adopt(
         &self,
         green: &'static Green,
