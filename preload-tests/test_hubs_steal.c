@@ -2,7 +2,8 @@
  * its creator's hub is busy (the creator computes, no hooked call, no time slice, no
  * preemption) gets to run on the other hub before the creator gives its own up, and no thread
  * moves once it ran: its pthread_self, kernel thread id and thread-locals stay the same for its
- * whole life, through sleeps and yields. Natively each thread is its own OS thread and runs at
+ * whole life, through sleeps and yields; one whose stack pthread_getattr_np reported before it
+ * ran runs on that stack. Natively each thread is its own OS thread and runs at
  * once. Under the preload the test runs itself again at GREENWORLD_HUBS=2 with
  * GREENWORLD_SLICE=off, so that nothing but another hub could run the new threads while the
  * creator computes (before placement at first run, they stayed on the creator's hub, and the
@@ -19,6 +20,8 @@ static volatile int failures;
 struct seen {
     pthread_t handle; /* as pthread_create gave it */
     int index;
+    char *stack_low; /* as pthread_getattr_np reported it before the thread ran */
+    size_t stack_size;
 };
 
 static void *body(void *arg) {
@@ -42,6 +45,13 @@ static void *body(void *arg) {
     }
     /* The handle its creator holds is its own (taken from a shelf, it kept its block). */
     while (!__atomic_load_n(&s->handle, __ATOMIC_ACQUIRE)) sched_yield();
+    /* The stack reported before it started (pinned then) is the one it runs on, wherever. */
+    char here;
+    if (s->stack_size && (&here < s->stack_low || &here >= s->stack_low + s->stack_size)) {
+        fprintf(stderr, "thread %d runs at %p, outside the stack reported before it started (%p + %zu)\n",
+                s->index, (void *)&here, (void *)s->stack_low, s->stack_size);
+        __atomic_add_fetch(&failures, 1, __ATOMIC_SEQ_CST);
+    }
     if (!pthread_equal(s->handle, self)) {
         fprintf(stderr, "thread %d: pthread_self %lx, created as %lx\n", s->index, (unsigned long)self,
                 (unsigned long)s->handle);
@@ -85,6 +95,14 @@ int main(void) {
         for (int i = made; i < upto; i++) {
             seen[i].index = i + 1;
             CHECK_EQ(pthread_create(&t[i], NULL, body, &seen[i]), 0);
+            if (i % 2 == 0) { /* asked before it runs: it must then start on that stack */
+                pthread_attr_t attr;
+                void *low;
+                CHECK_EQ(pthread_getattr_np(t[i], &attr), 0);
+                CHECK_EQ(pthread_attr_getstack(&attr, &low, &seen[i].stack_size), 0);
+                seen[i].stack_low = low;
+                pthread_attr_destroy(&attr);
+            }
             __atomic_store_n(&seen[i].handle, t[i], __ATOMIC_RELEASE);
         }
         CHECK(compute_until_started(upto),
