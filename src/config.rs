@@ -504,13 +504,14 @@ extern "C" fn print_stats() {
     let _ = write!(
         buf,
         "greenworld: stats: pid={} program={} created={} peak_alive={} switches={} preempted={} \
-         parks=",
+         taken={} parks=",
         crate::log::pid(),
         crate::log::program(),
         s.created,
         s.peak_alive,
         s.switches,
-        s.preempted
+        s.preempted,
+        s.taken
     );
     for (i, reason) in crate::stats::ParkReason::ALL.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };

@@ -69,6 +69,7 @@ static ALIVE: AtomicU64 = AtomicU64::new(0);
 static PEAK_ALIVE: AtomicU64 = AtomicU64::new(0);
 static SWITCHES: AtomicU64 = AtomicU64::new(0);
 static PREEMPTED: AtomicU64 = AtomicU64::new(0);
+static TAKEN: AtomicU64 = AtomicU64::new(0);
 static PARKS: [AtomicU64; REASONS] = [const { AtomicU64::new(0) }; REASONS];
 
 #[inline]
@@ -97,6 +98,14 @@ pub fn preempted() {
     PREEMPTED.fetch_add(1, Relaxed);
 }
 
+/// Threads made on one hub were started by another (`hub::steal`: taken, or handed over).
+pub fn taken(threads: usize) {
+    if !on() {
+        return;
+    }
+    TAKEN.fetch_add(threads as u64, Relaxed);
+}
+
 #[inline]
 pub fn switched() {
     if !on() {
@@ -118,6 +127,7 @@ pub struct Totals {
     pub peak_alive: u64,
     pub switches: u64,
     pub preempted: u64,
+    pub taken: u64,
     pub parks: [u64; REASONS],
 }
 
@@ -127,6 +137,7 @@ pub fn total() -> Totals {
         peak_alive: PEAK_ALIVE.load(Relaxed),
         switches: SWITCHES.load(Relaxed),
         preempted: PREEMPTED.load(Relaxed),
+        taken: TAKEN.load(Relaxed),
         parks: core::array::from_fn(|i| PARKS[i].load(Relaxed)),
     }
 }

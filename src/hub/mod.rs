@@ -4,8 +4,9 @@
 //! The OS thread itself is the hub's *root*: it is not a coroutine. When the root would block it
 //! runs the hub loop on its own stack until its own wait is over; a green thread that would block
 //! suspends back into that loop, or runs the next runnable thread itself when it may
-//! (`handoff`). Green threads stay on the hub that made them (trap 8); a wake from another OS
-//! thread goes through the hub's inbox and notifier (trap 12).
+//! (`handoff`). Green threads stay on the hub that started them (trap 8; one not started yet
+//! may be taken by another, `steal`); a wake from another OS thread goes through the hub's
+//! inbox and notifier (trap 12).
 //!
 //! Its one job is scheduling (and each thread's signal mask, which changes as it switches). What
 //! its events mean belongs to the services above, its [`Owners`]: a poller key is `fd`'s, a look
@@ -18,6 +19,7 @@ pub mod poller;
 mod slice;
 pub use slice::slice_ns;
 mod spin;
+mod steal;
 pub mod timers;
 pub mod watch;
 
@@ -93,6 +95,9 @@ pub struct Hub {
     stacks_returned: AtomicBool,
     /// Threads placed here by other hubs and not started yet (counted in `load`).
     arriving: AtomicUsize,
+    /// Threads made here and not started yet, which a hub with nothing to run may take
+    /// (`steal`).
+    unstarted: steal::Unstarted,
     /// Descriptors registered with the poller (any OS thread may unregister one).
     watched: AtomicUsize,
     /// Green threads made by this hub that have not finished.
@@ -169,6 +174,9 @@ pub struct Inbox {
     stacks: Vec<Stack>,
     /// Signals other hubs' threads sent to threads of this one (`send_signal`).
     signals: Vec<(&'static Green, libc::c_int)>,
+    /// Threads made by this hub's own thread and not started yet, oldest first: this hub
+    /// starts them, unless an idle hub takes them first (`steal`).
+    shelf: VecDeque<Arrival>,
 }
 
 /// A green thread made by another hub's `pthread_create` for this one: started here, where its
@@ -259,6 +267,7 @@ impl Hub {
             inbox_full: AtomicBool::new(false),
             stacks_returned: AtomicBool::new(false),
             arriving: AtomicUsize::new(0),
+            unstarted: steal::Unstarted::new(),
             watched: AtomicUsize::new(0),
             look_requested: AtomicBool::new(false),
             masks: Masks::new(root, owners.run_handler),
@@ -373,6 +382,7 @@ impl Hub {
         self.quiet.load(Ordering::Acquire)
             && !self.inbox_full.load(Ordering::Relaxed)
             && self.arriving.load(Ordering::Relaxed) == 0
+            && self.shelved() == 0
     }
 
     pub fn has_work(&self) -> bool {
@@ -441,10 +451,10 @@ impl Hub {
         self.alive.load(Ordering::Relaxed)
     }
 
-    /// Green threads this hub runs or is about to (placed here, not started yet): what a
-    /// placement compares (from any OS thread: relaxed reads).
+    /// Green threads this hub runs or is about to (placed or shelved here, not started yet):
+    /// what a placement compares (from any OS thread: relaxed reads).
     pub fn load(&self) -> usize {
-        self.alive.load(Ordering::Relaxed) + self.arriving.load(Ordering::Relaxed)
+        self.alive.load(Ordering::Relaxed) + self.arriving.load(Ordering::Relaxed) + self.shelved()
     }
 
     /// Free table slots kept for this hub's OS thread: only that thread may use them.
@@ -543,10 +553,21 @@ impl Hub {
         &'static self,
         from: &'static Hub,
         green: &'static Green,
-        mut stack: Stack,
+        stack: Stack,
         body: fn(&'static Green) -> usize,
     ) {
-        let mask = from.current.get().sigmask.get();
+        self.place_masked(from, green, stack, body, from.current.get().sigmask.get());
+    }
+
+    /// [`Hub::place`], with the mask the thread starts with.
+    fn place_masked(
+        &'static self,
+        from: &'static Hub,
+        green: &'static Green,
+        mut stack: Stack,
+        body: fn(&'static Green) -> usize,
+        mask: masks::Bits,
+    ) {
         if !ptr::eq(from, self) {
             stack.set_home(from as *const Hub as usize);
             from.note_woke_another();
@@ -607,11 +628,12 @@ impl Hub {
         self.forwarded_signals.swap(0, Ordering::AcqRel)
     }
 
-    /// Were threads placed here that have not started yet (from any OS thread)?
+    /// Were threads placed or shelved here that have not started yet (from any OS thread)?
     pub fn has_arrivals(&self) -> bool {
         self.inbox
             .lock()
             .is_ok_and(|inbox| !inbox.arrivals.is_empty())
+            || self.shelved() > 0
     }
 
     /// Starts the threads other hubs placed here.
@@ -639,7 +661,22 @@ impl Hub {
         self.spawn_masked(green, stack, body, self.current.get().sigmask.get());
     }
 
+    #[inline(always)]
     fn spawn_masked(
+        &self,
+        green: &'static Green,
+        stack: Stack,
+        body: fn(&'static Green) -> usize,
+        mask: masks::Bits,
+    ) {
+        self.adopt(green, stack, body, mask);
+        self.run_queue.borrow_mut().push_back(green);
+    }
+
+    /// Makes `green` (not yet started) one of this hub's threads, as [`Hub::spawn`] but not
+    /// runnable yet.
+    #[inline(always)]
+    fn adopt(
         &self,
         green: &'static Green,
         stack: Stack,
@@ -663,7 +700,6 @@ impl Hub {
             slice::note_green_made();
         }
         stats::thread_created();
-        self.run_queue.borrow_mut().push_back(green);
     }
 
     /// A new thread's coroutine on this hub's shared region (`green::copied`): its first frame
@@ -778,6 +814,8 @@ impl Hub {
         inbox.woken.clear();
         inbox.signals.clear();
         core::mem::forget(core::mem::take(&mut inbox.arrivals));
+        core::mem::forget(core::mem::take(&mut inbox.shelf));
+        self.unstarted_after_fork();
         drop(inbox);
         let me = self.current.get();
         self.run_queue.borrow_mut().clear();
@@ -898,7 +936,10 @@ impl Hub {
             match next {
                 Some(green) => self.resume(green, root),
                 None if self.root_gone.get() || root.is_parked_on(token) => {
-                    if !self.masks.deliver_idle() && !self.spin_for_work(root, token) {
+                    let found = self.masks.deliver_idle()
+                        || (Hub::several() && self.take_from_others())
+                        || self.spin_for_work(root, token);
+                    if !found {
                         self.wait_for_events();
                     }
                 }
@@ -956,8 +997,15 @@ impl Hub {
             self.start_arrivals(arrived);
         }
         for (green, sig) in signals {
-            if green.is_live() {
+            if !green.is_live() {
+                continue;
+            }
+            let hub = green.hub();
+            if ptr::eq(hub, self) {
                 (self.owners.signal_to)(self, green, sig);
+            } else {
+                // Taken from this hub's shelf by another (`steal`) since it was sent.
+                hub.send_signal(green, sig);
             }
         }
     }
@@ -988,9 +1036,16 @@ impl Hub {
     fn wait_for_events(&self) {
         let next = self.timers.borrow().next_deadline();
         self.set_idle(true);
-        match next {
-            Some(deadline) => self.poll_events(Some(deadline.saturating_sub(now_ns()))),
-            None => self.wait_without_timer(),
+        // Another hub's shelf (`steal`) may want a look before the next timer.
+        let look_in = self.shelf_to_watch();
+        match (next, look_in) {
+            (_, Some(0)) => {}
+            (Some(deadline), look_in) => {
+                let timeout = deadline.saturating_sub(now_ns());
+                self.poll_events(Some(look_in.map_or(timeout, |ns| ns.min(timeout))));
+            }
+            (None, Some(ns)) => self.poll_events(Some(ns)),
+            (None, None) => self.wait_without_timer(),
         }
         self.set_idle(false);
     }
@@ -1154,6 +1209,17 @@ impl Hub {
     /// Switches to `green` until it parks, yields or ends. `from` runs this: the root, or a
     /// parked green thread that hosts (`handoff`), whose stack `green`'s suspend returns to.
     fn resume(&self, green: &'static Green, from: &'static Green) {
+        // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
+        // `green` is suspended (the root's loop and a host only resume what they popped from
+        // the run queue, and the host is never there while it hosts).
+        let green = if unsafe { &*green.coroutine.get() }.is_none() {
+            match self.first_run(green) {
+                Some(green) => green,
+                None => return,
+            }
+        } else {
+            green
+        };
         self.current.set(green);
         self.start_turn();
         self.install_tls_of(green);
@@ -1164,15 +1230,8 @@ impl Hub {
         // SAFETY: this OS thread's errno (hubs are made on their own OS thread).
         unsafe { *self.errno_at = green.errno.get() };
         stats::switched();
-        // SAFETY: only this hub's OS thread touches the coroutine slot, and not re-entrantly:
-        // `green` is suspended (the root's loop and a host only resume what they popped from
-        // the run queue, and the host is never there while it hosts).
-        let mut coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
-        if coroutine.is_none() {
-            self.first_run(green);
-            // SAFETY: as above.
-            coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
-        }
+        // SAFETY: as above.
+        let coroutine = unsafe { &mut *green.coroutine.get() }.as_mut();
         let Some(coroutine) = coroutine else {
             crate::fatal!("resumed a green thread with no stack")
         };
@@ -1208,10 +1267,21 @@ impl Hub {
     /// What a thread made but not run yet takes at its first run when its creation found no
     /// resident stack for it (`spawn_masked`), so that nothing was touched for it before: its
     /// stack (see [`Hub::stack_to_start_on`]) and its private thread-locals, and its coroutine
-    /// is made.
+    /// is made. A shelf's mark (`steal`) stands for the oldest thread still shelved here:
+    /// that one starts (None: there is none left). Returns the thread to resume.
     #[cold]
     #[inline(never)]
-    fn first_run(&self, green: &'static Green) {
+    fn first_run(&self, green: &'static Green) -> Option<&'static Green> {
+        let green = if ptr::eq(green, self.unstarted.mark) {
+            let green = self.take_own_shelved()?;
+            // SAFETY: as below.
+            if unsafe { &*green.coroutine.get() }.is_some() {
+                return Some(green);
+            }
+            green
+        } else {
+            green
+        };
         // SAFETY: only this hub's OS thread touches a thread's start, once, at its first run.
         let Some(Unstarted { stack, body }) = (unsafe { (*green.unstarted.get()).take() }) else {
             crate::fatal!("resumed a green thread with no stack")
@@ -1220,6 +1290,7 @@ impl Hub {
         self.give_tls(green);
         self.install_tls_of(green);
         self.make_coroutine(green, stack, body);
+        Some(green)
     }
 
     /// Gives a new thread its private thread-locals (`green::tls`), built on the OS thread it

@@ -53,6 +53,12 @@ impl Hub {
                 }
                 core::hint::spin_loop();
             }
+            // A shelved thread another hub has not started (`steal`): read at clock reads
+            // only, it needs one.
+            if self.could_take() {
+                came = true;
+                break;
+            }
             if now_ns() >= end {
                 break;
             }

@@ -1,9 +1,11 @@
 //! Several hubs (`GREENWORLD_HUBS`): N-1 OS threads of the library's own, each running a hub
-//! loop (`Hub::serve`), beside the program's first one. A new green thread is placed once, at
-//! `pthread_create`, and never migrates (trap 8): its thread-locals, errno, glibc's per-thread
+//! loop (`Hub::serve`), beside the program's first one. A new green thread is placed once, by
+//! its first run, and never migrates (trap 8): its thread-locals, errno, glibc's per-thread
 //! state and the TID glibc's locks record stay one OS thread's for its whole life.
 //!
-//! Placement: the hub with the fewest live green threads (those placed there and not started
+//! Most new threads go on their creator's shelf and are placed when they first run
+//! (`hub::steal`: [`place_from`] returns None). Placement at creation, for the others (a CPU
+//! mask, a copied stack, a resident stack, a real OS thread's hub): the hub with the fewest live green threads (those placed there and not started
 //! yet included: a creator that makes several in a row must not see the other hubs as empty);
 //! the creator's own hub when it is one of the least loaded (no hand-off: a create+join pair
 //! stays on one hub), else the others' ties going round. A thread-per-connection server's threads each stay as long as their connection,
@@ -18,6 +20,7 @@
 //! hub's masks), so a process-directed signal reaches a thread that does not block it.
 
 use crate::green::CpuMask;
+use crate::green::stack::Stack;
 use crate::hub::Hub;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
@@ -49,26 +52,58 @@ pub fn count() -> usize {
     COUNT.load(Ordering::Acquire).max(1)
 }
 
-/// The hub a new thread made from `creator`'s hub goes to; its CPU mask (`thread::affinity`:
-/// its attributes', else its creator's) narrows the choice (see [`hubs_for_cpus`]).
+/// The hub a new thread made from `creator`'s hub goes to, or None: onto `creator`'s shelf,
+/// to be placed at its first run (`hub::steal`: an idle hub may take it). Its CPU mask
+/// (`thread::affinity`: its attributes', else its creator's) narrows the choice (see
+/// [`hubs_for_cpus`]); a thread with one, or on a copied stack (`copied`: its hub's region
+/// is its stack from the start), is placed now (`copied` is asked only with several hubs).
 #[inline]
-pub fn place_from(creator: &'static Hub, cpus: Option<&CpuMask>) -> &'static Hub {
+pub fn place_from(
+    creator: &'static Hub,
+    cpus: Option<&CpuMask>,
+    copied: impl FnOnce() -> bool,
+) -> Option<&'static Hub> {
     if wanted() == 1 {
-        return creator;
+        return Some(creator);
     }
-    pick(creator, cpus)
+    pick(creator, cpus, copied())
 }
 
 #[cold]
-fn pick(creator: &'static Hub, cpus: Option<&CpuMask>) -> &'static Hub {
+fn pick(creator: &'static Hub, cpus: Option<&CpuMask>, copied: bool) -> Option<&'static Hub> {
     let mut n = COUNT.load(Ordering::Acquire);
     if n == 0 {
         start(creator);
         n = COUNT.load(Ordering::Acquire);
         if n == 0 {
-            return creator;
+            return Some(creator);
         }
     }
+    if n > 1 && cpus.is_none() && !copied && creator.is_pooled() {
+        return None;
+    }
+    Some(place_by_load(creator, cpus, n))
+}
+
+/// Where a thread [`place_from`] did not place goes, and whether it waits on the shelf: one
+/// given a resident stack (one a thread just ended on) is placed now, by load, so that its
+/// creator's hub makes it at once (`Hub::spawn`) and a create+join pair costs nothing more
+/// than at one hub; the others wait on their creator's shelf (`hub::steal`).
+#[cold]
+pub fn unplaced(creator: &'static Hub, stack: &Stack) -> (&'static Hub, bool) {
+    if stack.ready_to_run() {
+        (
+            place_by_load(creator, None, COUNT.load(Ordering::Acquire)),
+            false,
+        )
+    } else {
+        (creator, true)
+    }
+}
+
+/// The creator's hub when no (allowed) hub has fewer live threads, else one of the least
+/// loaded, ties going round.
+fn place_by_load(creator: &'static Hub, cpus: Option<&CpuMask>, n: usize) -> &'static Hub {
     let allowed = hubs_for_cpus(cpus, n);
     let listed = |i: usize| {
         let ok = i >= 128 || allowed >> i & 1 != 0;
@@ -161,10 +196,12 @@ fn start(creator: &'static Hub) {
     crate::park::share();
     note_process_cpus();
     HUBS[0].store(creator as *const Hub as *mut Hub, Ordering::Release);
+    creator.set_pooled(wanted > 1);
     let mut made = 1;
     for index in 1..wanted {
         match spawn_hub_thread(index) {
             Some(hub) => {
+                hub.set_pooled(true);
                 HUBS[made].store(hub as *const Hub as *mut Hub, Ordering::Release);
                 made += 1;
             }

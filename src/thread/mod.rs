@@ -250,9 +250,13 @@ pub(crate) unsafe fn spawn(
         Ok(mask) => mask,
         Err(code) => return code,
     };
-    let home = hubs::place_from(hub, affinity);
     // SAFETY: attr per our contract.
     let wanted = unsafe { wanted(attr) };
+    // None: on this hub's shelf, placed at its first run (`hub::steal`).
+    let placed = hubs::place_from(hub, affinity, || {
+        wanted.stack_memory.is_none() && crate::green::copied::wanted_for(wanted.stack_size)
+    });
+    let home = placed.unwrap_or(hub);
     // Reserved (at least address space, so that EAGAIN comes here, as glibc's): unless it is a
     // resident one, the thread takes its memory at its first run (`Hub::first_run`).
     let stack = match wanted.stack_memory {
@@ -269,6 +273,10 @@ pub(crate) unsafe fn spawn(
             wanted.stack_size
         );
         return EAGAIN;
+    };
+    let (home, shelved) = match placed {
+        Some(home) => (home, false),
+        None => hubs::unplaced(hub, &stack),
     };
     let info = StackInfo::of(&stack);
     // A resident (or the program's own) stack is taken at once, and for good.
@@ -294,7 +302,9 @@ pub(crate) unsafe fn spawn(
     };
     affinity::start_with(green, affinity);
     tell_a_cxx_runtime();
-    if core::ptr::eq(home, hub) {
+    if shelved {
+        hub.spawn_stealable(green, stack, run);
+    } else if core::ptr::eq(home, hub) {
         hub.spawn(green, stack, run);
     } else {
         home.place(hub, green, stack, run);

@@ -1,0 +1,368 @@
+//! Placement at a thread's first run, with several hubs (`GREENWORLD_HUBS`): a new thread
+//! goes on its creator's hub, on a shelf of threads made but not run yet, and a hub with
+//! nothing to run takes some from another hub's shelf that stands still (Go's work stealing,
+//! `runqsteal`, restricted to threads that never ran): a thread made but not run yet has no
+//! stack, no thread-locals and no identity that running code holds, so where it starts is
+//! still open, and no started thread ever moves (trap 8 stays true).
+//!
+//! Why: placing each new thread at `pthread_create` sent half of a batch of short threads to
+//! the other hub, each thread's block and table slot then made on one CPU and run and freed
+//! on the other (spawn 10 000 then join all cost 3 times one hub's). A thread on a shelf runs
+//! where it was made unless its hub leaves it waiting while another hub has nothing to do.
+//!
+//! The shelf is in the hub's inbox (one lock, which `os::fork` holds across a fork); the run
+//! queue holds one [`Unstarted::mark`] per thread shelved, and the hub starts the oldest
+//! shelved thread when it pops a mark (none left, all taken: nothing).
+//!
+//! When a shelf is taken from: when it has stood still for [`GRACE_NS`] — no thread shelved
+//! or started there meanwhile (Go protects a P's newest goroutine, `runnext`, the same way).
+//! A shelf that moves belongs to a hub that is busy making threads or getting to them (a
+//! batch being made, a create+join pair): taking from it would move short threads to another
+//! CPU and back for nothing. One that stands still has a creator that went on computing, or a
+//! long thread running in front of it (or an OS thread the kernel set aside for a while). How
+//! many: enough to even the two hubs' loads (live threads plus shelved ones), at least one, at
+//! most [`TAKE_AT_MOST`], and the next take waits for another [`GRACE_NS`] of stillness (Go
+//! takes half the queue; here the hub that made them evens the rest as it starts them:
+//! `less_busy_hub`).
+//!
+//! Who looks: a hub about to sleep in its poller with nothing to run. A hub that shelves a
+//! thread notifies one hub asleep (Go's `wakep`), once until that hub looks again; a hub that
+//! sees a shelf not yet still sleeps at most [`GRACE_NS`] and looks again (without further
+//! notifies). Before a hub sleeps for good it clears its `asked` flag and looks at the shelves
+//! once more, after a fence: a thread shelved meanwhile is either seen by it, or its shelver
+//! sees it asleep and not asked, and notifies it.
+
+use super::{Arrival, Hub};
+use crate::green::stack::Stack;
+use crate::green::{Green, Unstarted as Start};
+use crate::sys::now_ns;
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence};
+
+/// How long a shelf must stand still before another hub takes from it.
+const GRACE_NS: u64 = 50_000;
+
+/// The most threads one look takes from a still shelf: enough to start a few workers that
+/// their creator left waiting (the rest spread as their own hub starts them, `less_busy_hub`),
+/// few enough that a hub whose OS thread the kernel set aside for a moment (a loaded machine)
+/// does not lose a whole batch of short threads to the other CPU.
+const TAKE_AT_MOST: usize = 8;
+
+/// A hub's part in placement at first run.
+pub(super) struct Unstarted {
+    /// Stands in the run queue for the oldest shelved thread (never run, never in the table).
+    pub(super) mark: &'static Green,
+    /// The newest thread shelved while this was empty (Go's `runnext`): the owner puts it here
+    /// and takes it back without the lock (a create+join pair costs no locked instruction
+    /// but one swap); its stack and body are in its `unstarted`, its mask in `sigmask`.
+    next: AtomicPtr<Green>,
+    /// Threads on the shelf (written under the inbox lock, read by any hub).
+    shelved: AtomicUsize,
+    /// Threads ever shelved here or started from the shelf by this hub (its own thread's
+    /// count): unchanged, the shelf stood still.
+    moved: AtomicU64,
+    /// This hub is one of the library's (`thread::hubs`): it shelves its new threads and takes
+    /// others'. A real OS thread's hub runs its loop only while its own code waits: it does not.
+    pooled: AtomicBool,
+    /// This hub, asleep, was notified of a shelved thread or watches a shelf: no notify needed.
+    asked: AtomicBool,
+    /// The shelf this hub watches: (its hub, its `moved`, since when).
+    seen: Cell<(usize, u64, u64)>,
+}
+
+impl Unstarted {
+    pub(super) fn new() -> Unstarted {
+        Unstarted {
+            mark: Box::leak(Box::new(Green::dead())),
+            next: AtomicPtr::new(ptr::null_mut()),
+            shelved: AtomicUsize::new(0),
+            moved: AtomicU64::new(0),
+            pooled: AtomicBool::new(false),
+            asked: AtomicBool::new(false),
+            seen: Cell::new((0, 0, 0)),
+        }
+    }
+
+    /// The owner shelved or started a thread.
+    fn moved(&self) {
+        let moved = self.moved.load(Ordering::Relaxed);
+        self.moved.store(moved.wrapping_add(1), Ordering::Release);
+    }
+}
+
+impl Hub {
+    /// This hub is one of the library's: its new threads are shelved, and it takes others'.
+    pub fn set_pooled(&self, pooled: bool) {
+        self.unstarted.pooled.store(pooled, Ordering::Release);
+    }
+
+    pub fn is_pooled(&self) -> bool {
+        self.unstarted.pooled.load(Ordering::Relaxed)
+    }
+
+    /// Threads on this hub's shelf, not started yet (from any OS thread).
+    pub fn shelved(&self) -> usize {
+        self.unstarted.shelved.load(Ordering::Relaxed)
+            + usize::from(!self.unstarted.next.load(Ordering::Relaxed).is_null())
+    }
+
+    /// Makes `green` (not yet started, its block naming this hub, this hub's own thread)
+    /// runnable here, or on a hub with nothing to run that takes it first (see the module's
+    /// comment). `stack` was reserved from this hub's pool.
+    pub fn spawn_stealable(
+        &'static self,
+        green: &'static Green,
+        stack: Stack,
+        body: fn(&'static Green) -> usize,
+    ) {
+        green.sigmask.set(self.current.get().sigmask.get());
+        // SAFETY: the thread has not started and is not findable by another hub yet.
+        unsafe { *green.unstarted.get() = Some(Start { stack, body }) };
+        let next = &self.unstarted.next;
+        let green = green as *const Green as *mut Green;
+        if next.load(Ordering::Relaxed).is_null() {
+            // Only this thread fills the slot (others may empty it): no race to fill it.
+            next.store(green, Ordering::Release);
+        } else {
+            // The newest in the slot, the one before to the shelf's end: oldest first.
+            let mut inbox = self.lock_inbox();
+            let before = next.swap(green, Ordering::AcqRel);
+            // SAFETY: green blocks are never freed; the swap made it ours alone.
+            if let Some(before) = unsafe { before.as_ref() } {
+                inbox.shelf.push_back(Self::arrival_of(before));
+                self.unstarted
+                    .shelved
+                    .store(inbox.shelf.len(), Ordering::Relaxed);
+            }
+        }
+        self.unstarted.moved();
+        if !super::slice::GREEN_MADE.load(Ordering::Relaxed) {
+            super::slice::note_green_made();
+        }
+        self.run_queue.borrow_mut().push_back(self.unstarted.mark);
+        self.tell_a_sleeper();
+    }
+
+    /// Notifies one hub asleep in its poller, not notified yet, that a thread is shelved
+    /// (pairs with the fence in `shelf_to_watch`).
+    fn tell_a_sleeper(&self) {
+        fence(Ordering::SeqCst);
+        for hub in Hub::all() {
+            if ptr::eq(hub, self) || !hub.is_pooled() || !hub.idle() {
+                continue;
+            }
+            let asked = &hub.unstarted.asked;
+            if asked.load(Ordering::Relaxed) || asked.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            if let Err(e) = hub.poller.notify() {
+                crate::log!(Error, "cannot notify a hub: {e}");
+            }
+            return;
+        }
+    }
+
+    /// A mark was popped from the run queue: the oldest thread still on this hub's shelf,
+    /// made this hub's (None: others took them all).
+    #[cold]
+    pub(super) fn take_own_shelved(&self) -> Option<&'static Green> {
+        // The shelf's oldest first, when it has any; else the slot.
+        let arrival = if self.unstarted.shelved.load(Ordering::Relaxed) > 0 {
+            let mut inbox = self.lock_inbox();
+            let arrival = inbox.shelf.pop_front();
+            self.unstarted
+                .shelved
+                .store(inbox.shelf.len(), Ordering::Relaxed);
+            arrival
+        } else {
+            None
+        };
+        let arrival = match arrival {
+            Some(arrival) => arrival,
+            None => self.take_next()?,
+        };
+        self.unstarted.moved();
+        if let Some(other) = self.less_busy_hub(arrival.green) {
+            // SAFETY: hubs are leaked when made, never freed.
+            let this: &'static Hub = unsafe { &*(self as *const Hub) };
+            crate::stats::taken(1);
+            arrival.green.set_hub_ptr(other as *const Hub as *const ());
+            other.place_masked(
+                this,
+                arrival.green,
+                arrival.stack,
+                arrival.body,
+                arrival.mask,
+            );
+            return None;
+        }
+        let green = arrival.green;
+        self.adopt(green, arrival.stack, arrival.body, arrival.mask);
+        Some(green)
+    }
+
+    /// Empties the slot (`Unstarted::next`), by this hub or by one taking from it.
+    fn take_next(&self) -> Option<Arrival> {
+        let next = &self.unstarted.next;
+        if next.load(Ordering::Relaxed).is_null() {
+            return None;
+        }
+        let green = next.swap(ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: green blocks are never freed; this swap made it ours alone.
+        let green: &'static Green = unsafe { green.as_ref() }?;
+        Some(Self::arrival_of(green))
+    }
+
+    /// What a thread taken from the slot starts with: its stack and body, its mask.
+    fn arrival_of(green: &'static Green) -> Arrival {
+        // SAFETY: written before it was published (the Release store, paired with the swap
+        // that took it); only whoever took it touches it now.
+        let Some(Start { stack, body }) = (unsafe { (*green.unstarted.get()).take() }) else {
+            crate::fatal!("a shelved green thread with no stack")
+        };
+        Arrival {
+            green,
+            stack,
+            mask: green.sigmask.get(),
+            body,
+        }
+    }
+
+    /// A pooled hub that runs fewer threads than this one (live or arriving, the shelves not
+    /// counted: a batch of short threads ends as fast as it starts), for `green`, about to
+    /// start here; None: it starts here (ties too). This is what spreads a few long threads
+    /// made in a row (workers, connections) over the hubs.
+    fn less_busy_hub(&self, green: &Green) -> Option<&'static Hub> {
+        let runs = |hub: &Hub| hub.alive() + hub.arriving.load(Ordering::Relaxed);
+        let mine = runs(self);
+        if mine == 0 || !self.is_pooled() || !green.affinity.load(Ordering::Relaxed).is_null() {
+            return None;
+        }
+        Hub::all()
+            .filter(|hub| !ptr::eq(*hub, self) && hub.is_pooled())
+            .map(|hub| (runs(hub), hub))
+            .filter(|(load, _)| *load < mine)
+            .min_by_key(|(load, _)| *load)
+            .map(|(_, hub)| hub)
+    }
+
+    /// Nothing is runnable here (several hubs): takes threads from another hub's shelf that
+    /// stood still. True when some were taken.
+    #[cold]
+    pub(super) fn take_from_others(&self) -> bool {
+        if !self.is_pooled() {
+            return false;
+        }
+        let Some(victim) = self.still_shelf() else {
+            return false;
+        };
+        // Enough to even the loads, at least one (this hub has nothing to run), at most a few.
+        let (theirs, mine) = (victim.load(), self.load());
+        let wanted = (theirs.saturating_sub(mine).div_ceil(2)).clamp(1, TAKE_AT_MOST);
+        // The next take waits for the shelf to stand still again.
+        self.unstarted.seen.set((0, 0, 0));
+        self.take_from(victim, wanted)
+    }
+
+    /// Another hub's shelf with threads on it that stood still for [`GRACE_NS`] since this
+    /// hub first saw it so; a shelf not still yet is watched from now on.
+    fn still_shelf(&self) -> Option<&'static Hub> {
+        let victim = Hub::all().find(|hub| !ptr::eq(*hub, self) && hub.shelved() > 0)?;
+        let key = victim as *const Hub as usize;
+        let moved = victim.unstarted.moved.load(Ordering::Acquire);
+        let now = now_ns();
+        let (watched, seen_moved, since) = self.unstarted.seen.get();
+        if watched == key && seen_moved == moved {
+            return (now.saturating_sub(since) >= GRACE_NS).then_some(victim);
+        }
+        self.unstarted.seen.set((key, moved, now));
+        None
+    }
+
+    /// Takes up to `wanted` threads from the front of `victim`'s shelf (the oldest), those
+    /// whose CPU mask was set after they were shelved left there, and makes them this hub's.
+    fn take_from(&self, victim: &'static Hub, wanted: usize) -> bool {
+        // A thread given a CPU mask is placed by it (`thread::hubs`), never taken.
+        let maskless = |green: &Green| green.affinity.load(Ordering::Relaxed).is_null();
+        let mut taken = Vec::new();
+        if victim.unstarted.shelved.load(Ordering::Relaxed) > 0 {
+            let mut inbox = victim.lock_inbox();
+            let mut at = 0;
+            while taken.len() < wanted && at < inbox.shelf.len() {
+                if maskless(inbox.shelf[at].green) {
+                    taken.extend(inbox.shelf.remove(at));
+                } else {
+                    at += 1;
+                }
+            }
+            victim
+                .unstarted
+                .shelved
+                .store(inbox.shelf.len(), Ordering::Relaxed);
+        }
+        if taken.len() < wanted
+            && let Some(next) = victim.take_next()
+        {
+            if maskless(next.green) {
+                taken.push(next);
+            } else {
+                // Back to its hub's shelf, which starts it (its mark is in its run queue).
+                let mut inbox = victim.lock_inbox();
+                inbox.shelf.push_back(next);
+                victim
+                    .unstarted
+                    .shelved
+                    .store(inbox.shelf.len(), Ordering::Relaxed);
+            }
+        }
+        let took = !taken.is_empty();
+        crate::stats::taken(taken.len());
+        for mut arrival in taken {
+            arrival.green.set_hub_ptr(self as *const Hub as *const ());
+            // Its reservation goes back to the pool it came from.
+            arrival.stack.set_home(victim as *const Hub as usize);
+            self.spawn_masked(arrival.green, arrival.stack, arrival.body, arrival.mask);
+        }
+        took
+    }
+
+    /// About to sleep in the poller (its idle flag set, nothing runnable): how long it may
+    /// sleep before it looks at another hub's shelf again (None: as long as it likes; Some(0):
+    /// not at all, a shelf is still now). Pairs with the fence in `tell_a_sleeper`.
+    pub(super) fn shelf_to_watch(&self) -> Option<u64> {
+        if !self.is_pooled() || !Hub::several() {
+            return None;
+        }
+        let asked = &self.unstarted.asked;
+        if asked.load(Ordering::Relaxed) {
+            asked.store(false, Ordering::Relaxed);
+        }
+        fence(Ordering::SeqCst);
+        if !Hub::all().any(|hub| !ptr::eq(hub, self) && hub.shelved() > 0) {
+            return None;
+        }
+        if self.still_shelf().is_some() {
+            return Some(0);
+        }
+        // Watching: a thread shelved meanwhile needs no notify.
+        asked.store(true, Ordering::Relaxed);
+        Some(GRACE_NS)
+    }
+
+    /// In a fork child (its shelf already emptied, under the inbox lock): the hubs are
+    /// started again, this one first, by the child's next `pthread_create` (`thread::hubs`).
+    pub(super) fn unstarted_after_fork(&self) {
+        self.unstarted.shelved.store(0, Ordering::Relaxed);
+        self.unstarted
+            .next
+            .store(ptr::null_mut(), Ordering::Relaxed);
+        self.unstarted.asked.store(false, Ordering::Relaxed);
+        self.set_pooled(false);
+    }
+
+    /// Could this hub take a thread from another's shelf now (while it spins)?
+    pub(super) fn could_take(&self) -> bool {
+        self.is_pooled() && self.still_shelf().is_some()
+    }
+}
