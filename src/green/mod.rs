@@ -81,15 +81,19 @@ pub struct Green {
     /// The number of the interruptible wait the thread is in (0: none); see `signal::interruptibly`.
     pub(crate) interrupt_seq: Cell<u64>,
     /// Its hub, opaque here: the hub module, a layer above, gives it its type (`Green::hub`).
-    hub: Cell<*const ()>,
+    /// Atomic: a hub that takes a thread not started yet from another's shelf (`hub::steal`)
+    /// writes it while the creator's hub may read it.
+    hub: AtomicPtr<()>,
     pub(crate) coroutine: UnsafeCell<Option<GreenCoroutine>>,
     pub(crate) yielder: Cell<*const GreenYielder>,
     /// errno while switched out (trap 7: every green thread has its own).
     pub(crate) errno: Cell<c_int>,
     /// The thread's signal mask (signals 1..=64); see `signal::mask`.
     pub(crate) sigmask: Cell<u64>,
-    /// Signals sent to this very thread (`pthread_kill`) and not yet handled or taken.
-    pub(crate) pending: Cell<u64>,
+    /// Signals sent to this very thread (`pthread_kill`) and not yet handled or taken. Atomic:
+    /// its creator's hub may add one while another hub takes it, not started yet, from that
+    /// hub's shelf (`hub::steal`); it is then handled at the thread's next switch there.
+    pub(crate) pending: AtomicU64,
     /// The signals it waits for in `sigwait` (and the like) now.
     pub(crate) sigwaiting: Cell<u64>,
     /// The token of the current wait, 0 when not parked.
@@ -148,7 +152,7 @@ pub enum Entry {
 
 // SAFETY: the non-atomic fields (Cells, UnsafeCells) are touched only by the OS thread of the
 // hub the green thread belongs to (green threads never migrate: trap 8); what other OS threads
-// touch (live, park_token, retval, join, name, affinity, and the dump's waiting_*, switched_sp) is atomic
+// touch (live, hub, pending, park_token, retval, join, name, affinity, and the dump's waiting_*, switched_sp) is atomic
 // or behind a Mutex. A dump printed by another hub also reads `id`, `entry`, `reserved` and `created_at`, which
 // are written once, before the thread can be found in the table.
 unsafe impl Sync for Green {}
@@ -185,12 +189,12 @@ impl Green {
             root,
             id: Cell::new(0),
             interrupt_seq: Cell::new(0),
-            hub: Cell::new(hub),
+            hub: AtomicPtr::new(hub as *mut ()),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(core::ptr::null()),
             errno: Cell::new(0),
             sigmask: Cell::new(0),
-            pending: Cell::new(0),
+            pending: AtomicU64::new(0),
             sigwaiting: Cell::new(0),
             park_token: AtomicU64::new(0),
             last_token: AtomicU64::new(0),
@@ -257,7 +261,7 @@ impl Green {
             STACK_UNSETTLED
         };
         green.stack_word.store(stack.low | state, Ordering::Relaxed);
-        green.hub.set(hub);
+        green.set_hub_ptr(hub);
         green.entry.set(Some(entry));
         if detached {
             *green.join.lock().unwrap_or_else(|e| e.into_inner()) = Join::Detached;
@@ -356,11 +360,11 @@ impl Green {
     /// The hub pointer, null for a freed slot.
     #[inline]
     pub(crate) fn hub_ptr(&self) -> *const () {
-        self.hub.get()
+        self.hub.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_hub_ptr(&self, hub: *const ()) {
-        self.hub.set(hub);
+        self.hub.store(hub as *mut (), Ordering::Relaxed);
     }
 
     /// This thread's `pthread_t`.

@@ -191,7 +191,7 @@ impl Masks {
     /// deferred in the parent are not the child's (a child starts with none pending).
     pub fn after_fork(&self, me: &Green) {
         self.deferred.store(0, Ordering::Relaxed);
-        me.pending.set(0);
+        me.pending.store(0, Ordering::Relaxed);
         self.start_over(me, me.sigmask.get());
     }
 
@@ -238,7 +238,9 @@ impl Masks {
         // Inline, the common case (nothing sent, nothing deferred) costs two loads at each
         // switch, not a call.
         let through = !me.sigmask.get();
-        if (me.pending.get() | self.deferred.load(Ordering::Acquire)) & through == 0 {
+        if (me.pending.load(Ordering::Relaxed) | self.deferred.load(Ordering::Acquire)) & through
+            == 0
+        {
             return false;
         }
         self.deliver_slow(me)
@@ -248,11 +250,11 @@ impl Masks {
     fn deliver_slow(&self, me: &Green) -> bool {
         let mut ran = false;
         loop {
-            let own = me.pending.get() & !me.sigmask.get();
+            let own = me.pending.load(Ordering::Relaxed) & !me.sigmask.get();
             let Some(sig) = signals(own).next() else {
                 break;
             };
-            me.pending.set(me.pending.get() & !bit(sig));
+            me.pending.fetch_and(!bit(sig), Ordering::Relaxed);
             (self.run_handler)(sig, &mut sent_info(sig));
             ran = true;
         }
@@ -261,8 +263,8 @@ impl Masks {
 
     /// A signal of `wanted` sent to `me` (which waits for it, blocked): taken, not handled.
     pub fn take_sent(&self, me: &Green, wanted: Bits) -> Option<siginfo_t> {
-        let sig = signals(me.pending.get() & wanted).next()?;
-        me.pending.set(me.pending.get() & !bit(sig));
+        let sig = signals(me.pending.load(Ordering::Relaxed) & wanted).next()?;
+        me.pending.fetch_and(!bit(sig), Ordering::Relaxed);
         Some(sent_info(sig))
     }
 

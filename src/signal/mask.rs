@@ -13,7 +13,9 @@ use libc::{c_int, sigset_t};
 /// it next runs, its interruptible wait interrupted as the kernel's signal would — or stays
 /// pending on it while it blocks the signal (then `sigwait` there takes it).
 pub fn send_to(hub: &crate::hub::Hub, target: &'static Green, sig: c_int) {
-    target.pending.set(target.pending.get() | bit(sig));
+    target
+        .pending
+        .fetch_or(bit(sig), core::sync::atomic::Ordering::Release);
     if target.sigmask.get() & bit(sig) != 0 {
         if target.sigwaiting.get() & bit(sig) != 0 {
             target.unpark(target.current_token());
