@@ -62,6 +62,14 @@ fn wait_until_ready(
             }
             let seen = crate::fd::wait::wakes_of(fds.clone());
             let n = check();
+            if n < 0 && errno() == EINTR && !interrupt.happened.get() {
+                // The check itself (the real call, not waiting) was interrupted by a handler
+                // that ran meanwhile: the kernel reports EINTR even at timeout 0 when a signal
+                // is pending (`do_poll` looks before it honours the timeout). The library's own
+                // (a preemption's) must not show; a program's is counted by `arrived` and
+                // interrupts a waiting call as any other does.
+                continue;
+            }
             if n != 0 {
                 break if n > 0 { Done(n) } else { Errno(errno()) };
             }
