@@ -361,8 +361,11 @@ static inline void gw_alarm_ms(long ms) {
  * other threads ran while one waited. */
 __attribute__((unused)) static volatile int gw_ticker_stop;
 __attribute__((unused)) static volatile long gw_ticks;
+/* The OS thread the ticker runs on (at several hubs it may be another hub's). */
+__attribute__((unused)) static volatile pid_t gw_ticker_tid;
 static inline void *gw_ticker(void *arg) {
     (void)arg;
+    gw_ticker_tid = (pid_t)syscall(SYS_gettid);
     while (!gw_ticker_stop) {
         gw_ticks++;
         usleep(1000);

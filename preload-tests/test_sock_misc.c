@@ -219,13 +219,17 @@ static int nosocket_child(void) {
     CHECK(errno == EAGAIN, "recv: %s", strerror(errno));
     long long ms = gw_ms_since(s0);
     CHECK(ms >= 190, "recv timed out after %lld ms", ms);
-    CHECK(gw_ticks == t0, "the ticker ticked %ld times during an unpatched recv", gw_ticks - t0);
+    /* At several hubs the ticker may have started on another hub (placed at its first run:
+     * README, Several hubs): it may tick meanwhile, but not on the OS thread in recv. */
+    int ticker_elsewhere = gw_hubs() > 1 && gw_ticker_tid != (pid_t)syscall(SYS_gettid);
+    CHECK(gw_ticks == t0 || ticker_elsewhere, "the ticker ticked %ld times during an unpatched recv",
+          gw_ticks - t0);
     t0 = gw_ticks;
     errno = 0;
     CHECK_EQ(read(sv[0], buf, sizeof buf), -1);
     CHECK(errno == EAGAIN, "read: %s", strerror(errno));
-    CHECK(gw_ticks == t0, "the ticker ticked %ld times during a read on an unpatched socket",
-          gw_ticks - t0);
+    CHECK(gw_ticks == t0 || ticker_elsewhere,
+          "the ticker ticked %ld times during a read on an unpatched socket", gw_ticks - t0);
     /* echo: write first, then the echo thread reads what is there */
     CHECK_EQ(write(sv[0], "ping", 4), 4);
     pthread_t e;
