@@ -696,9 +696,7 @@ impl Hub {
         self.masks.join(green, mask);
         self.alive
             .store(self.alive.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        if !slice::GREEN_MADE.load(Ordering::Relaxed) {
-            slice::note_green_made();
-        }
+        slice::note_green();
         stats::thread_created();
     }
 

@@ -43,10 +43,19 @@ pub fn slice_ns() -> Option<u64> {
     (ns != NO_SLICE).then_some(ns)
 }
 
+/// A green thread was made: the first one in the process starts the turns
+/// ([`note_green_made`]); the others cost one relaxed load.
+#[inline(always)]
+pub(super) fn note_green() {
+    if !GREEN_MADE.load(Ordering::Relaxed) {
+        note_green_made();
+    }
+}
+
 /// The process made its first green thread: from now on safe points look at turns, with the
 /// configured slice.
 #[cold]
-pub(super) fn note_green_made() {
+fn note_green_made() {
     let slice = crate::config::get().slice_ns.unwrap_or(NO_SLICE);
     SLICE_NS.store(slice, Ordering::Relaxed);
     GREEN_MADE.store(true, Ordering::Relaxed);

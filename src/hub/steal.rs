@@ -39,6 +39,7 @@ use crate::sys::now_ns;
 use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence};
+use std::collections::VecDeque;
 
 /// How long a shelf must stand still before another hub takes from it.
 const GRACE_NS: u64 = 50_000;
@@ -82,6 +83,11 @@ impl Unstarted {
             asked: AtomicBool::new(false),
             seen: Cell::new((0, 0, 0)),
         }
+    }
+
+    /// The shelf changed (under its inbox lock): its length, for lock-free readers.
+    fn count(&self, shelf: &VecDeque<Arrival>) {
+        self.shelved.store(shelf.len(), Ordering::Relaxed);
     }
 
     /// The owner shelved or started a thread.
@@ -131,15 +137,11 @@ impl Hub {
             // SAFETY: green blocks are never freed; the swap made it ours alone.
             if let Some(before) = unsafe { before.as_ref() } {
                 inbox.shelf.push_back(Self::arrival_of(before));
-                self.unstarted
-                    .shelved
-                    .store(inbox.shelf.len(), Ordering::Relaxed);
+                self.unstarted.count(&inbox.shelf);
             }
         }
         self.unstarted.moved();
-        if !super::slice::GREEN_MADE.load(Ordering::Relaxed) {
-            super::slice::note_green_made();
-        }
+        super::slice::note_green();
         self.run_queue.borrow_mut().push_back(self.unstarted.mark);
         self.tell_a_sleeper();
     }
@@ -171,9 +173,7 @@ impl Hub {
         let arrival = if self.unstarted.shelved.load(Ordering::Relaxed) > 0 {
             let mut inbox = self.lock_inbox();
             let arrival = inbox.shelf.pop_front();
-            self.unstarted
-                .shelved
-                .store(inbox.shelf.len(), Ordering::Relaxed);
+            self.unstarted.count(&inbox.shelf);
             arrival
         } else {
             None
@@ -296,10 +296,7 @@ impl Hub {
                     at += 1;
                 }
             }
-            victim
-                .unstarted
-                .shelved
-                .store(inbox.shelf.len(), Ordering::Relaxed);
+            victim.unstarted.count(&inbox.shelf);
         }
         if taken.len() < wanted
             && let Some(next) = victim.take_next()
@@ -310,10 +307,7 @@ impl Hub {
                 // Back to its hub's shelf, which starts it (its mark is in its run queue).
                 let mut inbox = victim.lock_inbox();
                 inbox.shelf.push_back(next);
-                victim
-                    .unstarted
-                    .shelved
-                    .store(inbox.shelf.len(), Ordering::Relaxed);
+                victim.unstarted.count(&inbox.shelf);
             }
         }
         let took = !taken.is_empty();
