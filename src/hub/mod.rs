@@ -1030,8 +1030,14 @@ impl Hub {
         }
     }
 
-    /// Blocks the OS thread in the poller until the next timer, an I/O event or a notify.
+    /// Blocks the OS thread in the poller until the next timer, an I/O event or a notify. A
+    /// hub with free stacks' memory to give back (`StackPool::trim`) gives back one batch
+    /// instead and only looks for events, so an event waits at most one batch.
     fn wait_for_events(&self) {
+        if self.stacks.borrow_mut().trim() {
+            self.poll_events(Some(0));
+            return;
+        }
         let next = self.timers.borrow().next_deadline();
         self.set_idle(true);
         // Another hub's shelf (`steal`) may want a look before the next timer.
