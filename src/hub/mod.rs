@@ -1026,7 +1026,7 @@ impl Hub {
             // The next one's wake reads its block: asked for now, it comes while this one's
             // wake runs (a burst of thousands of sleepers otherwise misses the cache on each).
             if let Some(after) = after {
-                // SAFETY: as below, for the entry still in the heap.
+                // SAFETY: as below, for the entry still in the timers.
                 Green::prefetch_wake(unsafe { &*(after as *const Green) });
             }
             // SAFETY: entries name live blocks of this hub: a thread's entries are forgotten
