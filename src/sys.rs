@@ -203,3 +203,16 @@ unsafe extern "C" {
     /// pass on (`execve` is given one).
     pub(crate) static mut environ: *mut *mut libc::c_char;
 }
+
+/// A hint that the cache line at `addr` will be read soon (no effect elsewhere than x86-64). A
+/// prefetch never faults: any address is allowed.
+#[inline(always)]
+pub fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}

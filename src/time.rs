@@ -29,14 +29,16 @@ unsafe fn duration(ts: *const timespec) -> Option<u64> {
     duration_ns(ts)
 }
 
-/// Parks the caller until `deadline` (CLOCK_MONOTONIC ns); a sleep of nothing is a yield. A
+/// Parks the caller for `ns` nanoseconds (CLOCK_MONOTONIC); a sleep of nothing is a yield. A
 /// signal whose handler runs meanwhile ends the sleep early, as it ends a native one (sleeps are
-/// never restarted): Err with the nanoseconds left.
-fn sleep_until(hub: &Hub, deadline: u64) -> Result<(), u64> {
-    if deadline <= now_ns() {
+/// never restarted): Err with the nanoseconds left. One clock read: a deadline `ns` > 0 after
+/// it is in the future, so nothing is gained by reading the clock again before parking.
+fn sleep_for(hub: &Hub, ns: u64) -> Result<(), u64> {
+    if ns == 0 {
         hub.yield_now();
         return Ok(());
     }
+    let deadline = now_ns().saturating_add(ns);
     let me = hub.current_green();
     let interrupt = Interrupt::new();
     crate::signal::interruptibly(hub, &interrupt, || {
@@ -48,10 +50,6 @@ fn sleep_until(hub: &Hub, deadline: u64) -> Result<(), u64> {
     } else {
         Ok(())
     }
-}
-
-fn sleep_for(hub: &Hub, ns: u64) -> Result<(), u64> {
-    sleep_until(hub, now_ns().saturating_add(ns))
 }
 
 /// Writes the time left of an interrupted sleep where the caller asked for it.

@@ -380,6 +380,20 @@ impl Green {
         token
     }
 
+    /// Asks the CPU for the words a timer's wake of this thread touches (`Hub::fire_timers`),
+    /// and where it parked (read to prefetch its stack before its resume).
+    #[inline]
+    pub(crate) fn prefetch_wake(&self) {
+        for field in [
+            &self.park_token as *const AtomicU64 as usize,
+            &self.hub as *const AtomicPtr<()> as usize,
+            self.timers_in_heap.as_ptr() as usize,
+            &self.switched_sp as *const AtomicUsize as usize,
+        ] {
+            crate::sys::prefetch(field);
+        }
+    }
+
     /// The token of the wait the thread is in now (0 when not waiting).
     pub(crate) fn current_token(&self) -> u64 {
         self.park_token.load(Ordering::Acquire)

@@ -26,8 +26,14 @@ pub const GUARD: usize = 64 << 10;
 /// Address space reserved at a time for stacks (lazily committed).
 const ARENA_BYTES: usize = 512 << 20;
 /// Free stacks a hub keeps with their touched pages; beyond this, freed stacks' memory goes
-/// back to the kernel (their address space stays in the pool), [`BATCH`] at a time.
+/// back to the kernel (their address space stays in the pool), [`BATCH`] at a time, when the
+/// hub has nothing else to do ([`StackPool::trim`]): giving it back costs about 1.3 µs a stack
+/// (the kernel's walk of its page tables), which a burst of ending threads (10 000 sleepers
+/// ending together) would otherwise pay in line, delaying the threads still running.
 const HOT_LIMIT: usize = 1024;
+/// Free stacks with their touched pages beyond which a hub that is never idle gives memory
+/// back as threads end, [`BATCH`] at a time, as it did before [`StackPool::trim`].
+const HOT_CAP: usize = 16 * HOT_LIMIT;
 /// Stacks handled by one system call: carved ahead of need (their guards installed and their
 /// top pages committed together) when the pool has none of the size asked, and given back
 /// together when the hot ones are too many (`process_madvise` over a vector of ranges).
@@ -289,9 +295,9 @@ impl StackPool {
         Some(self.ready(stack))
     }
 
-    /// Takes back the stack of a finished thread, or a reservation not run on. When the hot
-    /// ones are [`HOT_LIMIT`], the [`BATCH`] freed longest ago give their memory back, in one
-    /// call.
+    /// Takes back the stack of a finished thread, or a reservation not run on. The memory of
+    /// the hot ones beyond [`HOT_LIMIT`] goes back when the hub is idle ([`StackPool::trim`]),
+    /// or here once they are [`HOT_CAP`].
     pub fn put(&mut self, mut stack: Stack) {
         if stack.state != State::Resident {
             if stack.state != State::Lent {
@@ -301,15 +307,30 @@ impl StackPool {
             return;
         }
         stack.home = 0;
-        if self.hot.len() >= HOT_LIMIT {
-            let oldest = BATCH.min(self.hot.len());
-            release_memory(&self.hot[..oldest]);
-            self.cold.extend(self.hot.drain(..oldest).map(|s| Stack {
-                state: State::Guarded,
-                ..s
-            }));
+        if self.hot.len() >= HOT_CAP {
+            self.release_oldest(BATCH);
         }
         self.hot.push(stack);
+    }
+
+    /// Gives back the memory of up to [`BATCH`] of the hot stacks beyond [`HOT_LIMIT`], those
+    /// freed longest ago, in one call: for a hub with nothing else to do. True when it did.
+    pub fn trim(&mut self) -> bool {
+        let excess = self.hot.len().saturating_sub(HOT_LIMIT);
+        if excess == 0 {
+            return false;
+        }
+        self.release_oldest(BATCH.min(excess));
+        true
+    }
+
+    fn release_oldest(&mut self, count: usize) {
+        let oldest = count.min(self.hot.len());
+        release_memory(&self.hot[..oldest]);
+        self.cold.extend(self.hot.drain(..oldest).map(|s| Stack {
+            state: State::Guarded,
+            ..s
+        }));
     }
 
     /// A stack carved from what is left of the current arena, if it fits; no guard yet.
@@ -525,7 +546,13 @@ mod tests {
         for s in stacks {
             pool.put(s);
         }
-        assert_eq!(pool.cold.len(), BATCH, "the oldest went back together");
+        assert!(
+            pool.cold.is_empty(),
+            "nothing given back while the hub is busy"
+        );
+        assert!(pool.trim(), "one over the limit");
+        assert_eq!(pool.cold.len(), 1, "only what is over the limit");
+        assert!(!pool.trim(), "nothing left over the limit");
         let cold = pool.cold.pop().unwrap();
         // SAFETY: the lowest usable byte of a pooled stack.
         assert_eq!(
