@@ -18,6 +18,7 @@ pub mod masks;
 pub mod poller;
 mod slice;
 pub use slice::slice_ns;
+mod ring;
 mod spin;
 mod steal;
 pub mod timers;
