@@ -187,18 +187,23 @@ impl Hub {
     }
 
     /// The oldest thread on this hub's shelf but the slot, by its own thread: the ring's
-    /// first, else the locked queue's, the ring then refilled from it in one go.
-    fn take_oldest_own(&self) -> Option<Arrival> {
+    /// first, else the locked queue's, the ring then refilled from it in one go. Its start is
+    /// in its block.
+    fn take_oldest_own(&self) -> Option<&'static Green> {
         let ring = self.unstarted.ring();
         if let Some(green) = ring.and_then(Ring::pop) {
             // SAFETY: green blocks are never freed; the CAS that claimed it made it ours.
-            return Some(Self::arrival_of(unsafe { &*green }));
+            return Some(unsafe { &*green });
         }
         if self.unstarted.overflowed.load(Ordering::Relaxed) == 0 {
             return None;
         }
         let mut inbox = self.lock_inbox();
-        let oldest = inbox.shelf.pop_front();
+        let oldest = inbox.shelf.pop_front().map(|arrival| {
+            let green = arrival.green;
+            Self::unarrive(arrival);
+            green
+        });
         // The ring is empty and only this thread fills it: the queue's front moves there,
         // still older than what stays behind.
         if let Some(ring) = ring {
@@ -254,12 +259,13 @@ impl Hub {
     #[cold]
     pub(super) fn take_own_shelved(&self) -> Option<&'static Green> {
         // The shelf's oldest first, when it has any; else the slot.
-        let arrival = match self.take_oldest_own() {
-            Some(arrival) => arrival,
+        let green = match self.take_oldest_own() {
+            Some(green) => green,
             None => self.take_next()?,
         };
         self.unstarted.moved();
-        if let Some(other) = self.less_busy_hub(arrival.green) {
+        if let Some(other) = self.less_busy_hub(green) {
+            let arrival = Self::arrival_of(green);
             // SAFETY: hubs are leaked when made, never freed.
             let this: &'static Hub = unsafe { &*(self as *const Hub) };
             crate::stats::taken(1);
@@ -273,21 +279,21 @@ impl Hub {
             );
             return None;
         }
-        let green = arrival.green;
-        self.adopt(green, arrival.stack, arrival.body, arrival.mask);
+        // Its start stays in its block, for `first_run`: never a resident stack (those are
+        // placed at creation, `thread::hubs::unplaced`), so `adopt` would only put it back.
+        self.count_in(green, green.sigmask.get());
         Some(green)
     }
 
     /// Empties the slot (`Unstarted::next`), by this hub or by one taking from it.
-    fn take_next(&self) -> Option<Arrival> {
+    fn take_next(&self) -> Option<&'static Green> {
         let next = &self.unstarted.next;
         if next.load(Ordering::Relaxed).is_null() {
             return None;
         }
         let green = next.swap(ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: green blocks are never freed; this swap made it ours alone.
-        let green: &'static Green = unsafe { green.as_ref() }?;
-        Some(Self::arrival_of(green))
+        unsafe { green.as_ref() }
     }
 
     /// What a thread taken from the slot starts with: its stack and body, its mask.
@@ -369,7 +375,11 @@ impl Hub {
             // SAFETY: green blocks are never freed.
             let n = ring.grab(&mut grabbed[..wanted], |green| maskless(unsafe { &*green }));
             // SAFETY: as above; the CAS in `grab` made them ours alone.
-            taken.extend(grabbed[..n].iter().map(|green| Self::arrival_of(unsafe { &**green })));
+            taken.extend(
+                grabbed[..n]
+                    .iter()
+                    .map(|green| Self::arrival_of(unsafe { &**green })),
+            );
         }
         if taken.len() < wanted && victim.unstarted.overflowed.load(Ordering::Relaxed) > 0 {
             let mut inbox = victim.lock_inbox();
@@ -384,7 +394,7 @@ impl Hub {
             victim.unstarted.count(&inbox.shelf);
         }
         if taken.len() < wanted
-            && let Some(next) = victim.take_next()
+            && let Some(next) = victim.take_next().map(Self::arrival_of)
         {
             if maskless(next.green) {
                 taken.push(next);

@@ -66,11 +66,15 @@ pub fn place_from(
     if wanted() == 1 {
         return Some(creator);
     }
-    pick(creator, cpus, copied())
+    pick(creator, cpus, copied)
 }
 
 #[cold]
-fn pick(creator: &'static Hub, cpus: Option<&CpuMask>, copied: bool) -> Option<&'static Hub> {
+fn pick(
+    creator: &'static Hub,
+    cpus: Option<&CpuMask>,
+    copied: impl FnOnce() -> bool,
+) -> Option<&'static Hub> {
     let mut n = COUNT.load(Ordering::Acquire);
     if n == 0 {
         start(creator);
@@ -79,7 +83,8 @@ fn pick(creator: &'static Hub, cpus: Option<&CpuMask>, copied: bool) -> Option<&
             return Some(creator);
         }
     }
-    if n > 1 && cpus.is_none() && !copied && creator.is_pooled() {
+    // `copied` last: it reads the configuration.
+    if n > 1 && cpus.is_none() && creator.is_pooled() && !copied() {
         return None;
     }
     Some(place_by_load(creator, cpus, n))
@@ -92,12 +97,26 @@ fn pick(creator: &'static Hub, cpus: Option<&CpuMask>, copied: bool) -> Option<&
 #[cold]
 pub fn unplaced(creator: &'static Hub, stack: &Stack) -> (&'static Hub, bool) {
     if stack.ready_to_run() {
-        (
-            place_by_load(creator, None, COUNT.load(Ordering::Acquire)),
-            false,
-        )
+        (creator_unless_busier(creator), false)
     } else {
         (creator, true)
+    }
+}
+
+/// [`place_by_load`] with no CPU mask, for a creator that is one of the library's hubs (so
+/// listed), the common answer (the creator's own hub) found with one look at each other hub.
+fn creator_unless_busier(creator: &'static Hub) -> &'static Hub {
+    let n = COUNT.load(Ordering::Acquire);
+    let mine = creator.load();
+    let fewer = (0..n).any(|i| {
+        // SAFETY: listed hubs are leaked, never freed.
+        let hub = unsafe { HUBS[i].load(Ordering::Acquire).as_ref() };
+        hub.is_some_and(|hub| hub.load() < mine)
+    });
+    if fewer {
+        place_by_load(creator, None, n)
+    } else {
+        creator
     }
 }
 
