@@ -61,10 +61,15 @@ pub fn count() -> usize {
 pub fn place_from(
     creator: &'static Hub,
     cpus: Option<&CpuMask>,
-    copied: impl FnOnce() -> bool,
+    copied: impl Fn() -> bool,
 ) -> Option<&'static Hub> {
     if wanted() == 1 {
         return Some(creator);
+    }
+    // The shelf, the common answer once the hubs run, without the call (`copied` last: it
+    // reads the configuration).
+    if COUNT.load(Ordering::Acquire) > 1 && cpus.is_none() && creator.is_pooled() && !copied() {
+        return None;
     }
     pick(creator, cpus, copied)
 }
@@ -73,7 +78,7 @@ pub fn place_from(
 fn pick(
     creator: &'static Hub,
     cpus: Option<&CpuMask>,
-    copied: impl FnOnce() -> bool,
+    copied: impl Fn() -> bool,
 ) -> Option<&'static Hub> {
     let mut n = COUNT.load(Ordering::Acquire);
     if n == 0 {
@@ -83,7 +88,6 @@ fn pick(
             return Some(creator);
         }
     }
-    // `copied` last: it reads the configuration.
     if n > 1 && cpus.is_none() && creator.is_pooled() && !copied() {
         return None;
     }
@@ -94,7 +98,7 @@ fn pick(
 /// given a resident stack (one a thread just ended on) is placed now, by load, so that its
 /// creator's hub makes it at once (`Hub::spawn`) and a create+join pair costs nothing more
 /// than at one hub; the others wait on their creator's shelf (`hub::steal`).
-#[cold]
+#[inline]
 pub fn unplaced(creator: &'static Hub, stack: &Stack) -> (&'static Hub, bool) {
     if stack.ready_to_run() {
         (creator_unless_busier(creator), false)
@@ -105,6 +109,7 @@ pub fn unplaced(creator: &'static Hub, stack: &Stack) -> (&'static Hub, bool) {
 
 /// [`place_by_load`] with no CPU mask, for a creator that is one of the library's hubs (so
 /// listed), the common answer (the creator's own hub) found with one look at each other hub.
+#[inline(never)]
 fn creator_unless_busier(creator: &'static Hub) -> &'static Hub {
     let n = COUNT.load(Ordering::Acquire);
     let mine = creator.load();
