@@ -113,11 +113,13 @@ pub fn unplaced(creator: &'static Hub, stack: &Stack) -> (&'static Hub, bool) {
 fn creator_unless_busier(creator: &'static Hub) -> &'static Hub {
     let n = COUNT.load(Ordering::Acquire);
     let mine = creator.load();
-    let fewer = (0..n).any(|i| {
-        // SAFETY: listed hubs are leaked, never freed.
-        let hub = unsafe { HUBS[i].load(Ordering::Acquire).as_ref() };
-        hub.is_some_and(|hub| hub.load() < mine)
-    });
+    // None has fewer than none (a create+join pair: the last one ended).
+    let fewer = mine > 0
+        && (0..n).any(|i| {
+            // SAFETY: listed hubs are leaked, never freed.
+            let hub = unsafe { HUBS[i].load(Ordering::Acquire).as_ref() };
+            hub.is_some_and(|hub| !core::ptr::eq(hub, creator) && hub.load() < mine)
+        });
     if fewer {
         place_by_load(creator, None, n)
     } else {
