@@ -18,6 +18,7 @@ pub mod masks;
 pub mod poller;
 mod slice;
 pub use slice::slice_ns;
+mod ring;
 mod spin;
 mod steal;
 pub mod timers;
@@ -692,6 +693,13 @@ impl Hub {
             // SAFETY: the thread has not started; nothing else refers to it.
             unsafe { *green.unstarted.get() = Some(Unstarted { stack, body }) };
         }
+        self.count_in(green, mask);
+    }
+
+    /// Counts `green` (not started yet, its start in its block or its coroutine made) as
+    /// one of this hub's threads.
+    #[inline(always)]
+    fn count_in(&self, green: &'static Green, mask: masks::Bits) {
         // A new thread starts with its creator's mask, as natively.
         self.masks.join(green, mask);
         self.alive

@@ -10,9 +10,13 @@
 //! on the other (spawn 10 000 then join all cost 3 times one hub's). A thread on a shelf runs
 //! where it was made unless its hub leaves it waiting while another hub has nothing to do.
 //!
-//! The shelf is in the hub's inbox (one lock, which `os::fork` holds across a fork); the run
-//! queue holds one [`Unstarted::mark`] per thread shelved, and the hub starts the oldest
-//! shelved thread when it pops a mark (none left, all taken: nothing).
+//! The shelf, oldest first: a lock-free ring the hub owns (`ring`, Go's `runq`: the owner
+//! appends, the owner and takers claim from the front by CAS), then what did not fit in it,
+//! in the hub's inbox (`Inbox::shelf`, under the lock `os::fork` holds across a fork; while
+//! it holds any, new threads go there too, so that the ring's are always the older), then the
+//! newest in a one-thread slot. The run queue holds one [`Unstarted::mark`] per thread
+//! shelved, and the hub starts the oldest shelved thread when it pops a mark (none left, all
+//! taken: nothing).
 //!
 //! When a shelf is taken from: when it has stood still for [`GRACE_NS`] — no thread shelved
 //! or started there meanwhile (Go protects a P's newest goroutine, `runnext`, the same way).
@@ -32,6 +36,7 @@
 //! once more, after a fence: a thread shelved meanwhile is either seen by it, or its shelver
 //! sees it asleep and not asked, and notifies it.
 
+use super::ring::Ring;
 use super::{Arrival, Hub};
 use crate::green::stack::Stack;
 use crate::green::{Green, Unstarted as Start};
@@ -50,6 +55,11 @@ const GRACE_NS: u64 = 50_000;
 /// does not lose a whole batch of short threads to the other CPU.
 const TAKE_AT_MOST: usize = 8;
 
+/// Slots of a hub's ring: a batch of this many threads made in a row (before the first
+/// starts) shelves without a lock; 128 KiB per library hub, of which only the pages a
+/// hub's batches reach are touched. The rest waits in the locked queue.
+const RING_SLOTS: usize = 16 * 1024;
+
 /// A hub's part in placement at first run.
 pub(super) struct Unstarted {
     /// Stands in the run queue for the oldest shelved thread (never run, never in the table).
@@ -58,8 +68,10 @@ pub(super) struct Unstarted {
     /// and takes it back without the lock (a create+join pair costs no locked instruction
     /// but one swap); its stack and body are in its `unstarted`, its mask in `sigmask`.
     next: AtomicPtr<Green>,
-    /// Threads on the shelf (written under the inbox lock, read by any hub).
-    shelved: AtomicUsize,
+    /// The shelf's older part (made once the hub is one of the library's; null before).
+    ring: AtomicPtr<Ring<Green>>,
+    /// Threads in `Inbox::shelf` (written under the inbox lock, read by any hub).
+    overflowed: AtomicUsize,
     /// Threads ever shelved here or started from the shelf by this hub (its own thread's
     /// count): unchanged, the shelf stood still.
     moved: AtomicU64,
@@ -77,7 +89,8 @@ impl Unstarted {
         Unstarted {
             mark: Box::leak(Box::new(Green::dead())),
             next: AtomicPtr::new(ptr::null_mut()),
-            shelved: AtomicUsize::new(0),
+            ring: AtomicPtr::new(ptr::null_mut()),
+            overflowed: AtomicUsize::new(0),
             moved: AtomicU64::new(0),
             pooled: AtomicBool::new(false),
             asked: AtomicBool::new(false),
@@ -85,9 +98,16 @@ impl Unstarted {
         }
     }
 
-    /// The shelf changed (under its inbox lock): its length, for lock-free readers.
+    /// The locked part of the shelf changed (under its inbox lock): its length, for lock-free
+    /// readers.
     fn count(&self, shelf: &VecDeque<Arrival>) {
-        self.shelved.store(shelf.len(), Ordering::Relaxed);
+        self.overflowed.store(shelf.len(), Ordering::Relaxed);
+    }
+
+    /// The ring, once the hub is one of the library's.
+    fn ring(&self) -> Option<&'static Ring<Green>> {
+        // SAFETY: made by `set_pooled` and never freed; Acquire pairs with its Release.
+        unsafe { self.ring.load(Ordering::Acquire).as_ref() }
     }
 
     /// The owner shelved or started a thread.
@@ -100,6 +120,12 @@ impl Unstarted {
 impl Hub {
     /// This hub is one of the library's: its new threads are shelved, and it takes others'.
     pub fn set_pooled(&self, pooled: bool) {
+        if pooled && self.unstarted.ring.load(Ordering::Relaxed).is_null() {
+            // Before the flag: a pooled hub has its ring. Only the hub that starts the others
+            // sets this (`thread::hubs`), before any of its threads is shelved here.
+            let ring = Box::leak(Box::new(Ring::new(RING_SLOTS)));
+            self.unstarted.ring.store(ring, Ordering::Release);
+        }
         self.unstarted.pooled.store(pooled, Ordering::Release);
     }
 
@@ -109,7 +135,8 @@ impl Hub {
 
     /// Threads on this hub's shelf, not started yet (from any OS thread).
     pub fn shelved(&self) -> usize {
-        self.unstarted.shelved.load(Ordering::Relaxed)
+        self.unstarted.ring().map_or(0, Ring::len)
+            + self.unstarted.overflowed.load(Ordering::Relaxed)
             + usize::from(!self.unstarted.next.load(Ordering::Relaxed).is_null())
     }
 
@@ -132,18 +159,80 @@ impl Hub {
             next.store(green, Ordering::Release);
         } else {
             // The newest in the slot, the one before to the shelf's end: oldest first.
-            let mut inbox = self.lock_inbox();
             let before = next.swap(green, Ordering::AcqRel);
-            // SAFETY: green blocks are never freed; the swap made it ours alone.
-            if let Some(before) = unsafe { before.as_ref() } {
-                inbox.shelf.push_back(Self::arrival_of(before));
-                self.unstarted.count(&inbox.shelf);
+            if !before.is_null() {
+                self.shelve(before);
             }
         }
         self.unstarted.moved();
         super::slice::note_green();
         self.run_queue.borrow_mut().push_back(self.unstarted.mark);
         self.tell_a_sleeper();
+    }
+
+    /// Appends `green` (taken from the slot) to this hub's shelf: to the ring unless it is full
+    /// or the locked queue holds threads (which are younger than the ring's).
+    fn shelve(&self, green: *mut Green) {
+        let ring = self.unstarted.ring();
+        if self.unstarted.overflowed.load(Ordering::Relaxed) == 0
+            && ring.is_some_and(|ring| ring.push(green))
+        {
+            return;
+        }
+        // SAFETY: green blocks are never freed; the swap that took it made it ours alone.
+        let green: &'static Green = unsafe { &*green };
+        let mut inbox = self.lock_inbox();
+        inbox.shelf.push_back(Self::arrival_of(green));
+        self.unstarted.count(&inbox.shelf);
+    }
+
+    /// The oldest thread on this hub's shelf but the slot, by its own thread: the ring's
+    /// first, else the locked queue's, the ring then refilled from it in one go. Its start is
+    /// in its block.
+    fn take_oldest_own(&self) -> Option<&'static Green> {
+        let ring = self.unstarted.ring();
+        if let Some(green) = ring.and_then(Ring::pop) {
+            // SAFETY: green blocks are never freed; the CAS that claimed it made it ours.
+            return Some(unsafe { &*green });
+        }
+        if self.unstarted.overflowed.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut inbox = self.lock_inbox();
+        let oldest = inbox.shelf.pop_front().map(|arrival| {
+            let green = arrival.green;
+            Self::unarrive(arrival);
+            green
+        });
+        // The ring is empty and only this thread fills it: the queue's front moves there,
+        // still older than what stays behind.
+        if let Some(ring) = ring {
+            while let Some(arrival) = inbox.shelf.pop_front() {
+                let green = arrival.green as *const Green as *mut Green;
+                Self::unarrive(arrival);
+                if !ring.push(green) {
+                    // SAFETY: just pushed back by `unarrive`, ours under the lock.
+                    inbox.shelf.push_front(Self::arrival_of(unsafe { &*green }));
+                    break;
+                }
+            }
+        }
+        self.unstarted.count(&inbox.shelf);
+        oldest
+    }
+
+    /// Puts an arrival's start back into its block, as the ring holds threads.
+    fn unarrive(arrival: Arrival) {
+        let green = arrival.green;
+        green.sigmask.set(arrival.mask);
+        // SAFETY: the thread has not started and is ours alone (under the inbox lock, out of
+        // the queue, not yet in the ring).
+        unsafe {
+            *green.unstarted.get() = Some(Start {
+                stack: arrival.stack,
+                body: arrival.body,
+            })
+        };
     }
 
     /// Notifies one hub asleep in its poller, not notified yet, that a thread is shelved
@@ -170,20 +259,13 @@ impl Hub {
     #[cold]
     pub(super) fn take_own_shelved(&self) -> Option<&'static Green> {
         // The shelf's oldest first, when it has any; else the slot.
-        let arrival = if self.unstarted.shelved.load(Ordering::Relaxed) > 0 {
-            let mut inbox = self.lock_inbox();
-            let arrival = inbox.shelf.pop_front();
-            self.unstarted.count(&inbox.shelf);
-            arrival
-        } else {
-            None
-        };
-        let arrival = match arrival {
-            Some(arrival) => arrival,
+        let green = match self.take_oldest_own() {
+            Some(green) => green,
             None => self.take_next()?,
         };
         self.unstarted.moved();
-        if let Some(other) = self.less_busy_hub(arrival.green) {
+        if let Some(other) = self.less_busy_hub(green) {
+            let arrival = Self::arrival_of(green);
             // SAFETY: hubs are leaked when made, never freed.
             let this: &'static Hub = unsafe { &*(self as *const Hub) };
             crate::stats::taken(1);
@@ -197,21 +279,21 @@ impl Hub {
             );
             return None;
         }
-        let green = arrival.green;
-        self.adopt(green, arrival.stack, arrival.body, arrival.mask);
+        // Its start stays in its block, for `first_run`: never a resident stack (those are
+        // placed at creation, `thread::hubs::unplaced`), so `adopt` would only put it back.
+        self.count_in(green, green.sigmask.get());
         Some(green)
     }
 
     /// Empties the slot (`Unstarted::next`), by this hub or by one taking from it.
-    fn take_next(&self) -> Option<Arrival> {
+    fn take_next(&self) -> Option<&'static Green> {
         let next = &self.unstarted.next;
         if next.load(Ordering::Relaxed).is_null() {
             return None;
         }
         let green = next.swap(ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: green blocks are never freed; this swap made it ours alone.
-        let green: &'static Green = unsafe { green.as_ref() }?;
-        Some(Self::arrival_of(green))
+        unsafe { green.as_ref() }
     }
 
     /// What a thread taken from the slot starts with: its stack and body, its mask.
@@ -286,7 +368,20 @@ impl Hub {
         // A thread given a CPU mask is placed by it (`thread::hubs`), never taken.
         let maskless = |green: &Green| green.affinity.load(Ordering::Relaxed).is_null();
         let mut taken = Vec::new();
-        if victim.unstarted.shelved.load(Ordering::Relaxed) > 0 {
+        if let Some(ring) = victim.unstarted.ring() {
+            // Those at the front without a mask (one with a mask stops the grab: its hub
+            // starts it, and the rest with it, in order).
+            let mut grabbed = [ptr::null_mut(); TAKE_AT_MOST];
+            // SAFETY: green blocks are never freed.
+            let n = ring.grab(&mut grabbed[..wanted], |green| maskless(unsafe { &*green }));
+            // SAFETY: as above; the CAS in `grab` made them ours alone.
+            taken.extend(
+                grabbed[..n]
+                    .iter()
+                    .map(|green| Self::arrival_of(unsafe { &**green })),
+            );
+        }
+        if taken.len() < wanted && victim.unstarted.overflowed.load(Ordering::Relaxed) > 0 {
             let mut inbox = victim.lock_inbox();
             let mut at = 0;
             while taken.len() < wanted && at < inbox.shelf.len() {
@@ -299,7 +394,7 @@ impl Hub {
             victim.unstarted.count(&inbox.shelf);
         }
         if taken.len() < wanted
-            && let Some(next) = victim.take_next()
+            && let Some(next) = victim.take_next().map(Self::arrival_of)
         {
             if maskless(next.green) {
                 taken.push(next);
@@ -347,7 +442,11 @@ impl Hub {
     /// In a fork child (its shelf already emptied, under the inbox lock): the hubs are
     /// started again, this one first, by the child's next `pthread_create` (`thread::hubs`).
     pub(super) fn unstarted_after_fork(&self) {
-        self.unstarted.shelved.store(0, Ordering::Relaxed);
+        self.unstarted.overflowed.store(0, Ordering::Relaxed);
+        if let Some(ring) = self.unstarted.ring() {
+            // Its threads are the parent's, retired with the other hubs'.
+            ring.clear();
+        }
         self.unstarted
             .next
             .store(ptr::null_mut(), Ordering::Relaxed);

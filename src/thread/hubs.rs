@@ -61,16 +61,25 @@ pub fn count() -> usize {
 pub fn place_from(
     creator: &'static Hub,
     cpus: Option<&CpuMask>,
-    copied: impl FnOnce() -> bool,
+    copied: impl Fn() -> bool,
 ) -> Option<&'static Hub> {
     if wanted() == 1 {
         return Some(creator);
     }
-    pick(creator, cpus, copied())
+    // The shelf, the common answer once the hubs run, without the call (`copied` last: it
+    // reads the configuration).
+    if COUNT.load(Ordering::Acquire) > 1 && cpus.is_none() && creator.is_pooled() && !copied() {
+        return None;
+    }
+    pick(creator, cpus, copied)
 }
 
 #[cold]
-fn pick(creator: &'static Hub, cpus: Option<&CpuMask>, copied: bool) -> Option<&'static Hub> {
+fn pick(
+    creator: &'static Hub,
+    cpus: Option<&CpuMask>,
+    copied: impl Fn() -> bool,
+) -> Option<&'static Hub> {
     let mut n = COUNT.load(Ordering::Acquire);
     if n == 0 {
         start(creator);
@@ -79,7 +88,7 @@ fn pick(creator: &'static Hub, cpus: Option<&CpuMask>, copied: bool) -> Option<&
             return Some(creator);
         }
     }
-    if n > 1 && cpus.is_none() && !copied && creator.is_pooled() {
+    if n > 1 && cpus.is_none() && creator.is_pooled() && !copied() {
         return None;
     }
     Some(place_by_load(creator, cpus, n))
@@ -89,15 +98,32 @@ fn pick(creator: &'static Hub, cpus: Option<&CpuMask>, copied: bool) -> Option<&
 /// given a resident stack (one a thread just ended on) is placed now, by load, so that its
 /// creator's hub makes it at once (`Hub::spawn`) and a create+join pair costs nothing more
 /// than at one hub; the others wait on their creator's shelf (`hub::steal`).
-#[cold]
+#[inline]
 pub fn unplaced(creator: &'static Hub, stack: &Stack) -> (&'static Hub, bool) {
     if stack.ready_to_run() {
-        (
-            place_by_load(creator, None, COUNT.load(Ordering::Acquire)),
-            false,
-        )
+        (creator_unless_busier(creator), false)
     } else {
         (creator, true)
+    }
+}
+
+/// [`place_by_load`] with no CPU mask, for a creator that is one of the library's hubs (so
+/// listed), the common answer (the creator's own hub) found with one look at each other hub.
+#[inline(never)]
+fn creator_unless_busier(creator: &'static Hub) -> &'static Hub {
+    let n = COUNT.load(Ordering::Acquire);
+    let mine = creator.load();
+    // None has fewer than none (a create+join pair: the last one ended).
+    let fewer = mine > 0
+        && (0..n).any(|i| {
+            // SAFETY: listed hubs are leaked, never freed.
+            let hub = unsafe { HUBS[i].load(Ordering::Acquire).as_ref() };
+            hub.is_some_and(|hub| !core::ptr::eq(hub, creator) && hub.load() < mine)
+        });
+    if fewer {
+        place_by_load(creator, None, n)
+    } else {
+        creator
     }
 }
 
