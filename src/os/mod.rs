@@ -138,9 +138,8 @@ unsafe fn green_read(
     known: fd::Known,
 ) -> Outcome<ssize_t> {
     let real = real::get();
-    let mut green = match GreenFd::for_known(fd, known) {
-        Ok(green) => green,
-        Err(Bypass) => return Bypass,
+    let mut green = match GreenFd::admit(fd, known) {
+        Ok(admitted) => GreenFd::new(fd, admitted),
         Err(outcome) => return outcome,
     };
     if green.kind.is_socket() {
@@ -363,9 +362,8 @@ unsafe fn green_write(
     len: size_t,
     known: fd::Known,
 ) -> Outcome<ssize_t> {
-    let mut green = match GreenFd::for_known(fd, known) {
-        Ok(green) => green,
-        Err(Bypass) => return Bypass,
+    let mut green = match GreenFd::admit(fd, known) {
+        Ok(admitted) => GreenFd::new(fd, admitted),
         Err(outcome) => return outcome,
     };
     let socket = green.kind.is_socket();
