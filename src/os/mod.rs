@@ -63,6 +63,20 @@ fn green_or_plain(
     }
 }
 
+/// What the export makes of an `Outcome` (see `abi::shims`), for an out-of-line half that
+/// answers the C call itself: its value, `real` (the real function), or -1 with errno.
+#[inline(always)]
+fn answer(outcome: Outcome<ssize_t>, real: impl FnOnce() -> ssize_t) -> ssize_t {
+    match outcome {
+        Done(n) => n,
+        Bypass => real(),
+        Outcome::Errno(code) => {
+            crate::sys::set_errno(code);
+            -1
+        }
+    }
+}
+
 /// Every read and write asks first whether the fd table already knows the descriptor to be a
 /// plain one now ([`fd::known`]: a device, a regular file without the pool, a pipe with `os`
 /// off): then libc, before anything else, and the descriptor's byte in [`crate::plain_fds`] is
@@ -101,13 +115,16 @@ pub unsafe fn read(
     if len == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
-    // SAFETY: per our contract.
-    plain_first(fd, hub, |known| unsafe {
-        read_not_plain(fd, buf, len, known)
+    plain_first(fd, hub, |known| {
+        let fd::Known { entry, kind, hub } = known;
+        // SAFETY: per our contract.
+        Done(unsafe { read_not_plain(fd, buf, len, entry, kind, hub) })
     })
 }
 
-/// [`read`] of a descriptor not known to be plain.
+/// [`read`] of a descriptor not known to be plain, with what [`plain_first`] knew of it (as
+/// separate arguments, and its answer the C one: all in registers, so the export calls it last
+/// and keeps nothing across the call).
 ///
 /// # Safety
 /// As [`read`].
@@ -116,15 +133,20 @@ unsafe fn read_not_plain(
     fd: c_int,
     buf: *mut c_void,
     len: size_t,
-    known: fd::Known,
-) -> Outcome<ssize_t> {
+    entry: Option<&'static fd::Entry>,
+    kind: Kind,
+    hub: Option<&'static Hub>,
+) -> ssize_t {
     let at = buf as usize; // the caller waits while a pool thread reads into it
+    let known = fd::Known { entry, kind, hub };
     // SAFETY: per our contract; the caller's arguments, to the real function.
-    unsafe {
+    let outcome = unsafe {
         green_or_plain(fd, green_read(fd, buf, len, known), move || {
             (real::get().read)(fd, at as *mut c_void, len)
         })
-    }
+    };
+    // SAFETY: the caller's arguments, to the real function.
+    answer(outcome, || unsafe { (real::get().read)(fd, buf, len) })
 }
 
 /// The green part of [`read`]: Bypass when the descriptor is not a green one.
@@ -326,13 +348,14 @@ pub unsafe fn write(
     len: size_t,
     hub: Option<&'static Hub>,
 ) -> Outcome<ssize_t> {
-    // SAFETY: per our contract.
-    plain_first(fd, hub, |known| unsafe {
-        write_not_plain(fd, buf, len, known)
+    plain_first(fd, hub, |known| {
+        let fd::Known { entry, kind, hub } = known;
+        // SAFETY: per our contract.
+        Done(unsafe { write_not_plain(fd, buf, len, entry, kind, hub) })
     })
 }
 
-/// [`write`] of a descriptor not known to be plain.
+/// [`write`] of a descriptor not known to be plain (as [`read_not_plain`]).
 ///
 /// # Safety
 /// As [`write`].
@@ -341,15 +364,20 @@ unsafe fn write_not_plain(
     fd: c_int,
     buf: *const c_void,
     len: size_t,
-    known: fd::Known,
-) -> Outcome<ssize_t> {
+    entry: Option<&'static fd::Entry>,
+    kind: Kind,
+    hub: Option<&'static Hub>,
+) -> ssize_t {
     let at = buf as usize; // the caller waits while a pool thread writes from it
+    let known = fd::Known { entry, kind, hub };
     // SAFETY: per our contract; the caller's arguments, to the real function.
-    unsafe {
+    let outcome = unsafe {
         green_or_plain(fd, green_write(fd, buf, len, known), move || {
             (real::get().write)(fd, at as *const c_void, len)
         })
-    }
+    };
+    // SAFETY: the caller's arguments, to the real function.
+    answer(outcome, || unsafe { (real::get().write)(fd, buf, len) })
 }
 
 /// The green part of [`write`]: Bypass when the descriptor is not a green one.
