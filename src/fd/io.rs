@@ -116,15 +116,9 @@ impl GreenFd {
     }
 
     /// [`for_call`](GreenFd::for_call) with what the call already knew of `fd` (see
-    /// [`Known`]).
-    #[inline(always)]
-    pub fn for_known<T>(fd: c_int, known: Known) -> Result<GreenFd, Outcome<T>> {
-        GreenFd::admit(fd, known).map(|admitted| GreenFd::new(fd, admitted))
-    }
-
-    /// What [`for_known`](GreenFd::for_known) checks, without making the [`GreenFd`]: the
-    /// caller makes it with [`new`](GreenFd::new) in its own variable (a `GreenFd` returned in
-    /// a `Result` was built aside and copied over, some thirty instructions on every call).
+    /// [`Known`]), without making the [`GreenFd`]: the caller makes it with
+    /// [`new`](GreenFd::new) in its own variable (a `GreenFd` returned in a `Result` was built
+    /// aside and copied over, some thirty instructions on every call).
     #[inline(always)]
     pub fn admit<T>(fd: c_int, known: Known) -> Result<Admitted, Outcome<T>> {
         let Known { entry, kind, hub } = known;

@@ -423,7 +423,7 @@ pub fn entry(fd: c_int) -> Option<&'static Entry> {
 /// entry and the kind cached there (Unknown when none is, or there is no entry yet; Plain for
 /// a number out of the table's range, which stays plain libc). The question every read and
 /// write asks first (see `os::plain_first`, [`plain_now`]); the green path takes the entry on
-/// from there ([`io::GreenFd::for_known`]).
+/// from there ([`io::GreenFd::admit`]).
 #[inline(always)]
 pub fn cached(fd: c_int) -> (Option<&'static Entry>, Kind) {
     let Some(fd) = usize::try_from(fd).ok().filter(|&fd| fd < MAX_FDS) else {

@@ -317,9 +317,8 @@ unsafe fn green_readv(
     if count < 0 || unsafe { iov_len(iov, count as usize) } == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
-    let mut green = match GreenFd::for_known(fd, known) {
-        Ok(green) => green,
-        Err(Bypass) => return Bypass,
+    let mut green = match GreenFd::admit(fd, known) {
+        Ok(admitted) => GreenFd::new(fd, admitted),
         Err(outcome) => return outcome,
     };
     if green.kind.is_socket() {
@@ -496,9 +495,8 @@ unsafe fn green_writev(
     known: fd::Known,
 ) -> Outcome<ssize_t> {
     let real = real::get();
-    let mut green = match GreenFd::for_known(fd, known) {
-        Ok(green) => green,
-        Err(Bypass) => return Bypass,
+    let mut green = match GreenFd::admit(fd, known) {
+        Ok(admitted) => GreenFd::new(fd, admitted),
         Err(outcome) => return outcome,
     };
     if count < 0 {
