@@ -117,14 +117,41 @@ pub unsafe fn read(
     }
     plain_first(fd, hub, |known| {
         let fd::Known { entry, kind, hub } = known;
+        let asked = Asked::new(kind, false);
         // SAFETY: per our contract.
-        Done(unsafe { read_not_plain(fd, buf, len, entry, kind, hub) })
+        Done(unsafe { read_not_plain(fd, buf, len, entry, asked, hub) })
     })
+}
+
+/// What the out-of-line half of a read or write is asked: the descriptor's cached kind, and
+/// whether the C call is `recv`/`send` with no flags rather than `read`/`write` (the real
+/// function it makes when the descriptor is not a green one). Two bytes, one argument
+/// register: every argument of the half is in a register, so the export jumps to it last.
+#[derive(Clone, Copy)]
+struct Asked(u16);
+
+impl Asked {
+    /// (Two fields would be two arguments: one more than the registers hold.)
+    #[inline(always)]
+    fn new(kind: Kind, socket_call: bool) -> Asked {
+        Asked(kind as u16 | u16::from(socket_call) << 8)
+    }
+
+    #[inline(always)]
+    fn kind(self) -> Kind {
+        // SAFETY: the low byte is a `Kind`'s (`new`), whose representation is u8.
+        unsafe { core::mem::transmute::<u8, Kind>(self.0 as u8) }
+    }
+
+    #[inline(always)]
+    fn socket_call(self) -> bool {
+        self.0 >> 8 != 0
+    }
 }
 
 /// [`read`] of a descriptor not known to be plain, with what [`plain_first`] knew of it (as
 /// separate arguments, and its answer the C one: all in registers, so the export calls it last
-/// and keeps nothing across the call).
+/// and keeps nothing across the call); also `recv` with no flags ([`recv_as_read`]).
 ///
 /// # Safety
 /// As [`read`].
@@ -134,19 +161,39 @@ unsafe fn read_not_plain(
     buf: *mut c_void,
     len: size_t,
     entry: Option<&'static fd::Entry>,
-    kind: Kind,
+    asked: Asked,
     hub: Option<&'static Hub>,
 ) -> ssize_t {
+    let known = fd::Known {
+        entry,
+        kind: asked.kind(),
+        hub,
+    };
     let at = buf as usize; // the caller waits while a pool thread reads into it
-    let known = fd::Known { entry, kind, hub };
-    // SAFETY: per our contract; the caller's arguments, to the real function.
-    let outcome = unsafe {
-        green_or_plain(fd, green_read(fd, buf, len, known), move || {
+    // SAFETY: per our contract.
+    let outcome = match unsafe { green_read(fd, buf, len, known) } {
+        // SAFETY: the caller's arguments, to the real function.
+        Bypass if asked.socket_call() => return unsafe { (real::get().recv)(fd, buf, len, 0) },
+        // SAFETY: as above.
+        green => green_or_plain(fd, green, move || unsafe {
             (real::get().read)(fd, at as *mut c_void, len)
-        })
+        }),
     };
     // SAFETY: the caller's arguments, to the real function.
     answer(outcome, || unsafe { (real::get().read)(fd, buf, len) })
+}
+
+/// `recv(fd, buf, len, 0)` of a descriptor the fd table knows to be a socket (`known`): what
+/// its `read` does, the table's knowledge of its emptiness included (`GreenFd::read`: a socket
+/// known to be empty parks before it tries); the real `recv` where that is libc. The C answer.
+///
+/// # Safety
+/// As `recv(2)`; `len` is not 0.
+pub unsafe fn recv_as_read(fd: c_int, buf: *mut c_void, len: size_t, known: fd::Known) -> ssize_t {
+    let fd::Known { entry, kind, hub } = known;
+    let asked = Asked::new(kind, true);
+    // SAFETY: per our contract.
+    unsafe { read_not_plain(fd, buf, len, entry, asked, hub) }
 }
 
 /// The green part of [`read`]: Bypass when the descriptor is not a green one.
@@ -349,12 +396,14 @@ pub unsafe fn write(
 ) -> Outcome<ssize_t> {
     plain_first(fd, hub, |known| {
         let fd::Known { entry, kind, hub } = known;
+        let asked = Asked::new(kind, false);
         // SAFETY: per our contract.
-        Done(unsafe { write_not_plain(fd, buf, len, entry, kind, hub) })
+        Done(unsafe { write_not_plain(fd, buf, len, entry, asked, hub) })
     })
 }
 
-/// [`write`] of a descriptor not known to be plain (as [`read_not_plain`]).
+/// [`write`] of a descriptor not known to be plain (as [`read_not_plain`]); also `send` with
+/// no flags ([`send_as_write`]).
 ///
 /// # Safety
 /// As [`write`].
@@ -364,19 +413,44 @@ unsafe fn write_not_plain(
     buf: *const c_void,
     len: size_t,
     entry: Option<&'static fd::Entry>,
-    kind: Kind,
+    asked: Asked,
     hub: Option<&'static Hub>,
 ) -> ssize_t {
+    let known = fd::Known {
+        entry,
+        kind: asked.kind(),
+        hub,
+    };
     let at = buf as usize; // the caller waits while a pool thread writes from it
-    let known = fd::Known { entry, kind, hub };
-    // SAFETY: per our contract; the caller's arguments, to the real function.
-    let outcome = unsafe {
-        green_or_plain(fd, green_write(fd, buf, len, known), move || {
+    // SAFETY: per our contract.
+    let outcome = match unsafe { green_write(fd, buf, len, known) } {
+        // SAFETY: the caller's arguments, to the real function.
+        Bypass if asked.socket_call() => return unsafe { (real::get().send)(fd, buf, len, 0) },
+        // SAFETY: as above.
+        green => green_or_plain(fd, green, move || unsafe {
             (real::get().write)(fd, at as *const c_void, len)
-        })
+        }),
     };
     // SAFETY: the caller's arguments, to the real function.
     answer(outcome, || unsafe { (real::get().write)(fd, buf, len) })
+}
+
+/// `send(fd, buf, len, 0)` of a descriptor the fd table knows to be a socket (`known`): what
+/// its `write` does, the in-process peer's direct wake and count of unread bytes included
+/// (`Entry::wrote`); the real `send` where that is libc. The C answer.
+///
+/// # Safety
+/// As `send(2)`.
+pub unsafe fn send_as_write(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    known: fd::Known,
+) -> ssize_t {
+    let fd::Known { entry, kind, hub } = known;
+    let asked = Asked::new(kind, true);
+    // SAFETY: per our contract.
+    unsafe { write_not_plain(fd, buf, len, entry, asked, hub) }
 }
 
 /// The green part of [`write`]: Bypass when the descriptor is not a green one.
