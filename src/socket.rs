@@ -151,7 +151,42 @@ fn finish_accept(new: c_int, listener: c_int) -> Outcome<c_int> {
     Done(new)
 }
 
-/// `recv`, `recvfrom` (and `read` on a socket): `MSG_WAITALL` on a stream gathers until the
+/// `recv`: with no flags, on a descriptor the table knows to be a socket, a `read` (as the
+/// kernel has it), which knows when the socket is empty and parks without the try that would
+/// only answer EAGAIN; otherwise [`recvfrom`]. `hub`: the safe point's.
+///
+/// # Safety
+/// As `recv(2)`.
+pub unsafe fn recv(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+    hub: Option<&'static crate::hub::Hub>,
+) -> Outcome<ssize_t> {
+    if flags == 0 && len > 0 {
+        let (entry, kind) = fd::cached(fd);
+        if kind.is_socket() {
+            // SAFETY: per our contract; len is not 0.
+            return Done(unsafe {
+                crate::os::recv_as_read(fd, buf, len, fd::Known { entry, kind, hub })
+            });
+        }
+    }
+    // SAFETY: per our contract.
+    unsafe {
+        recvfrom(
+            fd,
+            buf,
+            len,
+            flags,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    }
+}
+
+/// `recv` with flags, `recvfrom`: `MSG_WAITALL` on a stream gathers until the
 /// buffer is full, EOF or an error, as the kernel does.
 ///
 /// # Safety
@@ -309,7 +344,34 @@ fn batch(
     Done(done as c_int)
 }
 
-/// `send`, `sendto` (and `write` on a socket): on a stream, returns when every byte is sent.
+/// `send`: with no flags, on a descriptor the table knows to be a socket, a `write` (as the
+/// kernel has it), which wakes an in-process peer's reader at once and keeps its count of
+/// unread bytes (so that reader may park without a try); otherwise [`sendto`]. `hub`: the safe
+/// point's.
+///
+/// # Safety
+/// As `send(2)`.
+pub unsafe fn send(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    hub: Option<&'static crate::hub::Hub>,
+) -> Outcome<ssize_t> {
+    if flags == 0 {
+        let (entry, kind) = fd::cached(fd);
+        if kind.is_socket() {
+            // SAFETY: per our contract.
+            return Done(unsafe {
+                crate::os::send_as_write(fd, buf, len, fd::Known { entry, kind, hub })
+            });
+        }
+    }
+    // SAFETY: per our contract.
+    unsafe { sendto(fd, buf, len, flags, core::ptr::null(), 0) }
+}
+
+/// `send` with flags, `sendto`: on a stream, returns when every byte is sent.
 ///
 /// # Safety
 /// As `sendto(2)`.

@@ -177,7 +177,18 @@ pub fn ticks() -> u64 {
     }
     #[cfg(not(target_arch = "aarch64"))]
     {
-        crate::sys::clock_ns(libc::CLOCK_MONOTONIC_COARSE).unwrap_or(0)
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid, writable timespec (the vDSO's, never hooked); a failure
+        // leaves it 0.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        // A monotonic time is never negative, nor near 2^64 ns: no saturating arithmetic
+        // (`sys::timespec_ns`), a dozen instructions on every park.
+        (ts.tv_sec as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(ts.tv_nsec as u64)
     }
 }
 

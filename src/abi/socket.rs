@@ -19,14 +19,14 @@ macro_rules! socket_hooks {
         Socket fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int
             => safe_point!(socket::accept(fd, addr, len, flags));
         Socket fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t
-            => safe_point!(socket::recvfrom(fd, buf, len, flags, core::ptr::null_mut(), core::ptr::null_mut()));
+            => safe_point!(hub => socket::recv(fd, buf, len, flags, hub));
         Socket fn recvfrom(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t
             => safe_point!(socket::recvfrom(fd, buf, len, flags, addr, alen));
         Socket fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t => safe_point!(socket::recvmsg(fd, msg, flags));
         Socket fn recvmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int, timeout: *mut timespec) -> c_int
             => safe_point!(socket::recvmmsg(fd, vec, vlen, flags, timeout));
         Socket fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t
-            => safe_point!(socket::sendto(fd, buf, len, flags, core::ptr::null(), 0));
+            => safe_point!(hub => socket::send(fd, buf, len, flags, hub));
         Socket fn sendto(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t
             => safe_point!(socket::sendto(fd, buf, len, flags, addr, alen));
         Socket fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t => safe_point!(socket::sendmsg(fd, msg, flags));

@@ -21,6 +21,14 @@ pub struct Known {
     pub hub: Option<&'static Hub>,
 }
 
+/// What [`GreenFd::admit`] found: the descriptor's entry and kind, and the hub to wait on.
+#[derive(Clone, Copy)]
+pub struct Admitted {
+    entry: &'static Entry,
+    kind: Kind,
+    hub: &'static Hub,
+}
+
 /// A descriptor green I/O may handle now, with what it needs to wait on it.
 pub struct GreenFd {
     pub fd: c_int,
@@ -56,6 +64,14 @@ impl GreenFd {
         kind: Kind,
         hub: Option<&'static Hub>,
     ) -> Option<GreenFd> {
+        let hub = GreenFd::admit_kind(kind, hub)?;
+        Some(GreenFd::new(fd, Admitted { entry, kind, hub }))
+    }
+
+    /// The hub a descriptor of `kind` may wait on, if green I/O may handle it now (see
+    /// [`get`](GreenFd::get)).
+    #[inline(always)]
+    fn admit_kind(kind: Kind, hub: Option<&'static Hub>) -> Option<&'static Hub> {
         let subsystem = match kind {
             Kind::StreamSocket | Kind::DatagramSocket => Subsystem::Socket,
             Kind::Pipe => Subsystem::Os,
@@ -69,10 +85,14 @@ impl GreenFd {
             None if !Hub::any_parkable() => return None,
             None => current_hub()?,
         };
-        if !hub.parkable() {
-            return None;
-        }
-        Some(GreenFd {
+        hub.parkable().then_some(hub)
+    }
+
+    /// A call's descriptor, from what [`admit`](GreenFd::admit) found.
+    #[inline(always)]
+    pub fn new(fd: c_int, admitted: Admitted) -> GreenFd {
+        let Admitted { entry, kind, hub } = admitted;
+        GreenFd {
             fd,
             entry,
             kind,
@@ -80,7 +100,7 @@ impl GreenFd {
             generation: entry.generation(),
             deadline: None,
             wakes_seen: core::cell::Cell::new(None),
-        })
+        }
     }
 
     /// The descriptor of a call that may block, or what the call does instead: the error a
@@ -96,17 +116,24 @@ impl GreenFd {
     }
 
     /// [`for_call`](GreenFd::for_call) with what the call already knew of `fd` (see
-    /// [`Known`]).
+    /// [`Known`]), without making the [`GreenFd`]: the caller makes it with
+    /// [`new`](GreenFd::new) in its own variable (a `GreenFd` returned in a `Result` was built
+    /// aside and copied over, some thirty instructions on every call).
     #[inline(always)]
-    pub fn for_known<T>(fd: c_int, known: Known) -> Result<GreenFd, Outcome<T>> {
+    pub fn admit<T>(fd: c_int, known: Known) -> Result<Admitted, Outcome<T>> {
         let Known { entry, kind, hub } = known;
         let Some(entry) = entry.filter(|_| kind != Kind::Unknown) else {
-            return GreenFd::for_call(fd, false);
+            return GreenFd::for_call(fd, false).map(|green| Admitted {
+                entry: green.entry,
+                kind: green.kind,
+                hub: green.hub,
+            });
         };
         if let Some(code) = entry.take_pending() {
             return Err(Errno(code));
         }
-        GreenFd::of_kind(fd, entry, kind, hub).ok_or(Bypass)
+        let hub = GreenFd::admit_kind(kind, hub).ok_or(Bypass)?;
+        Ok(Admitted { entry, kind, hub })
     }
 
     /// Only a socket of the patched socket subsystem.

@@ -271,11 +271,20 @@ impl Entry {
             .fetch_max(fresh_stamp() << KIND_BITS | kind as u64, Ordering::AcqRel);
     }
 
-    /// The program's O_NONBLOCK and socket timeouts, re-read after any change.
+    /// The program's O_NONBLOCK and socket timeouts, re-read after any change. Inline: the
+    /// cached answer is a few loads, asked before every wait.
+    #[inline]
     pub fn program_flags(&self, fd: c_int) -> ProgramFlags {
-        if let Some(flags) = self.cached_flags() {
-            return flags;
+        match self.cached_flags() {
+            Some(flags) => flags,
+            None => self.read_program_flags(fd),
         }
+    }
+
+    /// [`Entry::program_flags`] asked of the kernel.
+    #[cold]
+    #[inline(never)]
+    fn read_program_flags(&self, fd: c_int) -> ProgramFlags {
         // The stamp before the question: a change made after it is newer than the answer.
         let stamp = STAMP.load(Ordering::SeqCst);
         let flags = ProgramFlags::read(fd);
@@ -284,6 +293,7 @@ impl Entry {
     }
 
     /// The flags cached for the descriptor now behind the number, if no change came since.
+    #[inline]
     fn cached_flags(&self) -> Option<ProgramFlags> {
         let word = self.flags.load(Ordering::Acquire);
         let newest = self
@@ -413,7 +423,7 @@ pub fn entry(fd: c_int) -> Option<&'static Entry> {
 /// entry and the kind cached there (Unknown when none is, or there is no entry yet; Plain for
 /// a number out of the table's range, which stays plain libc). The question every read and
 /// write asks first (see `os::plain_first`, [`plain_now`]); the green path takes the entry on
-/// from there ([`io::GreenFd::for_known`]).
+/// from there ([`io::GreenFd::admit`]).
 #[inline(always)]
 pub fn cached(fd: c_int) -> (Option<&'static Entry>, Kind) {
     let Some(fd) = usize::try_from(fd).ok().filter(|&fd| fd < MAX_FDS) else {

@@ -80,6 +80,12 @@ pub struct Green {
     pub(crate) id: Cell<i32>,
     /// The number of the interruptible wait the thread is in (0: none); see `signal::interruptibly`.
     pub(crate) interrupt_seq: Cell<u64>,
+    /// That wait's record (`signal::Interrupt`, on this thread's stack) while the thread is on
+    /// its OS thread's list of interruptible waits (null: not on it), and its neighbours there
+    /// (older, newer): the list is threaded through the waiters themselves, no allocation.
+    pub(crate) interrupt_at: Cell<*const ()>,
+    pub(crate) interrupt_older: Cell<*const Green>,
+    pub(crate) interrupt_newer: Cell<*const Green>,
     /// Its hub, opaque here: the hub module, a layer above, gives it its type (`Green::hub`).
     /// Atomic: a hub that takes a thread not started yet from another's shelf (`hub::steal`)
     /// writes it while the creator's hub may read it.
@@ -189,6 +195,9 @@ impl Green {
             root,
             id: Cell::new(0),
             interrupt_seq: Cell::new(0),
+            interrupt_at: Cell::new(core::ptr::null()),
+            interrupt_older: Cell::new(core::ptr::null()),
+            interrupt_newer: Cell::new(core::ptr::null()),
             hub: AtomicPtr::new(hub as *mut ()),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(core::ptr::null()),

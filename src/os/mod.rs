@@ -63,6 +63,20 @@ fn green_or_plain(
     }
 }
 
+/// What the export makes of an `Outcome` (see `abi::shims`), for an out-of-line half that
+/// answers the C call itself: its value, `real` (the real function), or -1 with errno.
+#[inline(always)]
+fn answer(outcome: Outcome<ssize_t>, real: impl FnOnce() -> ssize_t) -> ssize_t {
+    match outcome {
+        Done(n) => n,
+        Bypass => real(),
+        Outcome::Errno(code) => {
+            crate::sys::set_errno(code);
+            -1
+        }
+    }
+}
+
 /// Every read and write asks first whether the fd table already knows the descriptor to be a
 /// plain one now ([`fd::known`]: a device, a regular file without the pool, a pipe with `os`
 /// off): then libc, before anything else, and the descriptor's byte in [`crate::plain_fds`] is
@@ -101,13 +115,43 @@ pub unsafe fn read(
     if len == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
-    // SAFETY: per our contract.
-    plain_first(fd, hub, |known| unsafe {
-        read_not_plain(fd, buf, len, known)
+    plain_first(fd, hub, |known| {
+        let fd::Known { entry, kind, hub } = known;
+        let asked = Asked::new(kind, false);
+        // SAFETY: per our contract.
+        Done(unsafe { read_not_plain(fd, buf, len, entry, asked, hub) })
     })
 }
 
-/// [`read`] of a descriptor not known to be plain.
+/// What the out-of-line half of a read or write is asked: the descriptor's cached kind, and
+/// whether the C call is `recv`/`send` with no flags rather than `read`/`write` (the real
+/// function it makes when the descriptor is not a green one). Two bytes, one argument
+/// register: every argument of the half is in a register, so the export jumps to it last.
+#[derive(Clone, Copy)]
+struct Asked(u16);
+
+impl Asked {
+    /// (Two fields would be two arguments: one more than the registers hold.)
+    #[inline(always)]
+    fn new(kind: Kind, socket_call: bool) -> Asked {
+        Asked(kind as u16 | u16::from(socket_call) << 8)
+    }
+
+    #[inline(always)]
+    fn kind(self) -> Kind {
+        // SAFETY: the low byte is a `Kind`'s (`new`), whose representation is u8.
+        unsafe { core::mem::transmute::<u8, Kind>(self.0 as u8) }
+    }
+
+    #[inline(always)]
+    fn socket_call(self) -> bool {
+        self.0 >> 8 != 0
+    }
+}
+
+/// [`read`] of a descriptor not known to be plain, with what [`plain_first`] knew of it (as
+/// separate arguments, and its answer the C one: all in registers, so the export calls it last
+/// and keeps nothing across the call); also `recv` with no flags ([`recv_as_read`]).
 ///
 /// # Safety
 /// As [`read`].
@@ -116,15 +160,40 @@ unsafe fn read_not_plain(
     fd: c_int,
     buf: *mut c_void,
     len: size_t,
-    known: fd::Known,
-) -> Outcome<ssize_t> {
+    entry: Option<&'static fd::Entry>,
+    asked: Asked,
+    hub: Option<&'static Hub>,
+) -> ssize_t {
+    let known = fd::Known {
+        entry,
+        kind: asked.kind(),
+        hub,
+    };
     let at = buf as usize; // the caller waits while a pool thread reads into it
-    // SAFETY: per our contract; the caller's arguments, to the real function.
-    unsafe {
-        green_or_plain(fd, green_read(fd, buf, len, known), move || {
+    // SAFETY: per our contract.
+    let outcome = match unsafe { green_read(fd, buf, len, known) } {
+        // SAFETY: the caller's arguments, to the real function.
+        Bypass if asked.socket_call() => return unsafe { (real::get().recv)(fd, buf, len, 0) },
+        // SAFETY: as above.
+        green => green_or_plain(fd, green, move || unsafe {
             (real::get().read)(fd, at as *mut c_void, len)
-        })
-    }
+        }),
+    };
+    // SAFETY: the caller's arguments, to the real function.
+    answer(outcome, || unsafe { (real::get().read)(fd, buf, len) })
+}
+
+/// `recv(fd, buf, len, 0)` of a descriptor the fd table knows to be a socket (`known`): what
+/// its `read` does, the table's knowledge of its emptiness included (`GreenFd::read`: a socket
+/// known to be empty parks before it tries); the real `recv` where that is libc. The C answer.
+///
+/// # Safety
+/// As `recv(2)`; `len` is not 0.
+pub unsafe fn recv_as_read(fd: c_int, buf: *mut c_void, len: size_t, known: fd::Known) -> ssize_t {
+    let fd::Known { entry, kind, hub } = known;
+    let asked = Asked::new(kind, true);
+    // SAFETY: per our contract.
+    unsafe { read_not_plain(fd, buf, len, entry, asked, hub) }
 }
 
 /// The green part of [`read`]: Bypass when the descriptor is not a green one.
@@ -138,9 +207,8 @@ unsafe fn green_read(
     known: fd::Known,
 ) -> Outcome<ssize_t> {
     let real = real::get();
-    let mut green = match GreenFd::for_known(fd, known) {
-        Ok(green) => green,
-        Err(Bypass) => return Bypass,
+    let mut green = match GreenFd::admit(fd, known) {
+        Ok(admitted) => GreenFd::new(fd, admitted),
         Err(outcome) => return outcome,
     };
     if green.kind.is_socket() {
@@ -296,9 +364,8 @@ unsafe fn green_readv(
     if count < 0 || unsafe { iov_len(iov, count as usize) } == 0 {
         return Bypass; // an empty read returns at once, whatever the file
     }
-    let mut green = match GreenFd::for_known(fd, known) {
-        Ok(green) => green,
-        Err(Bypass) => return Bypass,
+    let mut green = match GreenFd::admit(fd, known) {
+        Ok(admitted) => GreenFd::new(fd, admitted),
         Err(outcome) => return outcome,
     };
     if green.kind.is_socket() {
@@ -327,13 +394,16 @@ pub unsafe fn write(
     len: size_t,
     hub: Option<&'static Hub>,
 ) -> Outcome<ssize_t> {
-    // SAFETY: per our contract.
-    plain_first(fd, hub, |known| unsafe {
-        write_not_plain(fd, buf, len, known)
+    plain_first(fd, hub, |known| {
+        let fd::Known { entry, kind, hub } = known;
+        let asked = Asked::new(kind, false);
+        // SAFETY: per our contract.
+        Done(unsafe { write_not_plain(fd, buf, len, entry, asked, hub) })
     })
 }
 
-/// [`write`] of a descriptor not known to be plain.
+/// [`write`] of a descriptor not known to be plain (as [`read_not_plain`]); also `send` with
+/// no flags ([`send_as_write`]).
 ///
 /// # Safety
 /// As [`write`].
@@ -342,15 +412,45 @@ unsafe fn write_not_plain(
     fd: c_int,
     buf: *const c_void,
     len: size_t,
-    known: fd::Known,
-) -> Outcome<ssize_t> {
+    entry: Option<&'static fd::Entry>,
+    asked: Asked,
+    hub: Option<&'static Hub>,
+) -> ssize_t {
+    let known = fd::Known {
+        entry,
+        kind: asked.kind(),
+        hub,
+    };
     let at = buf as usize; // the caller waits while a pool thread writes from it
-    // SAFETY: per our contract; the caller's arguments, to the real function.
-    unsafe {
-        green_or_plain(fd, green_write(fd, buf, len, known), move || {
+    // SAFETY: per our contract.
+    let outcome = match unsafe { green_write(fd, buf, len, known) } {
+        // SAFETY: the caller's arguments, to the real function.
+        Bypass if asked.socket_call() => return unsafe { (real::get().send)(fd, buf, len, 0) },
+        // SAFETY: as above.
+        green => green_or_plain(fd, green, move || unsafe {
             (real::get().write)(fd, at as *const c_void, len)
-        })
-    }
+        }),
+    };
+    // SAFETY: the caller's arguments, to the real function.
+    answer(outcome, || unsafe { (real::get().write)(fd, buf, len) })
+}
+
+/// `send(fd, buf, len, 0)` of a descriptor the fd table knows to be a socket (`known`): what
+/// its `write` does, the in-process peer's direct wake and count of unread bytes included
+/// (`Entry::wrote`); the real `send` where that is libc. The C answer.
+///
+/// # Safety
+/// As `send(2)`.
+pub unsafe fn send_as_write(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    known: fd::Known,
+) -> ssize_t {
+    let fd::Known { entry, kind, hub } = known;
+    let asked = Asked::new(kind, true);
+    // SAFETY: per our contract.
+    unsafe { write_not_plain(fd, buf, len, entry, asked, hub) }
 }
 
 /// The green part of [`write`]: Bypass when the descriptor is not a green one.
@@ -363,9 +463,8 @@ unsafe fn green_write(
     len: size_t,
     known: fd::Known,
 ) -> Outcome<ssize_t> {
-    let mut green = match GreenFd::for_known(fd, known) {
-        Ok(green) => green,
-        Err(Bypass) => return Bypass,
+    let mut green = match GreenFd::admit(fd, known) {
+        Ok(admitted) => GreenFd::new(fd, admitted),
         Err(outcome) => return outcome,
     };
     let socket = green.kind.is_socket();
@@ -470,9 +569,8 @@ unsafe fn green_writev(
     known: fd::Known,
 ) -> Outcome<ssize_t> {
     let real = real::get();
-    let mut green = match GreenFd::for_known(fd, known) {
-        Ok(green) => green,
-        Err(Bypass) => return Bypass,
+    let mut green = match GreenFd::admit(fd, known) {
+        Ok(admitted) => GreenFd::new(fd, admitted),
         Err(outcome) => return outcome,
     };
     if count < 0 {

@@ -11,11 +11,10 @@
 use super::mask::{self, Bits};
 use crate::green::Green;
 use crate::hub::Hub;
-use core::cell::{Cell, RefCell};
+use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use libc::c_int;
-use std::collections::VecDeque;
 
 /// Ends `green`'s interruptible wait, whose record is at `interrupted` on its stack: in its
 /// saved copy while another thread runs on the stack region they share (`green::copied`).
@@ -61,14 +60,68 @@ impl Default for Interrupt {
 
 /// The interruptible waits of one OS thread.
 struct Waiters {
-    /// (thread, wait number, its Interrupt), oldest first. An entry whose thread's current
-    /// wait number differs is stale (the wait ended): skipped, and compacted away.
-    list: RefCell<VecDeque<(&'static Green, u64, *const Interrupt)>>,
+    /// The threads in one, oldest first, linked through their own `interrupt_older` and
+    /// `interrupt_newer` (a thread is on it while its `interrupt_at` is set): joined and left
+    /// in a few stores on every wait, where a queue of records cost a push, and a compaction of
+    /// the records of ended waits (a pass over the queue every so many waits).
+    oldest: Cell<*const Green>,
+    newest: Cell<*const Green>,
     seq: Cell<u64>,
-    /// How many are in `list` (read by signal handlers, which must not borrow).
+    /// How many calls wait interruptibly (read by signal handlers, which must not look at the
+    /// list).
     live: AtomicUsize,
     /// Signals whose handlers ran on this OS thread while calls waited.
     arrived: AtomicU64,
+}
+
+impl Waiters {
+    /// Puts `green`, waiting with the record `interrupted`, newest on the list.
+    fn join(&self, green: &'static Green, interrupted: *const Interrupt) {
+        let newest = self.newest.get();
+        green.interrupt_at.set(interrupted.cast());
+        green.interrupt_older.set(newest);
+        green.interrupt_newer.set(ptr::null());
+        if newest.is_null() {
+            self.oldest.set(green);
+        } else {
+            // SAFETY: a thread on the list is live (it leaves before it ends: `leave`).
+            unsafe { (*newest).interrupt_newer.set(green) };
+        }
+        self.newest.set(green);
+    }
+
+    /// Takes `green` off the list, if it is on it; returns its record.
+    #[inline]
+    fn unlink(&self, green: &Green) -> Option<*const Interrupt> {
+        let at = green.interrupt_at.replace(ptr::null());
+        if at.is_null() {
+            return None;
+        }
+        let (older, newer) = (green.interrupt_older.get(), green.interrupt_newer.get());
+        // SAFETY: its neighbours are on the list, so live (see `join`).
+        unsafe {
+            match older.as_ref() {
+                Some(older) => older.interrupt_newer.set(newer),
+                None => self.oldest.set(newer),
+            }
+            match newer.as_ref() {
+                Some(newer) => newer.interrupt_older.set(older),
+                None => self.newest.set(older),
+            }
+        }
+        Some(at.cast())
+    }
+
+    /// The threads on the list, oldest first (none may join or leave meanwhile).
+    fn iter(&self) -> impl Iterator<Item = &'static Green> {
+        let mut next = self.oldest.get();
+        core::iter::from_fn(move || {
+            // SAFETY: as in `unlink`.
+            let green: &'static Green = unsafe { next.as_ref()? };
+            next = green.interrupt_newer.get();
+            Some(green)
+        })
+    }
 }
 
 thread_local! {
@@ -102,7 +155,8 @@ fn waiters(hub: &Hub) -> &'static Waiters {
 fn first_waiters(hub: &Hub) -> &'static Waiters {
     existing().unwrap_or_else(|| {
         let made: &'static Waiters = Box::leak(Box::new(Waiters {
-            list: RefCell::new(VecDeque::new()),
+            oldest: Cell::new(ptr::null()),
+            newest: Cell::new(ptr::null()),
             seq: Cell::new(0),
             live: AtomicUsize::new(0),
             arrived: AtomicU64::new(0),
@@ -122,20 +176,42 @@ pub fn interruptibly<R>(hub: &Hub, interrupted: &Interrupt, wait: impl FnOnce() 
     let seq = waiters.seq.get() + 1;
     waiters.seq.set(seq);
     me.interrupt_seq.set(seq);
-    waiters.list.borrow_mut().push_back((me, seq, interrupted));
+    // A wait begun inside another (a handler's call, run as the outer wait ended) is the one a
+    // signal ends from now on.
+    waiters.unlink(me);
+    waiters.join(me, interrupted);
     // Only this OS thread writes the count (its handlers and other hubs only read it): no
     // locked add, which costs 6-16 ns on the benchmarks' VM, twice on every wait.
     let live = &waiters.live;
     live.store(live.load(Ordering::Relaxed) + 1, Ordering::Release);
     let result = wait();
     me.interrupt_seq.set(0);
-    let live = live.load(Ordering::Relaxed) - 1;
-    waiters.live.store(live, Ordering::Release);
-    let mut list = waiters.list.borrow_mut();
-    if list.len() > 64 && list.len() > 2 * live {
-        list.retain(|&(g, seq, _)| g.interrupt_seq.get() == seq);
-    }
+    waiters.unlink(me);
+    live.store(live.load(Ordering::Relaxed) - 1, Ordering::Release);
     result
+}
+
+/// A thread of `hub` ends (running, on `hub`'s OS thread): one that ends inside an
+/// interruptible wait (`pthread_exit` from a handler run in it) leaves the list of such waits.
+pub fn leave(hub: &Hub, green: &Green) {
+    if green.interrupt_seq.get() == 0 {
+        return;
+    }
+    green.interrupt_seq.set(0);
+    let known = hub.signal_waiters();
+    if !known.is_null() {
+        // SAFETY: set by `first_waiters` to the leaked WAITERS of this OS thread, never freed.
+        let waiters = unsafe { &*known.cast::<Waiters>() };
+        // Counted while on the list only: one a signal took off it may end before it counts
+        // itself out, as it always did.
+        if waiters.unlink(green).is_some() {
+            let live = &waiters.live;
+            live.store(
+                live.load(Ordering::Relaxed).saturating_sub(1),
+                Ordering::Release,
+            );
+        }
+    }
 }
 
 /// As [`interruptibly`], with `mask` (if given) the thread's own for the wait, as `ppoll`,
@@ -239,18 +315,16 @@ fn interrupt(waiters: &Waiters, sig: c_int) {
         return;
     }
     let blocked = mask::bit(sig);
-    let mut list = waiters.list.borrow_mut();
-    let eligible = |&(g, seq, _): &(&Green, u64, *const Interrupt)| {
-        g.interrupt_seq.get() == seq && g.sigmask.get() & blocked == 0
-    };
-    let chosen = list
+    let eligible = |g: &&'static Green| g.sigmask.get() & blocked == 0;
+    let chosen = waiters
         .iter()
-        .position(|entry| entry.0.is_root() && eligible(entry))
-        .or_else(|| list.iter().position(eligible));
-    if let Some((green, _, interrupted)) = chosen.and_then(|at| list.remove(at)) {
-        drop(list);
-        // SAFETY: a live entry's Interrupt is on its waiter's stack, which is parked inside
-        // `interruptibly` (its wait number still matches).
+        .find(|g| g.is_root() && eligible(g))
+        .or_else(|| waiters.iter().find(eligible));
+    if let Some(green) = chosen
+        && let Some(interrupted) = waiters.unlink(green)
+    {
+        // SAFETY: a listed thread's record is on its stack, which is parked inside
+        // `interruptibly` (it leaves the list before it returns).
         unsafe { end(green, interrupted, sig) };
     }
 }
@@ -259,14 +333,11 @@ fn interrupt(waiters: &Waiters, sig: c_int) {
 /// ends as `interrupt` ends the chosen one's.
 pub fn interrupt_thread(target: &'static Green, sig: c_int) {
     let Some(waiters) = existing() else { return };
-    let mut list = waiters.list.borrow_mut();
-    let at = list
-        .iter()
-        .position(|&(g, seq, _)| ptr::eq(g, target) && g.interrupt_seq.get() == seq);
-    if let Some((green, _, interrupted)) = at.and_then(|at| list.remove(at)) {
-        drop(list);
+    if waiters.iter().any(|g| ptr::eq(g, target))
+        && let Some(interrupted) = waiters.unlink(target)
+    {
         // SAFETY: as in `interrupt`.
-        unsafe { end(green, interrupted, sig) };
+        unsafe { end(target, interrupted, sig) };
     }
 }
 
@@ -274,7 +345,10 @@ pub fn interrupt_thread(target: &'static Green, sig: c_int) {
 /// (it is in `fork`); signals that arrived in the parent are not the child's.
 pub fn after_fork() {
     let Some(waiters) = existing() else { return };
-    waiters.list.borrow_mut().clear();
+    while let Some(green) = waiters.iter().next() {
+        waiters.unlink(green);
+        green.interrupt_seq.set(0);
+    }
     waiters.live.store(0, Ordering::Relaxed);
     waiters.arrived.store(0, Ordering::Relaxed);
 }

@@ -168,6 +168,7 @@ pub(crate) fn run_deferred(sig: c_int, info: &mut siginfo_t) {
 }
 
 pub use interrupt::after_fork;
+pub use interrupt::leave as interrupt_leave;
 
 /// Does a handler of the program's run for `sig` (through the trampoline)?
 pub fn handled(sig: c_int) -> bool {

@@ -329,6 +329,9 @@ fn run(green: &'static Green) -> usize {
 /// What glibc does for an ending thread: `thread_local` destructors, key destructors, and
 /// robust mutexes made owner-dead.
 fn ending(green: &'static Green) {
+    // Off the list of interruptible waits if it ends inside one (`pthread_exit` from a
+    // handler that ran as the wait ended).
+    crate::signal::interrupt_leave(green.hub(), green);
     run_tls_destructors(green);
     keys::run_destructors(green);
     sync::mutex::green_thread_ending();
