@@ -629,6 +629,9 @@ impl Waker {
         Waker { wake }
     }
 
+    /// Inline for the common case, a green thread of this OS thread's hub (a push on its run
+    /// queue); the others out of line.
+    #[inline]
     pub fn wake(self) {
         match self.wake {
             WakeHow::Green {
@@ -638,16 +641,23 @@ impl Waker {
             } => {
                 green.unpark_here(token);
             }
-            WakeHow::Green { green, token, .. } => {
-                green.unpark(token);
-            }
-            WakeHow::Futex(word) => {
-                // SAFETY: the waiter does not leave `park` (its node stays on its stack) until
-                // it has seen the word set, which happens here, before the wake.
-                let word = unsafe { &*word };
-                word.store(1, Ordering::Release);
-                futex_wake(word);
-            }
+            wake => wake_elsewhere(wake),
+        }
+    }
+}
+
+#[inline(never)]
+fn wake_elsewhere(wake: WakeHow) {
+    match wake {
+        WakeHow::Green { green, token, .. } => {
+            green.unpark(token);
+        }
+        WakeHow::Futex(word) => {
+            // SAFETY: the waiter does not leave `park` (its node stays on its stack) until
+            // it has seen the word set, which happens here, before the wake.
+            let word = unsafe { &*word };
+            word.store(1, Ordering::Release);
+            futex_wake(word);
         }
     }
 }

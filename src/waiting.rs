@@ -177,7 +177,17 @@ pub fn ticks() -> u64 {
     }
     #[cfg(not(target_arch = "aarch64"))]
     {
-        crate::sys::clock_ns(libc::CLOCK_MONOTONIC_COARSE).unwrap_or(0)
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid, writable timespec (left at 0 if the call fails).
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        // The monotonic clock is never negative and centuries from overflowing: no saturating
+        // arithmetic (`sys::timespec_ns`), a dozen instructions a park.
+        (ts.tv_sec as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(ts.tv_nsec as u64)
     }
 }
 
