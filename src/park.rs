@@ -103,7 +103,7 @@ pub struct Bucket {
     /// The queue this bucket's waits and wakes use: the bucket's own, or the key's.
     queue: &'static Queue,
     /// Held while the bucket is: it guards `queue`.
-    _held: Held,
+    held: Held,
 }
 
 /// What makes a bucket the holder's alone (released when the bucket is dropped).
@@ -162,7 +162,7 @@ pub fn lock(key: usize) -> Bucket {
     let slot = slot_of(key);
     Bucket {
         queue: &slot.queue,
-        _held: hold(slot),
+        held: hold(slot),
     }
 }
 
@@ -172,7 +172,7 @@ pub fn lock(key: usize) -> Bucket {
 pub fn lock_own(key: usize, own: &'static Queue) -> Bucket {
     Bucket {
         queue: own,
-        _held: hold(slot_of(key)),
+        held: hold(slot_of(key)),
     }
 }
 
@@ -244,7 +244,7 @@ impl Bucket {
         // off may leave, and its node with it).
         while let Some(node) = unsafe { at.as_ref() } {
             at = node.next.get();
-            let waker = Waker::of(node);
+            let waker = self.waker(node);
             node.linked.set(false);
             wakers.push(waker);
         }
@@ -311,7 +311,13 @@ impl Bucket {
         // SAFETY: found in the queue just now, under the lock.
         let node = unsafe { &*node };
         self.unlink(node);
-        Some(Waker::of(node))
+        Some(self.waker(node))
+    }
+
+    /// The waker of `node`, just taken off the queue.
+    #[inline]
+    fn waker(&self, node: &Node) -> Waker {
+        Waker::of(node, matches!(self.held, Held::Alone(_)))
     }
 
     /// Takes the first waiter of `key`, handing it what it waited for (a lock, a unit).
@@ -335,7 +341,7 @@ impl Bucket {
             at = node.next.get();
             if node.key == key && choose(node) {
                 self.unlink(node);
-                wakers.push(Waker::of(node));
+                wakers.push(self.waker(node));
             }
         }
     }
@@ -597,34 +603,61 @@ pub struct Waker {
 }
 
 enum WakeHow {
-    Green { green: &'static Green, token: u64 },
+    /// `alone`: unparked inside a `solo` section.
+    Green {
+        green: &'static Green,
+        token: u64,
+        alone: bool,
+    },
     Futex(*const AtomicU32),
 }
 
 impl Waker {
-    fn of(node: &Node) -> Waker {
+    /// The waker of `node`, taken off its queue inside a `solo` section when `alone`: then the
+    /// lot was never shared, so the waiter parked on this OS thread's hub (it queued inside a
+    /// section too), where its timers fire, and no other OS thread ever saw the node. No other
+    /// thread can take its token: one holding a stale token, of an earlier wait, never matches.
+    fn of(node: &Node, alone: bool) -> Waker {
         let wake = match &node.wake {
             Wake::Green { green, token } => WakeHow::Green {
                 green,
                 token: *token,
+                alone,
             },
             Wake::Futex(word) => WakeHow::Futex(word),
         };
         Waker { wake }
     }
 
+    /// Inline for the common case, a green thread of this OS thread's hub (a push on its run
+    /// queue); the others out of line.
+    #[inline]
     pub fn wake(self) {
         match self.wake {
-            WakeHow::Green { green, token } => {
-                green.unpark(token);
+            WakeHow::Green {
+                green,
+                token,
+                alone: true,
+            } => {
+                green.unpark_here(token);
             }
-            WakeHow::Futex(word) => {
-                // SAFETY: the waiter does not leave `park` (its node stays on its stack) until
-                // it has seen the word set, which happens here, before the wake.
-                let word = unsafe { &*word };
-                word.store(1, Ordering::Release);
-                futex_wake(word);
-            }
+            wake => wake_elsewhere(wake),
+        }
+    }
+}
+
+#[inline(never)]
+fn wake_elsewhere(wake: WakeHow) {
+    match wake {
+        WakeHow::Green { green, token, .. } => {
+            green.unpark(token);
+        }
+        WakeHow::Futex(word) => {
+            // SAFETY: the waiter does not leave `park` (its node stays on its stack) until
+            // it has seen the word set, which happens here, before the wake.
+            let word = unsafe { &*word };
+            word.store(1, Ordering::Release);
+            futex_wake(word);
         }
     }
 }

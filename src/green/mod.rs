@@ -424,4 +424,15 @@ impl Green {
                 .compare_exchange(token, 0, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
     }
+
+    /// [`take_token`](Green::take_token) where no other OS thread can take `token` meanwhile
+    /// (see `park::Waker::of`): a load and a store, not a locked compare-and-swap.
+    #[inline]
+    pub(crate) fn take_token_here(&self, token: u64) -> bool {
+        let taken = token != 0 && self.park_token.load(Ordering::Relaxed) == token;
+        if taken {
+            self.park_token.store(0, Ordering::Release);
+        }
+        taken
+    }
 }

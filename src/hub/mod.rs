@@ -224,6 +224,18 @@ impl Green {
         self.hub().wake(self);
         true
     }
+
+    /// [`unpark`](Green::unpark) by a waker that no other OS thread can race for `token` (see
+    /// `park::Waker::of`): on this thread's own hub.
+    #[inline]
+    pub fn unpark_here(&'static self, token: u64) -> bool {
+        debug_assert!(self.hub().is_mine());
+        if !self.take_token_here(token) {
+            return false;
+        }
+        self.hub().wake_here(self);
+        true
+    }
 }
 
 /// Green threads run on several hubs of the library's own (`GREENWORLD_HUBS`).
@@ -868,19 +880,32 @@ impl Hub {
     }
 
     /// Wakes `green`, whose token was just taken by `Green::unpark`.
+    #[inline]
     pub(crate) fn wake(&'static self, green: &'static Green) {
         if self.is_mine() {
-            if !green.is_root() {
-                self.run_queue.borrow_mut().push_back(green);
-            } else {
-                // Its loop checks its token after every step.
-                let asked = self.turn.asked.load(Ordering::Relaxed);
-                self.turn
-                    .asked
-                    .store(asked | slice::ROOT_WOKEN, Ordering::Relaxed);
-            }
-            return;
+            self.wake_here(green);
+        } else {
+            self.wake_from_afar(green);
         }
+    }
+
+    /// [`wake`](Hub::wake) on this hub's own OS thread.
+    #[inline]
+    pub(crate) fn wake_here(&self, green: &'static Green) {
+        if !green.is_root() {
+            self.run_queue.borrow_mut().push_back(green);
+        } else {
+            // Its loop checks its token after every step.
+            let asked = self.turn.asked.load(Ordering::Relaxed);
+            self.turn
+                .asked
+                .store(asked | slice::ROOT_WOKEN, Ordering::Relaxed);
+        }
+    }
+
+    /// [`wake`](Hub::wake) from another OS thread: through the inbox.
+    #[inline(never)]
+    fn wake_from_afar(&'static self, green: &'static Green) {
         if let Some(here) = Hub::current() {
             here.note_woke_another();
         }

@@ -13,6 +13,9 @@
 //! an asymmetric Dekker (a store, a compiler fence, a load), the sharer's the heavy half: one
 //! system call, once per process.
 //!
+//! A green thread unparked inside a section is woken with plain stores too (`park::Waker::of`):
+//! it parked inside one, on this OS thread's hub, and no other OS thread ever saw its node.
+//!
 //! Without `membarrier` (`MEMBARRIER_CMD_PRIVATE_EXPEDITED`, Linux 4.14), or where the thread
 //! pointer is not read here (not x86-64), the lot is shared from the start.
 
