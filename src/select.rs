@@ -352,7 +352,7 @@ pub unsafe fn plain_ppoll(
     let mut left = unsafe { plain::TimespecLeft::new(ts) };
     plain::restarting(
         // SAFETY: the caller's arguments, to the real function.
-        || unsafe { (real::get().ppoll)(fds, n, left.next(), sigmask) },
+        || unsafe { (real::get().ppoll)(fds, n, left.for_try(), sigmask) },
         plain::failed_eintr,
     )
 }
@@ -392,7 +392,7 @@ pub unsafe fn plain_pselect(
     let mut left = unsafe { plain::TimespecLeft::new(ts) };
     plain::restarting(
         // SAFETY: the caller's arguments, to the real function.
-        || unsafe { (real::get().pselect)(nfds, read, write, except, left.next(), sigmask) },
+        || unsafe { (real::get().pselect)(nfds, read, write, except, left.for_try(), sigmask) },
         plain::failed_eintr,
     )
 }
@@ -441,7 +441,7 @@ pub unsafe fn plain_epoll_pwait2(
     let mut left = unsafe { plain::TimespecLeft::new(ts) };
     plain::restarting(
         // SAFETY: the caller's arguments, to the real function.
-        || unsafe { (real::get().epoll_pwait2)(epfd, events, max, left.next(), sigmask) },
+        || unsafe { (real::get().epoll_pwait2)(epfd, events, max, left.for_try(), sigmask) },
         plain::failed_eintr,
     )
 }

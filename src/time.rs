@@ -202,7 +202,7 @@ unsafe fn plain_relative(
 ) -> c_int {
     // SAFETY: null or readable (caller).
     let mut left = unsafe { crate::signal::plain::TimespecLeft::new(req) };
-    crate::signal::plain::restarting(|| sleep(left.next(), rem), interrupted)
+    crate::signal::plain::restarting(|| sleep(left.for_try(), rem), interrupted)
 }
 
 /// `nanosleep`, plain.

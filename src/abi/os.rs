@@ -71,7 +71,7 @@ macro_rules! os_hooks {
                 Some(None) => $crate::outcome::Outcome::Bypass,
             }.or_plain(|| {
                 let mut left = $crate::signal::plain::TimespecLeft::new(timeout);
-                $crate::signal::plain::restarting(|| ($crate::real::get().sigtimedwait)(set, info, left.next()), $crate::signal::plain::failed_eintr)
+                $crate::signal::plain::restarting(|| ($crate::real::get().sigtimedwait)(set, info, left.for_try()), $crate::signal::plain::failed_eintr)
             });
         Os fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int
             => match $crate::os::sigwait::wait_for(set, core::ptr::null_mut(), None) {

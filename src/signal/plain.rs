@@ -95,7 +95,7 @@ impl TimespecLeft {
     }
 
     /// The timeout for the next try.
-    pub fn next(&mut self) -> *const libc::timespec {
+    pub fn for_try(&mut self) -> *const libc::timespec {
         match self.deadline {
             Some(deadline) => {
                 self.left = crate::sys::ns_timespec(deadline.saturating_sub(crate::sys::now_ns()));
