@@ -5,10 +5,11 @@
 //! restart after a handler (`poll`, `nanosleep`, `pause`…) fails with EINTR; so does one on
 //! another OS thread that saw the signal pending while this one took it (`epoll_wait` fails
 //! at once). Each OS thread counts the deliveries that ran a handler of the program on it
-//! (all go through [`call_handler`](super::call_handler)); [`restarting`] makes the call again
-//! when it failed with EINTR and that count did not move: no handler of the program ran, so
-//! natively nothing would have interrupted it. (Linux also ends some of these calls with EINTR
-//! after a stop and SIGCONT with no handler: those are made again too.)
+//! (once the library is engaged, all go through [`call_handler`](super::call_handler));
+//! [`restarting`] makes the call again when it failed with EINTR and that count did not move:
+//! no handler of the program ran, so natively nothing would have interrupted it. (Linux also
+//! ends some of these calls with EINTR after a stop and SIGCONT with no handler: those are
+//! made again too.)
 //!
 //! The count is touched by signal handlers: a thread-local atomic, no allocation, no lock.
 
@@ -41,7 +42,9 @@ pub fn restarting<T: Copy>(mut call: impl FnMut() -> T, interrupted: impl Fn(T) 
     loop {
         let before = count();
         let result = call();
-        if !interrupted(result) || count() != before {
+        // Unengaged (a library linked on purpose), the program's handlers are the kernel's
+        // own, not counted here: its EINTR is its own.
+        if !interrupted(result) || count() != before || !crate::patch::engaged() {
             return result;
         }
         crate::sys::set_errno(saved);
