@@ -74,8 +74,8 @@ static void wait_once(int kind) {
         struct epoll_event out;
         rc = epoll_wait(ep, &out, 1, 2);
         /* Natively Linux ends epoll_wait with EINTR, no handler run, when the process is stopped
-         * or frozen meanwhile (seen on this machine, ~1 run in 50): not what is tested here. The
-         * preload makes such a call again itself (no handler of the program ran). */
+         * or frozen meanwhile (the likely cause of 2 native failures in ~50 runs here, both in
+         * epoll_wait): not what is tested. The preload makes such a call again itself. */
         while (rc == -1 && errno == EINTR && !gw_preloaded()) rc = epoll_wait(ep, &out, 1, 2);
         break;
     }
