@@ -13,6 +13,16 @@ pub enum Outcome<T> {
 }
 
 impl<T> Outcome<T> {
+    /// A `Bypass` made here by `plain` (the real call, restarted when only the library's own
+    /// signal interrupted it: `signal::plain`); the other outcomes unchanged.
+    #[inline]
+    pub fn or_plain(self, plain: impl FnOnce() -> T) -> Outcome<T> {
+        match self {
+            Outcome::Bypass => Outcome::Done(plain()),
+            other => other,
+        }
+    }
+
     /// The value of a `Done`, transformed; the other outcomes unchanged.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
         match self {

@@ -15,6 +15,7 @@ use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::patch::{self, Subsystem};
 use crate::real;
+use crate::signal::plain;
 use crate::sys::{duration_ns, errno, now_ns};
 use libc::{EINTR, c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 
@@ -319,4 +320,128 @@ pub unsafe fn epoll_pwait2(
         Ok(timeout) => unsafe { epoll_wait(epfd, events, max, timeout, sigmask) },
         Err(()) => Bypass,
     }
+}
+
+// The real calls, for a call the op left to libc (`Outcome::Bypass`): made again, with the
+// time left, while only the library's own signal interrupted them (see `signal::plain`).
+
+/// `poll`, plain.
+///
+/// # Safety
+/// As `poll(2)`.
+pub unsafe fn plain_poll(fds: *mut pollfd, n: nfds_t, timeout_ms: c_int) -> c_int {
+    let deadline = plain::deadline_ms(timeout_ms);
+    plain::restarting(
+        // SAFETY: the caller's arguments, to the real function.
+        || unsafe { (real::get().poll)(fds, n, plain::ms_left(timeout_ms, deadline)) },
+        plain::failed_eintr,
+    )
+}
+
+/// `ppoll`, plain (glibc's leaves the caller's timespec as it was).
+///
+/// # Safety
+/// As `ppoll(2)`.
+pub unsafe fn plain_ppoll(
+    fds: *mut pollfd,
+    n: nfds_t,
+    ts: *const timespec,
+    sigmask: *const sigset_t,
+) -> c_int {
+    // SAFETY: null or readable (caller).
+    let mut left = unsafe { plain::TimespecLeft::new(ts) };
+    plain::restarting(
+        // SAFETY: the caller's arguments, to the real function.
+        || unsafe { (real::get().ppoll)(fds, n, left.for_try(), sigmask) },
+        plain::failed_eintr,
+    )
+}
+
+/// `select`, plain: Linux writes the time left into `tv` even when interrupted, and leaves
+/// the sets as they were, so the same call again goes on where it stopped.
+///
+/// # Safety
+/// As `select(2)`.
+pub unsafe fn plain_select(
+    nfds: c_int,
+    read: *mut fd_set,
+    write: *mut fd_set,
+    except: *mut fd_set,
+    tv: *mut timeval,
+) -> c_int {
+    plain::restarting(
+        // SAFETY: the caller's arguments, to the real function.
+        || unsafe { (real::get().select)(nfds, read, write, except, tv) },
+        plain::failed_eintr,
+    )
+}
+
+/// `pselect`, plain (glibc's leaves the caller's timespec as it was).
+///
+/// # Safety
+/// As `pselect(2)`.
+pub unsafe fn plain_pselect(
+    nfds: c_int,
+    read: *mut fd_set,
+    write: *mut fd_set,
+    except: *mut fd_set,
+    ts: *const timespec,
+    sigmask: *const sigset_t,
+) -> c_int {
+    // SAFETY: null or readable (caller).
+    let mut left = unsafe { plain::TimespecLeft::new(ts) };
+    plain::restarting(
+        // SAFETY: the caller's arguments, to the real function.
+        || unsafe { (real::get().pselect)(nfds, read, write, except, left.for_try(), sigmask) },
+        plain::failed_eintr,
+    )
+}
+
+/// `epoll_wait` and `epoll_pwait` (`sigmask` null for the former), plain.
+///
+/// # Safety
+/// As `epoll_pwait(2)`.
+pub unsafe fn plain_epoll_wait(
+    epfd: c_int,
+    events: *mut epoll_event,
+    max: c_int,
+    timeout_ms: c_int,
+    sigmask: *const sigset_t,
+) -> c_int {
+    let deadline = plain::deadline_ms(timeout_ms);
+    let real = real::get();
+    plain::restarting(
+        || {
+            let ms = plain::ms_left(timeout_ms, deadline);
+            // SAFETY: the caller's arguments, to the real function.
+            unsafe {
+                if sigmask.is_null() {
+                    (real.epoll_wait)(epfd, events, max, ms)
+                } else {
+                    (real.epoll_pwait)(epfd, events, max, ms, sigmask)
+                }
+            }
+        },
+        plain::failed_eintr,
+    )
+}
+
+/// `epoll_pwait2`, plain.
+///
+/// # Safety
+/// As `epoll_pwait2(2)`.
+pub unsafe fn plain_epoll_pwait2(
+    epfd: c_int,
+    events: *mut epoll_event,
+    max: c_int,
+    ts: *const timespec,
+    sigmask: *const sigset_t,
+) -> c_int {
+    // SAFETY: null or readable (caller).
+    let mut left = unsafe { plain::TimespecLeft::new(ts) };
+    plain::restarting(
+        // SAFETY: the caller's arguments, to the real function.
+        || unsafe { (real::get().epoll_pwait2)(epfd, events, max, left.for_try(), sigmask) },
+        plain::failed_eintr,
+    )
 }

@@ -181,3 +181,99 @@ pub unsafe fn thrd_sleep(duration: *const timespec, remaining: *mut timespec) ->
     // SAFETY: per our caller; an interrupted C11 sleep returns -1 (the shim's failure value).
     unsafe { nanosleep(duration, remaining) }
 }
+
+// The real calls, for a sleep the op left to libc (`Outcome::Bypass`): made again for the time
+// left while only the library's own signal interrupted them (see `signal::plain`).
+
+/// A relative sleep of `req` by `sleep` (the real function, writing the time left where its
+/// second argument points when `interrupted` says of its result that a handler cut it short),
+/// made again for the time left. That is counted from a deadline taken before the first try:
+/// the kernel's time left includes the timer's slack (up to 50 us more than the time asked,
+/// when interrupted at once), so sleeping it again would grow without end under frequent
+/// signals. The caller's `rem`, when given, gets what the kernel wrote last, as natively.
+///
+/// # Safety
+/// `req` and `rem` as `nanosleep(2)`'s.
+unsafe fn plain_relative(
+    req: *const timespec,
+    rem: *mut timespec,
+    sleep: impl Fn(*const timespec, *mut timespec) -> c_int,
+    interrupted: impl Fn(c_int) -> bool,
+) -> c_int {
+    // SAFETY: null or readable (caller).
+    let mut left = unsafe { crate::signal::plain::TimespecLeft::new(req) };
+    crate::signal::plain::restarting(|| sleep(left.for_try(), rem), interrupted)
+}
+
+/// `nanosleep`, plain.
+///
+/// # Safety
+/// As `nanosleep(2)`.
+pub unsafe fn plain_nanosleep(req: *const timespec, rem: *mut timespec) -> c_int {
+    let real = crate::real::get();
+    // SAFETY: per our contract; the real function with the caller's or our own timespecs.
+    unsafe {
+        plain_relative(
+            req,
+            rem,
+            |req, rem| (real.nanosleep)(req, rem),
+            crate::signal::plain::failed_eintr,
+        )
+    }
+}
+
+/// `clock_nanosleep`, plain: an absolute sleep is asked again as it was.
+///
+/// # Safety
+/// As `clock_nanosleep(2)`.
+pub unsafe fn plain_clock_nanosleep(
+    clock: clockid_t,
+    flags: c_int,
+    req: *const timespec,
+    rem: *mut timespec,
+) -> c_int {
+    let real = crate::real::get();
+    let interrupted = |rc| rc == libc::EINTR;
+    // SAFETY: the caller's arguments, to the real function.
+    let sleep = |req, rem| unsafe { (real.clock_nanosleep)(clock, flags, req, rem) };
+    if flags & libc::TIMER_ABSTIME != 0 {
+        return crate::signal::plain::restarting(|| sleep(req, rem), interrupted);
+    }
+    // SAFETY: per our contract.
+    unsafe { plain_relative(req, rem, sleep, interrupted) }
+}
+
+/// `thrd_sleep`, plain: -1 when interrupted.
+///
+/// # Safety
+/// As `thrd_sleep(3)`.
+pub unsafe fn plain_thrd_sleep(duration: *const timespec, remaining: *mut timespec) -> c_int {
+    let real = crate::real::get();
+    // SAFETY: per our contract; the real function with the caller's or our own timespecs.
+    unsafe {
+        plain_relative(
+            duration,
+            remaining,
+            |req, rem| (real.thrd_sleep)(req, rem),
+            |rc| rc == -1,
+        )
+    }
+}
+
+/// `usleep`, plain: glibc's is a `nanosleep` of that long.
+pub fn plain_usleep(usec: libc::useconds_t) -> c_int {
+    let ts = ns_timespec(u64::from(usec) * 1_000);
+    // SAFETY: a valid timespec, no time left asked for.
+    unsafe { plain_nanosleep(&ts, core::ptr::null_mut()) }
+}
+
+/// `sleep`, plain: glibc's is a `nanosleep` of that long, and returns the whole seconds left.
+pub fn plain_sleep(seconds: libc::c_uint) -> libc::c_uint {
+    let mut ts = ns_timespec(u64::from(seconds) * 1_000_000_000);
+    // SAFETY: valid timespecs (the time left written over the request, as glibc does).
+    if unsafe { plain_nanosleep(&ts, &mut ts) } == 0 {
+        0
+    } else {
+        ts.tv_sec as libc::c_uint
+    }
+}

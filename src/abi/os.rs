@@ -59,15 +59,20 @@ macro_rules! os_hooks {
         Os fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => $crate::own_fd::protect_own_fd(old, new, || {
             os::replace(old, new, || ($crate::real::get().dup3)(old, new, flags))
         });
-        Os fn sigsuspend(mask: *const libc::sigset_t) -> c_int => $crate::signal::suspend(mask);
+        Os fn sigsuspend(mask: *const libc::sigset_t) -> c_int => $crate::signal::suspend(mask)
+            .or_plain(|| $crate::signal::plain::restarting(|| ($crate::real::get().sigsuspend)(mask), $crate::signal::plain::failed_eintr));
         Os fn sigwaitinfo(set: *const libc::sigset_t, info: *mut libc::siginfo_t) -> c_int
-            => $crate::os::sigwait::wait_for(set, info, None);
+            => $crate::os::sigwait::wait_for(set, info, None)
+                .or_plain(|| $crate::signal::plain::restarting(|| ($crate::real::get().sigwaitinfo)(set, info), $crate::signal::plain::failed_eintr));
         Os fn sigtimedwait(set: *const libc::sigset_t, info: *mut libc::siginfo_t, timeout: *const libc::timespec) -> c_int
             => match timeout.as_ref().map($crate::sys::duration_ns) {
                 None => $crate::os::sigwait::wait_for(set, info, None),
                 Some(Some(ns)) => $crate::os::sigwait::wait_for(set, info, Some(ns)),
                 Some(None) => $crate::outcome::Outcome::Bypass,
-            };
+            }.or_plain(|| {
+                let mut left = $crate::signal::plain::TimespecLeft::new(timeout);
+                $crate::signal::plain::restarting(|| ($crate::real::get().sigtimedwait)(set, info, left.for_try()), $crate::signal::plain::failed_eintr)
+            });
         Os fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int
             => match $crate::os::sigwait::wait_for(set, core::ptr::null_mut(), None) {
                 $crate::outcome::Outcome::Done(n) => {
@@ -256,8 +261,11 @@ pub extern "C" fn green_pause() -> c_int {
 fn suspend_until_signal() -> c_int {
     // SAFETY: no mask.
     match unsafe { crate::signal::suspend(core::ptr::null()) } {
-        // SAFETY: the real pause, no arguments.
-        crate::outcome::Outcome::Bypass => unsafe { (crate::real::get().pause)() },
+        crate::outcome::Outcome::Bypass => crate::signal::plain::restarting(
+            // SAFETY: the real pause, no arguments.
+            || unsafe { (crate::real::get().pause)() },
+            crate::signal::plain::failed_eintr,
+        ),
         _ => {
             crate::sys::set_errno(libc::EINTR);
             -1

@@ -9,6 +9,7 @@
 
 pub mod interrupt;
 pub mod mask;
+pub mod plain;
 
 pub use interrupt::{Interrupt, claim_arrived, interruptibly, interruptibly_with_mask};
 
@@ -131,6 +132,7 @@ fn call_handler(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
     if handler == 0 || handler == SIG_IGN || handler == SIG_DFL {
         return;
     }
+    plain::handled();
     let saved = crate::sys::errno();
     crate::context::as_handler(|| {
         if flags & libc::SA_SIGINFO != 0 {
