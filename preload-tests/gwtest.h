@@ -220,6 +220,19 @@ static inline void gw_rerun_with_hubs(const char *hubs) {
     exit(1);
 }
 
+/* Under the preload, in the first run (no GREENWORLD_SLICE given): replaces this process by this
+ * program again, without arguments, at GREENWORLD_SLICE=slice and, unless the run's mode gave
+ * GREENWORLD_HUBS, two hubs (a test of several hubs that needs its time slice). Otherwise
+ * returns. */
+static inline void gw_rerun_with_slice(const char *slice) {
+    if (!gw_preloaded() || getenv("GREENWORLD_SLICE")) return;
+    setenv("GREENWORLD_SLICE", slice, 1);
+    if (!getenv("GREENWORLD_HUBS")) setenv("GREENWORLD_HUBS", "2", 1);
+    execv(gw_self(), (char *[]){(char *)gw_self(), NULL});
+    perror("execv");
+    exit(1);
+}
+
 /* Runs this program again (gw_run) with the arguments that follow outlen, up to a NULL. */
 __attribute__((sentinel)) static inline int gw_run_self(const char *const env[], char *out, size_t outlen,
                                                       ...) {

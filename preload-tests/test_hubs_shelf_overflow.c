@@ -26,13 +26,7 @@ static void *body(void *arg) {
 }
 
 int main(void) {
-    if (gw_preloaded() && !getenv("GREENWORLD_SLICE")) {
-        setenv("GREENWORLD_SLICE", "off", 1);
-        if (!getenv("GREENWORLD_HUBS")) setenv("GREENWORLD_HUBS", "2", 1);
-        execv(gw_self(), (char *[]){(char *)gw_self(), NULL});
-        perror("execv");
-        return 1;
-    }
+    gw_rerun_with_slice("off");
     gw_watchdog("test_hubs_shelf_overflow", 120);
     static pthread_t t[THREADS];
     pthread_attr_t attr;

@@ -74,13 +74,7 @@ static int compute_until_started(int want) {
 }
 
 int main(void) {
-    if (gw_preloaded() && !getenv("GREENWORLD_SLICE")) {
-        setenv("GREENWORLD_SLICE", "off", 1);
-        if (!getenv("GREENWORLD_HUBS")) setenv("GREENWORLD_HUBS", "2", 1);
-        execv(gw_self(), (char *[]){(char *)gw_self(), NULL});
-        perror("execv");
-        return 1;
-    }
+    gw_rerun_with_slice("off");
     if (gw_preloaded() && gw_hubs() < 2) {
         printf("skip: one hub (nothing else could run a thread while its creator computes)\n");
         return GW_SKIP;

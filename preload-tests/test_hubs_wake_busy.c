@@ -81,13 +81,7 @@ static void *waker(void *arg) {
 static void run_phase(const int cpus[2]);
 
 int main(void) {
-    if (gw_preloaded() && !getenv("GREENWORLD_SLICE")) {
-        setenv("GREENWORLD_SLICE", "10s", 1);
-        if (!getenv("GREENWORLD_HUBS")) setenv("GREENWORLD_HUBS", "2", 1);
-        execv(gw_self(), (char *[]){(char *)gw_self(), NULL});
-        perror("execv");
-        return 1;
-    }
+    gw_rerun_with_slice("10s");
     if (gw_preloaded() && gw_hubs() < 2) return 77;
     gw_watchdog("test_hubs_wake_busy", 60);
     cpu_set_t mine;
