@@ -3,8 +3,10 @@
 //! and nothing else could ever wake one. Then the process keeps waiting, as natively (where such
 //! a program hangs silently).
 //!
-//! Asked only when the hub is about to wait with nothing runnable and no timer at all, so the
-//! hot path pays nothing; the hub asks again after a grace period and only then is it said.
+//! Asked only when a hub has waited a grace period with nothing runnable and no timer at all,
+//! so the hot path pays nothing. A "no" that may turn without waking the asking hub (another
+//! hub or OS thread busy, a thread runnable) has it ask again later ([`Quiet::Unsure`]); a "no"
+//! because a wait ends by itself has it wait as natively ([`Quiet::Waits`]).
 //! Never said while anything else could end a wait:
 //! - a thread waits on a descriptor, a sleep or any timer, a child, the pool, a signal (`pause`,
 //!   `sigsuspend`, `sigwait`: another process may send it);
@@ -17,7 +19,7 @@
 //! - a process stopped by SIGSTOP never gets here (its hub does not run).
 
 use crate::green::{Green, table};
-use crate::hub::Hub;
+use crate::hub::{Hub, Quiet};
 use crate::waiting::WaitOn;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -25,20 +27,24 @@ use core::sync::atomic::{AtomicBool, Ordering};
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
 /// The hub's [`crate::hub::Owners::maybe_deadlocked`].
-pub fn maybe_deadlocked(hub: &Hub) -> bool {
+pub fn maybe_deadlocked(hub: &Hub) -> Quiet {
     if !crate::config::get().deadlock {
-        return false;
+        return Quiet::Waits;
     }
-    if !all_asleep(hub) {
-        REPORTED.store(false, Ordering::Relaxed);
-        return false;
+    match all_asleep(hub) {
+        Quiet::Deadlocked if REPORTED.load(Ordering::Relaxed) => Quiet::Waits,
+        Quiet::Deadlocked => Quiet::Deadlocked,
+        not => {
+            REPORTED.store(false, Ordering::Relaxed);
+            not
+        }
     }
-    !REPORTED.load(Ordering::Relaxed)
 }
 
-/// The hub's [`crate::hub::Owners::deadlocked`]: still so after the grace period.
-pub fn report(hub: &Hub) {
-    if !all_asleep(hub) || REPORTED.swap(true, Ordering::Relaxed) {
+/// The hub's [`crate::hub::Owners::deadlocked`], right after [`maybe_deadlocked`] said so: once
+/// (two hubs may find it together).
+pub fn report(_hub: &Hub) {
+    if REPORTED.swap(true, Ordering::Relaxed) {
         return;
     }
     let mut out = super::Out::new(super::Sink::Stderr);
@@ -48,35 +54,45 @@ pub fn report(hub: &Hub) {
 }
 
 /// Does every thread of every hub wait on another thread, with nothing else able to end a
-/// wait? Asked by `hub`, about to wait with nothing to do; every other hub must be asleep in
-/// its poller the same way ([`Hub::is_quiet`]).
-fn all_asleep(hub: &Hub) -> bool {
+/// wait ([`Quiet::Deadlocked`])? Asked by `hub`, quiet for a grace period; every other hub must
+/// be asleep in its poller the same way ([`Hub::is_quiet`]).
+fn all_asleep(hub: &Hub) -> Quiet {
     if hub.has_work() {
-        return false;
+        return Quiet::Unsure;
     }
     let mut hubs = 0;
     for other in Hub::all() {
         hubs += 1;
         if !core::ptr::eq(other, hub) && !other.is_quiet() {
-            return false;
+            return Quiet::Unsure;
         }
     }
-    let asleep = |green: &Green| {
-        if green.current_token() == 0 {
-            return false;
-        }
-        // A sigwait is a wait on descriptors (a signalfd), which wakes by itself; the hub's
-        // own record of it is readable by its own OS thread only.
-        if green.hub().is_mine() && green.sigwaiting.get() != 0 {
-            return false;
-        }
-        match WaitOn::unpack(green.waiting_on.load(Ordering::Relaxed)) {
-            None => false,
-            Some(WaitOn::Sem(_)) => !(1..=64).any(crate::signal::handled),
-            Some(on) => !on.wakes_by_itself(),
-        }
+    let mut not = Quiet::Deadlocked;
+    let mut asleep = |green: &Green| {
+        not = if green.current_token() == 0 {
+            Quiet::Unsure
+        } else if green.hub().is_mine() && green.sigwaiting.get() != 0 {
+            // A sigwait is a wait on descriptors (a signalfd), which wakes by itself; the
+            // hub's own record of it is readable by its own OS thread only.
+            Quiet::Waits
+        } else {
+            match WaitOn::unpack(green.waiting_on.load(Ordering::Relaxed)) {
+                None => Quiet::Unsure,
+                Some(WaitOn::Sem(_)) if (1..=64).any(crate::signal::handled) => Quiet::Waits,
+                Some(on) if on.wakes_by_itself() => Quiet::Waits,
+                Some(_) => return true,
+            }
+        };
+        false
     };
-    Hub::all().all(|h| asleep(h.root())) && table::all_live(asleep) && no_other_threads(hubs)
+    if !(Hub::all().all(|h| asleep(h.root())) && table::all_live(&mut asleep)) {
+        return not;
+    }
+    if no_other_threads(hubs) {
+        Quiet::Deadlocked
+    } else {
+        Quiet::Unsure
+    }
 }
 
 /// Is every other OS thread of the process an idle pool thread (or one of the library's quiet

@@ -66,10 +66,26 @@ pub struct Owners {
     /// A dump was asked for ([`Hub::request_dump`]: to stderr), or the dump channel is ready
     /// (`channel`: a reader connected).
     pub dump: fn(hub: &Hub, channel: bool),
-    /// The hub has waited [`DEADLOCK_GRACE_NS`] with nothing runnable and no timer: could
-    /// nothing ever wake it (every thread waits on another)? If so, `deadlocked` says it.
-    pub maybe_deadlocked: fn(hub: &Hub) -> bool,
+    /// The hub has waited [`DEADLOCK_GRACE_NS`] (or longer: [`Quiet::Unsure`]) with nothing
+    /// runnable and no timer: could nothing ever wake it (every thread waits on another)? If
+    /// so ([`Quiet::Deadlocked`]), `deadlocked` says it.
+    pub maybe_deadlocked: fn(hub: &Hub) -> Quiet,
     pub deadlocked: fn(hub: &Hub),
+}
+
+/// The owners' answer to a hub that found nothing to do for a grace period
+/// ([`Owners::maybe_deadlocked`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quiet {
+    /// Every thread waits on another and nothing else could end a wait: said once.
+    Deadlocked,
+    /// A wait ends by itself (a descriptor, a timer, a signal, a child), or it was said
+    /// already: the hub waits as natively, with no timeout, until something happens.
+    Waits,
+    /// Not now, but it may turn (another hub or an OS thread the library does not run was busy,
+    /// a thread was runnable): asked again after a longer grace ([`QUIET_GRACE_MAX_NS`] at
+    /// most), since nothing may wake this hub when it turns.
+    Unsure,
 }
 
 /// The poller key of the dump channel's listening socket (no descriptor entry has it, and the
@@ -78,6 +94,8 @@ pub const CHANNEL_KEY: usize = usize::MAX - 1;
 
 /// How long a hub waits with nothing to do before it asks whether it is deadlocked.
 pub const DEADLOCK_GRACE_NS: u64 = 1_000_000_000;
+/// The longest a hub waits before it asks again after [`Quiet::Unsure`] (the grace doubles).
+pub const QUIET_GRACE_MAX_NS: u64 = 32 * DEADLOCK_GRACE_NS;
 
 pub struct Hub {
     owners: &'static Owners,
@@ -130,9 +148,10 @@ pub struct Hub {
     dump_requested: AtomicBool,
     /// The dump channel's socket was ready in the last poll.
     channel_ready: Cell<bool>,
-    /// An idle wait found nothing to do and the owners were asked about a deadlock; nothing
-    /// has happened since (see `wait_without_timer`).
-    quiet_checked: Cell<bool>,
+    /// How long the next wait with nothing runnable and no timer lasts before the owners are
+    /// asked about a deadlock (see `wait_without_timer`); 0: they said [`Quiet::Waits`] and
+    /// nothing has happened since.
+    quiet_grace: Cell<u64>,
     /// The hub waits in its poller with nothing runnable and no timer (`wait_without_timer`):
     /// only an event or another OS thread can give it work. Read by other hubs' deadlock check.
     quiet: AtomicBool,
@@ -297,7 +316,7 @@ impl Hub {
             turn: slice::Turn::default(),
             dump_requested: AtomicBool::new(false),
             channel_ready: Cell::new(false),
-            quiet_checked: Cell::new(false),
+            quiet_grace: Cell::new(DEADLOCK_GRACE_NS),
             quiet: AtomicBool::new(false),
             tls_resident: Cell::new(root),
             tls_kept: tls::Kept::new(),
@@ -1089,8 +1108,13 @@ impl Hub {
             (Some(deadline), look_in) => {
                 let timeout = deadline.saturating_sub(now_ns());
                 self.poll_events(Some(look_in.map_or(timeout, |ns| ns.min(timeout))));
+                // A thread will run when its timer fires: a quiet spell after that is new.
+                self.quiet_grace.set(DEADLOCK_GRACE_NS);
             }
-            (None, Some(ns)) => self.poll_events(Some(ns)),
+            (None, Some(ns)) => {
+                self.poll_events(Some(ns));
+                self.quiet_grace.set(DEADLOCK_GRACE_NS);
+            }
             (None, None) => self.wait_without_timer(),
         }
         self.set_idle(false);
@@ -1099,35 +1123,48 @@ impl Hub {
     /// Nothing runnable and no timer: only an event can wake the hub. The first such wait
     /// after anything happened lasts at most [`DEADLOCK_GRACE_NS`]; when it ends with nothing
     /// to do, the hub's owners are asked whether anything ever could wake it (every thread
-    /// waiting on another is a deadlock, which they report); the waits after that are as
-    /// native, until something happens again. So a busy hub pays a bounded wait instead of an
-    /// endless one, and the question is asked once per quiet second, never on the way to work.
+    /// waiting on another is a deadlock, which they report). When a wait ends by itself
+    /// ([`Quiet::Waits`]) the waits after that are as native, until something happens again;
+    /// when they cannot tell yet ([`Quiet::Unsure`]) they are asked again after twice the wait.
+    /// So a busy hub pays a bounded wait instead of an endless one, and the question is asked
+    /// once per quiet spell (or a few times, further apart), never on the way to work.
     fn wait_without_timer(&self) {
         // Published before the wait, for the check another hub makes (`is_quiet`).
         self.quiet.store(true, Ordering::Release);
-        if self.quiet_checked.get() {
+        let grace = self.quiet_grace.get();
+        if grace == 0 {
             self.poll_events(None);
             self.quiet.store(false, Ordering::Relaxed);
-            self.quiet_checked.set(false);
+            self.quiet_grace.set(DEADLOCK_GRACE_NS);
             return;
         }
-        self.poll_events(Some(DEADLOCK_GRACE_NS));
-        self.quiet.store(false, Ordering::Relaxed);
+        self.poll_events(Some(grace));
         // The common end of the wait (work came) is a look at the run queue.
         if self.run_queue.borrow().is_empty() {
-            self.after_quiet_wait();
+            self.after_quiet_wait(grace);
+        } else {
+            self.quiet_grace.set(DEADLOCK_GRACE_NS);
         }
+        self.quiet.store(false, Ordering::Relaxed);
     }
 
+    /// Still quiet while the owners look: two hubs whose grace waits end together would each
+    /// see the other busy otherwise, and neither would ever say the deadlock.
     #[cold]
-    fn after_quiet_wait(&self) {
+    fn after_quiet_wait(&self, grace: u64) {
         if self.has_work() || self.root.current_token() == 0 {
+            self.quiet_grace.set(DEADLOCK_GRACE_NS);
             return;
         }
-        self.quiet_checked.set(true);
-        if (self.owners.maybe_deadlocked)(self) {
-            (self.owners.deadlocked)(self);
-        }
+        let next = match (self.owners.maybe_deadlocked)(self) {
+            Quiet::Deadlocked => {
+                (self.owners.deadlocked)(self);
+                0
+            }
+            Quiet::Waits => 0,
+            Quiet::Unsure => grace.saturating_mul(2).min(QUIET_GRACE_MAX_NS),
+        };
+        self.quiet_grace.set(next);
     }
 
     /// Waits for I/O events (up to `timeout_ns`) and wakes the green threads waiting on them.
@@ -1466,9 +1503,64 @@ mod tests {
         signal_to: |_, _, _| {},
         made: |_| {},
         dump: |_, _| {},
-        maybe_deadlocked: |_| false,
+        maybe_deadlocked: |_| Quiet::Waits,
         deadlocked: |_| {},
     };
+
+    /// What `QUIET_OWNERS` answer a quiet hub, and what they saw when asked.
+    static ANSWER: std::sync::Mutex<Quiet> = std::sync::Mutex::new(Quiet::Unsure);
+    static ASKED_WHILE_QUIET: AtomicBool = AtomicBool::new(false);
+    static ASKED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    static SAID: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+    static QUIET_OWNERS: Owners = Owners {
+        maybe_deadlocked: |hub| {
+            ASKED.fetch_add(1, Ordering::Relaxed);
+            ASKED_WHILE_QUIET.store(hub.is_quiet(), Ordering::Relaxed);
+            *ANSWER.lock().unwrap()
+        },
+        deadlocked: |_| {
+            SAID.fetch_add(1, Ordering::Relaxed);
+        },
+        ..TEST_OWNERS
+    };
+
+    #[test]
+    fn a_quiet_hub_asks_again_later_when_unsure_and_no_more_when_a_wait_ends_by_itself() {
+        std::thread::spawn(|| {
+            let hub = Hub::get_or_create(&QUIET_OWNERS).unwrap();
+            // The root waits on something (as `main` in a join), so the question is asked.
+            let _token = hub.root.arm();
+            *ANSWER.lock().unwrap() = Quiet::Unsure;
+            hub.wait_without_timer();
+            assert_eq!(ASKED.load(Ordering::Relaxed), 1);
+            // Still quiet while asked: another hub asking at the same moment must see it so.
+            assert!(ASKED_WHILE_QUIET.load(Ordering::Relaxed));
+            assert!(!hub.is_quiet());
+            assert_eq!(hub.quiet_grace.get(), 2 * DEADLOCK_GRACE_NS);
+            // Unsure again: the next wait is longer still, up to the cap.
+            hub.quiet_grace.set(QUIET_GRACE_MAX_NS - 1);
+            hub.after_quiet_wait(hub.quiet_grace.get());
+            assert_eq!(hub.quiet_grace.get(), QUIET_GRACE_MAX_NS);
+            // Deadlocked: said, then waits as natively (no more questions).
+            *ANSWER.lock().unwrap() = Quiet::Deadlocked;
+            hub.quiet_grace.set(DEADLOCK_GRACE_NS);
+            hub.wait_without_timer();
+            assert_eq!(ASKED.load(Ordering::Relaxed), 3);
+            assert_eq!(SAID.load(Ordering::Relaxed), 1);
+            assert_eq!(hub.quiet_grace.get(), 0);
+            // A wait with a timer starts a new quiet spell.
+            hub.timers.borrow_mut().push(
+                now_ns() + 1_000_000,
+                hub.root as *const Green as usize,
+                0,
+            );
+            hub.wait_for_events();
+            assert_eq!(hub.quiet_grace.get(), DEADLOCK_GRACE_NS);
+        })
+        .join()
+        .unwrap();
+    }
 
     /// A parked green thread of `hub` (never run: only its wake-up is under test).
     fn parked_on(hub: &'static Hub) -> (&'static Green, u64) {
