@@ -2,15 +2,17 @@
  * restarts recv, accept, send… after a handler when the socket has SO_RCVTIMEO/SO_SNDTIMEO, even
  * with SA_RESTART (signal(7)); under the preload the library's handler runs for every SIGURG, so
  * a plain call (GREENWORLD_SOCKET=0 here) must be made again for the time left.
- * A child sends SIGURG in bursts (64, then 20 us) while three threads each make 4 calls that
- * time out after 100 ms: recv on an idle socketpair (SO_RCVTIMEO), accept on an idle listener on
- * 127.0.0.1 (SO_RCVTIMEO), send on a full socketpair (SO_SNDTIMEO). Each returns -1 EAGAIN, not
+ * A child sends SIGURG in bursts (64, then 20 us) while three threads each make 6 calls that
+ * time out after 100 ms: recv, read and readv on an idle socketpair (SO_RCVTIMEO), accept on an
+ * idle listener on 127.0.0.1 (SO_RCVTIMEO), send, write and writev on a full socketpair
+ * (SO_SNDTIMEO). Each returns -1 EAGAIN, not
  * before its timeout (a lower bound only: natively it is never shorter).
  * Preloaded, it runs itself again with GREENWORLD_SOCKET=0 (the calls plain). */
 #include "gwtest.h"
 #include <stdatomic.h>
+#include <sys/uio.h>
 
-#define ROUNDS 4
+#define ROUNDS 6
 #define TIMEOUT_MS 100
 static atomic_int done;
 /* The calls start once main has made every thread: while glibc's pthread_create blocks every
@@ -38,8 +40,11 @@ static void *receiver(void *arg) {
     pthread_barrier_wait(&made);
     for (int i = 0; i < ROUNDS; i++) {
         char c;
+        struct iovec v = {&c, 1};
         long long t0 = gw_now_ns();
-        check_timed_out("recv", recv(sv[0], &c, 1, 0), t0);
+        if (i % 3 == 0) check_timed_out("recv", recv(sv[0], &c, 1, 0), t0);
+        if (i % 3 == 1) check_timed_out("read", read(sv[0], &c, 1), t0);
+        if (i % 3 == 2) check_timed_out("readv", readv(sv[0], &v, 1), t0);
     }
     close(sv[0]);
     close(sv[1]);
@@ -74,8 +79,11 @@ static void *sender(void *arg) {
     set_timeout(sv[0], SO_SNDTIMEO);
     pthread_barrier_wait(&made);
     for (int i = 0; i < ROUNDS; i++) {
+        struct iovec v = {chunk, sizeof chunk};
         long long t0 = gw_now_ns();
-        check_timed_out("send", send(sv[0], chunk, sizeof chunk, 0), t0);
+        if (i % 3 == 0) check_timed_out("send", send(sv[0], chunk, sizeof chunk, 0), t0);
+        if (i % 3 == 1) check_timed_out("write", write(sv[0], chunk, sizeof chunk), t0);
+        if (i % 3 == 2) check_timed_out("writev", writev(sv[0], &v, 1), t0);
     }
     close(sv[0]);
     close(sv[1]);

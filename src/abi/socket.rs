@@ -44,10 +44,12 @@ macro_rules! socket_hooks {
         Socket fn sendmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int => safe_point!(socket::sendmmsg(fd, vec, vlen, flags)
                 .or_plain(|| socket::plain(fd, Output, || ($crate::real::get().sendmmsg)(fd, vec, vlen, flags))));
         Socket fn sendfile(out: c_int, input: c_int, offset: *mut off_t, count: size_t) -> ssize_t
-            => safe_point!(socket::sendfile(out, input, offset, count, $crate::real::get().sendfile));
+            => safe_point!(socket::sendfile(out, input, offset, count, $crate::real::get().sendfile)
+                .or_plain(|| socket::plain(out, Output, || ($crate::real::get().sendfile)(out, input, offset, count))));
         /// What `sendfile` is in programs built with 64-bit file offsets (CPython, among others).
         Socket fn sendfile64(out: c_int, input: c_int, offset: *mut off_t, count: size_t) -> ssize_t
-            => safe_point!(socket::sendfile(out, input, offset, count, $crate::real::get().sendfile64));
+            => safe_point!(socket::sendfile(out, input, offset, count, $crate::real::get().sendfile64)
+                .or_plain(|| socket::plain(out, Output, || ($crate::real::get().sendfile64)(out, input, offset, count))));
         Socket fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int
             => socket::setsockopt(fd, level, name, value, len);
         Socket fn __recv_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t, flags: c_int) -> ssize_t

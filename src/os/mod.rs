@@ -97,6 +97,17 @@ fn plain_on(fd: c_int, asked: Asked, wait: SocketWait, call: impl FnMut() -> ssi
     }
 }
 
+/// A plain call on `fd` that the op left to libc (`readv`, `writev`): as [`plain_socket`] when
+/// the fd table knows a socket, else the call alone.
+#[inline(always)]
+pub fn plain_if_socket(fd: c_int, wait: SocketWait, mut call: impl FnMut() -> ssize_t) -> ssize_t {
+    if fd::cached(fd).1.is_socket() {
+        plain_socket(fd, wait, call)
+    } else {
+        call()
+    }
+}
+
 /// Every read and write asks first whether the fd table already knows the descriptor to be a
 /// plain one now ([`fd::known`]: a device, a regular file without the pool, a pipe with `os`
 /// off): then libc, before anything else, and the descriptor's byte in [`crate::plain_fds`] is
