@@ -8,6 +8,7 @@ use crate::fd::wait::Direction;
 use crate::fd::{self, Kind};
 use crate::outcome::Outcome::{self, Bypass, Done, Errno};
 use crate::real;
+use crate::signal::plain::SocketWait;
 use crate::sys::errno;
 use libc::{
     EAGAIN, EINPROGRESS, MSG_DONTWAIT, MSG_PEEK, MSG_WAITALL, MSG_WAITFORONE, c_int, c_uint,
@@ -112,6 +113,17 @@ pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Outco
     Done(0)
 }
 
+/// A plain socket call (`call`, the real function), made again while only the library's own
+/// signal interrupted it (see `signal::plain::socket_restarting`).
+#[inline(always)]
+pub fn plain<T: crate::signal::plain::Answer>(
+    fd: c_int,
+    wait: SocketWait,
+    call: impl FnMut() -> T,
+) -> T {
+    crate::signal::plain::socket_restarting(fd, wait, call)
+}
+
 /// `accept` and `accept4`.
 ///
 /// # Safety
@@ -122,9 +134,15 @@ pub unsafe fn accept(
     len: *mut socklen_t,
     flags: c_int,
 ) -> Outcome<c_int> {
+    // The real call, made again after the library's own signal (a listener with SO_RCVTIMEO).
+    let plain = || {
+        plain(fd, SocketWait::Input, || {
+            // SAFETY: the caller's arguments, to the real function.
+            unsafe { (real::get().accept4)(fd, addr, len, flags) }
+        })
+    };
     let Some(mut green) = GreenFd::socket(fd) else {
-        // SAFETY: the caller's arguments, to the real function.
-        return finish_accept(unsafe { (real::get().accept4)(fd, addr, len, flags) }, fd);
+        return finish_accept(plain(), fd);
     };
     if green.program_nonblocking() {
         return Bypass;
@@ -138,8 +156,7 @@ pub unsafe fn accept(
     match outcome {
         Done(new) => finish_accept(new as c_int, fd),
         Errno(code) => Errno(code),
-        // SAFETY: as above.
-        Bypass => finish_accept(unsafe { (real::get().accept4)(fd, addr, len, flags) }, fd),
+        Bypass => finish_accept(plain(), fd),
     }
 }
 

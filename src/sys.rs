@@ -216,3 +216,20 @@ pub fn prefetch(addr: usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = addr;
 }
+
+/// A socket's timeout (`option`: SO_RCVTIMEO or SO_SNDTIMEO) in ns, 0 for none or for a
+/// descriptor that is not a socket.
+pub fn socket_timeout(fd: c_int, option: c_int) -> u64 {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: tv and len are valid for getsockopt to write; a non-socket just fails.
+    let rc =
+        unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, option, (&raw mut tv).cast(), &mut len) };
+    if rc != 0 {
+        return 0;
+    }
+    (tv.tv_sec.max(0) as u64) * 1_000_000_000 + (tv.tv_usec.max(0) as u64) * 1_000
+}

@@ -239,8 +239,9 @@ pub unsafe fn plain_clock_nanosleep(
     if flags & libc::TIMER_ABSTIME != 0 {
         return crate::signal::plain::restarting(|| sleep(req, rem), interrupted);
     }
-    // SAFETY: per our contract.
-    unsafe { plain_relative(req, rem, sleep, interrupted) }
+    // SAFETY: null or readable (caller).
+    let mut left = unsafe { crate::signal::plain::TimespecLeft::on_clock(req, clock) };
+    crate::signal::plain::restarting(|| sleep(left.for_try(), rem), interrupted)
 }
 
 /// `thrd_sleep`, plain: -1 when interrupted.

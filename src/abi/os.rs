@@ -14,8 +14,10 @@ macro_rules! os_hooks {
         Os fn pipe2(fds: *mut c_int, flags: c_int) -> c_int => os::pipe(fds, Some(flags));
         Os(plain_fd) fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t => safe_point!(hub => os::read(fd, buf, len, hub));
         Os(plain_fd) fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t => safe_point!(hub => os::write(fd, buf, len, hub));
-        Os(plain_fd) fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(hub => os::readv(fd, iov, count, hub));
-        Os(plain_fd) fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(hub => os::writev(fd, iov, count, hub));
+        Os(plain_fd) fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(hub => os::readv(fd, iov, count, hub)
+            .or_plain(|| os::plain_if_socket(fd, $crate::signal::plain::SocketWait::Input, || ($crate::real::get().readv)(fd, iov, count))));
+        Os(plain_fd) fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => safe_point!(hub => os::writev(fd, iov, count, hub)
+            .or_plain(|| os::plain_if_socket(fd, $crate::signal::plain::SocketWait::Output, || ($crate::real::get().writev)(fd, iov, count))));
         Os fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t
             => safe_point!(hub => if len > buflen { Bypass } else { os::read(fd, buf, len, hub) });
         Os fn close(fd: c_int) -> c_int => os::close(fd);

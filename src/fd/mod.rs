@@ -184,7 +184,7 @@ impl ProgramFlags {
         if self.0 & bit == 0 {
             return 0;
         }
-        socket_timeout(fd, option)
+        crate::sys::socket_timeout(fd, option)
     }
 
     /// Asks the kernel.
@@ -196,10 +196,10 @@ impl ProgramFlags {
             // Timeouts do not matter to a call that never waits.
             bits |= Self::NONBLOCKING;
         } else {
-            if socket_timeout(fd, libc::SO_RCVTIMEO) > 0 {
+            if crate::sys::socket_timeout(fd, libc::SO_RCVTIMEO) > 0 {
                 bits |= Self::RECV_TIMEOUT;
             }
-            if socket_timeout(fd, libc::SO_SNDTIMEO) > 0 {
+            if crate::sys::socket_timeout(fd, libc::SO_SNDTIMEO) > 0 {
                 bits |= Self::SEND_TIMEOUT;
             }
         }
@@ -315,21 +315,6 @@ impl Entry {
 /// every cached flag is re-read on next use.
 pub fn flags_changed() {
     FLAGS_CHANGED.fetch_max(fresh_stamp(), Ordering::SeqCst);
-}
-
-fn socket_timeout(fd: c_int, option: c_int) -> u64 {
-    let mut tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 0,
-    };
-    let mut len = size_of::<libc::timeval>() as libc::socklen_t;
-    // SAFETY: tv and len are valid for getsockopt to write; a non-socket just fails.
-    let rc =
-        unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, option, (&raw mut tv).cast(), &mut len) };
-    if rc != 0 {
-        return 0;
-    }
-    (tv.tv_sec.max(0) as u64) * 1_000_000_000 + (tv.tv_usec.max(0) as u64) * 1_000
 }
 
 /// Is `fd` a TCP socket with no upper-layer protocol (`TCP_ULP` names none)?

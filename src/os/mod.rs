@@ -21,6 +21,7 @@ use crate::hub::Hub;
 use crate::outcome::Outcome::{self, Bypass, Done};
 use crate::own_fd;
 use crate::real;
+use crate::signal::plain::SocketWait::{self, Input, Output};
 use libc::{MSG_DONTWAIT, RWF_NOWAIT, c_int, c_void, iovec, msghdr, size_t, ssize_t};
 
 /// `pipe` and `pipe2`.
@@ -74,6 +75,36 @@ fn answer(outcome: Outcome<ssize_t>, real: impl FnOnce() -> ssize_t) -> ssize_t 
             crate::sys::set_errno(code);
             -1
         }
+    }
+}
+
+/// A plain call on a socket, made again when only the library's signal cut it short (a socket
+/// with a timeout: see `signal::plain::socket_restarting`).
+#[inline(always)]
+fn plain_socket(fd: c_int, wait: SocketWait, call: impl FnMut() -> ssize_t) -> ssize_t {
+    crate::signal::plain::socket_restarting(fd, wait, call)
+}
+
+/// The plain read or write of `fd`: as [`plain_socket`] for a socket, else the call alone (a
+/// pipe's or a terminal's is restarted by the kernel after the library's handler).
+#[inline(always)]
+fn plain_on(fd: c_int, asked: Asked, wait: SocketWait, call: impl FnMut() -> ssize_t) -> ssize_t {
+    if asked.kind().is_socket() {
+        plain_socket(fd, wait, call)
+    } else {
+        let mut call = call;
+        call()
+    }
+}
+
+/// A plain call on `fd` that the op left to libc (`readv`, `writev`): as [`plain_socket`] when
+/// the fd table knows a socket, else the call alone.
+#[inline(always)]
+pub fn plain_if_socket(fd: c_int, wait: SocketWait, mut call: impl FnMut() -> ssize_t) -> ssize_t {
+    if fd::cached(fd).1.is_socket() {
+        plain_socket(fd, wait, call)
+    } else {
+        call()
     }
 }
 
@@ -172,15 +203,23 @@ unsafe fn read_not_plain(
     let at = buf as usize; // the caller waits while a pool thread reads into it
     // SAFETY: per our contract.
     let outcome = match unsafe { green_read(fd, buf, len, known) } {
-        // SAFETY: the caller's arguments, to the real function.
-        Bypass if asked.socket_call() => return unsafe { (real::get().recv)(fd, buf, len, 0) },
+        Bypass if asked.socket_call() => {
+            return plain_socket(fd, Input, || {
+                // SAFETY: the caller's arguments, to the real function.
+                unsafe { (real::get().recv)(fd, buf, len, 0) }
+            });
+        }
         // SAFETY: as above.
         green => green_or_plain(fd, green, move || unsafe {
             (real::get().read)(fd, at as *mut c_void, len)
         }),
     };
-    // SAFETY: the caller's arguments, to the real function.
-    answer(outcome, || unsafe { (real::get().read)(fd, buf, len) })
+    answer(outcome, || {
+        plain_on(fd, asked, Input, || {
+            // SAFETY: the caller's arguments, to the real function.
+            unsafe { (real::get().read)(fd, buf, len) }
+        })
+    })
 }
 
 /// `recv(fd, buf, len, 0)` of a descriptor the fd table knows to be a socket (`known`): what
@@ -424,15 +463,23 @@ unsafe fn write_not_plain(
     let at = buf as usize; // the caller waits while a pool thread writes from it
     // SAFETY: per our contract.
     let outcome = match unsafe { green_write(fd, buf, len, known) } {
-        // SAFETY: the caller's arguments, to the real function.
-        Bypass if asked.socket_call() => return unsafe { (real::get().send)(fd, buf, len, 0) },
+        Bypass if asked.socket_call() => {
+            return plain_socket(fd, Output, || {
+                // SAFETY: the caller's arguments, to the real function.
+                unsafe { (real::get().send)(fd, buf, len, 0) }
+            });
+        }
         // SAFETY: as above.
         green => green_or_plain(fd, green, move || unsafe {
             (real::get().write)(fd, at as *const c_void, len)
         }),
     };
-    // SAFETY: the caller's arguments, to the real function.
-    answer(outcome, || unsafe { (real::get().write)(fd, buf, len) })
+    answer(outcome, || {
+        plain_on(fd, asked, Output, || {
+            // SAFETY: the caller's arguments, to the real function.
+            unsafe { (real::get().write)(fd, buf, len) }
+        })
+    })
 }
 
 /// `send(fd, buf, len, 0)` of a descriptor the fd table knows to be a socket (`known`): what

@@ -78,6 +78,8 @@ pub fn deadline_ms(timeout_ms: c_int) -> u64 {
 /// zero or invalid one is the caller's each time: the kernel judges it).
 pub struct TimespecLeft {
     given: *const libc::timespec,
+    /// What the deadline is counted on (CLOCK_MONOTONIC but for a sleep on a CPU-time clock).
+    clock: libc::clockid_t,
     deadline: Option<u64>,
     left: libc::timespec,
 }
@@ -86,14 +88,42 @@ impl TimespecLeft {
     /// # Safety
     /// `given` is null or readable.
     pub unsafe fn new(given: *const libc::timespec) -> TimespecLeft {
+        // SAFETY: as ours.
+        unsafe { Self::on_clock(given, libc::CLOCK_MONOTONIC) }
+    }
+
+    /// A relative sleep on `clock`: a CPU-time clock (the process's, or one from
+    /// `clock_getcpuclockid`, negative) runs slower than the monotonic one, so its deadline is
+    /// counted on it (a system call per try, not the vDSO); any other, on CLOCK_MONOTONIC (a
+    /// relative sleep ignores changes to the wall clock).
+    ///
+    /// # Safety
+    /// `given` is null or readable.
+    pub unsafe fn on_clock(given: *const libc::timespec, clock: libc::clockid_t) -> TimespecLeft {
+        let clock = if clock < 0 || clock == libc::CLOCK_PROCESS_CPUTIME_ID {
+            clock
+        } else {
+            libc::CLOCK_MONOTONIC
+        };
         // SAFETY: readable when non-null (caller).
         let ns = unsafe { given.as_ref() }.and_then(crate::sys::duration_ns);
-        TimespecLeft {
+        let mut left = TimespecLeft {
             given,
-            deadline: ns
-                .filter(|&ns| ns > 0)
-                .map(|ns| crate::sys::now_ns().saturating_add(ns)),
+            clock,
+            deadline: None,
             left: crate::sys::ns_timespec(0),
+        };
+        left.deadline = ns
+            .filter(|&ns| ns > 0)
+            .and_then(|ns| Some(left.now()?.saturating_add(ns)));
+        left
+    }
+
+    fn now(&self) -> Option<u64> {
+        if self.clock == libc::CLOCK_MONOTONIC {
+            Some(crate::sys::now_ns())
+        } else {
+            crate::sys::clock_ns(self.clock)
         }
     }
 
@@ -101,10 +131,178 @@ impl TimespecLeft {
     pub fn for_try(&mut self) -> *const libc::timespec {
         match self.deadline {
             Some(deadline) => {
-                self.left = crate::sys::ns_timespec(deadline.saturating_sub(crate::sys::now_ns()));
+                // A clock that cannot be read now (a CPU clock of a thread gone): the kernel
+                // judges the request as given.
+                let Some(now) = self.now() else {
+                    return self.given;
+                };
+                self.left = crate::sys::ns_timespec(deadline.saturating_sub(now));
                 &self.left
             }
             None => self.given,
         }
+    }
+}
+
+/// What a plain socket call waits for, and what it answers when its socket's timeout runs out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SocketWait {
+    /// `recv`, `accept`… (SO_RCVTIMEO): EAGAIN.
+    Input,
+    /// `send`… (SO_SNDTIMEO): EAGAIN.
+    Output,
+    /// `connect` (SO_SNDTIMEO): EINPROGRESS; the connection goes on after an interruption,
+    /// so once writable its outcome is SO_ERROR, not a second `connect`.
+    Connect,
+}
+
+/// A plain socket call (`call`, -1 and errno on failure) on `fd`. The kernel restarts one
+/// after a handler with SA_RESTART (the library's is) unless the socket has a timeout
+/// (SO_RCVTIMEO/SO_SNDTIMEO: signal(7)); then it fails with EINTR, which natively an ignored
+/// SIGURG never causes. Made again while only the library's signal interrupted it, after a
+/// wait for readiness with the time the timeout leaves. The start is read from the coarse
+/// clock (a few instructions: no system call on the way that is not interrupted); the time left
+/// is counted a tick long, so the whole call is never shorter than the timeout and at most
+/// two ticks longer (the kernel counts socket timeouts in ticks too).
+pub fn socket_restarting<T: Answer>(fd: c_int, wait: SocketWait, mut call: impl FnMut() -> T) -> T {
+    let saved = crate::sys::errno();
+    let start = coarse_ns();
+    loop {
+        let before = count();
+        let result = call();
+        if !(result.failed() && crate::sys::errno() == libc::EINTR)
+            || count() != before
+            || !crate::patch::engaged()
+        {
+            return result;
+        }
+        let option = match wait {
+            SocketWait::Input => libc::SO_RCVTIMEO,
+            SocketWait::Output | SocketWait::Connect => libc::SO_SNDTIMEO,
+        };
+        let timeout = crate::sys::socket_timeout(fd, option);
+        if timeout > 0 || wait == SocketWait::Connect {
+            let left = (start + timeout + coarse_tick()).saturating_sub(coarse_ns());
+            match socket_ready(fd, wait, timeout, left) {
+                Ready::Again => {}
+                Ready::Answer(result) => {
+                    if result == 0 {
+                        crate::sys::set_errno(saved);
+                    }
+                    return T::from_int(result);
+                }
+            }
+        }
+        crate::sys::set_errno(saved);
+    }
+}
+
+/// What a socket call returns: a count or a descriptor, -1 on failure.
+pub trait Answer: Copy {
+    fn failed(self) -> bool;
+    fn from_int(value: c_int) -> Self;
+}
+impl Answer for c_int {
+    fn failed(self) -> bool {
+        self == -1
+    }
+    fn from_int(value: c_int) -> Self {
+        value
+    }
+}
+impl Answer for isize {
+    fn failed(self) -> bool {
+        self == -1
+    }
+    fn from_int(value: c_int) -> Self {
+        value as isize
+    }
+}
+
+enum Ready {
+    /// Ready: make the call again.
+    Again,
+    /// The call's answer, 0 or -1 (errno set).
+    Answer(c_int),
+}
+
+/// Waits (the real `poll`, itself made again after the library's signal) until `fd` is ready
+/// for `wait`, or `left` ns (none when the socket has no `timeout`) ran out.
+fn socket_ready(fd: c_int, wait: SocketWait, timeout: u64, left: u64) -> Ready {
+    let events = if wait == SocketWait::Input {
+        libc::POLLIN
+    } else {
+        libc::POLLOUT
+    };
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ms = if timeout == 0 {
+        -1
+    } else {
+        left.div_ceil(1_000_000).min(c_int::MAX as u64) as c_int
+    };
+    let deadline = deadline_ms(ms);
+    // SAFETY: one valid pollfd.
+    let n = restarting(
+        || unsafe { (crate::real::get().poll)(&mut p, 1, ms_left(ms, deadline)) },
+        failed_eintr,
+    );
+    match n {
+        // A program's handler (natively the call's EINTR), or the poll's own failure.
+        -1 => Ready::Answer(-1),
+        0 => {
+            let code = if wait == SocketWait::Connect {
+                libc::EINPROGRESS
+            } else {
+                libc::EAGAIN
+            };
+            crate::sys::set_errno(code);
+            Ready::Answer(-1)
+        }
+        _ if wait == SocketWait::Connect => {
+            let mut error: c_int = 0;
+            let mut len = size_of::<c_int>() as libc::socklen_t;
+            // SAFETY: error and len valid for getsockopt to write.
+            let rc = unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    (&raw mut error).cast(),
+                    &mut len,
+                )
+            };
+            if rc != 0 {
+                return Ready::Answer(-1);
+            }
+            if error != 0 {
+                crate::sys::set_errno(error);
+                return Ready::Answer(-1);
+            }
+            Ready::Answer(0)
+        }
+        _ => Ready::Again,
+    }
+}
+
+/// CLOCK_MONOTONIC_COARSE in ns (the vDSO's last tick: no system call).
+fn coarse_ns() -> u64 {
+    crate::sys::clock_ns(libc::CLOCK_MONOTONIC_COARSE).unwrap_or(0)
+}
+
+/// The coarse clock's resolution (a tick), asked when a socket call was interrupted.
+fn coarse_tick() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid, writable timespec.
+    if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } == 0 {
+        crate::sys::timespec_ns(&ts)
+    } else {
+        10_000_000
     }
 }
