@@ -61,6 +61,10 @@ impl Kind {
 /// stamp share one word, published with `fetch_max`: a slow reader that asked the kernel before a
 /// close, a reuse or an `ioctl(FIONBIO)` can only publish an older stamp, never a stale value
 /// under a current one.
+///
+/// On two whole cache lines (120 bytes would straddle three in two entries of three): a hooked
+/// read or write and its edge touch nearly every field.
+#[repr(align(64))]
 pub struct Entry {
     /// `stamp << KIND_BITS | Kind`.
     kind: AtomicU64,
@@ -417,6 +421,15 @@ pub fn entry(fd: c_int) -> Option<&'static Entry> {
     }
     // SAFETY: a published chunk holds CHUNK initialised entries and is never freed.
     Some(unsafe { &*chunk.add(fd % CHUNK) })
+}
+
+/// The entry of `fd` if its chunk was made, without touching the entry (for a prefetch).
+#[inline]
+pub fn made(fd: c_int) -> Option<&'static Entry> {
+    let fd = usize::try_from(fd).ok().filter(|&fd| fd < MAX_FDS)?;
+    let chunk = CHUNK_TABLE[fd / CHUNK].load(Ordering::Acquire);
+    // SAFETY: a published chunk holds CHUNK initialised entries and is never freed.
+    (!chunk.is_null()).then(|| unsafe { &*chunk.add(fd % CHUNK) })
 }
 
 /// What the table already knows of `fd` without asking the kernel or making an entry: its
