@@ -204,6 +204,39 @@ fn lock_shared(slot: &'static Slot) -> Held {
     Held::Lock(slot.lock.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// Asks the CPU for the first waiters of keys' own queues, ahead of the wakes that will read
+/// them (a batch of descriptor events: `fd::wait::prefetch`). Made only while the lot is solo,
+/// and holds a section (no other OS thread touches a queue meanwhile): None otherwise.
+pub struct Prefetcher(solo::Section);
+
+impl Prefetcher {
+    #[inline]
+    pub fn new() -> Option<Prefetcher> {
+        solo::enter().map(Prefetcher)
+    }
+
+    /// The first node of `own` (on its waiter's stack).
+    #[inline]
+    pub fn node(&self, own: &Queue) {
+        let head = own.head.get();
+        if !head.is_null() {
+            crate::sys::prefetch(head as usize);
+        }
+    }
+
+    /// The block of the green thread the first node of `own` names (its node asked for
+    /// earlier with [`node`](Prefetcher::node), so that reading it does not stall).
+    #[inline]
+    pub fn waiter(&self, own: &Queue) {
+        // SAFETY: a queued node stays valid while it is linked, and nothing unlinks it while
+        // this section is open (every change to a queue is made inside one, on this OS thread).
+        if let Some(Wake::Green { green, .. }) = unsafe { own.head.get().as_ref() }.map(|n| &n.wake)
+        {
+            green.prefetch_block();
+        }
+    }
+}
+
 /// How a park ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parked {

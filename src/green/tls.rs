@@ -32,6 +32,7 @@
 //! `__tls_get_addr` then points every DTV at the OS thread's block, so both access models agree).
 
 use core::cell::Cell;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use libc::{c_int, c_void, dl_phdr_info, size_t};
 use std::sync::OnceLock;
 
@@ -340,6 +341,10 @@ fn layout() -> Option<&'static Layout> {
     LAYOUT
         .get_or_init(|| {
             let layout = read_layout();
+            if let Some(layout) = &layout {
+                // dtv_t entries are 16 bytes, module ids index them from entry 0.
+                OWN_SLOT.store(layout.own_module.wrapping_mul(16), Ordering::Relaxed);
+            }
             if layout.is_none() {
                 crate::log!(
                     Warn,
@@ -638,6 +643,22 @@ unsafe fn fresh_dtv(layout: &Layout, from: *mut usize) -> Option<(*mut usize, bo
     }
     Some((dtv, dynamic))
 }
+
+/// Asks the CPU for the words of `state`'s DTV that the first look at this library's
+/// thread-locals after a switch to it reads (`__tls_get_addr`: the generation, then this
+/// library's slot): each green thread's DTV is its own allocation, cold when it resumes.
+#[inline]
+pub fn prefetch_dtv(state: &Cell<State>) {
+    let dtv = state.get().dtv as usize;
+    if dtv == 0 {
+        return;
+    }
+    crate::sys::prefetch(dtv);
+    crate::sys::prefetch(dtv.wrapping_add(OWN_SLOT.load(Ordering::Relaxed)));
+}
+
+/// Where this library's slot lies in a DTV, in bytes from entry 0 (read with the layout).
+static OWN_SLOT: AtomicUsize = AtomicUsize::new(0);
 
 /// Switches the running OS thread's thread-locals from `from`'s to `to`'s: saves the static
 /// bytes and the DTV in `from`, installs `to`'s.

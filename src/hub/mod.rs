@@ -42,12 +42,20 @@ use timers::Timers;
 /// How many green threads run back to back before the loop looks at timers and the inbox again.
 const CHECK_EVERY: u32 = 64;
 
+/// Descriptors this hub watches from which a batch of events is first shown to
+/// [`Owners::io_prefetch`].
+const PREFETCH_FROM_WATCHED: usize = 256;
+
 /// What the services above the hub do at the hub's moments, given by whoever makes hubs (the
 /// same for every hub). Plain function pointers: no allocation or trait object per event.
 pub struct Owners {
     /// The poller saw `key` (as registered with [`Hub::watch`]) ready in these directions
     /// (`exceptional`: with urgent data, the peer's shutdown, a hang-up or an error).
     pub io_ready: fn(key: usize, readable: bool, writable: bool, exceptional: bool),
+    /// Before a batch of several events goes to `io_ready`, the batch (keys in `u64`, the
+    /// notifier's and the dump channel's among them), when the hub watches many descriptors:
+    /// asks the CPU for what `io_ready` will touch, so that its misses overlap.
+    pub io_prefetch: fn(events: &[libc::epoll_event]),
     /// The hub's poller was replaced: nothing is registered with it any more.
     pub poller_renewed: fn(hub: &Hub),
     /// The hub looks around (before it runs more threads, after each poll) and someone asked
@@ -1171,14 +1179,25 @@ impl Hub {
     fn poll_events(&self, timeout_ns: Option<u64>) {
         let mut events = self.events.borrow_mut();
         let io_ready = self.owners.io_ready;
-        let result = self.poller.wait(&mut events, timeout_ns, |event| {
-            if event.key == CHANNEL_KEY {
-                self.channel_ready.set(true);
-                self.request_look();
-            } else {
-                io_ready(event.key, event.readable, event.writable, event.exceptional);
+        // A few hundred descriptors' entries, nodes and blocks stay in the L2 between their
+        // requests: the passes would only add instructions (30-50 an event).
+        let many = self.watched.load(Ordering::Relaxed) >= PREFETCH_FROM_WATCHED;
+        let io_prefetch = self.owners.io_prefetch;
+        let prefetch = |events: &[libc::epoll_event]| {
+            if many {
+                io_prefetch(events);
             }
-        });
+        };
+        let result = self
+            .poller
+            .wait(&mut events, timeout_ns, prefetch, |event| {
+                if event.key == CHANNEL_KEY {
+                    self.channel_ready.set(true);
+                    self.request_look();
+                } else {
+                    io_ready(event.key, event.readable, event.writable, event.exceptional);
+                }
+            });
         // An EINTR alone says nothing: a signal that nobody handles ends epoll_wait too (a
         // child's SIGCHLD, queued because the pool thread that forked it blocks everything,
         // wakes this thread and is then ignored). Only a handler seen by the trampoline
@@ -1335,21 +1354,22 @@ impl Hub {
         }
     }
 
-    /// Asks the CPU for the top of the stack of the thread that will most likely run after the
-    /// one being resumed (the run queue's head), while this one runs: with thousands of
-    /// threads each on its own stack, every resume otherwise stalls on a TLB miss (each stack's
-    /// page is under its own page-table page) and a cache miss on the words the switch pops.
+    /// Asks the CPU for what the thread that will most likely run after the one being resumed
+    /// (the run queue's head) touches first, while this one runs: with thousands of threads
+    /// each on its own stack, every resume otherwise stalls on a TLB miss (each stack's page is
+    /// under its own page-table page) and cache misses on its frames, its block and its DTV
+    /// (`Green::prefetch_resume`). The block of the one after it is asked for too: reading
+    /// where the head parked would otherwise stall on it here.
     #[inline]
     fn prefetch_next(&self) {
-        let Some(&next) = self.run_queue.borrow().front() else {
+        let queue = self.run_queue.borrow();
+        let Some(&next) = queue.front() else {
             return;
         };
-        // Where it parked (0 when it never ran); the switch's saved words are just below.
-        let sp = next.switched_sp.load(Ordering::Relaxed);
-        if sp != 0 {
-            crate::sys::prefetch(sp.wrapping_sub(128));
-            crate::sys::prefetch(sp.wrapping_sub(64));
+        if let Some(&after) = queue.get(1) {
+            after.prefetch_block();
         }
+        next.prefetch_resume();
     }
 
     /// Installs `green`'s private thread-locals, if it has some and they are not the installed
@@ -1496,6 +1516,7 @@ mod tests {
 
     static TEST_OWNERS: Owners = Owners {
         io_ready: |_, _, _, _| {},
+        io_prefetch: |_| {},
         poller_renewed: |_| {},
         look: |_| {},
         ended: |_| {},

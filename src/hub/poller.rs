@@ -200,16 +200,21 @@ impl Poller {
     }
 
     /// Waits up to `timeout_ns` (None: forever) and passes each event to `on_event`. Returns
-    /// early on a notify, and with `Ok(true)` when a signal handler ran (EINTR).
+    /// early on a notify, and with `Ok(true)` when a signal handler ran (EINTR). A batch of
+    /// several events is first shown whole to `prefetch`.
     pub fn wait(
         &self,
         buf: &mut [epoll_event],
         timeout_ns: Option<u64>,
+        prefetch: impl FnOnce(&[epoll_event]),
         mut on_event: impl FnMut(Event),
     ) -> io::Result<bool> {
         let Some(n) = self.epoll_wait(buf, timeout_ns)? else {
             return Ok(true);
         };
+        if n > 1 {
+            prefetch(&buf[..n]);
+        }
         for event in &buf[..n] {
             let (flags, key) = (event.events, event.u64);
             if key == NOTIFY_KEY {

@@ -77,6 +77,7 @@ pub unsafe fn create(
 /// signal handler is `signal`'s. Hubs are made here only.
 static HUB_OWNERS: Owners = Owners {
     io_ready: crate::fd::wait::dispatch,
+    io_prefetch: crate::fd::wait::prefetch,
     poller_renewed: crate::fd::rewatch,
     look: crate::signal::interrupt::look,
     ended: reap,
