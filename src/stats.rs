@@ -149,17 +149,20 @@ pub fn spun(found: bool, ns: u64) {
     }
 }
 
-/// A hub that could have spun slept at once: its recent spins found nothing, or
-/// (`cpu_wanted`) no CPU was free.
-pub fn spin_skipped(cpu_wanted: bool) {
+/// A hub that could have spun slept at once: its recent spins found nothing.
+pub fn spin_skipped() {
     if !on() {
         return;
     }
-    if cpu_wanted {
-        SPINS_CPU_WANTED.fetch_add(1, Relaxed);
-    } else {
-        SPINS_PASSED.fetch_add(1, Relaxed);
+    SPINS_PASSED.fetch_add(1, Relaxed);
+}
+
+/// A hub's spin was cut short (to one `sched_yield` and a last look): no CPU was free.
+pub fn spin_cut_short() {
+    if !on() {
+        return;
     }
+    SPINS_CPU_WANTED.fetch_add(1, Relaxed);
 }
 
 pub struct Totals {

@@ -9,9 +9,9 @@
 //! hub keeps (about 1.4 µs on this VM, against 0.8 µs for a `sched_yield`). It counts the
 //! spinning hub itself and the hub it waits for: a CPU is free while the count is at most the
 //! CPUs the process may run on. Conservative where the process may use fewer CPUs than the
-//! machine has and other processes run elsewhere (the spin is then left out: the hand-off
-//! costs a notifier write, as before the spin). Without `/proc` (a sandbox), every CPU counts
-//! as free: the adaptive budget (`hub::spin`) still bounds the spin.
+//! machine has and other processes run elsewhere (the spin is then cut short to one yield).
+//! Without `/proc` (a sandbox), every CPU counts as free: the adaptive budget (`hub::spin`)
+//! still bounds the spin.
 
 use crate::own_fd::{self as own, OwnFd};
 use core::cell::Cell;
@@ -29,6 +29,9 @@ pub fn note_process_cpus(cpus: usize) {
 pub struct Probe {
     /// `/proc/loadavg`, opened at the first question; `Unavailable` once it could not be.
     fd: Cell<Source>,
+    /// When the last answer was read (`now_ns`; 0: never), and what it was.
+    read_at: Cell<u64>,
+    free: Cell<bool>,
 }
 
 #[derive(Clone, Copy)]
@@ -42,19 +45,23 @@ impl Probe {
     pub const fn new() -> Probe {
         Probe {
             fd: Cell::new(Source::NotOpened),
+            read_at: Cell::new(0),
+            free: Cell::new(true),
         }
     }
 
-    /// Could a hub spin now without taking a CPU another thread waits for?
-    pub fn cpu_free(&self) -> bool {
+    /// Could a hub spin at `now` (`now_ns`) without taking a CPU another thread waits for?
+    /// An answer read less than `CHECK_CPU_NS` before is given again.
+    pub fn cpu_free(&self, now: u64) -> bool {
+        let read_at = self.read_at.get();
+        if read_at != 0 && now.wrapping_sub(read_at) < super::spin::CHECK_CPU_NS {
+            return self.free.get();
+        }
         let cpus = PROCESS_CPUS.load(Ordering::Relaxed);
-        if cpus == 0 {
-            return true;
-        }
-        match self.runnable() {
-            Some(runnable) => runnable <= cpus,
-            None => true,
-        }
+        let free = cpus == 0 || self.runnable().is_none_or(|runnable| runnable <= cpus);
+        self.read_at.set(now);
+        self.free.set(free);
+        free
     }
 
     /// The system's runnable threads now (this one included), or None without `/proc`.

@@ -10,10 +10,15 @@
 //! The spin pays only when it can (Go spins an M only while another P is busy, and at most
 //! half of them; glibc's adaptive mutex spins for twice its recent average):
 //! - *only on a free CPU* (`idle_cpu`): a hub spins only while the system's runnable threads
-//!   are no more than the process's CPUs, asked as it starts and every [`CHECK_CPU_NS`] while
-//!   it spins. A CPU another thread waits for (a load client beside the server) is given back
-//!   by sleeping, not by `sched_yield` between looks, which left the spinner on the run queue
-//!   (memcached at two hubs: 45 677 yields in 3 s, CPU its client lacked);
+//!   are no more than the process's CPUs, asked after its first round of looks and then every
+//!   [`CHECK_CPU_NS`] (an answer that young is reused, across spins too: a ping-pong spins
+//!   every few microseconds). When a thread waits for a CPU, the spin ends with one
+//!   `sched_yield` and a last look: the waiting thread may be the very one this hub waits for,
+//!   queued behind it (a ping-pong on a loaded machine: 7.7–8.7 µs a round trip with the
+//!   yield, 15–19 µs sleeping at once, native 7.1–8.6 µs), else it gets the CPU (a load client
+//!   beside a server) and the hub sleeps when it is next picked. Before, the spin went on for
+//!   50 µs with a `sched_yield` after every round of looks, and kept a share of a CPU another
+//!   thread wanted (memcached at two hubs: 45 677 yields in 3 s, CPU its client lacked);
 //! - *for as long as it recently paid* ([`Budget`]): a spin that found nothing halves the next
 //!   one's length (down to [`MIN_NS`]); at that floor, an empty spin makes the hub pass its
 //!   next 1, 3, 7 … 63 chances; a spin that found work doubles the length again (up to
@@ -40,8 +45,8 @@ const MIN_NS: u64 = 2_000;
 /// Chances passed after an empty spin at [`MIN_NS`], at most (doubled, plus one, each time).
 const MAX_PASSES: u32 = 63;
 
-/// How often a spinning hub asks again whether its CPU is wanted.
-const CHECK_CPU_NS: u64 = 5_000;
+/// How long the answer to "is a CPU free?" holds, within a spin and across spins.
+pub(super) const CHECK_CPU_NS: u64 = 5_000;
 
 /// Looks between clock reads.
 const LOOKS_PER_CLOCK_READ: u32 = 32;
@@ -140,19 +145,14 @@ impl Hub {
             return false;
         }
         let Some(budget) = self.spin.budget.take() else {
-            stats::spin_skipped(false);
+            stats::spin_skipped();
             return false;
         };
-        if !self.spin.probe.cpu_free() {
-            stats::spin_skipped(true);
-            return false;
-        }
         let start = now_ns();
         let end = match self.timers.borrow().next_deadline() {
             Some(deadline) => deadline.min(start + budget),
             None => start + budget,
         };
-        let mut next_check = start + CHECK_CPU_NS;
         self.poller.start_spinning();
         let end = 'spin: loop {
             for _ in 0..LOOKS_PER_CLOCK_READ {
@@ -170,13 +170,20 @@ impl Hub {
             if now >= end {
                 break End::Empty;
             }
-            if now >= next_check {
-                if !self.spin.probe.cpu_free() {
-                    break End::Wanted;
-                }
-                next_check = now + CHECK_CPU_NS;
+            // Asked after a first round of looks (a ping-pong's answer often comes in it),
+            // then as often as the probe's answer is [`CHECK_CPU_NS`] old.
+            if !self.spin.probe.cpu_free(now) {
+                break End::Wanted;
             }
         };
+        if end == End::Wanted {
+            stats::spin_cut_short();
+            // One yield while still spinning (a wake meanwhile writes nothing): the thread that
+            // wants a CPU may be the one this hub waits for, queued behind it; else it gets
+            // this CPU now and the hub sleeps when it is next picked.
+            // SAFETY: no arguments.
+            unsafe { crate::sys::syscall!(libc::SYS_sched_yield) };
+        }
         self.poller.stop_spinning();
         // A notify that saw this hub spinning did not write: look once more now it stops.
         let came = end == End::Found || self.work_came(root, token);
