@@ -122,6 +122,8 @@ enum End {
     Found,
     /// Its time was up.
     Empty,
+    /// A timer of the hub's was due.
+    Timer,
     /// Another thread wanted the CPU.
     Wanted,
 }
@@ -149,9 +151,10 @@ impl Hub {
             return false;
         };
         let start = now_ns();
+        let budget_end = start + budget;
         let end = match self.timers.borrow().next_deadline() {
-            Some(deadline) => deadline.min(start + budget),
-            None => start + budget,
+            Some(deadline) => deadline.min(budget_end),
+            None => budget_end,
         };
         self.poller.start_spinning();
         let end = 'spin: loop {
@@ -168,7 +171,12 @@ impl Hub {
             }
             let now = now_ns();
             if now >= end {
-                break End::Empty;
+                // A timer due cuts a spin short without telling about the answers' delay.
+                break if now >= budget_end {
+                    End::Empty
+                } else {
+                    End::Timer
+                };
             }
             // Asked after a first round of looks (a ping-pong's answer often comes in it),
             // then as often as the probe's answer is [`CHECK_CPU_NS`] old.
