@@ -140,12 +140,20 @@ impl Hub {
     /// if this hub has woken another hub's thread since it last slept and the spin may pay
     /// (see the module's comment). True when work came (the caller loops again instead of
     /// sleeping).
+    #[inline]
     pub(super) fn spin_for_work(&self, root: &'static Green, token: u64) -> bool {
         // Only the library's own hubs (`GREENWORLD_HUBS` > 1): at one hub a wake across OS
         // threads comes from a pool thread or a real thread's hub, whose answers are slower.
         if !self.spin.woke_another.replace(false) || !Hub::several() {
             return false;
         }
+        self.spin(root, token)
+    }
+
+    /// [`spin_for_work`](Hub::spin_for_work) past its first checks: out of line, so the hub
+    /// loop that inlines those stays as it was for one hub.
+    #[inline(never)]
+    fn spin(&self, root: &'static Green, token: u64) -> bool {
         let Some(budget) = self.spin.budget.take() else {
             stats::spin_skipped();
             return false;
