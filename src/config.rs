@@ -517,6 +517,18 @@ extern "C" fn print_stats() {
         let sep = if i == 0 { "" } else { "," };
         let _ = write!(buf, "{sep}{}:{}", reason.name(), s.parks[*reason as usize]);
     }
+    if s.woke_across > 0 {
+        let _ = write!(
+            buf,
+            " hubs=woke:{},spins:{},found:{},spin_us:{},passed:{},cpu_wanted:{}",
+            s.woke_across,
+            s.spins,
+            s.spins_found,
+            s.spin_ns / 1000,
+            s.spins_passed,
+            s.spins_cpu_wanted
+        );
+    }
     let _ = buf.write_str("\n");
     crate::log::to_stats(buf.as_bytes());
 }

@@ -71,6 +71,12 @@ static SWITCHES: AtomicU64 = AtomicU64::new(0);
 static PREEMPTED: AtomicU64 = AtomicU64::new(0);
 static TAKEN: AtomicU64 = AtomicU64::new(0);
 static PARKS: [AtomicU64; REASONS] = [const { AtomicU64::new(0) }; REASONS];
+static WOKE_ACROSS: AtomicU64 = AtomicU64::new(0);
+static SPINS: AtomicU64 = AtomicU64::new(0);
+static SPINS_FOUND: AtomicU64 = AtomicU64::new(0);
+static SPIN_NS: AtomicU64 = AtomicU64::new(0);
+static SPINS_PASSED: AtomicU64 = AtomicU64::new(0);
+static SPINS_CPU_WANTED: AtomicU64 = AtomicU64::new(0);
 
 #[inline]
 pub fn thread_created() {
@@ -122,6 +128,43 @@ pub fn parked(reason: ParkReason) {
     PARKS[reason as usize].fetch_add(1, Relaxed);
 }
 
+/// A hub's thread woke a thread of, or placed one on, another hub (`hub::spin`).
+#[inline]
+pub fn woke_across() {
+    if !on() {
+        return;
+    }
+    WOKE_ACROSS.fetch_add(1, Relaxed);
+}
+
+/// A hub spun `ns` before sleeping (`hub::spin`); `found`: work came meanwhile.
+pub fn spun(found: bool, ns: u64) {
+    if !on() {
+        return;
+    }
+    SPINS.fetch_add(1, Relaxed);
+    SPIN_NS.fetch_add(ns, Relaxed);
+    if found {
+        SPINS_FOUND.fetch_add(1, Relaxed);
+    }
+}
+
+/// A hub that could have spun slept at once: its recent spins found nothing.
+pub fn spin_skipped() {
+    if !on() {
+        return;
+    }
+    SPINS_PASSED.fetch_add(1, Relaxed);
+}
+
+/// A hub's spin was cut short (to one `sched_yield` and a last look): no CPU was free.
+pub fn spin_cut_short() {
+    if !on() {
+        return;
+    }
+    SPINS_CPU_WANTED.fetch_add(1, Relaxed);
+}
+
 pub struct Totals {
     pub created: u64,
     pub peak_alive: u64,
@@ -129,6 +172,12 @@ pub struct Totals {
     pub preempted: u64,
     pub taken: u64,
     pub parks: [u64; REASONS],
+    pub woke_across: u64,
+    pub spins: u64,
+    pub spins_found: u64,
+    pub spin_ns: u64,
+    pub spins_passed: u64,
+    pub spins_cpu_wanted: u64,
 }
 
 pub fn total() -> Totals {
@@ -139,5 +188,11 @@ pub fn total() -> Totals {
         preempted: PREEMPTED.load(Relaxed),
         taken: TAKEN.load(Relaxed),
         parks: core::array::from_fn(|i| PARKS[i].load(Relaxed)),
+        woke_across: WOKE_ACROSS.load(Relaxed),
+        spins: SPINS.load(Relaxed),
+        spins_found: SPINS_FOUND.load(Relaxed),
+        spin_ns: SPIN_NS.load(Relaxed),
+        spins_passed: SPINS_PASSED.load(Relaxed),
+        spins_cpu_wanted: SPINS_CPU_WANTED.load(Relaxed),
     }
 }

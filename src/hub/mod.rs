@@ -18,6 +18,8 @@ pub mod masks;
 pub mod poller;
 mod slice;
 pub use slice::slice_ns;
+mod idle_cpu;
+pub use idle_cpu::note_process_cpus;
 mod ring;
 mod spin;
 mod steal;
@@ -171,8 +173,8 @@ pub struct Hub {
     tls_kept: tls::Kept,
     /// Table slots of reaped threads, for this OS thread's next spawns (`table::LocalSlots`).
     free_slots: table::LocalSlots,
-    /// This hub's thread woke a thread of another hub since it last went idle (see `spin`).
-    woke_another: Cell<bool>,
+    /// Whether, and how long, this hub spins before it sleeps (see `spin`).
+    spin: spin::Spin,
     /// What the monitor on another OS thread sees (see `watch`).
     watched_by_monitor: watch::Watched,
     /// The signal service's record of this OS thread's interruptible waits (opaque here), for
@@ -329,7 +331,7 @@ impl Hub {
             tls_resident: Cell::new(root),
             tls_kept: tls::Kept::new(),
             free_slots: table::LocalSlots::new(),
-            woke_another: Cell::new(false),
+            spin: spin::Spin::new(),
             watched_by_monitor: watch::Watched::default(),
             signal_waiters: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
             forwarded_signals: core::sync::atomic::AtomicU64::new(0),

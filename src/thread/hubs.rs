@@ -199,9 +199,13 @@ fn note_process_cpus() {
     let Some(words) = super::affinity::os_mask() else {
         return;
     };
+    let mut cpus = 0;
     for (slot, word) in PROCESS_CPUS.iter().zip(words) {
         slot.store(word, Ordering::Relaxed);
+        cpus += word.count_ones() as usize;
     }
+    // What a hub compares the system's runnable threads with before it spins.
+    crate::hub::note_process_cpus(cpus);
 }
 
 /// Makes the extra hubs' OS threads and waits until each has its hub (done once, by the first
