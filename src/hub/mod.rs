@@ -494,11 +494,20 @@ impl Hub {
         self.alive.load(Ordering::Relaxed) + self.arriving.load(Ordering::Relaxed) + self.shelved()
     }
 
-    /// The root runs a program's code and is not parked (running, woken, or yielding): placement
-    /// counts it then as one of the hub's threads, and not while it waits (a `main` in
-    /// `pthread_join`), so a create+join pair still starts its thread at home.
-    pub(super) fn root_runnable(&self) -> bool {
-        self.program_root.load(Ordering::Relaxed) && self.root.current_token() == 0
+    /// Does the root count as one of this hub's threads for `green`'s placement? It does while it
+    /// runs a program's code, parked or not (as a green thread does: pigz's `main`, the reader,
+    /// waits on a condition variable between reads), except while it waits to join `green`
+    /// itself: it cannot run before `green` ends, and a create+join pair's thread then starts
+    /// at home.
+    pub(super) fn root_counts_for(&self, green: &Green) -> bool {
+        if !self.program_root.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.root.current_token() == 0 {
+            return true;
+        }
+        let join = green.join.lock().unwrap_or_else(|e| e.into_inner());
+        !matches!(*join, crate::green::Join::Waiting { joiner, .. } if ptr::eq(joiner, self.root))
     }
 
     /// Free table slots kept for this hub's OS thread: only that thread may use them.
