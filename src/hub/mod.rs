@@ -138,6 +138,10 @@ pub struct Hub {
     /// In a child forked by a green thread: the root's own code is gone (POSIX keeps only the
     /// forking thread), so when the last green thread ends, the process exits.
     root_gone: Cell<bool>,
+    /// The root runs a program's own code (`main`, or a real OS thread's): not a library
+    /// hub's loop (`serve`), not a root that called `pthread_exit`, not a fork child's gone
+    /// one. Placement counts it as one of the hub's threads (`steal::less_busy_hub`).
+    program_root: AtomicBool,
     /// The root's token while it waits for `alive` to reach zero (`pthread_exit` from `main`).
     all_done_token: Cell<u64>,
     stacks: RefCell<StackPool>,
@@ -314,6 +318,7 @@ impl Hub {
             look_requested: AtomicBool::new(false),
             masks: Masks::new(root, owners.run_handler),
             root_gone: Cell::new(false),
+            program_root: AtomicBool::new(true),
             alive: AtomicUsize::new(0),
             all_done_token: Cell::new(0),
             stacks: RefCell::new(StackPool::default()),
@@ -497,6 +502,22 @@ impl Hub {
     /// what a placement compares (from any OS thread: relaxed reads).
     pub fn load(&self) -> usize {
         self.alive.load(Ordering::Relaxed) + self.arriving.load(Ordering::Relaxed) + self.shelved()
+    }
+
+    /// Does the root count as one of this hub's threads for `green`'s placement? It does while it
+    /// runs a program's code, parked or not (as a green thread does: pigz's `main`, the reader,
+    /// waits on a condition variable between reads), except while it waits to join `green`
+    /// itself: it cannot run before `green` ends, and a create+join pair's thread then starts
+    /// at home.
+    pub(super) fn root_counts_for(&self, green: &Green) -> bool {
+        if !self.program_root.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.root.current_token() == 0 {
+            return true;
+        }
+        let join = green.join.lock().unwrap_or_else(|e| e.into_inner());
+        !matches!(*join, crate::green::Join::Waiting { joiner, .. } if ptr::eq(joiner, self.root))
     }
 
     /// Free table slots kept for this hub's OS thread: only that thread may use them.
@@ -830,6 +851,7 @@ impl Hub {
     /// its root waits for a wake nobody sends, so it runs the threads placed here as they
     /// become runnable and sleeps in its poller meanwhile, until the process ends.
     pub fn serve(&self) -> ! {
+        self.program_root.store(false, Ordering::Relaxed);
         loop {
             let token = self.root.arm();
             self.park(self.root, token, WaitOn::Serving.word(), None);
@@ -838,6 +860,7 @@ impl Hub {
 
     /// Parks the root until every green thread of this hub has finished.
     pub fn wait_all_done(&self) {
+        self.program_root.store(false, Ordering::Relaxed);
         while self.alive.load(Ordering::Relaxed) > 0 {
             let token = self.root.arm();
             self.all_done_token.set(token);
@@ -883,6 +906,7 @@ impl Hub {
             self.root.retire();
             self.alive.store(1, Ordering::Relaxed);
             self.root_gone.set(true);
+            self.program_root.store(false, Ordering::Relaxed);
         }
         if let Some(region) = self.region() {
             region.after_fork(me);

@@ -312,11 +312,17 @@ impl Hub {
     }
 
     /// A pooled hub that runs fewer threads than this one (live or arriving, the shelves not
-    /// counted: a batch of short threads ends as fast as it starts), for `green`, about to
-    /// start here; None: it starts here (ties too). This is what spreads a few long threads
-    /// made in a row (workers, connections) over the hubs.
+    /// counted: a batch of short threads ends as fast as it starts; and the hub's root,
+    /// `Hub::root_counts_for`), for `green`, about to start here; None: it starts here (ties
+    /// too). This is what spreads a few long threads made in a row (workers, connections) over
+    /// the hubs. Without the root, a `main` that went on working saw its hub as empty and kept
+    /// its first thread beside it (pigz's writer: README, Several hubs).
     fn less_busy_hub(&self, green: &Green) -> Option<&'static Hub> {
-        let runs = |hub: &Hub| hub.alive() + hub.arriving.load(Ordering::Relaxed);
+        let runs = |hub: &Hub| {
+            hub.alive()
+                + hub.arriving.load(Ordering::Relaxed)
+                + usize::from(hub.root_counts_for(green))
+        };
         let mine = runs(self);
         if mine == 0 || !self.is_pooled() || !green.affinity.load(Ordering::Relaxed).is_null() {
             return None;
