@@ -88,18 +88,7 @@ pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Outco
         Err(fd::wait::NotReady::Interrupted) => return Errno(libc::EINTR),
         Err(fd::wait::NotReady::Unwatchable | fd::wait::NotReady::Elsewhere) => return Bypass,
     }
-    let mut err: c_int = 0;
-    let mut len = size_of::<c_int>() as socklen_t;
-    // SAFETY: err and len are valid for getsockopt to write.
-    unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&raw mut err).cast(),
-            &mut len,
-        )
-    };
+    let err = crate::sys::socket_int(fd, libc::SO_ERROR).unwrap_or(0);
     if err != 0 {
         return Errno(err);
     }

@@ -217,6 +217,24 @@ pub fn prefetch(addr: usize) {
     let _ = addr;
 }
 
+/// A socket's `int` option at SOL_SOCKET (`SO_ERROR`, `SO_PROTOCOL`…); None when getsockopt
+/// fails (not a socket).
+pub fn socket_int(fd: c_int, option: c_int) -> Option<c_int> {
+    let mut value: c_int = 0;
+    let mut len = size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: value and len are valid for getsockopt to write.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(value)
+}
+
 /// A socket's timeout (`option`: SO_RCVTIMEO or SO_SNDTIMEO) in ns, 0 for none or for a
 /// descriptor that is not a socket.
 pub fn socket_timeout(fd: c_int, option: c_int) -> u64 {

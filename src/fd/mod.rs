@@ -326,19 +326,7 @@ pub fn flags_changed() {
 
 /// Is `fd` a TCP socket with no upper-layer protocol (`TCP_ULP` names none)?
 fn plain_tcp(fd: c_int) -> bool {
-    let mut protocol: c_int = 0;
-    let mut len = size_of::<c_int>() as libc::socklen_t;
-    // SAFETY: protocol and len are valid for getsockopt to write.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_PROTOCOL,
-            (&raw mut protocol).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 || protocol != libc::IPPROTO_TCP {
+    if crate::sys::socket_int(fd, libc::SO_PROTOCOL) != Some(libc::IPPROTO_TCP) {
         return false;
     }
     let mut name = [0u8; 16];

@@ -262,28 +262,14 @@ fn socket_ready(fd: c_int, wait: SocketWait, timeout: u64, left: u64) -> Ready {
             crate::sys::set_errno(code);
             Ready::Answer(-1)
         }
-        _ if wait == SocketWait::Connect => {
-            let mut error: c_int = 0;
-            let mut len = size_of::<c_int>() as libc::socklen_t;
-            // SAFETY: error and len valid for getsockopt to write.
-            let rc = unsafe {
-                libc::getsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_ERROR,
-                    (&raw mut error).cast(),
-                    &mut len,
-                )
-            };
-            if rc != 0 {
-                return Ready::Answer(-1);
-            }
-            if error != 0 {
+        _ if wait == SocketWait::Connect => match crate::sys::socket_int(fd, libc::SO_ERROR) {
+            None => Ready::Answer(-1),
+            Some(0) => Ready::Answer(0),
+            Some(error) => {
                 crate::sys::set_errno(error);
-                return Ready::Answer(-1);
+                Ready::Answer(-1)
             }
-            Ready::Answer(0)
-        }
+        },
         _ => Ready::Again,
     }
 }
