@@ -54,6 +54,17 @@ static volatile nfds_t fds_count = 2;
 static atomic_long odd;
 static int i_odd(void) { return (int)(atomic_fetch_add(&odd, 1) & 1); }
 
+/* This thread's epoll instance watching the idle pipe (made at its first epoll wait). */
+static int idle_epoll(void) {
+    static __thread int ep = -1;
+    if (ep < 0) {
+        ep = epoll_create1(0);
+        struct epoll_event ev = {.events = EPOLLIN};
+        CHECK_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, idle[0], &ev), 0);
+    }
+    return ep;
+}
+
 static void wait_once(int kind) {
     int rc;
     switch (kind) {
@@ -85,12 +96,7 @@ static void wait_once(int kind) {
         break;
     }
     case 4: {
-        static __thread int ep = -1;
-        if (ep < 0) {
-            ep = epoll_create1(0);
-            struct epoll_event ev = {.events = EPOLLIN};
-            CHECK_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, idle[0], &ev), 0);
-        }
+        int ep = idle_epoll();
         struct epoll_event out;
         rc = epoll_wait(ep, &out, 1, 2);
         /* Natively Linux ends epoll_wait with EINTR, no handler run, when the process is stopped
@@ -121,12 +127,7 @@ static void wait_once(int kind) {
         rc = usleep(1000);
         break;
     case 9: {
-        static __thread int ep = -1;
-        if (ep < 0) {
-            ep = epoll_create1(0);
-            struct epoll_event ev = {.events = EPOLLIN};
-            CHECK_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, idle[0], &ev), 0);
-        }
+        int ep = idle_epoll();
         struct epoll_event out;
         /* With a mask (the one the thread has: SIGUSR1 and SIGUSR2 blocked) and without. */
         rc = epoll_pwait(ep, &out, 1, 1, (i_odd() ? &held : NULL));
@@ -134,12 +135,7 @@ static void wait_once(int kind) {
         break;
     }
     case 10: {
-        static __thread int ep = -1;
-        if (ep < 0) {
-            ep = epoll_create1(0);
-            struct epoll_event ev = {.events = EPOLLIN};
-            CHECK_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, idle[0], &ev), 0);
-        }
+        int ep = idle_epoll();
         struct epoll_event out;
         struct timespec ts = {0, 1000000};
         rc = epoll_pwait2(ep, &out, 1, &ts, NULL);
