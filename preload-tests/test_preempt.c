@@ -13,7 +13,11 @@
  *    it, sigaction reports it, and preemption still works with it installed.
  * 5. Spinners and allocators mixed: threads that malloc, fill, check and free blocks of many
  *    sizes while others spin until they are done; no preemption lands inside malloc (the heap
- *    stays whole: every block keeps its pattern) and the spinners end. */
+ *    stays whole: every block keeps its pattern) and the spinners end.
+ * 6. A spin that starts after its hub switched at every look for a while (the monitor's tick
+ *    lengthens then): two threads yield to each other for 10 ms, then one spins on a flag
+ *    that the other, runnable, sets once it sees the spin; twenty rounds, so that the spin
+ *    starts at every point of the monitor's tick. */
 #include "gwtest.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -267,6 +271,51 @@ static void spinners_and_allocators(void) {
     for (int i = 0; i < SPINNERS; i++) CHECK_EQ(pthread_join(spinners[i], NULL), 0);
 }
 
+#define SWITCH_ROUNDS 20
+static atomic_int spinning, released;
+
+static long ms_since(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+static void yield_for_10ms(void) {
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (ms_since(&start) < 10) sched_yield();
+}
+
+static void *yield_then_spin(void *arg) {
+    (void)arg;
+    yield_for_10ms();
+    atomic_store(&spinning, 1);
+    unsigned long x = 3;
+    while (!atomic_load_explicit(&released, memory_order_relaxed)) x = x * 5 + 1;
+    return (void *)x;
+}
+
+static void *yield_then_release(void *arg) {
+    (void)arg;
+    yield_for_10ms();
+    while (!atomic_load(&spinning)) sched_yield();
+    atomic_store(&released, 1);
+    return NULL;
+}
+
+static void spin_after_switching(void) {
+    gw_phase = "a spin that starts after its hub switched at every look";
+    for (int round = 0; round < SWITCH_ROUNDS; round++) {
+        atomic_store(&spinning, 0);
+        atomic_store(&released, 0);
+        pthread_t spinner, releaser;
+        CHECK_EQ(pthread_create(&spinner, NULL, yield_then_spin, NULL), 0);
+        CHECK_EQ(pthread_create(&releaser, NULL, yield_then_release, NULL), 0);
+        CHECK_EQ(pthread_join(spinner, NULL), 0);
+        CHECK_EQ(pthread_join(releaser, NULL), 0);
+    }
+}
+
 int main(void) {
     gw_watchdog("test_preempt", 30);
     spin_on_atomic();
@@ -275,5 +324,6 @@ int main(void) {
     wide_registers_survive();
     own_sigurg_handler();
     spinners_and_allocators();
+    spin_after_switching();
     return 0;
 }

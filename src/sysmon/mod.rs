@@ -31,9 +31,18 @@ use crate::hub::Hub;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// How often the monitor looks at the hubs while one of them runs threads; it backs off to
-/// [`IDLE_TICK_NS`] while every hub sleeps in its poller or has no green thread.
+/// [`IDLE_TICK_NS`] while every hub sleeps in its poller or has no green thread, and to
+/// [`SWITCHING_TICK_NS`] while every hub that runs keeps switching.
 pub const TICK_NS: u64 = 1_000_000;
 const IDLE_TICK_NS: u64 = 16_000_000;
+
+/// The longest tick while every running hub switched since the last look: such a hub needs no
+/// preemption, and on a CPU it shares with the monitor each look is a wake-up that preempts
+/// it. A turn that outlasts the tick is seen at the next look (its hub's count stands still),
+/// and from then the tick is [`TICK_NS`] again: a thread that spins is preempted up to
+/// `SWITCHING_TICK_NS - TICK_NS` later than with a steady tick. Not while the escapes table
+/// is kept (its resolution is the tick).
+const SWITCHING_TICK_NS: u64 = 2 * TICK_NS;
 
 // How long a thread may keep its hub, without a switch, before it is preempted: the slice
 // the hooked calls' safe points give it (`hub::slice`, `GREENWORLD_SLICE`; with `off` the
@@ -292,24 +301,48 @@ fn watch(wanted: Wanted) -> ! {
         .slice_ns
         .unwrap_or(crate::config::DEFAULT_SLICE_NS);
     let mut seen = [Seen::default(); crate::hub::watch::MAX_HUBS];
+    let switching_tick = if wanted.escapes {
+        TICK_NS
+    } else {
+        SWITCHING_TICK_NS
+    };
     let mut tick = TICK_NS;
     loop {
         sleep(tick);
         let now = crate::sys::now_ns();
-        let mut busy = false;
+        let mut looks = Look::Resting;
         for (hub, seen) in crate::hub::watch::all().zip(seen.iter_mut()) {
-            busy |= look_at(hub, seen, now, &wanted, slice_ns);
+            looks = looks.max(look_at(hub, seen, now, tick, &wanted, slice_ns));
         }
-        tick = if busy {
-            TICK_NS
-        } else {
-            (tick * 2).min(IDLE_TICK_NS)
+        tick = match looks {
+            Look::Resting => (tick * 2).min(IDLE_TICK_NS),
+            Look::Switched => (tick * 2).clamp(TICK_NS, switching_tick),
+            Look::Kept => TICK_NS,
         };
     }
 }
 
-/// One look at `hub`; false when it sleeps in its poller or has no green thread.
-fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_ns: u64) -> bool {
+/// What one look found a hub doing (ordered: the monitor's next tick follows the greatest).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Look {
+    /// Asleep in its poller, or no green thread.
+    Resting,
+    /// Running, and it switched since the last look.
+    Switched,
+    /// Running one turn since the last look at least, or a thread woken from another hub
+    /// waits: watched every [`TICK_NS`].
+    Kept,
+}
+
+/// One look at `hub`, `tick` after the last.
+fn look_at(
+    hub: &'static Hub,
+    seen: &mut Seen,
+    now: u64,
+    tick: u64,
+    wanted: &Wanted,
+    slice_ns: u64,
+) -> Look {
     let switches = hub.switches();
     let resting = hub.alive() == 0 || hub.idle();
     // A thread woken from another hub has waited a while for the thread that runs, which has
@@ -338,8 +371,11 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_
         seen.switches = switches;
         seen.since = now;
         blocked::end(hub, &mut seen.episode, now, wanted.block_warn_ns);
+        if resting {
+            return Look::Resting;
+        }
         if !woken_waits {
-            return !resting;
+            return Look::Switched;
         }
     }
     let kept = now.saturating_sub(seen.since);
@@ -348,7 +384,14 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_
     }
     if wanted.preempt {
         let since_signal = now.saturating_sub(seen.signalled);
-        let busy = used >= if woken_waits { WOKEN_BUSY_NS } else { BUSY_NS };
+        // Half the time since the last look (a tick lengthened while the hub switched asks
+        // for as large a share of it).
+        let busy = used
+            >= if woken_waits {
+                WOKEN_BUSY_NS
+            } else {
+                BUSY_NS * (tick / TICK_NS).max(1)
+            };
         if busy
             && (kept >= slice_ns || woken_waits)
             && since_signal
@@ -379,7 +422,7 @@ fn look_at(hub: &'static Hub, seen: &mut Seen, now: u64, wanted: &Wanted, slice_
             seen.signalled = now;
         }
     }
-    true
+    Look::Kept
 }
 
 /// A thread of another hub woke one of `hub`'s while its running thread's turn had lasted a
