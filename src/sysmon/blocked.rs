@@ -5,7 +5,8 @@
 //! stack pointer and instruction pointer at its entry), names it on stderr once it has lasted
 //! `GREENWORLD_BLOCK_WARN` ms, again with its total when it ends, and counts it for
 //! [`super::escapes`]. Sampled every [`super::TICK_NS`]: that is the resolution, and shorter
-//! calls are mostly not seen.
+//! calls are mostly not seen (without the escapes table, an episode that begins while every hub
+//! switches is first seen up to the monitor's longer tick, 2 ms, after it began).
 //!
 //! Who made the call: the warning carries a backtrace of the blocked thread ([`super::backtrace`]:
 //! a stack scan from the call's stack pointer; for a thread in its own code, the frame

@@ -1,5 +1,6 @@
 //! The monitor ("sysmon", as Go's runtime calls its own): one OS thread, `gw-sysmon`, that
-//! watches every hub from outside, every [`TICK_NS`], and serves three features:
+//! watches every hub from outside, every [`TICK_NS`] while one runs a thread (less often while
+//! every hub switches or sleeps), and serves three features:
 //! - preemption ([`preempt`]): a hub that ran one thread for a slice without a switch (or for
 //!   a tick, when a thread of another hub woke one of its threads meanwhile; that waker asks
 //!   at once, through [`preempt_for_woken`], when the turn was already seen under way),
