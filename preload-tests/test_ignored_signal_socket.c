@@ -2,16 +2,25 @@
  * restarts recv, accept, send… after a handler when the socket has SO_RCVTIMEO/SO_SNDTIMEO, even
  * with SA_RESTART (signal(7)); under the preload the library's handler runs for every SIGURG, so
  * a plain call (GREENWORLD_SOCKET=0 here) must be made again for the time left.
- * A child sends SIGURG in bursts (64, then 20 us) while three threads each make 6 calls that
- * time out after 100 ms: recv, read and readv on an idle socketpair (SO_RCVTIMEO), accept on an
- * idle listener on 127.0.0.1 (SO_RCVTIMEO), send, write and writev on a full socketpair
- * (SO_SNDTIMEO); a fourth connects with SO_SNDTIMEO to a listener whose backlog is full. Each
- * returns -1 EAGAIN (connect: EINPROGRESS), not before its timeout (a lower bound only:
- * natively it is never shorter).
+ * A child sends SIGURG in bursts (64, then 20 us) while three threads each make calls that
+ * time out after 100 ms, each kind twice: recv, read, readv, recvfrom, recvmsg, recvmmsg and
+ * the fortified __recv_chk and __recvfrom_chk on an idle socketpair (SO_RCVTIMEO), accept on
+ * an idle listener on 127.0.0.1 (SO_RCVTIMEO), send, write, writev, sendto, sendmsg, sendmmsg,
+ * sendfile and sendfile64 (from a memfd) on a full socketpair (SO_SNDTIMEO); a fourth
+ * connects with SO_SNDTIMEO to a listener whose backlog is full. Each returns -1 EAGAIN
+ * (connect: EINPROGRESS), not before its timeout (a lower bound only: natively it is never
+ * shorter).
  * Preloaded, it runs itself again with GREENWORLD_SOCKET=0 (the calls plain). */
 #include "gwtest.h"
 #include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
+
+/* What a fortified recv/recvfrom becomes when the length is not known at compile time. */
+extern ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags);
+extern ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
+                              struct sockaddr *addr, socklen_t *alen);
 
 #define ROUNDS 6
 #define TIMEOUT_MS 100
@@ -34,18 +43,34 @@ static void check_timed_out(const char *what, long long rc, long long t0) {
     CHECK(ms >= TIMEOUT_MS - 1, "%s timed out after %lld ms, before its %d ms", what, ms, TIMEOUT_MS);
 }
 
+/* One call of kind `kind` on the idle socket `fd`; its name in `what`. */
+#define RECV_KINDS 8
+static long long receive(int kind, int fd, const char **what) {
+    char c;
+    struct iovec v = {&c, 1};
+    struct mmsghdr mm = {.msg_hdr = {.msg_iov = &v, .msg_iovlen = 1}};
+    switch (kind) {
+    case 0: *what = "recv"; return recv(fd, &c, 1, 0);
+    case 1: *what = "read"; return read(fd, &c, 1);
+    case 2: *what = "readv"; return readv(fd, &v, 1);
+    case 3: *what = "recvfrom"; return recvfrom(fd, &c, 1, 0, NULL, NULL);
+    case 4: *what = "recvmsg"; return recvmsg(fd, &mm.msg_hdr, 0);
+    case 5: *what = "recvmmsg"; return recvmmsg(fd, &mm, 1, 0, NULL);
+    case 6: *what = "__recv_chk"; return __recv_chk(fd, &c, 1, 1, 0);
+    default: *what = "__recvfrom_chk"; return __recvfrom_chk(fd, &c, 1, 1, 0, NULL, NULL);
+    }
+}
+
 static void *receiver(void *arg) {
     int sv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     set_timeout(sv[0], SO_RCVTIMEO);
     pthread_barrier_wait(&made);
-    for (int i = 0; i < ROUNDS; i++) {
-        char c;
-        struct iovec v = {&c, 1};
+    for (int i = 0; i < 2 * RECV_KINDS; i++) {
+        const char *what;
         long long t0 = gw_now_ns();
-        if (i % 3 == 0) check_timed_out("recv", recv(sv[0], &c, 1, 0), t0);
-        if (i % 3 == 1) check_timed_out("read", read(sv[0], &c, 1), t0);
-        if (i % 3 == 2) check_timed_out("readv", readv(sv[0], &v, 1), t0);
+        long long rc = receive(i % RECV_KINDS, sv[0], &what);
+        check_timed_out(what, rc, t0);
     }
     close(sv[0]);
     close(sv[1]);
@@ -70,22 +95,48 @@ static void *acceptor(void *arg) {
     return arg;
 }
 
+/* One call of kind `kind` of a chunk to the full socket `fd` (sendfile's from the file `in`);
+ * its name in `what`. */
+#define SEND_KINDS 8
+static char chunk[4096];
+static long long send_one(int kind, int fd, int in, const char **what) {
+    struct iovec v = {chunk, sizeof chunk};
+    struct mmsghdr mm = {.msg_hdr = {.msg_iov = &v, .msg_iovlen = 1}};
+    off_t at = 0;
+    switch (kind) {
+    case 0: *what = "send"; return send(fd, chunk, sizeof chunk, 0);
+    case 1: *what = "write"; return write(fd, chunk, sizeof chunk);
+    case 2: *what = "writev"; return writev(fd, &v, 1);
+    case 3: *what = "sendto"; return sendto(fd, chunk, sizeof chunk, 0, NULL, 0);
+    case 4: *what = "sendmsg"; return sendmsg(fd, &mm.msg_hdr, 0);
+    case 5: *what = "sendmmsg"; return sendmmsg(fd, &mm, 1, 0);
+    case 6: *what = "sendfile"; return sendfile(fd, in, &at, sizeof chunk);
+    default: {
+        off64_t at64 = 0;
+        *what = "sendfile64";
+        return sendfile64(fd, in, &at64, sizeof chunk);
+    }
+    }
+}
+
 static void *sender(void *arg) {
     int sv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    static char chunk[4096];
     while (send(sv[0], chunk, sizeof chunk, MSG_DONTWAIT) > 0) {
     }
     CHECK(errno == EAGAIN || errno == EWOULDBLOCK, "filling: errno %d", errno);
     set_timeout(sv[0], SO_SNDTIMEO);
+    int in = memfd_create("chunk", MFD_CLOEXEC);
+    CHECK(in >= 0, "memfd_create: errno %d", errno);
+    CHECK_EQ(write(in, chunk, sizeof chunk), (ssize_t)sizeof chunk);
     pthread_barrier_wait(&made);
-    for (int i = 0; i < ROUNDS; i++) {
-        struct iovec v = {chunk, sizeof chunk};
+    for (int i = 0; i < 2 * SEND_KINDS; i++) {
+        const char *what;
         long long t0 = gw_now_ns();
-        if (i % 3 == 0) check_timed_out("send", send(sv[0], chunk, sizeof chunk, 0), t0);
-        if (i % 3 == 1) check_timed_out("write", write(sv[0], chunk, sizeof chunk), t0);
-        if (i % 3 == 2) check_timed_out("writev", writev(sv[0], &v, 1), t0);
+        long long rc = send_one(i % SEND_KINDS, sv[0], in, &what);
+        check_timed_out(what, rc, t0);
     }
+    close(in);
     close(sv[0]);
     close(sv[1]);
     atomic_fetch_add(&done, 1);

@@ -503,32 +503,11 @@ extern "C" fn print_stats() {
     let mut buf = LineBuf::new();
     let _ = write!(
         buf,
-        "greenworld: stats: pid={} program={} created={} peak_alive={} switches={} preempted={} \
-         taken={} parks=",
+        "greenworld: stats: pid={} program={}",
         crate::log::pid(),
-        crate::log::program(),
-        s.created,
-        s.peak_alive,
-        s.switches,
-        s.preempted,
-        s.taken
+        crate::log::program()
     );
-    for (i, reason) in crate::stats::ParkReason::ALL.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let _ = write!(buf, "{sep}{}:{}", reason.name(), s.parks[*reason as usize]);
-    }
-    if s.woke_across > 0 {
-        let _ = write!(
-            buf,
-            " hubs=woke:{},spins:{},found:{},spin_us:{},passed:{},cpu_wanted:{}",
-            s.woke_across,
-            s.spins,
-            s.spins_found,
-            s.spin_ns / 1000,
-            s.spins_passed,
-            s.spins_cpu_wanted
-        );
-    }
+    let _ = s.write(&mut buf);
     let _ = buf.write_str("\n");
     crate::log::to_stats(buf.as_bytes());
 }

@@ -3,6 +3,7 @@
 //! line every hub shares, four to six of them per spawn and join or per condition-variable
 //! hand-off, for a summary nobody reads otherwise.
 
+use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// `GREENWORLD_STATS` is set: the counters count.
@@ -194,5 +195,93 @@ pub fn total() -> Totals {
         spin_ns: SPIN_NS.load(Relaxed),
         spins_passed: SPINS_PASSED.load(Relaxed),
         spins_cpu_wanted: SPINS_CPU_WANTED.load(Relaxed),
+    }
+}
+
+impl Totals {
+    /// The summary line's counts, after the process's own fields (`pid=… program=…`): each
+    /// field ` name=value`, then the groups ` name=key:value,…` (`hubs` only where a thread
+    /// was woken across hubs). Tests and scripts parse the line: its shape stays. Written into
+    /// the caller's buffer (no allocation: it runs at exit, where the allocator may be gone).
+    pub fn write(&self, out: &mut impl Write) -> fmt::Result {
+        for (name, value) in [
+            ("created", self.created),
+            ("peak_alive", self.peak_alive),
+            ("switches", self.switches),
+            ("preempted", self.preempted),
+            ("taken", self.taken),
+        ] {
+            write!(out, " {name}={value}")?;
+        }
+        let parks = ParkReason::ALL.map(|reason| (reason.name(), self.parks[reason as usize]));
+        write_group(out, "parks", &parks)?;
+        if self.woke_across > 0 {
+            write_group(
+                out,
+                "hubs",
+                &[
+                    ("woke", self.woke_across),
+                    ("spins", self.spins),
+                    ("found", self.spins_found),
+                    ("spin_us", self.spin_ns / 1000),
+                    ("passed", self.spins_passed),
+                    ("cpu_wanted", self.spins_cpu_wanted),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// ` name=key:value,key:value…`
+fn write_group(out: &mut impl Write, name: &str, entries: &[(&str, u64)]) -> fmt::Result {
+    write!(out, " {name}=")?;
+    for (i, (key, value)) in entries.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        write!(out, "{sep}{key}:{value}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::LineBuf;
+
+    fn sample() -> Totals {
+        Totals {
+            created: 3,
+            peak_alive: 2,
+            switches: 40,
+            preempted: 1,
+            taken: 5,
+            parks: [1, 2, 3, 4, 5, 6, 7, 8],
+            woke_across: 0,
+            spins: 9,
+            spins_found: 10,
+            spin_ns: 11_999,
+            spins_passed: 12,
+            spins_cpu_wanted: 13,
+        }
+    }
+
+    #[test]
+    fn the_summary_keeps_the_shape_that_tests_parse() {
+        let mut t = sample();
+        let mut line = LineBuf::new();
+        t.write(&mut line).unwrap();
+        assert_eq!(
+            core::str::from_utf8(line.as_bytes()).unwrap(),
+            " created=3 peak_alive=2 switches=40 preempted=1 taken=5 \
+             parks=sleep:1,join:2,yield:3,exit:4,sync:5,io:6,pool:7,file:8"
+        );
+        t.woke_across = 14;
+        let mut line = LineBuf::new();
+        t.write(&mut line).unwrap();
+        assert!(
+            core::str::from_utf8(line.as_bytes()).unwrap().ends_with(
+                ",file:8 hubs=woke:14,spins:9,found:10,spin_us:11,passed:12,cpu_wanted:13"
+            )
+        );
     }
 }

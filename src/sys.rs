@@ -217,6 +217,16 @@ pub fn prefetch(addr: usize) {
     let _ = addr;
 }
 
+/// Opens `path` for the library's own use (a `/proc` file) with the raw `openat`: never the
+/// program's `open` hook (the runtime never calls its own hooks), no allocation, no lock, so
+/// safe in a hub's wait and on the monitor's hidden thread. The descriptor (the caller closes
+/// it), or None with errno set.
+pub fn open_raw(path: &core::ffi::CStr, flags: c_int) -> Option<c_int> {
+    // SAFETY: a NUL-terminated path; flags only (no O_CREAT: no mode).
+    let fd = unsafe { syscall!(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags) };
+    (fd >= 0).then_some(fd as c_int)
+}
+
 /// A socket's `int` option at SOL_SOCKET (`SO_ERROR`, `SO_PROTOCOL`…); None when getsockopt
 /// fails (not a socket).
 pub fn socket_int(fd: c_int, option: c_int) -> Option<c_int> {

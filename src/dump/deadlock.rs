@@ -108,18 +108,11 @@ fn no_other_threads(hubs: usize) -> bool {
 
 /// How many OS threads the process has (the entries of /proc/self/task).
 fn os_threads() -> Option<usize> {
-    // SAFETY: a NUL-terminated path; a fresh descriptor of ours, closed below.
-    let fd = unsafe {
-        crate::sys::syscall!(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            c"/proc/self/task".as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
+    // A fresh descriptor of ours, closed below.
+    let fd = crate::sys::open_raw(
+        c"/proc/self/task",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    )?;
     let mut buf = [0u8; 8192];
     let mut count = 0;
     let mut ok = true;

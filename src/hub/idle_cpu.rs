@@ -90,19 +90,8 @@ impl Probe {
 
 /// Opens `/proc/loadavg` as one of the library's descriptors (raw calls: no allocation).
 fn open() -> Option<OwnFd> {
-    // SAFETY: a NUL-terminated path; flags only.
-    let fd = unsafe {
-        crate::sys::syscall!(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            c"/proc/loadavg".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
-    own::adopt(fd as libc::c_int).ok()
+    let fd = crate::sys::open_raw(c"/proc/loadavg", libc::O_RDONLY | libc::O_CLOEXEC)?;
+    own::adopt(fd).ok()
 }
 
 /// The `running` of `/proc/loadavg`'s "1.00 0.50 0.25 running/total last_pid".

@@ -1172,10 +1172,10 @@ impl Hub {
             self.quiet_grace.set(DEADLOCK_GRACE_NS);
             return;
         }
-        self.poll_events(Some(grace));
+        let whole = self.poll_events(Some(grace));
         // The common end of the wait (work came) is a look at the run queue.
         if self.run_queue.borrow().is_empty() {
-            self.after_quiet_wait(grace);
+            self.after_quiet_wait(grace, whole);
         } else {
             self.quiet_grace.set(DEADLOCK_GRACE_NS);
         }
@@ -1183,9 +1183,14 @@ impl Hub {
     }
 
     /// Still quiet while the owners look: two hubs whose grace waits end together would each
-    /// see the other busy otherwise, and neither would ever say the deadlock.
+    /// see the other busy otherwise, and neither would ever say the deadlock. `whole`: the
+    /// wait lasted the whole grace. Only then does an `Unsure` lengthen the next one: a wait
+    /// that an event bringing no work ended early (a notify for a look, an edge for a
+    /// direction nobody waits on, a signal) says nothing of how long the hub was quiet, and a
+    /// few of them in a row took the grace to its cap in milliseconds, so a deadlock that
+    /// formed after them was said only after [`QUIET_GRACE_MAX_NS`].
     #[cold]
-    fn after_quiet_wait(&self, grace: u64) {
+    fn after_quiet_wait(&self, grace: u64, whole: bool) {
         if self.has_work() || self.root.current_token() == 0 {
             self.quiet_grace.set(DEADLOCK_GRACE_NS);
             return;
@@ -1196,13 +1201,15 @@ impl Hub {
                 0
             }
             Quiet::Waits => 0,
-            Quiet::Unsure => grace.saturating_mul(2).min(QUIET_GRACE_MAX_NS),
+            Quiet::Unsure if whole => grace.saturating_mul(2).min(QUIET_GRACE_MAX_NS),
+            Quiet::Unsure => grace,
         };
         self.quiet_grace.set(next);
     }
 
     /// Waits for I/O events (up to `timeout_ns`) and wakes the green threads waiting on them.
-    fn poll_events(&self, timeout_ns: Option<u64>) {
+    /// True when the whole timeout passed with no event, notify or signal.
+    fn poll_events(&self, timeout_ns: Option<u64>) -> bool {
         let mut events = self.events.borrow_mut();
         let io_ready = self.owners.io_ready;
         // A few hundred descriptors' entries, nodes and blocks stay in the L2 between their
@@ -1228,10 +1235,16 @@ impl Hub {
         // child's SIGCHLD, queued because the pool thread that forked it blocks everything,
         // wakes this thread and is then ignored). Only a handler seen by the trampoline
         // (which asks for a look) interrupts a waiting call.
-        match result {
-            Ok(_) => self.poller_failures.set(0),
-            Err(e) => self.renew_poller(&e),
-        }
+        let timed_out = match result {
+            Ok(n) => {
+                self.poller_failures.set(0);
+                n == Some(0)
+            }
+            Err(e) => {
+                self.renew_poller(&e);
+                false
+            }
+        };
         // The wait may have consumed a notify whose wake-up is still in the inbox: a waker finds
         // `notified` set by an earlier notify (not yet read) and skips writing, and this wait then
         // reads that earlier one. Drained now, before anything can block again (trap 12): a
@@ -1239,6 +1252,7 @@ impl Hub {
         // good (CPython's test_socket hung with a resolver call finished and its caller asleep).
         self.drain_inbox();
         self.look();
+        timed_out
     }
 
     /// Prints the dumps asked for (at a look), from the root's loop only: never inside a green
@@ -1587,7 +1601,7 @@ mod tests {
             assert_eq!(hub.quiet_grace.get(), 2 * DEADLOCK_GRACE_NS);
             // Unsure again: the next wait is longer still, up to the cap.
             hub.quiet_grace.set(QUIET_GRACE_MAX_NS - 1);
-            hub.after_quiet_wait(hub.quiet_grace.get());
+            hub.after_quiet_wait(hub.quiet_grace.get(), true);
             assert_eq!(hub.quiet_grace.get(), QUIET_GRACE_MAX_NS);
             // Deadlocked: said, then waits as natively (no more questions).
             *ANSWER.lock().unwrap() = Quiet::Deadlocked;
@@ -1603,6 +1617,27 @@ mod tests {
                 0,
             );
             hub.wait_for_events();
+            assert_eq!(hub.quiet_grace.get(), DEADLOCK_GRACE_NS);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Owners that are never sure, for a hub whose wait an event ends early.
+    static UNSURE_OWNERS: Owners = Owners {
+        maybe_deadlocked: |_| Quiet::Unsure,
+        ..TEST_OWNERS
+    };
+
+    #[test]
+    fn an_unsure_answer_after_a_wait_cut_short_leaves_the_grace_as_it_was() {
+        std::thread::spawn(|| {
+            let hub = Hub::get_or_create(&UNSURE_OWNERS).unwrap();
+            let _token = hub.root.arm();
+            // A notify that brings no work (a look asked for) ends the wait at once: the hub
+            // was not quiet for a grace, so it waits as long the next time, not twice.
+            hub.poller.notify().unwrap();
+            hub.wait_without_timer();
             assert_eq!(hub.quiet_grace.get(), DEADLOCK_GRACE_NS);
         })
         .join()

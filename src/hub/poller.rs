@@ -200,17 +200,18 @@ impl Poller {
     }
 
     /// Waits up to `timeout_ns` (None: forever) and passes each event to `on_event`. Returns
-    /// early on a notify, and with `Ok(true)` when a signal handler ran (EINTR). A batch of
-    /// several events is first shown whole to `prefetch`.
+    /// early on a notify; the events the wait ended with (a notify counted: 0 when the whole
+    /// timeout passed), or None when a signal handler ran (EINTR). A batch of several events
+    /// is first shown whole to `prefetch`.
     pub fn wait(
         &self,
         buf: &mut [epoll_event],
         timeout_ns: Option<u64>,
         prefetch: impl FnOnce(&[epoll_event]),
         mut on_event: impl FnMut(Event),
-    ) -> io::Result<bool> {
+    ) -> io::Result<Option<usize>> {
         let Some(n) = self.epoll_wait(buf, timeout_ns)? else {
-            return Ok(true);
+            return Ok(None);
         };
         if n > 1 {
             prefetch(&buf[..n]);
@@ -243,7 +244,7 @@ impl Poller {
                     != 0,
             });
         }
-        Ok(false)
+        Ok(Some(n))
     }
 
     /// The number of events, or None when a signal interrupted the wait.

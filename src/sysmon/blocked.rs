@@ -226,17 +226,11 @@ pub fn write_syscall(out: &mut impl Write, nr: i64) -> core::fmt::Result {
 fn read_task_file(tid: i32, file: &str, buf: &mut [u8]) -> Option<usize> {
     let mut path = LineBuf::new();
     let _ = write!(path, "/proc/self/task/{tid}/{file}\0");
-    // SAFETY: a NUL-terminated path; raw calls (the monitor never calls a hook).
+    let path = core::ffi::CStr::from_bytes_with_nul(path.as_bytes()).ok()?;
+    let fd = crate::sys::open_raw(path, libc::O_RDONLY | libc::O_CLOEXEC)?;
+    // SAFETY: a valid buffer of its length; our descriptor, closed here; raw calls (the monitor
+    // never calls a hook).
     unsafe {
-        let fd = crate::sys::syscall!(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            path.as_bytes().as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC
-        );
-        if fd < 0 {
-            return None;
-        }
         let n = crate::sys::syscall!(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len());
         crate::sys::syscall!(libc::SYS_close, fd);
         (n > 0).then_some(n as usize)

@@ -281,15 +281,10 @@ extern "C" fn hidden_monitor(_: *mut libc::c_void) -> libc::c_int {
 fn name(tid: i32) {
     let mut path = crate::sys::LineBuf::new();
     let _ = core::fmt::Write::write_fmt(&mut path, format_args!("/proc/self/task/{tid}/comm\0"));
-    // SAFETY: a NUL-terminated path and a short name; raw calls.
-    unsafe {
-        let fd = crate::sys::syscall!(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            path.as_bytes().as_ptr(),
-            libc::O_WRONLY | libc::O_CLOEXEC
-        );
-        if fd >= 0 {
+    let path = core::ffi::CStr::from_bytes_with_nul(path.as_bytes()).ok();
+    if let Some(fd) = path.and_then(|p| crate::sys::open_raw(p, libc::O_WRONLY | libc::O_CLOEXEC)) {
+        // SAFETY: a short name from a static string to our descriptor, closed here; raw calls.
+        unsafe {
             crate::sys::syscall!(libc::SYS_write, fd, c"gw-sysmon".as_ptr(), 9);
             crate::sys::syscall!(libc::SYS_close, fd);
         }
