@@ -279,8 +279,8 @@ impl Hub {
             );
             return None;
         }
-        // Its start stays in its block, for `first_run`: never a resident stack (those are
-        // placed at creation, `thread::hubs::unplaced`), so `adopt` would only put it back.
+        // Its start stays in its block, for `first_run`, which makes its stack ready (or
+        // starts it on a resident one) and its thread-locals, as `adopt` would.
         self.count_in(green, green.sigmask.get());
         Some(green)
     }
