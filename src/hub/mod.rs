@@ -508,7 +508,8 @@ impl Hub {
     /// runs a program's code, parked or not (as a green thread does: pigz's `main`, the reader,
     /// waits on a condition variable between reads), except while it waits to join `green`
     /// itself: it cannot run before `green` ends, and a create+join pair's thread then starts
-    /// at home.
+    /// at home. The root's wait record tells (what it parked on last, stored by `park`), with
+    /// no lock: each thread of a batch joined in turn asks once, as it starts.
     pub(super) fn root_counts_for(&self, green: &Green) -> bool {
         if !self.program_root.load(Ordering::Relaxed) {
             return false;
@@ -516,8 +517,8 @@ impl Hub {
         if self.root.current_token() == 0 {
             return true;
         }
-        let join = green.join.lock().unwrap_or_else(|e| e.into_inner());
-        !matches!(*join, crate::green::Join::Waiting { joiner, .. } if ptr::eq(joiner, self.root))
+        let joining = WaitOn::Join(green as *const Green as usize).word().0;
+        self.root.waiting_on.load(Ordering::Relaxed) != joining
     }
 
     /// Free table slots kept for this hub's OS thread: only that thread may use them.

@@ -49,6 +49,11 @@ use std::collections::VecDeque;
 /// How long a shelf must stand still before another hub takes from it.
 const GRACE_NS: u64 = 50_000;
 
+/// The longest a hub watching a shelf that keeps moving sleeps between looks ([`GRACE_NS`]
+/// first, doubled at each look that found it moved): a batch of short threads made and
+/// started by their own hub wakes the watcher a few times rather than every [`GRACE_NS`].
+const WATCH_MAX_NS: u64 = 1_000_000;
+
 /// The most threads one look takes from a still shelf: enough to start a few workers that
 /// their creator left waiting (the rest spread as their own hub starts them, `less_busy_hub`),
 /// few enough that a hub whose OS thread the kernel set aside for a moment (a loaded machine)
@@ -82,6 +87,10 @@ pub(super) struct Unstarted {
     asked: AtomicBool,
     /// The shelf this hub watches: (its hub, its `moved`, since when).
     seen: Cell<(usize, u64, u64)>,
+    /// A look saw the watched shelf move since the last sleep (`shelf_to_watch`).
+    saw_move: Cell<bool>,
+    /// How long this hub sleeps before its next look at a shelf it watches.
+    watch_ns: Cell<u64>,
 }
 
 impl Unstarted {
@@ -95,6 +104,8 @@ impl Unstarted {
             pooled: AtomicBool::new(false),
             asked: AtomicBool::new(false),
             seen: Cell::new((0, 0, 0)),
+            saw_move: Cell::new(false),
+            watch_ns: Cell::new(GRACE_NS),
         }
     }
 
@@ -279,8 +290,8 @@ impl Hub {
             );
             return None;
         }
-        // Its start stays in its block, for `first_run`: never a resident stack (those are
-        // placed at creation, `thread::hubs::unplaced`), so `adopt` would only put it back.
+        // Its start stays in its block, for `first_run`, which makes its stack ready (or
+        // starts it on a resident one) and its thread-locals, as `adopt` would.
         self.count_in(green, green.sigmask.get());
         Some(green)
     }
@@ -364,6 +375,13 @@ impl Hub {
         if watched == key && seen_moved == moved {
             return (now.saturating_sub(since) >= GRACE_NS).then_some(victim);
         }
+        if watched == key {
+            self.unstarted.saw_move.set(true);
+        } else {
+            // Another shelf (or the next take's): watched closely again.
+            self.unstarted.saw_move.set(false);
+            self.unstarted.watch_ns.set(GRACE_NS);
+        }
         self.unstarted.seen.set((key, moved, now));
         None
     }
@@ -434,15 +452,24 @@ impl Hub {
             asked.store(false, Ordering::Relaxed);
         }
         fence(Ordering::SeqCst);
+        let unstarted = &self.unstarted;
         if !Hub::all().any(|hub| !ptr::eq(hub, self) && hub.shelved() > 0) {
+            unstarted.watch_ns.set(GRACE_NS);
             return None;
         }
         if self.still_shelf().is_some() {
             return Some(0);
         }
+        // A shelf that moved since the last look is being made and started by its own hub: the
+        // next look comes later (each look of this hub's OS thread may take a CPU from that
+        // hub's, on a machine where the other CPUs are busy).
+        if unstarted.saw_move.replace(false) {
+            let longer = (unstarted.watch_ns.get() * 2).min(WATCH_MAX_NS);
+            unstarted.watch_ns.set(longer);
+        }
         // Watching: a thread shelved meanwhile needs no notify.
         asked.store(true, Ordering::Relaxed);
-        Some(GRACE_NS)
+        Some(unstarted.watch_ns.get())
     }
 
     /// In a fork child (its shelf already emptied, under the inbox lock): the hubs are

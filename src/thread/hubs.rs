@@ -4,8 +4,10 @@
 //! state and the TID glibc's locks record stay one OS thread's for its whole life.
 //!
 //! Most new threads go on their creator's shelf and are placed when they first run
-//! (`hub::steal`: [`place_from`] returns None). Placement at creation, for the others (a CPU
-//! mask, a copied stack, a resident stack, a real OS thread's hub): the hub with the fewest live green threads (those placed there and not started
+//! (`hub::steal`: [`place_from`] returns None; a create+join pair's, given the stack the last
+//! thread ended on, is made on its creator's hub at once: [`waits_on_shelf`]). Placement at
+//! creation, for the others (a CPU mask, a copied stack, a real OS thread's hub): the hub with
+//! the fewest live green threads (those placed there and not started
 //! yet included: a creator that makes several in a row must not see the other hubs as empty);
 //! the creator's own hub when it is one of the least loaded (no hand-off: a create+join pair
 //! stays on one hub), else the others' ties going round. A thread-per-connection server's threads each stay as long as their connection,
@@ -94,37 +96,17 @@ fn pick(
     Some(place_by_load(creator, cpus, n))
 }
 
-/// Where a thread [`place_from`] did not place goes, and whether it waits on the shelf: one
-/// given a resident stack (one a thread just ended on) is placed now, by load, so that its
-/// creator's hub makes it at once (`Hub::spawn`) and a create+join pair costs nothing more
-/// than at one hub; the others wait on their creator's shelf (`hub::steal`).
+/// Does a thread [`place_from`] did not place wait on its creator's shelf (`hub::steal`), to
+/// be placed at its first run? All do but one given a resident stack (one a thread just ended
+/// on) while its creator's hub has nothing else to run, alive or shelved (a create+join pair):
+/// that one is made there at once (`Hub::spawn`), and the pair costs nothing more than at one
+/// hub. Placed at creation by load instead, as before, a resident stack sent a batch's threads
+/// to the other hub one by one: each thread that ran there gave its creator's pool a resident
+/// stack back, which the next `pthread_create` took, and the creator's hub, busier by the
+/// thread made just before, placed it there too, with a notify each (README, Several hubs).
 #[inline]
-pub fn unplaced(creator: &'static Hub, stack: &Stack) -> (&'static Hub, bool) {
-    if stack.ready_to_run() {
-        (creator_unless_busier(creator), false)
-    } else {
-        (creator, true)
-    }
-}
-
-/// [`place_by_load`] with no CPU mask, for a creator that is one of the library's hubs (so
-/// listed), the common answer (the creator's own hub) found with one look at each other hub.
-#[inline(never)]
-fn creator_unless_busier(creator: &'static Hub) -> &'static Hub {
-    let n = COUNT.load(Ordering::Acquire);
-    let mine = creator.load();
-    // None has fewer than none (a create+join pair: the last one ended).
-    let fewer = mine > 0
-        && (0..n).any(|i| {
-            // SAFETY: listed hubs are leaked, never freed.
-            let hub = unsafe { HUBS[i].load(Ordering::Acquire).as_ref() };
-            hub.is_some_and(|hub| !core::ptr::eq(hub, creator) && hub.load() < mine)
-        });
-    if fewer {
-        place_by_load(creator, None, n)
-    } else {
-        creator
-    }
+pub fn waits_on_shelf(creator: &'static Hub, stack: &Stack) -> bool {
+    !stack.ready_to_run() || creator.load() > 0
 }
 
 /// The creator's hub when no (allowed) hub has fewer live threads, else one of the least

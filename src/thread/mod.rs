@@ -277,7 +277,7 @@ pub(crate) unsafe fn spawn(
     };
     let (home, shelved) = match placed {
         Some(home) => (home, false),
-        None => hubs::unplaced(hub, &stack),
+        None => (hub, hubs::waits_on_shelf(hub, &stack)),
     };
     let info = StackInfo::of(&stack);
     // A resident (or the program's own) stack is taken at once, and for good.
