@@ -67,6 +67,11 @@ impl Spin {
             probe: Probe::new(),
         }
     }
+
+    /// Opens what the spins will read, on the hub's own OS thread as it is made.
+    pub(super) fn open(&self) {
+        self.probe.open();
+    }
 }
 
 /// How long the next spin may last, learnt from the last ones.
