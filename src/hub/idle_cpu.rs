@@ -69,7 +69,8 @@ impl Probe {
     /// other hubs (one that had just closed every descriptor from 3 up saw 3 open).
     pub fn open(&self) {
         if let Source::NotOpened = self.fd.get() {
-            self.fd.set(open().map_or(Source::Unavailable, Source::Open));
+            self.fd
+                .set(open().map_or(Source::Unavailable, Source::Open));
         }
     }
 

@@ -39,7 +39,11 @@ impl Kept {
     /// Opens the files the monitor will read of OS thread `tid` (the caller's own), in place
     /// of any kept before (a fork child's copies name its parent's thread).
     pub(super) fn open(&self, tid: i32) {
-        let (stat, syscall) = crate::sysmon::task_files_wanted();
+        // What the monitor will read (`sysmon`'s `Wanted`): `stat` before a preemption or a
+        // backtrace of a blocking hub, `syscall` to follow system-call episodes.
+        let config = crate::config::get();
+        let stat = config.preempt || config.block_warn_ms.is_some();
+        let syscall = config.block_warn_ms.is_some() || config.escapes;
         for (file, wanted) in [(TaskFile::Stat, stat), (TaskFile::Syscall, syscall)] {
             let slot = &self.files[file as usize];
             let fd = if wanted { open(tid, file) } else { None };
@@ -68,9 +72,8 @@ impl Kept {
         }
         // SAFETY: a valid buffer of its length; our own descriptor (raw: the monitor never
         // calls a hook).
-        let n = unsafe {
-            crate::sys::syscall!(libc::SYS_pread64, fd, buf.as_mut_ptr(), buf.len(), 0)
-        };
+        let n =
+            unsafe { crate::sys::syscall!(libc::SYS_pread64, fd, buf.as_mut_ptr(), buf.len(), 0) };
         (n > 0).then_some(n as usize)
     }
 

@@ -154,7 +154,11 @@ impl Hub {
 
     /// Reads the OS thread's `/proc` `file` from the descriptor kept for it; None when none is
     /// kept (the caller may open the file itself) or it cannot be read.
-    pub fn read_task_file(&self, file: super::task_files::TaskFile, buf: &mut [u8]) -> Option<usize> {
+    pub fn read_task_file(
+        &self,
+        file: super::task_files::TaskFile,
+        buf: &mut [u8],
+    ) -> Option<usize> {
         self.watched_by_monitor.task_files.read(file, buf)
     }
 

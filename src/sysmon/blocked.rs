@@ -311,7 +311,8 @@ pub fn running_unblocked_lean(tid: i32, sig: libc::c_int) -> bool {
 /// [`running_unblocked_lean`] of `hub`'s OS thread, from the `stat` it keeps open.
 pub fn hub_running_unblocked(hub: &Hub, sig: libc::c_int) -> bool {
     let mut buf = [0u8; 768];
-    read_hub_file(hub, TaskFile::Stat, &mut buf).is_some_and(|n| stat_running_unblocked(&buf[..n], sig))
+    read_hub_file(hub, TaskFile::Stat, &mut buf)
+        .is_some_and(|n| stat_running_unblocked(&buf[..n], sig))
 }
 
 /// What a `stat` line says: running user code, `sig` (one of the first 31) not blocked.

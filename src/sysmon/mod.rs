@@ -137,16 +137,6 @@ impl Wanted {
     }
 }
 
-/// Which of a hub's OS thread's /proc files the monitor will read (`stat`, `syscall`): the hub
-/// keeps them open from its start (`hub::task_files`).
-pub fn task_files_wanted() -> (bool, bool) {
-    let wanted = Wanted::from_config();
-    (
-        wanted.preempt || wanted.block_warn_ns.is_some(),
-        wanted.follows_blocks(),
-    )
-}
-
 /// A green thread was made: the monitor starts, the first time, if anything asks for it.
 #[inline]
 pub fn thread_made() {
