@@ -74,6 +74,15 @@ impl Probe {
         }
     }
 
+    /// In a fork child, for a hub whose OS thread it does not have (that thread never reads it
+    /// again).
+    pub fn close_in_child(&self) {
+        if let Source::Open(fd) = self.fd.get() {
+            fd.close();
+            self.fd.set(Source::Unavailable);
+        }
+    }
+
     /// The system's runnable threads now (this one included), or None without `/proc`.
     fn runnable(&self) -> Option<usize> {
         let fd = match self.fd.get() {

@@ -353,6 +353,7 @@ pub(super) fn forget_all_but(keep: Option<&Hub>) {
         if !keep.is_some_and(|keep| core::ptr::eq(keep, hub)) {
             hub.poller.close_in_child();
             hub.watched_by_monitor.task_files.close();
+            hub.spin.close_in_child();
         }
     }
     forget_all();
