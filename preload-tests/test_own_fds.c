@@ -42,19 +42,38 @@ static void *reader(void *arg) {
     return arg;
 }
 
-/* Green threads sleep through `clobber`, then new ones sleep and talk through a pipe. */
-static void around(void (*clobber)(void)) {
-    pthread_t t[4];
-    for (int i = 0; i < 4; i++) CHECK_EQ(pthread_create(&t[i], NULL, gw_ticker, NULL), 0);
-    usleep(10000);
-    clobber();
-    usleep(10000);
-    gw_ticker_stop = 1;
-    for (int i = 0; i < 4; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
+static void no_fd_open_from_3(void) {
     for (int fd = 3; fd < 1024; fd++) {
         errno = 0;
         CHECK(fcntl(fd, F_GETFD) == -1 && errno == EBADF, "fd %d is still open after the loop", fd);
     }
+}
+
+static volatile int g_spin_stop;
+
+/* Computes until told to stop: the monitor keeps looking at its hub to preempt it. */
+static void *spinner(void *arg) {
+    while (!g_spin_stop) {
+    }
+    return arg;
+}
+
+/* Green threads sleep through `clobber`, then new ones sleep and talk through a pipe. Right
+ * after `clobber`, while the sleepers wake on their hubs (each hub's first spins) and two
+ * threads compute (the monitor preempts them, wakers ask it to), nothing from 3 up opens. */
+static void around(void (*clobber)(void)) {
+    pthread_t t[4], s[2];
+    for (int i = 0; i < 4; i++) CHECK_EQ(pthread_create(&t[i], NULL, gw_ticker, NULL), 0);
+    usleep(10000);
+    clobber();
+    for (int i = 0; i < 2; i++) CHECK_EQ(pthread_create(&s[i], NULL, spinner, NULL), 0);
+    for (int round = 0; round < 200; round++) no_fd_open_from_3();
+    g_spin_stop = 1;
+    for (int i = 0; i < 2; i++) CHECK_EQ(pthread_join(s[i], NULL), 0);
+    usleep(10000);
+    gw_ticker_stop = 1;
+    for (int i = 0; i < 4; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
+    no_fd_open_from_3();
     CHECK_EQ(pipe(g_pipe), 0);
     pthread_t w, r;
     CHECK_EQ(pthread_create(&r, NULL, reader, NULL), 0);

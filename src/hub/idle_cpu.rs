@@ -64,17 +64,31 @@ impl Probe {
         free
     }
 
+    /// Opens `/proc/loadavg`, as the hub is made on its own OS thread: opened at the first
+    /// spin instead, it took the lowest free number for a moment while the program ran on
+    /// other hubs (one that had just closed every descriptor from 3 up saw 3 open).
+    pub fn open(&self) {
+        if let Source::NotOpened = self.fd.get() {
+            self.fd
+                .set(open().map_or(Source::Unavailable, Source::Open));
+        }
+    }
+
+    /// In a fork child, for a hub whose OS thread it does not have (that thread never reads it
+    /// again).
+    pub fn close_in_child(&self) {
+        if let Source::Open(fd) = self.fd.get() {
+            fd.close();
+            self.fd.set(Source::Unavailable);
+        }
+    }
+
     /// The system's runnable threads now (this one included), or None without `/proc`.
     fn runnable(&self) -> Option<usize> {
         let fd = match self.fd.get() {
             Source::Open(fd) => fd,
-            Source::Unavailable => return None,
-            Source::NotOpened => {
-                let opened = open();
-                self.fd
-                    .set(opened.map_or(Source::Unavailable, Source::Open));
-                opened?
-            }
+            // (`open` was not called: a probe of no hub's.)
+            Source::NotOpened | Source::Unavailable => return None,
         };
         let mut buf = [0u8; 80];
         // SAFETY: reads into a valid local buffer of its length from our own descriptor.

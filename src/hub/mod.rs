@@ -23,6 +23,7 @@ pub use idle_cpu::note_process_cpus;
 mod ring;
 mod spin;
 mod steal;
+pub mod task_files;
 pub mod timers;
 pub mod watch;
 
@@ -348,6 +349,7 @@ impl Hub {
         HUB.with(|h| h.set(hub));
         wait_record::mark_epoch();
         hub.enlist();
+        hub.spin.open();
         (owners.made)(hub);
         // A process with green threads may have things to say after it closed stderr.
         crate::log::keep_stderr();

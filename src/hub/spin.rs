@@ -67,6 +67,16 @@ impl Spin {
             probe: Probe::new(),
         }
     }
+
+    /// Opens what the spins will read, on the hub's own OS thread as it is made.
+    pub(super) fn open(&self) {
+        self.probe.open();
+    }
+
+    /// In a fork child, for a hub whose OS thread it does not have.
+    pub(super) fn close_in_child(&self) {
+        self.probe.close_in_child();
+    }
 }
 
 /// How long the next spin may last, learnt from the last ones.

@@ -62,6 +62,8 @@ pub(super) struct Watched {
     sampled_pc: AtomicUsize,
     sampled_at: AtomicU32,
     samples: AtomicU32,
+    /// The OS thread's `/proc` files the monitor reads, kept open.
+    task_files: super::task_files::Kept,
 }
 
 /// The OS thread's kernel id (not hooked: the raw system call).
@@ -74,7 +76,9 @@ impl Hub {
     /// Lists a new hub for the monitor, on its own OS thread.
     pub(super) fn enlist(&self) {
         let watched = &self.watched_by_monitor;
-        watched.tid.store(gettid(), Ordering::Relaxed);
+        let tid = gettid();
+        watched.tid.store(tid, Ordering::Relaxed);
+        watched.task_files.open(tid);
         watched.follow_up_timer.store(0, Ordering::Relaxed);
         let slot = COUNT.fetch_add(1, Ordering::AcqRel);
         match HUBS.get(slot) {
@@ -146,6 +150,16 @@ impl Hub {
     /// The OS thread's kernel id.
     pub fn tid(&self) -> i32 {
         self.watched_by_monitor.tid.load(Ordering::Relaxed)
+    }
+
+    /// Reads the OS thread's `/proc` `file` from the descriptor kept for it; None when none is
+    /// kept (the caller may open the file itself) or it cannot be read.
+    pub fn read_task_file(
+        &self,
+        file: super::task_files::TaskFile,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        self.watched_by_monitor.task_files.read(file, buf)
     }
 
     /// The thread running now, as last published (the root's before the first switch).
@@ -338,6 +352,8 @@ pub(super) fn forget_all_but(keep: Option<&Hub>) {
     for hub in all() {
         if !keep.is_some_and(|keep| core::ptr::eq(keep, hub)) {
             hub.poller.close_in_child();
+            hub.watched_by_monitor.task_files.close();
+            hub.spin.close_in_child();
         }
     }
     forget_all();

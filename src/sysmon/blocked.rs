@@ -15,6 +15,7 @@
 //! thread: raw system calls, stack buffers, no `dladdr`, no allocation.
 
 use crate::hub::Hub;
+use crate::hub::task_files::TaskFile;
 use crate::sys::LineBuf;
 use core::fmt::Write;
 
@@ -48,7 +49,7 @@ impl Episode {
 /// A look at `hub`, which has not switched since the last: starts, follows or ends its
 /// episode.
 pub fn sample(hub: &'static Hub, episode: &mut Episode, now: u64, warn_ns: Option<u64>) {
-    let (nr, sp, pc) = in_syscall(hub.tid()).unwrap_or((USER_CODE, 0, 0));
+    let (nr, sp, pc) = in_syscall(hub).unwrap_or((USER_CODE, 0, 0));
     if episode.call != Some(nr) {
         end(hub, episode, now, warn_ns);
         let caller = if sp == 0 {
@@ -185,7 +186,7 @@ fn warn_user_code(hub: &'static Hub, episode: &Episode, now: u64) {
     // Where it runs: only a signal's handler can say (the thread is in no system call). Asked
     // only of a thread running, not blocking the signal, so that no call of the program's is
     // interrupted (and the handler restarts any, SA_RESTART).
-    if running_unblocked(hub.tid(), super::preempt::SIGNAL)
+    if hub_running_unblocked(hub, super::preempt::SIGNAL)
         && let Some((pc, sp, fp)) = super::preempt::capture(hub.tid())
     {
         write_backtrace(&super::backtrace::walk(pc, sp, fp, stack_top(hub)));
@@ -222,7 +223,15 @@ pub fn write_syscall(out: &mut impl Write, nr: i64) -> core::fmt::Result {
     }
 }
 
-/// Reads a small /proc file of OS thread `tid` into `buf`; the bytes read.
+/// Reads `hub`'s OS thread's /proc `file` into `buf` from the descriptor the hub keeps for it
+/// (`hub::task_files`), else (none kept) from a fresh one; the bytes read.
+fn read_hub_file(hub: &Hub, file: TaskFile, buf: &mut [u8]) -> Option<usize> {
+    hub.read_task_file(file, buf)
+        .or_else(|| read_task_file(hub.tid(), file.name(), buf))
+}
+
+/// Reads a small /proc file of OS thread `tid` into `buf`; the bytes read. (A fresh descriptor
+/// takes the lowest free number for a moment: the hubs' files are kept open instead.)
 fn read_task_file(tid: i32, file: &str, buf: &mut [u8]) -> Option<usize> {
     let mut path = LineBuf::new();
     let _ = write!(path, "/proc/self/task/{tid}/{file}\0");
@@ -267,7 +276,9 @@ pub fn cpu_ns(tid: i32) -> Option<u64> {
 }
 
 /// Is OS thread `tid` running user code (state R, not asleep in a system call), with `sig`
-/// not blocked (a signal it blocks would wait, pending, for the program's `sigwait`)?
+/// not blocked (a signal it blocks would wait, pending, for the program's `sigwait`)? (What
+/// the readings from `stat` are checked against.)
+#[cfg(test)]
 pub fn running_unblocked(tid: i32, sig: libc::c_int) -> bool {
     let mut buf = [0u8; 2048];
     let Some(n) = read_task_file(tid, "status", &mut buf) else {
@@ -288,14 +299,25 @@ pub fn running_unblocked(tid: i32, sig: libc::c_int) -> bool {
     running && !blocked
 }
 
-/// [`running_unblocked`] from `/proc/…/stat` (its state, and its blocked mask's low 64 bits,
-/// enough for a standard signal), with a smaller buffer: for a waker on a green thread's stack,
-/// which may be small.
+/// [`running_unblocked`] from `/proc/…/stat` (its state, and its blocked mask's first 31
+/// signals, enough for a standard signal), with a smaller buffer: for a waker on a green
+/// thread's stack, which may be small. (The hubs' readings: [`hub_running_unblocked`].)
+#[cfg(test)]
 pub fn running_unblocked_lean(tid: i32, sig: libc::c_int) -> bool {
     let mut buf = [0u8; 768];
-    let Some(n) = read_task_file(tid, "stat", &mut buf) else {
-        return false;
-    };
+    read_task_file(tid, "stat", &mut buf).is_some_and(|n| stat_running_unblocked(&buf[..n], sig))
+}
+
+/// [`running_unblocked_lean`] of `hub`'s OS thread, from the `stat` it keeps open.
+pub fn hub_running_unblocked(hub: &Hub, sig: libc::c_int) -> bool {
+    let mut buf = [0u8; 768];
+    read_hub_file(hub, TaskFile::Stat, &mut buf)
+        .is_some_and(|n| stat_running_unblocked(&buf[..n], sig))
+}
+
+/// What a `stat` line says: running user code, `sig` (one of the first 31) not blocked.
+fn stat_running_unblocked(buf: &[u8], sig: libc::c_int) -> bool {
+    let n = buf.len();
     // After the name in parentheses (which may hold anything): the state, then field 32 of
     // the line, the blocked mask in decimal, 29 fields on.
     let Some(close) = buf[..n].iter().rposition(|&b| b == b')') else {
@@ -315,9 +337,9 @@ pub fn running_unblocked_lean(tid: i32, sig: libc::c_int) -> bool {
 
 /// The system call OS thread `tid` is in, with its stack and instruction pointers; none when
 /// it runs user code.
-fn in_syscall(tid: i32) -> Option<(i64, usize, usize)> {
+fn in_syscall(hub: &Hub) -> Option<(i64, usize, usize)> {
     let mut buf = [0u8; 256];
-    let n = read_task_file(tid, "syscall", &mut buf)?;
+    let n = read_hub_file(hub, TaskFile::Syscall, &mut buf)?;
     let text = core::str::from_utf8(&buf[..n]).ok()?;
     let mut fields = text.split_ascii_whitespace();
     let nr: i64 = fields.next()?.parse().ok()?;

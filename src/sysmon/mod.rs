@@ -398,7 +398,7 @@ fn look_at(
                 }
             && !(hub.alone() && !woken_waits && since_signal < ALONE_BACKOFF_SLICES * slice_ns)
             && !seen.episode.in_call()
-            && blocked::running_unblocked(hub.tid(), preempt::SIGNAL)
+            && blocked::hub_running_unblocked(hub, preempt::SIGNAL)
         {
             if woken_waits {
                 hub.woken_served();
@@ -429,7 +429,7 @@ fn look_at(
 /// makes it fail with EINTR) and does not block the signal. One delivery, plus the handler's
 /// own second look if the point cannot be told a loop yet.
 fn preempt_for_woken(hub: &'static Hub) {
-    if blocked::running_unblocked_lean(hub.tid(), preempt::SIGNAL) {
+    if blocked::hub_running_unblocked(hub, preempt::SIGNAL) {
         hub.want_follow_up();
         hub.want_preemption();
         preempt::send(hub.tid());
