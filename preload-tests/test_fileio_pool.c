@@ -21,7 +21,9 @@
  * is_monkey_patched answers for the file-only calls (pread) only in pool mode. In pool mode
  * (and natively) two threads also open the two ends of a FIFO, which blocks natively until
  * both ends are open: on the pool they meet (with off the first open would block the one OS
- * thread for good). A last child checks that a signal handler's file calls are never pooled. */
+ * thread for good). A last child checks that a signal handler's file calls are never pooled,
+ * and under the preload one more, at two hubs, that a pool thread started from the second
+ * hub's OS thread does not take that hub's name (and so is counted as an OS thread). */
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -372,6 +374,67 @@ static int signal_child(void) {
     return 0;
 }
 
+/* The tasks of this process whose name (comm, with its newline) is `comm`. */
+static int tasks_named(const char *comm) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d, "opendir /proc/self/task: %s", strerror(errno));
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(name, sizeof name, f)) name[0] = 0;
+            fclose(f);
+        }
+        n += strcmp(name, comm) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* At two hubs, a thread on the other hub (gw-hub-1's OS thread) makes the process's first
+ * pooled call, so the pool's first thread is started from that OS thread, whose name a new
+ * thread takes: it must not pass for the hub (one task named gw-hub-1), and it is counted as
+ * one of the process's OS threads (gw_os_threads leaves the hubs out). */
+static pid_t main_tid;
+static int ran;
+static void *pread_on_other_hub(void *arg) {
+    __atomic_store_n(&ran, 1, __ATOMIC_SEQ_CST);
+    if (gw_tid() == main_tid) return NULL; /* placed on main's hub: try again */
+    char c;
+    CHECK_EQ(pread(*(int *)arg, &c, 1, 0), 1);
+    return arg;
+}
+static int names_child(void) {
+    gw_watchdog("test_fileio_pool names child", 90);
+    main_tid = gw_tid();
+    char path[] = "/tmp/gw-fileio-names-XXXXXX";
+    int fd = mkstemp(path); /* main alone: made in place, no pool thread yet */
+    CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
+    CHECK_EQ(unlink(path), 0);
+    CHECK_EQ(write(fd, "n", 1), 1);
+    void *done = NULL;
+    for (int i = 0; i < 100 && !done; i++) {
+        pthread_t t;
+        __atomic_store_n(&ran, 0, __ATOMIC_SEQ_CST);
+        CHECK_EQ(pthread_create(&t, NULL, pread_on_other_hub, &fd), 0);
+        /* Busy, with no hooked call, until it ran: the other hub takes it meanwhile (main keeps
+         * its own; only a preemption lets it start beside main). */
+        while (!__atomic_load_n(&ran, __ATOMIC_SEQ_CST)) {}
+        CHECK_EQ(pthread_join(t, &done), 0);
+    }
+    CHECK(done, "no thread ran on the other hub in 100 tries");
+    CHECK(tasks_named("gw-hub-1\n") == 1, "%d tasks named gw-hub-1, want 1 (a pool thread took the hub's name)",
+          tasks_named("gw-hub-1\n"));
+    CHECK(gw_os_threads() > 1, "%d OS thread(s), want the pool's too", gw_os_threads());
+    printf("names child ok\n");
+    fflush(stdout);
+    return 0;
+}
+
 static char outs[3][THREADS * LOG + 4096];
 
 /* The transcript lines ("T...") of a child's output. */
@@ -400,6 +463,7 @@ static long file_parks(const char *out) {
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--child") == 0) return child();
     if (argc > 1 && strcmp(argv[1], "--signal") == 0) return signal_child();
+    if (argc > 1 && strcmp(argv[1], "--names") == 0) return names_child();
     gw_watchdog("test_fileio_pool", 110);
     static const char *const envs[3][6] = {
         {"-LD_PRELOAD", "-GREENWORLD_FILEIO", "-GREENWORLD_OS", "-GREENWORLD_STATS", NULL},
@@ -433,6 +497,13 @@ int main(int argc, char **argv) {
               "signal child: status %d:\n%s", status, outs[0]);
         if (gw_preloaded())
             CHECK(file_parks(outs[0]) == 5, "a handler's calls were pooled (want file:5):\n%s", outs[0]);
+    }
+    if (gw_preloaded()) {
+        gw_phase = "pool thread names";
+        const char *env[] = {"GREENWORLD_FILEIO=pool", "-GREENWORLD_OS", "GREENWORLD_HUBS=2", NULL};
+        int status = gw_run_self(env, outs[0], sizeof outs[0], "--names", NULL);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(outs[0], "names child ok\n"),
+              "names child: status %d:\n%s", status, outs[0]);
     }
     if (gw_preloaded()) {
         CHECK(file_parks(outs[1]) == 0, "FILEIO=off: want file:0 in the stats line:\n%.400s", outs[1]);
