@@ -99,7 +99,7 @@ static inline int gw_hubs(void) {
 /* Number of OS threads (kernel tasks) in this process, not counting the library's own: its
  * monitor ("gw-sysmon", started with the first green thread: see README, Semantics of green
  * threads) and the extra hubs' ("gw-hub-N", started with the first green thread under
- * GREENWORLD_HUBS=N: see README, Several hubs). */
+ * GREENWORLD_HUBS=N: see README, Several hubs). The thread pool's ("gw-pool") are counted. */
 static inline int gw_os_threads(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0, self_is_hub = 0;

@@ -6,6 +6,14 @@
  *    acquisitions interleave instead of one thread running through its whole loop.
  * 2. FIFO hand-off (preload): A holds; B, then C queue; A unlocks and relocks at once:
  *    the order of acquisition is A, B, C, A.
+ * The order checks hold at one hub: its threads share one OS thread, so main makes all 10
+ * before any runs (all queue while the first sleeper sleeps), and sleeps that end late, because the
+ * machine is loaded, still end in deadline order (B and C queue before A wakes). At several
+ * hubs (GREENWORLD_HUBS) the threads run on several OS threads, each scheduled by the kernel
+ * as a native thread is: a thread placed on the second hub may run its whole loop while
+ * main's OS thread waits for a CPU, and C's 50 ms sleep may end after A's 150 ms one; the
+ * order is then no more guaranteed than natively on two cores, and the test checks what is
+ * (exclusion, counts, all four acquisitions). Hand-offs across hubs: test_hubs_sync.
  */
 #include "gwtest.h"
 #include <pthread.h>
@@ -61,7 +69,7 @@ static void check_many(void) {
     printf("fairness: %d switches of owner in %d acquisitions; %d threads finished before the "
            "last one started\n",
            switches, TOTAL, finished_before);
-    if (gw_preloaded()) {
+    if (gw_hubs() == 1 && gw_preloaded()) {
         /* Once the first sleeper holds the lock all 10 are queued, and with FIFO hand-off
          * every later acquisition goes to another thread: ~9900 switches. Without hand-off
          * an unlocker that relocks at once keeps the lock through its 100-iteration run. */
@@ -115,7 +123,7 @@ static void check_fifo(void) {
     CHECK_EQ(nseq, 4);
     CHECK(seq[0] == 'A', "order %s", seq);
     CHECK(strchr(seq, 'B') && strchr(seq, 'C'), "order %s", seq);
-    if (gw_preloaded()) CHECK(strcmp(seq, "ABCA") == 0, "order %s, want ABCA (FIFO hand-off)", seq);
+    if (gw_hubs() == 1 && gw_preloaded()) CHECK(strcmp(seq, "ABCA") == 0, "order %s, want ABCA (FIFO hand-off)", seq);
 }
 
 int main(void) {

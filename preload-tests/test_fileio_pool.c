@@ -13,15 +13,17 @@
  * transcript (results and errno names, no descriptor numbers); the parent requires the three
  * transcripts to be identical.
  *
- * Each child also checks liveness: a ticker thread keeps ticking while another thread runs a
- * 200 ms loop of 4 KiB pwrite + fsync (natively, and under the preload with pool; with off the
- * loop blocks the one OS thread, which is the point of the option). Under the preload, the
+ * Each child also checks liveness: a ticker thread ticks while another thread runs a loop of
+ * 4 KiB pwrite + fsync, which goes on until it has (natively, and under the preload with pool;
+ * with off the loop, 200 ms, blocks the one OS thread, which is the point of the option). Under the preload, the
  * pool child has pool threads (/proc/self/task > 1) and reports "file:N" parks with N > 0 in
  * its GREENWORLD_STATS line, while the off child stays on exactly 1 OS thread with "file:0";
  * is_monkey_patched answers for the file-only calls (pread) only in pool mode. In pool mode
  * (and natively) two threads also open the two ends of a FIFO, which blocks natively until
  * both ends are open: on the pool they meet (with off the first open would block the one OS
- * thread for good). A last child checks that a signal handler's file calls are never pooled. */
+ * thread for good). A last child checks that a signal handler's file calls are never pooled,
+ * and under the preload one more, at two hubs, that a pool thread started from the second
+ * hub's OS thread does not take that hub's name (and so is counted as an OS thread). */
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -237,8 +239,18 @@ static void *fifo_open(void *arg) {
     return NULL;
 }
 
-/* A thread's long fsync loop; returns how often the ticker ticked meanwhile. */
+/* A thread's long fsync loop: at least 20 rounds, then until the ticker has ticked twice since
+ * it began (`live`), or for 200 ms (not: with off the ticker may never tick meanwhile). Not
+ * for a fixed 200 ms when ticks are wanted: on a loaded machine a native ticker may get no CPU
+ * for that long, and a liveness check must not be a deadline. The bound below is only there to
+ * fail rather than hang when the ticker is starved for good (the fsyncs block its OS thread). */
+struct fsync_loop {
+    int live;
+    long ticked; /* out: the ticks made during the loop */
+    int rounds;  /* out */
+};
 static void *fsync_loop(void *arg) {
+    struct fsync_loop *l = arg;
     char path[128], page[4096];
     snprintf(path, sizeof path, "%s/fsync", dir);
     fill(page, sizeof page, 3);
@@ -247,14 +259,19 @@ static void *fsync_loop(void *arg) {
     long before = gw_ticks;
     long long start = gw_now_ns();
     int n = 0;
-    while (n < 20 || gw_now_ns() - start < 200 * 1000000LL) {
+    for (;;) {
+        long long spent = gw_now_ns() - start;
+        if (n >= 20 && (l->live ? gw_ticks - before >= 2 || spent > 30000 * 1000000LL
+                                : spent >= 200 * 1000000LL))
+            break;
         CHECK_EQ(pwrite(fd, page, sizeof page, (off_t)(n % 16) * 4096), 4096);
         CHECK_EQ(fsync(fd), 0);
         n++;
     }
     close(fd);
     unlink(path);
-    *(long *)arg = gw_ticks - before;
+    l->ticked = gw_ticks - before;
+    l->rounds = n;
     return NULL;
 }
 
@@ -293,15 +310,14 @@ static int child(void) {
 
     gw_phase = "fsync loop";
     pthread_t tick, loop;
-    long ticked = 0;
+    struct fsync_loop l = {.live = !off};
     CHECK_EQ(pthread_create(&tick, NULL, gw_ticker, NULL), 0);
     usleep(5000);
-    CHECK_EQ(pthread_create(&loop, NULL, fsync_loop, &ticked), 0);
+    CHECK_EQ(pthread_create(&loop, NULL, fsync_loop, &l), 0);
     CHECK_EQ(pthread_join(loop, NULL), 0);
     gw_ticker_stop = 1;
     CHECK_EQ(pthread_join(tick, NULL), 0);
-    /* 200 ms of a 1 ms ticker: 2 ticks is a liveness bound, not a timing one. */
-    if (!off) CHECK(ticked >= 2, "the ticker ticked %ld times during 200 ms of fsync", ticked);
+    if (!off) CHECK(l.ticked >= 2, "the ticker ticked %ld times during %d rounds of fsync (30 s)", l.ticked, l.rounds);
 
     if (!off) {
         gw_phase = "fifo";
@@ -372,6 +388,67 @@ static int signal_child(void) {
     return 0;
 }
 
+/* The tasks of this process whose name (comm, with its newline) is `comm`. */
+static int tasks_named(const char *comm) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d, "opendir /proc/self/task: %s", strerror(errno));
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(name, sizeof name, f)) name[0] = 0;
+            fclose(f);
+        }
+        n += strcmp(name, comm) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* At two hubs, a thread on the other hub (gw-hub-1's OS thread) makes the process's first
+ * pooled call, so the pool's first thread is started from that OS thread, whose name a new
+ * thread takes: it must not pass for the hub (one task named gw-hub-1), and it is counted as
+ * one of the process's OS threads (gw_os_threads leaves the hubs out). */
+static pid_t main_tid;
+static int ran;
+static void *pread_on_other_hub(void *arg) {
+    __atomic_store_n(&ran, 1, __ATOMIC_SEQ_CST);
+    if (gw_tid() == main_tid) return NULL; /* placed on main's hub: try again */
+    char c;
+    CHECK_EQ(pread(*(int *)arg, &c, 1, 0), 1);
+    return arg;
+}
+static int names_child(void) {
+    gw_watchdog("test_fileio_pool names child", 90);
+    main_tid = gw_tid();
+    char path[] = "/tmp/gw-fileio-names-XXXXXX";
+    int fd = mkstemp(path); /* main alone: made in place, no pool thread yet */
+    CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
+    CHECK_EQ(unlink(path), 0);
+    CHECK_EQ(write(fd, "n", 1), 1);
+    void *done = NULL;
+    for (int i = 0; i < 100 && !done; i++) {
+        pthread_t t;
+        __atomic_store_n(&ran, 0, __ATOMIC_SEQ_CST);
+        CHECK_EQ(pthread_create(&t, NULL, pread_on_other_hub, &fd), 0);
+        /* Busy, with no hooked call, until it ran: the other hub takes it meanwhile (main keeps
+         * its own; only a preemption lets it start beside main). */
+        while (!__atomic_load_n(&ran, __ATOMIC_SEQ_CST)) {}
+        CHECK_EQ(pthread_join(t, &done), 0);
+    }
+    CHECK(done, "no thread ran on the other hub in 100 tries");
+    CHECK(tasks_named("gw-hub-1\n") == 1, "%d tasks named gw-hub-1, want 1 (a pool thread took the hub's name)",
+          tasks_named("gw-hub-1\n"));
+    CHECK(gw_os_threads() > 1, "%d OS thread(s), want the pool's too", gw_os_threads());
+    printf("names child ok\n");
+    fflush(stdout);
+    return 0;
+}
+
 static char outs[3][THREADS * LOG + 4096];
 
 /* The transcript lines ("T...") of a child's output. */
@@ -400,6 +477,7 @@ static long file_parks(const char *out) {
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--child") == 0) return child();
     if (argc > 1 && strcmp(argv[1], "--signal") == 0) return signal_child();
+    if (argc > 1 && strcmp(argv[1], "--names") == 0) return names_child();
     gw_watchdog("test_fileio_pool", 110);
     static const char *const envs[3][6] = {
         {"-LD_PRELOAD", "-GREENWORLD_FILEIO", "-GREENWORLD_OS", "-GREENWORLD_STATS", NULL},
@@ -433,6 +511,13 @@ int main(int argc, char **argv) {
               "signal child: status %d:\n%s", status, outs[0]);
         if (gw_preloaded())
             CHECK(file_parks(outs[0]) == 5, "a handler's calls were pooled (want file:5):\n%s", outs[0]);
+    }
+    if (gw_preloaded()) {
+        gw_phase = "pool thread names";
+        const char *env[] = {"GREENWORLD_FILEIO=pool", "-GREENWORLD_OS", "GREENWORLD_HUBS=2", NULL};
+        int status = gw_run_self(env, outs[0], sizeof outs[0], "--names", NULL);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(outs[0], "names child ok\n"),
+              "names child: status %d:\n%s", status, outs[0]);
     }
     if (gw_preloaded()) {
         CHECK(file_parks(outs[1]) == 0, "FILEIO=off: want file:0 in the stats line:\n%.400s", outs[1]);

@@ -156,6 +156,7 @@ pub fn detach(work: impl FnOnce() + Send + 'static) {
         submit(Job::Owned(*work));
         return;
     }
+    name(thread, c"gw-wait");
     // SAFETY: a thread we just made and never join.
     unsafe { (crate::real::get().pthread_detach)(thread) };
 }
@@ -211,8 +212,17 @@ fn spawn_worker() {
         crate::log!(Warn, "cannot start another pool thread (error {rc})");
         return;
     }
+    name(thread, c"gw-pool");
     // SAFETY: a thread we just made and never join.
     unsafe { (crate::real::get().pthread_detach)(thread) };
+}
+
+/// Names a thread of the library's, made a moment ago, before anyone can count it: a new
+/// thread takes its creator's name, and a pool thread started from another hub's OS thread
+/// would pass for that hub (`gw-hub-1`), which `/proc/self/task` and tools go by.
+fn name(thread: libc::pthread_t, name: &core::ffi::CStr) {
+    // SAFETY: a live thread (detached only after this) and a name of at most 15 bytes.
+    unsafe { (crate::real::get().pthread_setname_np)(thread, name.as_ptr()) };
 }
 
 extern "C" fn worker(_: *mut libc::c_void) -> *mut libc::c_void {
