@@ -6,7 +6,9 @@
  *  - siginterrupt(sig, 1) makes signal's handler interrupt, siginterrupt(sig, 0) restart again;
  *  - sigset: SIG_HOLD blocks the signal (and a later sigset reports SIG_HOLD and unblocks it);
  *    its handler interrupts.
- * Each signal comes from another thread, process-directed (kill), while main waits in read. */
+ * Each signal comes from another thread, process-directed (kill), while main waits in read:
+ * natively once /proc shows main blocked in read; under the preload (main's OS thread is a
+ * hub's, which /proc cannot see into) after 50 ms. */
 #define _GNU_SOURCE
 #include "gwtest.h"
 /* These APIs are deprecated, and still used: testing them is the point. */
@@ -33,7 +35,10 @@ struct plan {
 
 static void *killer(void *arg) {
     const struct plan *p = arg;
-    usleep(50 * 1000);
+    if (gw_preloaded())
+        usleep(50 * 1000);
+    else
+        while (gw_blocked_in(getpid(), getpid()) != SYS_read) usleep(1000);
     CHECK_EQ(kill(getpid(), p->sig), 0);
     if (p->write_after_ms) {
         usleep(p->write_after_ms * 1000);
