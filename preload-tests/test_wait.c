@@ -2,8 +2,8 @@
  *  - 100 threads each posix_spawn a child and waitpid for it, all at once, while a ticker
  *    ticks: every status right; under the preload all of it on one OS thread (a wait for one
  *    child needs no pool thread);
- *  - waitpid, wait, wait3, wait4 and waitid each wait for a child that lives 300 ms while the
- *    ticker keeps ticking; statuses, rusage and siginfo as natively; WNOHANG answers at once;
+ *  - waitpid, wait, wait3, wait4 and waitid each wait for a child released only once the ticker
+ *    has ticked 30 times; statuses, rusage and siginfo as natively; WNOHANG answers at once;
  *  - stops and continues (WUNTRACED, WCONTINUED, waitid WSTOPPED/WCONTINUED), process groups
  *    (waitpid(0), waitpid(-pgid), waitid(P_PGID)), ECHILD and EINVAL;
  *  - a signal handler without SA_RESTART interrupts each form (EINTR) and the child is still
@@ -12,8 +12,9 @@
  *    (getaddrinfo still answers);
  *  - with SIGCHLD ignored, children reap themselves and a wait for them ends in ECHILD once
  *    they have all exited.
- * The signals are sent to the waiting thread itself (pthread_kill), so the native run is
- * determinate.
+ * The signals are sent to the waiting thread itself (pthread_kill) once it is in the wait, and
+ * children exit when released rather than after a time, so a loaded machine (natively too)
+ * changes nothing: no ordering here rests on a sleep.
  * With a thread pool of one (GREENWORLD_TPOOL_SIZE=1, a re-run), a wait for any child does not
  * keep the resolver from running, when the child exits only once a name is resolved.
  * Pass-through: the test re-runs itself with GREENWORLD_OS=0, where the waits are the real
@@ -67,27 +68,105 @@ static pid_t child_exiting(int code, int ms, int spin_ms) {
     return pid;
 }
 
+/* A child that exits with `code` once a byte is written to *release (then close it): it lives
+ * as long as the test needs, however slow the machine. */
+static pid_t child_released_spin(int code, int spin_ms, int *release) {
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        char c;
+        close(p[1]);
+        long long end = cpu_ns() + spin_ms * 1000000LL;
+        while (cpu_ns() < end) {}
+        _exit(read(p[0], &c, 1) == 1 ? code : 99);
+    }
+    close(p[0]);
+    *release = p[1];
+    return pid;
+}
+
+static pid_t child_released(int code, int *release) { return child_released_spin(code, 0, release); }
+
+static void release(int fd) {
+    CHECK_EQ(write(fd, "g", 1), 1);
+    close(fd);
+}
+
+/* A thread that releases a child (writes to `fd`) once gw_ticker has ticked `ticks` times
+ * from `from` (a gw_ticks value): a wait for that child ends only after the ticker ran that
+ * long, however slow the machine (and not at all if the wait kept the ticker from running). */
+struct after_ticks {
+    int fd, released;
+    long until;
+};
+static void *release_after_ticks(void *arg) {
+    struct after_ticks *a = arg;
+    while (gw_ticks < a->until) gw_sleep_ms(1);
+    __atomic_store_n(&a->released, 1, __ATOMIC_SEQ_CST);
+    release(a->fd);
+    return NULL;
+}
+static pthread_t releaser(struct after_ticks *a, int fd, long from, long ticks) {
+    *a = (struct after_ticks){.fd = fd, .until = from + ticks};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, release_after_ticks, a), 0);
+    return t;
+}
+
 /* ---- signals to the waiting thread ---- */
 
+/* SIGUSR1 to a thread once it waits: it sets `waiting` just before the call; natively the
+ * kicker then sees its OS thread blocked in the wait (/proc), so the signal lands inside the
+ * call. Under the preload the green kicker runs once the waiter has parked (at one hub; at
+ * several it may run meanwhile on another hub, so it kicks again every 20 ms until `stop`).
+ * With release_fd >= 0 it then releases the child once the handler has run. */
 struct kick {
     pthread_t target;
-    int ms;
+    pid_t tid;
+    int waiting, stop, repeat, sent, caught_before, release_fd;
 };
 
 static void *kicker(void *arg) {
     struct kick *k = arg;
-    usleep((useconds_t)k->ms * 1000);
-    pthread_kill(k->target, SIGUSR1);
+    gw_wait_flag(&k->waiting, "the waiter to wait");
+    if (!gw_preloaded()) {
+        long long t0 = gw_now_ns();
+        for (;;) {
+            long nr = gw_blocked_in(getpid(), k->tid);
+            if (nr == SYS_wait4 || nr == SYS_waitid) break;
+            CHECK(gw_now_ns() - t0 < 10000000000LL, "the waiter never blocked in its wait (%ld)", nr);
+            gw_sleep_ms(1);
+        }
+    }
+    do {
+        __atomic_add_fetch(&k->sent, 1, __ATOMIC_SEQ_CST);
+        pthread_kill(k->target, SIGUSR1);
+        for (int i = 0; i < 20 && k->repeat && !__atomic_load_n(&k->stop, __ATOMIC_SEQ_CST); i++) gw_sleep_ms(1);
+    } while (k->repeat && !__atomic_load_n(&k->stop, __ATOMIC_SEQ_CST));
+    if (k->release_fd >= 0) {
+        gw_wait_count((int *)&gw_caught, k->caught_before + 1, "the handler");
+        release(k->release_fd);
+    }
     return NULL;
 }
 
-/* SIGUSR1 to the calling thread in `ms` milliseconds. */
-static pthread_t kick_me(struct kick *k, int ms) {
+/* A kicker for the calling thread, which must set k->waiting just before it waits. */
+static pthread_t kick_me(struct kick *k, int repeat, int release_fd) {
     pthread_t t;
-    k->target = pthread_self();
-    k->ms = ms;
+    *k = (struct kick){.target = pthread_self(), .tid = (pid_t)syscall(SYS_gettid), .repeat = repeat,
+                       .caught_before = gw_caught, .release_fd = release_fd};
     CHECK_EQ(pthread_create(&t, NULL, kicker, k), 0);
     return t;
+}
+
+/* After a wait a kicker interrupted: the handler ran, once per signal at most. */
+static void joined_kicker(pthread_t t, struct kick *k, int handled) {
+    __atomic_store_n(&k->stop, 1, __ATOMIC_SEQ_CST);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK(gw_caught >= handled + 1 && gw_caught <= handled + k->sent, "%d signals handled of %d sent",
+          (int)(gw_caught - handled), k->sent);
 }
 
 enum form { BY_WAITPID, BY_WAITPID_ANY, BY_WAIT, BY_WAIT4, BY_WAITID, BY_WAITID_ALL, FORMS };
@@ -118,28 +197,33 @@ static void interrupt_each_form(void) {
         gw_phase = form_names[form];
         /* No SA_RESTART: EINTR, and the child is still there. */
         gw_catch(SIGUSR1, 0);
-        pid_t pid = child_exiting(40 + form, 400, 0);
+        int rel;
+        pid_t pid = child_released(40 + form, &rel);
         struct kick k;
         int handled = gw_caught, status = 0;
-        pthread_t t = kick_me(&k, 150);
+        pthread_t t = kick_me(&k, gw_preloaded(), -1);
         errno = 0;
+        __atomic_store_n(&k.waiting, 1, __ATOMIC_SEQ_CST);
         pid_t got = wait_by((enum form)form, pid, &status);
-        CHECK(got == -1 && errno == EINTR, "%s: %d (%s), want EINTR", form_names[form], got, strerror(errno));
-        CHECK_EQ(gw_caught, handled + 1);
-        CHECK_EQ(pthread_join(t, NULL), 0);
+        int err = errno;
+        joined_kicker(t, &k, handled);
+        CHECK(got == -1 && err == EINTR, "%s: %d (%s), want EINTR", form_names[form], got, strerror(err));
+        release(rel);
         CHECK_EQ(wait_by((enum form)form, pid, &status), pid);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 40 + form, "%s: status %#x", form_names[form], status);
 
-        /* SA_RESTART: the handler runs and the wait goes on to the child's exit. */
+        /* SA_RESTART: the handler runs and the wait goes on to the child's exit (which comes
+         * only after the handler has run). */
         gw_catch(SIGUSR1, SA_RESTART);
-        pid = child_exiting(50 + form, 400, 0);
+        pid = child_released(50 + form, &rel);
         handled = gw_caught;
-        t = kick_me(&k, 150);
+        t = kick_me(&k, 0, rel);
+        __atomic_store_n(&k.waiting, 1, __ATOMIC_SEQ_CST);
         got = wait_by((enum form)form, pid, &status);
         CHECK(got == pid, "%s with SA_RESTART: %d (%s)", form_names[form], got, strerror(errno));
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 50 + form, "%s: status %#x", form_names[form], status);
-        CHECK_EQ(gw_caught, handled + 1);
         CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK_EQ(gw_caught, handled + 1);
     }
 }
 
@@ -148,7 +232,8 @@ static void interrupt_each_form(void) {
 static void each_form_parks(void) {
     for (int form = 0; form < FORMS; form++) {
         gw_phase = form_names[form];
-        pid_t pid = child_exiting(10 + form, 300, form == BY_WAIT4 ? 100 : 0);
+        int rel;
+        pid_t pid = child_released_spin(10 + form, form == BY_WAIT4 ? 100 : 0, &rel);
         int status = 0;
         CHECK_EQ(waitpid(pid, &status, WNOHANG), 0);
         siginfo_t info;
@@ -156,6 +241,8 @@ static void each_form_parks(void) {
         CHECK_EQ(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG), 0);
         CHECK_EQ(info.si_pid, 0);
         long t0 = gw_ticks;
+        struct after_ticks a;
+        pthread_t r = releaser(&a, rel, t0, 30);
         if (form == BY_WAIT4) {
             struct rusage ru;
             memset(&ru, 0, sizeof ru);
@@ -167,33 +254,45 @@ static void each_form_parks(void) {
             CHECK_EQ(wait_by((enum form)form, pid, &status), pid);
         }
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 10 + form, "%s: status %#x", form_names[form], status);
-        CHECK(gw_ticks - t0 >= 30, "%s: only %ld ticks while it waited 300 ms", form_names[form], gw_ticks - t0);
+        CHECK(gw_ticks - t0 >= 30, "%s: only %ld ticks while it waited", form_names[form], gw_ticks - t0);
+        CHECK_EQ(pthread_join(r, NULL), 0);
     }
     /* wait3 */
-    pid_t pid = child_exiting(9, 300, 0);
+    int rel;
+    pid_t pid = child_released(9, &rel);
     int status = 0;
     struct rusage ru;
     long t0 = gw_ticks;
+    struct after_ticks a;
+    pthread_t r = releaser(&a, rel, t0, 30);
     CHECK_EQ(wait3(&status, 0, &ru), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 9, "wait3: status %#x", status);
     CHECK(gw_ticks - t0 >= 30, "wait3: only %ld ticks", gw_ticks - t0);
+    CHECK_EQ(pthread_join(r, NULL), 0);
 }
 
 static void stops_and_groups(void) {
     gw_phase = "stops";
+    /* The child exits only once released: an exit before the WCONTINUED wait would be what
+     * that wait reports. */
+    int cont[2];
+    CHECK_EQ(pipe(cont), 0);
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
+        char c;
+        close(cont[1]);
         raise(SIGSTOP);
-        usleep(100000);
-        _exit(6);
+        _exit(read(cont[0], &c, 1) == 1 ? 6 : 99);
     }
+    close(cont[0]);
     int status = 0;
     CHECK_EQ(waitpid(pid, &status, WUNTRACED), pid);
     CHECK(WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP, "status %#x", status);
     CHECK_EQ(kill(pid, SIGCONT), 0);
     CHECK_EQ(waitpid(pid, &status, WCONTINUED), pid);
     CHECK(WIFCONTINUED(status), "status %#x, want continued", status);
+    release(cont[1]);
     CHECK_EQ(waitpid(pid, &status, 0), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 6, "status %#x", status);
 
@@ -230,19 +329,22 @@ static void stops_and_groups(void) {
     close(go[0]);
     setpgid(pid, pid); /* either side may win the race: both set the same group */
     CHECK_EQ(waitpid(-pid, &status, WNOHANG), 0);
-    pthread_t writer = gw_write_later(go[1], "g", 200);
     long t0 = gw_ticks;
+    struct after_ticks a;
+    pthread_t writer = releaser(&a, go[1], t0, 20);
     CHECK_EQ(waitpid(-pid, &status, 0), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 21, "status %#x", status);
     CHECK(gw_ticks - t0 >= 20, "only %ld ticks while waitpid(-pgid) waited", gw_ticks - t0);
     CHECK_EQ(pthread_join(writer, NULL), 0);
-    close(go[1]);
 
-    pid = child_exiting(22, 200, 0);
+    int rel;
+    pid = child_released(22, &rel);
     t0 = gw_ticks;
+    writer = releaser(&a, rel, t0, 20);
     CHECK_EQ(waitpid(0, &status, 0), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 22, "status %#x", status);
     CHECK(gw_ticks - t0 >= 20, "only %ld ticks while waitpid(0) waited", gw_ticks - t0);
+    CHECK_EQ(pthread_join(writer, NULL), 0);
 
     pid = child_exiting(23, 200, 0);
     siginfo_t by_group;
@@ -284,11 +386,15 @@ static void interrupted_waits_leave_the_pool(void) {
     }
     for (int i = 0; i < 30; i++) {
         struct kick k;
-        pthread_t t = kick_me(&k, 5);
+        int handled = gw_caught;
+        pthread_t t = kick_me(&k, gw_preloaded(), -1);
         errno = 0;
         int status;
-        CHECK(wait(&status) == -1 && errno == EINTR, "wait %d: %s", i, strerror(errno));
-        CHECK_EQ(pthread_join(t, NULL), 0);
+        __atomic_store_n(&k.waiting, 1, __ATOMIC_SEQ_CST);
+        pid_t got = wait(&status);
+        int err = errno;
+        joined_kicker(t, &k, handled);
+        CHECK(got == -1 && err == EINTR, "wait %d: %d (%s)", i, got, strerror(err));
     }
     gw_phase = "getaddrinfo after interrupted waits";
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
@@ -307,16 +413,18 @@ static void ignored_sigchld(void) {
     struct sigaction ign = {.sa_handler = SIG_IGN}, old;
     sigemptyset(&ign.sa_mask);
     CHECK_EQ(sigaction(SIGCHLD, &ign, &old), 0);
-    pid_t a = child_exiting(1, 100, 0), b = child_exiting(2, 300, 0);
+    int rel;
+    pid_t a = child_exiting(1, 100, 0), b = child_released(2, &rel);
     int status;
-    long long t0 = gw_now_ns();
     long ticks = gw_ticks;
+    struct after_ticks after;
+    pthread_t r = releaser(&after, rel, ticks, 20);
     errno = 0;
     CHECK_EQ(waitpid(-1, &status, 0), -1);
     CHECK_EQ(errno, ECHILD);
-    CHECK(gw_now_ns() - t0 >= 250000000LL, "waitpid(-1) ended after %lld ns, before the last child exited",
-          gw_now_ns() - t0);
+    CHECK(__atomic_load_n(&after.released, __ATOMIC_SEQ_CST), "waitpid(-1) ended before the last child was released");
     CHECK(gw_ticks - ticks >= 20, "only %ld ticks", gw_ticks - ticks);
+    CHECK_EQ(pthread_join(r, NULL), 0);
     pid_t c = child_exiting(3, 200, 0);
     errno = 0;
     CHECK_EQ(waitpid(c, &status, 0), -1);
@@ -359,7 +467,7 @@ static int os_off(void) {
         g_ran = 0;
         pthread_t t;
         CHECK_EQ(pthread_create(&t, NULL, note_ran, NULL), 0);
-        if (!gw_preloaded()) usleep(20000); /* a real thread: let it run */
+        if (!gw_preloaded()) gw_wait_flag((int *)&g_ran, "the new thread"); /* a real thread: it runs */
         CHECK_EQ(wait_by((enum form)form, pid, &status), pid);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 60 + form, "%s: status %#x", form_names[form], status);
         check_ran_while_blocked();
@@ -368,13 +476,19 @@ static int os_off(void) {
     /* EINTR from a process-directed timer signal: this process has one thread (natively too). */
     gw_catch(SIGUSR1, 0);
     gw_catch(SIGALRM, 0);
-    pid_t pid = child_exiting(70, 400, 0);
-    gw_alarm_ms(100);
+    /* The timer repeats (a signal before the call does not interrupt it) and the child exits
+     * only once released. */
+    int rel;
+    pid_t pid = child_released(70, &rel);
+    struct itimerval every = {{0, 100000}, {0, 100000}}, off = {{0, 0}, {0, 0}};
     int status = 0, handled = gw_caught;
+    CHECK_EQ(setitimer(ITIMER_REAL, &every, NULL), 0);
     errno = 0;
     CHECK_EQ(waitpid(pid, &status, 0), -1);
     CHECK_EQ(errno, EINTR);
-    CHECK_EQ(gw_caught, handled + 1);
+    CHECK_EQ(setitimer(ITIMER_REAL, &off, NULL), 0);
+    CHECK(gw_caught >= handled + 1, "no SIGALRM handled");
+    release(rel);
     CHECK_EQ(waitpid(pid, &status, 0), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 70, "status %#x", status);
     errno = 0;
@@ -384,7 +498,7 @@ static int os_off(void) {
     g_ran = 0;
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, note_ran, NULL), 0);
-    if (!gw_preloaded()) usleep(20000);
+    if (!gw_preloaded()) gw_wait_flag((int *)&g_ran, "the new thread");
     status = system("sleep 0.05; exit 5");
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 5, "system: status %#x", status);
     FILE *f = popen("sleep 0.05; exit 6", "r");
