@@ -440,6 +440,15 @@ static inline void gw_wait_count(int *counter, int want, const char *what) {
     }
 }
 
+/* Runs two threads side by side (a and b, no argument) and joins both. */
+static inline void gw_run_pair(void *(*a)(void *), void *(*b)(void *)) {
+    pthread_t ta, tb;
+    CHECK_EQ(pthread_create(&ta, NULL, a, NULL), 0);
+    CHECK_EQ(pthread_create(&tb, NULL, b, NULL), 0);
+    CHECK_EQ(pthread_join(ta, NULL), 0);
+    CHECK_EQ(pthread_join(tb, NULL), 0);
+}
+
 /* Waits (as gw_wait_count) until another thread sets *flag to 1. */
 static inline void gw_wait_flag(int *flag, const char *what) { gw_wait_count(flag, 1, what); }
 

@@ -135,11 +135,7 @@ static void *vector_spinner(void *arg) {
 static void registers_survive(void) {
     gw_phase = "a spinner computing in vector registers while another thread clobbers them";
     atomic_store(&clobbered, 0);
-    pthread_t spinner, clobberer;
-    CHECK_EQ(pthread_create(&spinner, NULL, vector_spinner, NULL), 0);
-    CHECK_EQ(pthread_create(&clobberer, NULL, clobber_registers, NULL), 0);
-    CHECK_EQ(pthread_join(spinner, NULL), 0);
-    CHECK_EQ(pthread_join(clobberer, NULL), 0);
+    gw_run_pair(vector_spinner, clobber_registers);
 }
 
 /* The same with the upper halves of the AVX registers (what fxsave would not keep). */
@@ -194,11 +190,7 @@ static void wide_registers_survive(void) {
     if (!__builtin_cpu_supports("avx")) return;
     gw_phase = "a spinner computing in AVX registers while another thread clobbers them";
     atomic_store(&clobbered, 0);
-    pthread_t spinner, clobberer;
-    CHECK_EQ(pthread_create(&spinner, NULL, wide_spinner, NULL), 0);
-    CHECK_EQ(pthread_create(&clobberer, NULL, clobber_wide, NULL), 0);
-    CHECK_EQ(pthread_join(spinner, NULL), 0);
-    CHECK_EQ(pthread_join(clobberer, NULL), 0);
+    gw_run_pair(wide_spinner, clobber_wide);
 }
 
 static volatile sig_atomic_t urgent;
@@ -308,11 +300,7 @@ static void spin_after_switching(void) {
     for (int round = 0; round < SWITCH_ROUNDS; round++) {
         atomic_store(&spinning, 0);
         atomic_store(&released, 0);
-        pthread_t spinner, releaser;
-        CHECK_EQ(pthread_create(&spinner, NULL, yield_then_spin, NULL), 0);
-        CHECK_EQ(pthread_create(&releaser, NULL, yield_then_release, NULL), 0);
-        CHECK_EQ(pthread_join(spinner, NULL), 0);
-        CHECK_EQ(pthread_join(releaser, NULL), 0);
+        gw_run_pair(yield_then_spin, yield_then_release);
     }
 }
 

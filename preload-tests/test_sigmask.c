@@ -67,10 +67,8 @@ static void wait_handled(int n) {
  * side sets `go` to let it on. Reset both before each phase. */
 static volatile int ready, go;
 
-static void wait_for(volatile int *flag) {
-    for (int i = 0; i < 5000 && !*flag; i++) usleep(1000);
-    CHECK(*flag, "the other thread never got there");
-}
+/* Waits for a flag the other side sets (gw_wait_flag: 1 ms naps, 10 s bound). */
+static void wait_for(volatile int *flag) { gw_wait_flag((int *)flag, "the other thread's handshake"); }
 
 /* How many times a retried signal may land outside the blocking call it is meant to interrupt
  * (natively, rare: only under load); a library whose call never takes EINTR exhausts them. */

@@ -74,11 +74,7 @@ static void root_spins(void) {
 
 static void green_spins(void) {
     atomic_store(&done, 0);
-    pthread_t s, t;
-    CHECK_EQ(pthread_create(&s, NULL, spinner, NULL), 0);
-    CHECK_EQ(pthread_create(&t, NULL, set_done, NULL), 0);
-    CHECK_EQ(pthread_join(s, NULL), 0);
-    CHECK_EQ(pthread_join(t, NULL), 0);
+    gw_run_pair(spinner, set_done);
 }
 
 static void *sleep_then_write(void *arg) {
@@ -99,11 +95,7 @@ static void *poll_until_readable(void *arg) {
 
 static void empty_polls(void) {
     CHECK_EQ(pipe(gate), 0);
-    pthread_t s, t;
-    CHECK_EQ(pthread_create(&s, NULL, poll_until_readable, NULL), 0);
-    CHECK_EQ(pthread_create(&t, NULL, sleep_then_write, NULL), 0);
-    CHECK_EQ(pthread_join(s, NULL), 0);
-    CHECK_EQ(pthread_join(t, NULL), 0);
+    gw_run_pair(poll_until_readable, sleep_then_write);
     close(gate[0]);
     close(gate[1]);
 }
