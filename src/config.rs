@@ -164,6 +164,21 @@ pub struct Config {
     pub hubs: Hubs,
 }
 
+impl Config {
+    /// The monitor follows system-call episodes, reading each hub's `/proc/…/syscall` (the
+    /// blocking detector, the escapes table): `sysmon`'s `Wanted` and the files a hub keeps
+    /// open for it (`hub::task_files`) both go by this.
+    pub fn follows_blocks(&self) -> bool {
+        self.block_warn_ms.is_some() || self.escapes
+    }
+
+    /// The monitor reads each hub's `/proc/…/stat` (before a preemption, and before a
+    /// backtrace of a hub blocked in user code).
+    pub fn reads_hub_stat(&self) -> bool {
+        self.preempt || self.block_warn_ms.is_some()
+    }
+}
+
 /// How many hubs (`GREENWORLD_HUBS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hubs {

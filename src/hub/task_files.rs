@@ -39,11 +39,10 @@ impl Kept {
     /// Opens the files the monitor will read of OS thread `tid` (the caller's own), in place
     /// of any kept before (a fork child's copies name its parent's thread).
     pub(super) fn open(&self, tid: i32) {
-        // What the monitor will read (`sysmon`'s `Wanted`): `stat` before a preemption or a
-        // backtrace of a blocking hub, `syscall` to follow system-call episodes.
+        // What the monitor will read, by the configuration's own answers (the hub layer may
+        // not ask `sysmon`).
         let config = crate::config::get();
-        let stat = config.preempt || config.block_warn_ms.is_some();
-        let syscall = config.block_warn_ms.is_some() || config.escapes;
+        let (stat, syscall) = (config.reads_hub_stat(), config.follows_blocks());
         for (file, wanted) in [(TaskFile::Stat, stat), (TaskFile::Syscall, syscall)] {
             let slot = &self.files[file as usize];
             let fd = if wanted { open(tid, file) } else { None };

@@ -131,7 +131,8 @@ impl Wanted {
         self.preempt || self.block_warn_ns.is_some() || self.escapes
     }
 
-    /// Are system-call episodes followed?
+    /// Are system-call episodes followed? (`Config::follows_blocks`, for the word the hidden
+    /// monitor unpacks.)
     fn follows_blocks(&self) -> bool {
         self.block_warn_ns.is_some() || self.escapes
     }
