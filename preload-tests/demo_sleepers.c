@@ -19,7 +19,8 @@ enum { THREADS = 10000, SLEEP_MS = 100 };
 static atomic_int stop_monitor;
 static int peak_os_threads;
 
-/* The program's OS threads: the library's monitor ("gw-sysmon") is not one of them. */
+/* The program's OS threads: the library's monitor ("gw-sysmon") and stack helper
+ * ("gw-stacks") are not. */
 static int os_threads(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
@@ -34,7 +35,7 @@ static int os_threads(void) {
             if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
             fclose(f);
         }
-        if (strcmp(comm, "gw-sysmon\n") != 0) n++;
+        if (strcmp(comm, "gw-sysmon\n") != 0 && strcmp(comm, "gw-stacks\n") != 0) n++;
     }
     closedir(d);
     return n;

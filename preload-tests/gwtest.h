@@ -99,7 +99,8 @@ static inline int gw_hubs(void) {
 /* Number of OS threads (kernel tasks) in this process, not counting the library's own: its
  * monitor ("gw-sysmon", started with the first green thread: see README, Semantics of green
  * threads) and the extra hubs' ("gw-hub-N", started with the first green thread under
- * GREENWORLD_HUBS=N: see README, Several hubs). The thread pool's ("gw-pool") are counted. */
+ * GREENWORLD_HUBS=N: see README, Several hubs) and its stack helper ("gw-stacks", started in a
+ * burst of first runs: see README, Performance). The thread pool's ("gw-pool") are counted. */
 static inline int gw_os_threads(void) {
     DIR *d = opendir("/proc/self/task");
     int n = 0, self_is_hub = 0;
@@ -116,7 +117,7 @@ static inline int gw_os_threads(void) {
         }
         int hub = strncmp(comm, "gw-hub-", 7) == 0;
         if (hub && atoi(e->d_name) == (int)syscall(SYS_gettid)) self_is_hub = 1;
-        if (strcmp(comm, "gw-sysmon\n") != 0 && !hub) n++;
+        if (strcmp(comm, "gw-sysmon\n") != 0 && strcmp(comm, "gw-stacks\n") != 0 && !hub) n++;
     }
     closedir(d);
     /* A fork child of a thread on another hub: the caller, a hub's OS thread, is its only one. */

@@ -5,6 +5,8 @@
 //! a stale timer or a late waker can never wake it out of a later, unrelated wait.
 
 pub mod copied;
+pub mod handoff;
+pub mod helper;
 pub mod stack;
 pub mod table;
 pub mod tls;

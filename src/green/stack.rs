@@ -17,8 +17,10 @@
 //! which costs two VMAs per stack and so caps live threads near 32 000 at the default
 //! `vm.max_map_count` of 65 530, as it caps native pthreads.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use super::handoff::Handoff;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use corosensei::stack::StackPointer;
+use std::sync::Arc;
 
 /// Guard below every stack we map. One 4 KiB page can be jumped by a large frame, silently
 /// corrupting the neighbour; 64 KiB of address space costs nothing committed.
@@ -38,6 +40,10 @@ const HOT_CAP: usize = 16 * HOT_LIMIT;
 /// top pages committed together) when the pool has none of the size asked, and given back
 /// together when the hot ones are too many (`process_madvise` over a vector of ranges).
 const BATCH: usize = 32;
+/// Stacks made ready ahead on `gw-stacks` ([`Ahead`]) a hub keeps ready or out at most.
+const AHEAD: usize = 4 * BATCH;
+/// How long `gw-stacks` waits for the hub's next run before it stops.
+const LINGER_NS: u64 = 200_000;
 /// Linux's MADV_GUARD_INSTALL (6.13+), not yet in the libc crate.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 /// Linux's MADV_POPULATE_WRITE (5.14+).
@@ -199,9 +205,105 @@ pub struct StackPool {
     /// The unused part of the current arena: [next, end).
     next: usize,
     end: usize,
+    /// Stacks being made ready on `gw-stacks` meanwhile (none unless [`StackPool::helped`]).
+    ahead: Option<Arc<Ahead>>,
+    /// The size and guard of the stack the last thread started on when it was not a hot one
+    /// (made ready in line or ahead), for [`StackPool::send_ahead`].
+    burst: Option<(usize, usize)>,
+    /// Threads started in a row on stacks not hot: a burst of first runs once [`AHEAD`] (a
+    /// program with a few threads never has `gw-stacks` started for it).
+    burst_len: usize,
+}
+
+/// A hub's stacks out on `gw-stacks`, which installs their guards and commits their top pages
+/// while the hub runs threads: on the hub's own CPU, the kernel's work for a burst of first
+/// runs (10 000 sleepers) is about 3 µs a stack. One job a hub at a time, which takes runs as
+/// the hub sends them until there are none left.
+#[derive(Default)]
+struct Ahead {
+    /// Runs sent, for `gw-stacks` to make ready.
+    todo: Handoff<Stack>,
+    /// Runs made ready, for the hub to take into `fresh`.
+    ready: Handoff<Stack>,
+    /// Stacks sent and not handed back yet (the hub sends more only while they are few).
+    out: AtomicUsize,
+    /// A job of `gw-stacks` is taking `todo`'s runs (or queued to).
+    working: AtomicBool,
 }
 
 impl StackPool {
+    /// A pool whose hub may have stacks made ready ahead on `gw-stacks` ([`Ahead`]).
+    pub fn helped() -> StackPool {
+        StackPool {
+            ahead: Some(Arc::default()),
+            ..StackPool::default()
+        }
+    }
+
+    /// In a forked child: `gw-stacks` is the parent's. The stacks it had taken are the
+    /// parent's (their address space stays unused here); those sent and not taken are this
+    /// pool's again, as they were, and those handed back are ready.
+    pub fn after_fork(&mut self) {
+        let Some(ahead) = self.ahead.clone() else {
+            return;
+        };
+        ahead.todo.take_all(|s| self.cold.push(s));
+        self.take_ahead();
+        ahead.out.store(0, Ordering::Relaxed);
+        ahead.working.store(false, Ordering::Relaxed);
+    }
+
+    /// Moves the runs `gw-stacks` made ready into `fresh`.
+    #[inline]
+    fn take_ahead(&mut self) {
+        if let Some(ahead) = self.ahead.as_ref().filter(|a| !a.ready.is_empty()) {
+            ahead.ready.take_all(|s| self.fresh.push(s));
+        }
+    }
+
+    /// In a burst of first runs (the last [`AHEAD`] threads started on stacks not hot), sends a
+    /// run of [`BATCH`] stacks of the last one's size to `gw-stacks` to be made ready, while
+    /// fewer than [`AHEAD`] are ready or out, and starts a job there for them if none is
+    /// working and `cpu_idle` says it would run beside the hub. Never waits: while the runs
+    /// sent are not ready the hub makes its own ready in line ([`StackPool::ready`]), as it
+    /// does without `gw-stacks`.
+    pub fn send_ahead(&mut self, cpu_idle: impl FnOnce() -> bool) {
+        let (Some(ahead), Some((size, guard))) = (&self.ahead, self.burst.take()) else {
+            return;
+        };
+        if self.burst_len < AHEAD
+            || self.fresh.len() + ahead.out.load(Ordering::Relaxed) >= AHEAD
+            || !(ahead.working.load(Ordering::Relaxed) || cpu_idle())
+        {
+            return;
+        }
+        let ahead = Arc::clone(ahead);
+        let mut run = Vec::with_capacity(BATCH);
+        while run.len() < BATCH {
+            let spare = match self.cold.iter().rposition(|s| s.fits(size, guard)) {
+                Some(i) => Some(self.cold.swap_remove(i)),
+                None => self.carve(size, guard),
+            };
+            let Some(spare) = spare else { break };
+            run.push(spare);
+        }
+        if run.is_empty() {
+            return;
+        }
+        ahead.out.fetch_add(run.len(), Ordering::Relaxed);
+        ahead.todo.push(run);
+        // Pairs with the job's look at `todo` after it stops working (`make_ready_ahead`):
+        // either it sees this run or this sees it stopped.
+        core::sync::atomic::fence(Ordering::SeqCst);
+        if ahead.working.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let job = Arc::clone(&ahead);
+        if !super::helper::post(Box::new(move || make_ready_ahead(job))) {
+            ahead.working.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// A stack for a thread that has not run yet, with at least `size` usable bytes and
     /// `guard` bytes of guard: a free one (resident ones first), else address space carved from
     /// the arena, touched by nothing (its guard goes in when it is made [`ready`]). None when
@@ -228,12 +330,15 @@ impl StackPool {
     /// reservation.
     pub fn take_resident(&mut self, like: &Stack) -> Option<Stack> {
         let fits = |s: &Stack| s.fits(like.usable(), like.guard);
-        for list in [&mut self.hot, &mut self.fresh] {
-            if let Some(i) = list.iter().rposition(fits) {
-                return Some(list.swap_remove(i));
-            }
+        if let Some(i) = self.hot.iter().rposition(fits) {
+            self.burst_len = 0;
+            return Some(self.hot.swap_remove(i));
         }
-        None
+        self.take_ahead();
+        let i = self.fresh.iter().rposition(fits)?;
+        self.burst = Some((like.usable(), like.guard));
+        self.burst_len += 1;
+        Some(self.fresh.swap_remove(i))
     }
 
     /// Makes a reserved stack ready for its thread's first run: its guard goes in and its
@@ -285,6 +390,8 @@ impl StackPool {
         // The rest in reverse, so the next one taken (from the end) is the next address up.
         let rest: Vec<Stack> = run.collect();
         self.fresh.extend(rest.into_iter().rev());
+        self.burst = Some((size, guard));
+        self.burst_len += 1;
         first
     }
 
@@ -363,6 +470,68 @@ impl StackPool {
         }
         self.carve_here(size, guard)
     }
+}
+
+/// On `gw-stacks`: makes the runs a hub sends ready (guards in, top pages committed), handing
+/// each back as soon as it is, until none is left.
+fn make_ready_ahead(ahead: Arc<Ahead>) {
+    let mut runs = Vec::new();
+    let mut idle_since = 0;
+    loop {
+        ahead.todo.take_all(|s| runs.push(s));
+        if runs.is_empty() {
+            // The hub sends the next run when it has started a few threads: waiting for it
+            // here keeps this thread on its CPU, where a wake would put it on the hub's
+            // (the kernel's wake-up placement) and take turns with it there.
+            let now = crate::sys::now_ns();
+            if idle_since == 0 {
+                idle_since = now;
+            }
+            if now - idle_since < LINGER_NS {
+                // SAFETY: no arguments; gives the CPU to the hub if they share one.
+                unsafe { crate::sys::syscall!(libc::SYS_sched_yield) };
+                continue;
+            }
+            ahead.working.store(false, Ordering::SeqCst);
+            core::sync::atomic::fence(Ordering::SeqCst);
+            // A run sent after the last look, by a hub that saw this job still working.
+            if ahead.todo.is_empty() || ahead.working.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            continue;
+        }
+        idle_since = 0;
+        while !runs.is_empty() {
+            let run = runs.split_off(runs.len().saturating_sub(BATCH));
+            let count = run.len();
+            ahead.ready.push(make_ready(run));
+            ahead.out.fetch_sub(count, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Installs the guards of the bare ones among up to [`BATCH`] stacks and commits all their top
+/// pages: two system calls.
+fn make_ready(run: Vec<Stack>) -> Vec<Stack> {
+    install_guards(
+        run.iter()
+            .filter(|s| s.state == State::Bare)
+            .map(|s| (s.low, s.guard)),
+    );
+    // Committed ahead only where one call does it all: elsewhere the first touch faults
+    // the page in, as it always did.
+    let page = page_size();
+    advise_vectored(
+        run.iter().map(|s| (s.low + s.len - page, page)),
+        MADV_POPULATE_WRITE,
+    );
+    run.into_iter()
+        .map(|s| Stack {
+            state: State::Resident,
+            home: 0,
+            ..s
+        })
+        .collect()
 }
 
 /// `len` bytes of fresh stack memory (an arena of the pool, a hub's shared region of copied

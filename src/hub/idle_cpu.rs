@@ -25,6 +25,40 @@ pub fn note_process_cpus(cpus: usize) {
     PROCESS_CPUS.store(cpus, Ordering::Relaxed);
 }
 
+/// How many CPUs the process may run on: those noted as the hubs started, else (one hub,
+/// which starts none) the calling OS thread's mask, read once. 0: not known.
+pub fn process_cpus() -> usize {
+    static ASKED: AtomicUsize = AtomicUsize::new(usize::MAX);
+    let noted = PROCESS_CPUS.load(Ordering::Relaxed);
+    if noted != 0 {
+        return noted;
+    }
+    let asked = ASKED.load(Ordering::Relaxed);
+    if asked != usize::MAX {
+        return asked;
+    }
+    let mut mask = [0u64; 16];
+    // SAFETY: a writable local of its size in bytes; tid 0 is this OS thread. The raw call:
+    // the library's own `sched_getaffinity` answers for a green thread.
+    let got = unsafe {
+        crate::sys::raw_syscall(
+            libc::SYS_sched_getaffinity,
+            crate::sys::pad([
+                0,
+                core::mem::size_of_val(&mask) as libc::c_long,
+                mask.as_mut_ptr() as libc::c_long,
+            ]),
+        )
+    };
+    let cpus = if got > 0 {
+        mask.iter().map(|w| w.count_ones() as usize).sum()
+    } else {
+        0
+    };
+    ASKED.store(cpus, Ordering::Relaxed);
+    cpus
+}
+
 /// One hub's probe (its own thread reads it: a `Cell`).
 pub struct Probe {
     /// `/proc/loadavg`, opened at the first question; `Unavailable` once it could not be.

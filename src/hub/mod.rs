@@ -322,7 +322,7 @@ impl Hub {
             program_root: AtomicBool::new(true),
             alive: AtomicUsize::new(0),
             all_done_token: Cell::new(0),
-            stacks: RefCell::new(StackPool::default()),
+            stacks: RefCell::new(StackPool::helped()),
             copied: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
             spare_nodes: Cell::new(ptr::null_mut()),
             poller_failures: Cell::new(0),
@@ -892,6 +892,7 @@ impl Hub {
         drop(inbox);
         let me = self.current.get();
         self.run_queue.borrow_mut().clear();
+        self.stacks.borrow_mut().after_fork();
         *self.timers.borrow_mut() = Timers::default();
         me.timers_in_heap.set(0);
         self.inbox_full.store(false, Ordering::Relaxed);
@@ -1501,15 +1502,33 @@ impl Hub {
             self.take_back_stacks();
         }
         let resident = self.stacks.borrow_mut().take_resident(&reserved);
-        if let Some(resident) = resident {
-            if green.settle_stack_on(resident.usable_low()) {
+        let stack = match resident {
+            Some(resident) if green.settle_stack_on(resident.usable_low()) => {
                 self.stack_done(reserved);
-                return resident;
+                resident
             }
-            self.stacks.borrow_mut().put(resident);
-        }
-        green.settle_stack();
-        self.stacks.borrow_mut().ready(reserved)
+            resident => {
+                if let Some(resident) = resident {
+                    self.stacks.borrow_mut().put(resident);
+                }
+                green.settle_stack();
+                self.stacks.borrow_mut().ready(reserved)
+            }
+        };
+        // In a burst of first runs, the next stacks are made ready on an idle CPU meanwhile.
+        self.stacks
+            .borrow_mut()
+            .send_ahead(|| self.cpu_for_helper());
+        stack
+    }
+
+    /// Would one more OS thread of the library's (`gw-stacks`, making stacks ready) run on a
+    /// CPU no hub uses, rather than take turns with one? Only with fewer hubs than the
+    /// process's CPUs: beside a hub merely idle for a moment (the second of two, handed
+    /// threads one at a time by the first) it slowed both (`sleepers 10000 1 10` at two hubs:
+    /// 41-52 ms against 36-38).
+    fn cpu_for_helper(&self) -> bool {
+        Hub::all().count() < idle_cpu::process_cpus()
     }
 
     /// Releases a finished thread's stack, timers and place in the counts, then hands it to

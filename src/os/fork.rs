@@ -72,6 +72,7 @@ extern "C" fn child() {
     drop(locks.buckets);
     locks.peeks.in_child();
     locks.pool.in_child();
+    crate::green::helper::after_fork();
     crate::thread::sync::forget_tid_after_fork();
     crate::fd::forget_registrations();
     crate::sysmon::after_fork();
