@@ -41,7 +41,7 @@ const HOT_CAP: usize = 16 * HOT_LIMIT;
 /// together when the hot ones are too many (`process_madvise` over a vector of ranges).
 const BATCH: usize = 32;
 /// Stacks made ready ahead on `gw-stacks` ([`Ahead`]) a hub keeps ready or out at most.
-const AHEAD: usize = 4 * BATCH;
+const AHEAD: usize = 2 * BATCH;
 /// How long `gw-stacks` waits for the hub's next run before it stops.
 const LINGER_NS: u64 = 200_000;
 /// Linux's MADV_GUARD_INSTALL (6.13+), not yet in the libc crate.
@@ -213,6 +213,10 @@ pub struct StackPool {
     /// Threads started in a row on stacks not hot: a burst of first runs once [`AHEAD`] (a
     /// program with a few threads never has `gw-stacks` started for it).
     burst_len: usize,
+    /// Reservations not resident handed out and not back yet (returned, or made ready here):
+    /// threads still to start that will want a stack made ready. No more are sent ahead, so
+    /// that a burst's end leaves none made ready for nothing (peak RSS).
+    waiting: usize,
 }
 
 /// A hub's stacks out on `gw-stacks`, which installs their guards and commits their top pages
@@ -263,7 +267,7 @@ impl StackPool {
 
     /// In a burst of first runs (the last [`AHEAD`] threads started on stacks not hot), sends a
     /// run of [`BATCH`] stacks of the last one's size to `gw-stacks` to be made ready, while
-    /// fewer than [`AHEAD`] are ready or out, and starts a job there for them if none is
+    /// fewer than [`AHEAD`] are ready or out and fewer than the threads still to start, and starts a job there for them if none is
     /// working and `cpu_idle` says it would run beside the hub. Never waits: while the runs
     /// sent are not ready the hub makes its own ready in line ([`StackPool::ready`]), as it
     /// does without `gw-stacks`.
@@ -272,7 +276,7 @@ impl StackPool {
             return;
         };
         if self.burst_len < AHEAD
-            || self.fresh.len() + ahead.out.load(Ordering::Relaxed) >= AHEAD
+            || self.fresh.len() + ahead.out.load(Ordering::Relaxed) >= AHEAD.min(self.waiting)
             || !(ahead.working.load(Ordering::Relaxed) || cpu_idle())
         {
             return;
@@ -317,12 +321,17 @@ impl StackPool {
         if self.hot.last().is_some_and(|s| s.fits(size, guard)) {
             return self.hot.pop();
         }
-        for list in [&mut self.hot, &mut self.fresh, &mut self.cold] {
+        for list in [&mut self.hot, &mut self.fresh] {
             if let Some(i) = list.iter().rposition(|s| s.fits(size, guard)) {
                 return Some(list.swap_remove(i));
             }
         }
-        self.carve(size, guard)
+        let bare = match self.cold.iter().rposition(|s| s.fits(size, guard)) {
+            Some(i) => self.cold.swap_remove(i),
+            None => self.carve(size, guard)?,
+        };
+        self.waiting += 1;
+        Some(bare)
     }
 
     /// A free stack of `like`'s size whose pages are resident (freed by a thread that ran on
@@ -349,6 +358,11 @@ impl StackPool {
     pub fn ready(&mut self, stack: Stack) -> Stack {
         if stack.ready_to_run() {
             return stack;
+        }
+        if stack.home == 0 {
+            // This pool's reservation (one from another hub's stays counted there: at most
+            // [`AHEAD`] more made ready there, and only with fewer hubs than CPUs).
+            self.waiting = self.waiting.saturating_sub(1);
         }
         let (size, guard) = (stack.usable(), stack.guard);
         let mut run = [const { None::<Stack> }; BATCH];
@@ -408,6 +422,8 @@ impl StackPool {
     pub fn put(&mut self, mut stack: Stack) {
         if stack.state != State::Resident {
             if stack.state != State::Lent {
+                // A reservation back (to the pool it came from, but for a fork child's).
+                self.waiting = self.waiting.saturating_sub(1);
                 stack.home = 0;
                 self.cold.push(stack);
             }
