@@ -426,6 +426,16 @@ fn load() -> Config {
             }
             crate::log::configure(config.log);
             open_sinks(&config);
+            if config.patched.contains(Subsystem::Thread) && crate::go_runtime::main_is_go() {
+                // Go's own threads wait for each other in raw futex calls: they stay OS threads.
+                config.patched = config
+                    .patched
+                    .without(SubsystemSet(Subsystem::Thread.bit()));
+                crate::log!(
+                    Info,
+                    "a Go program: its threads stay OS threads (thread not patched)"
+                );
+            }
             install_panic_policy();
             if config.stats != Stats::Off {
                 crate::stats::turn_on();

@@ -50,6 +50,7 @@ pub mod context;
 pub mod dump;
 pub mod fd;
 pub mod fileio;
+pub mod go_runtime;
 pub mod green;
 pub mod hub;
 pub mod inherit;

@@ -8,6 +8,7 @@ pub mod futex;
 pub mod handles;
 pub mod hubs;
 pub mod keys;
+pub mod raw_waiters;
 pub mod sync;
 
 use crate::config::DEFAULT_STACK_SIZE;
@@ -63,7 +64,7 @@ pub unsafe fn create(
     arg: *mut c_void,
     created_at: usize,
 ) -> Outcome<c_int> {
-    if !active() {
+    if !active() || raw_waiters::created_by_raw_waiter(created_at) {
         return Bypass;
     }
     let Some(hub) = hub_or_native() else {
