@@ -426,15 +426,25 @@ fn load() -> Config {
             }
             crate::log::configure(config.log);
             open_sinks(&config);
-            if config.patched.contains(Subsystem::Thread) && crate::go_runtime::main_is_go() {
-                // Go's own threads wait for each other in raw futex calls: they stay OS threads.
-                config.patched = config
-                    .patched
-                    .without(SubsystemSet(Subsystem::Thread.bit()));
-                crate::log!(
-                    Info,
-                    "a Go program: its threads stay OS threads (thread not patched)"
-                );
+            if config.patched.contains(Subsystem::Thread) {
+                // Go's own threads wait for each other in raw futex calls; Rust's std tells
+                // threads apart by a thread-local's address: either way they stay OS threads.
+                let runtime = if crate::go_runtime::main_is_go() {
+                    Some("Go")
+                } else if crate::rust_std::main_is_rust() {
+                    Some("Rust")
+                } else {
+                    None
+                };
+                if let Some(runtime) = runtime {
+                    config.patched = config
+                        .patched
+                        .without(SubsystemSet(Subsystem::Thread.bit()));
+                    crate::log!(
+                        Info,
+                        "a {runtime} program: its threads stay OS threads (thread not patched)"
+                    );
+                }
             }
             install_panic_policy();
             if config.stats != Stats::Off {

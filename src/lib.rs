@@ -66,6 +66,7 @@ pub mod plain_fds;
 pub mod real;
 pub mod resolver;
 pub mod runtime;
+pub mod rust_std;
 pub mod scope;
 pub mod select;
 pub mod signal;

@@ -227,6 +227,50 @@ pub fn open_raw(path: &core::ffi::CStr, flags: c_int) -> Option<c_int> {
     (fd >= 0).then_some(fd as c_int)
 }
 
+/// A descriptor of the library's own on a file (NUL-terminated path), opened and read with raw
+/// system calls (`open_raw`'s rules: no hook, no allocation, no lock) and closed on drop: the
+/// monitor's symbol tables, the executable's `.comment`.
+pub struct RawFile(i64);
+
+impl RawFile {
+    pub fn open(path: &[u8]) -> Option<RawFile> {
+        if path.last() != Some(&0) {
+            return None;
+        }
+        // SAFETY: a NUL-terminated path (checked); raw: never our own hook.
+        let fd = unsafe {
+            syscall!(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC
+            )
+        };
+        (fd >= 0).then_some(RawFile(fd))
+    }
+
+    /// Fills `buf` from `offset`; false when the file is shorter.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> bool {
+        // SAFETY: a valid buffer of its length.
+        unsafe {
+            syscall!(
+                libc::SYS_pread64,
+                self.0,
+                buf.as_mut_ptr(),
+                buf.len(),
+                offset
+            ) == buf.len() as i64
+        }
+    }
+}
+
+impl Drop for RawFile {
+    fn drop(&mut self) {
+        // SAFETY: ours, opened in `open`.
+        unsafe { syscall!(libc::SYS_close, self.0) };
+    }
+}
+
 /// A socket's `int` option at SOL_SOCKET (`SO_ERROR`, `SO_PROTOCOL`…); None when getsockopt
 /// fails (not a socket).
 pub fn socket_int(fd: c_int, option: c_int) -> Option<c_int> {

@@ -6,6 +6,7 @@
 //! in small pieces with `pread` into stack buffers. Slow (a few dozen reads a name), so only
 //! for a line that is printed.
 
+use crate::sys::RawFile as File;
 use core::fmt::Write;
 
 /// Writes `address` as `function+0xoff (file)`, or `0x… (file+0xoff)` without a symbol, or the
@@ -46,24 +47,6 @@ pub fn write_place(out: &mut impl Write, address: usize) -> core::fmt::Result {
     }
 }
 
-/// A fresh descriptor of ours on `path` (NUL-terminated), closed on drop.
-struct File(i64);
-
-impl File {
-    fn open(path: &[u8]) -> Option<File> {
-        // SAFETY: a NUL-terminated path (the caller's zeroed buffer); raw: never our own hook.
-        let fd = unsafe {
-            crate::sys::syscall!(
-                libc::SYS_openat,
-                libc::AT_FDCWD,
-                path.as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC
-            )
-        };
-        (fd >= 0).then_some(File(fd))
-    }
-}
-
 /// Where an object's ELF image is read from: its file, or this process's memory at its
 /// mapping's start.
 enum Source {
@@ -75,27 +58,11 @@ impl Source {
     /// Fills `buf` from `offset`; false when the image is shorter (or not mapped there).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> bool {
         match self {
-            // SAFETY: a valid buffer of its length.
-            Source::File(file) => unsafe {
-                crate::sys::syscall!(
-                    libc::SYS_pread64,
-                    file.0,
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                    offset
-                ) == buf.len() as i64
-            },
+            Source::File(file) => file.read_at(buf, offset),
             Source::Memory(start) => {
                 super::backtrace::read_memory(start + offset as usize, buf) == buf.len()
             }
         }
-    }
-}
-
-impl Drop for File {
-    fn drop(&mut self) {
-        // SAFETY: ours, opened in `open`.
-        unsafe { crate::sys::syscall!(libc::SYS_close, self.0) };
     }
 }
 

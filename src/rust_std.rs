@@ -1,0 +1,134 @@
+//! Is the program a Rust program? Rust's std takes the *address* of a thread-local as the
+//! current thread's identity where it must tell threads apart cheaply: its channels
+//! (`std::sync::mpsc`, `mpmc::waker::current_thread_id`) skip, when they wake a receiver, every
+//! waiter registered under the sender's own identity (a thread cannot wait on a channel while
+//! it sends on it). Private thread-locals (trap 17) give each green thread its own *contents*
+//! at the OS thread's addresses, so every green thread of a hub has the same identity there:
+//! a send from one skips the receiver parked in another, whose wake-up is lost, and the
+//! program hangs (rustc's codegen coordinator and its main thread, on `fn main(){}`; any
+//! `recv` that waits for a thread of its own hub). So for a Rust executable the `thread`
+//! subsystem stays unpatched and its threads stay OS threads, as natively, and as for Go
+//! (`go_runtime`).
+//!
+//! rustc names itself in the `.comment` section of every object it compiles ("rustc version
+//! 1.95.0 …"), which the linker merges into the executable's; the section is not loaded, so
+//! it is read from `/proc/self/exe` with raw `openat`/`pread` into stack buffers: no lock, no
+//! allocation, no hook of ours (the configuration's first reader may be a hooked call from the
+//! allocator's start-up).
+
+use crate::sys::RawFile as File;
+
+/// What rustc writes at the start of its `.comment` string.
+const RUSTC: &[u8] = b"rustc version ";
+/// The most of a `.comment` section looked at (a few hundred bytes in practice).
+const MOST: u64 = 64 * 1024;
+
+/// True when the main executable was (at least in part) compiled by rustc.
+pub fn main_is_rust() -> bool {
+    File::open(b"/proc/self/exe\0").is_some_and(|file| names_rustc(&file))
+}
+
+/// Does the 64-bit ELF file's `.comment` section name rustc?
+fn names_rustc(file: &File) -> bool {
+    let mut header = [0u8; 64];
+    if !file.read_at(&mut header, 0) || &header[..5] != b"\x7fELF\x02" {
+        return false;
+    }
+    let word = |b: &[u8], o: usize, n: usize| {
+        let mut bytes = [0u8; 8];
+        bytes[..n].copy_from_slice(&b[o..o + n]);
+        u64::from_le_bytes(bytes)
+    };
+    let (shoff, shentsize, shnum, shstrndx) = (
+        word(&header, 0x28, 8),
+        word(&header, 0x3a, 2),
+        word(&header, 0x3c, 2),
+        word(&header, 0x3e, 2),
+    );
+    if !(64..=1024).contains(&shentsize) || shstrndx >= shnum {
+        return false;
+    }
+    // A section header's name offset, file offset and size.
+    let fields = |sh: &[u8]| (word(sh, 0, 4), word(sh, 0x18, 8), word(sh, 0x20, 8));
+    let mut sh = [0u8; 64];
+    if !file.read_at(&mut sh, shoff + shstrndx * shentsize) {
+        return false;
+    }
+    // The section names, read whole (a few hundred bytes): a pread or two at each start of a
+    // program, not two a section.
+    let (_, names_at, names_size) = fields(&sh);
+    let mut names = [0u8; 4096];
+    let names = &mut names[..names_size.min(4096) as usize];
+    if !file.read_at(names, names_at) {
+        return false;
+    }
+    let mut headers = [0u8; 16 * 64];
+    let per_read = headers.len() as u64 / shentsize;
+    let mut first = 0;
+    while first < shnum {
+        let count = (shnum - first).min(per_read);
+        let bytes = &mut headers[..(count * shentsize) as usize];
+        if !file.read_at(bytes, shoff + first * shentsize) {
+            return false;
+        }
+        for sh in bytes.chunks_exact(shentsize as usize) {
+            let (name, offset, size) = fields(sh);
+            if names.get(name as usize..name as usize + 9) == Some(b".comment\0") {
+                return holds(file, offset, size.min(MOST), RUSTC);
+            }
+        }
+        first += count;
+    }
+    false
+}
+
+/// Do the `size` bytes of `file` at `offset` hold `needle`? Read in pieces that overlap by
+/// the needle's length, so a match across two pieces is seen.
+fn holds(file: &File, offset: u64, size: u64, needle: &[u8]) -> bool {
+    let mut piece = [0u8; 1024];
+    let step = (piece.len() - needle.len()) as u64;
+    let mut at = 0;
+    while at < size {
+        let len = (size - at).min(piece.len() as u64) as usize;
+        if !file.read_at(&mut piece[..len], offset + at) {
+            return false;
+        }
+        if piece[..len].windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+        at += step;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_test_binary_is_rust() {
+        assert!(main_is_rust());
+    }
+
+    #[test]
+    fn a_c_program_is_not() {
+        // A C executable (the build's C compiler driver, or the shell): no rustc in .comment.
+        let file = File::open(b"/bin/sh\0").expect("/bin/sh");
+        assert!(!names_rustc(&file));
+    }
+
+    #[test]
+    fn a_needle_across_two_pieces_is_found() {
+        let path = std::env::temp_dir().join(format!("gw-rust-std-{}", std::process::id()));
+        let mut bytes = vec![b'x'; 3000];
+        bytes[1015..1015 + RUSTC.len()].copy_from_slice(RUSTC);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut c_path = path.as_os_str().as_encoded_bytes().to_vec();
+        c_path.push(0);
+        let file = File::open(&c_path).unwrap();
+        assert!(holds(&file, 0, 3000, RUSTC));
+        assert!(!holds(&file, 1030, 1970, RUSTC));
+        drop(file);
+        std::fs::remove_file(&path).unwrap();
+    }
+}
