@@ -8,7 +8,8 @@
 //! program hangs (rustc's codegen coordinator and its main thread, on `fn main(){}`; any
 //! `recv` that waits for a thread of its own hub). So for a Rust executable the `thread`
 //! subsystem stays unpatched and its threads stay OS threads, as natively, and as for Go
-//! (`go_runtime`).
+//! (`go_runtime`); in another program, a thread a Rust library creates stays an OS thread
+//! (`thread::raw_waiters`: polars' or tokenizers' pools, a library's `mpsc` workers).
 //!
 //! rustc names itself in the `.comment` section of every object it compiles ("rustc version
 //! 1.95.0 …"), which the linker merges into the executable's; the section is not loaded, so
@@ -26,6 +27,12 @@ const MOST: u64 = 64 * 1024;
 /// True when the main executable was (at least in part) compiled by rustc.
 pub fn main_is_rust() -> bool {
     File::open(b"/proc/self/exe\0").is_some_and(|file| names_rustc(&file))
+}
+
+/// True when the loaded `object` was (at least in part) compiled by rustc: a Rust library's
+/// threads stay OS threads (`thread::raw_waiters`), for the reason above.
+pub fn object_is_rust(object: &crate::scope::Object) -> bool {
+    object.open_file().is_some_and(|file| names_rustc(&file))
 }
 
 /// Does the 64-bit ELF file's `.comment` section name rustc?
@@ -108,6 +115,15 @@ mod tests {
     #[test]
     fn this_test_binary_is_rust() {
         assert!(main_is_rust());
+    }
+
+    #[test]
+    fn objects_by_their_code() {
+        assert!(crate::scope::finder_ready());
+        let object = |address| crate::scope::object_of(address).expect("a loaded object");
+        // This test binary (the main program, read as /proc/self/exe), and libc.
+        assert!(object_is_rust(&object(objects_by_their_code as usize)));
+        assert!(!object_is_rust(&object(libc::getpid as usize)));
     }
 
     #[test]

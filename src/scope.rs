@@ -129,6 +129,20 @@ impl Object {
     pub fn file(&self) -> &'static [u8] {
         self.path.rsplit(|&b| b == b'/').next().unwrap_or(self.path)
     }
+
+    /// Its file, opened with a raw `openat` (no allocation, no lock): the main program's as
+    /// `/proc/self/exe`. None for a path longer than 1 KiB or an object with no file (the vDSO).
+    pub fn open_file(&self) -> Option<crate::sys::RawFile> {
+        let mut path = [0u8; 1024];
+        let name: &[u8] = if self.path.is_empty() {
+            b"/proc/self/exe"
+        } else {
+            self.path
+        };
+        path.get_mut(..name.len())?.copy_from_slice(name);
+        *path.get_mut(name.len())? = 0;
+        crate::sys::RawFile::open(&path[..=name.len()])
+    }
 }
 
 /// The object `address` lies in, if any and if [`finder_ready`] said yes. Lock- and

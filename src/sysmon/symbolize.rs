@@ -19,18 +19,11 @@ pub fn write_place(out: &mut impl Write, address: usize) -> core::fmt::Result {
         b"" => crate::log::program(),
         file => core::str::from_utf8(file).unwrap_or("?"),
     };
-    let mut path = [0u8; 512];
-    let path_len = object.path.len().min(path.len() - 1);
-    if object.path.is_empty() {
-        path[..14].copy_from_slice(b"/proc/self/exe");
-    } else {
-        path[..path_len].copy_from_slice(&object.path[..path_len]);
-    }
     let mut name = [0u8; 256];
     let at = address.wrapping_sub(object.bias) as u64;
     // An object with no file (the vDSO, named without a '/') is read where it is mapped,
     // headers and all; any other's mapping lacks its section headers.
-    let source = match File::open(&path) {
+    let source = match object.open_file() {
         Some(file) => Some(Source::File(file)),
         None if !object.path.is_empty() && !object.path.contains(&b'/') => {
             Some(Source::Memory(object.start))
