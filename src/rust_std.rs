@@ -61,15 +61,25 @@ fn names_rustc(file: &File) -> bool {
     if !file.read_at(&mut sh, shoff + shstrndx * shentsize) {
         return false;
     }
-    // The section names, read whole (a few hundred bytes): a pread or two at each start of a
-    // program, not two a section.
+    // The section names, read whole when they fit (a few hundred bytes: one pread, not one a
+    // section). The buffers stay small: this runs on the stack of the thread that calls
+    // `pthread_create`, which may be the 16 KiB minimum.
     let (_, names_at, names_size) = fields(&sh);
-    let mut names = [0u8; 4096];
-    let names = &mut names[..names_size.min(4096) as usize];
+    let mut names = [0u8; 512];
+    let names = &mut names[..names_size.min(512) as usize];
     if !file.read_at(names, names_at) {
         return false;
     }
-    let mut headers = [0u8; 16 * 64];
+    let is_comment = |name: u64| match names.get(name as usize..name as usize + 9) {
+        Some(held) => held == b".comment\0",
+        None => {
+            let mut far = [0u8; 9];
+            name + 9 <= names_size
+                && file.read_at(&mut far, names_at + name)
+                && &far == b".comment\0"
+        }
+    };
+    let mut headers = [0u8; 8 * 64];
     let per_read = headers.len() as u64 / shentsize;
     let mut first = 0;
     while first < shnum {
@@ -80,7 +90,7 @@ fn names_rustc(file: &File) -> bool {
         }
         for sh in bytes.chunks_exact(shentsize as usize) {
             let (name, offset, size) = fields(sh);
-            if names.get(name as usize..name as usize + 9) == Some(b".comment\0") {
+            if is_comment(name) {
                 return holds(file, offset, size.min(MOST), RUSTC);
             }
         }
@@ -92,7 +102,7 @@ fn names_rustc(file: &File) -> bool {
 /// Do the `size` bytes of `file` at `offset` hold `needle`? Read in pieces that overlap by
 /// the needle's length, so a match across two pieces is seen.
 fn holds(file: &File, offset: u64, size: u64, needle: &[u8]) -> bool {
-    let mut piece = [0u8; 1024];
+    let mut piece = [0u8; 512];
     let step = (piece.len() - needle.len()) as u64;
     let mut at = 0;
     while at < size {
@@ -137,14 +147,58 @@ mod tests {
     fn a_needle_across_two_pieces_is_found() {
         let path = std::env::temp_dir().join(format!("gw-rust-std-{}", std::process::id()));
         let mut bytes = vec![b'x'; 3000];
-        bytes[1015..1015 + RUSTC.len()].copy_from_slice(RUSTC);
-        std::fs::write(&path, &bytes).unwrap();
-        let mut c_path = path.as_os_str().as_encoded_bytes().to_vec();
-        c_path.push(0);
-        let file = File::open(&c_path).unwrap();
+        // Across the end of the first 512-byte piece.
+        bytes[505..505 + RUSTC.len()].copy_from_slice(RUSTC);
+        let (file, path) = temp_file("needle", &bytes);
         assert!(holds(&file, 0, 3000, RUSTC));
-        assert!(!holds(&file, 1030, 1970, RUSTC));
+        assert!(!holds(&file, 520, 2480, RUSTC));
         drop(file);
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_comment_named_beyond_the_names_read_whole_is_found() {
+        // A minimal 64-bit ELF: a null section, the section names (longer than the 512 bytes
+        // read whole, `.comment`'s name past them, as in librustc_driver's 516), `.comment`.
+        let mut names = vec![0u8; 600];
+        names.extend_from_slice(b".shstrtab\0.comment\0");
+        let comment = b"GCC: (Debian) 12\0rustc version 1.95.0\0";
+        let (names_at, comment_at, headers_at) = (64u64, 64 + names.len() as u64, 1024u64);
+        let mut elf = vec![0u8; headers_at as usize + 3 * 64];
+        elf[..5].copy_from_slice(b"\x7fELF\x02");
+        elf[0x28..0x30].copy_from_slice(&headers_at.to_le_bytes());
+        elf[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        elf[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        elf[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+        elf[64..64 + names.len()].copy_from_slice(&names);
+        elf[comment_at as usize..comment_at as usize + comment.len()].copy_from_slice(comment);
+        let mut section = |index: usize, name: u32, at: u64, size: u64| {
+            let sh = &mut elf[headers_at as usize + index * 64..][..64];
+            sh[..4].copy_from_slice(&name.to_le_bytes());
+            sh[0x18..0x20].copy_from_slice(&at.to_le_bytes());
+            sh[0x20..0x28].copy_from_slice(&size.to_le_bytes());
+        };
+        section(1, 600, names_at, names.len() as u64);
+        section(2, 610, comment_at, comment.len() as u64);
+        let (file, path) = temp_file("elf", &elf);
+        assert!(names_rustc(&file));
+        drop(file);
+        // The same without rustc's line.
+        let mut c_only = elf.clone();
+        c_only[comment_at as usize + 17..][..5].copy_from_slice(b"clang");
+        let (other, other_path) = temp_file("elf-c", &c_only);
+        assert!(!names_rustc(&other));
+        drop(other);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(&other_path).unwrap();
+    }
+
+    fn temp_file(what: &str, bytes: &[u8]) -> (File, std::path::PathBuf) {
+        let name = format!("gw-rust-std-{what}-{}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let mut c_path = path.as_os_str().as_encoded_bytes().to_vec();
+        c_path.push(0);
+        (File::open(&c_path).unwrap(), path)
     }
 }
