@@ -8,7 +8,11 @@
 //! `#pragma omp parallel` hung. Rust's std channels take a thread-local's address as the
 //! thread's identity (`rust_std`): green, a Rust library's workers shared their hub's, a send
 //! skipped the receiver parked on the same hub, and a C program calling a library that joins
-//! `mpsc` workers hung. So a thread libgomp or a Rust object creates is a real OS thread, as
+//! `mpsc` workers hung. OpenBLAS's server threads (numpy's and scipy's `libscipy_openblas*`)
+//! spin on their queue with inline yields (the library imports no `sched_yield`): green, only
+//! preemption ended a spin, a call took seconds, and `np.linalg.solve` and a matmul with two
+//! threads gave wrong results about one call in three at 1 and 2 hubs (test_openblas).
+//! So a thread libgomp, OpenBLAS or a Rust object creates is a real OS thread, as
 //! natively; the rest of the program stays green (a green thread that enters a parallel region
 //! or waits on such a thread's message parks or blocks as any other call does).
 //! (Go's runtime and a Rust executable do the same, for a whole executable: `go_runtime`,
@@ -18,7 +22,7 @@ use crate::scope::Object;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering, fence};
 
 /// The file names (their start: the soname's version may change) of the runtimes above.
-const RAW_WAITERS: &[&[u8]] = &[b"libgomp.so"];
+const RAW_WAITERS: &[&[u8]] = &[b"libgomp.so", b"libopenblas", b"libscipy_openblas"];
 
 /// Answers keyed by an address, for one loader generation (`scope::GENERATION`: a range
 /// changes hands only behind a bump), each slot under a sequence number (odd while written):
