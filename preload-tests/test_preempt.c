@@ -17,7 +17,13 @@
  * 6. A spin that starts after its hub switched at every look for a while (the monitor's tick
  *    lengthens then): two threads yield to each other for 10 ms, then one spins on a flag
  *    that the other, runnable, sets once it sees the spin; twenty rounds, so that the spin
- *    starts at every point of the monitor's tick. */
+ *    starts at every point of the monitor's tick.
+ * 7. AVX registers survive preemption at every stack alignment: a spinner aligns its own stack
+ *    pointer to each of the eight 8-byte offsets in 64 and adds in a ymm register while
+ *    another thread clobbers them. The handler once pushed the return address right below the
+ *    red zone, where the kernel's signal frame still was: with the stack pointer 8 past a
+ *    multiple of 64 that overwrote the frame's FP_XSTATE_MAGIC2, and the sigreturn restored
+ *    only the SSE halves (numpy's OpenBLAS kernels computed wrong products). */
 #include "gwtest.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -304,6 +310,53 @@ static void spin_after_switching(void) {
     }
 }
 
+/* Adds {1, 2, 3, 4} into ymm3 until *stop, on a stack pointer `pad` below a multiple of 64;
+ * the sum goes to out, the count is returned. */
+__attribute__((target("avx"))) static long add_at_alignment(long pad, atomic_int *stop, double out[4]) {
+    static const double step[4] = {1.0, 2.0, 3.0, 4.0};
+    long n;
+    __asm__ volatile("mov %%rsp, %%r12\n\t"
+                     "and $-64, %%rsp\n\t"
+                     "sub %[pad], %%rsp\n\t"
+                     "vmovupd (%[step]), %%ymm2\n\t"
+                     "vxorpd %%ymm3, %%ymm3, %%ymm3\n\t"
+                     "xor %[n], %[n]\n"
+                     "1:\n\t"
+                     "vaddpd %%ymm2, %%ymm3, %%ymm3\n\t"
+                     "inc %[n]\n\t"
+                     "testl $1023, %k[n]\n\t"
+                     "jnz 1b\n\t"
+                     "cmpl $0, (%[stop])\n\t"
+                     "je 1b\n\t"
+                     "vmovupd %%ymm3, (%[out])\n\t"
+                     "mov %%r12, %%rsp\n\t"
+                     : [n] "=&r"(n)
+                     : [pad] "r"(pad), [step] "r"(step), [stop] "r"(stop), [out] "r"(out)
+                     : "r12", "xmm2", "xmm3", "memory", "cc");
+    return n;
+}
+
+static long alignment_pad;
+
+static void *aligned_spinner(void *arg) {
+    (void)arg;
+    double sum[4];
+    long n = add_at_alignment(alignment_pad, &clobbered, sum);
+    for (int lane = 0; lane < 4; lane++)
+        CHECK(sum[lane] == (double)n * (lane + 1), "ymm lane %d lost across preemption, stack pointer %ld below a "
+              "multiple of 64 (%.0f after %ld adds)", lane, alignment_pad, sum[lane], n);
+    return NULL;
+}
+
+static void wide_registers_survive_at_every_alignment(void) {
+    if (!__builtin_cpu_supports("avx")) return;
+    gw_phase = "spinners in AVX registers at each stack alignment while another thread clobbers them";
+    for (alignment_pad = 0; alignment_pad < 64; alignment_pad += 8) {
+        atomic_store(&clobbered, 0);
+        gw_run_pair(aligned_spinner, clobber_wide);
+    }
+}
+
 int main(void) {
     gw_watchdog("test_preempt", 30);
     spin_on_atomic();
@@ -313,5 +366,6 @@ int main(void) {
     own_sigurg_handler();
     spinners_and_allocators();
     spin_after_switching();
+    wide_registers_survive_at_every_alignment();
     return 0;
 }

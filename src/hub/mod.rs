@@ -151,6 +151,10 @@ pub struct Hub {
     copied: core::sync::atomic::AtomicPtr<Region>,
     /// Free parking-lot nodes for that mode's waiters (opaque here: `park`'s).
     spare_nodes: Cell<*mut ()>,
+    /// The interrupted instruction's address and `r11`, left by the monitor's signal handler
+    /// for the preemption stub, which reads them as it starts (`sysmon::preempt::inject`): the
+    /// handler writes nothing on the interrupted stack, where the kernel's signal frame lies.
+    pub(crate) preempt_return: Cell<[u64; 2]>,
     /// Poller waits that failed in a row (each makes a fresh poller; a few in a row stop).
     poller_failures: Cell<u32>,
     /// The OS thread's real `pthread_t`.
@@ -325,6 +329,7 @@ impl Hub {
             stacks: RefCell::new(StackPool::helped()),
             copied: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
             spare_nodes: Cell::new(ptr::null_mut()),
+            preempt_return: Cell::new([0; 2]),
             poller_failures: Cell::new(0),
             // SAFETY: pthread_self has no preconditions (the real one: ours is not re-entered).
             os_thread: unsafe { (crate::real::get().pthread_self)() },

@@ -18,8 +18,15 @@
 //! extended state (`xsave`, with the size `cpuid` gives for the features the OS enabled),
 //! calls the hub's ordinary yield ([`crate::hub::Hub::preempted`]), restores everything and
 //! returns to the interrupted instruction with `ret 128`, stepping over the red zone the
-//! interrupted code may use below its stack pointer (the System V ABI's 128 bytes), which the
-//! injected return address was pushed below. x86-64 only; other architectures refuse.
+//! interrupted code may use below its stack pointer (the System V ABI's 128 bytes). It pushes
+//! that return address itself, below the red zone, from the hub's slot where the handler left
+//! it (with `r11`, which carries the slot's address): the handler writes nothing on the
+//! interrupted stack, since the kernel's signal frame lies right below the red zone while the
+//! handler runs. (A push from the handler there overwrote the frame's `FP_XSTATE_MAGIC2`
+//! when the stack pointer was 8 past a multiple of 64; the kernel's sigreturn then restored
+//! only the legacy SSE state and zeroed the upper halves of the AVX registers: OpenBLAS's
+//! kernels, which align their stack, computed wrong products.) x86-64 only; other
+//! architectures refuse.
 
 use crate::hub::Hub;
 use core::ffi::{c_int, c_void};
@@ -198,7 +205,7 @@ extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, context: *mut c_void) 
         let for_woken = hub.take_follow_up();
         match may_preempt(hub, context) {
             // SAFETY: the kernel's context of this delivery, judged safe to redirect.
-            Verdict::Switch => unsafe { inject(context) },
+            Verdict::Switch => unsafe { inject(context, &hub.preempt_return) },
             Verdict::LookAgain if for_woken => {
                 hub.yield_at_next_safe_point();
                 follow_up(hub);
@@ -390,31 +397,31 @@ fn interrupted_at(_context: *mut c_void) -> Option<(usize, usize)> {
     None
 }
 
-/// Makes the interrupted thread call `async_preempt` when the handler returns: its return
-/// address (the interrupted instruction) is pushed below the red zone.
+/// Makes the interrupted thread call `async_preempt` when the handler returns: the
+/// interrupted instruction's address and `r11` go to `slot` (the hub's: one preemption at a
+/// time per OS thread, and a delivery that finds the stub running does not inject), `r11`
+/// carries the slot's address, and the stub pushes the return address itself. Nothing is
+/// written below the interrupted stack pointer here: the kernel's signal frame is there until
+/// the handler returns (see the module).
 ///
 /// # Safety
 /// `context` is the kernel's ucontext of a delivery on this thread, interrupted in code that
-/// keeps the System V red zone or less below its stack pointer.
+/// keeps the System V red zone or less below its stack pointer; `slot` is this OS thread's hub's.
 #[cfg(target_arch = "x86_64")]
-unsafe fn inject(context: *mut c_void) {
+unsafe fn inject(context: *mut c_void, slot: &core::cell::Cell<[u64; 2]>) {
     // SAFETY: per our contract.
     let context = unsafe { &mut *context.cast::<libc::ucontext_t>() };
     let regs = &mut context.uc_mcontext.gregs;
-    let sp = regs[libc::REG_RSP as usize] as usize - RED_ZONE - 8;
-    // SAFETY: below the red zone of the interrupted stack: free for a push, as a call made
-    // there would use it.
-    unsafe { (sp as *mut u64).write(regs[libc::REG_RIP as usize] as u64) };
-    regs[libc::REG_RSP as usize] = sp as i64;
+    slot.set([
+        regs[libc::REG_RIP as usize] as u64,
+        regs[libc::REG_R11 as usize] as u64,
+    ]);
+    regs[libc::REG_R11 as usize] = slot.as_ptr() as i64;
     regs[libc::REG_RIP as usize] = async_preempt as *const () as usize as i64;
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn inject(_context: *mut c_void) {}
-
-/// The System V x86-64 red zone.
-#[cfg(target_arch = "x86_64")]
-const RED_ZONE: usize = 128;
+unsafe fn inject(_context: *mut c_void, _slot: &core::cell::Cell<[u64; 2]>) {}
 
 /// Called by `async_preempt` with everything saved: the hub's yield, errno kept (the
 /// interrupted code may be between a call and its errno check).
@@ -430,9 +437,9 @@ extern "C" fn preempted() {
 
 #[cfg(target_arch = "x86_64")]
 unsafe extern "C" {
-    /// Entered by a return from the signal handler, with the interrupted instruction's address
-    /// at the top of the stack and the red zone above it (see the module). A hidden symbol:
-    /// not exported.
+    /// Entered by a return from the signal handler, at the interrupted stack pointer, with
+    /// `r11` pointing at the hub's slot holding the interrupted instruction's address and
+    /// `r11` (`inject`; see the module). A hidden symbol: not exported.
     #[link_name = "greenworld_async_preempt"]
     fn async_preempt();
 }
@@ -444,6 +451,11 @@ core::arch::global_asm!(
     ".hidden greenworld_async_preempt",
     ".type greenworld_async_preempt,@function",
     "greenworld_async_preempt:",
+    // Over the red zone (`lea` leaves the flags alone), then the return address from the
+    // hub's slot `r11` points at (`inject`), and the interrupted `r11` back.
+    "lea rsp, [rsp - 128]",
+    "push qword ptr [r11]",
+    "mov r11, qword ptr [r11 + 8]",
     "pushfq",
     // The interrupted code may have set the direction flag; the ABI wants it clear in calls.
     "cld",

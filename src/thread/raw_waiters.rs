@@ -10,8 +10,9 @@
 //! skipped the receiver parked on the same hub, and a C program calling a library that joins
 //! `mpsc` workers hung. OpenBLAS's server threads (numpy's and scipy's `libscipy_openblas*`)
 //! spin on their queue with inline yields (the library imports no `sched_yield`): green, only
-//! preemption ended a spin, a call took seconds, and `np.linalg.solve` and a matmul with two
-//! threads gave wrong results about one call in three at 1 and 2 hubs (test_openblas).
+//! preemption ended a spin and a 2000×2000 matmul with two threads took seconds
+//! (test_openblas; the wrong products those runs also gave were a preemption bug, fixed in
+//! `sysmon::preempt`).
 //! So a thread libgomp, OpenBLAS or a Rust object creates is a real OS thread, as
 //! natively; the rest of the program stays green (a green thread that enters a parallel region
 //! or waits on such a thread's message parks or blocks as any other call does).
