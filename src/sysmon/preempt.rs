@@ -398,11 +398,12 @@ fn interrupted_at(_context: *mut c_void) -> Option<(usize, usize)> {
 }
 
 /// Makes the interrupted thread call `async_preempt` when the handler returns: the
-/// interrupted instruction's address and `r11` go to `slot` (the hub's: one preemption at a
-/// time per OS thread, and a delivery that finds the stub running does not inject), `r11`
-/// carries the slot's address, and the stub pushes the return address itself. Nothing is
-/// written below the interrupted stack pointer here: the kernel's signal frame is there until
-/// the handler returns (see the module).
+/// interrupted instruction's address and `r11` go to `slot` (the hub's), `r11` carries the
+/// slot's address, and the stub pushes the return address itself and zeroes the slot's first
+/// word. Nothing is written below the interrupted stack pointer here: the kernel's signal
+/// frame is there until the handler returns (see the module). A slot not yet taken (a
+/// program's signal handler that ran before the stub's first instructions, preempted in turn)
+/// is left alone: this point is not taken, the next look may be.
 ///
 /// # Safety
 /// `context` is the kernel's ucontext of a delivery on this thread, interrupted in code that
@@ -412,6 +413,9 @@ unsafe fn inject(context: *mut c_void, slot: &core::cell::Cell<[u64; 2]>) {
     // SAFETY: per our contract.
     let context = unsafe { &mut *context.cast::<libc::ucontext_t>() };
     let regs = &mut context.uc_mcontext.gregs;
+    if slot.get()[0] != 0 {
+        return;
+    }
     slot.set([
         regs[libc::REG_RIP as usize] as u64,
         regs[libc::REG_R11 as usize] as u64,
@@ -451,10 +455,12 @@ core::arch::global_asm!(
     ".hidden greenworld_async_preempt",
     ".type greenworld_async_preempt,@function",
     "greenworld_async_preempt:",
-    // Over the red zone (`lea` leaves the flags alone), then the return address from the
-    // hub's slot `r11` points at (`inject`), and the interrupted `r11` back.
+    // Over the red zone (`lea` and `mov` leave the flags alone), then the return address
+    // from the hub's slot `r11` points at (`inject`), the slot marked taken, and the
+    // interrupted `r11` back.
     "lea rsp, [rsp - 128]",
     "push qword ptr [r11]",
+    "mov qword ptr [r11], 0",
     "mov r11, qword ptr [r11 + 8]",
     "pushfq",
     // The interrupted code may have set the direction flag; the ABI wants it clear in calls.
