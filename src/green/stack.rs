@@ -377,27 +377,11 @@ impl StackPool {
             run[count] = Some(spare);
             count += 1;
         }
-        let stacks = || run[..count].iter().flatten();
-        install_guards(
-            stacks()
-                .filter(|s| s.state == State::Bare)
-                .map(|s| (s.low, s.guard)),
-        );
-        // Committed ahead only where one call does it all: elsewhere the first touch faults
-        // the page in, as it always did.
-        let page = page_size();
-        advise_vectored(
-            stacks().map(|s| (s.low + s.len - page, page)),
-            MADV_POPULATE_WRITE,
-        );
+        commit(run[..count].iter().flatten());
         // All this pool's now, the one made ready too (reserved by another hub's pool, which
         // carves address space again when it needs more): a hub whose threads were all made
         // by another must have resident stacks of its own to start them on.
-        let mut run = run.into_iter().flatten().map(|s| Stack {
-            state: State::Resident,
-            home: 0,
-            ..s
-        });
+        let mut run = run.into_iter().flatten().map(resident);
         let first = run
             .next()
             .expect("the stack made ready is the first of the run");
@@ -526,11 +510,18 @@ fn make_ready_ahead(ahead: Arc<Ahead>) {
     }
 }
 
-/// Installs the guards of the bare ones among up to [`BATCH`] stacks and commits all their top
-/// pages: two system calls.
+/// Makes up to [`BATCH`] stacks ready, on `gw-stacks` ([`commit`]).
 fn make_ready(run: Vec<Stack>) -> Vec<Stack> {
+    commit(run.iter());
+    run.into_iter().map(resident).collect()
+}
+
+/// Installs the guards of the bare ones among up to [`BATCH`] stacks and commits all their top
+/// pages: two system calls, on the hub ([`StackPool::ready`]) or on `gw-stacks`.
+fn commit<'a>(stacks: impl Iterator<Item = &'a Stack> + Clone) {
     install_guards(
-        run.iter()
+        stacks
+            .clone()
             .filter(|s| s.state == State::Bare)
             .map(|s| (s.low, s.guard)),
     );
@@ -538,16 +529,18 @@ fn make_ready(run: Vec<Stack>) -> Vec<Stack> {
     // the page in, as it always did.
     let page = page_size();
     advise_vectored(
-        run.iter().map(|s| (s.low + s.len - page, page)),
+        stacks.map(|s| (s.low + s.len - page, page)),
         MADV_POPULATE_WRITE,
     );
-    run.into_iter()
-        .map(|s| Stack {
-            state: State::Resident,
-            home: 0,
-            ..s
-        })
-        .collect()
+}
+
+/// A stack [`commit`] made ready: resident, and no other hub's reservation any more.
+fn resident(stack: Stack) -> Stack {
+    Stack {
+        state: State::Resident,
+        home: 0,
+        ..stack
+    }
 }
 
 /// `len` bytes of fresh stack memory (an arena of the pool, a hub's shared region of copied
