@@ -145,7 +145,6 @@ mod tests {
 
     #[test]
     fn a_needle_across_two_pieces_is_found() {
-        let path = std::env::temp_dir().join(format!("gw-rust-std-{}", std::process::id()));
         let mut bytes = vec![b'x'; 3000];
         // Across the end of the first 512-byte piece.
         bytes[505..505 + RUSTC.len()].copy_from_slice(RUSTC);

@@ -118,8 +118,9 @@ pub struct Object {
     /// Where its mapping starts and ends.
     pub start: usize,
     pub end: usize,
-    /// Its path as the loader has it (empty for the main program).
-    pub path: &'static [u8],
+    /// Its path as the loader has it (empty for the main program), NUL-terminated: the loader's
+    /// own string.
+    name: &'static CStr,
     /// Its load bias (`l_addr`): what its symbols' values are offset by.
     pub bias: usize,
 }
@@ -127,21 +128,25 @@ pub struct Object {
 impl Object {
     /// The file name of its path.
     pub fn file(&self) -> &'static [u8] {
-        self.path.rsplit(|&b| b == b'/').next().unwrap_or(self.path)
+        let path = self.path();
+        path.rsplit(|&b| b == b'/').next().unwrap_or(path)
     }
 
-    /// Its file, opened with a raw `openat` (no allocation, no lock): the main program's as
-    /// `/proc/self/exe`. None for a path longer than 1 KiB or an object with no file (the vDSO).
+    /// Its path as the loader has it (empty for the main program).
+    pub fn path(&self) -> &'static [u8] {
+        self.name.to_bytes()
+    }
+
+    /// Its file, opened with a raw `openat` of the loader's own string (no copy, no allocation,
+    /// no lock): the main program's as `/proc/self/exe`. None for an object with no file (the
+    /// vDSO).
     pub fn open_file(&self) -> Option<crate::sys::RawFile> {
-        let mut path = [0u8; 1024];
-        let name: &[u8] = if self.path.is_empty() {
-            b"/proc/self/exe"
+        let name = if self.name.is_empty() {
+            c"/proc/self/exe"
         } else {
-            self.path
+            self.name
         };
-        path.get_mut(..name.len())?.copy_from_slice(name);
-        *path.get_mut(name.len())? = 0;
-        crate::sys::RawFile::open(&path[..=name.len()])
+        crate::sys::RawFile::open(name.to_bytes_with_nul())
     }
 }
 
@@ -162,18 +167,18 @@ pub fn object_of(address: usize) -> Option<Object> {
     }
     // SAFETY: the loader's link map for a loaded object; its name is a NUL-terminated string
     // it owns (null for none).
-    let path = unsafe { found.link_map.as_ref() }
+    let name = unsafe { found.link_map.as_ref() }
         .filter(|map| !map.name.is_null())
-        .map_or(&[][..], |map| {
+        .map_or(c"", |map| {
             // SAFETY: as above: a non-null name the loader owns.
-            unsafe { CStr::from_ptr(map.name) }.to_bytes()
+            unsafe { CStr::from_ptr(map.name) }
         });
     // SAFETY: as above.
     let bias = unsafe { found.link_map.as_ref() }.map_or(found.map_start, |map| map.addr);
     Some(Object {
         start: found.map_start,
         end: found.map_end,
-        path,
+        name,
         bias,
     })
 }

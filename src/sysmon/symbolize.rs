@@ -25,7 +25,7 @@ pub fn write_place(out: &mut impl Write, address: usize) -> core::fmt::Result {
     // headers and all; any other's mapping lacks its section headers.
     let source = match object.open_file() {
         Some(file) => Some(Source::File(file)),
-        None if !object.path.is_empty() && !object.path.contains(&b'/') => {
+        None if !object.path().is_empty() && !object.path().contains(&b'/') => {
             Some(Source::Memory(object.start))
         }
         None => None,
