@@ -193,22 +193,8 @@ impl Hubs {
         match self {
             Hubs::Count(n) => n,
             Hubs::Auto => {
-                // SAFETY: a zeroed cpu_set_t, filled by the kernel for this OS thread (the raw
-                // call: the library's own sched_getaffinity answers for a green thread).
-                let cpus = unsafe {
-                    let mut set: libc::cpu_set_t = core::mem::zeroed();
-                    let len = core::mem::size_of_val(&set) as libc::c_long;
-                    let at = &mut set as *mut libc::cpu_set_t as libc::c_long;
-                    let got = crate::sys::raw_syscall(
-                        libc::SYS_sched_getaffinity,
-                        crate::sys::pad([0, len, at]),
-                    );
-                    if got > 0 {
-                        libc::CPU_COUNT(&set) as usize
-                    } else {
-                        1
-                    }
-                };
+                let cpus = crate::sys::os_cpu_mask()
+                    .map_or(1, |mask| mask.iter().map(|w| w.count_ones() as usize).sum());
                 cpus.clamp(1, MAX_HUBS)
             }
         }

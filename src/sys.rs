@@ -217,6 +217,25 @@ pub fn prefetch(addr: usize) {
     let _ = addr;
 }
 
+/// This OS thread's CPU mask, 1 024 CPUs' worth (`green::CpuMask`), from the raw system
+/// call: the library's own `sched_getaffinity` answers for a green thread. None when the
+/// kernel refuses (more CPUs than the mask holds).
+pub fn os_cpu_mask() -> Option<[u64; 16]> {
+    let mut mask = [0u64; 16];
+    // SAFETY: a writable local of its size in bytes; tid 0 is this OS thread.
+    let got = unsafe {
+        raw_syscall(
+            libc::SYS_sched_getaffinity,
+            pad([
+                0,
+                core::mem::size_of_val(&mask) as libc::c_long,
+                mask.as_mut_ptr() as libc::c_long,
+            ]),
+        )
+    };
+    (got > 0).then_some(mask)
+}
+
 /// Opens `path` for the library's own use (a `/proc` file) with the raw `openat`: never the
 /// program's `open` hook (the runtime never calls its own hooks), no allocation, no lock, so
 /// safe in a hub's wait and on the monitor's hidden thread. The descriptor (the caller closes

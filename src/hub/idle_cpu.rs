@@ -37,24 +37,8 @@ pub fn process_cpus() -> usize {
     if asked != usize::MAX {
         return asked;
     }
-    let mut mask = [0u64; 16];
-    // SAFETY: a writable local of its size in bytes; tid 0 is this OS thread. The raw call:
-    // the library's own `sched_getaffinity` answers for a green thread.
-    let got = unsafe {
-        crate::sys::raw_syscall(
-            libc::SYS_sched_getaffinity,
-            crate::sys::pad([
-                0,
-                core::mem::size_of_val(&mask) as libc::c_long,
-                mask.as_mut_ptr() as libc::c_long,
-            ]),
-        )
-    };
-    let cpus = if got > 0 {
-        mask.iter().map(|w| w.count_ones() as usize).sum()
-    } else {
-        0
-    };
+    let cpus = crate::sys::os_cpu_mask()
+        .map_or(0, |mask| mask.iter().map(|w| w.count_ones() as usize).sum());
     ASKED.store(cpus, Ordering::Relaxed);
     cpus
 }

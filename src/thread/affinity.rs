@@ -51,23 +51,6 @@ fn intern(mask: &CpuMask) -> &'static CpuMask {
     leaked
 }
 
-/// This OS thread's own mask (the raw system call), None over 1 024 CPUs.
-pub fn os_mask() -> Option<CpuMask> {
-    let mut mask: CpuMask = [0; 16];
-    // SAFETY: a writable local of MASK_BYTES; tid 0 is this OS thread.
-    let got = unsafe {
-        crate::sys::raw_syscall(
-            libc::SYS_sched_getaffinity,
-            crate::sys::pad([
-                0,
-                MASK_BYTES as libc::c_long,
-                mask.as_mut_ptr() as libc::c_long,
-            ]),
-        )
-    };
-    (got > 0).then_some(mask)
-}
-
 /// Sets this OS thread's mask (the raw system call): 0 or a negative errno.
 ///
 /// # Safety
@@ -88,7 +71,7 @@ unsafe fn set_os_mask(len: usize, mask: *const u8) -> libc::c_long {
 /// # Safety
 /// None beyond the kernel's: an unreadable `asked` is EFAULT.
 pub unsafe fn try_mask(len: usize, asked: *const u8) -> Tried {
-    let Some(own) = os_mask() else {
+    let Some(own) = crate::sys::os_cpu_mask() else {
         return Tried::Unknown;
     };
     // SAFETY: the caller's mask; the kernel checks it is readable.
@@ -96,7 +79,7 @@ pub unsafe fn try_mask(len: usize, asked: *const u8) -> Tried {
     if rc < 0 {
         return Tried::Refused(-rc as c_int);
     }
-    let got = os_mask();
+    let got = crate::sys::os_cpu_mask();
     // SAFETY: a local of MASK_BYTES the kernel took a moment ago.
     unsafe { set_os_mask(MASK_BYTES, own.as_ptr().cast()) };
     match got {

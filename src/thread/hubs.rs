@@ -178,7 +178,7 @@ static PROCESS_CPUS: [AtomicU64; CPU_WORDS] = [const { AtomicU64::new(0) }; CPU_
 
 fn note_process_cpus() {
     // The OS thread's own (a green creator's kept mask is not the process's).
-    let Some(words) = super::affinity::os_mask() else {
+    let Some(words) = crate::sys::os_cpu_mask() else {
         return;
     };
     let mut cpus = 0;
